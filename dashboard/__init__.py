@@ -1,0 +1,1 @@
+"""chot dashboard package."""

@@ -1,0 +1,1 @@
+"""chot keys package."""

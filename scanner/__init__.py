@@ -1,0 +1,1 @@
+"""chot scanner package."""

@@ -1,0 +1,1 @@
+"""chot verifier package."""
