@@ -1,0 +1,208 @@
+"""The error hierarchy of the verifier core: one class per reason, each with a stable code.
+
+Every error carries `code` (stable, snake_case, safe to send off the unit), `message_en` and
+`message_vi` (what a checkpoint officer reads). Messages never contain personal data.
+"""
+
+from __future__ import annotations
+
+
+class VerificationError(Exception):
+    """Base of every error the verifier core raises."""
+
+    code = "invalid"
+    message_en = "The certificate could not be verified."
+    message_vi = "Không thể xác minh chứng nhận."
+
+    def __init__(self, detail: str = "") -> None:
+        # `detail` is for developers (tests, conformance output); it never holds personal data.
+        self.detail = detail
+        super().__init__(f"{self.code}: {detail}" if detail else f"{self.code}: {self.message_en}")
+
+
+class MalformedCode(VerificationError):
+    """The scanned text is not a readable health certificate."""
+
+    code = "malformed"
+    message_en = "This QR code is not a readable health certificate."
+    message_vi = "Mã QR này không phải là chứng nhận y tế hợp lệ."
+
+
+class InputTooLarge(MalformedCode):
+    """The scanned text is longer than any real certificate."""
+
+    code = "too_large"
+    message_en = "The QR code holds far more data than a certificate can."
+    message_vi = "Mã QR chứa quá nhiều dữ liệu so với một chứng nhận."
+
+
+class PrefixError(MalformedCode):
+    """The text does not start with the HC1: context prefix."""
+
+    code = "prefix"
+    message_en = "Not an EU/Vietnam COVID certificate (missing HC1: prefix)."
+    message_vi = "Không phải chứng nhận COVID (thiếu tiền tố HC1:)."
+
+
+class Base45Error(MalformedCode):
+    """The text after the prefix is not valid Base45."""
+
+    code = "base45"
+    message_en = "The QR code is damaged (bad Base45 text)."
+    message_vi = "Mã QR bị hỏng (dữ liệu Base45 không hợp lệ)."
+
+
+class ZlibError(MalformedCode):
+    """The Base45 data does not inflate as zlib."""
+
+    code = "zlib"
+    message_en = "The QR code is damaged (compressed data unreadable)."
+    message_vi = "Mã QR bị hỏng (không giải nén được dữ liệu)."
+
+
+class ZlibBomb(MalformedCode):
+    """The compressed data inflates beyond the hard cap."""
+
+    code = "zlib_bomb"
+    message_en = "The QR code was refused: its data expands far beyond a real certificate."
+    message_vi = "Mã QR bị từ chối: dữ liệu giải nén lớn bất thường."
+
+
+class CoseError(MalformedCode):
+    """The data is not a well-formed COSE_Sign1 message."""
+
+    code = "cose"
+    message_en = "The certificate's signed envelope is malformed."
+    message_vi = "Phần ký số của chứng nhận bị sai định dạng."
+
+
+class CborLimitsError(MalformedCode):
+    """The CBOR data is nested too deeply or holds oversized arrays, maps or strings."""
+
+    code = "cbor_limits"
+    message_en = "The certificate data was refused: its structure is abnormally large or deep."
+    message_vi = "Dữ liệu chứng nhận bị từ chối: cấu trúc lớn hoặc lồng sâu bất thường."
+
+
+class AlgorithmUnsupported(VerificationError):
+    """The COSE algorithm is not ES256 or PS256."""
+
+    code = "alg_unsupported"
+    message_en = "The certificate uses a signature algorithm that is not accepted."
+    message_vi = "Chứng nhận dùng thuật toán chữ ký không được chấp nhận."
+
+
+class KidMissing(VerificationError):
+    """The COSE headers carry no key identifier."""
+
+    code = "kid_missing"
+    message_en = "The certificate does not say which key signed it."
+    message_vi = "Chứng nhận không cho biết khóa nào đã ký."
+
+
+class UnknownKid(VerificationError):
+    """No signer in the trust store has this key identifier."""
+
+    code = "kid_unknown"
+    message_en = "The certificate was signed by an issuer not in the trust list."
+    message_vi = "Chứng nhận được ký bởi đơn vị không có trong danh sách tin cậy."
+
+    def __init__(self, kid: bytes | None = None, detail: str = "") -> None:
+        self.kid = kid
+        super().__init__(detail or (f"kid {kid.hex()}" if kid else ""))
+
+
+class BadSignature(VerificationError):
+    """The signature does not match the data and the signer's key."""
+
+    code = "signature"
+    message_en = "The signature is invalid: the certificate is forged or altered."
+    message_vi = "Chữ ký không hợp lệ: chứng nhận bị giả mạo hoặc sửa đổi."
+
+
+class SignerExpired(VerificationError):
+    """The document signer certificate had expired at the validation time."""
+
+    code = "dsc_expired"
+    message_en = "The issuer's signing key has expired."
+    message_vi = "Khóa ký của đơn vị cấp đã hết hạn."
+
+
+class SignerNotYetValid(VerificationError):
+    """The document signer certificate was not yet valid at the validation time."""
+
+    code = "dsc_not_yet_valid"
+    message_en = "The issuer's signing key is not valid yet (check the unit's clock)."
+    message_vi = "Khóa ký của đơn vị cấp chưa có hiệu lực (kiểm tra đồng hồ thiết bị)."
+
+
+class KeyUsageError(VerificationError):
+    """The signer is not allowed to sign this type of certificate."""
+
+    code = "key_usage"
+    message_en = "The issuer's key may not sign this type of certificate."
+    message_vi = "Khóa của đơn vị cấp không được phép ký loại chứng nhận này."
+
+
+class CwtError(MalformedCode):
+    """The CWT claims are missing or malformed."""
+
+    code = "cwt"
+    message_en = "The certificate's contents are malformed."
+    message_vi = "Nội dung chứng nhận sai định dạng."
+
+
+class CwtExpired(VerificationError):
+    """The CWT exp claim is before the validation time."""
+
+    code = "cwt_expired"
+    message_en = "The certificate has expired."
+    message_vi = "Chứng nhận đã hết hạn."
+
+
+class CwtNotYetValid(VerificationError):
+    """The CWT iat claim is after the validation time."""
+
+    code = "cwt_not_yet_valid"
+    message_en = "The certificate is not valid yet (check the unit's clock)."
+    message_vi = "Chứng nhận chưa có hiệu lực (kiểm tra đồng hồ thiết bị)."
+
+
+class SchemaError(VerificationError):
+    """The DCC payload does not follow the DCC JSON schema or value sets."""
+
+    code = "schema"
+    message_en = "The certificate's health data is incomplete or invalid."
+    message_vi = "Dữ liệu y tế trong chứng nhận không đầy đủ hoặc không hợp lệ."
+
+    def __init__(self, path: str = "", detail: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {detail}" if path else detail)
+
+
+class Revoked(VerificationError):
+    """The certificate is on the revocation list."""
+
+    code = "revoked"
+    message_en = "The certificate has been revoked by the issuer."
+    message_vi = "Chứng nhận đã bị đơn vị cấp thu hồi."
+
+    def __init__(self, hash_type: str = "", detail: str = "") -> None:
+        self.hash_type = hash_type
+        super().__init__(detail or hash_type)
+
+
+class PolicyError(VerificationError):
+    """The policy could not be evaluated on this certificate."""
+
+    code = "policy_error"
+    message_en = "The checkpoint rules could not be applied to this certificate."
+    message_vi = "Không áp dụng được quy định của chốt cho chứng nhận này."
+
+
+class InternalError(VerificationError):
+    """An unexpected fault inside the verifier (a bug); the result is red, never a crash."""
+
+    code = "internal"
+    message_en = "The certificate could not be checked (internal error)."
+    message_vi = "Không kiểm tra được chứng nhận (lỗi nội bộ)."
