@@ -1,0 +1,206 @@
+"""A real Mosquitto broker on a free loopback port, for tests (a pytest plugin).
+
+`mosquitto_factory(...)` starts a broker and returns a `Mosquitto`; every broker it started is
+stopped at teardown, and its log is printed when a test fails so broker-side refusals are visible.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+_BASE_CONF = """\
+user {user}
+listener {port} 127.0.0.1
+allow_anonymous {anonymous}
+persistence {persistence}
+persistence_location {workdir}/
+autosave_interval 1
+pid_file {workdir}/mosquitto.pid
+log_dest file {workdir}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+log_type information
+connection_messages true
+max_queued_messages 100000
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Block until something accepts TCP connections on host:port, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def write_password_file(path: Path, passwords: dict[str, str]) -> None:
+    """Write a Mosquitto password file with mosquitto_passwd (hashes made by Mosquitto itself)."""
+    path.write_text("")
+    for user, password in passwords.items():
+        subprocess.run([MOSQUITTO_PASSWD, "-b", str(path), user, password], check=True,
+                       capture_output=True, timeout=20)
+    os.chmod(path, 0o600)
+
+
+class Mosquitto:
+    """One Mosquitto process; config rendered with `{port}`, `{workdir}` and `{user}` placeholders."""
+
+    def __init__(self, workdir: Path, conf_text: str, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.host = "127.0.0.1"
+        self.conf_path = workdir / "mosquitto.conf"
+        text = conf_text.replace("{port}", str(port)).replace("{workdir}", str(workdir))
+        # Mosquitto started as root drops to user "mosquitto", which cannot write a test's tmp dir.
+        text = text.replace("{user}", getpass.getuser())
+        self.conf_path.write_text(text)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        stderr = open(self.workdir / "mosquitto.stderr", "ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf_path)], stdout=stderr,
+                                     stderr=stderr, start_new_session=True)
+        try:
+            wait_for_port(self.port, timeout)
+        except TimeoutError:
+            self.kill()
+            raise RuntimeError(f"mosquitto did not start:\n{self.log_text()}") from None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful stop (SIGTERM): Mosquitto saves its persistence file."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), as a power cut would."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def restart(self, timeout: float = 10.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads its password and ACL files."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        parts = []
+        for name in ("mosquitto.log", "mosquitto.stderr"):
+            p = self.workdir / name
+            if p.exists():
+                parts.append(p.read_text(errors="replace"))
+        return "\n".join(parts)
+
+
+def make_conf(*, anonymous: bool = True, persistence: bool = True, password_file: Path | None = None,
+              acl_file: Path | None = None, extra: str = "") -> str:
+    """The standard test config: loopback listener, persistence, optional auth files."""
+    conf = _BASE_CONF.format(port="{port}", workdir="{workdir}", user=getpass.getuser(),
+                             anonymous="true" if anonymous else "false",
+                             persistence="true" if persistence else "false")
+    if password_file is not None:
+        conf += f"password_file {password_file}\n"
+    if acl_file is not None:
+        conf += f"acl_file {acl_file}\n"
+    return conf + extra
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory,
+                      request: pytest.FixtureRequest) -> Iterator[Callable[..., Mosquitto]]:
+    """Start real brokers: `mosquitto_factory(conf_text=None, passwords=None, acl=None, port=None)`.
+
+    With `conf_text` the given config is used (placeholders `{port}`, `{workdir}`); otherwise the
+    standard test config, anonymous unless `passwords` are given.
+    """
+    started: list[Mosquitto] = []
+
+    def make(conf_text: str | None = None, *, passwords: dict[str, str] | None = None,
+             acl: str | None = None, port: int | None = None, start: bool = True,
+             anonymous: bool | None = None, extra: str = "") -> Mosquitto:
+        workdir = tmp_path_factory.mktemp("mosquitto")
+        if conf_text is None:
+            pw_file = acl_file = None
+            if passwords is not None:
+                pw_file = workdir / "passwd"
+                write_password_file(pw_file, passwords)
+            if acl is not None:
+                acl_file = workdir / "acl"
+                acl_file.write_text(acl)
+            anon = (passwords is None) if anonymous is None else anonymous
+            conf_text = make_conf(anonymous=anon, password_file=pw_file, acl_file=acl_file, extra=extra)
+        broker = Mosquitto(workdir, conf_text, port or free_port())
+        started.append(broker)
+        if start:
+            broker.start()
+        return broker
+
+    yield make
+    failed = getattr(request.node, "rep_call", None)
+    for broker in started:
+        if failed is not None and failed.failed:
+            print(f"--- mosquitto log ({broker.workdir}) ---\n{broker.log_text()}")
+        broker.kill() if broker.running else None
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: Callable[..., Mosquitto]) -> Mosquitto:
+    """One started broker that allows anonymous clients (for tests not about auth)."""
+    return mosquitto_factory()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
