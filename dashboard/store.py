@@ -11,13 +11,18 @@ trust version. `Event` refuses anything that does not look like those.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
+
+import sqlite_utils
 
 from dashboard.scope import Scope
 
@@ -372,3 +377,499 @@ class Store(ABC):
 def open_store(database: str) -> Store:
     """Open the store named by the config's `database` (a SQLite file path for now)."""
     return SqliteStore(database)
+
+
+# ------------------------------------------------------------------------------------------
+# SQLite backend
+# ------------------------------------------------------------------------------------------
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# A unit clock that runs ahead, or was never set (a Pi has no RTC), must not move counts to the
+# wrong minute: such events are counted at the time the central service received them.
+_MAX_CLOCK_AHEAD_S = 300
+_EARLIEST_PLAUSIBLE_TS = datetime(2021, 1, 1, tzinfo=timezone.utc)
+_MAX_BUCKETS = 5000
+_STATUS_COLUMNS = ("software", "trust_version", "trust_age_s", "backlog", "clock", "fps",
+                   "temperature_c", "uptime_s")
+
+
+def _ms(value: datetime) -> int:
+    return int(utc(value).timestamp() * 1000)
+
+
+def _from_ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def counted_minute(event: Event) -> int:
+    """The UTC minute (since the epoch) an event is counted in."""
+    at = event.ts
+    if at > event.received_at + timedelta(seconds=_MAX_CLOCK_AHEAD_S) or at < _EARLIEST_PLAUSIBLE_TS:
+        at = event.received_at
+    return int(at.timestamp()) // 60
+
+
+def _minute_range(since: datetime, until: datetime) -> tuple[int, int]:
+    """Minutes m with since <= m*60 < until."""
+    start = -(-int(utc(since).timestamp()) // 60)
+    end = -(-int(utc(until).timestamp()) // 60)
+    return start, max(start, end)
+
+
+def _migration_1(db: Any) -> None:
+    """The first schema: registry, events, per-minute counts, users, login failures, trust."""
+    db["meta"].create({"key": str, "value": int}, pk="key")
+    db.execute("INSERT INTO meta (key, value) VALUES ('changes', 0)")
+    db["checkpoints"].create(
+        {"id": str, "name": str, "district": str, "province": str, "policy": str},
+        pk="id", not_null=["name", "district", "province"],
+    )
+    db["checkpoints"].create_index(["province", "district"])
+    db["devices"].create(
+        {"id": str, "checkpoint": str, "created_at": int, "state": str, "last_seen": int,
+         "status_at": int, "software": str, "trust_version": int, "trust_age_s": float,
+         "backlog": int, "clock": str, "fps": float, "temperature_c": float, "uptime_s": float},
+        pk="id", not_null=["checkpoint", "created_at", "state"], defaults={"state": "unknown"},
+        foreign_keys=[("checkpoint", "checkpoints", "id")],
+    )
+    db["devices"].create_index(["checkpoint"])
+    db["events"].create(
+        {"id": int, "device": str, "seq": int, "checkpoint": str, "ts": int, "received_at": int,
+         "minute": int, "result": str, "reason": str, "policy": str, "trust_version": int},
+        pk="id", not_null=["device", "seq", "checkpoint", "ts", "received_at", "minute", "result",
+                           "reason", "policy"],
+    )
+    db["events"].create_index(["device", "seq"], unique=True)
+    db["events"].create_index(["checkpoint", "id"])
+    db["minute_counts"].create(
+        {"minute": int, "checkpoint": str, "result": str, "reason": str, "count": int},
+        pk=("minute", "checkpoint", "result", "reason"), not_null=["count"],
+    )
+    db["minute_counts"].create_index(["checkpoint", "minute"])
+    db["users"].create(
+        {"username": str, "password_hash": str, "role": str, "scope": str, "language": str,
+         "created_at": int},
+        pk="username", not_null=["password_hash", "role", "scope", "language", "created_at"],
+    )
+    db["login_failures"].create({"id": int, "username": str, "ip": str, "at": int}, pk="id")
+    db["login_failures"].create_index(["username", "at"])
+    db["login_failures"].create_index(["ip", "at"])
+    db["trust_bundles"].create(
+        {"version": int, "raw": bytes, "issued_at": int, "next_update": int, "uploaded_at": int,
+         "uploaded_by": str},
+        pk="version", not_null=["raw", "uploaded_at"],
+    )
+
+
+# Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
+MIGRATIONS: tuple[Any, ...] = (_migration_1,)
+
+
+class SqliteStore(Store):
+    """The embedded store: one SQLite file in WAL mode, one connection per thread."""
+
+    def __init__(self, path: str | Any, *, timeout_s: float = 10.0) -> None:
+        self.path = str(path)
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._all_conns: list[Any] = []
+        self._conns_lock = threading.Lock()
+        self.migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: the ingest acknowledges a message only after commit, so a commit must survive
+            # a power cut; batching keeps the fsync count low.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _db(self) -> Any:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite_utils.Database(self._conn())
+            self._local.db = db
+        return db
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._conn())
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 - closing from another thread may be refused
+                    logger.debug("could not close a store connection", exc_info=True)
+            self._all_conns.clear()
+        self._local = type(self._local)()
+
+    # -- schema ------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        db = self._db()
+        if "schema_version" not in db.table_names():
+            return 0
+        row = self._conn().execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> None:
+        """Bring the file to the newest schema, one migration per transaction."""
+        db = self._db()
+        with self._write():
+            if "schema_version" not in db.table_names():
+                db["schema_version"].create({"version": int, "applied_at": int}, pk="version")
+        current = self.schema_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this chot ({len(MIGRATIONS)})"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            with self._write():
+                MIGRATIONS[version - 1](db)
+                db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                           [version, _ms(datetime.now(timezone.utc))])
+            logger.info("store %s migrated to schema version %d", self.path, version)
+
+    # -- registry ----------------------------------------------------------------------------
+    def upsert_checkpoint(
+        self, id: str, name: str, district: str, province: str, policy: str | None = None
+    ) -> Checkpoint:
+        check_id("checkpoint", id)
+        for label, value in (("name", name), ("district", district), ("province", province)):
+            if not isinstance(value, str) or not value.strip() or len(value) > 200:
+                raise InvalidRecord(f"checkpoint {label} must be 1-200 characters, got {value!r}")
+        if policy is not None and not CODE_RE.match(policy):
+            raise InvalidRecord(f"policy must be a lower-case code, got {policy!r}")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (id, name, district, province, policy) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET name = excluded.name, district = excluded.district,"
+                " province = excluded.province, policy = excluded.policy",
+                (id, name.strip(), district.strip(), province.strip(), policy),
+            )
+        return Checkpoint(id, name.strip(), district.strip(), province.strip(), policy)
+
+    def list_checkpoints(self, scope: Scope) -> list[Checkpoint]:
+        where, params = scope.sql("province", "district", "id")
+        rows = self._conn().execute(
+            f"SELECT id, name, district, province, policy FROM checkpoints WHERE {where}"
+            " ORDER BY province, district, id", params,
+        ).fetchall()
+        return [Checkpoint(*row) for row in rows]
+
+    def add_device(self, device_id: str, checkpoint: str) -> Device:
+        check_id("device", device_id)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM checkpoints WHERE id = ?", (checkpoint,)).fetchone() is None:
+                raise UnknownCheckpoint(checkpoint)
+            conn.execute(
+                "INSERT INTO devices (id, checkpoint, created_at, state) VALUES (?, ?, ?, 'unknown')"
+                " ON CONFLICT(id) DO UPDATE SET checkpoint = excluded.checkpoint",
+                (device_id, checkpoint, _ms(datetime.now(timezone.utc))),
+            )
+        device = self.get_device(device_id)
+        assert device is not None
+        return device
+
+    def remove_device(self, device_id: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+            return cur.rowcount > 0
+
+    _DEVICE_SELECT = (
+        "SELECT d.id, d.checkpoint, c.district, c.province, c.name, d.created_at, d.state,"
+        " d.last_seen, d.status_at, d.software, d.trust_version, d.trust_age_s, d.backlog, d.clock,"
+        " d.fps, d.temperature_c, d.uptime_s FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
+    )
+
+    @staticmethod
+    def _device(row: Sequence[Any]) -> Device:
+        return Device(
+            row[0], row[1], row[2], row[3], row[4], _from_ms(row[5]) or datetime.now(timezone.utc),
+            row[6], _from_ms(row[7]), _from_ms(row[8]), *row[9:],
+        )
+
+    def get_device(self, device_id: str) -> Device | None:
+        row = self._conn().execute(self._DEVICE_SELECT + " WHERE d.id = ?", (device_id,)).fetchone()
+        return None if row is None else self._device(row)
+
+    def list_devices(self, scope: Scope) -> list[Device]:
+        where, params = scope.sql("c.province", "c.district", "c.id")
+        rows = self._conn().execute(
+            self._DEVICE_SELECT + f" WHERE {where} ORDER BY d.checkpoint, d.id", params
+        ).fetchall()
+        return [self._device(row) for row in rows]
+
+    def device_checkpoints(self) -> dict[str, str]:
+        """Every registered device id and its checkpoint (the ingest's fast lookup)."""
+        return dict(self._conn().execute("SELECT id, checkpoint FROM devices").fetchall())
+
+    # -- ingest ------------------------------------------------------------------------------
+    def record_events(self, batch: Sequence[Event]) -> int:
+        if not batch:
+            return 0
+        for event in batch:
+            if not isinstance(event, Event):
+                raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
+        increments: dict[tuple[int, str, str, str], int] = {}
+        seen: dict[str, int] = {}
+        new = 0
+        with self._write() as conn:
+            for e in batch:
+                minute = counted_minute(e)
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO events (device, seq, checkpoint, ts, received_at, minute,"
+                    " result, reason, policy, trust_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (e.device, e.seq, e.checkpoint, _ms(e.ts), _ms(e.received_at), minute, e.result,
+                     e.reason, e.policy, e.trust_version),
+                )
+                received = _ms(e.received_at)
+                seen[e.device] = max(seen.get(e.device, 0), received)
+                if cur.rowcount == 1:
+                    new += 1
+                    key = (minute, e.checkpoint, e.result, e.reason)
+                    increments[key] = increments.get(key, 0) + 1
+            conn.executemany(
+                "INSERT INTO minute_counts (minute, checkpoint, result, reason, count)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                [(*key, n) for key, n in increments.items()],
+            )
+            conn.executemany(
+                "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
+                [(at, device) for device, at in seen.items()],
+            )
+            if new:
+                conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (new,))
+        return new
+
+    def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
+        at = _ms(received_at)
+        values = [getattr(status, name) for name in _STATUS_COLUMNS]
+        sets = ", ".join(f"{name} = ?" for name in _STATUS_COLUMNS)
+        with self._write() as conn:
+            if status.state == "online":
+                cur = conn.execute(
+                    f"UPDATE devices SET state = ?, status_at = ?, {sets},"
+                    " last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
+                    (status.state, at, *values, at, device_id),
+                )
+            else:
+                # An offline will carries no health: keep the last known values for the page.
+                cur = conn.execute(
+                    "UPDATE devices SET state = ?, status_at = ? WHERE id = ?",
+                    (status.state, at, device_id),
+                )
+            if cur.rowcount:
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
+            return cur.rowcount > 0
+
+    # -- queries -----------------------------------------------------------------------------
+    def _counts_sql(self, scope: Scope, since: datetime, until: datetime) -> tuple[str, list[Any]]:
+        start, end = _minute_range(since, until)
+        where, params = scope.sql("c.province", "c.district", "c.id")
+        sql = (
+            " FROM minute_counts m JOIN checkpoints c ON c.id = m.checkpoint"
+            f" WHERE m.minute >= ? AND m.minute < ? AND {where}"
+        )
+        return sql, [start, end, *params]
+
+    def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
+        body, params = self._counts_sql(scope, since, until)
+        rows = self._conn().execute(f"SELECT m.result, SUM(m.count){body} GROUP BY m.result", params)
+        return Counts(**{result: int(n) for result, n in rows if result in RESULTS})
+
+    def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
+        if level not in LEVELS:
+            raise InvalidRecord(f"level must be province, district or checkpoint, got {level!r}")
+        key, label = {"province": ("c.province", "c.province"), "district": ("c.district", "c.district"),
+                      "checkpoint": ("c.id", "c.name")}[level]
+        body, params = self._counts_sql(scope, since, until)
+        rows = self._conn().execute(
+            f"SELECT {key}, MIN({label}), m.result, SUM(m.count){body} GROUP BY {key}, m.result"
+            f" ORDER BY {key}", params,
+        ).fetchall()
+        groups: dict[str, tuple[str, dict[str, int]]] = {}
+        for k, lab, result, n in rows:
+            groups.setdefault(k, (lab, {}))[1][result] = int(n)
+        return [GroupCounts(k, lab, Counts(**c)) for k, (lab, c) in groups.items()]
+
+    def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
+        if not isinstance(bucket_s, int) or bucket_s < 60 or bucket_s % 60:
+            raise InvalidRecord(f"bucket_s must be a positive multiple of 60, got {bucket_s!r}")
+        start, end = _minute_range(since, until)
+        width = bucket_s // 60
+        count = -(-(end - start) // width)
+        if count > _MAX_BUCKETS:
+            raise InvalidRecord(f"{count} buckets asked for; at most {_MAX_BUCKETS}: use wider buckets")
+        body, params = self._counts_sql(scope, since, until)
+        rows = self._conn().execute(
+            f"SELECT (m.minute - ?) / ?, m.result, SUM(m.count){body} GROUP BY 1, 2",
+            [start, width, *params],
+        ).fetchall()
+        filled: list[dict[str, int]] = [{} for _ in range(count)]
+        for index, result, n in rows:
+            filled[int(index)][result] = int(n)
+        return [
+            Bucket(datetime.fromtimestamp((start + i * width) * 60, tz=timezone.utc), Counts(**c))
+            for i, c in enumerate(filled)
+        ]
+
+    def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
+        body, params = self._counts_sql(scope, since, until)
+        rows = self._conn().execute(
+            f"SELECT m.result, m.reason, SUM(m.count) AS n{body} GROUP BY m.result, m.reason"
+            " ORDER BY n DESC, m.result, m.reason", params,
+        ).fetchall()
+        return [ReasonCount(result, reason, int(n)) for result, reason, n in rows]
+
+    def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
+        limit = max(0, min(int(limit), 1000))
+        where, params = scope.sql("c.province", "c.district", "c.id")
+        if checkpoint is not None:
+            where += " AND e.checkpoint = ?"
+            params.append(checkpoint)
+        rows = self._conn().execute(
+            "SELECT e.device, e.checkpoint, e.seq, e.ts, e.result, e.reason, e.policy,"
+            " e.trust_version, e.received_at FROM events e JOIN checkpoints c ON c.id = e.checkpoint"
+            f" WHERE {where} ORDER BY e.id DESC LIMIT ?", [*params, limit],
+        ).fetchall()
+        return [
+            Event(d, cp, seq, _from_ms(ts), res, reason, pol, tv, _from_ms(rec))  # type: ignore[arg-type]
+            for d, cp, seq, ts, res, reason, pol, tv, rec in rows
+        ]
+
+    def change_marker(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
+        return int(row[0])
+
+    # -- users -------------------------------------------------------------------------------
+    def create_user(
+        self, username: str, password_hash: str, role: str, scopes: Scope, language: str = "vi"
+    ) -> User:
+        if not isinstance(username, str) or not USERNAME_RE.match(username):
+            raise InvalidRecord(f"username must be 1-64 letters, digits, '_', '.', '@' or '-', got {username!r}")
+        if role not in ROLES:
+            raise InvalidRecord(f"role must be admin, supervisor or viewer, got {role!r}")
+        if language not in LANGUAGES:
+            raise InvalidRecord(f"language must be vi or en, got {language!r}")
+        if not password_hash:
+            raise InvalidRecord("a password hash is required")
+        scope = Scope.all() if role == "admin" else scopes
+        created = datetime.now(timezone.utc)
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO users (username, password_hash, role, scope, language, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (username, password_hash, role, json.dumps(scope.to_json()), language, _ms(created)),
+                )
+        except sqlite3.IntegrityError:
+            raise DuplicateUser(username) from None
+        return User(username, password_hash, role, scope, language, _from_ms(_ms(created)))
+
+    @staticmethod
+    def _user(row: Sequence[Any]) -> User:
+        return User(row[0], row[1], row[2], Scope.from_json(json.loads(row[3])), row[4], _from_ms(row[5]))
+
+    def get_user(self, username: str) -> User | None:
+        row = self._conn().execute(
+            "SELECT username, password_hash, role, scope, language, created_at FROM users"
+            " WHERE username = ?", (username,),
+        ).fetchone()
+        return None if row is None else self._user(row)
+
+    def list_users(self) -> list[User]:
+        rows = self._conn().execute(
+            "SELECT username, password_hash, role, scope, language, created_at FROM users ORDER BY username"
+        ).fetchall()
+        return [self._user(row) for row in rows]
+
+    def set_user_language(self, username: str, language: str) -> None:
+        if language not in LANGUAGES:
+            raise InvalidRecord(f"language must be vi or en, got {language!r}")
+        with self._write() as conn:
+            cur = conn.execute("UPDATE users SET language = ? WHERE username = ?", (language, username))
+            if cur.rowcount == 0:
+                raise UnknownUser(username)
+
+    def record_login_failure(self, username: str, ip: str, at: datetime | None = None) -> None:
+        when = _ms(at or datetime.now(timezone.utc))
+        with self._write() as conn:
+            conn.execute("INSERT INTO login_failures (username, ip, at) VALUES (?, ?, ?)",
+                         (username[:200], ip[:64], when))
+            # Old attempts say nothing about guessing now; keep the table small.
+            conn.execute("DELETE FROM login_failures WHERE at < ?", (when - 86_400_000,))
+
+    def clear_login_failures(self, username: str, ip: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM login_failures WHERE username = ? AND ip = ?", (username, ip))
+
+    def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
+        since = _ms((now or datetime.now(timezone.utc)) - window)
+        conn = self._conn()
+        by_user = conn.execute("SELECT COUNT(*) FROM login_failures WHERE username = ? AND at >= ?",
+                               (username, since)).fetchone()[0]
+        by_ip = conn.execute("SELECT COUNT(*) FROM login_failures WHERE ip = ? AND at >= ?",
+                             (ip, since)).fetchone()[0]
+        return int(max(by_user, by_ip))
+
+    # -- trust -------------------------------------------------------------------------------
+    def save_trust_bundle(
+        self,
+        version: int,
+        raw: bytes,
+        issued_at: datetime | None,
+        next_update: datetime | None,
+        uploaded_by: str | None = None,
+    ) -> TrustRecord:
+        if not isinstance(version, int) or version < 0:
+            raise InvalidRecord(f"bundle version must be a non-negative integer, got {version!r}")
+        uploaded = datetime.now(timezone.utc)
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO trust_bundles (version, raw, issued_at, next_update, uploaded_at,"
+                    " uploaded_by) VALUES (?, ?, ?, ?, ?, ?)",
+                    (version, bytes(raw), issued_at and _ms(issued_at), next_update and _ms(next_update),
+                     _ms(uploaded), uploaded_by),
+                )
+        except sqlite3.IntegrityError:
+            raise InvalidRecord(f"trust bundle version {version} is already stored") from None
+        return TrustRecord(version, bytes(raw), issued_at, next_update, _from_ms(_ms(uploaded)),  # type: ignore[arg-type]
+                           uploaded_by)
+
+    def latest_trust_bundle(self) -> TrustRecord | None:
+        row = self._conn().execute(
+            "SELECT version, raw, issued_at, next_update, uploaded_at, uploaded_by FROM trust_bundles"
+            " ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return TrustRecord(row[0], bytes(row[1]), _from_ms(row[2]), _from_ms(row[3]),
+                           _from_ms(row[4]), row[5])  # type: ignore[arg-type]
+
+
+class _Transaction:
+    """`with` block around BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on one connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Any:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
