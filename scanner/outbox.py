@@ -1,0 +1,274 @@
+"""The unit's durable event queue: every verdict is written here before it is reported.
+
+One SQLite file (WAL, synchronous=FULL) holds the events waiting for the broker's
+acknowledgement, the per-device sequence counter and today's counts. Only the event schema
+may be stored: no names, dates of birth, certificate ids or payloads (privacy by construction).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+logger = logging.getLogger(__name__)
+
+RESULTS = ("green", "yellow", "red")
+EVENT_FIELDS = ("result", "reason", "policy", "trust_version")
+# Reasons and policy names are codes, never free text: nothing personal fits through them.
+_CODE = re.compile(r"^[a-z0-9_]{1,64}$")
+_POLICY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The next seq is also kept in a small sidecar file (`<outbox>.seq`), so a restored or replaced
+# outbox file never hands out a seq twice (the ingest would silently drop the repeat).
+
+
+class OutboxError(Exception):
+    """Base of every outbox error; `reason` is readable by an operator."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class OutboxFieldError(OutboxError):
+    """An event carried a field outside the event schema, or a value of the wrong shape."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"event field {field!r}: {problem}")
+
+
+class OutboxCorruptError(OutboxError):
+    """The outbox file is damaged or not an outbox; it was moved aside, never deleted."""
+
+    def __init__(self, path: Path, moved_to: Path | None, problem: str) -> None:
+        self.path = path
+        self.moved_to = moved_to
+        self.problem = problem
+        kept = f"kept as {moved_to}" if moved_to else "left in place"
+        super().__init__(f"outbox {path} is unusable ({problem}); {kept}; events in it were not sent")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One verdict as reported: the only shape that leaves the unit."""
+
+    seq: int
+    ts: str
+    result: str
+    reason: str
+    policy: str
+    trust_version: int | None
+
+    def payload(self) -> bytes:
+        """JSON bytes for the MQTT event topic."""
+        return json.dumps(
+            {"seq": self.seq, "ts": self.ts, "result": self.result, "reason": self.reason,
+             "policy": self.policy, "trust_version": self.trust_version},
+            separators=(",", ":"),
+        ).encode()
+
+
+class Outbox:
+    """SQLite outbox: `record` durably, `pending` in seq order, `mark_sent` on acknowledgement."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._seq_path = self.path.with_name(self.path.name + ".seq")
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._open()
+        self.db = sqlite_utils.Database(self._conn)
+        self._seq_fd = os.open(self._seq_path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._next_seq = self._restore_seq()
+
+    # -- opening -----------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            self._ensure_schema(conn)
+            return conn
+        except sqlite3.DatabaseError as e:
+            if conn is not None:
+                conn.close()
+            moved = self._move_aside()
+            logger.error("outbox %s is corrupt (%s); moved to %s", self.path, e, moved)
+            raise OutboxCorruptError(self.path, moved, str(e)) from None
+
+    @staticmethod
+    def _ensure_schema(conn: sqlite3.Connection) -> None:
+        db = sqlite_utils.Database(conn)
+        if not db["events"].exists():
+            db["events"].create(
+                {"seq": int, "ts": str, "result": str, "reason": str, "policy": str,
+                 "trust_version": int},
+                pk="seq", not_null={"ts", "result", "reason", "policy"},
+            )
+        if not db["meta"].exists():
+            db["meta"].create({"key": str, "value": int}, pk="key")
+        if not db["counts"].exists():
+            db["counts"].create({"day": str, "result": str, "n": int}, pk=("day", "result"))
+        expected = {"events": {"seq", "ts", "result", "reason", "policy", "trust_version"},
+                    "meta": {"key", "value"}, "counts": {"day", "result", "n"}}
+        for table, columns in expected.items():
+            have = set(db[table].columns_dict)
+            if have != columns:
+                raise sqlite3.DatabaseError(f"table {table} has columns {sorted(have)}, not an outbox")
+
+    def _move_aside(self) -> Path | None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.replace(self.path, target)
+        except OSError:
+            return None
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+        return target
+
+    def _restore_seq(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+        top = self._conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        db_next = max(row[0] if row else 1, top + 1)
+        mark = self._read_seq_mark()
+        if mark > db_next:
+            # The file is older than seqs already handed out: restored from a copy, or new.
+            logger.warning("outbox %s is behind its seq mark; continuing at %d", self.path, mark)
+        next_seq = max(db_next, mark)
+        self._write_seq_mark(next_seq)
+        return next_seq
+
+    def _read_seq_mark(self) -> int:
+        try:
+            return int(os.pread(self._seq_fd, 32, 0).decode("ascii").strip() or 0)
+        except (OSError, ValueError) as e:
+            logger.warning("outbox seq mark %s unreadable (%s); using the outbox alone",
+                           self._seq_path, e)
+            return 0
+
+    def _write_seq_mark(self, next_seq: int) -> None:
+        """Fixed-size in-place write + fdatasync: one sector, so old or new, never half."""
+        os.pwrite(self._seq_fd, f"{next_seq:>20}\n".encode("ascii"), 0)
+        os.fdatasync(self._seq_fd)
+
+    # -- public API ----------------------------------------------------------------------
+    def record(self, fields: dict[str, Any], ts: datetime) -> int:
+        """Store one event durably and return its seq; refuse anything outside the schema."""
+        clean = validate_fields(fields)
+        if ts.tzinfo is None:
+            raise OutboxFieldError("ts", "must be timezone-aware")
+        ts_text = ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        day = ts.astimezone().date().isoformat()
+        with self._lock:
+            seq = self._next_seq
+            self._write_seq_mark(seq + 1)  # first the mark: a crash in between leaves a gap, not a reuse
+            with self._conn:  # one transaction: event, counter and seq commit together
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    "INSERT INTO events (seq, ts, result, reason, policy, trust_version) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, ts_text, clean["result"], clean["reason"], clean["policy"],
+                     clean["trust_version"]),
+                )
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('next_seq', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (seq + 1,))
+                self._conn.execute(
+                    "INSERT INTO counts (day, result, n) VALUES (?, ?, 1) "
+                    "ON CONFLICT(day, result) DO UPDATE SET n=n+1", (day, clean["result"]))
+            self._next_seq = seq + 1
+        return seq
+
+    def pending(self, limit: int = 100) -> list[Event]:
+        """Unacknowledged events, oldest (lowest seq) first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, ts, result, reason, policy, trust_version FROM events "
+                "ORDER BY seq LIMIT ?", (int(limit),)).fetchall()
+        return [Event(*row) for row in rows]
+
+    def mark_sent(self, seq: int) -> None:
+        """Forget an event the broker acknowledged (idempotent)."""
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
+
+    def backlog(self) -> int:
+        """How many events wait for the broker."""
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def counts_today(self, day: date) -> dict[str, int]:
+        """Verdicts per result on `day` (the unit's local date)."""
+        counts = dict.fromkeys(RESULTS, 0)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT result, n FROM counts WHERE day = ?", (day.isoformat(),)).fetchall()
+        counts.update({result: n for result, n in rows})
+        return counts
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next `record` will use."""
+        return self._next_seq
+
+    def close(self) -> None:
+        """Close the database (the WAL is checkpointed by SQLite)."""
+        with self._lock:
+            self._conn.close()
+            os.close(self._seq_fd)
+
+
+def validate_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Check an event dict against the schema; the error names the field, never its value."""
+    unknown = sorted(set(fields) - set(EVENT_FIELDS))
+    if unknown:
+        raise OutboxFieldError(unknown[0], "not part of the event schema (refused for privacy)")
+    result = fields.get("result")
+    if result not in RESULTS:
+        raise OutboxFieldError("result", f"must be one of {', '.join(RESULTS)}")
+    reason = fields.get("reason")
+    if not isinstance(reason, str) or not _CODE.match(reason):
+        raise OutboxFieldError("reason", "must be a snake_case code of at most 64 characters")
+    policy = fields.get("policy")
+    if not isinstance(policy, str) or not _POLICY.match(policy):
+        raise OutboxFieldError("policy", "must be a policy name of at most 64 characters")
+    trust_version = fields.get("trust_version")
+    if trust_version is not None and (isinstance(trust_version, bool) or not isinstance(trust_version, int)):
+        raise OutboxFieldError("trust_version", "must be an integer or null")
+    return {"result": result, "reason": reason, "policy": policy, "trust_version": trust_version}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file so a power cut leaves either the old or the new content: temp, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
