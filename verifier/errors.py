@@ -180,6 +180,14 @@ class SchemaError(VerificationError):
         super().__init__(f"{path}: {detail}" if path else detail)
 
 
+class ValueSetError(SchemaError):
+    """A coded field (disease, test type or result) holds a code outside the DCC value sets."""
+
+    code = "value_set"
+    message_en = "The certificate holds a medical code this unit does not know."
+    message_vi = "Chứng nhận chứa mã y tế mà thiết bị không nhận biết."
+
+
 class Revoked(VerificationError):
     """The certificate is on the revocation list."""
 

@@ -1,0 +1,86 @@
+"""CBOR decoding with limits: nesting depth, item counts and string sizes, and no risky tags.
+
+cbor2 enforces the depth during decoding. Its built-in semantic tags (bigfloats with huge
+exponents, shared references that build cycles, regular expressions, ...) are refused outright:
+no HCERT structure uses them. Counts and string sizes are checked on the decoded value with a
+bounded walk, which is cheap for a certificate-sized object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+from verifier.errors import CborLimitsError, CoseError
+
+MAX_DEPTH = 16
+MAX_ITEMS = 256  # entries in any one array or map
+MAX_STRING = 8192  # bytes or characters in any one string
+MAX_NODES = 4096  # values in the whole decoded object
+
+
+def _refuse_tag(value: Any, immutable: bool = False) -> Any:
+    raise ValueError("CBOR semantic tag not allowed in a health certificate")
+
+
+def _refuse_shared(immutable: bool = False) -> Any:
+    raise ValueError("CBOR shared references are not allowed in a health certificate")
+
+
+_FROZENDICT = type(cbor2.loads(b"\xd2\xa0").value)  # cbor2 6 returns these inside tags
+
+def _plain(value: Any, immutable: bool = False) -> Any:
+    return value
+
+
+# Tags cbor2 would otherwise interpret; tag 18 / 61 (COSE, CWT) stay plain CBORTag values.
+# Date tags 0 and 1 occur in real certificates (HU): keep their plain text or number.
+_RISKY_TAGS = (2, 3, 4, 5, 25, 30, 35, 36, 37, 100, 256, 258, 260, 261, 1004, 55799)
+_SEMANTIC: dict[int, Any] = {tag: _refuse_tag for tag in _RISKY_TAGS}
+_SEMANTIC.update({0: _plain, 1: _plain, 28: _refuse_shared, 29: _refuse_tag})
+
+
+def loads(data: bytes, what: str = "CBOR") -> Any:
+    """Decode one CBOR item within the depth limit and without risky semantic tags.
+
+    :raises CborLimitsError: when nested deeper than MAX_DEPTH.
+    :raises CoseError: when the bytes are not well-formed CBOR.
+    """
+    try:
+        return cbor2.loads(data, max_depth=MAX_DEPTH, semantic_decoders=_SEMANTIC)
+    except cbor2.CBORDecodeError as err:
+        if "depth" in str(err):
+            raise CborLimitsError(f"{what}: nested deeper than {MAX_DEPTH}") from err
+        raise CoseError(f"{what}: {err}") from err
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as err:
+        raise CoseError(f"{what}: {err}") from err
+
+
+def check_limits(value: Any) -> None:
+    """Walk a decoded value and refuse oversized arrays, maps, strings or too many values.
+
+    :raises CborLimitsError: naming the limit that was exceeded.
+    """
+    stack = [value]
+    nodes = 0
+    while stack:
+        item = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise CborLimitsError(f"more than {MAX_NODES} values")
+        kind = type(item)
+        if kind is str or kind is bytes:
+            if len(item) > MAX_STRING:
+                raise CborLimitsError(f"a string of {len(item)} exceeds {MAX_STRING}")
+        elif kind is dict or kind is _FROZENDICT:
+            if len(item) > MAX_ITEMS:
+                raise CborLimitsError(f"a map of {len(item)} entries exceeds {MAX_ITEMS}")
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            if len(item) > MAX_ITEMS:
+                raise CborLimitsError(f"an array of {len(item)} items exceeds {MAX_ITEMS}")
+            stack.extend(item)
+        elif kind is cbor2.CBORTag:
+            stack.append(item.value)

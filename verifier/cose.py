@@ -1,0 +1,138 @@
+"""COSE_Sign1 parsing and signature checking (RFC 9052), as HCERT uses it: ES256 and PS256."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from verifier import cbor
+from verifier.errors import AlgorithmUnsupported, BadSignature, CoseError, KidMissing
+
+ES256 = -7
+PS256 = -37
+ALG_NAMES = {ES256: "ES256", PS256: "PS256"}
+COSE_SIGN1_TAG = 18
+CWT_TAG = 61
+HEADER_ALG = 1
+HEADER_KID = 4
+
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(_SHA256)
+_PSS = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=32)
+
+
+@dataclass(frozen=True)
+class Sign1:
+    """A parsed COSE_Sign1 message; `alg` and `kid` come from the protected header, else the unprotected."""
+
+    protected_raw: bytes
+    protected: Mapping[Any, Any]
+    unprotected: Mapping[Any, Any]
+    payload: bytes
+    signature: bytes
+    alg: Any
+    kid: bytes | None
+
+    def to_be_signed(self) -> bytes:
+        """The Sig_structure bytes the signature covers."""
+        return cbor2.dumps(["Signature1", self.protected_raw, b"", self.payload])
+
+
+def _header(protected: Mapping[Any, Any], unprotected: Mapping[Any, Any], label: int) -> Any:
+    value = protected.get(label)
+    return unprotected.get(label) if value is None else value
+
+
+def parse_sign1(data: bytes) -> Sign1:
+    """Parse COSE_Sign1 bytes: tagged 18, untagged, or tagged 61 (CWT) around tag 18.
+
+    :raises CoseError: when the structure is not a COSE_Sign1 message.
+    :raises CborLimitsError: when the CBOR exceeds the nesting limit.
+    """
+    item = cbor.loads(data, "COSE")
+    if isinstance(item, cbor2.CBORTag) and item.tag == CWT_TAG:
+        item = item.value
+    if isinstance(item, cbor2.CBORTag):
+        if item.tag != COSE_SIGN1_TAG:
+            raise CoseError(f"unexpected CBOR tag {item.tag}")
+        item = item.value
+    if not isinstance(item, (list, tuple)) or len(item) != 4:
+        raise CoseError("not a four-element COSE_Sign1 array")
+    protected_raw, unprotected, payload, signature = item
+    if not isinstance(protected_raw, bytes) or not isinstance(payload, bytes):
+        raise CoseError("protected header or payload is not a byte string")
+    if not isinstance(signature, bytes):
+        raise CoseError("signature is not a byte string")
+    if not isinstance(unprotected, Mapping):
+        raise CoseError("unprotected header is not a map")
+    protected = cbor.loads(protected_raw, "protected header") if protected_raw else {}
+    if not isinstance(protected, Mapping):
+        raise CoseError("protected header is not a map")
+    try:
+        alg = _header(protected, unprotected, HEADER_ALG)
+        kid = _header(protected, unprotected, HEADER_KID)
+    except TypeError as err:  # unhashable keys cannot occur in cbor2 maps, but stay safe
+        raise CoseError(str(err)) from err
+    if kid is not None and not isinstance(kid, bytes):
+        raise CoseError("kid is not a byte string")
+    return Sign1(protected_raw, protected, unprotected, payload, signature, alg, kid or None)
+
+
+def check_alg(msg: Sign1) -> int:
+    """Return the algorithm when it is ES256 or PS256.
+
+    :raises AlgorithmUnsupported: for any other or a missing algorithm.
+    """
+    if type(msg.alg) is not int or msg.alg not in ALG_NAMES:
+        raise AlgorithmUnsupported(f"alg {msg.alg!r}")
+    return msg.alg
+
+
+def require_kid(msg: Sign1) -> bytes:
+    """Return the kid, which locates the signer in the trust store.
+
+    :raises KidMissing: when neither header has one.
+    """
+    if not msg.kid:
+        raise KidMissing()
+    return msg.kid
+
+
+def verify_signature(msg: Sign1, public_key: Any) -> None:
+    """Check the signature of `msg` with a signer's public key.
+
+    ECDSA signatures are raw r||s; the hash is SHA-256 as ES256 says, whatever the curve
+    (some issuers sign ES256 with P-384 keys). PS256 is RSASSA-PSS, MGF1-SHA256, salt 32.
+
+    :raises BadSignature: when the signature does not verify or does not fit the key.
+    :raises AlgorithmUnsupported: when the key type does not match the algorithm.
+    """
+    alg = check_alg(msg)
+    data = msg.to_be_signed()
+    sig = msg.signature
+    try:
+        if alg == ES256:
+            if not isinstance(public_key, ec.EllipticCurvePublicKey):
+                raise AlgorithmUnsupported("ES256 with a non-EC key")
+            size = (public_key.curve.key_size + 7) // 8
+            if len(sig) != 2 * size:
+                raise BadSignature(f"ECDSA signature of {len(sig)} bytes, expected {2 * size}")
+            der = encode_dss_signature(
+                int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
+            )
+            public_key.verify(der, data, _ECDSA_SHA256)
+        else:
+            if not isinstance(public_key, rsa.RSAPublicKey):
+                raise AlgorithmUnsupported("PS256 with a non-RSA key")
+            public_key.verify(sig, data, _PSS, _SHA256)
+    except InvalidSignature as err:
+        raise BadSignature("signature does not verify") from err
+    except ValueError as err:  # e.g. r or s out of range
+        raise BadSignature(str(err)) from err

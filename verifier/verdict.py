@@ -1,0 +1,107 @@
+"""The Verdict: what the officer sees, and the small part of it that may leave the unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from verifier.errors import VerificationError
+
+GREEN = "green"
+YELLOW = "yellow"
+RED = "red"
+RESULTS = (GREEN, YELLOW, RED)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The holder's name (native and ICAO-transliterated) and date of birth, to match an ID card."""
+
+    family_name: str | None
+    given_name: str | None
+    family_name_t: str | None
+    given_name_t: str | None
+    dob: str | None
+
+    def display_name(self) -> str:
+        """The name as an officer reads it: native form, else the transliterated one."""
+        family = self.family_name or (self.family_name_t or "").replace("<", " ")
+        given = self.given_name or (self.given_name_t or "").replace("<", " ")
+        return " ".join(part for part in (family, given) if part)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one verification. Only `event_fields()` may leave the unit."""
+
+    result: str
+    reason: str
+    message_en: str
+    message_vi: str
+    policy: str | None = None
+    cert_type: str | None = None
+    holder: Holder | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    issuer: str | None = None
+    kid: str | None = None
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    uci_hash: str | None = None
+    trust_version: int | None = None
+    # For developers and the conformance runner only: which step failed and a technical note.
+    error_detail: str = field(default="", repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True unless red."""
+        return self.result != RED
+
+    def event_fields(self) -> dict[str, Any]:
+        """The only fields that may be reported off the unit: no personal data."""
+        return {
+            "result": self.result,
+            "reason": self.reason,
+            "policy": self.policy,
+            "trust_version": self.trust_version,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything as JSON-friendly values (for the local CLI; contains personal data)."""
+        holder = None
+        if self.holder is not None:
+            holder = {
+                "family_name": self.holder.family_name,
+                "given_name": self.holder.given_name,
+                "family_name_t": self.holder.family_name_t,
+                "given_name_t": self.holder.given_name_t,
+                "dob": self.holder.dob,
+            }
+        return {
+            "result": self.result,
+            "reason": self.reason,
+            "message_en": self.message_en,
+            "message_vi": self.message_vi,
+            "policy": self.policy,
+            "cert_type": self.cert_type,
+            "holder": holder,
+            "detail": dict(self.detail),
+            "issuer": self.issuer,
+            "kid": self.kid,
+            "issued_at": self.issued_at.isoformat() if self.issued_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "uci_hash": self.uci_hash,
+            "trust_version": self.trust_version,
+        }
+
+
+def red_verdict(error: VerificationError, **context: Any) -> Verdict:
+    """A red verdict for a verification error, keeping whatever was already learnt."""
+    return Verdict(
+        result=RED,
+        reason=error.code,
+        message_en=error.message_en,
+        message_vi=error.message_vi,
+        error_detail=error.detail,
+        **context,
+    )

@@ -1,0 +1,234 @@
+"""verify(): one scanned payload string in, one Verdict out. Never raises, never hangs.
+
+Steps (each failure is a red verdict with its own reason code): HC1 prefix, Base45, zlib
+(capped), COSE_Sign1, alg, kid, signer lookup, signature, signer validity, key usage, CWT
+times, DCC schema, revocation, then the checkpoint policy.
+
+Untrusted clock and stale trust: the core never looks at a clock, so the unit tells it through
+VerifyOptions. When `clock_trusted` is False, or `trust_age` exceeds the allowed age (the
+policy's `max_trust_age` if it has one, else `VerifyOptions.max_trust_age`), a result the
+policy would make green or yellow is capped at yellow with reason `clock_untrusted` or
+`trust_stale`: the officer must check by other means. Red stays red: a forged or revoked
+certificate is red whatever the clock says. The policy itself always sees the `now` it is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from verifier import cose, cwt, hcert
+from verifier.errors import (
+    BadSignature,
+    InternalError,
+    PolicyError,
+    UnknownKid,
+    VerificationError,
+)
+from verifier.schema import validate_dcc
+from verifier.trust import SignerKey, TrustStore
+from verifier.verdict import GREEN, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
+
+logger = logging.getLogger(__name__)
+
+
+class PolicyLike(Protocol):
+    """What verify() needs of a policy (verifier.policy.Policy satisfies it)."""
+
+    def decide(self, dcc: dict, now: datetime) -> tuple[str, str, str, str]: ...
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Per-unit settings for verify()."""
+
+    clock_skew: timedelta = timedelta(minutes=5)
+    """Allowance either side of `iat`/`exp` for a unit clock that drifts."""
+    uci_key: bytes | None = None
+    """Per-unit secret for the keyed hash of the certificate identifier (None: no hash)."""
+    clock_trusted: bool = True
+    """False when the unit's clock is known to be wrong (earlier than its bundle or last run)."""
+    trust_age: timedelta | None = None
+    """How old the unit's trust bundle is, if known."""
+    max_trust_age: timedelta | None = None
+    """Oldest acceptable trust bundle when the policy does not say (None: no limit)."""
+    max_inflated: int = hcert.MAX_INFLATED
+    """Hard cap on the inflated size of the COSE data."""
+    check_signer_validity: bool = True
+    """Check the DSC's notBefore/notAfter against `now` (conformance runs may turn it off)."""
+    check_value_sets: bool = True
+    """Refuse unknown disease, test type and test result codes (reason `value_set`)."""
+
+
+_CLOCK_UNTRUSTED = (
+    "clock_untrusted",
+    "The unit's clock is wrong: check the certificate dates by hand.",
+    "Đồng hồ thiết bị sai: hãy kiểm tra ngày của chứng nhận bằng mắt.",
+)
+_TRUST_STALE = (
+    "trust_stale",
+    "The trust list on this unit is out of date: check the certificate by other means.",
+    "Danh sách tin cậy trên thiết bị đã cũ: hãy kiểm tra chứng nhận bằng cách khác.",
+)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def cert_type_of(dcc: Mapping[str, Any]) -> str | None:
+    """The certificate type: "v", "t" or "r" (the first present), or None."""
+    for kind in ("v", "t", "r"):
+        if kind in dcc:
+            return kind
+    return None
+
+
+def _entry(dcc: Mapping[str, Any], kind: str | None) -> Mapping[str, Any]:
+    group = dcc.get(kind) if kind else None
+    if isinstance(group, (list, tuple)) and group and isinstance(group[0], Mapping):
+        return group[0]
+    return {}
+
+
+_DETAIL_FIELDS = {"v": ("dn", "sd", "mp", "dt", "co"), "t": ("tt", "sc", "tr", "co"), "r": ("fr", "df", "du", "co")}
+
+
+def _holder(dcc: Mapping[str, Any]) -> Holder | None:
+    nam = dcc.get("nam")
+    if not isinstance(nam, Mapping):
+        return None
+    return Holder(
+        family_name=_str_or_none(nam.get("fn")),
+        given_name=_str_or_none(nam.get("gn")),
+        family_name_t=_str_or_none(nam.get("fnt")),
+        given_name_t=_str_or_none(nam.get("gnt")),
+        dob=_str_or_none(dcc.get("dob")),
+    )
+
+
+def keyed_uci_hash(uci: str, key: bytes) -> str:
+    """HMAC-SHA256 of the certificate identifier under the unit's key (hex): spots repeats, reveals nothing."""
+    return hmac.new(key, uci.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _describe(dcc: Mapping[str, Any], options: VerifyOptions) -> dict[str, Any]:
+    """What the verdict carries about the certificate; defensive, as the DCC may be malformed."""
+    kind = cert_type_of(dcc)
+    entry = _entry(dcc, kind)
+    detail = {k: entry[k] for k in _DETAIL_FIELDS.get(kind or "", ()) if k in entry}
+    uci = entry.get("ci")
+    return {
+        "cert_type": kind,
+        "holder": _holder(dcc),
+        "detail": detail,
+        "uci_hash": keyed_uci_hash(uci, options.uci_key) if isinstance(uci, str) and options.uci_key else None,
+    }
+
+
+def _check_signature(msg: cose.Sign1, trust: TrustStore, kid: bytes) -> SignerKey:
+    """Find the signer whose key verifies the message; kids can collide, so try each."""
+    candidates = trust.find(kid)
+    if not candidates:
+        raise UnknownKid(kid)
+    failure: VerificationError = BadSignature()
+    for signer in candidates:
+        try:
+            cose.verify_signature(msg, signer.public_key)
+            return signer
+        except VerificationError as err:
+            failure = err
+    raise failure
+
+
+def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) -> None:
+    """Cap green/yellow at yellow when the clock or the trust list cannot be relied on."""
+    if verdict_fields["result"] == RED:
+        return
+    cap = None
+    if not options.clock_trusted:
+        cap = _CLOCK_UNTRUSTED
+    else:
+        limit = getattr(policy, "max_trust_age", None) or options.max_trust_age
+        if limit is not None and options.trust_age is not None and options.trust_age > limit:
+            cap = _TRUST_STALE
+    if cap is not None:
+        verdict_fields.update(result=YELLOW, reason=cap[0], message_en=cap[1], message_vi=cap[2])
+
+
+def _decide(policy: Any, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
+    try:
+        outcome = policy.decide(dict(dcc), now)
+        result, reason, message_en, message_vi = outcome
+    except VerificationError:
+        raise
+    except Exception as err:  # a policy fault must give red, not crash the unit
+        raise PolicyError(f"{type(err).__name__}: {err}") from err
+    if result not in RESULTS or not isinstance(reason, str):
+        raise PolicyError(f"policy returned {result!r}")
+    return result, reason, str(message_en), str(message_vi)
+
+
+def _verify(payload: str, trust: TrustStore, now: datetime, policy: Any,
+            options: VerifyOptions, context: dict[str, Any]) -> Verdict:
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    msg = cose.parse_sign1(hcert.decode_transport(payload, options.max_inflated))
+    cose.check_alg(msg)
+    kid = cose.require_kid(msg)
+    context["kid"] = _b64(kid)
+    signer = _check_signature(msg, trust, kid)
+    claims = cwt.parse_claims(msg.payload)
+    # Signed data from here on: the officer may see who it is even when the verdict is red.
+    context.update(issuer=claims.iss, issued_at=claims.issued_at, expires_at=claims.expires_at)
+    context.update(_describe(claims.dcc, options))
+    if options.check_signer_validity:
+        signer.check_valid_at(now)
+    signer.check_type(context["cert_type"])
+    cwt.check_times(claims, now, options.clock_skew)
+    validate_dcc(claims.dcc, options.check_value_sets)
+    entry = _entry(claims.dcc, context["cert_type"])
+    trust.revocations.check(_str_or_none(entry.get("ci")), _str_or_none(entry.get("co")),
+                            msg.signature, msg.alg)
+    result, reason, message_en, message_vi = _decide(policy, claims.dcc, now)
+    fields = dict(context, result=result, reason=reason, message_en=message_en, message_vi=message_vi)
+    _cap(fields, policy, options)
+    return Verdict(**fields)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def verify(payload: str, trust: TrustStore, now: datetime, policy: Any,
+           options: VerifyOptions = VerifyOptions()) -> Verdict:
+    """Verify one scanned payload against the trust store at time `now` under `policy`.
+
+    Never raises: every failure is a red Verdict whose `reason` is a stable code.
+
+    :param payload: the scanned text, expected to start with ``HC1:``.
+    :param trust: the document signer keys and revocation list.
+    :param now: the validation time (aware; naive means UTC).
+    :param policy: decides green / yellow / red for a valid certificate.
+    :param options: per-unit settings (clock skew, keyed-hash key, clock and trust state).
+    """
+    context: dict[str, Any] = {
+        "policy": getattr(policy, "name", None),
+        "trust_version": getattr(trust, "version", None),
+    }
+    try:
+        return _verify(payload, trust, now, policy, options, context)
+    except VerificationError as err:
+        logger.info("red: %s (kid %s)", err.code, context.get("kid"))
+        return red_verdict(err, **context)
+    except BaseException as err:  # noqa: BLE001 - the contract is "never raises"
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
+        logger.error("internal verifier error %s", type(err).__name__)
+        return red_verdict(InternalError(type(err).__name__), **context)
