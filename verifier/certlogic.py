@@ -222,10 +222,11 @@ def _parse_instant(text: str) -> int | None:
         millis = int((fraction + "00")[:3]) if fraction else 0
         ms += ((hours * 60 + minutes) * 60 + seconds) * 1000 + millis
         if sign is not None:
-            offset_minutes = int(off_h) * 60 + int(off_m or 0)
-            if int(off_h) > 23 or int(off_m or 0) > 59:
+            offset_hours, offset_minutes = int(off_h), int(off_m or 0)
+            if offset_hours > 23 or offset_minutes > 59:
                 return None
-            ms -= (offset_minutes if sign == "+" else -offset_minutes) * 60_000
+            offset_ms = (offset_hours * 60 + offset_minutes) * 60_000
+            ms -= offset_ms if sign == "+" else -offset_ms  # local time = UTC + offset
     return ms
 
 
@@ -451,7 +452,12 @@ def _compile_in(name: str, operands: list[Any], where: str, depth: int) -> _Node
     if isinstance(literal, list) and all(isinstance(member, str) for member in literal):
         # A fixed list of codes: a set lookup (only a string can equal a string).
         members = frozenset(literal)
-        return lambda data, budget: (lambda value: isinstance(value, str) and value in members)(item(data, budget))
+
+        def in_codes(data: Any, budget: _Budget) -> bool:
+            value = item(data, budget)
+            return isinstance(value, str) and value in members
+
+        return in_codes
 
     def in_(data: Any, budget: _Budget) -> bool:
         value = item(data, budget)
