@@ -1,0 +1,208 @@
+"""The signed trust bundle (`chot-trust-bundle/1`): check it against the pinned anchor key.
+
+Format (docs/architecture.md): a JSON document `{format, payload, signature, signer}` whose
+`payload` is base64 of UTF-8 JSON `{version, issued_at, next_update, issuer, dscs,
+revocations, policies}`, signed ECDSA P-256 / SHA-256 (DER) by the ministry's trust-list key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from verifier.errors import VerificationError
+from verifier.revocation import HASH_TYPES, RevocationList
+from verifier.trust import SignerKey, TrustStore, compute_kid
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "chot-trust-bundle/1"
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+
+
+class BundleError(VerificationError):
+    """A trust bundle was refused; the message says why."""
+
+    code = "bundle"
+    message_en = "The trust list update was refused."
+    message_vi = "Bản cập nhật danh sách tin cậy bị từ chối."
+
+    def __str__(self) -> str:
+        return f"trust bundle refused: {self.detail}" if self.detail else self.message_en
+
+
+class BundleFormatError(BundleError):
+    """The bundle is not a well-formed chot-trust-bundle/1 document."""
+
+    code = "bundle_format"
+
+
+class BundleSignatureError(BundleError):
+    """The bundle is not signed by the pinned trust-list key."""
+
+    code = "bundle_signature"
+
+
+class BundleVersionError(BundleError):
+    """The bundle is older than the one already accepted."""
+
+    code = "bundle_version"
+
+    def __init__(self, version: int, min_version: int) -> None:
+        self.version = version
+        self.min_version = min_version
+        super().__init__(f"version {version} is older than the required {min_version}")
+
+
+@dataclass(frozen=True)
+class TrustBundle:
+    """A checked trust bundle."""
+
+    version: int
+    issued_at: datetime
+    next_update: datetime | None
+    issuer: str
+    dscs: tuple[Mapping[str, Any], ...]
+    revocations: Mapping[str, list[str]]
+    policies: Mapping[str, Any]
+    raw: bytes = field(repr=False)
+
+    def trust_store(self) -> TrustStore:
+        """The TrustStore of this bundle's DSCs and revocations, tagged with its version."""
+        signers = []
+        for entry in self.dscs:
+            der = base64.b64decode(entry["certificate"])
+            kid = base64.b64decode(entry["kid"]) if entry.get("kid") else compute_kid(der)
+            signers.append(SignerKey.from_certificate(
+                der, kid=kid, types=entry.get("types"), country=entry.get("country") or None))
+        return TrustStore(signers, RevocationList.from_mapping(self.revocations), version=self.version)
+
+
+def _load_anchor(anchor: Any) -> ec.EllipticCurvePublicKey:
+    if isinstance(anchor, str):
+        anchor = anchor.encode("ascii")
+    if isinstance(anchor, (bytes, bytearray)):
+        try:
+            anchor = serialization.load_pem_public_key(bytes(anchor))
+        except (ValueError, TypeError) as err:
+            raise BundleSignatureError(f"the pinned anchor is not a PEM public key: {err}") from err
+    if not isinstance(anchor, ec.EllipticCurvePublicKey):
+        raise BundleSignatureError("the pinned anchor is not an ECDSA public key")
+    return anchor
+
+
+def signer_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """First 8 bytes of SHA-256 over the key's SubjectPublicKeyInfo DER."""
+    spki = public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).digest()[:8]
+
+
+def _b64(document: Mapping[str, Any], key: str) -> bytes:
+    value = document.get(key)
+    if not isinstance(value, str):
+        raise BundleFormatError(f"`{key}` is missing or not text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise BundleFormatError(f"`{key}` is not base64") from err
+
+
+def _time(payload: Mapping[str, Any], key: str, required: bool) -> datetime | None:
+    value = payload.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise BundleFormatError(f"`{key}` is missing or not text")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise BundleFormatError(f"`{key}` is not an ISO 8601 time") from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _check_payload(payload: Any) -> None:
+    if not isinstance(payload, Mapping):
+        raise BundleFormatError("payload is not a JSON object")
+    version = payload.get("version")
+    if type(version) is not int or version < 1:
+        raise BundleFormatError("`version` is not a whole number of at least 1")
+    dscs = payload.get("dscs", [])
+    if not isinstance(dscs, list):
+        raise BundleFormatError("`dscs` is not a list")
+    for index, entry in enumerate(dscs):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("certificate"), str):
+            raise BundleFormatError(f"dscs[{index}] has no certificate")
+        types = entry.get("types")
+        if types is not None and (not isinstance(types, list) or set(types) - {"v", "t", "r"}):
+            raise BundleFormatError(f"dscs[{index}] has bad types")
+    revocations = payload.get("revocations", {})
+    if not isinstance(revocations, Mapping) or set(revocations) - set(HASH_TYPES):
+        raise BundleFormatError("`revocations` must map UCI, COUNTRYCODEUCI, SIGNATURE to lists")
+    if any(not isinstance(v, list) for v in revocations.values()):
+        raise BundleFormatError("each revocation entry must be a list of hashes")
+    if not isinstance(payload.get("policies", {}), Mapping):
+        raise BundleFormatError("`policies` is not an object")
+
+
+def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) -> TrustBundle:
+    """Check a signed bundle's format, signature (against the pinned anchor) and version.
+
+    :param anchor: the trust-list public key: PEM bytes/str or an EllipticCurvePublicKey.
+    :param min_version: the lowest version accepted (the current version + 1 on a unit).
+    :raises BundleFormatError: when the document or payload is malformed.
+    :raises BundleSignatureError: when not signed by the anchor.
+    :raises BundleVersionError: when older than `min_version`.
+    """
+    key = _load_anchor(anchor)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleFormatError(f"{len(data)} bytes is more than {MAX_BUNDLE_BYTES}")
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleFormatError("not JSON") from err
+    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+        raise BundleFormatError(f"not a {FORMAT} document")
+    payload_bytes = _b64(document, "payload")
+    signature = _b64(document, "signature")
+    if _b64(document, "signer") != signer_id(key):
+        raise BundleSignatureError("signed by a key other than the pinned trust anchor")
+    try:
+        key.verify(signature, payload_bytes, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as err:
+        raise BundleSignatureError("the signature does not match the pinned trust anchor") from err
+    try:
+        payload = json.loads(payload_bytes)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleFormatError("payload is not JSON") from err
+    _check_payload(payload)
+    version = payload["version"]
+    if min_version is not None and version < min_version:
+        raise BundleVersionError(version, min_version)
+    bundle = TrustBundle(
+        version=version,
+        issued_at=_time(payload, "issued_at", required=True),  # type: ignore[arg-type]
+        next_update=_time(payload, "next_update", required=False),
+        issuer=str(payload.get("issuer", "")),
+        dscs=tuple(payload.get("dscs", [])),
+        revocations={k: [str(h).lower() for h in v] for k, v in payload.get("revocations", {}).items()},
+        policies=dict(payload.get("policies", {})),
+        raw=bytes(data),
+    )
+    try:  # fail now, not at the first scan, on a certificate that does not parse
+        bundle.trust_store()
+    except (ValueError, KeyError, TypeError, binascii.Error) as err:
+        raise BundleFormatError(f"a DSC entry is unreadable: {err}") from err
+    logger.info("trust bundle version %d accepted (%d DSCs)", version, len(bundle.dscs))
+    return bundle

@@ -1,0 +1,248 @@
+"""`chot verify` and `chot conformance`: thin click commands over the verifier library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from verifier.conformance import STEPS, CaseResult, parse_clock, run_directory
+from verifier.trust import SignerKey, TrustStore
+from verifier.verdict import GREEN, YELLOW
+from verifier.verify import VerifyOptions, verify
+
+# Exit codes of `chot verify`.
+EXIT_GREEN, EXIT_YELLOW, EXIT_RED, EXIT_ERROR = 0, 1, 2, 3
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
+
+
+class VerifyUsageError(click.ClickException):
+    """A problem with the command's input (not a verdict): exit code 3."""
+
+    exit_code = EXIT_ERROR
+
+
+class _ErrorExit3Command(click.Command):
+    """Click reports usage errors with exit code 2, which here means red: use 3 instead."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:
+            err.exit_code = EXIT_ERROR
+            raise
+
+
+def _read_image(path: Path) -> list[str]:
+    try:
+        from scanner.decode import read_image
+    except ImportError:  # the scanner package is optional for this command
+        import cv2
+        import zxingcpp
+
+        image = cv2.imread(str(path))
+        if image is None:
+            raise VerifyUsageError(f"{path}: not a readable image") from None
+        return [b.text for b in zxingcpp.read_barcodes(image)]
+    try:
+        return read_image(path)
+    except Exception as err:  # the decoder's own errors say what was wrong with the image
+        raise VerifyUsageError(f"{path}: {err}") from err
+
+
+def _read_payload(source: str | None) -> str:
+    if source is None or source == "-":
+        return sys.stdin.read().strip()
+    path = Path(source)
+    if not source.startswith("HC1:") and len(source) < 4096 and path.is_file():
+        head = path.read_bytes()[:8]
+        if head.startswith(_IMAGE_MAGIC):
+            texts = _read_image(path)
+            if not texts:
+                raise VerifyUsageError(f"{path}: no QR code found in the image")
+            return next((t for t in texts if t.startswith("HC1:")), texts[0])
+        return path.read_text("utf-8").strip()
+    return source
+
+
+def _load_certificate(path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return data
+
+
+def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]) -> tuple[TrustStore, Any]:
+    if bundle is not None:
+        from verifier.bundle import BundleError, parse_bundle
+
+        if anchor is None:
+            raise VerifyUsageError("--bundle needs --anchor (the pinned trust-list public key, PEM)")
+        try:
+            parsed = parse_bundle(bundle.read_bytes(), anchor.read_bytes())
+        except (BundleError, OSError) as err:
+            raise VerifyUsageError(str(err)) from err
+        return parsed.trust_store(), parsed
+    if not dscs:
+        raise VerifyUsageError("give the trust list: --bundle FILE --anchor PEM, or --dsc FILE (repeatable)")
+    try:
+        return TrustStore([SignerKey.from_certificate(_load_certificate(p)) for p in dscs]), None
+    except (OSError, ValueError) as err:
+        raise VerifyUsageError(f"a --dsc certificate is unreadable: {err}") from err
+
+
+def _load_policy(name: str, bundle: Any) -> Any:
+    try:
+        from verifier import policy as policy_mod
+    except ImportError as err:
+        raise VerifyUsageError(f"policies are not available: {err}") from err
+    path = Path(name)
+    try:
+        if path.suffix == ".json" and path.is_file() and hasattr(policy_mod.Policy, "from_document"):
+            return policy_mod.Policy.from_document(json.loads(path.read_text("utf-8")))
+        if bundle is not None and name in bundle.policies and hasattr(policy_mod.Policy, "from_document"):
+            return policy_mod.Policy.from_document(bundle.policies[name])
+        return policy_mod.builtin_policy(name)
+    except (KeyError, ValueError, OSError) as err:
+        raise VerifyUsageError(f"unknown or unreadable policy {name!r}: {err}") from err
+
+
+def _print_verdict(verdict: Any) -> None:
+    colour = {GREEN: "green", YELLOW: "yellow"}.get(verdict.result, "red")
+    click.secho(f"{verdict.result.upper()}  ({verdict.reason})", fg=colour, bold=True)
+    click.echo(f"  {verdict.message_en}")
+    click.echo(f"  {verdict.message_vi}")
+    if verdict.holder is not None:
+        click.echo(f"  name:    {verdict.holder.display_name()}")
+        click.echo(f"  born:    {verdict.holder.dob or '-'}")
+    if verdict.cert_type:
+        detail = ", ".join(f"{k}={v}" for k, v in verdict.detail.items())
+        click.echo(f"  type:    {verdict.cert_type}  {detail}")
+    for label, value in (("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
+                         ("expires", verdict.expires_at)):
+        if value:
+            click.echo(f"  {label + ':':<8} {value}")
+
+
+@click.command(cls=_ErrorExit3Command)
+@click.argument("source", required=False)
+@click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Signed trust bundle (chot-trust-bundle/1) to take the signer keys from.")
+@click.option("--anchor", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pinned trust-list public key (PEM) that must have signed --bundle.")
+@click.option("--dsc", "dscs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A document signer certificate (DER or PEM) to trust; repeatable.")
+@click.option("--policy", "policy_name", default="vn-2021", show_default=True,
+              help="Policy name (built in or from the bundle) or a policy JSON file.")
+@click.option("--now", "now_text", help="Validation time, ISO 8601 (default: this machine's clock).")
+@click.option("--skew", default=300, show_default=True, type=click.IntRange(0, 86400),
+              help="Clock-skew allowance in seconds for the certificate's issue and expiry times.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+           policy_name: str, now_text: str | None, skew: int, as_json: bool) -> None:
+    """Verify one certificate: SOURCE is the HC1: text, a file (text or QR image), or - / nothing for stdin.
+
+    Exit code: 0 green, 1 yellow, 2 red, 3 error (bad input or options, no trust list).
+    """
+    try:
+        now = parse_clock(now_text) if now_text else datetime.now(timezone.utc)
+    except ValueError as err:
+        raise VerifyUsageError(str(err)) from err
+    trust, parsed_bundle = _load_trust(bundle, anchor, dscs)
+    policy = _load_policy(policy_name, parsed_bundle)
+    payload = _read_payload(source)
+    verdict = verify_payload(payload, trust, now, policy, skew)
+    if as_json:
+        click.echo(json.dumps(verdict.to_json(), ensure_ascii=False, default=str))
+    else:
+        _print_verdict(verdict)
+    sys.exit({GREEN: EXIT_GREEN, YELLOW: EXIT_YELLOW}.get(verdict.result, EXIT_RED))
+
+
+def verify_payload(payload: str, trust: TrustStore, now: datetime, policy: Any, skew: int) -> Any:
+    """The library call behind `chot verify`."""
+    return verify(payload, trust, now, policy, VerifyOptions(clock_skew=timedelta(seconds=skew)))
+
+
+def conformance_summary(results: list[CaseResult]) -> dict[str, Any]:
+    """Counts per country and step, the disagreements and the known faults, as plain data."""
+    table: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    disagreements, known = [], []
+    for case in results:
+        for step, (want, got, reason) in case.steps.items():
+            cell = table[case.country][step]
+            if want == got:
+                cell["agree"] += 1
+            elif step in case.known:
+                cell["known"] += 1
+                known.append({"country": case.country, "case": case.name, "step": step,
+                              "expected": want, "actual": got, "why": case.known[step]})
+            else:
+                cell["disagree"] += 1
+                disagreements.append({"country": case.country, "case": case.name, "step": step,
+                                      "expected": want, "actual": got, "reason": reason})
+        if case.error:
+            disagreements.append({"country": case.country, "case": case.name, "step": None,
+                                  "expected": None, "actual": None, "reason": case.error})
+    passed = sum(case.passed for case in results)
+    return {
+        "cases": len(results),
+        "passed": passed,
+        "failed": len(results) - passed,
+        "table": {c: {s: dict(v) for s, v in steps.items()} for c, steps in sorted(table.items())},
+        "disagreements": disagreements,
+        "known_faults": known,
+    }
+
+
+def _cell(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return "-"
+    total = sum(counts.values())
+    text = f"{counts.get('agree', 0)}/{total}"
+    if counts.get("known"):
+        text += f" k{counts['known']}"
+    return text
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    short = [s[:8] for s in STEPS]
+    click.echo(f"{'country':<8} " + " ".join(f"{s:>9}" for s in short))
+    for country, steps in summary["table"].items():
+        click.echo(f"{country:<8} " + " ".join(f"{_cell(steps.get(s)):>9}" for s in STEPS))
+    click.echo("(cells: agreeing/checked; kN = N known upstream faults)")
+    if summary["known_faults"]:
+        click.echo(f"\nKnown upstream data faults ({len(summary['known_faults'])}):")
+        for item in summary["known_faults"]:
+            click.echo(f"  {item['country']} {item['case']} {item['step']}: expected "
+                       f"{item['expected']}, got {item['actual']} - {item['why']}")
+    if summary["disagreements"]:
+        click.echo(f"\nDisagreements ({len(summary['disagreements'])}):")
+        for item in summary["disagreements"]:
+            click.echo(f"  {item['country']} {item['case']} {item['step']}: expected "
+                       f"{item['expected']}, got {item['actual']} - {item['reason']}")
+    click.echo(f"\n{summary['passed']} passed, {summary['failed']} failed")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def conformance(directory: Path, as_json: bool) -> None:
+    """Run every dgc-testdata style case under DIRECTORY and compare each verifier step.
+
+    Exit code 0 when every case agrees (known upstream faults aside), 1 otherwise.
+    """
+    summary = conformance_summary(run_directory(directory))
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    sys.exit(0 if summary["failed"] == 0 else 1)
