@@ -1,0 +1,139 @@
+"""Build, sign and version the trust bundle (`chot-trust-bundle/1`, see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from keys import ca
+from keys.errors import BundleVersionError, KeysError
+from keys.ministry import MinistryDir
+from verifier.revocation import HASH_TYPES
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "chot-trust-bundle/1"
+ISSUER = "VN Ministry of Health"
+DEFAULT_LIFETIME = dt.timedelta(days=1)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    if moment.tzinfo is None:
+        raise KeysError("bundle times need a time zone")
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dsc_entry(cert: x509.Certificate) -> dict[str, Any]:
+    """One `dscs` entry: kid, country, DER certificate and the types its key usage allows."""
+    countries = cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    return {"kid": _b64(ca.kid_of(cert)), "country": str(countries[0].value) if countries else "",
+            "certificate": _b64(cert.public_bytes(serialization.Encoding.DER)), "types": ca.dsc_types(cert)}
+
+
+def builtin_policy_documents() -> dict[str, Any]:
+    """The shipped policies as documents, keyed by name (from verifier.policy; empty until it exists)."""
+    try:
+        from verifier.policy import builtin_policies
+    except ImportError:
+        logger.warning("verifier.policy is not available: the bundle carries no policies")
+        return {}
+
+    policies = builtin_policies()
+    items = policies.items() if isinstance(policies, Mapping) else ((p.name, p) for p in policies)
+    return {name: policy.to_document() for name, policy in items}
+
+
+def normalise_revocations(revocations: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
+    """Every hash type present, hashes lower-case hex, sorted and without repeats."""
+    revocations = revocations or {}
+    unknown = set(revocations) - set(HASH_TYPES)
+    if unknown:
+        raise KeysError(f"unknown revocation hash types: {', '.join(sorted(unknown))}")
+    out: dict[str, list[str]] = {}
+    for kind in HASH_TYPES:
+        hashes_ = {str(h).lower() for h in revocations.get(kind, ())}
+        bad = [h for h in hashes_ if len(h) != 32 or not all(c in "0123456789abcdef" for c in h)]
+        if bad:
+            raise KeysError(f"{kind} revocation hashes must be 32 hex digits (16 bytes)")
+        out[kind] = sorted(hashes_)
+    return out
+
+
+def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
+                   revocations: Mapping[str, Iterable[str]] | None = None,
+                   policies: Mapping[str, Any] | None = None, issued_at: dt.datetime,
+                   next_update: dt.datetime | None = None, issuer: str = ISSUER) -> bytes:
+    """The UTF-8 JSON payload bytes of a bundle."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise KeysError(f"bundle version must be a whole number of at least 1, got {version!r}")
+    payload = {
+        "version": version,
+        "issued_at": _timestamp(issued_at),
+        "next_update": _timestamp(next_update or issued_at + DEFAULT_LIFETIME),
+        "issuer": issuer,
+        "dscs": [dsc_entry(cert) for cert in dscs],
+        "revocations": normalise_revocations(revocations),
+        "policies": dict(policies or {}),
+    }
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def sign_bundle(payload: bytes, trust_list_key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Wrap payload bytes in the signed bundle document (ECDSA P-256, SHA-256, DER signature)."""
+    if not isinstance(trust_list_key, ec.EllipticCurvePrivateKey) or not isinstance(trust_list_key.curve, ec.SECP256R1):
+        raise KeysError("the trust-list key must be an ECDSA P-256 key")
+    signature = trust_list_key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    document = {"format": FORMAT, "payload": _b64(payload), "signature": _b64(signature),
+                "signer": _b64(ca.signer_id(trust_list_key.public_key()))}
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def make_bundle(trust_list_key: ec.EllipticCurvePrivateKey, **payload_fields: Any) -> bytes:
+    """Build and sign a bundle in one step; keyword arguments as for `bundle_payload`."""
+    return sign_bundle(bundle_payload(**payload_fields), trust_list_key)
+
+
+def last_version(ministry: MinistryDir) -> int:
+    """The highest bundle version published from this ministry directory (0 if none)."""
+    return int(ministry.read_state(ministry.bundles, {"last_version": 0}).get("last_version", 0))
+
+
+def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.datetime | None = None,
+            lifetime: dt.timedelta = DEFAULT_LIFETIME, policies: Mapping[str, Any] | None = None) -> bytes:
+    """Build and sign the ministry's bundle with every DSC, its revocations and the shipped policies.
+
+    The version must exceed the last one recorded, which is then updated.
+    :raises BundleVersionError: when it does not.
+    """
+    from keys.revoke import RevocationStore  # revoke imports bundle helpers; keep the cycle lazy
+
+    ministry.require()
+    last = last_version(ministry)
+    if version <= last:
+        raise BundleVersionError(version, last)
+    issued_at = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+    data = make_bundle(ministry.trust_list_signing_key(passphrase), version=version,
+                       dscs=ministry.dsc_certificates(), revocations=RevocationStore(ministry).load(),
+                       policies=builtin_policy_documents() if policies is None else policies,
+                       issued_at=issued_at, next_update=issued_at + lifetime)
+    history = ministry.read_state(ministry.bundles, {"last_version": 0, "published": []})
+    history["last_version"] = version
+    history.setdefault("published", []).append(
+        {"version": version, "issued_at": _timestamp(issued_at), "sha256": hashlib.sha256(data).hexdigest()})
+    ministry.write_state(ministry.bundles, history)
+    logger.info("signed trust bundle version %d", version)
+    return data

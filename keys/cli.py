@@ -1,0 +1,223 @@
+"""`chot keys ...`: thin click commands over the ministry tooling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from keys import bundle as bundle_mod
+from keys import dcc, issue, keystore, qr, revoke
+from keys.errors import KeysError
+from keys.ministry import MinistryDir, add_dsc, init_ministry
+from keys.people import Person
+
+logger = logging.getLogger(__name__)
+
+_TYPE_LETTERS = {"v": "v", "t": "t", "r": "r", "vaccination": "v", "test": "t", "recovery": "r"}
+
+
+class _KeysGroup(click.Group):
+    """Turns the tooling's errors into one readable line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeysError as err:
+            raise click.ClickException(str(err)) from None
+
+
+def _passphrase(given: str | None, *, confirm: bool = False) -> str:
+    prompt = None
+    if sys.stdin.isatty():
+        def prompt() -> str:
+            return str(click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm))
+    return keystore.resolve_passphrase(given, prompt=prompt)
+
+
+def _now(value: dt.datetime | None) -> dt.datetime:
+    return (value.replace(tzinfo=dt.timezone.utc) if value and value.tzinfo is None else value) or \
+        dt.datetime.now(dt.timezone.utc)
+
+
+def _types(value: str) -> list[str]:
+    try:
+        return list(dict.fromkeys(_TYPE_LETTERS[part.strip().lower()] for part in value.split(",")))
+    except KeyError:
+        raise click.BadParameter("use a comma list of v, t, r (or vaccination, test, recovery)") from None
+
+
+passphrase_option = click.option(
+    "--passphrase", default=None, metavar="TEXT",
+    help=f"Passphrase of the ministry's private keys (else ${keystore.PASSPHRASE_ENV}, else a prompt).")
+ministry_option = click.option(
+    "--ministry", "ministry_dir", required=True, envvar="CHOT_MINISTRY_DIR", show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path), help="The ministry directory made by init-ministry.")
+now_option = click.option(
+    "--now", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]), default=None,
+    help="Act as if it were this UTC time (for demos and tests); default: the clock.")
+
+
+@click.group(cls=_KeysGroup)
+def keys() -> None:
+    """Ministry side: root and signer keys, issuing certificates, QR codes, trust bundles, revocation."""
+
+
+@keys.command("init-ministry")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--alg", type=click.Choice(["ES256", "PS256"]), default="ES256", show_default=True,
+              help="Signature algorithm of the CSCA and DSCs.")
+@click.option("--single-dsc", is_flag=True, help="One DSC for all certificate types instead of one per type.")
+@click.option("--country", default="VN", show_default=True, help="Country code in the certificates.")
+@passphrase_option
+def init_ministry_cmd(directory: Path, alg: str, single_dsc: bool, country: str, passphrase: str | None) -> None:
+    """Create a ministry in DIRECTORY: CSCA, DSCs, trust-list key and anchor.pem for units."""
+    ministry = init_ministry(directory, _passphrase(passphrase, confirm=True), alg=alg, split=not single_dsc,
+                             country=country)
+    for cert in ministry.dsc_certificates():
+        entry = bundle_mod.dsc_entry(cert)
+        click.echo(f"DSC kid={entry['kid']} types={','.join(entry['types'])}")
+    click.echo(f"anchor for units: {ministry.anchor}")
+
+
+@keys.command("add-dsc")
+@ministry_option
+@click.argument("name")
+@click.option("--types", "types_", default="v,t,r", show_default=True,
+              help="Certificate types the DSC may sign: comma list of v, t, r.")
+@click.option("--alg", type=click.Choice(["ES256", "PS256"]), default="ES256", show_default=True,
+              help="Signature algorithm of the new DSC.")
+@click.option("--days", type=click.IntRange(1, 3650), default=730, show_default=True, help="Validity in days.")
+@passphrase_option
+def add_dsc_cmd(ministry_dir: Path, name: str, types_: str, alg: str, days: int, passphrase: str | None) -> None:
+    """Add a document signer certificate NAME under the ministry's CSCA."""
+    signer = add_dsc(MinistryDir(ministry_dir), _passphrase(passphrase), name, _types(types_), alg=alg, days=days)
+    click.echo(f"DSC {signer.name} kid={bundle_mod.dsc_entry(signer.certificate)['kid']} "
+               f"types={','.join(signer.types)}")
+
+
+@keys.command("issue")
+@ministry_option
+@click.option("--person", "person_file", required=True, type=click.File("r", encoding="utf-8"),
+              help="JSON of the holder: fn, gn, dob (fnt/gnt optional, made by ICAO transliteration).")
+@click.option("--kind", type=click.Choice(["vaccination", "test", "recovery"]), required=True,
+              help="Which certificate to issue.")
+@click.option("--dose", default="2/2", show_default=True, help="Vaccination: dose number / doses in series.")
+@click.option("--vaccine", default="pfizer", show_default=True,
+              help=f"Vaccination: one of {', '.join(dcc.PRODUCTS)} or an mp code.")
+@click.option("--date", "event_date", default=None, help="Vaccination date, or first positive test for recovery "
+              "(YYYY-MM-DD; default 30 days ago).")
+@click.option("--sampled-at", default=None, help="Test: sample time, ISO date-time (default a day ago).")
+@click.option("--result", type=click.Choice(["negative", "positive"]), default="negative", show_default=True,
+              help="Test: the result.")
+@click.option("--test-type", type=click.Choice(["pcr", "rat"]), default="pcr", show_default=True,
+              help="Test: PCR or rapid antigen.")
+@click.option("--dsc", "dsc_name", default=None, help="Sign with this DSC (default: the first that may).")
+@click.option("--valid-days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="CWT validity in days.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Where to write the HC1 text ('-' for stdout).")
+@click.option("--qr", "qr_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the QR code PNG here.")
+@now_option
+@passphrase_option
+def issue_cmd(ministry_dir: Path, person_file: Any, kind: str, dose: str, vaccine: str, event_date: str | None,
+              sampled_at: str | None, result: str, test_type: str, dsc_name: str | None, valid_days: int,
+              out: Path, qr_out: Path | None, now: dt.datetime | None, passphrase: str | None) -> None:
+    """Issue one certificate for the person in a JSON file."""
+    try:
+        person = Person.from_mapping(json.load(person_file))
+    except json.JSONDecodeError as err:
+        raise click.BadParameter(f"not JSON: {err.msg} at line {err.lineno}", param_hint="--person") from None
+    moment = _now(now)
+    if kind == "vaccination":
+        try:
+            dn, sd = (int(part) for part in dose.split("/"))
+        except ValueError:
+            raise click.BadParameter("write it as N/M, e.g. 2/2", param_hint="--dose") from None
+        document = dcc.vaccination(person, dn, sd, event_date or (moment - dt.timedelta(days=30)).date(), vaccine)
+    elif kind == "test":
+        document = dcc.covid_test(person, sampled_at or moment - dt.timedelta(days=1), result=result,
+                                  test_type=test_type)
+    else:
+        document = dcc.recovery(person, event_date or (moment - dt.timedelta(days=30)).date())
+    signer = MinistryDir(ministry_dir).signer(_passphrase(passphrase), issue.KIND_LETTERS[kind], dsc_name, now=moment)
+    text = issue.sign(document, signer, now=moment, validity=dt.timedelta(days=valid_days))
+    if str(out) == "-":
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="ascii")
+    if qr_out:
+        qr.write_png(text, qr_out)
+    logger.info("issued a %s certificate with DSC %s (kid %s)", kind, signer.name, signer.kid.hex())
+
+
+@keys.command("issue-bulk")
+@ministry_option
+@click.option("--count", type=click.IntRange(1, 100_000), required=True, help="How many certificates.")
+@click.option("--seed", default="0", show_default=True, help="Seed: the same seed gives the same people.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for NNNNN-<kind>.hc1.txt, NNNNN-<kind>.png and manifest.json.")
+@now_option
+@passphrase_option
+def issue_bulk_cmd(ministry_dir: Path, count: int, seed: str, out_dir: Path, now: dt.datetime | None,
+                   passphrase: str | None) -> None:
+    """Issue certificates for synthetic people (a mix of kinds), with QR PNGs and a name-free manifest."""
+    written = issue.issue_bulk(MinistryDir(ministry_dir), _passphrase(passphrase), count, seed, out_dir,
+                               now=_now(now))
+    kinds = {k: sum(1 for w in written if w.kind == k) for k in ("v", "t", "r")}
+    click.echo(f"issued {len(written)} certificates into {out_dir} "
+               f"(vaccination {kinds['v']}, test {kinds['t']}, recovery {kinds['r']})")
+
+
+@keys.command("qr")
+@click.argument("source", type=click.File("r", encoding="ascii"))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")
+@click.option("--scale", type=click.IntRange(1, 40), default=4, show_default=True, help="Pixels per module.")
+def qr_cmd(source: Any, out: Path, scale: int) -> None:
+    """Render the HC1 text in SOURCE (a file, or - for stdin) as a QR code PNG (error correction Q)."""
+    text = source.read().strip()
+    if not text.startswith(issue.hc1.PREFIX):
+        raise click.BadParameter("the text does not start with HC1:", param_hint="SOURCE")
+    qr.write_png(text, out, scale=scale)
+    click.echo(f"wrote {out}")
+
+
+@keys.command("bundle")
+@ministry_option
+@click.option("--version", "version", type=click.IntRange(1), required=True,
+              help="Bundle version: must exceed the last one published from this ministry.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write.")
+@click.option("--lifetime-hours", type=click.IntRange(1, 24 * 90), default=24, show_default=True,
+              help="Hours until next_update.")
+@now_option
+@passphrase_option
+def bundle_cmd(ministry_dir: Path, version: int, out: Path, lifetime_hours: int, now: dt.datetime | None,
+               passphrase: str | None) -> None:
+    """Build and sign the trust bundle: every DSC, the revocations and the shipped policies."""
+    data = bundle_mod.publish(MinistryDir(ministry_dir), _passphrase(passphrase), version, now=_now(now),
+                              lifetime=dt.timedelta(hours=lifetime_hours))
+    keystore.write_public_file(out, data)
+    click.echo(f"wrote trust bundle version {version} to {out}")
+
+
+@keys.command("revoke")
+@ministry_option
+@click.option("--hc1", "hc1_file", type=click.File("r", encoding="ascii"), default=None,
+              help="File holding the HC1 text of the certificate to revoke (all three hash types).")
+@click.option("--uci", default=None, help="Certificate identifier to revoke (UCI and COUNTRYCODEUCI hashes).")
+@click.option("--country", default="VN", show_default=True, help="Issuing country, with --uci.")
+def revoke_cmd(ministry_dir: Path, hc1_file: Any, uci: str | None, country: str) -> None:
+    """Revoke a certificate; it drops out at the next `chot keys bundle`. Only hashes are stored."""
+    if (hc1_file is None) == (uci is None):
+        raise click.UsageError("give exactly one of --hc1 or --uci")
+    ministry = MinistryDir(ministry_dir)
+    ministry.require()
+    hashes = revoke.hashes_for_hc1(hc1_file.read()) if hc1_file else revoke.hashes_for_uci(uci or "", country)
+    added = revoke.RevocationStore(ministry).add(hashes)
+    click.echo(f"revoked: {added} new hashes ({', '.join(sorted(hashes))})")
