@@ -1,0 +1,279 @@
+"""The unit's MQTT link: drains the outbox exactly once, keeps a retained status, takes trust bundles.
+
+Events go out QoS 1 in seq order with at most `max_inflight` unacknowledged, and leave the
+outbox only when the broker's PUBACK for that message arrives. Each connection uses a fresh
+paho client with a clean session, so after any reconnect every unacknowledged event is simply
+sent again from the outbox (the ingest keeps `(device, seq)` unique, so a repeat is harmless).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from scanner.config import MqttConfig
+from scanner.health import stable_part
+from scanner.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+OFFLINE = json.dumps({"state": "offline"}).encode()
+
+
+class MqttLink:
+    """One unit's connection to the broker, run in its own thread ("mqtt")."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        device_id: str,
+        checkpoint: str,
+        outbox: Outbox,
+        status_fn: Callable[[], dict[str, Any]],
+        on_trust: Callable[[bytes], None],
+        *,
+        status_interval: float = 60.0,
+        backoff_min: float = 0.5,
+        backoff_max: float = 60.0,
+        connack_timeout: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.device_id = device_id
+        self.outbox = outbox
+        self.status_fn = status_fn
+        self.on_trust = on_trust
+        self.status_interval = status_interval
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.connack_timeout = connack_timeout
+        base = f"{config.topic_prefix}/{checkpoint}/{device_id}"
+        self.event_topic = f"{base}/event"
+        self.status_topic = f"{base}/status"
+        self.trust_topic = f"{config.topic_prefix}/trust"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected = False
+        self._refused: str | None = None
+        self._inflight: dict[int, int] = {}  # paho mid -> event seq, this connection only
+        self._hold_until = 0.0
+        self._last_poll = 0.0
+        self._last_status_check = 0.0
+        self._last_status_sent = 0.0
+        self._last_stable: dict[str, Any] | None = None
+        self.sent = 0
+        """Events acknowledged by the broker since start."""
+        self.peak_inflight = 0
+        """The most events ever unacknowledged at once (never above config.max_inflight)."""
+        self.connects = 0
+        """Successful connections since start."""
+
+    # -- public API ----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True while a session with the broker is up."""
+        return self._connected
+
+    @property
+    def inflight(self) -> int:
+        """Events published on this connection and not yet acknowledged."""
+        return len(self._inflight)
+
+    def start(self) -> None:
+        """Start the link thread (returns at once; connecting happens in the background)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say offline, disconnect and end the thread (bounded by `timeout`)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("mqtt thread did not stop within %.1fs", timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """A new event is in the outbox (or the status changed): send without waiting."""
+        self._wake.set()
+
+    # -- the thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self.backoff_min
+        while not self._stop.is_set():
+            try:
+                was_up = self._session()
+            except Exception:
+                logger.exception("mqtt link failed; reconnecting")
+                was_up = False
+            self._connected = False
+            if self._stop.is_set():
+                break
+            if was_up:
+                delay = self.backoff_min
+            pause = random.uniform(delay / 2, delay)  # jitter: units restarted together spread out
+            logger.info("mqtt: reconnecting to %s:%d in %.1fs", self.config.host, self.config.port, pause)
+            self._stop.wait(pause)
+            delay = min(delay * 2, self.backoff_max)
+
+    def _new_client(self) -> paho.Client:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                             protocol=MQTTProtocolVersion.MQTTv5)
+        username = self.config.username or self.device_id
+        client.username_pw_set(username, self.config.resolved_password())
+        if self.config.tls:
+            client.tls_set(ca_certs=str(self.config.ca_file) if self.config.ca_file else None)
+        client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
+        # Our own window limits events; leave paho room for the status messages besides.
+        client.max_inflight_messages_set(self.config.max_inflight + 4)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _session(self) -> bool:
+        """One connection, from connect to loss or stop; True if it got as far as CONNACK."""
+        self._inflight.clear()
+        self._refused = None
+        self._last_stable = None
+        client = self._new_client()
+        try:
+            client.connect(self.config.host, self.config.port, self.config.keepalive, clean_start=True)
+        except (OSError, ValueError) as e:
+            logger.warning("mqtt: cannot connect to %s:%d: %s", self.config.host, self.config.port, e)
+            return False
+        started = time.monotonic()
+        was_up = False
+        try:
+            while not self._stop.is_set():
+                rc = client.loop(timeout=0.1)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    logger.warning("mqtt: connection lost (%s)", paho.error_string(rc))
+                    break
+                if self._refused:
+                    break
+                if not self._connected:
+                    if was_up:
+                        break
+                    if time.monotonic() - started > self.connack_timeout:
+                        logger.warning("mqtt: no answer to CONNECT within %.0fs", self.connack_timeout)
+                        break
+                    continue
+                was_up = True
+                self._send_status(client)
+                self._send_events(client)
+            if self._stop.is_set() and self._connected:
+                self._say_offline(client)
+        finally:
+            self._connected = False
+            if client.socket() is not None:
+                client.disconnect()
+                client.loop(timeout=0.05)  # writes DISCONNECT, then paho closes the socket
+        return was_up
+
+    def _send_events(self, client: paho.Client) -> None:
+        now = time.monotonic()
+        room = self.config.max_inflight - len(self._inflight)
+        if room <= 0 or now < self._hold_until:
+            return
+        if not self._wake.is_set() and now - self._last_poll < 1.0:
+            return
+        self._wake.clear()
+        self._last_poll = now
+        waiting = set(self._inflight.values())
+        events = [e for e in self.outbox.pending(len(waiting) + room) if e.seq not in waiting][:room]
+        for event in events:
+            info = client.publish(self.event_topic, event.payload(), qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                logger.warning("mqtt: publish of seq %d failed: %s", event.seq, paho.error_string(info.rc))
+                break
+            self._inflight[info.mid] = event.seq
+        self.peak_inflight = max(self.peak_inflight, len(self._inflight))
+        if len(events) == room:
+            self._wake.set()  # more may be waiting: look again as soon as acks free the window
+
+    def _send_status(self, client: paho.Client, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status_check < 1.0:
+            return
+        self._last_status_check = now
+        status = self._status()
+        stable = stable_part(status)
+        due = now - self._last_status_sent >= self.status_interval
+        if force or due or stable != self._last_stable:
+            client.publish(self.status_topic, json.dumps(status).encode(), qos=1, retain=True)
+            self._last_stable = stable
+            self._last_status_sent = now
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            status = dict(self.status_fn())
+        except Exception:
+            logger.exception("status_fn failed; sending a bare online status")
+            status = {}
+        status.setdefault("state", "online")
+        return status
+
+    def _say_offline(self, client: paho.Client) -> None:
+        """On a clean stop the will is not sent, so publish offline ourselves (bounded wait)."""
+        info = client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < deadline:
+            if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+
+    # -- paho callbacks (run in this link's thread, inside client.loop) ------------------
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any) -> None:
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+            logger.error("mqtt: broker %s:%d refused the connection: %s",
+                         self.config.host, self.config.port, reason_code)
+            return
+        self._connected = True
+        self.connects += 1
+        logger.info("mqtt: connected to %s:%d", self.config.host, self.config.port)
+        client.subscribe(self.trust_topic, qos=1)
+        self._send_status(client, force=True)
+        self._wake.set()
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
+        if self._connected:
+            logger.warning("mqtt: disconnected: %s", reason_code)
+        self._connected = False
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any,
+                    properties: Any) -> None:
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return  # a status message
+        if reason_code.is_failure:
+            # Kept in the outbox: a refusal (e.g. the ACL) is a setup problem to fix, not data to drop.
+            logger.error("mqtt: broker refused event seq %d: %s; keeping it", seq, reason_code)
+            self._hold_until = time.monotonic() + self.backoff_max
+            return
+        self.outbox.mark_sent(seq)
+        self.sent += 1
+        self._wake.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic != self.trust_topic or not message.payload:
+            return
+        try:
+            self.on_trust(bytes(message.payload))
+        except Exception:
+            logger.exception("trust bundle handler failed")
