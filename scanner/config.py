@@ -63,6 +63,8 @@ class CameraSection:
     """scripted: frames each person holds the phone in view."""
     gap_frames: int = 10
     """scripted: empty frames between two people."""
+    difficulty: Literal["easy", "medium", "hard"] = "easy"
+    """scripted: how hard the rendered phone screens are to read (blur, tilt, glare)."""
     reconnect_seconds: float = 2.0
     """opencv: wait this long before reopening a source that failed."""
 
@@ -154,6 +156,13 @@ class TrustSection:
     """Optional bundle to offer at start (first boot, or a file copied by hand)."""
     usb_glob: str | None = None
     """Optional glob (e.g. "/media/*/chot-trust*.json") checked for bundles on USB sticks."""
+    max_age_hours: float | None = None
+    """Oldest trust bundle judged normally when the policy sets no limit; past it green and
+    yellow are capped at yellow (None = no limit)."""
+
+    def __post_init__(self) -> None:
+        if self.max_age_hours is not None and self.max_age_hours <= 0:
+            raise ValueError(f"max_age_hours must be above 0, got {self.max_age_hours}")
 
 
 @dataclass
@@ -240,9 +249,12 @@ class ClockSection:
     """[clock]: how far the clock may look wrong before the screen warns."""
 
     max_skew_seconds: float = 300.0
-    """Tolerated amount by which the clock may lag the bundle's issue time or the last seen time."""
-    judge_when_untrusted: bool = True
-    """Keep showing verdicts (with a warning) while the clock cannot be trusted."""
+    """How far the clock may lag the bundle's issue time or the last time seen before it is
+    distrusted; while distrusted, green and yellow are capped at yellow ("check by hand")."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_skew_seconds <= 86400:
+            raise ValueError(f"max_skew_seconds must be between 0 and 86400, got {self.max_skew_seconds}")
 
 
 @dataclass

@@ -81,5 +81,6 @@ def open_camera(config: CameraSection) -> Camera:
         from scanner.camera.replay import ScriptedCamera, read_payloads
 
         return ScriptedCamera(read_payloads(config.source), config.width, config.height, fps=config.fps,
-                              loop=config.loop, hold_frames=config.hold_frames, gap_frames=config.gap_frames)
+                              loop=config.loop, hold_frames=config.hold_frames, gap_frames=config.gap_frames,
+                              difficulty=config.difficulty)
     raise CameraUnavailable(f"unknown camera backend {config.backend!r}")

@@ -196,30 +196,39 @@ class ScriptedCamera(PacedCamera):
     name = "scripted"
 
     def __init__(self, payloads: Sequence[str], width: int = 1280, height: int = 720, *, fps: float = 15.0,
-                 loop: bool = True, hold_frames: int = 20, gap_frames: int = 10, seed: int = 7) -> None:
+                 loop: bool = True, hold_frames: int = 20, gap_frames: int = 10, difficulty: str = "easy",
+                 variants: int = 2, seed: int = 7) -> None:
         if not payloads:
             raise CameraUnavailable("a scripted camera needs at least one payload")
+        super().__init__(fps)
         self.width, self.height = width, height
         self.loop = loop
         self.hold_frames = hold_frames
         self.gap_frames = gap_frames
+        self.difficulty = difficulty
+        self.variants = max(1, variants)
         self.seed = seed
         self._payloads = list(payloads)
-        self._frames: list[np.ndarray] = []
+        # per person, a few renderings (a held phone moves a little between frames)
+        self._frames: list[list[np.ndarray]] = []
         self._empty: np.ndarray | None = None
-        super().__init__(fps)
         self._tick = 0
         self.presented = 0
         """People (payloads) shown so far, counting each start of a hold."""
 
     def start(self) -> None:
-        # Render every phone once: rendering costs far more than a frame interval.
+        # Render every phone once, up front: a rendering costs far more than a frame interval.
         from scanner import phone_screen
 
         if not self._frames:
-            self._frames = [phone_screen.render_phone_frame(p, self.width, self.height, seed=self.seed + i)
-                            for i, p in enumerate(self._payloads)]
-            self._empty = phone_screen.render_empty_frame(self.width, self.height, seed=self.seed)
+            rng = np.random.default_rng(self.seed)
+            size = (self.width, self.height)
+            try:
+                self._frames = [[phone_screen.render_phone_frame(p, rng, size, self.difficulty)
+                                 for _ in range(self.variants)] for p in self._payloads]
+                self._empty = phone_screen.empty_frame(rng, size, self.difficulty)
+            except (ValueError, TypeError) as e:  # payload too long for a QR code, bad difficulty
+                raise CameraUnavailable(f"cannot render scripted frames: {e}") from None
         self._stopped.clear()
         self._tick = 0
         self.presented = 0
@@ -241,7 +250,7 @@ class ScriptedCamera(PacedCamera):
         self._tick += 1
         if step == 0:
             self.presented += 1
-        frame = self._frames[person] if step < self.hold_frames else self._empty
+        frame = self._frames[person][step % self.variants] if step < self.hold_frames else self._empty
         self._pacer.wait()
         assert frame is not None
         return frame

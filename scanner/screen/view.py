@@ -1,0 +1,69 @@
+"""What the officer screen shows of a verdict: plain JSON, built only in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verifier import Verdict
+
+# EU DCC value sets, the few codes a checkpoint meets; unknown codes are shown as they are.
+_TEST_TYPES = {"LP6464-4": ("PCR", "PCR"), "LP217198-3": ("Test nhanh kháng nguyên", "Rapid antigen test")}
+_TEST_RESULTS = {"260415000": ("Âm tính", "Not detected"), "260373001": ("Dương tính", "Detected")}
+
+
+def _line(vi: str, en: str, value: Any) -> dict[str, str]:
+    return {"vi": vi, "en": en, "value": str(value)}
+
+
+def _coded(table: dict[str, tuple[str, str]], code: Any) -> tuple[str, str]:
+    return table.get(str(code), (str(code), str(code)))
+
+
+def detail_lines(verdict: Verdict) -> list[dict[str, str]]:
+    """The certificate lines an officer checks: doses, test or recovery, with labels in both languages."""
+    d = verdict.detail or {}
+    lines: list[dict[str, str]] = []
+    if verdict.cert_type == "v":
+        if "dn" in d and "sd" in d:
+            lines.append(_line("Mũi tiêm", "Doses", f"{d['dn']}/{d['sd']}"))
+        if "dt" in d:
+            lines.append(_line("Ngày tiêm", "Vaccinated on", d["dt"]))
+        if "mp" in d:
+            lines.append(_line("Vắc xin", "Vaccine", d["mp"]))
+    elif verdict.cert_type == "t":
+        if "tt" in d:
+            vi, en = _coded(_TEST_TYPES, d["tt"])
+            lines.append({"vi": "Xét nghiệm", "en": "Test", "value_vi": vi, "value_en": en, "value": en})
+        if "tr" in d:
+            vi, en = _coded(_TEST_RESULTS, d["tr"])
+            lines.append({"vi": "Kết quả", "en": "Result", "value_vi": vi, "value_en": en, "value": en})
+        if "sc" in d:
+            lines.append(_line("Lấy mẫu lúc", "Sampled at", d["sc"]))
+    elif verdict.cert_type == "r":
+        if "fr" in d:
+            lines.append(_line("Dương tính ngày", "First positive", d["fr"]))
+        if "du" in d:
+            lines.append(_line("Hiệu lực đến", "Valid until", d["du"]))
+    if "co" in d:
+        lines.append(_line("Quốc gia", "Country", d["co"]))
+    return lines
+
+
+def verdict_view(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as the page draws it (holds personal data: memory and loopback only)."""
+    holder = verdict.holder
+    transliterated = None
+    if holder is not None and (holder.family_name_t or holder.given_name_t):
+        transliterated = " ".join(p.replace("<", " ") for p in (holder.family_name_t, holder.given_name_t) if p)
+    return {
+        "result": verdict.result,
+        "reason": verdict.reason,
+        "message_vi": verdict.message_vi,
+        "message_en": verdict.message_en,
+        "cert_type": verdict.cert_type,
+        "name": holder.display_name() if holder is not None else None,
+        "name_t": transliterated,
+        "dob": holder.dob if holder is not None else None,
+        "lines": detail_lines(verdict),
+        "policy": verdict.policy,
+    }
