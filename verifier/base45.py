@@ -45,16 +45,26 @@ def b45decode(text: str) -> bytes:
     if rest == 1:
         raise Base45Error("length leaves a single dangling character")
     cut = full * 3
-    values = [
-        a + b * 45 + c * 2025
-        for a, b, c in zip(digits[0:cut:3], digits[1:cut:3], digits[2:cut:3])
-    ]
-    if values and max(values) > 0xFFFF:
+    # Each group c0 c1 c2 is worth c0 + 45*c1 + 2025*c2 (at most 91124 < 2**24). Spread each
+    # digit stream into 3-byte big-endian slots of one big integer, combine the three with two
+    # multiplications and two additions (no carry crosses a slot), then keep each slot's low two
+    # bytes. Every step runs in C; a per-group Python loop costs three times as much.
+    slots = bytearray(cut)
+    slots[2::3] = digits[0:cut:3]
+    low = int.from_bytes(slots, "big")
+    slots[2::3] = digits[1:cut:3]
+    mid = int.from_bytes(slots, "big")
+    slots[2::3] = digits[2:cut:3]
+    high = int.from_bytes(slots, "big")
+    values = (low + 45 * mid + 2025 * high).to_bytes(cut, "big")
+    if values[0::3].count(0) != full:
         raise Base45Error("a three-character group is larger than 65535")
-    out = struct.pack(f">{full}H", *values)
+    out = bytearray(2 * full)
+    out[0::2] = values[1::3]
+    out[1::2] = values[2::3]
     if rest == 2:
         last = digits[cut] + digits[cut + 1] * 45
         if last > 0xFF:
             raise Base45Error("the final two-character group is larger than 255")
-        out += bytes((last,))
-    return out
+        out.append(last)
+    return bytes(out)

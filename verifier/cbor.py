@@ -29,6 +29,7 @@ def _refuse_shared(immutable: bool = False) -> Any:
 
 
 _FROZENDICT = type(cbor2.loads(b"\xd2\xa0").value)  # cbor2 6 returns these inside tags
+MAP_TYPES = (dict, _FROZENDICT)
 
 def _plain(value: Any, immutable: bool = False) -> Any:
     return value

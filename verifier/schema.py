@@ -16,9 +16,14 @@ from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
+from verifier.cbor import MAP_TYPES
 from verifier.errors import SchemaError, ValueSetError
 
 Check = Callable[[Any, str], None]
+
+# Exact-type tests first: isinstance() against an ABC costs more than the rest of a check.
+_MAP_TYPES = MAP_TYPES
+_LIST_TYPES = (list, tuple)
 
 # Value sets enforced by default. Test manufacturers (`test-manf`) change monthly and countries
 # include historical codes, so those are left to the schema's shape checks.
@@ -119,7 +124,7 @@ class _Compiler:
         props = {key: self.node(sub, key) for key, sub in node.get("properties", {}).items()}
 
         def check_object(value: Any, path: str) -> None:
-            if not isinstance(value, Mapping):
+            if type(value) not in _MAP_TYPES and not isinstance(value, Mapping):
                 raise SchemaError(path, "is not an object")
             for key in required:
                 if key not in value:
@@ -137,7 +142,7 @@ class _Compiler:
         items = self.node(node["items"]) if "items" in node else None
 
         def check_array(value: Any, path: str) -> None:
-            if not isinstance(value, (list, tuple)):
+            if type(value) not in _LIST_TYPES:
                 raise SchemaError(path, "is not an array")
             if len(value) < low or (high is not None and len(value) > high):
                 raise SchemaError(path, f"has {len(value)} items")
@@ -188,7 +193,7 @@ class _Compiler:
         exactly_one = key == "oneOf"
 
         def check_choice(value: Any, path: str) -> None:
-            if not isinstance(value, Mapping):
+            if type(value) not in _MAP_TYPES and not isinstance(value, Mapping):
                 return
             matched = sum(all(k in value for k in group) for group in groups)
             if matched == 0 or (exactly_one and matched > 1):
