@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -114,16 +115,17 @@ class Event:
         check_id("device", self.device)
         check_id("checkpoint", self.checkpoint)
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or not 0 <= self.seq < 2**63:
-            raise InvalidRecord(f"seq must be a non-negative integer, got {self.seq!r}")
+            raise InvalidRecord("seq must be a non-negative integer")
+        # The messages never repeat a refused text value: it could be a name sent by mistake.
         if self.result not in RESULTS:
-            raise InvalidRecord(f"result must be green, yellow or red, got {self.result!r}")
+            raise InvalidRecord("result must be green, yellow or red")
         for name in ("reason", "policy"):
             value = getattr(self, name)
             if not isinstance(value, str) or not CODE_RE.match(value):
-                raise InvalidRecord(f"{name} must be a lower-case code, got {value!r}")
+                raise InvalidRecord(f"{name} must be a lower-case code of at most 64 characters")
         tv = self.trust_version
         if tv is not None and (not isinstance(tv, int) or isinstance(tv, bool) or tv < 0):
-            raise InvalidRecord(f"trust_version must be a non-negative integer, got {tv!r}")
+            raise InvalidRecord("trust_version must be a non-negative integer")
         object.__setattr__(self, "ts", utc(self.ts))
         object.__setattr__(self, "received_at", utc(self.received_at))
 
@@ -471,6 +473,11 @@ class SqliteStore(Store):
     def __init__(self, path: str | Any, *, timeout_s: float = 10.0) -> None:
         self.path = str(path)
         self._timeout_s = timeout_s
+        if self.path != ":memory:":
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the folder for {self.path}: {e.strerror}") from None
         self._local = threading.local()
         self._all_conns: list[Any] = []
         self._conns_lock = threading.Lock()
@@ -480,8 +487,11 @@ class SqliteStore(Store):
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._timeout_s, isolation_level=None,
-                                   check_same_thread=False)
+            try:
+                conn = sqlite3.connect(self.path, timeout=self._timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            except sqlite3.OperationalError as e:
+                raise StoreError(f"cannot open the database {self.path}: {e}") from None
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: the ingest acknowledges a message only after commit, so a commit must survive
             # a power cut; batching keeps the fsync count low.

@@ -1,0 +1,176 @@
+"""The central service's configuration: typed dataclasses parsed from TOML.
+
+Secrets (web secret key, MQTT passwords) never need to sit in the file: each one is looked up
+as a systemd credential, then an environment variable, then the literal value.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chot.config import ConfigError, load_toml, parse, secret
+
+DEFAULT_DATA_DIR = Path("/var/lib/chot-dashboard")
+SHIPPED_BROKER_TEMPLATE = Path(__file__).resolve().parent.parent / "firmware-config" / "mosquitto" / "mosquitto.conf"
+
+
+@dataclass
+class WebConfig:
+    """The Flask app's listener and session signing key."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str | None = None
+    """Literal key; prefer `secret_key_env` or the systemd credential."""
+    secret_key_env: str = "CHOT_DASHBOARD_SECRET_KEY"
+    secret_key_credential: str = "dashboard-secret-key"
+
+    def resolved_secret_key(self) -> str | None:
+        """The session key from credential, environment or file."""
+        return secret(self.secret_key, self.secret_key_env, self.secret_key_credential)
+
+
+@dataclass
+class MqttAccount:
+    """One central MQTT account (ingest or dashboard)."""
+
+    username: str
+    password: str | None = None
+    password_env: str | None = None
+    password_credential: str | None = None
+
+    def resolved_password(self) -> str | None:
+        """The account's password from credential, environment or file."""
+        return secret(self.password, self.password_env, self.password_credential)
+
+
+def _ingest_account() -> MqttAccount:
+    return MqttAccount("chot-ingest", None, "CHOT_INGEST_MQTT_PASSWORD", "ingest-mqtt-password")
+
+
+def _dashboard_account() -> MqttAccount:
+    return MqttAccount("chot-dashboard", None, "CHOT_DASHBOARD_MQTT_PASSWORD", "dashboard-mqtt-password")
+
+
+@dataclass
+class MqttConfig:
+    """Where the ingest and the trust publisher connect."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    ca_file: Path | None = None
+    """CA that signed the broker's certificate (TLS only); None uses the system store."""
+    ingest: MqttAccount = field(default_factory=_ingest_account)
+    dashboard: MqttAccount = field(default_factory=_dashboard_account)
+    client_id: str = "chot-ingest"
+    """The ingest's client id: the broker keeps its session (queued events) under this name."""
+    session_expiry_s: int = 7 * 86400
+    """How long the broker keeps queued events while the ingest is down."""
+    keepalive_s: int = 30
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"mqtt.port must be 1-65535, got {self.port}")
+
+
+@dataclass
+class BrokerConfig:
+    """The central Mosquitto's files (rendered by `chot dashboard init`) and listeners."""
+
+    mosquitto_conf: Path | None = None
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    pid_file: Path | None = None
+    persistence_dir: Path | None = None
+    log_file: Path | None = None
+    template: Path = SHIPPED_BROKER_TEMPLATE
+    user: str = "mosquitto"
+    """Mosquitto drops root privileges to this user."""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 1883
+    tls_port: int | None = None
+    """A TLS listener for units on other machines (8883); None for loopback-only."""
+    tls_host: str = "0.0.0.0"
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_cafile: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.tls_port is not None and not (self.tls_certfile and self.tls_keyfile):
+            raise ValueError("broker.tls_port needs broker.tls_certfile and broker.tls_keyfile")
+
+
+@dataclass
+class AlarmsConfig:
+    """When the dashboard raises an alarm for a unit."""
+
+    offline_after_s: int = 300
+    trust_stale_after_h: float = 48.0
+    clock: bool = True
+    """Alarm when a unit reports its clock is behind its bundle or its last record."""
+
+
+@dataclass
+class IngestConfig:
+    """Batching of the ingest: bigger batches, fewer fsyncs; bounded wait keeps the live view live."""
+
+    batch_max: int = 500
+    batch_wait_s: float = 0.05
+    device_refresh_s: float = 5.0
+    """How often the registry cache is reread (new devices are also looked up on first sight)."""
+
+
+@dataclass
+class DashboardConfig:
+    """The whole central service's configuration."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database: str | None = None
+    """SQLite file path; defaults to <data_dir>/chot.db."""
+    timezone: str = "Asia/Ho_Chi_Minh"
+    anchor_file: Path | None = None
+    """The ministry trust-list public key (PEM) that uploaded bundles must be signed by."""
+    web: WebConfig = field(default_factory=WebConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+    def __post_init__(self) -> None:
+        d = Path(self.data_dir)
+        self.data_dir = d
+        if self.database is None:
+            self.database = str(d / "chot.db")
+        b = self.broker
+        b.mosquitto_conf = b.mosquitto_conf or d / "mosquitto" / "mosquitto.conf"
+        b.password_file = b.password_file or d / "mosquitto" / "passwd"
+        b.acl_file = b.acl_file or d / "mosquitto" / "acl"
+        b.pid_file = b.pid_file or d / "mosquitto" / "mosquitto.pid"
+        b.persistence_dir = b.persistence_dir or d / "mosquitto" / "data"
+        b.log_file = b.log_file or d / "mosquitto" / "mosquitto.log"
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not a known IANA zone") from None
+
+
+def parse_config(data: dict[str, Any]) -> DashboardConfig:
+    """Build the config from a dict (tests build it this way)."""
+    return parse(DashboardConfig, data)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> DashboardConfig:
+    """Read the config file (`$CHOT_DASHBOARD_CONFIG` if no path); no file means all defaults."""
+    path = path or os.environ.get("CHOT_DASHBOARD_CONFIG")
+    if path is None:
+        return parse_config({})
+    return parse_config(load_toml(path))
+
+
+__all__ = ["AlarmsConfig", "BrokerConfig", "ConfigError", "DashboardConfig", "IngestConfig",
+           "MqttAccount", "MqttConfig", "WebConfig", "load_config", "parse_config"]

@@ -1,0 +1,101 @@
+"""Registering and revoking units: the store's registry plus the broker's password and ACL files."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from dashboard import broker
+from dashboard.config import DashboardConfig
+from dashboard.scope import Scope
+from dashboard.store import Store, check_id
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A unit's MQTT login; the password exists only here, to be shown once."""
+
+    device: str
+    checkpoint: str
+    password: str
+
+    def topic_prefix(self) -> str:
+        """Where this unit may publish."""
+        return f"{broker.TOPIC_ROOT}/{self.checkpoint}/{self.device}"
+
+
+def sync_acl(store: Store, config: DashboardConfig) -> None:
+    """Rewrite the ACL file from the registry (the registry is the source of truth)."""
+    grants = [broker.DeviceGrant(d.id, d.checkpoint) for d in store.list_devices(Scope.all())]
+    text = broker.render_acl(config.mqtt.ingest.username, config.mqtt.dashboard.username, grants)
+    assert config.broker.acl_file is not None
+    broker.write_private(config.broker.acl_file, text)
+
+
+def add_device(
+    store: Store,
+    config: DashboardConfig,
+    device_id: str,
+    checkpoint: str,
+    district: str | None = None,
+    province: str | None = None,
+    checkpoint_name: str | None = None,
+    policy: str | None = None,
+    reload: bool = True,
+) -> Credentials:
+    """Register (or re-key) a unit, write its password and ACL entry, reload the broker."""
+    check_id("device", device_id)
+    if device_id in (config.mqtt.ingest.username, config.mqtt.dashboard.username):
+        raise broker.BrokerError(f"{device_id!r} is a service account name, not a device id")
+    if district is not None and province is not None:
+        store.upsert_checkpoint(checkpoint, checkpoint_name or checkpoint, district, province, policy)
+    store.add_device(device_id, checkpoint)
+    password = broker.new_password()
+    assert config.broker.password_file is not None
+    broker.set_password(config.broker.password_file, device_id, password)
+    sync_acl(store, config)
+    if reload:
+        broker.reload_broker(config.broker.pid_file)  # type: ignore[arg-type]
+    logger.info("device %s registered at checkpoint %s", device_id, checkpoint)
+    return Credentials(device_id, checkpoint, password)
+
+
+def remove_device(store: Store, config: DashboardConfig, device_id: str, reload: bool = True) -> bool:
+    """Revoke a unit: forget it, delete its password and ACL entry, reload; False if unknown."""
+    known = store.remove_device(device_id)
+    assert config.broker.password_file is not None
+    had_password = broker.delete_password(config.broker.password_file, device_id)
+    sync_acl(store, config)
+    if reload:
+        broker.reload_broker(config.broker.pid_file)  # type: ignore[arg-type]
+    if known or had_password:
+        logger.info("device %s revoked", device_id)
+    return known or had_password
+
+
+def set_service_password(config: DashboardConfig, account: str, password: str) -> None:
+    """Set the ingest's or the dashboard's broker password ("ingest" or "dashboard")."""
+    names = {"ingest": config.mqtt.ingest.username, "dashboard": config.mqtt.dashboard.username}
+    if account not in names:
+        raise ValueError(f"account must be ingest or dashboard, got {account!r}")
+    assert config.broker.password_file is not None
+    broker.set_password(config.broker.password_file, names[account], password)
+
+
+def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
+    """Write the broker config, the service accounts and the ACL; returns passwords it had to make.
+
+    Service passwords come from the config (credential, env or file); a missing one is generated
+    and returned so the caller can show it once and the operator can store it as a credential.
+    """
+    broker.write_config(config.broker)
+    made: dict[str, str] = {}
+    for name, account in (("ingest", config.mqtt.ingest), ("dashboard", config.mqtt.dashboard)):
+        password = account.resolved_password()
+        if not password:
+            password = made[name] = broker.new_password()
+        set_service_password(config, name, password)
+    sync_acl(store, config)
+    return made

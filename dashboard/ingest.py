@@ -1,0 +1,378 @@
+"""MQTT ingest: units' events and status from the broker into the store, exactly once.
+
+A persistent MQTT 5 session (fixed client id, session expiry, clean_start False) makes the
+broker queue events while the ingest is down. Messages are acknowledged by hand, only after the
+batch holding them is committed, so a crash between receipt and commit means a redelivery,
+which the store's unique (device, seq) turns into nothing. Bad messages are counted as rejected
+with a log line naming the reason and topic; their payload is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from dashboard import broker
+from dashboard.config import DashboardConfig
+from dashboard.scope import Scope
+from dashboard.store import Event, InvalidRecord, StatusUpdate, Store
+
+logger = logging.getLogger(__name__)
+
+EVENT_FIELDS = frozenset({"seq", "ts", "result", "reason", "policy", "trust_version"})
+STATUS_FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
+                           "fps", "temperature_c", "uptime_s", "ts"})
+STATES = ("online", "offline")
+CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
+MAX_PAYLOAD = 2048
+_TOPIC_RE = re.compile(r"^chot/v1/([^/]+)/([^/]+)/(event|status)$")
+_REJECT_LOG_PER_MINUTE = 50
+
+
+class Rejected(Exception):
+    """A message that cannot be stored; `reason` is a short code, the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO 8601 timestamp with a zone (as units send `ts`) as aware UTC."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise Rejected("bad_ts", "ts must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected("bad_ts", "ts is not ISO 8601") from None
+    if parsed.tzinfo is None:
+        raise Rejected("bad_ts", "ts has no timezone")
+    return parsed.astimezone(timezone.utc)
+
+
+def _json_object(payload: bytes, allowed: frozenset[str]) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD:
+        raise Rejected("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Rejected("bad_json", "payload is not UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise Rejected("bad_json", "payload is not a JSON object")
+    unknown = set(data) - allowed
+    if unknown:
+        # Field names only: the values may be exactly what must not be logged.
+        raise Rejected("unknown_field", f"unknown fields {sorted(unknown)[:5]}")
+    return data
+
+
+def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datetime) -> Event:
+    """Validate an event payload against the v1 contract and build the stored record."""
+    data = _json_object(payload, EVENT_FIELDS)
+    missing = EVENT_FIELDS - set(data) - {"trust_version"}
+    if missing:
+        raise Rejected("missing_field", f"missing fields {sorted(missing)}")
+    try:
+        return Event(device, checkpoint, data["seq"], parse_time(data["ts"]), data["result"],
+                     data["reason"], data["policy"], data.get("trust_version"), received_at)
+    except InvalidRecord as e:
+        raise Rejected("bad_field", str(e)) from None
+
+
+def _number(data: dict[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise Rejected("bad_field", f"status {name} must be a number")
+    return kind(value)
+
+
+def parse_status(payload: bytes) -> StatusUpdate:
+    """Validate a status payload (online health, or the offline last will)."""
+    data = _json_object(payload, STATUS_FIELDS)
+    state = data.get("state")
+    if state not in STATES:
+        raise Rejected("bad_field", "status state must be online or offline")
+    software = data.get("software")
+    if software is not None and (not isinstance(software, str) or len(software) > 64):
+        raise Rejected("bad_field", "status software must be a short string")
+    clock = data.get("clock")
+    if clock is not None and clock not in CLOCK_STATES:
+        raise Rejected("bad_field", f"status clock must be one of {', '.join(CLOCK_STATES)}")
+    return StatusUpdate(
+        state=state, software=software, trust_version=_number(data, "trust_version", int),
+        trust_age_s=_number(data, "trust_age_s", float), backlog=_number(data, "backlog", int),
+        clock=clock, fps=_number(data, "fps", float), temperature_c=_number(data, "temperature_c", float),
+        uptime_s=_number(data, "uptime_s", float),
+    )
+
+
+@dataclass
+class IngestStats:
+    """Counters since start (read by tests, the bench and the log)."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    commits: int = 0
+
+    @property
+    def rejected_total(self) -> int:
+        """All rejected messages."""
+        return sum(self.rejected.values())
+
+
+@dataclass
+class _Item:
+    generation: int
+    mid: int
+    qos: int
+    event: Event | None = None
+    status: tuple[str, StatusUpdate, datetime] | None = None
+
+
+class Ingest:
+    """Subscribes to every unit's events and status and writes them to the store in batches."""
+
+    def __init__(self, store: Store, config: DashboardConfig, client_id: str | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.stats = IngestStats()
+        self._client_id = client_id or config.mqtt.client_id
+        self._queue: queue.Queue[_Item] = queue.Queue()
+        self._stop = threading.Event()
+        self._accepting = threading.Event()
+        self._connected = threading.Event()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._devices: dict[str, str] = {}
+        self._devices_loaded_at = 0.0
+        self._reject_log: tuple[int, int] = (0, 0)
+        self._writer: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, subscribe and start the writer; raises broker.BrokerError if no connection."""
+        self._refresh_devices(force=True)
+        cfg = self.config.mqtt
+        client = broker.mqtt_client(cfg, cfg.ingest, self._client_id, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = cfg.session_expiry_s
+        props.ReceiveMaximum = 1000
+        self._client = client
+        self._stop.clear()
+        self._accepting.set()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self._writer.start()
+        try:
+            client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False,
+                           properties=props)
+        except OSError as e:
+            self._shutdown_writer()
+            raise broker.BrokerError(f"cannot reach the broker at {cfg.host}:{cfg.port}: {e}") from None
+        client.loop_start()
+        if not self._connected.wait(timeout):
+            self.stop()
+            raise broker.BrokerError(f"broker at {cfg.host}:{cfg.port} did not accept the ingest login")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, commit and acknowledge what was taken, then disconnect."""
+        self._accepting.clear()
+        self._shutdown_writer(timeout)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+        self._connected.clear()
+
+    def _shutdown_writer(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout)
+            self._writer = None
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once every message taken so far is committed (for tests and the bench)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # -- MQTT callbacks (network thread) ---------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            logger.error("broker refused the ingest login: %s", reason)
+            return
+        with self._lock:
+            self._generation += 1
+        # retain_handling=1: retained status only for a new subscription, not on every reconnect.
+        opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        client.subscribe([("chot/v1/+/+/event", opts), ("chot/v1/+/+/status", opts)])
+        logger.info("ingest connected (session present: %s)", flags.session_present)
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connected.clear()
+        if self._accepting.is_set():
+            logger.warning("ingest lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if not self._accepting.is_set():
+            return  # not acknowledged: the broker delivers it again to the next session
+        self.stats.received += 1
+        item = _Item(self._generation, msg.mid, msg.qos)
+        try:
+            self._parse(msg.topic, msg.payload, item)
+        except Rejected as e:
+            self._reject(e.reason, msg.topic, str(e))
+        self._queue.put(item)  # rejected ones too: acknowledged in order, after what came before
+
+    def _parse(self, topic: str, payload: bytes, item: _Item) -> None:
+        match = _TOPIC_RE.match(topic)
+        if match is None:
+            raise Rejected("bad_topic", "topic is not chot/v1/<checkpoint>/<device>/event|status")
+        checkpoint, device, kind = match.groups()
+        registered = self._checkpoint_of(device)
+        if registered is None:
+            raise Rejected("unregistered_device", "device is not registered")
+        if registered != checkpoint:
+            raise Rejected("wrong_checkpoint", f"device is registered at {registered}")
+        now = datetime.now(timezone.utc)
+        if kind == "event":
+            item.event = parse_event(checkpoint, device, payload, now)
+        elif payload:  # an empty retained message only clears the topic
+            item.status = (device, parse_status(payload), now)
+
+    def _reject(self, reason: str, topic: str, message: str) -> None:
+        self.stats.rejected[reason] += 1
+        minute = int(time.monotonic() // 60)
+        seen_minute, count = self._reject_log
+        count = count + 1 if seen_minute == minute else 1
+        self._reject_log = (minute, count)
+        if count <= _REJECT_LOG_PER_MINUTE:
+            logger.warning("rejected message on %s: %s (%s)", topic[:200], message, reason)
+        elif count == _REJECT_LOG_PER_MINUTE + 1:
+            logger.warning("more rejected messages this minute; see the rejected counters")
+
+    # -- registry cache ----------------------------------------------------------------------
+    def _checkpoint_of(self, device: str) -> str | None:
+        self._refresh_devices()
+        checkpoint = self._devices.get(device)
+        if checkpoint is None:
+            self._refresh_devices(force=True, min_age=1.0)  # registered a moment ago?
+            checkpoint = self._devices.get(device)
+        return checkpoint
+
+    def _refresh_devices(self, force: bool = False, min_age: float = 0.0) -> None:
+        age = time.monotonic() - self._devices_loaded_at
+        if (force and age >= min_age) or age >= self.config.ingest.device_refresh_s:
+            self._devices = {d.id: d.checkpoint for d in self._list_devices()}
+            self._devices_loaded_at = time.monotonic()
+
+    def _list_devices(self) -> list[Any]:
+        return self.store.list_devices(Scope.all())
+
+    # -- writer thread -----------------------------------------------------------------------
+    def _take_batch(self) -> list[_Item]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        limit = self.config.ingest.batch_max
+        deadline = time.monotonic() + self.config.ingest.batch_wait_s
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    break
+                time.sleep(0.002)
+        return batch
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                if self._stop.is_set():
+                    return
+                continue
+            try:
+                self._commit_with_retry(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _commit_with_retry(self, batch: list[_Item]) -> None:
+        """Commit, retrying while the store refuses (e.g. locked); unacked messages stay safe."""
+        attempt = 0
+        while True:
+            try:
+                self._commit(batch)
+                return
+            except Exception:  # noqa: BLE001 - the ingest must outlive a bad moment of its store
+                attempt += 1
+                logger.exception("could not store a batch of %d messages (attempt %d)", len(batch), attempt)
+                if self._stop.wait(min(5.0, 0.5 * attempt)):
+                    logger.warning("stopping with %d messages not stored: the broker resends them", len(batch))
+                    return
+
+    def _commit(self, batch: list[_Item]) -> None:
+        events = [item.event for item in batch if item.event is not None]
+        if events:
+            new = self.store.record_events(events)
+            self.stats.stored += new
+            self.stats.duplicates += len(events) - new
+        for item in batch:
+            if item.status is not None:
+                device, status, at = item.status
+                if self.store.record_status(device, status, at):
+                    self.stats.statuses += 1
+        self.stats.commits += 1
+        self._ack(batch)
+
+    def _ack(self, batch: list[_Item]) -> None:
+        client = self._client
+        generation = self._generation
+        if client is None:
+            return
+        for item in batch:
+            # A message from an earlier connection is redelivered by the broker: no stale ack.
+            if item.qos > 0 and item.generation == generation:
+                client.ack(item.mid, item.qos)
+
+
+def run_ingest(store: Store, config: DashboardConfig, stop: threading.Event, report_every_s: float = 60.0) -> IngestStats:
+    """Run the ingest until `stop` is set, logging its counters now and then (the CLI's loop)."""
+    ingest = Ingest(store, config)
+    ingest.start()
+    try:
+        while not stop.wait(report_every_s):
+            s = ingest.stats
+            logger.info("ingest: %d received, %d stored, %d duplicates, %d statuses, %d rejected",
+                        s.received, s.stored, s.duplicates, s.statuses, s.rejected_total)
+    finally:
+        ingest.stop()
+    return ingest.stats

@@ -1,0 +1,66 @@
+"""The central service in a test: config in a tmp folder, the shipped broker config, a real store.
+
+`start_central(tmp_path, mosquitto_factory)` renders firmware-config/mosquitto/ through
+dashboard.broker (so the tested config is the shipped one), starts Mosquitto from it and returns
+a `Central` with the config, the store and the broker. Add units with `central.add_device(...)`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dashboard.config import DashboardConfig, parse_config
+from dashboard.devices import Credentials, add_device, init_broker
+from dashboard.store import SqliteStore
+from tests.support.broker import Mosquitto, free_port
+
+
+@dataclass
+class Central:
+    """A running central broker with its store and config."""
+
+    config: DashboardConfig
+    store: SqliteStore
+    broker: Mosquitto
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+    def add_device(self, device: str, checkpoint: str, district: str = "001", province: str = "01",
+                   name: str | None = None) -> Credentials:
+        return add_device(self.store, self.config, device, checkpoint, district, province, name)
+
+
+def central_config(tmp_path: Path, port: int, **overrides: Any) -> DashboardConfig:
+    """A config whose every file lives under tmp_path and whose broker listens on `port`."""
+    data: dict[str, Any] = {
+        "data_dir": str(tmp_path / "central"),
+        "mqtt": {"port": port,
+                 "ingest": {"username": "chot-ingest", "password": secrets.token_urlsafe(12)},
+                 "dashboard": {"username": "chot-dashboard", "password": secrets.token_urlsafe(12)}},
+        "broker": {"listen_port": port, "user": getpass.getuser()},
+        "ingest": {"device_refresh_s": 0.5},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    return parse_config(data)
+
+
+def start_central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], **overrides: Any) -> Central:
+    """Render the shipped broker config, start Mosquitto from it, open the store."""
+    port = free_port()
+    config = central_config(tmp_path, port, **overrides)
+    store = SqliteStore(config.database)
+    init_broker(store, config)
+    assert config.broker.mosquitto_conf is not None
+    broker = mosquitto_factory(conf_text=config.broker.mosquitto_conf.read_text(), port=port)
+    return Central(config, store, broker)
