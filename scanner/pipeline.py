@@ -56,8 +56,8 @@ def load_policy(name: str, bundle: Any = None) -> Any:
     from verifier import policy
 
     document = (getattr(bundle, "policies", None) or {}).get(name)
-    if document is not None:
-        return policy.Policy.from_document(name, document)
+    if document is not None and hasattr(policy.Policy, "from_document"):
+        return policy.Policy.from_document(document)
     return policy.builtin_policy(name)
 
 
