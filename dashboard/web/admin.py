@@ -1,0 +1,154 @@
+"""Admin pages: accounts, registering and revoking units, uploading the trust bundle.
+
+The work itself is done by the back end (`dashboard.devices`, `dashboard.trust`, the store);
+these views only read forms, call it, and show the outcome or a readable reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, g, render_template, request
+
+from dashboard import devices as registry
+from dashboard.broker import BrokerError
+from dashboard.scope import Scope, ScopeError
+from dashboard.store import LANGUAGES, ROLES, StoreError
+from dashboard.web import snapshots
+from dashboard.web.auth import MIN_PASSWORD_LENGTH, hash_password, roles_required
+from dashboard.web.i18n import translate
+from dashboard.web.state import get_store, now
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+class AdminError(Exception):
+    """An admin action could not be done; the message says why."""
+
+
+def _dashboard_config() -> Any:
+    config = current_app.config.get("CHOT_CONFIG")
+    if config is None:
+        raise AdminError(translate("unavailable", what="dashboard config (broker files)"))
+    return config
+
+
+def _page(template: str, message: str | None = None, error: str | None = None, status: int = 200,
+          **extra: Any) -> Any:
+    return render_template(template, message=message, error=error, **extra), status
+
+
+# -- users ------------------------------------------------------------------------------------
+def _users_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
+    return _page("admin_users.html", message, error, status, users=get_store().list_users(), roles=ROLES,
+                 languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH)
+
+
+@bp.get("/users")
+@roles_required("admin")
+def users() -> Any:
+    """All accounts and the form to create one."""
+    return _users_page()
+
+
+@bp.post("/users")
+@roles_required("admin")
+def create_user() -> Any:
+    """Create an account with a role and a scope."""
+    form = request.form
+    username = form.get("username", "").strip()
+    password = form.get("password", "")
+    role = form.get("role", "")
+    language = form.get("language", "vi")
+    try:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise AdminError(translate("password_too_short", n=MIN_PASSWORD_LENGTH))
+        lines = [line for line in form.get("scope", "").splitlines() if line.strip()]
+        scope = Scope.all() if role == "admin" else Scope.parse(lines)
+        get_store().create_user(username, hash_password(password), role, scope, language)
+    except (AdminError, ScopeError, StoreError) as e:
+        return _users_page(error=str(e), status=400)
+    logger.info("user %s (%s) created by %s", username, role, g.user.username)
+    return _users_page(message=translate("user_created", username=username))
+
+
+# -- devices ----------------------------------------------------------------------------------
+def _devices_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
+    store = get_store()
+    return _page("admin_devices.html", message, error, status,
+                 devices=[snapshots.device_dict(d, now()) for d in store.list_devices(Scope.all())],
+                 checkpoints=snapshots.checkpoints_list(store, Scope.all()))
+
+
+@bp.get("/devices")
+@roles_required("admin")
+def devices() -> Any:
+    """Registered units and the form to add one."""
+    return _devices_page()
+
+
+@bp.post("/devices")
+@roles_required("admin")
+def add_device() -> Any:
+    """Register a unit through dashboard.devices (credentials, ACL, broker reload)."""
+    form = request.form
+    device_id = form.get("device", "").strip()
+    try:
+        creds = registry.add_device(
+            get_store(), _dashboard_config(), device_id, form.get("checkpoint", "").strip(),
+            district=form.get("district", "").strip() or None,
+            province=form.get("province", "").strip() or None,
+            checkpoint_name=form.get("checkpoint_name", "").strip() or None,
+        )
+    except (AdminError, StoreError, BrokerError, OSError, ValueError) as e:
+        logger.warning("adding device %s failed: %s", device_id, e)
+        return _devices_page(error=str(e), status=400)
+    logger.info("device %s added from the web by %s", creds.device, g.user.username)
+    return _devices_page(message=translate("device_added", device=creds.device, password=creds.password))
+
+
+@bp.post("/devices/<device_id>/remove")
+@roles_required("admin")
+def remove_device(device_id: str) -> Any:
+    """Revoke a unit through dashboard.devices."""
+    try:
+        registry.remove_device(get_store(), _dashboard_config(), device_id)
+    except (AdminError, StoreError, BrokerError, OSError, ValueError) as e:
+        logger.warning("removing device %s failed: %s", device_id, e)
+        return _devices_page(error=str(e), status=400)
+    logger.info("device %s removed from the web by %s", device_id, g.user.username)
+    return _devices_page(message=translate("device_removed", device=device_id))
+
+
+# -- trust ------------------------------------------------------------------------------------
+def _trust_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
+    return _page("admin_trust.html", message, error, status, trust=snapshots.trust_view(get_store(), Scope.all()))
+
+
+@bp.get("/trust")
+@roles_required("admin")
+def trust() -> Any:
+    """The current trust bundle, which units run which version, and the upload form."""
+    return _trust_page()
+
+
+@bp.post("/trust")
+@roles_required("admin")
+def upload_trust() -> Any:
+    """Check an uploaded bundle's signature and version, keep it, publish it retained."""
+    upload = request.files.get("bundle")
+    data = upload.read() if upload else b""
+    if not data:
+        return _trust_page(error=translate("bad_request"), status=400)
+    try:
+        from dashboard import trust as trust_publisher
+
+        record = trust_publisher.accept_bundle(get_store(), _dashboard_config(), data, uploaded_by=g.user.username)
+    except Exception as e:  # noqa: BLE001 - a bad bundle is the uploader's problem: show why
+        logger.warning("trust bundle upload refused: %s", e)
+        return _trust_page(error=str(e), status=400)
+    logger.info("trust bundle %s published by %s", record.version, g.user.username)
+    return _trust_page(message=translate("trust_published", version=record.version))

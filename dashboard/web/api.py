@@ -1,0 +1,82 @@
+"""The JSON API: everything the pages show, under the same login, roles and scope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, g, jsonify, request
+
+from dashboard.web import snapshots
+from dashboard.web.auth import error_response, roles_required
+from dashboard.web.i18n import current_language, translate
+from dashboard.web.state import get_store, now, settings, user_scope
+from dashboard.web.views import checkpoint_context, devices_context, overview_context
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/me")
+def me() -> Any:
+    """The logged-in account: name, role, scope and language."""
+    user = g.user
+    return jsonify({"username": user.username, "role": user.role, "scope": user_scope().entries(),
+                    "language": current_language()})
+
+
+@bp.get("/overview")
+def overview() -> Any:
+    """Totals (today and `from`..`to`), by province and checkpoint, time series, reasons, alarms."""
+    try:
+        return jsonify(overview_context(request.args)["data"])
+    except snapshots.PeriodError as e:
+        return error_response(400, f"{translate('bad_period')} {e}")
+
+
+@bp.get("/checkpoints")
+def checkpoints() -> Any:
+    """The checkpoints in the user's scope."""
+    return jsonify({"checkpoints": snapshots.checkpoints_list(get_store(), user_scope())})
+
+
+@bp.get("/checkpoints/<checkpoint_id>")
+def checkpoint(checkpoint_id: str) -> Any:
+    """One checkpoint: units, today's counts, reasons, recent results (403 outside the scope)."""
+    context = checkpoint_context(checkpoint_id)
+    if context is None:
+        abort(403)
+    return jsonify(context["data"])
+
+
+@bp.get("/devices")
+@roles_required("admin", "supervisor")
+def devices() -> Any:
+    """Units in scope with their health, the alarms, and the latest trust version."""
+    return jsonify(devices_context()["data"])
+
+
+@bp.get("/alarms")
+@roles_required("admin", "supervisor")
+def alarms() -> Any:
+    """Only the alarms of the units in scope."""
+    store = get_store()
+    return jsonify({"alarms": snapshots.alarms(store, store.list_devices(user_scope()), settings(), now())})
+
+
+@bp.get("/trust")
+@roles_required("admin", "supervisor")
+def trust() -> Any:
+    """The latest accepted trust bundle and how many units in scope run each version."""
+    return jsonify(snapshots.trust_view(get_store(), user_scope()))
+
+
+@bp.get("/users")
+@roles_required("admin")
+def users() -> Any:
+    """All accounts (never their password hashes)."""
+    return jsonify({"users": [
+        {"username": u.username, "role": u.role, "scope": u.scope.entries(), "language": u.language}
+        for u in get_store().list_users()
+    ]})

@@ -1,0 +1,198 @@
+"""Vietnamese (default) and English texts of the dashboard, and the per-request language."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import g, session
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES: tuple[str, ...] = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+
+# key -> (Vietnamese, English). Templates call t("key"); a missing key shows the key itself.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "app_name": ("Chốt kiểm soát", "Checkpoint control"),
+    "nav_overview": ("Tổng quan", "Overview"),
+    "nav_devices": ("Thiết bị", "Devices"),
+    "nav_admin_users": ("Tài khoản", "Users"),
+    "nav_admin_devices": ("Đăng ký thiết bị", "Register devices"),
+    "nav_admin_trust": ("Danh sách tin cậy", "Trust list"),
+    "logout": ("Đăng xuất", "Log out"),
+    "login": ("Đăng nhập", "Log in"),
+    "username": ("Tên đăng nhập", "Username"),
+    "password": ("Mật khẩu", "Password"),
+    "login_failed": ("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
+    "login_throttled": (
+        "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {minutes} phút.",
+        "Too many failed logins. Please try again in {minutes} minutes.",
+    ),
+    "login_required": ("Vui lòng đăng nhập.", "Please log in."),
+    "csrf_failed": (
+        "Biểu mẫu đã hết hạn hoặc không hợp lệ. Vui lòng tải lại trang và thử lại.",
+        "The form has expired or is invalid. Please reload the page and try again.",
+    ),
+    "forbidden": ("Bạn không có quyền xem trang này.", "You are not allowed to see this page."),
+    "not_found": ("Không tìm thấy trang.", "Page not found."),
+    "bad_request": ("Yêu cầu không hợp lệ.", "Bad request."),
+    "language": ("Ngôn ngữ", "Language"),
+    "lang_vi": ("Tiếng Việt", "Tiếng Việt"),
+    "lang_en": ("English", "English"),
+    "today": ("Hôm nay", "Today"),
+    "period": ("Khoảng thời gian", "Period"),
+    "from": ("Từ ngày", "From"),
+    "to": ("Đến ngày", "To"),
+    "show": ("Xem", "Show"),
+    "total": ("Tổng số", "Total"),
+    "green": ("Xanh (đạt)", "Green (pass)"),
+    "yellow": ("Vàng (đạt một phần)", "Yellow (partial)"),
+    "red": ("Đỏ (không đạt)", "Red (fail)"),
+    "pass_rate": ("Tỷ lệ đạt", "Pass rate"),
+    "fail_rate": ("Tỷ lệ không đạt", "Fail rate"),
+    "by_province": ("Theo tỉnh/thành", "By province"),
+    "by_checkpoint": ("Theo chốt", "By checkpoint"),
+    "province": ("Tỉnh/thành", "Province"),
+    "district": ("Quận/huyện", "District"),
+    "checkpoint": ("Chốt", "Checkpoint"),
+    "checkpoints": ("Các chốt", "Checkpoints"),
+    "chart_title": ("Kết quả theo thời gian", "Results over time"),
+    "failure_reasons": ("Lý do không đạt", "Failure reasons"),
+    "recent_reasons": ("Kết quả gần đây", "Recent results"),
+    "reason": ("Lý do", "Reason"),
+    "result": ("Kết quả", "Result"),
+    "count": ("Số lượt", "Count"),
+    "time": ("Thời gian", "Time"),
+    "no_data": ("Chưa có dữ liệu.", "No data yet."),
+    "units": ("Thiết bị tại chốt", "Units at this checkpoint"),
+    "device": ("Thiết bị", "Device"),
+    "state": ("Trạng thái", "State"),
+    "online": ("Trực tuyến", "Online"),
+    "offline": ("Mất kết nối", "Offline"),
+    "unknown": ("Chưa báo cáo", "Not reported"),
+    "last_seen": ("Lần cuối", "Last seen"),
+    "software": ("Phần mềm", "Software"),
+    "trust_version": ("Phiên bản tin cậy", "Trust version"),
+    "trust_age": ("Tuổi danh sách", "Trust age"),
+    "backlog": ("Hàng đợi", "Backlog"),
+    "clock": ("Đồng hồ", "Clock"),
+    "clock_ok": ("Đúng", "OK"),
+    "clock_behind_bundle": ("Chậm hơn danh sách tin cậy", "Behind trust bundle"),
+    "clock_behind_last_seen": ("Chậm hơn lần chạy trước", "Behind last run"),
+    "fps": ("Khung hình/giây", "Camera fps"),
+    "temperature": ("Nhiệt độ", "Temperature"),
+    "alarms": ("Cảnh báo", "Alarms"),
+    "no_alarms": ("Không có cảnh báo.", "No alarms."),
+    "alarm_offline": ("{device} mất kết nối từ {since}", "{device} offline since {since}"),
+    "alarm_never_seen": ("{device} chưa từng kết nối", "{device} has never reported"),
+    "alarm_stale_trust": (
+        "{device} dùng danh sách tin cậy cũ ({age})",
+        "{device} runs a stale trust bundle ({age})",
+    ),
+    "alarm_clock": ("{device}: đồng hồ sai ({clock})", "{device}: wrong clock ({clock})"),
+    "live": ("Trực tiếp", "Live"),
+    "live_lost": ("Mất cập nhật trực tiếp, đang kết nối lại…", "Live updates lost, reconnecting…"),
+    "role": ("Vai trò", "Role"),
+    "role_admin": ("Quản trị", "Admin"),
+    "role_supervisor": ("Giám sát", "Supervisor"),
+    "role_viewer": ("Người xem", "Viewer"),
+    "scope": ("Phạm vi", "Scope"),
+    "scope_help": (
+        "Mỗi dòng một mục: all, province:<mã>, district:<mã>, checkpoint:<mã>",
+        "One entry per line: all, province:<code>, district:<code>, checkpoint:<id>",
+    ),
+    "create_user": ("Tạo tài khoản", "Create account"),
+    "user_created": ("Đã tạo tài khoản {username}.", "Account {username} created."),
+    "password_too_short": (
+        "Mật khẩu phải có ít nhất {n} ký tự.",
+        "The password must have at least {n} characters.",
+    ),
+    "add_device": ("Thêm thiết bị", "Add device"),
+    "remove_device": ("Gỡ thiết bị", "Remove device"),
+    "device_added": (
+        "Đã thêm thiết bị {device}. Mật khẩu MQTT (chỉ hiện một lần): {password}",
+        "Device {device} added. MQTT password (shown once): {password}",
+    ),
+    "device_removed": ("Đã gỡ thiết bị {device}.", "Device {device} removed."),
+    "checkpoint_name": ("Tên chốt", "Checkpoint name"),
+    "upload_trust": ("Tải lên danh sách tin cậy", "Upload trust bundle"),
+    "trust_file": ("Tệp danh sách (.json)", "Bundle file (.json)"),
+    "trust_published": (
+        "Đã kiểm tra và phát hành danh sách tin cậy phiên bản {version}.",
+        "Trust bundle version {version} checked and published.",
+    ),
+    "trust_current": ("Phiên bản hiện tại", "Current version"),
+    "trust_none": ("Chưa có danh sách tin cậy.", "No trust bundle yet."),
+    "issued_at": ("Ngày phát hành", "Issued at"),
+    "next_update": ("Cập nhật tiếp theo", "Next update"),
+    "units_by_version": ("Thiết bị theo phiên bản", "Units by version"),
+    "error": ("Lỗi", "Error"),
+    "yes": ("Có", "Yes"),
+    "no": ("Không", "No"),
+    "seconds": ("{n} giây", "{n} s"),
+    "minutes": ("{n} phút", "{n} min"),
+    "hours": ("{n} giờ", "{n} h"),
+    "days": ("{n} ngày", "{n} days"),
+    "never": ("chưa bao giờ", "never"),
+    "bad_date": ("Ngày không hợp lệ: {value}", "Invalid date: {value}"),
+    "bad_period": ("Khoảng thời gian không hợp lệ.", "Invalid period."),
+    "unavailable": ("Chức năng chưa sẵn sàng: {what}", "Not available: {what}"),
+}
+
+# Policy outcomes (verifier policies) that are not verifier errors.
+REASONS: dict[str, tuple[str, str]] = {
+    "complete_series": ("Đã tiêm đủ liều", "Complete vaccination series"),
+    "partial": ("Chưa tiêm đủ liều", "Partial vaccination"),
+    "negative_test": ("Xét nghiệm âm tính", "Negative test"),
+    "recovered": ("Đã khỏi bệnh", "Recovered"),
+    "policy_not_met": ("Không đáp ứng quy định của chốt", "Checkpoint policy not met"),
+}
+
+
+def _verifier_reasons() -> dict[str, tuple[str, str]]:
+    """Reason texts of every verifier error class, found by walking the error hierarchy."""
+    try:
+        from verifier.errors import VerificationError
+    except ImportError:  # the dashboard still runs (with raw codes) without the verifier package
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    todo = [VerificationError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, (cls.message_vi, cls.message_en))
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+_REASONS_ALL: dict[str, tuple[str, str]] | None = None
+
+
+def current_language() -> str:
+    """The language of this request: the user's stored choice, else the session's, else Vietnamese."""
+    user = getattr(g, "user", None)
+    if user is not None and user.language in LANGUAGES:
+        return user.language
+    lang = session.get("lang")
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def translate(key: str, lang: str | None = None, **values: object) -> str:
+    """The text for `key` in `lang` (default: this request's), with `{name}` values filled in."""
+    lang = lang or current_language()
+    pair = MESSAGES.get(key)
+    if pair is None:
+        logger.warning("missing text key %r", key)
+        return key
+    text = pair[0] if lang == "vi" else pair[1]
+    return text.format(**values) if values else text
+
+
+def reason_text(code: str, lang: str | None = None) -> str:
+    """A readable text for a verdict reason code; unknown codes are shown as they are."""
+    global _REASONS_ALL
+    if _REASONS_ALL is None:
+        _REASONS_ALL = {**_verifier_reasons(), **REASONS}
+    pair = _REASONS_ALL.get(code)
+    if pair is None:
+        return code
+    return pair[0] if (lang or current_language()) == "vi" else pair[1]

@@ -1,0 +1,286 @@
+"""What each page shows, as JSON-ready dicts built from the store for one user's scope.
+
+Pages, the JSON API and the live stream all read these same snapshots, so a number can never
+differ between them and scope is applied in one place (every store query takes the Scope).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dashboard.scope import Scope
+from dashboard.store import Device, Store
+from dashboard.web.i18n import reason_text, translate
+
+logger = logging.getLogger(__name__)
+
+MAX_PERIOD_DAYS = 366
+# Chart bucket sizes (seconds, multiples of 60); the smallest that keeps the chart under ~48 bars.
+BUCKETS_S: tuple[int, ...] = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+MAX_BARS = 48
+
+
+class PeriodError(ValueError):
+    """A requested period could not be understood; the message says why."""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The dashboard settings the snapshots need (from the app config)."""
+
+    timezone: ZoneInfo
+    offline_alarm_s: float = 300.0
+    trust_max_age_s: float = 2 * 86400.0
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole local days `first`..`last` and their UTC bounds since <= t < until."""
+
+    first: date
+    last: date
+    since: datetime
+    until: datetime
+
+
+def local_today(settings: WebSettings, now: datetime) -> date:
+    """Today's date in the configured timezone."""
+    return now.astimezone(settings.timezone).date()
+
+
+def day_period(first: date, last: date, tz: ZoneInfo) -> Period:
+    """The period of local days first..last inclusive, bounded in UTC."""
+    since = datetime.combine(first, time(0), tz).astimezone(timezone.utc)
+    until = datetime.combine(last + timedelta(days=1), time(0), tz).astimezone(timezone.utc)
+    return Period(first, last, since, until)
+
+
+def parse_period(start: str | None, end: str | None, settings: WebSettings, now: datetime) -> Period:
+    """Read `from`/`to` (YYYY-MM-DD, local days); missing ones default to today."""
+    today = local_today(settings, now)
+    first = _parse_day(start, today)
+    last = _parse_day(end, first if start else today)
+    if last < first:
+        raise PeriodError(f"the period ends ({last}) before it starts ({first})")
+    if (last - first).days >= MAX_PERIOD_DAYS:
+        raise PeriodError(f"the period is longer than {MAX_PERIOD_DAYS} days")
+    return day_period(first, last, settings.timezone)
+
+
+def _parse_day(value: str | None, default: date) -> date:
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise PeriodError(f"{value[:20]!r} is not a date (YYYY-MM-DD)") from None
+
+
+def bucket_for(period: Period) -> int:
+    """The chart bucket size for a period."""
+    span = (period.until - period.since).total_seconds()
+    for size in BUCKETS_S:
+        if span / size <= MAX_BARS:
+            return size
+    return BUCKETS_S[-1]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC text of a datetime, or None."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _bucket_label(start: datetime, bucket_s: int, multi_day: bool, tz: ZoneInfo) -> str:
+    local = start.astimezone(tz)
+    if bucket_s >= 86400:
+        return local.strftime("%d/%m")
+    return local.strftime("%d/%m %H:%M") if multi_day else local.strftime("%H:%M")
+
+
+def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, now: datetime) -> dict[str, Any]:
+    """Totals today and in `period`, rates by province and checkpoint, the chart, reasons, alarms."""
+    today = day_period(local_today(settings, now), local_today(settings, now), settings.timezone)
+    bucket_s = bucket_for(period)
+    multi_day = period.first != period.last
+    series = [
+        {
+            "start": iso(b.start),
+            "label": _bucket_label(b.start, bucket_s, multi_day, settings.timezone),
+            **b.counts.as_dict(),
+        }
+        for b in store.timeseries(scope, period.since, period.until, bucket_s)
+    ]
+    return {
+        "today": {"date": today.first.isoformat(), **store.totals(scope, today.since, today.until).as_dict()},
+        "period": {
+            "from": period.first.isoformat(),
+            "to": period.last.isoformat(),
+            **store.totals(scope, period.since, period.until).as_dict(),
+        },
+        "by_province": _groups(store, scope, period, "province"),
+        "by_checkpoint": _groups(store, scope, period, "checkpoint"),
+        "timeseries": {"bucket_s": bucket_s, "buckets": series},
+        "reasons": _reasons(store, scope, period),
+        "alarms": alarms(store, store.list_devices(scope), settings, now),
+    }
+
+
+def _groups(store: Store, scope: Scope, period: Period, level: str) -> list[dict[str, Any]]:
+    return [
+        {"key": g.key, "label": g.label, **g.counts.as_dict()}
+        for g in store.totals_by(scope, period.since, period.until, level)
+    ]
+
+
+def _reasons(store: Store, scope: Scope, period: Period) -> list[dict[str, Any]]:
+    """Reasons of verdicts that did not fully pass (red and yellow), largest first."""
+    return [
+        {"result": r.result, "reason": r.reason, "text": reason_text(r.reason), "count": r.count}
+        for r in store.reasons(scope, period.since, period.until)
+        if r.result != "green"
+    ]
+
+
+def device_dict(device: Device, now: datetime) -> dict[str, Any]:
+    """A unit's status, with its trust age brought up to `now`."""
+    trust_age = device.trust_age_s
+    if trust_age is not None and device.status_at is not None and device.online:
+        # The unit reported its age when it sent the status; it has aged since.
+        trust_age += max(0.0, (now - device.status_at).total_seconds())
+    return {
+        "id": device.id,
+        "checkpoint": device.checkpoint,
+        "checkpoint_name": device.checkpoint_name,
+        "district": device.district,
+        "province": device.province,
+        "state": device.state,
+        "last_seen": iso(device.last_seen),
+        "last_seen_ago_s": (now - device.last_seen).total_seconds() if device.last_seen else None,
+        "status_at": iso(device.status_at),
+        "software": device.software,
+        "trust_version": device.trust_version,
+        "trust_age_s": trust_age,
+        "backlog": device.backlog,
+        "clock": device.clock,
+        "fps": device.fps,
+        "temperature_c": device.temperature_c,
+        "uptime_s": device.uptime_s,
+    }
+
+
+def alarms(store: Store, devices: list[Device], settings: WebSettings, now: datetime) -> list[dict[str, Any]]:
+    """Units offline longer than allowed, on a stale trust bundle, or with a wrong clock."""
+    latest = store.latest_trust_bundle()
+    found: list[dict[str, Any]] = []
+    for d in devices:
+        base = {"device": d.id, "checkpoint": d.checkpoint, "checkpoint_name": d.checkpoint_name}
+        went_quiet = d.status_at or d.last_seen
+        if d.state == "offline" and went_quiet and (now - went_quiet).total_seconds() >= settings.offline_alarm_s:
+            found.append({**base, "kind": "offline", "since": iso(went_quiet),
+                          "text": translate("alarm_offline", device=d.id, since=_local(went_quiet, settings))})
+        elif d.state == "unknown" and (now - d.created_at).total_seconds() >= settings.offline_alarm_s:
+            found.append({**base, "kind": "never_seen", "since": iso(d.created_at),
+                          "text": translate("alarm_never_seen", device=d.id)})
+        info = device_dict(d, now)
+        age = info["trust_age_s"]
+        behind = (
+            latest is not None
+            and d.trust_version is not None
+            and d.trust_version < latest.version
+            and (now - latest.uploaded_at).total_seconds() >= settings.offline_alarm_s
+        )
+        if (age is not None and age > settings.trust_max_age_s) or behind:
+            found.append({**base, "kind": "stale_trust", "trust_version": d.trust_version, "trust_age_s": age,
+                          "text": translate("alarm_stale_trust", device=d.id, age=duration_text(age))})
+        if d.clock not in (None, "ok"):
+            found.append({**base, "kind": "clock", "clock": d.clock,
+                          "text": translate("alarm_clock", device=d.id, clock=translate(f"clock_{d.clock}")
+                                            if f"clock_{d.clock}" in _CLOCK_KEYS else d.clock)})
+    return found
+
+
+_CLOCK_KEYS = {"clock_ok", "clock_behind_bundle", "clock_behind_last_seen"}
+
+
+def _local(value: datetime, settings: WebSettings) -> str:
+    return value.astimezone(settings.timezone).strftime("%H:%M %d/%m/%Y")
+
+
+def duration_text(seconds: float | None) -> str:
+    """A short readable duration in the request's language ("5 phút", "2 days")."""
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    if s < 120:
+        return translate("seconds", n=s)
+    if s < 7200:
+        return translate("minutes", n=s // 60)
+    if s < 2 * 86400:
+        return translate("hours", n=s // 3600)
+    return translate("days", n=s // 86400)
+
+
+def devices_view(store: Store, scope: Scope, settings: WebSettings, now: datetime) -> dict[str, Any]:
+    """Every unit in scope with its health, and the alarms among them."""
+    devices = store.list_devices(scope)
+    latest = store.latest_trust_bundle()
+    return {
+        "devices": [device_dict(d, now) for d in devices],
+        "alarms": alarms(store, devices, settings, now),
+        "latest_trust_version": latest.version if latest else None,
+    }
+
+
+def checkpoint_view(
+    store: Store, scope: Scope, checkpoint_id: str, settings: WebSettings, now: datetime
+) -> dict[str, Any] | None:
+    """One checkpoint's units, today's counts and recent results; None if outside the scope."""
+    visible = {c.id: c for c in store.list_checkpoints(scope)}
+    cp = visible.get(checkpoint_id)
+    if cp is None:
+        return None
+    # Narrowing to this one checkpoint stays inside the user's scope: it was found through it.
+    only = Scope.of(checkpoints=[cp.id])
+    today = day_period(local_today(settings, now), local_today(settings, now), settings.timezone)
+    devices = [d for d in store.list_devices(only) if d.checkpoint == cp.id]
+    return {
+        "checkpoint": {"id": cp.id, "name": cp.name, "district": cp.district, "province": cp.province,
+                       "policy": cp.policy},
+        "today": {"date": today.first.isoformat(), **store.totals(only, today.since, today.until).as_dict()},
+        "devices": [device_dict(d, now) for d in devices],
+        "reasons": _reasons(store, only, today),
+        "recent": [
+            {"ts": iso(e.ts), "device": e.device, "result": e.result, "reason": e.reason,
+             "text": reason_text(e.reason), "policy": e.policy, "trust_version": e.trust_version}
+            for e in store.recent_events(only, checkpoint=cp.id, limit=20)
+        ],
+        "alarms": alarms(store, devices, settings, now),
+    }
+
+
+def checkpoints_list(store: Store, scope: Scope) -> list[dict[str, Any]]:
+    """The checkpoints a user may open."""
+    return [{"id": c.id, "name": c.name, "district": c.district, "province": c.province, "policy": c.policy}
+            for c in store.list_checkpoints(scope)]
+
+
+def trust_view(store: Store, scope: Scope) -> dict[str, Any]:
+    """The latest accepted bundle and how many units in scope run each version."""
+    latest = store.latest_trust_bundle()
+    versions = Counter(d.trust_version for d in store.list_devices(scope))
+    return {
+        "latest": None if latest is None else {
+            "version": latest.version, "issued_at": iso(latest.issued_at),
+            "next_update": iso(latest.next_update), "uploaded_at": iso(latest.uploaded_at),
+            "uploaded_by": latest.uploaded_by,
+        },
+        "units_by_version": [
+            {"version": v, "units": n}
+            for v, n in sorted(versions.items(), key=lambda kv: (kv[0] is None, -(kv[0] or 0)))
+        ],
+    }

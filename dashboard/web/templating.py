@@ -1,0 +1,74 @@
+"""Template helpers (texts, number and time formats) and the app's error pages."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, g
+from werkzeug.exceptions import HTTPException
+
+from dashboard.web.auth import csrf_token, error_response
+from dashboard.web.i18n import current_language, reason_text, translate
+from dashboard.web.snapshots import duration_text
+from dashboard.web.state import settings
+
+logger = logging.getLogger(__name__)
+
+_STATUS_KEYS = {400: "bad_request", 401: "login_required", 403: "forbidden", 404: "not_found"}
+
+
+def number(value: Any) -> str:
+    """An integer with thousands separators in the reader's convention (1.234 vi, 1,234 en)."""
+    if value is None:
+        return "–"
+    text = f"{int(value):,}"
+    return text.replace(",", ".") if current_language() == "vi" else text
+
+
+def percent(value: float | None) -> str:
+    """A rate as a percentage with one decimal in the reader's convention."""
+    if value is None:
+        return "–"
+    text = f"{value * 100:.1f}%"
+    return text.replace(".", ",") if current_language() == "vi" else text
+
+
+def local_time(value: str | datetime | None, fmt: str = "%H:%M:%S %d/%m/%Y") -> str:
+    """An ISO UTC time (or datetime) shown in the configured timezone."""
+    if not value:
+        return "–"
+    when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    return when.astimezone(settings().timezone).strftime(fmt)
+
+
+def decimal(value: float | None, digits: int = 1) -> str:
+    """A measurement with `digits` decimals in the reader's convention."""
+    if value is None:
+        return "–"
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if current_language() == "vi" else text
+
+
+def install_templating(app: Flask) -> None:
+    """Register template globals, filters and error handlers on `app`."""
+    app.jinja_env.globals.update(
+        t=translate,
+        reason_text=reason_text,
+        csrf_token=csrf_token,
+        current_language=current_language,
+    )
+    app.jinja_env.filters.update(
+        number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal
+    )
+
+    @app.context_processor
+    def user_context() -> dict[str, Any]:
+        return {"user": g.get("user")}
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Any:
+        key = _STATUS_KEYS.get(e.code or 500)
+        message = translate(key) if key else (e.description or e.name)
+        return error_response(e.code or 500, message)

@@ -1,0 +1,102 @@
+"""The supervisors' pages: overview, one checkpoint, devices with their health and alarms.
+
+Each page has a live part (a partial template) that the stream re-renders with the same
+context function, so the first page load and every live update show the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request, url_for
+from markupsafe import Markup
+
+from dashboard.web import snapshots
+from dashboard.web.auth import error_response, roles_required
+from dashboard.web.charts import ChartBar, timeseries_svg
+from dashboard.web.i18n import translate
+from dashboard.web.state import get_store, now, settings, user_scope
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("views", __name__)
+
+# page name -> the partial template holding its live part
+LIVE_PARTIALS: dict[str, str] = {
+    "overview": "_overview_live.html",
+    "checkpoint": "_checkpoint_live.html",
+    "devices": "_devices_live.html",
+}
+
+
+def chart_markup(data: Mapping[str, Any]) -> Markup:
+    """The SVG chart of an overview snapshot, labels in the reader's language."""
+    bars = [ChartBar(b["label"], b["green"], b["yellow"], b["red"]) for b in data["timeseries"]["buckets"]]
+    legend = {r: translate(r) for r in ("green", "yellow", "red")}
+    return timeseries_svg(bars, legend, translate("chart_title"))
+
+
+def overview_context(args: Mapping[str, str]) -> dict[str, Any]:
+    """Everything the overview shows for the period in `args` (raises PeriodError)."""
+    cfg = settings()
+    at = now()
+    period = snapshots.parse_period(args.get("from"), args.get("to"), cfg, at)
+    data = snapshots.overview(get_store(), user_scope(), cfg, period, at)
+    return {"data": data, "chart": chart_markup(data)}
+
+
+def checkpoint_context(checkpoint_id: str) -> dict[str, Any] | None:
+    """Everything one checkpoint's page shows, or None when it lies outside the user's scope."""
+    data = snapshots.checkpoint_view(get_store(), user_scope(), checkpoint_id, settings(), now())
+    return None if data is None else {"data": data}
+
+
+def devices_context() -> dict[str, Any]:
+    """Every unit in scope with its health and alarms."""
+    return {"data": snapshots.devices_view(get_store(), user_scope(), settings(), now())}
+
+
+@bp.route("/")
+def overview() -> Any:
+    """Today's and a period's totals, rates by province and checkpoint, chart, reasons, alarms."""
+    try:
+        context = overview_context(request.args)
+    except snapshots.PeriodError as e:
+        return error_response(400, f"{translate('bad_period')} {e}")
+    stream_args = {k: v for k, v in request.args.items() if k in ("from", "to")}
+    return render_template(
+        "overview.html",
+        live_partial=LIVE_PARTIALS["overview"],
+        stream_url=url_for("stream.overview", **stream_args),
+        checkpoints=snapshots.checkpoints_list(get_store(), user_scope()),
+        **context,
+    )
+
+
+@bp.route("/checkpoints/<checkpoint_id>")
+def checkpoint(checkpoint_id: str) -> Any:
+    """One checkpoint: its units, live counts, recent results (403 outside the user's scope)."""
+    context = checkpoint_context(checkpoint_id)
+    if context is None:
+        # The same answer whether the checkpoint exists elsewhere or not at all: nothing leaks.
+        abort(403)
+    return render_template(
+        "checkpoint.html",
+        live_partial=LIVE_PARTIALS["checkpoint"],
+        stream_url=url_for("stream.checkpoint", checkpoint_id=checkpoint_id),
+        **context,
+    )
+
+
+@bp.route("/devices")
+@roles_required("admin", "supervisor")
+def devices() -> Any:
+    """Units in scope: online or offline, last seen, software, trust, backlog, clock, camera, heat."""
+    return render_template(
+        "devices.html",
+        live_partial=LIVE_PARTIALS["devices"],
+        stream_url=url_for("stream.devices"),
+        **devices_context(),
+    )

@@ -1,0 +1,402 @@
+"""The dashboard web app through Flask's test client: login, roles, scope, CSRF, throttling, escaping."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.web import create_app
+from tests.support.dashboard_web import (
+    ACCOUNTS,
+    PINNED_NOW,
+    XSS_NAME,
+    XSS_SOFTWARE,
+    Seeded,
+    csrf_from,
+    login,
+    page_token,
+    seed,
+)
+
+METRICS_TOKEN = "scrape-token-for-tests"
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[Seeded]:
+    s = seed(tmp_path / "chot.db")
+    yield s
+    s.store.close()
+
+
+@pytest.fixture
+def app(seeded: Seeded, tmp_path: Path) -> Any:
+    return create_app(test_config={
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "CHOT_DATABASE": str(seeded.path),
+        "CHOT_NOW": lambda: PINNED_NOW,
+        "CHOT_METRICS_TOKEN": METRICS_TOKEN,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "CHOT_STREAM_MAX_S": 0.5,
+        "CHOT_STREAM_POLL_S": 0.05,
+    })
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+def as_user(app: Any, username: str) -> Any:
+    c = app.test_client()
+    resp = login(c, username)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return c
+
+
+def _concrete_paths(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every route, with sample values for URL parameters."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<checkpoint_id>", "IC7").replace("<device_id>", "u-ic7-1")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            out.append((method, path))
+    return out
+
+
+# -- without login ----------------------------------------------------------------------------
+def test_every_route_refuses_anonymous_visitors(app: Any, client: Any) -> None:
+    public = {("GET", "/login"), ("POST", "/login"), ("POST", "/language")}
+    checked = 0
+    for method, path in _concrete_paths(app):
+        if (method, path) in public:
+            continue
+        if method == "POST":
+            # With a valid token, so the refusal comes from the login check and not from CSRF.
+            token = csrf_from(client.get("/login").get_data(as_text=True))
+            resp = client.post(path, data={"csrf_token": token})
+        else:
+            resp = client.get(path)
+        checked += 1
+        if path.startswith(("/api/", "/stream", "/metrics")):
+            assert resp.status_code == 401, (method, path, resp.status_code)
+            assert resp.is_json and resp.json["error"]
+        else:
+            assert resp.status_code == 302, (method, path, resp.status_code)
+            assert resp.headers["Location"].startswith("/login")
+        body = resp.get_data(as_text=True)
+        assert "IC7 Nội Bài" not in body and "Gia Lâm" not in body
+    assert checked >= 20
+
+
+def test_login_page_is_vietnamese_by_default_and_switches_for_anonymous(client: Any) -> None:
+    html = client.get("/login").get_data(as_text=True)
+    assert 'lang="vi"' in html and "Đăng nhập" in html and "Mật khẩu" in html
+    resp = client.post("/language", data={"lang": "en", "csrf_token": csrf_from(html), "next": "/login"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/login"
+    html = client.get("/login").get_data(as_text=True)
+    assert 'lang="en"' in html and "Password" in html
+
+
+# -- login, sessions ----------------------------------------------------------------------------
+def test_login_sets_a_hardened_session_and_redirects_to_next(client: Any) -> None:
+    token = csrf_from(client.get("/login?next=/devices").get_data(as_text=True))
+    resp = client.post("/login", data={"username": "admin", "password": ACCOUNTS["admin"][0],
+                                       "csrf_token": token, "next": "/devices"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/devices"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/devices").status_code == 200
+
+
+def test_login_never_redirects_to_another_site(client: Any) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        resp = client.post("/login", data={"username": "admin", "password": ACCOUNTS["admin"][0],
+                                           "csrf_token": token, "next": target})
+        assert resp.status_code == 302 and resp.headers["Location"] == "/", target
+        token = page_token(client)
+
+
+def test_login_rotates_the_session_so_a_planted_token_dies(client: Any) -> None:
+    planted = csrf_from(client.get("/login").get_data(as_text=True))
+    resp = client.post("/login", data={"username": "sup_lc", "password": ACCOUNTS["sup_lc"][0],
+                                       "csrf_token": planted})
+    assert resp.status_code == 302
+    fresh = page_token(client)
+    assert fresh != planted
+    # A token from before login (e.g. planted by an attacker) no longer passes.
+    assert client.post("/language", data={"lang": "en", "csrf_token": planted}).status_code == 400
+    assert client.post("/language", data={"lang": "en", "csrf_token": fresh}).status_code == 302
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(client: Any) -> None:
+    bad = login(client, "admin", "not-the-password")
+    unknown = login(client, "nobody-here", "whatever-password")
+    assert bad.status_code == unknown.status_code == 401
+    for resp in (bad, unknown):
+        assert "Sai tên đăng nhập hoặc mật khẩu." in resp.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_logout_ends_the_session(client: Any) -> None:
+    login(client, "admin")
+    assert client.get("/").status_code == 200
+    resp = client.post("/logout", data={"csrf_token": page_token(client)})
+    assert resp.status_code == 302
+    assert client.get("/").status_code == 302
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_login_is_throttled_after_repeated_failures(client: Any, seeded: Seeded) -> None:
+    for _ in range(5):
+        assert login(client, "sup_lc", "guess-guess-guess").status_code == 401
+    # Even the right password is refused now, with a reason and without checking it.
+    resp = login(client, "sup_lc")
+    assert resp.status_code == 429
+    assert "Quá nhiều lần đăng nhập sai" in resp.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+    # Another account from another address is not locked out by this.
+    other = client.application.test_client()
+    other.environ_base["REMOTE_ADDR"] = "10.9.9.9"
+    assert login(other, "admin").status_code == 302
+
+
+def test_a_password_change_ends_older_sessions(app: Any, seeded: Seeded) -> None:
+    c = as_user(app, "view_lc")
+    assert c.get("/").status_code == 200
+    # Re-create the account with another password (the store has no password update yet).
+    conn = seeded.store._conn()  # noqa: SLF001 - test reaches into its own file
+    conn.execute("UPDATE users SET password_hash = 'scrypt:other' WHERE username = 'view_lc'")
+    assert c.get("/").status_code == 302
+
+
+# -- CSRF -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path,data", [
+    ("/language", {"lang": "en"}),
+    ("/logout", {}),
+    ("/admin/users", {"username": "mallory", "password": "mallory-password", "role": "admin"}),
+    ("/admin/devices/u-ic7-1/remove", {}),
+])
+def test_state_changes_without_the_csrf_token_are_refused(app: Any, seeded: Seeded, path: str, data: dict) -> None:
+    c = as_user(app, "admin")
+    for token in (None, "forged-token"):
+        payload = dict(data) if token is None else {**data, "csrf_token": token}
+        resp = c.post(path, data=payload)
+        assert resp.status_code == 400, path
+        assert "Biểu mẫu đã hết hạn" in resp.get_data(as_text=True)
+    assert seeded.store.get_user("mallory") is None
+    assert seeded.store.get_device("u-ic7-1") is not None
+    assert c.get("/").status_code == 200  # still logged in: logout was refused too
+
+
+def test_login_form_itself_needs_the_csrf_token(client: Any) -> None:
+    resp = client.post("/login", data={"username": "admin", "password": ACCOUNTS["admin"][0]})
+    assert resp.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+# -- roles ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("username,path,status", [
+    ("view_lc", "/devices", 403),
+    ("view_lc", "/api/v1/devices", 403),
+    ("view_lc", "/api/v1/alarms", 403),
+    ("view_lc", "/stream/devices", 403),
+    ("view_lc", "/admin/users", 403),
+    ("sup_lc", "/admin/users", 403),
+    ("sup_lc", "/admin/devices", 403),
+    ("sup_lc", "/admin/trust", 403),
+    ("sup_lc", "/api/v1/users", 403),
+    ("sup_lc", "/metrics", 403),
+    ("view_lc", "/", 200),
+    ("sup_lc", "/devices", 200),
+    ("admin", "/admin/users", 200),
+    ("admin", "/admin/devices", 200),
+    ("admin", "/admin/trust", 200),
+])
+def test_roles_are_enforced_on_pages_api_and_stream(app: Any, username: str, path: str, status: int) -> None:
+    c = as_user(app, username)
+    resp = c.get(path)
+    assert resp.status_code == status, resp.get_data(as_text=True)[:300]
+    if status == 403:
+        body = resp.get_data(as_text=True)
+        assert "u-ic7" not in body and "IC7 Nội Bài" not in body
+
+
+def test_admin_posts_are_refused_to_a_supervisor(app: Any, seeded: Seeded) -> None:
+    c = as_user(app, "sup_lc")
+    token = page_token(c)
+    resp = c.post("/admin/users", data={"username": "mallory", "password": "mallory-password",
+                                        "role": "admin", "csrf_token": token})
+    assert resp.status_code == 403
+    assert c.post("/admin/devices/u-ic7-1/remove", data={"csrf_token": token}).status_code == 403
+    assert seeded.store.get_user("mallory") is None and seeded.store.get_device("u-ic7-1") is not None
+
+
+# -- scope ----------------------------------------------------------------------------------------
+def test_a_province_supervisor_sees_only_their_province(app: Any) -> None:
+    c = as_user(app, "sup_lc")
+    data = c.get("/api/v1/overview").json
+    assert data["today"]["total"] == 10 and data["today"]["red"] == 3
+    assert [g["key"] for g in data["by_province"]] == ["10"]
+    assert {g["key"] for g in data["by_checkpoint"]} == {"IC7"}
+    assert {r["reason"] for r in data["reasons"]} == {"signature", "cwt_expired", "partial"}
+    assert {d["id"] for d in c.get("/api/v1/devices").json["devices"]} == {"u-ic7-1", "u-ic7-2"}
+    assert {cp["id"] for cp in c.get("/api/v1/checkpoints").json["checkpoints"]} == {"IC7", "XSS1"}
+    for path in ("/", "/devices", "/checkpoints/IC7", "/api/v1/overview", "/api/v1/devices", "/api/v1/alarms",
+                 "/api/v1/trust", "/api/v1/checkpoints", "/stream/overview", "/stream/devices"):
+        resp = c.get(path)
+        assert resp.status_code == 200, path
+        body = resp.get_data(as_text=True)
+        for leak in ("HN-GIA", "Gia Lâm", "u-hn-1", "revoked", "Thu hồi", "thu hồi"):
+            assert leak not in body, (path, leak)
+
+
+@pytest.mark.parametrize("path", ["/checkpoints/HN-GIA", "/api/v1/checkpoints/HN-GIA", "/stream/checkpoint/HN-GIA",
+                                  "/checkpoints/NO-SUCH", "/api/v1/checkpoints/NO-SUCH"])
+def test_another_provinces_checkpoint_is_forbidden_and_says_nothing(app: Any, path: str) -> None:
+    c = as_user(app, "sup_lc")
+    resp = c.get(path)
+    assert resp.status_code == 403
+    body = resp.get_data(as_text=True)
+    assert "Gia Lâm" not in body and "u-hn-1" not in body and "004" not in body
+
+
+def test_the_admin_sees_the_whole_country(app: Any) -> None:
+    c = as_user(app, "admin")
+    data = c.get("/api/v1/overview").json
+    assert data["today"]["total"] == 15
+    assert data["today"]["green"] == 9 and data["today"]["yellow"] == 2 and data["today"]["red"] == 4
+    assert data["today"]["pass_rate"] == pytest.approx(11 / 15)
+    assert {g["key"]: g["total"] for g in data["by_province"]} == {"01": 5, "10": 10}
+    assert sum(b["total"] for b in data["timeseries"]["buckets"]) == 15
+    assert c.get("/api/v1/checkpoints/HN-GIA").json["today"]["total"] == 5
+
+
+# -- pages ----------------------------------------------------------------------------------------
+def test_overview_page_shows_big_numbers_chart_rates_and_reasons(app: Any) -> None:
+    html = as_user(app, "sup_lc").get("/").get_data(as_text=True)
+    assert re.search(r'data-test-id="today-total">10<', html)
+    assert re.search(r'data-test-id="today-red">3<', html)
+    assert "70,0%" in html  # 7 of 10 passed, written the Vietnamese way
+    assert 'data-test-id="chart-svg"' in html and 'data-total="10"' in html
+    assert "Chữ ký không hợp lệ" in html  # the verifier's Vietnamese text for `signature`
+    assert "Theo tỉnh/thành" in html
+
+
+def test_period_is_checked_with_a_reason(app: Any) -> None:
+    c = as_user(app, "admin")
+    resp = c.get("/api/v1/overview?from=2026-11-01&to=2026-11-25")
+    assert resp.status_code == 200 and resp.json["period"]["total"] == 15
+    assert resp.json["timeseries"]["bucket_s"] == 86400 and len(resp.json["timeseries"]["buckets"]) == 25
+    assert c.get("/api/v1/overview?from=2026-11-26").json["period"]["total"] == 0
+    for query in ("from=yesterday", "from=2026-11-25&to=2026-11-01", "from=2020-01-01&to=2026-11-25"):
+        resp = c.get(f"/api/v1/overview?{query}")
+        assert resp.status_code == 400 and "không hợp lệ" in resp.json["error"], query
+    assert c.get("/?from=nonsense").status_code == 400
+
+
+def test_devices_page_shows_health_and_alarms(app: Any) -> None:
+    c = as_user(app, "admin")
+    data = c.get("/api/v1/devices").json
+    kinds = {(a["kind"], a["device"]) for a in data["alarms"]}
+    assert kinds == {("offline", "u-ic7-2"), ("clock", "u-hn-1")}
+    one = next(d for d in data["devices"] if d["id"] == "u-ic7-1")
+    assert one["state"] == "online" and one["fps"] == 14.5 and one["trust_version"] == 7
+    html = c.get("/devices").get_data(as_text=True)
+    assert 'data-test-id="device-state-u-ic7-2" data-state="offline"' in html
+    assert "52,3 °C" in html and "Chậm hơn danh sách tin cậy" in html
+
+
+def test_language_is_stored_per_user(app: Any, seeded: Seeded) -> None:
+    c = as_user(app, "sup_lc")
+    assert "Tổng quan" in c.get("/").get_data(as_text=True)
+    resp = c.post("/language", data={"lang": "en", "csrf_token": page_token(c), "next": "/devices"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/devices"
+    assert seeded.store.get_user("sup_lc").language == "en"
+    html = as_user(app, "sup_lc").get("/").get_data(as_text=True)  # a new session keeps it
+    assert "Overview" in html and "70.0%" in html and "Tổng quan" not in html
+    assert c.post("/language", data={"lang": "fr", "csrf_token": page_token(c)}).status_code == 400
+
+
+# -- escaping -------------------------------------------------------------------------------------
+def test_names_from_the_registry_and_units_are_escaped_everywhere(app: Any) -> None:
+    c = as_user(app, "admin")
+    for path in ("/", "/checkpoints/XSS1", "/devices", "/admin/devices", "/stream/overview", "/stream/devices"):
+        body = c.get(path).get_data(as_text=True)
+        assert "<script>alert" not in body and "<img src=x" not in body, path
+    assert "&lt;script&gt;alert" in c.get("/checkpoints/XSS1").get_data(as_text=True)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in c.get("/devices").get_data(as_text=True)
+    assert c.get("/api/v1/checkpoints").json["checkpoints"][-1]["name"] == XSS_NAME
+    sw = {d["id"]: d["software"] for d in c.get("/api/v1/devices").json["devices"]}
+    assert sw["u-hn-1"] == XSS_SOFTWARE
+
+
+def test_a_script_as_username_is_refused_and_escaped(app: Any, seeded: Seeded) -> None:
+    c = as_user(app, "admin")
+    resp = c.post("/admin/users", data={"username": "<script>x()</script>", "password": "long-enough-pw",
+                                        "role": "viewer", "scope": "province:10", "csrf_token": page_token(c)})
+    assert resp.status_code == 400
+    body = resp.get_data(as_text=True)
+    assert "<script>x()" not in body and "&lt;script&gt;x()" in body
+
+
+def test_pages_send_a_strict_content_security_policy(app: Any) -> None:
+    resp = as_user(app, "admin").get("/")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+# -- admin: users ---------------------------------------------------------------------------------
+def test_admin_creates_a_scoped_viewer_who_can_log_in(app: Any, seeded: Seeded) -> None:
+    c = as_user(app, "admin")
+    resp = c.post("/admin/users", data={"username": "lc.viewer", "password": "a-long-password",
+                                        "role": "viewer", "language": "en", "scope": "province:10\n",
+                                        "csrf_token": page_token(c, "/admin/users")})
+    assert resp.status_code == 200 and "lc.viewer" in resp.get_data(as_text=True)
+    user = seeded.store.get_user("lc.viewer")
+    assert user.role == "viewer" and user.scope.provinces == frozenset({"10"}) and user.language == "en"
+    assert user.password_hash != "a-long-password"
+    v = app.test_client()
+    assert login(v, "lc.viewer", "a-long-password").status_code == 302
+    assert v.get("/api/v1/overview").json["today"]["total"] == 10
+
+
+@pytest.mark.parametrize("form,reason", [
+    ({"username": "shorty", "password": "short", "role": "viewer"}, "ít nhất 10 ký tự"),
+    ({"username": "admin", "password": "a-long-password", "role": "viewer"}, "already exists"),
+    ({"username": "weird", "password": "a-long-password", "role": "god"}, "role"),
+    ({"username": "badscope", "password": "a-long-password", "role": "viewer", "scope": "planet:earth"}, "scope entry"),
+])
+def test_bad_new_accounts_are_refused_with_a_reason(app: Any, form: dict, reason: str) -> None:
+    c = as_user(app, "admin")
+    resp = c.post("/admin/users", data={**form, "csrf_token": page_token(c)})
+    assert resp.status_code == 400
+    assert reason in resp.get_data(as_text=True)
+
+
+# -- metrics --------------------------------------------------------------------------------------
+def test_metrics_need_the_bearer_token_or_an_admin(app: Any, client: Any) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    resp = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    text = resp.get_data(as_text=True)
+    assert 'chot_verdicts_total{checkpoint="IC7",province="10",result="green"} 5' in text
+    assert 'chot_verdicts_total{checkpoint="HN-GIA",province="01",result="red"} 1' in text
+    assert 'chot_device_online{device="u-ic7-2",checkpoint="IC7"} 0' in text
+    assert 'chot_device_camera_fps{device="u-ic7-1",checkpoint="IC7"} 14.5' in text
+    assert "# TYPE chot_verdicts_total counter" in text
+    assert as_user(app, "admin").get("/metrics").status_code == 200
+
+
+def test_unknown_urls_are_404_with_a_page(app: Any) -> None:
+    resp = as_user(app, "admin").get("/no/such/page")
+    assert resp.status_code == 404 and "Không tìm thấy trang" in resp.get_data(as_text=True)
