@@ -66,7 +66,7 @@ class Event:
     ts: str
     result: str
     reason: str
-    policy: str
+    policy: str | None
     trust_version: int | None
 
     def payload(self) -> bytes:
@@ -117,7 +117,7 @@ class Outbox:
             db["events"].create(
                 {"seq": int, "ts": str, "result": str, "reason": str, "policy": str,
                  "trust_version": int},
-                pk="seq", not_null={"ts", "result", "reason", "policy"},
+                pk="seq", not_null={"ts", "result", "reason"},
             )
         if not db["meta"].exists():
             db["meta"].create({"key": str, "value": int}, pk="key")
@@ -251,8 +251,8 @@ def validate_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(reason, str) or not _CODE.match(reason):
         raise OutboxFieldError("reason", "must be a snake_case code of at most 64 characters")
     policy = fields.get("policy")
-    if not isinstance(policy, str) or not _POLICY.match(policy):
-        raise OutboxFieldError("policy", "must be a policy name of at most 64 characters")
+    if policy is not None and (not isinstance(policy, str) or not _POLICY.match(policy)):
+        raise OutboxFieldError("policy", "must be a policy name of at most 64 characters, or null")
     trust_version = fields.get("trust_version")
     if trust_version is not None and (isinstance(trust_version, bool) or not isinstance(trust_version, int)):
         raise OutboxFieldError("trust_version", "must be an integer or null")

@@ -102,6 +102,14 @@ def test_refuses_fields_outside_the_schema(tmp_path, bad, field):
             assert str(value).encode() not in text
 
 
+def test_verdict_without_policy_is_kept(tmp_path):
+    """verify() leaves policy None when it has none; such a verdict must still be counted."""
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.record({"result": "red", "reason": "prefix", "policy": None, "trust_version": None}, T0)
+    assert b'"policy":null' in box.pending(1)[0].payload()
+    box.close()
+
+
 def test_naive_timestamp_refused(tmp_path):
     box = Outbox(tmp_path / "outbox.sqlite")
     with pytest.raises(OutboxFieldError, match="timezone"):
@@ -146,3 +154,25 @@ def test_wal_and_full_sync(tmp_path):
     assert box.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert box.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     box.close()
+
+
+def test_every_real_verdict_fits_the_event_schema(tmp_path, ministry):
+    """All verdicts the verifier gives (every sample, every policy) are accepted, and carry nothing personal."""
+    from verifier import verify
+    from verifier.policy import builtin_policy
+
+    now = datetime.now(timezone.utc)
+    store = ministry.trust_store()
+    box = Outbox(tmp_path / "outbox.sqlite")
+    samples = ministry.samples(now)
+    for name in ("vn-2021", "workplace", "eu-validity"):
+        for sample in samples:
+            box.record(verify(sample.payload, store, now, builtin_policy(name)).event_fields(), now)
+    assert box.backlog() == 3 * len(samples)
+    box.close()
+    disk = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for sample in samples:
+        if sample.issued is not None:
+            person = sample.issued.person
+            for secret in (sample.issued.uci, person.family_name, person.given_name, person.dob):
+                assert secret.encode() not in disk
