@@ -187,7 +187,7 @@ class Ministry:
 
     def samples(self, now: dt.datetime) -> list[Sample]:
         """Certificates of every kind and broken inputs, with the colour each policy must give."""
-        day = dt.timedelta(days=1)
+        day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
         ago = lambda days: (now - days * day).date()  # noqa: E731 (reads best inline)
         out: list[Sample] = []
 
@@ -205,15 +205,19 @@ class Ministry:
         good("complete_series", vaccinate(2, 2, 30, "pfizer"), "green", "green", "green")
         good("one_dose", vaccinate(1, 2, 30, "astrazeneca"), "yellow", "red", "green")
         good("recent_dose", vaccinate(1, 2, 5, "sinopharm"), "red", "red", "green")
+        good("recent_complete_series", vaccinate(2, 2, 5, "sinopharm"), "red", "green", "green")
         good("booster", vaccinate(3, 3, 20, "moderna"), "green", "green", "green")
         good("janssen", vaccinate(1, 1, 30, "janssen"), "green", "green", "green")
         good("restricted_dsc_vaccination",
              self.issue_vaccination(doses=[(2, 2, ago(60), "astrazeneca")], now=now,
                                     signer=self.dscs["vaccination"]), "green", "green", "green")
         good("negative_test", self.issue_test(sampled_at=now - day, now=now), "yellow", "green", "green")
-        good("old_test", self.issue_test(sampled_at=now - 5 * day, now=now), "red", "red", None)
-        good("positive_test", self.issue_test(sampled_at=now - day, result="positive", now=now), "red", "red", None)
+        good("negative_rapid_test", self.issue_test(sampled_at=now - 10 * hour, test_type="rat", now=now),
+             "yellow", "green", "green")
+        good("old_test", self.issue_test(sampled_at=now - 5 * day, now=now), "red", "red", "green")
+        good("positive_test", self.issue_test(sampled_at=now - day, result="positive", now=now), "red", "red", "green")
         good("recovery", self.issue_recovery(first_positive=ago(30), now=now), "green", "green", "green")
+        good("old_recovery", self.issue_recovery(first_positive=ago(200), now=now), "red", "red", None)
 
         bad("expired_cwt", vaccinate(2, 2, 400, "pfizer", issued_at=now - 380 * day,
                                      expires_at=now - 15 * day).hc1, "cwt_expired")

@@ -1,0 +1,110 @@
+"""Trust bundles: signing round-trips through verifier.bundle.parse_bundle; versions only go up; revocation."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from keys import bundle, ca, revoke
+from keys.errors import BundleVersionError, HC1DecodeError, KeysError, MinistryDirError
+from keys.ministry import MinistryDir, init_ministry
+from verifier.bundle import BundleError, BundleSignatureError, parse_bundle
+from verifier.revocation import countrycode_uci_hash, uci_hash
+
+NOW = dt.datetime(2021, 10, 1, 8, tzinfo=dt.timezone.utc)
+
+
+def test_fixture_bundle_round_trips(ministry) -> None:
+    data = ministry.bundle(version=7, revoked_ucis=["URN:UVCI:01:VN:EXTRA"], policies={"p": {"x": 1}},
+                           issued_at=NOW)
+    parsed = parse_bundle(data, ministry.anchor_pem, min_version=7)
+    assert parsed.version == 7 and parsed.issued_at == NOW
+    assert parsed.next_update == NOW + dt.timedelta(days=1)
+    assert parsed.policies == {"p": {"x": 1}}
+    assert set(parsed.revocations["UCI"]) == {uci_hash(ministry.revoked_uci), uci_hash("URN:UVCI:01:VN:EXTRA")}
+    by_kid = {base64.b64decode(entry["kid"]): entry for entry in parsed.dscs}
+    for signer in ministry.dscs.values():
+        assert by_kid[signer.kid]["types"] == signer.types and by_kid[signer.kid]["country"] == "VN"
+    store = parsed.trust_store()
+    assert store.version == 7 and len(store) == len(ministry.dscs)
+    assert store.find(ministry.dscs["test"].kid)[0].types == frozenset({"t"})
+    assert not store.find(ministry.rogue.kid)
+
+
+def test_document_matches_the_documented_format(ministry) -> None:
+    document = json.loads(ministry.bundle(issued_at=NOW))
+    assert document["format"] == "chot-trust-bundle/1" and set(document) == {"format", "payload", "signature", "signer"}
+    assert base64.b64decode(document["signer"]) == ca.signer_id(ministry.trust_key.public_key())
+    payload = json.loads(base64.b64decode(document["payload"]))
+    assert set(payload) == {"version", "issued_at", "next_update", "issuer", "dscs", "revocations", "policies"}
+    assert payload["issued_at"] == "2021-10-01T08:00:00Z"
+    assert set(payload["revocations"]) == {"UCI", "COUNTRYCODEUCI", "SIGNATURE"}
+
+
+def test_bundle_signed_by_another_key_or_altered_is_refused(ministry) -> None:
+    with pytest.raises(BundleSignatureError):
+        parse_bundle(ministry.bundle(signer=ca.generate_trust_list_key()), ministry.anchor_pem)
+    document = json.loads(ministry.bundle())
+    payload = json.loads(base64.b64decode(document["payload"]))
+    payload["version"] = 99
+    document["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    with pytest.raises(BundleError):
+        parse_bundle(json.dumps(document).encode(), ministry.anchor_pem)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"version": 0}, "at least 1"), ({"version": True}, "whole number"),
+    ({"revocations": {"SERIAL": []}}, "unknown revocation"), ({"revocations": {"UCI": ["abc"]}}, "32 hex"),
+])
+def test_bad_payload_fields_are_refused(kwargs, message) -> None:
+    args = {"version": 1, "dscs": [], "issued_at": NOW, **kwargs}
+    with pytest.raises(KeysError, match=message):
+        bundle.bundle_payload(**args)
+
+
+def test_trust_list_key_must_be_p256(ministry) -> None:
+    with pytest.raises(KeysError, match="P-256"):
+        bundle.sign_bundle(b"{}", ca.generate_key("PS256"))
+
+
+@pytest.fixture
+def ministry_dir(tmp_path: Path) -> MinistryDir:
+    return init_ministry(tmp_path / "ministry", "pw", now=NOW - dt.timedelta(days=1))
+
+
+def test_publish_versions_only_increase(ministry_dir: MinistryDir) -> None:
+    assert bundle.last_version(ministry_dir) == 0
+    first = bundle.publish(ministry_dir, "pw", 3, now=NOW, policies={})
+    assert parse_bundle(first, ministry_dir.anchor.read_bytes()).version == 3
+    for stale in (3, 2):
+        with pytest.raises(BundleVersionError, match="must be greater than the last published version 3"):
+            bundle.publish(ministry_dir, "pw", stale, now=NOW, policies={})
+    bundle.publish(ministry_dir, "pw", 4, now=NOW, policies={})
+    history = json.loads(ministry_dir.bundles.read_text())
+    assert history["last_version"] == 4 and [h["version"] for h in history["published"]] == [3, 4]
+
+
+def test_revocations_are_stored_as_hashes_and_reach_the_bundle(ministry_dir: MinistryDir, ministry) -> None:
+    issued = ministry.issue_vaccination(now=NOW)
+    store = revoke.RevocationStore(ministry_dir)
+    assert store.add(revoke.hashes_for_hc1(issued.hc1)) == 3
+    assert store.add(revoke.hashes_for_hc1(issued.hc1)) == 0  # idempotent
+    assert store.add(revoke.hashes_for_uci("URN:UVCI:01:VN:OTHER", "VN")) == 2
+    assert issued.uci not in ministry_dir.revocations.read_text()
+    parsed = parse_bundle(bundle.publish(ministry_dir, "pw", 1, now=NOW, policies={}), ministry_dir.anchor.read_bytes())
+    assert uci_hash(issued.uci) in parsed.revocations["UCI"]
+    assert countrycode_uci_hash("VN", issued.uci) in parsed.revocations["COUNTRYCODEUCI"]
+    assert len(parsed.revocations["SIGNATURE"]) == 1
+
+
+def test_revoking_bad_input_gives_reasons(ministry_dir: MinistryDir) -> None:
+    with pytest.raises(HC1DecodeError, match="prefix"):
+        revoke.hashes_for_hc1("not a certificate")
+    with pytest.raises(KeysError, match="empty"):
+        revoke.hashes_for_uci("  ", "VN")
+    with pytest.raises(MinistryDirError, match="not an initialised"):
+        bundle.publish(MinistryDir(ministry_dir.root.parent / "nowhere"), "pw", 1)
