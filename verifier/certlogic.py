@@ -381,7 +381,7 @@ def _compile_var(path: Any, where: str) -> _Node:
 
     def access(data: Any, budget: _Budget) -> Any:
         for key, index in steps:
-            if isinstance(data, dict):
+            if type(data) is dict or isinstance(data, dict):  # exact type first: the fast, usual case
                 data = data.get(key)
             elif isinstance(data, (list, tuple)):
                 data = data[index] if index is not None and index < len(data) else None
@@ -418,6 +418,8 @@ def _compile_and(name: str, operands: list[Any], where: str, depth: int) -> _Nod
         value = None
         for node in nodes:  # lazily: stop at the first falsy operand
             value = node(data, budget)
+            if value is True:
+                continue
             decided = truthiness(value)
             if decided is False:
                 return value
@@ -502,6 +504,17 @@ def _compile_comparison(name: str, operands: list[Any], where: str, depth: int) 
                 raise EvaluationError(where, f"every operand must be a date-time (from plusTime or dccDateOfBirth), not {_kind(value)}")
             return value.ms
 
+    if len(nodes) == 2 and name in _DATE_COMPARISONS:
+        first, second = nodes
+
+        def compare_dates(data: Any, budget: _Budget) -> bool:
+            # The hot path of every policy: both sides are plusTime results.
+            a, b = first(data, budget), second(data, budget)
+            if type(a) is DateTime and type(b) is DateTime:
+                return compare(a.ms, b.ms)
+            return compare(as_number(a), as_number(b))
+
+        return compare_dates
     if len(nodes) == 2:
         first, second = nodes
         return lambda data, budget: compare(as_number(first(data, budget)), as_number(second(data, budget)))
@@ -520,6 +533,8 @@ def _compile_plus_time(name: str, operands: list[Any], where: str, depth: int) -
     if unit not in TIME_UNITS:
         raise InvalidExpression(f"{where}[2]", f"the time unit must be one of {', '.join(TIME_UNITS)}")
     date_node = _compile(date_expr, f"{where}[0]", depth + 1)
+    # Hours and days are a fixed number of milliseconds in UTC: shift without calendar work.
+    shift = 0 if amount == 0 else _MS_PER_HOUR * amount if unit == "hour" else _MS_PER_DAY * amount if unit == "day" else None
 
     def plus_time_(data: Any, budget: _Budget) -> DateTime:
         text = date_node(data, budget)
@@ -528,8 +543,8 @@ def _compile_plus_time(name: str, operands: list[Any], where: str, depth: int) -
         ms = _parse_instant(text)
         if ms is None:
             raise EvaluationError(where, "the string is not a date-time in an allowed format")
-        if amount == 0:
-            return DateTime(ms)
+        if shift is not None and -_MAX_INSTANT_MS <= ms + shift <= _MAX_INSTANT_MS:
+            return DateTime(ms + shift)
         try:
             return plus_time(DateTime(ms), amount, unit)
         except EvaluationError as error:

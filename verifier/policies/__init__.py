@@ -1,0 +1,1 @@
+"""The built-in checkpoint policies, as `chot-policy/1` JSON documents (read by verifier.policy)."""
