@@ -1,0 +1,135 @@
+"""The live stream (server-sent events): fast, scoped, and closed to those without access."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.store import StatusUpdate
+from dashboard.web import create_app
+from tests.support.dashboard_web import PINNED_NOW, Seeded, login, seed
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[Seeded]:
+    s = seed(tmp_path / "chot.db")
+    yield s
+    s.store.close()
+
+
+@pytest.fixture
+def app(seeded: Seeded, tmp_path: Path) -> Any:
+    return create_app(test_config={
+        "TESTING": True, "SECRET_KEY": "k", "CHOT_DATABASE": str(seeded.path),
+        "CHOT_NOW": lambda: PINNED_NOW, "INSTANCE_PATH": str(tmp_path / "instance"),
+        "CHOT_STREAM_MAX_S": 2.5, "CHOT_STREAM_POLL_S": 0.05,
+    })
+
+
+def read_stream(app: Any, username: str, path: str,
+                actions: tuple[tuple[float, Callable[[], object]], ...] = (),
+                arrivals: list[float] | None = None) -> list[tuple[str, dict[str, Any], float]]:
+    """Open a stream as `username`, run `actions` (delay, fn) meanwhile, read it until it ends.
+
+    Returns (event, data, arrival) for every event; arrival in seconds after the stream opened.
+    `arrivals`, if given, receives each arrival as a time.monotonic() value.
+    The stream is read in this thread (its request context lives here); actions run on timers.
+    """
+    client = app.test_client()
+    assert login(client, username).status_code == 302
+    resp = client.get(path, buffered=False)
+    assert resp.status_code == 200 and resp.mimetype == "text/event-stream"
+    opened = time.monotonic()
+    timers = [threading.Timer(delay, fn) for delay, fn in actions]
+    for timer in timers:
+        timer.start()
+    events = []
+    buffer = ""
+    arrivals = [] if arrivals is None else arrivals
+    try:
+        for chunk in resp.response:
+            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in buffer:
+                block, buffer = buffer.split("\n\n", 1)
+                fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+                if "event" in fields:
+                    arrived = time.monotonic()
+                    events.append((fields["event"], json.loads(fields["data"]), arrived - opened))
+                    arrivals.append(arrived)
+    finally:
+        resp.close()
+        for timer in timers:
+            timer.join(5)
+    return events
+
+
+class Stamp:
+    """Runs a store change and remembers when (time.monotonic) it finished."""
+
+    def __init__(self, change: Callable[[], object]) -> None:
+        self.change, self.at = change, None
+
+    def __call__(self) -> None:
+        self.change()
+        self.at = time.monotonic()
+
+
+def test_overview_stream_updates_within_a_second_of_a_stored_event(app: Any, seeded: Seeded) -> None:
+    stamp = Stamp(lambda: seeded.events("u-ic7-1", "IC7", [("red", "revoked")]))
+    arrivals: list[float] = []
+    events = read_stream(app, "admin", "/stream/overview", ((1.0, stamp),), arrivals)
+    assert [e[0] for e in events] == ["update", "update"]
+    assert 'data-test-id="today-total">15<' in events[0][1]["html"]
+    assert 'data-test-id="today-total">16<' in events[1][1]["html"]
+    assert stamp.at is not None
+    delay = arrivals[1] - stamp.at
+    assert delay < 1.0, f"update took {delay:.3f}s"
+
+
+def test_a_scoped_stream_ignores_other_provinces(app: Any, seeded: Seeded) -> None:
+    # Events in Hà Nội change the store (and its marker) but nothing this supervisor may see.
+    events = read_stream(app, "sup_lc", "/stream/overview", (
+        (0.5, lambda: seeded.events("u-hn-1", "HN-GIA", [("red", "revoked")] * 3)),
+        (1.5, lambda: seeded.events("u-ic7-1", "IC7", [("green", "complete_series")])),
+    ))
+    assert len(events) == 2
+    assert 'data-test-id="today-total">10<' in events[0][1]["html"]
+    assert 'data-test-id="today-total">11<' in events[1][1]["html"]
+    assert events[1][2] >= 1.5
+    for _, data, _ in events:
+        assert "Gia Lâm" not in data["html"] and "revoked" not in data["html"]
+
+
+def test_devices_stream_shows_a_unit_going_offline(app: Any, seeded: Seeded) -> None:
+    events = read_stream(app, "sup_lc", "/stream/devices", (
+        (0.5, lambda: seeded.store.record_status("u-ic7-1", StatusUpdate("offline"),
+                                                 PINNED_NOW - timedelta(minutes=10))),
+    ))
+    assert 'data-test-id="device-state-u-ic7-1" data-state="online"' in events[0][1]["html"]
+    assert 'data-test-id="device-state-u-ic7-1" data-state="offline"' in events[-1][1]["html"]
+    assert 'data-test-id="alarm-offline-u-ic7-1"' in events[-1][1]["html"]
+
+
+def test_checkpoint_stream_is_forbidden_outside_the_scope_before_any_byte(app: Any) -> None:
+    client = app.test_client()
+    login(client, "sup_hn")
+    resp = client.get("/stream/checkpoint/IC7", buffered=False)
+    assert resp.status_code == 403 and resp.is_json
+    assert "IC7 Nội Bài" not in resp.get_data(as_text=True)
+
+
+def test_stream_ends_after_its_time_limit_and_sends_nothing_unchanged(app: Any) -> None:
+    app.config["CHOT_STREAM_MAX_S"] = 0.5
+    started = time.monotonic()
+    events = read_stream(app, "admin", "/stream/devices")
+    assert time.monotonic() - started < 5
+    assert len(events) == 1  # the first rendering, then nothing changed
