@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from scanner.capture import Capture
 from scanner.debounce import Debounce
 from verifier import TrustStore, Verdict, VerifyOptions, verify
+from verifier.errors import VerificationError
+from verifier.verdict import RED
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ class BundleSource(Protocol):
     @property
     def current(self) -> Any: ...
 
+
+# A policy with on_untrusted_clock = "refuse" judges nothing while the clock is wrong.
+_CLOCK_REFUSED = ("clock_untrusted",
+                  "The unit's clock is wrong: no verdict until it is set right.",
+                  "Đồng hồ thiết bị sai: không thể kết luận cho đến khi chỉnh lại giờ.")
 
 VerdictSink = Callable[[Verdict], None]
 Recorder = Callable[[Verdict, datetime], None]
@@ -73,21 +80,25 @@ class Judge:
         self.max_trust_age = max_trust_age
         self._empty = TrustStore([])
         self._cached: tuple[Any, TrustStore, Any] | None = None
-        self._builtin = self._load_policy(None)
+        # Raises verifier.policy.UnknownPolicy now, at start, rather than on the first person.
+        self._fallback = load_policy(policy_name, trust.current if trust is not None else None)
 
     def prepare(self, bundle: Any) -> None:
         """Build the trust store and policy of a new bundle (off the frame path: a listener)."""
         if bundle is None:
             return
-        self._cached = (bundle, bundle.trust_store(), self._load_policy(bundle))
-
-    def _load_policy(self, bundle: Any) -> Any:
-        return load_policy(self.policy_name, bundle)
+        try:
+            policy = load_policy(self.policy_name, bundle)
+        except VerificationError as e:  # a broken policy in a signed bundle: keep the one we have
+            logger.error("trust bundle %s: policy %s unusable (%s); keeping the previous one",
+                         getattr(bundle, "version", None), self.policy_name, e)
+            policy = self._fallback
+        self._cached = (bundle, bundle.trust_store(), policy)
 
     def _current(self) -> tuple[Any, TrustStore, Any]:
         bundle = self.trust.current if self.trust is not None else None
         if bundle is None:
-            return None, self._empty, self._builtin
+            return None, self._empty, self._fallback
         cached = self._cached
         if cached is None or cached[0] is not bundle:
             self.prepare(bundle)
@@ -99,11 +110,13 @@ class Judge:
         """Judge one payload at wall-clock time `now`."""
         bundle, store, policy = self._current()
         issued_at = getattr(bundle, "issued_at", None)
-        options = VerifyOptions(
-            clock_trusted=self.clock_ok(now, issued_at) if self.clock_ok is not None else True,
-            trust_age=(now - issued_at) if issued_at is not None else None,
-            max_trust_age=self.max_trust_age,
-        )
+        clock_trusted = self.clock_ok(now, issued_at) if self.clock_ok is not None else True
+        if not clock_trusted and getattr(policy, "on_untrusted_clock", "warn") == "refuse":
+            return Verdict(RED, *_CLOCK_REFUSED, policy=getattr(policy, "name", None),
+                           trust_version=getattr(store, "version", None))
+        options = VerifyOptions(clock_trusted=clock_trusted,
+                                trust_age=(now - issued_at) if issued_at is not None else None,
+                                max_trust_age=self.max_trust_age)
         return verify(payload, store, now, policy, options)
 
 

@@ -26,6 +26,7 @@ from scanner.config import UnitConfig
 from scanner.debounce import Debounce
 from scanner.pipeline import Decoder, Judge, Pipeline, utc_now
 from verifier import Verdict
+from verifier.errors import VerificationError
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class Unit:
         try:
             judge = Judge(cfg.unit.policy, self.trust, max_trust_age=max_age,
                           clock_ok=lambda now, issued: self.clock.check(now, issued).ok)
-        except (KeyError, ValueError, LookupError) as e:
+        except VerificationError as e:  # verifier.policy.UnknownPolicy, a broken policy document
             raise UnitError(f"unit.policy: {e}") from None
         self.trust.add_listener(judge.prepare)  # build the next trust store off the frame path
         judge.prepare(self.trust.current)
