@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import paho.mqtt.publish as publish
@@ -25,205 +27,180 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 STATUS = "chot/v1/ic7/unit-1/status"
 
 
+@pytest.fixture
+def closer() -> Iterator[Callable]:
+    """Register things to stop or close at teardown (last registered, first closed)."""
+    cleanups: list[Callable[[], object]] = []
+
+    def register(thing, how: str = "close"):
+        cleanups.append(getattr(thing, how))
+        return thing
+
+    yield register
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+@pytest.fixture
+def outbox(tmp_path) -> Iterator[Outbox]:
+    box = Outbox(tmp_path / "outbox.sqlite")
+    yield box
+    box.close()
+
+
 def fill(outbox: Outbox, n: int) -> None:
     for i in range(n):
         outbox.record(event_fields(i), T0 + timedelta(seconds=i))
 
 
-def test_events_drain_in_seq_order_and_leave_the_outbox(tmp_path, mosquitto):
-    collector = Collector(mosquitto.port)
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+def started(closer, link: MqttLink) -> MqttLink:
+    link.start()
+    return closer(link, "stop")
+
+
+def test_events_drain_in_seq_order_and_leave_the_outbox(outbox, mosquitto, closer):
+    collector = closer(Collector(mosquitto.port))
     fill(outbox, 40)
-    link = make_link(outbox, mosquitto.port, max_inflight=4)
-    link.start()
-    try:
-        wait_until(lambda: outbox.backlog() == 0 and len(collector.events()) >= 40, 20, "drain")
-        events = collector.events()
-        assert [e["seq"] for e in events] == list(range(1, 41))
-        assert events[0] == {"seq": 1, "ts": "2026-11-25T10:00:00.000000Z", "result": "green",
-                             "reason": "complete_series", "policy": "vn-2021", "trust_version": 7}
-        assert link.sent == 40 and link.peak_inflight <= 4
-        # A verdict recorded later goes out at once on wake().
-        outbox.record(event_fields(0), T0)
-        link.wake()
-        wait_until(lambda: len(collector.events()) == 41, 5, "the woken event")
-    finally:
-        link.stop()
-        collector.close()
-        outbox.close()
+    link = started(closer, make_link(outbox, mosquitto.port, max_inflight=4))
+    wait_until(lambda: outbox.backlog() == 0 and len(collector.events()) >= 40, 20, "drain")
+    events = collector.events()
+    assert [e["seq"] for e in events] == list(range(1, 41))
+    assert events[0] == {"seq": 1, "ts": "2026-11-25T10:00:00.000000Z", "result": "green",
+                         "reason": "complete_series", "policy": "vn-2021", "trust_version": 7}
+    assert link.sent == 40 and link.peak_inflight <= 4
+    # A verdict recorded later goes out at once on wake().
+    outbox.record(event_fields(0), T0)
+    link.wake()
+    wait_until(lambda: len(collector.events()) == 41, 5, "the woken event")
 
 
-def test_broker_down_backlog_grows_then_drains_in_order(tmp_path, mosquitto):
-    collector = Collector(mosquitto.port)  # persistent session: queued for while it is away
+def test_broker_down_backlog_grows_then_drains_in_order(outbox, mosquitto, closer):
+    collector = closer(Collector(mosquitto.port))  # persistent session: queued while away
     mosquitto.stop()
-    outbox = Outbox(tmp_path / "outbox.sqlite")
-    link = make_link(outbox, mosquitto.port)
-    link.start()
-    try:
-        fill(outbox, 25)
-        link.wake()
-        time.sleep(1.0)
-        assert not link.connected and outbox.backlog() == 25
-        fill(outbox, 25)
-        mosquitto.start()
-        wait_until(lambda: outbox.backlog() == 0, 20, "the backlog to drain after the broker returns")
-        wait_until(lambda: len(collector.distinct_seqs()) == 50, 20, "the collector to get all 50")
-        seqs = [e["seq"] for e in collector.events()]
-        assert seqs == sorted(seqs) and set(seqs) == set(range(1, 51))
-    finally:
-        link.stop()
-        collector.close()
-        outbox.close()
+    link = started(closer, make_link(outbox, mosquitto.port))
+    fill(outbox, 25)
+    link.wake()
+    time.sleep(1.0)
+    assert not link.connected and outbox.backlog() == 25
+    fill(outbox, 25)
+    mosquitto.start()
+    wait_until(lambda: outbox.backlog() == 0, 20, "the backlog to drain after the broker returns")
+    wait_until(lambda: len(collector.distinct_seqs()) == 50, 20, "the collector to get all 50")
+    seqs = [e["seq"] for e in collector.events()]
+    assert seqs == sorted(seqs) and set(seqs) == set(range(1, 51))
 
 
-def test_thousands_drain_without_exceeding_the_window(tmp_path, mosquitto):
-    counter = WireCounter(mosquitto.port)
-    collector = Collector(mosquitto.port)
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+def test_thousands_drain_without_exceeding_the_window(outbox, mosquitto, closer):
+    counter = closer(WireCounter(mosquitto.port))
+    collector = closer(Collector(mosquitto.port))
     fill(outbox, 3000)
-    link = make_link(outbox, counter.port, max_inflight=8)
-    started = time.monotonic()
-    link.start()
-    try:
-        wait_until(lambda: outbox.backlog() == 0, 60, "3000 events to drain")
-        elapsed = time.monotonic() - started
-        wait_until(lambda: len(collector.distinct_seqs()) == 3000, 20, "the collector to get 3000")
-        print(f"drained 3000 events in {elapsed:.2f}s, wire peak in flight {counter.peak}")
-        assert counter.published == 3000  # nothing sent twice on a steady link
-        assert 1 <= counter.peak <= 8  # measured on the wire, outside the link
-        assert [e["seq"] for e in collector.events()] == list(range(1, 3001))
-    finally:
-        link.stop()
-        counter.close()
-        collector.close()
-        outbox.close()
+    begin = time.monotonic()
+    started(closer, make_link(outbox, counter.port, max_inflight=8))
+    wait_until(lambda: outbox.backlog() == 0, 60, "3000 events to drain")
+    elapsed = time.monotonic() - begin
+    wait_until(lambda: len(collector.distinct_seqs()) == 3000, 20, "the collector to get 3000")
+    print(f"drained 3000 events in {elapsed:.2f}s, wire peak in flight {counter.peak}")
+    assert counter.published == 3000  # nothing sent twice on a steady link
+    assert 1 <= counter.peak <= 8  # measured on the wire, outside the link
+    assert [e["seq"] for e in collector.events()] == list(range(1, 3001))
 
 
-def test_events_across_broker_restart_arrive_exactly_once(tmp_path, mosquitto):
-    collector = Collector(mosquitto.port)
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+def test_events_across_broker_restart_arrive_exactly_once(outbox, mosquitto, closer):
+    collector = closer(Collector(mosquitto.port))
     fill(outbox, 600)
-    link = make_link(outbox, mosquitto.port, max_inflight=5)
-    link.start()
-    try:
-        wait_until(lambda: link.sent >= 100, 20, "sending to be under way")
-        mosquitto.restart()  # mid-send: some PUBLISHes are in flight
-        fill(outbox, 100)  # verdicts keep coming while the link reconnects
-        wait_until(lambda: link.connects >= 2 and link.sent >= 250, 20, "sending to resume")
-        mosquitto.restart()
-        wait_until(lambda: outbox.backlog() == 0, 30, "the outbox to drain")
-        wait_until(lambda: len(collector.distinct_seqs()) == 700, 20, "all 700 at the collector")
-        assert collector.distinct_seqs() == set(range(1, 701))
-        collector.assert_duplicates_identical()
-        assert link.connects >= 3
-        assert len(collector.events()) - 700 <= 2 * 5  # repeats only from the in-flight windows
-    finally:
-        link.stop()
-        collector.close()
-        outbox.close()
+    link = started(closer, make_link(outbox, mosquitto.port, max_inflight=5))
+    wait_until(lambda: link.sent >= 100, 20, "sending to be under way")
+    mosquitto.restart()  # mid-send: some PUBLISHes are in flight
+    fill(outbox, 100)  # verdicts keep coming while the link reconnects
+    wait_until(lambda: link.connects >= 2 and link.sent >= 250, 20, "sending to resume")
+    mosquitto.restart()
+    wait_until(lambda: outbox.backlog() == 0, 30, "the outbox to drain")
+    wait_until(lambda: len(collector.distinct_seqs()) == 700, 20, "all 700 at the collector")
+    assert collector.distinct_seqs() == set(range(1, 701))
+    collector.assert_duplicates_identical()
+    assert link.connects >= 3
+    assert len(collector.events()) - 700 <= 2 * 5  # repeats only from the in-flight windows
 
 
-def test_retained_status_updates_on_change_and_says_offline_on_stop(tmp_path, mosquitto):
-    collector = Collector(mosquitto.port)
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+def test_retained_status_updates_on_change_and_says_offline_on_stop(outbox, mosquitto, closer):
+    collector = closer(Collector(mosquitto.port))
     state = {"clock": "ok"}
-    link = make_link(outbox, mosquitto.port,
-                     status_fn=lambda: {"trust_version": 7, "clock": state["clock"],
-                                        "uptime_s": int(time.monotonic())})
-    link.start()
-    try:
-        wait_until(lambda: collector.statuses(STATUS), 10, "the first status")
-        first = collector.statuses(STATUS)[0]
-        assert first["state"] == "online" and first["clock"] == "ok" and first["trust_version"] == 7
-        time.sleep(2.5)
-        assert len(collector.statuses(STATUS)) == 1  # only uptime moved: not a change
-        state["clock"] = "behind_bundle"
-        wait_until(lambda: collector.statuses(STATUS)[-1]["clock"] == "behind_bundle", 5, "a changed status")
-    finally:
-        link.stop()
+    link = started(closer, make_link(
+        outbox, mosquitto.port,
+        status_fn=lambda: {"trust_version": 7, "clock": state["clock"], "uptime_s": int(time.monotonic())}))
+    wait_until(lambda: collector.statuses(STATUS), 10, "the first status")
+    first = collector.statuses(STATUS)[0]
+    assert first["state"] == "online" and first["clock"] == "ok" and first["trust_version"] == 7
+    time.sleep(2.5)
+    assert len(collector.statuses(STATUS)) == 1  # only uptime moved: not a change
+    state["clock"] = "behind_bundle"
+    wait_until(lambda: collector.statuses(STATUS)[-1]["clock"] == "behind_bundle", 5, "a changed status")
+    link.stop()
     wait_until(lambda: collector.statuses(STATUS)[-1] == {"state": "offline"}, 5, "offline on stop")
     # Retained: a newcomer sees the last state at once.
-    late = Collector(mosquitto.port, topic=STATUS, client_id="late")
-    try:
-        wait_until(lambda: late.messages, 5, "the retained status")
-        assert late.messages[-1][2] is True and json.loads(late.messages[-1][1]) == {"state": "offline"}
-    finally:
-        late.close()
-        collector.close()
-        outbox.close()
+    late = closer(Collector(mosquitto.port, topic=STATUS, client_id="late"))
+    wait_until(lambda: late.messages, 5, "the retained status")
+    assert late.messages[-1][2] is True and json.loads(late.messages[-1][1]) == {"state": "offline"}
 
 
-def test_status_is_resent_every_interval(tmp_path, mosquitto):
-    collector = Collector(mosquitto.port)
-    outbox = Outbox(tmp_path / "outbox.sqlite")
-    link = make_link(outbox, mosquitto.port, status_interval=1.0)
-    link.start()
-    try:
-        wait_until(lambda: len(collector.statuses(STATUS)) >= 3, 10, "periodic status")
-    finally:
-        link.stop()
-        collector.close()
-        outbox.close()
+def test_status_is_resent_every_interval(outbox, mosquitto, closer):
+    collector = closer(Collector(mosquitto.port))
+    started(closer, make_link(outbox, mosquitto.port, status_interval=1.0))
+    wait_until(lambda: len(collector.statuses(STATUS)) >= 3, 10, "periodic status")
 
 
-def test_trust_topic_reaches_on_trust(tmp_path, mosquitto):
+def test_trust_topic_reaches_on_trust(outbox, mosquitto, closer):
     got: list[bytes] = []
-    publish.single("chot/v1/trust", b"bundle-bytes-1", qos=1, retain=True,
-                   hostname="127.0.0.1", port=mosquitto.port)
-    outbox = Outbox(tmp_path / "outbox.sqlite")
-    link = make_link(outbox, mosquitto.port, on_trust=got.append)
-    link.start()
-    try:
-        wait_until(lambda: got == [b"bundle-bytes-1"], 10, "the retained bundle")
-        publish.single("chot/v1/trust", b"bundle-bytes-2", qos=1, retain=True,
-                       hostname="127.0.0.1", port=mosquitto.port)
-        wait_until(lambda: got[-1:] == [b"bundle-bytes-2"], 10, "a live bundle")
-    finally:
-        link.stop()
-        outbox.close()
+
+    def send(data: bytes) -> None:
+        publish.single("chot/v1/trust", data, qos=1, retain=True, hostname="127.0.0.1", port=mosquitto.port)
+
+    send(b"bundle-bytes-1")
+    started(closer, make_link(outbox, mosquitto.port, on_trust=got.append))
+    wait_until(lambda: got == [b"bundle-bytes-1"], 10, "the retained bundle")
+    send(b"bundle-bytes-2")
+    wait_until(lambda: got[-1:] == [b"bundle-bytes-2"], 10, "a live bundle")
 
 
-def test_password_from_environment_and_wrong_password_refused(tmp_path, mosquitto_factory, monkeypatch):
-    broker = mosquitto_factory(passwords={"unit-1": "s3cret", "collector": "c"})
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+def _link(config: MqttConfig, outbox: Outbox, device: str = "unit-1") -> MqttLink:
+    return MqttLink(config, device, "ic7", outbox, dict, lambda b: None, backoff_min=0.1, backoff_max=0.3)
+
+
+def test_password_from_environment_and_wrong_password_refused(outbox, mosquitto_factory, monkeypatch, closer):
+    broker = mosquitto_factory(passwords={"unit-1": "s3cret"})
     fill(outbox, 3)
     monkeypatch.setenv("CHOT_TEST_MQTT_PW", "wrong")
     config = MqttConfig(host="127.0.0.1", port=broker.port, password_env="CHOT_TEST_MQTT_PW",
                         password_credential="none", keepalive=10)
-    link = MqttLink(config, "unit-1", "ic7", outbox, dict, lambda b: None,
-                    backoff_min=0.1, backoff_max=0.3)
-    link.start()
-    try:
-        time.sleep(1.5)
-        assert not link.connected and link.connects == 0 and outbox.backlog() == 3
-    finally:
-        link.stop()
+    link = started(closer, _link(config, outbox))
+    time.sleep(1.5)
+    assert not link.connected and link.connects == 0 and outbox.backlog() == 3
+    link.stop()
     monkeypatch.setenv("CHOT_TEST_MQTT_PW", "s3cret")
-    link = MqttLink(config, "unit-1", "ic7", outbox, dict, lambda b: None,
-                    backoff_min=0.1, backoff_max=0.3)
-    link.start()
-    try:
-        wait_until(lambda: outbox.backlog() == 0, 10, "delivery with the right password")
-        assert link.connects == 1
-    finally:
-        link.stop()
-        outbox.close()
+    link = started(closer, _link(config, outbox))
+    wait_until(lambda: outbox.backlog() == 0, 10, "delivery with the right password")
+    assert link.connects == 1
 
 
-def test_stop_is_bounded_when_the_broker_never_answers(tmp_path):
+def test_events_refused_by_the_acl_stay_in_the_outbox(outbox, mosquitto_factory, closer):
+    """A unit whose topics the broker's ACL denies must keep its events, not drop them as sent."""
+    broker = mosquitto_factory(passwords={"unit-1": "pw"},
+                               acl="pattern write chot/v1/+/%u/#\npattern read chot/v1/trust\n")
+    fill(outbox, 2)
+    config = MqttConfig(host="127.0.0.1", port=broker.port, username="unit-1", password="pw", keepalive=10)
+    link = started(closer, _link(config, outbox, device="unit-2"))  # topics say unit-2: denied
+    wait_until(lambda: link.connected, 10, "the connection")
+    time.sleep(1.0)
+    assert outbox.backlog() == 2 and link.sent == 0
+
+
+def test_stop_is_bounded_when_the_broker_never_answers(outbox, closer):
     """A port that accepts TCP but never speaks MQTT must not hang the link or its stop()."""
-    import socket
-
-    silent = socket.create_server(("127.0.0.1", 0))
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+    silent = closer(socket.create_server(("127.0.0.1", 0)))
     link = make_link(outbox, silent.getsockname()[1], connack_timeout=0.5)
     link.start()
-    try:
-        time.sleep(1.0)
-        assert not link.connected
-    finally:
-        started = time.monotonic()
-        link.stop(timeout=3)
-        assert time.monotonic() - started < 3
-        silent.close()
-        outbox.close()
+    time.sleep(1.0)
+    assert not link.connected
+    begin = time.monotonic()
+    link.stop(timeout=3)
+    assert time.monotonic() - begin < 3
