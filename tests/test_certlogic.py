@@ -9,11 +9,14 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from referencing import Registry, Resource
 
 from verifier.certlogic import (
     MAX_DEPTH,
     MAX_REDUCE_STEPS,
+    CertLogicError,
     DateTime,
     EvaluationError,
     InvalidExpression,
@@ -282,3 +285,32 @@ def test_compiled_evaluation_is_fast() -> None:
         expression.evaluate(data)
     per_call = (time.perf_counter() - started) / rounds
     assert per_call < 100e-6, f"{per_call * 1e6:.1f} µs per evaluation"  # generous: shared CI cores
+
+
+# --- property: any JSON as expression and data gives a value or a CertLogic error, nothing else
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, width=16),
+                     st.sampled_from(["", "a", "2021-06-01", "2004-02", "2021-06-01T10:00:00+07:00",
+                                      "URN:UVCI:01:VN:1/2#3", "day", "hour", "x.0", "current"]))
+_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["x", "y", "0", "current"]), inner, max_size=3)),
+    max_leaves=12)
+_OPERATORS = ["var", "if", "===", "and", "<", ">", "<=", ">=", "in", "+", "!", "after", "before", "not-after",
+              "not-before", "plusTime", "reduce", "extractFromUVCI", "dccDateOfBirth", "or"]
+_EXPRESSIONS = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.builds(lambda op, args: {op: args}, st.sampled_from(_OPERATORS), st.lists(inner, max_size=4)),
+    st.builds(lambda path: {"var": path}, st.sampled_from(["", "x", "x.0", "y.current", "0.x"])),
+    st.builds(lambda e, n, u: {"plusTime": [e, n, u]}, inner, st.integers(-400, 400),
+              st.sampled_from(["year", "month", "day", "hour"])),
+), max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(expression=_EXPRESSIONS, data=_JSON)
+def test_any_input_gives_a_value_or_a_certlogic_error(expression: Any, data: Any) -> None:
+    try:
+        evaluate(expression, {"x": data, "y": {"current": data}})
+    except CertLogicError as err:
+        assert err.where.startswith("$") or err.where in ("plusTime", "dccDateOfBirth")
+        assert err.problem

@@ -264,6 +264,22 @@ def test_invalid_documents_list_every_problem_with_its_location() -> None:
     assert isinstance(caught.value, VerificationError) and caught.value.code == "policy_invalid"
 
 
+def test_deeply_nested_rules_and_value_sets_are_refused_not_crashed() -> None:
+    deep: Any = True
+    for _ in range(50_000):
+        deep = {"!": [deep]}
+    doc = builtin_policy("eu-validity").to_document()
+    doc["outcomes"][0]["when"] = deep
+    nested: Any = []
+    for _ in range(50_000):
+        nested = [nested]
+    doc["value_sets"] = {"deep": nested}
+    with pytest.raises(PolicyDocumentError) as caught:
+        Policy.from_document(doc)
+    assert [path for path, _ in caught.value.problems][0] == "value_sets"
+    assert "deeper than" in str(caught.value)
+
+
 @pytest.mark.parametrize("doc", [None, [], "vn-2021", {"outcomes": []}])
 def test_non_documents_are_refused(doc: Any) -> None:
     with pytest.raises(PolicyDocumentError):

@@ -211,6 +211,11 @@ class _DocumentReader:
         value_sets = doc.get("value_sets", {})
         if not isinstance(value_sets, dict):
             self.problem("value_sets", "must be an object of value set name to value set")
+        else:
+            try:
+                value_sets = copy.deepcopy(value_sets)
+            except RecursionError:
+                self.problem("value_sets", "nested too deeply")
         outcomes = self.outcome_list(doc, "outcomes", PASS_RESULTS, required=True)
         refusals = self.outcome_list(doc, "refusals", ("red",), required=False)
         default = self.outcome(doc.get("default"), "default", ("red",), with_rule=False)
@@ -221,7 +226,7 @@ class _DocumentReader:
             name=name, title_en=title_en, title_vi=title_vi, outcomes=tuple(outcomes), default=default,
             refusals=tuple(refusals), max_trust_age_hours=max_age, on_untrusted_clock=clock,
             description_en=description_en, description_vi=description_vi,
-            value_sets=copy.deepcopy(value_sets),
+            value_sets=value_sets,
         )
 
     def problem(self, path: str, text: str) -> None:
@@ -276,8 +281,9 @@ class _DocumentReader:
                     expression = compile_expression(item["when"])
                 except InvalidExpression as err:
                     self.problem(f"{path}.when{err.where[1:]}", err.problem)
-        return Outcome(str(item.get("result")), reason, message_en, message_vi,
-                       copy.deepcopy(item.get("when")), expression)
+        # Copy only a rule that compiled: it is then at most MAX_DEPTH deep, safe to copy.
+        when = copy.deepcopy(item["when"]) if expression is not None else None
+        return Outcome(str(item.get("result")), reason, message_en, message_vi, when, expression)
 
 
 @functools.cache
