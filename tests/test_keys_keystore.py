@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,18 @@ def test_key_file_is_encrypted_0600_and_round_trips(tmp_path: Path, key: ca.Priv
     with pytest.raises(TypeError):  # a passphrase is really needed to read it
         serialization.load_pem_private_key(path.read_bytes(), None)
     assert _public(keystore.read_private_key(path, "correct horse")) == _public(key)
+
+
+def test_key_encryption_uses_many_pbkdf2_rounds_and_reads_with_openssl(tmp_path: Path, key: ca.PrivateKey) -> None:
+    path = keystore.write_private_key(tmp_path / "k.pem", key, "pass phrase")
+    der = base64.b64decode("".join(path.read_text().splitlines()[1:-1]))
+    rounds = keystore.KDF_ITERATIONS.to_bytes(3, "big")
+    assert keystore.KDF_ITERATIONS >= 600_000 and b"\x02\x03" + rounds in der
+    if shutil.which("openssl"):
+        shown = subprocess.run(["openssl", "pkey", "-in", str(path), "-passin", "pass:pass phrase", "-pubout"],
+                               capture_output=True, timeout=30, check=True).stdout
+        assert shown == key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def test_rsa_key_round_trips(tmp_path: Path) -> None:
