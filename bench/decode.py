@@ -1,0 +1,296 @@
+"""Benchmark chot's QR decoding stage against each decoding library alone, on the same images.
+
+    .venv/bin/python bench/decode.py tests/data/qr-photos --synthetic 100
+    .venv/bin/python bench/decode.py /work/shared/qr-photos --json
+
+For every set (a folder of ``NAME.png``/``.jpg`` with ``NAME.txt`` or ``NAME.bin``, as in
+``tests/data/qr-photos``; a folder of such folders gives one set each) and every decoder, prints
+the share of images read correctly and the median decoding time in milliseconds, one thread.
+``--synthetic N`` adds N rendered phone-screen frames of dense HC1 codes at 1280x720 and at
+640x480 (fixed seed) and N frames with no code (there, "read" is the share with no false read).
+Times are the decoding call alone (the image is already grey in memory), as the thread's CPU
+time by default (steady on a shared machine); ``--clock wall`` gives wall-clock time instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread, as on the unit's decode loop
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scanner import phone_screen  # noqa: E402
+from scanner.decode import QrDecoder, read_gray  # noqa: E402
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+SEED = 20211001
+HC1_LENGTH = 600  # characters of a typical HC1 payload (version 19 at level Q)
+
+
+@dataclass
+class Sample:
+    """One image and what it should read as: text, raw bytes, or None for no code at all."""
+
+    name: str
+    gray: np.ndarray
+    text: str | None = None
+    raw: bytes | None = None
+
+    def matches(self, texts: list[str]) -> bool:
+        """True when a decoder's texts hold the expected content (or nothing, for an empty frame)."""
+        if self.text is None and self.raw is None:
+            return not texts
+        return any(self._is_expected(text) for text in texts)
+
+    def _is_expected(self, text: str) -> bool:
+        if self.text is not None:
+            return text == self.text
+        for encoding in ("utf-8", "iso-8859-1", "shift_jis"):
+            try:
+                if text.encode(encoding) == self.raw:
+                    return True
+            except UnicodeEncodeError:
+                continue
+        return False
+
+
+@dataclass
+class Score:
+    """How one decoder did on one set."""
+
+    correct: int = 0
+    times_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self, count: int) -> dict[str, float | int]:
+        return {"correct": self.correct, "count": count, "share": round(self.correct / count, 4) if count else 0.0,
+                "median_ms": round(statistics.median(self.times_ms), 3) if self.times_ms else 0.0}
+
+
+# --- decoders: each takes a grey image and returns every text it read -------------------------
+
+def _chot_frame() -> Callable[[np.ndarray], list[str]]:
+    decoder = QrDecoder()
+
+    def run(gray: np.ndarray) -> list[str]:
+        decoder.reset()  # independent images: no tracking help from the previous one
+        text = decoder.decode(gray)
+        return [text] if text is not None else []
+    return run
+
+
+def _zxing() -> Callable[[np.ndarray], list[str]]:
+    import zxingcpp
+
+    def run(gray: np.ndarray) -> list[str]:
+        return [b.text for b in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)]
+    return run
+
+
+def _pyzbar() -> Callable[[np.ndarray], list[str]]:
+    from pyzbar import pyzbar
+
+    def run(gray: np.ndarray) -> list[str]:
+        return [t for r in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE]) for t in _bytes_to_texts(r.data)]
+    return run
+
+
+def _bytes_to_texts(data: bytes) -> list[str]:
+    if not data:
+        return []
+    try:
+        return [data.decode("utf-8")]
+    except UnicodeDecodeError:
+        return [data.decode("iso-8859-1")]
+
+
+def _opencv() -> Callable[[np.ndarray], list[str]]:
+    detector = cv2.QRCodeDetector()
+
+    def run(gray: np.ndarray) -> list[str]:
+        data, _, _ = detector.detectAndDecodeBytes(gray)  # bytes: the text API fails on non-UTF-8
+        return _bytes_to_texts(data)
+    return run
+
+
+def _opencv_aruco() -> Callable[[np.ndarray], list[str]]:
+    detector = cv2.QRCodeDetectorAruco()
+
+    def run(gray: np.ndarray) -> list[str]:
+        data, _, _ = detector.detectAndDecodeBytes(gray)
+        return _bytes_to_texts(data)
+    return run
+
+
+def _wechat() -> Callable[[np.ndarray], list[str]] | None:
+    factory = getattr(cv2, "wechat_qrcode_WeChatQRCode", None)
+    if factory is None:  # only in opencv-contrib builds
+        return None
+    detector = factory()
+
+    def run(gray: np.ndarray) -> list[str]:
+        texts, _ = detector.detectAndDecode(gray)
+        return [t for t in texts if t]
+    return run
+
+
+DECODERS: dict[str, Callable[[], Callable[[np.ndarray], list[str]] | None]] = {
+    "chot": _chot_frame,  # the scanner's per-frame stage, as the unit runs it
+    "chot-image": lambda: read_gray,  # the still-image path of `chot verify IMAGE`
+    "zxing-cpp": _zxing,
+    "pyzbar": _pyzbar,
+    "opencv": _opencv,
+    "opencv-aruco": _opencv_aruco,
+    "wechat": _wechat,
+}
+
+
+# --- sets --------------------------------------------------------------------------------------
+
+def load_folder(folder: Path) -> list[Sample]:
+    """The labelled images of one folder, sorted by name; unlabelled images are skipped."""
+    samples = []
+    for image in sorted(folder.iterdir()):
+        if image.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        txt, binary = image.with_suffix(".txt"), image.with_suffix(".bin")
+        text = txt.read_bytes().decode("utf-8") if txt.is_file() else None  # bytes: keep CRLF as written
+        raw = binary.read_bytes() if binary.is_file() and text is None else None
+        if text is None and raw is None:
+            continue
+        gray = cv2.imdecode(np.fromfile(image, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            print(f"skipping {image}: not an image OpenCV can open", file=sys.stderr)
+            continue
+        samples.append(Sample(image.stem, gray, text, raw))
+    return samples
+
+
+def folder_sets(paths: Iterable[Path]) -> dict[str, list[Sample]]:
+    """One set per folder holding images; a folder of such folders gives one set per child."""
+    sets: dict[str, list[Sample]] = {}
+    for path in paths:
+        if not path.is_dir():
+            raise SystemExit(f"not a folder: {path}")
+        own = load_folder(path)
+        if own:
+            sets[path.name] = own
+        for child in sorted(p for p in path.iterdir() if p.is_dir()):
+            samples = load_folder(child)
+            if samples:
+                sets[f"{path.name}/{child.name}"] = samples
+    return sets
+
+
+def synthetic_payload(rng: np.random.Generator) -> str:
+    """A realistic HC1 payload for the rendered frames."""
+    return phone_screen.hc1_like_payload(rng, HC1_LENGTH)
+
+
+def synthetic_sets(count: int, difficulty: str = "hard", seed: int = SEED) -> dict[str, list[Sample]]:
+    """Rendered phone-screen frames of dense HC1 codes (1280x720, 640x480) and empty frames."""
+    sets: dict[str, list[Sample]] = {}
+    for size in (phone_screen.HD, phone_screen.VGA):
+        rng = np.random.default_rng([seed, size[0]])
+        samples = []
+        for i in range(count):
+            payload = synthetic_payload(rng)
+            samples.append(Sample(f"{i:04d}", phone_screen.render_phone_frame(payload, rng, size, difficulty), payload))
+        sets[f"synthetic-{difficulty}-{size[0]}x{size[1]}"] = samples
+    rng = np.random.default_rng([seed, 0])
+    sets["synthetic-empty-1280x720"] = [Sample(f"{i:04d}", phone_screen.empty_frame(rng, phone_screen.HD, difficulty))
+                                        for i in range(count)]
+    return sets
+
+
+# --- running -------------------------------------------------------------------------------------
+
+def run(sets: dict[str, list[Sample]], decoder_names: Iterable[str], clock: str = "cpu") -> dict:
+    """Every decoder on every set: {"sets": {set: {"count", "decoders": {name: score}}}, ...}."""
+    timer = time.thread_time if clock == "cpu" else time.perf_counter
+    decoders = {}
+    unavailable = []
+    for name in decoder_names:
+        made = DECODERS[name]()
+        if made is None:
+            unavailable.append(name)
+        else:
+            decoders[name] = made
+    result: dict = {"clock": clock, "unavailable": unavailable, "sets": {}}
+    for set_name, samples in sets.items():
+        scores = {name: Score() for name in decoders}
+        for sample in samples:
+            for name, decode in decoders.items():
+                start = timer()
+                texts = decode(sample.gray)
+                scores[name].times_ms.append((timer() - start) * 1000.0)
+                scores[name].correct += sample.matches(texts)
+        result["sets"][set_name] = {
+            "count": len(samples),
+            "decoders": {name: score.as_dict(len(samples)) for name, score in scores.items()},
+        }
+    return result
+
+
+def print_table(result: dict, out=sys.stdout) -> None:
+    """The figures as one line per set and decoder."""
+    print(f"{'set':34} {'decoder':13} {'read':>7} {'share':>7} {'median ms':>10}", file=out)
+    for set_name, entry in result["sets"].items():
+        for name, score in entry["decoders"].items():
+            print(f"{set_name:34} {name:13} {score['correct']:>3}/{score['count']:<3} "
+                  f"{100 * score['share']:6.1f}% {score['median_ms']:10.2f}", file=out)
+    if result["unavailable"]:
+        print(f"not available in this install: {', '.join(result['unavailable'])}", file=out)
+    print(f"times: median per image, {result['clock']} clock, one thread", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="*", type=Path, metavar="DIR",
+                        help="folders laid out like tests/data/qr-photos")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="also render N phone-screen frames per resolution, and N empty frames")
+    parser.add_argument("--difficulty", default="hard", choices=sorted(phone_screen.DIFFICULTIES),
+                        help="difficulty of the synthetic frames")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the synthetic frames")
+    parser.add_argument("--decoders", default=",".join(DECODERS),
+                        help="comma-separated decoders to run (default: all)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time with the thread's CPU clock (default) or the wall clock")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.decoders.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DECODERS]
+    if unknown:
+        parser.error(f"unknown decoders {unknown}; choose from {sorted(DECODERS)}")
+    if not args.folders and args.synthetic <= 0:
+        parser.error("give at least one folder or --synthetic N")
+    cv2.setNumThreads(1)
+    sets = folder_sets(args.folders)
+    if args.synthetic > 0:
+        sets.update(synthetic_sets(args.synthetic, args.difficulty, args.seed))
+    result = run(sets, names, args.clock)
+    command = shlex.join([".venv/bin/python", "bench/decode.py", *(sys.argv[1:] if argv is None else argv)])
+    result["command"] = command
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_table(result)
+        print(f"reproduce: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,364 @@
+"""The QR decoding stage: one grey video frame in, the code's text (or None) out.
+
+zxing-cpp reads most frames in one fast pass. What it misses are dense codes at 2.5-4 camera
+pixels per module that are blurred or dim; for those the stage finds where the code is (the
+last read, zxing's own failed detections, or a cheap texture map of the frame) and retries on
+that crop only: enlarged, then sharpened, then averaged over the last frames of a still phone,
+then with pyzbar. Frames with no code in them, which dominate a video loop, cost one zxing pass
+and the texture map. ``read_image`` is the thorough path for still images.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zxingcpp
+
+logger = logging.getLogger(__name__)
+
+HC1_PREFIX = "HC1:"
+
+_QR = zxingcpp.BarcodeFormat.QRCode
+_CELL_HALF = 4  # texture map cell on the half-size frame: 8 camera pixels, 2-3 modules of a dense code
+_MIN_TEXTURE = 20.0  # structure-tensor energy below this is flat surface
+_NOISE_FACTOR = 2.0  # a code's cells have this many times the energy of the frame's median cell
+_MAX_REGIONS = 3  # textured regions tried per frame, largest first
+_CLOSE_KERNEL = np.ones((3, 3), np.uint8)
+_MAX_FRAME_SIDE = 8192
+_MAX_CROP_SIDE = 1600  # bounds the cost of one retry on a large region
+_MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
+# Retries on a located crop, cheapest first: (enlargement, unsharp mask (sigma, amount) or None).
+_CROP_VARIANTS: tuple[tuple[float, tuple[float, float] | None], ...] = (
+    (1.5, None), (2.0, None), (2.5, (0.7, 1.0)), (1.5, (1.3, 1.5)))
+_MIN_FRAME_SIDE = 16
+
+
+class DecodeError(Exception):
+    """Base of every error raised by the decoding stage."""
+
+
+class BadFrameError(DecodeError, ValueError):
+    """The frame is not a 2-D uint8 grey image of a usable size."""
+
+
+class UnreadableImageError(DecodeError):
+    """An image file does not exist or cannot be opened as an image."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"cannot read image {path}: {why}")
+        self.path = path
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of the frame (x, y, width, height) in pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def grown(self, margin: float, frame_w: int, frame_h: int) -> Region:
+        """This region with ``margin`` times its size added on every side, clipped to the frame."""
+        dx, dy = int(self.w * margin) + 8, int(self.h * margin) + 8
+        x0, y0 = max(0, self.x - dx), max(0, self.y - dy)
+        x1, y1 = min(frame_w, self.x + self.w + dx), min(frame_h, self.y + self.h + dy)
+        return Region(x0, y0, x1 - x0, y1 - y0)
+
+    def same_as(self, other: Region) -> bool:
+        """True when the two rectangles mostly coincide (intersection over union at least 0.6)."""
+        ix = min(self.x + self.w, other.x + other.w) - max(self.x, other.x)
+        iy = min(self.y + self.h, other.y + other.h) - max(self.y, other.y)
+        if ix <= 0 or iy <= 0:
+            return False
+        inter = ix * iy
+        return inter >= 0.6 * (self.w * self.h + other.w * other.h - inter)
+
+
+def check_frame(gray: object) -> np.ndarray:
+    """Return ``gray`` as a C-contiguous HxW uint8 array, or raise ``BadFrameError`` saying why."""
+    if not isinstance(gray, np.ndarray):
+        raise BadFrameError(f"a frame must be a numpy array, got {type(gray).__name__}")
+    if gray.ndim != 2:
+        raise BadFrameError(f"a frame must be grey (2-D), got shape {gray.shape}")
+    if gray.dtype != np.uint8:
+        raise BadFrameError(f"a frame must be uint8, got {gray.dtype}")
+    h, w = gray.shape
+    if not (_MIN_FRAME_SIDE <= h <= _MAX_FRAME_SIDE and _MIN_FRAME_SIDE <= w <= _MAX_FRAME_SIDE):
+        raise BadFrameError(f"frame size {w}x{h} is outside {_MIN_FRAME_SIDE}..{_MAX_FRAME_SIDE} pixels")
+    return np.ascontiguousarray(gray)
+
+
+def _zxing(image: np.ndarray, *, errors: bool = False, thorough: bool = False) -> list[zxingcpp.Barcode]:
+    """zxing-cpp restricted to QR codes; the video path skips rotation, downscaling and inversion."""
+    return zxingcpp.read_barcodes(
+        image, formats=_QR, try_rotate=thorough, try_downscale=thorough, try_invert=thorough,
+        return_errors=errors)
+
+
+def _region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: int = 0, dy: int = 0) -> Region:
+    """The bounding box of a zxing result, mapped back from a scaled crop to the frame."""
+    pos = barcode.position
+    xs = [p.x for p in (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)]
+    ys = [p.y for p in (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)]
+    x0, y0 = int(min(xs) / scale) + dx, int(min(ys) / scale) + dy
+    return Region(x0, y0, int((max(xs) - min(xs)) / scale) + 1, int((max(ys) - min(ys)) / scale) + 1)
+
+
+def _best_text(texts: list[str], prefix: str | None) -> str | None:
+    """The first text with the expected prefix, else the first text, else None."""
+    if not texts:
+        return None
+    if prefix:
+        for text in texts:
+            if text.startswith(prefix):
+                return text
+    return texts[0]
+
+
+class QrDecoder:
+    """Decode QR codes frame by frame, remembering where the code was and the last few crops.
+
+    ``expect_prefix`` makes the stage keep looking when a read lacks it (another QR code in view)
+    and return such a read only if nothing better turns up. ``use_pyzbar`` keeps pyzbar as the
+    last retry on a located crop.
+    """
+
+    def __init__(self, *, expect_prefix: str | None = HC1_PREFIX, use_pyzbar: bool = True,
+                 track_frames: int = 8, evidence_frames: int = 4) -> None:
+        self.expect_prefix = expect_prefix
+        self.use_pyzbar = use_pyzbar
+        self.track_frames = track_frames
+        self.evidence_frames = evidence_frames
+        self._shape: tuple[int, int] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracked region and the stored crops (a new scene or a new camera)."""
+        self._tracked: Region | None = None
+        self._tracked_age = 0
+        self._crops: deque[tuple[Region, np.ndarray]] = deque(maxlen=max(1, self.evidence_frames))
+        self.last_method: str | None = None
+
+    def decode(self, gray: np.ndarray) -> str | None:
+        """The text of the QR code in this frame, or None; raises ``BadFrameError`` on a bad frame."""
+        gray = check_frame(gray)
+        self._prepare(gray.shape)
+        self.last_method = None
+        text = self._decode(gray)
+        if text is None:
+            self._tracked_age += 1
+            if self._tracked_age > self.track_frames:
+                self._tracked = None
+        return text
+
+    def _decode(self, gray: np.ndarray) -> str | None:
+        h, w = gray.shape
+        fallback: str | None = None
+        # 1. Where the code was a moment ago: the phone rarely moves far between frames.
+        if self._tracked is not None:
+            text = self._read_crop(gray, self._tracked.grown(0.25, w, h), cheap=True)
+            if text is not None and self._accept(text):
+                return self._done(text, "tracked")
+            fallback = fallback or text
+        # 2. One fast pass over the whole frame; failed detections still tell where a code is.
+        found = _zxing(gray, errors=True)
+        texts = [b.text for b in found if b.valid]
+        best = _best_text(texts, self.expect_prefix)
+        if best is not None:
+            for b in found:
+                if b.valid and b.text == best:
+                    self._track(_region_of(b))
+            if self._accept(best):
+                return self._done(best, "frame")
+            fallback = fallback or best
+        candidates = [_region_of(b).grown(0.15, w, h) for b in found if not b.valid]
+        # 3. Regions that look like a dense code: high local contrast over a square patch.
+        for region in self._textured_regions(gray):
+            if not any(region.same_as(c) for c in candidates):
+                candidates.append(region)
+        for region in candidates[:_MAX_REGIONS + 1]:
+            text = self._read_crop(gray, region, cheap=False)
+            if text is not None and self._accept(text):
+                return self._done(text, self.last_method or "crop")
+            fallback = fallback or text
+        if fallback is not None:
+            return self._done(fallback, "other")
+        return None
+
+    def _accept(self, text: str) -> bool:
+        return not self.expect_prefix or text.startswith(self.expect_prefix)
+
+    def _done(self, text: str, method: str) -> str:
+        self.last_method = self.last_method or method
+        self._tracked_age = 0
+        return text
+
+    def _track(self, region: Region) -> None:
+        self._tracked = region
+        self._tracked_age = 0
+
+    def _prepare(self, shape: tuple[int, int]) -> None:
+        """Allocate the texture map's buffers once per frame size: the video path reuses them."""
+        if self._shape == shape:
+            return
+        h, w = shape
+        self._shape = shape
+        half = (max(2, h // 2), max(2, w // 2))
+        cells = (max(1, half[0] // _CELL_HALF), max(1, half[1] // _CELL_HALF))
+        self._half = np.empty(half, dtype=np.uint8)
+        self._gx, self._gy, self._prod = (np.empty(half, dtype=np.float32) for _ in range(3))
+        self._jxx, self._jyy, self._jxy, self._tmp = (np.empty(cells, dtype=np.float32) for _ in range(4))
+        self.reset()
+
+    def _textured_regions(self, gray: np.ndarray) -> list[Region]:
+        """Up to two boxes whose texture is strong and has no main direction, as QR modules do.
+
+        The structure tensor per cell separates a code (edges every way) from text lines, the
+        phone's outline and background edges (one direction each); half resolution keeps it cheap.
+        """
+        h, w = gray.shape
+        half, gx, gy, prod = self._half, self._gx, self._gy, self._prod
+        jxx, jyy, jxy, tmp = self._jxx, self._jyy, self._jxy, self._tmp
+        cells = (jxx.shape[1], jxx.shape[0])
+        cv2.resize(gray, (half.shape[1], half.shape[0]), dst=half, interpolation=cv2.INTER_AREA)
+        cv2.Sobel(half, cv2.CV_32F, 1, 0, dst=gx, ksize=1)
+        cv2.Sobel(half, cv2.CV_32F, 0, 1, dst=gy, ksize=1)
+        for a, b, out in ((gx, gx, jxx), (gy, gy, jyy), (gx, gy, jxy)):
+            cv2.multiply(a, b, dst=prod)
+            cv2.resize(prod, cells, dst=out, interpolation=cv2.INTER_AREA)
+        energy = jxx + jyy
+        # Most of a frame is not the code, so the median cell is a fair measure of sensor noise.
+        floor = max(_MIN_TEXTURE, _NOISE_FACTOR * float(np.median(energy)))
+        # Coherence: 0 for edges in every direction, 1 for a single direction.
+        cv2.subtract(jxx, jyy, dst=tmp)
+        coherence = np.sqrt(tmp * tmp + 4.0 * jxy * jxy) / (energy + 1e-3)
+        mask = ((energy > floor) & (coherence < 0.4)).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _CLOSE_KERNEL)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        cell = 2 * _CELL_HALF
+        min_cells = max(3, 64 // cell)  # a dense code is at least ~64 camera pixels across
+        boxes = []
+        for x, y, bw, bh, area in stats[1:count]:
+            if bw < min_cells or bh < min_cells or area < 0.3 * bw * bh:
+                continue
+            boxes.append((area, Region(int(x) * cell, int(y) * cell, int(bw) * cell, int(bh) * cell)))
+        boxes.sort(key=lambda item: -item[0])
+        return [region.grown(0.12, w, h) for _, region in boxes[:_MAX_REGIONS]]
+
+    def _read_crop(self, gray: np.ndarray, region: Region, *, cheap: bool) -> str | None:
+        """Retry on one region: enlarged, sharpened, averaged over frames, then pyzbar."""
+        if region.w < 21 or region.h < 21:
+            return None
+        crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
+        side = max(region.w, region.h)
+        for scale, sharpen in _CROP_VARIANTS[:1] if cheap else _CROP_VARIANTS:
+            # Enlarging helps zxing's binariser and sampling grid on 2.5-4 pixels per module.
+            scale = min(scale, _MAX_CROP_SIDE / side) if side * scale > _MAX_CROP_SIDE else scale
+            image = _variant(crop, scale, sharpen)
+            text = self._zxing_crop(image, region, scale, f"x{scale:.1f}" + ("+sharp" if sharpen else ""))
+            if text is not None:
+                return text
+        if cheap:
+            self._remember(region, crop)
+            return None
+        text = self._evidence(region, crop)
+        if text is not None:
+            return text
+        if self.use_pyzbar and side <= _MAX_PYZBAR_SIDE:
+            text = _pyzbar(_variant(crop, 1.5, None))
+            if text is not None:
+                self.last_method = "pyzbar"
+                return text
+        return None
+
+    def _zxing_crop(self, image: np.ndarray, region: Region, scale: float, method: str) -> str | None:
+        found = _zxing(image)
+        texts = [b.text for b in found if b.valid]
+        best = _best_text(texts, self.expect_prefix)
+        if best is None:
+            return None
+        for b in found:
+            if b.text == best:
+                self._track(_region_of(b, scale, region.x, region.y))
+        self.last_method = method
+        return best
+
+    def _remember(self, region: Region, crop: np.ndarray) -> None:
+        self._crops.append((region, crop.copy()))
+
+    def _evidence(self, region: Region, crop: np.ndarray) -> str | None:
+        """Average this crop with earlier crops of the same still region: noise drops, modules stay."""
+        same = [c for r, c in self._crops if r == region and c.shape == crop.shape]
+        self._remember(region, crop)
+        if not same:
+            return None
+        stack = np.mean(np.stack(same + [crop]).astype(np.float32), axis=0)
+        mean = np.clip(stack, 0, 255).astype(np.uint8)
+        scale, sharpen = _CROP_VARIANTS[1]
+        return self._zxing_crop(_variant(mean, scale, sharpen), region, scale, "evidence")
+
+
+def _variant(crop: np.ndarray, scale: float, sharpen: tuple[float, float] | None) -> np.ndarray:
+    """``crop`` enlarged by ``scale`` (bicubic) and optionally unsharp-masked (sigma, amount)."""
+    image = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if scale != 1.0 else crop
+    if sharpen is None:
+        return image
+    sigma, amount = sharpen
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma * scale)
+    return cv2.addWeighted(image, 1.0 + amount, blurred, -amount, 0)
+
+
+def _pyzbar(image: np.ndarray) -> str | None:
+    """pyzbar's read of a QR code in ``image``, as text (UTF-8, else ISO-8859-1), or None."""
+    from pyzbar import pyzbar  # loads libzbar; only needed when a retry gets this far
+
+    results = pyzbar.decode(image, symbols=[pyzbar.ZBarSymbol.QRCODE])
+    for result in results:
+        try:
+            return result.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return result.data.decode("latin-1")
+    return None
+
+
+def read_image(path: str | Path) -> list[str]:
+    """Every QR text found in a still image file (any content, not only HC1), best effort."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableImageError(path, "no such file")
+    data = np.fromfile(path, dtype=np.uint8)
+    gray = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if gray is None:
+        raise UnreadableImageError(path, "not an image format OpenCV can open")
+    return read_gray(gray)
+
+
+def read_gray(gray: np.ndarray) -> list[str]:
+    """Every QR text found in one grey still image, trying harder than the video path."""
+    gray = check_frame(gray)
+    found = [b.text for b in _zxing(gray, thorough=True) if b.valid]
+    if found:
+        return _unique(found)
+    decoder = QrDecoder(expect_prefix=None)
+    text = decoder.decode(gray)
+    if text is not None:
+        return [text]
+    # Small photos: zxing's detector needs a few pixels per module.
+    if max(gray.shape) < 1200:
+        big = cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        found = [b.text for b in _zxing(big, thorough=True) if b.valid]
+        if found:
+            return _unique(found)
+    text = _pyzbar(gray)
+    return [text] if text is not None else []
+
+
+def _unique(texts: list[str]) -> list[str]:
+    return list(dict.fromkeys(texts))

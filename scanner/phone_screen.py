@@ -1,0 +1,296 @@
+"""Synthetic camera frames of a QR code shown on a phone screen, for tests, benchmarks and the demo.
+
+A frame is rendered the way the camera sees it: the code's module grid on a lit screen inside a
+phone body, held at an angle in front of a cluttered background, then defocus and motion blur,
+exposure (dim, low contrast), glare on the glass, moiré from the screen's pixel grid, and sensor
+noise. Every random choice comes from the ``numpy.random.Generator`` passed in, so a seed gives
+the same frame on every machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import segno
+
+logger = logging.getLogger(__name__)
+
+# Camera resolutions the scanner supports; dense codes need the first.
+HD = (1280, 720)
+VGA = (640, 480)
+
+_SOURCE_PX_PER_MODULE = 6  # source raster of the phone; the camera sees 2.5-4 px per module
+_OVERSAMPLE = 2  # render at twice the camera size, then area-average: no aliasing of the grid
+_BODY = -1.0  # marks the phone's unlit body on the raster (the screen runs 0..1)
+
+
+class PhoneScreenError(ValueError):
+    """A phone-screen frame cannot be rendered from these arguments."""
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """Ranges that random scenes are drawn from (each a (low, high) pair)."""
+
+    px_per_module: tuple[float, float]
+    tilt_deg: tuple[float, float]  # out-of-plane tilt of the phone, each axis
+    roll_deg: tuple[float, float]  # in-plane rotation
+    defocus_px: tuple[float, float]  # Gaussian sigma of the defocus blur, camera pixels
+    motion_px: tuple[float, float]  # length of the motion blur streak, camera pixels
+    white: tuple[float, float]  # camera level of the lit screen's white
+    contrast: tuple[float, float]  # (white - black) / white on the screen
+    glare: tuple[float, float]  # peak added level of a reflection on the glass
+    moire: tuple[float, float]  # relative amplitude of the screen-grid beat pattern
+    noise: tuple[float, float]  # sensor read-noise sigma, camera levels
+
+
+DIFFICULTIES: dict[str, Difficulty] = {
+    "easy": Difficulty(
+        px_per_module=(3.5, 5.0), tilt_deg=(-10, 10), roll_deg=(-10, 10), defocus_px=(0.0, 0.5),
+        motion_px=(0.0, 0.5), white=(190, 240), contrast=(0.75, 0.9), glare=(0, 0),
+        moire=(0.0, 0.02), noise=(1.0, 2.0)),
+    "medium": Difficulty(
+        px_per_module=(3.0, 4.0), tilt_deg=(-20, 20), roll_deg=(-25, 25), defocus_px=(0.3, 0.9),
+        motion_px=(0.0, 1.5), white=(140, 220), contrast=(0.55, 0.85), glare=(0, 60),
+        moire=(0.0, 0.05), noise=(1.5, 3.5)),
+    "hard": Difficulty(
+        px_per_module=(2.5, 4.0), tilt_deg=(-30, 30), roll_deg=(-40, 40), defocus_px=(0.5, 1.3),
+        motion_px=(0.0, 2.5), white=(90, 200), contrast=(0.35, 0.75), glare=(20, 120),
+        moire=(0.02, 0.1), noise=(2.0, 5.0)),
+}
+
+
+def qr_modules(payload: str | bytes, error: str = "q") -> np.ndarray:
+    """The module grid of a QR code for ``payload`` (True = dark), without a quiet zone."""
+    qr = segno.make_qr(payload, error=error, boost_error=False)
+    return np.asarray(qr.matrix, dtype=bool)
+
+
+def hc1_like_payload(rng: np.random.Generator, length: int = 600) -> str:
+    """A realistic ``HC1:`` string of about ``length`` characters: Base45 of random bytes.
+
+    Compressed, signed certificates are close to random bytes, so the QR code has the same mode,
+    version and density as a real one.
+    """
+    from verifier.base45 import b45encode  # the project's own encoder, as real payloads use
+
+    size = max(2, (length - 4) * 2 // 3)
+    text = b45encode(rng.bytes(size))
+    if isinstance(text, bytes):
+        text = text.decode("ascii")
+    return "HC1:" + text
+
+
+def render_phone_frame(
+    code: str | bytes | np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = HD,
+    difficulty: str | Difficulty = "hard",
+) -> np.ndarray:
+    """A grey camera frame (HxW uint8) of ``code`` on a phone screen; ``size`` is (width, height).
+
+    ``code`` is a payload (encoded at level Q) or a ready module grid (True = dark).
+    """
+    modules = code if isinstance(code, np.ndarray) else qr_modules(code)
+    if modules.ndim != 2 or modules.shape[0] != modules.shape[1] or modules.shape[0] < 21:
+        raise PhoneScreenError(f"a QR module grid must be square and at least 21 wide, got {modules.shape}")
+    level = _difficulty(difficulty)
+    width, height = _frame_size(size)
+    phone, screen_rect = _phone_raster(modules, rng)
+    px = rng.uniform(*level.px_per_module)
+    homography = _pose(phone.shape, screen_rect, modules.shape[0], px, (width, height), level, rng)
+    return _camera(phone, homography, (width, height), level, rng)
+
+
+def empty_frame(rng: np.random.Generator, size: tuple[int, int] = HD, difficulty: str | Difficulty = "hard") -> np.ndarray:
+    """A frame with no QR code: the background alone, or a phone showing text-like lines."""
+    level = _difficulty(difficulty)
+    width, height = _frame_size(size)
+    if rng.random() < 0.5:
+        return _camera(None, None, (width, height), level, rng)
+    lines = np.zeros((80, 80), dtype=bool)
+    for row in range(4, 76, 6):  # an app screen full of text, not a code
+        end = int(rng.integers(30, 76))
+        lines[row:row + 2, 4:end] = rng.random(end - 4) < 0.8
+    phone, screen_rect = _phone_raster(lines, rng, quiet=2)
+    px = rng.uniform(*level.px_per_module)
+    homography = _pose(phone.shape, screen_rect, lines.shape[0], px, (width, height), level, rng)
+    return _camera(phone, homography, (width, height), level, rng)
+
+
+def _difficulty(difficulty: str | Difficulty) -> Difficulty:
+    if isinstance(difficulty, Difficulty):
+        return difficulty
+    try:
+        return DIFFICULTIES[difficulty]
+    except KeyError:
+        raise PhoneScreenError(f"unknown difficulty {difficulty!r}; choose one of {sorted(DIFFICULTIES)}") from None
+
+
+def _frame_size(size: tuple[int, int]) -> tuple[int, int]:
+    width, height = (int(v) for v in size)
+    if not (64 <= width <= 4096 and 64 <= height <= 4096):
+        raise PhoneScreenError(f"frame size must be 64..4096 pixels each way, got {size}")
+    return width, height
+
+
+def _phone_raster(modules: np.ndarray, rng: np.random.Generator, quiet: int = 4) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The phone as a float raster (screen white = 1) and the code's rectangle on it (x, y, w, h)."""
+    p = _SOURCE_PX_PER_MODULE
+    n = modules.shape[0]
+    code_px = (n + 2 * quiet) * p
+    screen_w = int(code_px * rng.uniform(1.05, 1.25))
+    screen_h = int(screen_w * rng.uniform(1.9, 2.2))
+    bezel = int(screen_w * 0.05)
+    phone = np.full((screen_h + 2 * bezel, screen_w + 2 * bezel), _BODY, dtype=np.float32)
+    screen = phone[bezel:bezel + screen_h, bezel:bezel + screen_w]
+    screen[:] = 1.0
+    # App chrome around the code: a coloured header and text lines (grey after the camera).
+    header = int(screen_h * 0.08)
+    screen[:header] = rng.uniform(0.35, 0.6)
+    x0 = (screen_w - code_px) // 2
+    y0 = int(screen_h * rng.uniform(0.2, 0.35))
+    for row in range(y0 + code_px + p * 3, screen_h - p * 3, p * 4):
+        length = int(rng.uniform(0.3, 0.9) * screen_w)
+        screen[row:row + p, p * 2:p * 2 + length] = rng.uniform(0.2, 0.5)
+    dark = np.kron(modules.astype(np.float32), np.ones((p, p), dtype=np.float32))
+    screen[y0 + quiet * p:y0 + quiet * p + n * p, x0 + quiet * p:x0 + quiet * p + n * p] = 1.0 - dark
+    return phone, (bezel + x0 + quiet * p, bezel + y0 + quiet * p, n * p, n * p)
+
+
+def _pose(shape: tuple[int, int], code_rect: tuple[int, int, int, int], n: int, px_per_module: float,
+          frame: tuple[int, int], level: Difficulty, rng: np.random.Generator) -> np.ndarray:
+    """Homography from the phone raster to the camera frame: a pinhole view of a tilted phone."""
+    width, height = frame
+    cx, cy = code_rect[0] + code_rect[2] / 2, code_rect[1] + code_rect[3] / 2
+    tilt_x, tilt_y = (math.radians(rng.uniform(*level.tilt_deg)) for _ in range(2))
+    roll = math.radians(rng.uniform(*level.roll_deg))
+    rotation = _rotation(tilt_x, tilt_y, roll)
+    focal = 1.1 * width  # a typical ~60 degree horizontal field of view
+    # Distance chosen so the code's centre shows px_per_module camera pixels per module.
+    module_src = _SOURCE_PX_PER_MODULE
+    distance = focal * module_src / px_per_module
+    corners = np.array([[code_rect[0], code_rect[1]], [code_rect[0] + code_rect[2], code_rect[1]],
+                        [code_rect[0] + code_rect[2], code_rect[1] + code_rect[3]], [code_rect[0], code_rect[1] + code_rect[3]]],
+                       dtype=np.float64)
+    world = np.c_[corners - [cx, cy], np.zeros(4)] @ rotation.T + [0, 0, distance]
+    image = focal * world[:, :2] / world[:, 2:3]
+    # Place the code's centre at random, with the whole code inside the frame.
+    lo, hi = image.min(axis=0), image.max(axis=0)
+    margin = 4 * px_per_module
+    span_x = (margin - lo[0], width - margin - hi[0])
+    span_y = (margin - lo[1], height - margin - hi[1])
+    if span_x[0] > span_x[1] or span_y[0] > span_y[1]:
+        raise PhoneScreenError(f"a {n}-module code at {px_per_module:.1f} px/module does not fit a {width}x{height} frame")
+    image += [rng.uniform(*span_x), rng.uniform(*span_y)]
+    return cv2.getPerspectiveTransform(corners.astype(np.float32), image.astype(np.float32))
+
+
+def _rotation(tilt_x: float, tilt_y: float, roll: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = math.cos(tilt_x), math.sin(tilt_x), math.cos(tilt_y), math.sin(tilt_y), math.cos(roll), math.sin(roll)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
+def _background(frame: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A cluttered, unevenly lit scene (0..1): a gradient, soft blobs and a few hard edges."""
+    width, height = frame
+    small = rng.uniform(0.1, 0.6, size=(9, 16)).astype(np.float32)
+    scene = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(int(rng.integers(3, 9))):  # desk edges, sleeves, a hand
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        w, h = int(rng.integers(20, width // 3)), int(rng.integers(20, height // 3))
+        cv2.rectangle(scene, (x, y), (x + w, y + h), float(rng.uniform(0.05, 0.7)), -1)
+    for _ in range(int(rng.integers(0, 3))):  # patterned cloth or a keyboard: texture that is no code
+        pw, ph = int(rng.integers(40, width // 4)), int(rng.integers(40, height // 4))
+        grain = rng.uniform(1.5, 5.0)
+        noise = rng.uniform(0.0, 1.0, size=(max(2, int(ph / grain)), max(2, int(pw / grain)))).astype(np.float32)
+        patch = cv2.resize(noise, (pw, ph), interpolation=cv2.INTER_LINEAR) * rng.uniform(0.1, 0.4)
+        x, y = int(rng.integers(0, width - pw)), int(rng.integers(0, height - ph))
+        scene[y:y + ph, x:x + pw] = rng.uniform(0.1, 0.4) + patch
+    return np.clip(scene, 0.0, 1.0)
+
+
+def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tuple[int, int],
+            level: Difficulty, rng: np.random.Generator) -> np.ndarray:
+    """Image the scene: place the phone, light it, blur, add glare, moiré and noise, quantise."""
+    width, height = frame
+    scene = _background(frame, rng)
+    white = rng.uniform(*level.white) / 255.0
+    if phone is not None and homography is not None:
+        big = np.diag([_OVERSAMPLE, _OVERSAMPLE, 1.0]) @ homography
+        size = (width * _OVERSAMPLE, height * _OVERSAMPLE)
+        warped = cv2.warpPerspective(phone, big, size, flags=cv2.INTER_LINEAR, borderValue=_BODY)
+        mask = cv2.warpPerspective(np.ones_like(phone), big, size, flags=cv2.INTER_LINEAR)
+        warped = cv2.resize(warped, frame, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, frame, interpolation=cv2.INTER_AREA)
+        contrast = rng.uniform(*level.contrast)
+        body = np.clip(warped / _BODY, 0.0, 1.0)
+        # The backlight and reflections lift the screen's black; the body stays dark.
+        lit = white * ((1.0 - contrast + contrast * np.clip(warped, 0.0, 1.0)) * (1.0 - body) + 0.06 * body)
+        lit *= 1.0 + rng.uniform(*level.moire) * _moire(frame, homography, rng)
+        lit += _glare(frame, homography, phone.shape, rng.uniform(*level.glare) / 255.0, rng)
+        scene = scene * white * (1.0 - mask) + lit * mask
+    else:
+        scene *= white
+    scene = _blur(scene, level, rng)
+    levels = scene * 255.0
+    levels += rng.normal(0.0, rng.uniform(*level.noise), size=levels.shape).astype(np.float32)
+    levels += rng.normal(0.0, 1.0, size=levels.shape).astype(np.float32) * np.sqrt(np.maximum(levels, 0.0)) * 0.15
+    return np.clip(levels, 0, 255).astype(np.uint8)
+
+
+def _moire(frame: tuple[int, int], homography: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The beat between the screen's pixel grid and the sensor's: slow waves across the screen."""
+    width, height = frame
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    waves = np.zeros((height, width), dtype=np.float32)
+    for _ in range(2):  # the grid's rows and columns beat separately
+        period = rng.uniform(4.0, 14.0)
+        angle = rng.uniform(0, math.pi)
+        phase = rng.uniform(0, 2 * math.pi)
+        waves += np.cos((xs * math.cos(angle) + ys * math.sin(angle)) * (2 * math.pi / period) + phase)
+    return waves * 0.5
+
+
+def _glare(frame: tuple[int, int], homography: np.ndarray, phone_shape: tuple[int, int], peak: float,
+           rng: np.random.Generator) -> np.ndarray | float:
+    """A reflection of a lamp or window on the glass: a soft bright ellipse somewhere on the screen."""
+    if peak <= 0:
+        return 0.0
+    width, height = frame
+    src = np.array([[[rng.uniform(0.1, 0.9) * phone_shape[1], rng.uniform(0.15, 0.6) * phone_shape[0]]]], dtype=np.float32)
+    cx, cy = cv2.perspectiveTransform(src, homography)[0, 0]
+    radius = rng.uniform(0.04, 0.15) * min(width, height) * 2
+    ratio = rng.uniform(1.5, 4.0)
+    angle = rng.uniform(0, math.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    dx, dy = xs - cx, ys - cy
+    u = (dx * math.cos(angle) + dy * math.sin(angle)) / radius
+    v = (-dx * math.sin(angle) + dy * math.cos(angle)) / (radius / ratio)
+    return peak * np.exp(-(u * u + v * v))
+
+
+def _blur(scene: np.ndarray, level: Difficulty, rng: np.random.Generator) -> np.ndarray:
+    """Defocus (Gaussian) and hand shake (a straight motion streak)."""
+    sigma = rng.uniform(*level.defocus_px)
+    if sigma > 0.05:
+        scene = cv2.GaussianBlur(scene, (0, 0), sigma)
+    length = rng.uniform(*level.motion_px)
+    if length >= 1.0:
+        k = int(math.ceil(length)) * 2 + 1
+        kernel = np.zeros((k, k), dtype=np.float32)
+        angle = rng.uniform(0, math.pi)
+        half = length / 2
+        c = k // 2
+        p0 = (int(round(c - half * math.cos(angle))), int(round(c - half * math.sin(angle))))
+        p1 = (int(round(c + half * math.cos(angle))), int(round(c + half * math.sin(angle))))
+        cv2.line(kernel, p0, p1, 1.0, 1, lineType=cv2.LINE_AA)
+        scene = cv2.filter2D(scene, -1, kernel / kernel.sum())
+    return scene
