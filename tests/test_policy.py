@@ -169,6 +169,8 @@ def test_shipped_policy_options() -> None:
     assert policies["vn-2021"].max_trust_age == timedelta(hours=72)
     assert policies["vn-2021"].on_untrusted_clock == "warn"
     assert policies["eu-validity"].on_untrusted_clock == "refuse"
+    copies = [Policy.from_document(policy.to_document()) for policy in policies.values()]
+    assert len({*policies.values(), *copies}) == 3  # hashable, and equal by value
 
 
 # --- robustness: odd payloads, bad clocks, privacy ----------------------------------------------

@@ -80,7 +80,7 @@ class Outcome:
     reason: str
     message_en: str
     message_vi: str
-    when: Any = None
+    when: Any = field(default=None, hash=False)
     """The CertLogic expression as written (None for the default outcome)."""
     expression: Expression | None = field(default=None, compare=False, repr=False)
 
