@@ -18,7 +18,8 @@ from cryptography.x509.oid import NameOID
 from keys import ca
 from keys.errors import BundleVersionError, KeysError
 from keys.ministry import MinistryDir
-from verifier.revocation import HASH_TYPES
+from keys.revoke import RevocationStore, normalise_revocations
+from verifier.policy import builtin_policies
 
 logger = logging.getLogger(__name__)
 
@@ -45,32 +46,8 @@ def dsc_entry(cert: x509.Certificate) -> dict[str, Any]:
 
 
 def builtin_policy_documents() -> dict[str, Any]:
-    """The shipped policies as documents, keyed by name (from verifier.policy; empty until it exists)."""
-    try:
-        from verifier.policy import builtin_policies
-    except ImportError:
-        logger.warning("verifier.policy is not available: the bundle carries no policies")
-        return {}
-
-    policies = builtin_policies()
-    items = policies.items() if isinstance(policies, Mapping) else ((p.name, p) for p in policies)
-    return {name: policy.to_document() for name, policy in items}
-
-
-def normalise_revocations(revocations: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
-    """Every hash type present, hashes lower-case hex, sorted and without repeats."""
-    revocations = revocations or {}
-    unknown = set(revocations) - set(HASH_TYPES)
-    if unknown:
-        raise KeysError(f"unknown revocation hash types: {', '.join(sorted(unknown))}")
-    out: dict[str, list[str]] = {}
-    for kind in HASH_TYPES:
-        hashes_ = {str(h).lower() for h in revocations.get(kind, ())}
-        bad = [h for h in hashes_ if len(h) != 32 or not all(c in "0123456789abcdef" for c in h)]
-        if bad:
-            raise KeysError(f"{kind} revocation hashes must be 32 hex digits (16 bytes)")
-        out[kind] = sorted(hashes_)
-    return out
+    """The shipped policies (verifier.policy) as documents, keyed by name."""
+    return {name: policy.to_document() for name, policy in builtin_policies().items()}
 
 
 def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
@@ -119,8 +96,6 @@ def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.dat
     The version must exceed the last one recorded, which is then updated.
     :raises BundleVersionError: when it does not.
     """
-    from keys.revoke import RevocationStore  # revoke imports bundle helpers; keep the cycle lazy
-
     ministry.require()
     last = last_version(ministry)
     if version <= last:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from keys.errors import UnsupportedAlgorithm
+from keys.errors import InvalidDscTypes, UnsupportedAlgorithm
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
 PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
@@ -97,7 +97,7 @@ def make_dsc(csca_cert: x509.Certificate, csca_key: PrivateKey, dsc_public_key: 
     wanted = list(dict.fromkeys(types))
     unknown = [t for t in wanted if t not in TYPE_OIDS]
     if unknown or not wanted:
-        raise ValueError(f"DSC types must be a non-empty selection of v, t, r; got {wanted!r}")
+        raise InvalidDscTypes(wanted)
     algorithm_of(dsc_public_key)  # refuse keys HC1 cannot use before signing anything
     start, end = _validity(not_before, days)
     end = not_after or end

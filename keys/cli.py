@@ -41,8 +41,10 @@ def _passphrase(given: str | None, *, confirm: bool = False) -> str:
 
 
 def _now(value: dt.datetime | None) -> dt.datetime:
-    return (value.replace(tzinfo=dt.timezone.utc) if value and value.tzinfo is None else value) or \
-        dt.datetime.now(dt.timezone.utc)
+    """The --now option (read as UTC), else the clock."""
+    if value is None:
+        return dt.datetime.now(dt.timezone.utc)
+    return value.replace(tzinfo=dt.timezone.utc)
 
 
 def _types(value: str) -> list[str]:

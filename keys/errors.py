@@ -50,6 +50,13 @@ class InvalidCertificateRequest(KeysError):
     """Values for a DCC entry are out of range or unknown (dose numbers, product, dates)."""
 
 
+class InvalidDscTypes(KeysError):
+    """A DSC was asked for certificate types other than v, t and r."""
+
+    def __init__(self, types: object) -> None:
+        super().__init__(f"DSC types must be a non-empty selection of v, t, r; got {types!r}")
+
+
 class UnsupportedAlgorithm(KeysError):
     """The key type cannot sign HC1 certificates (only ECDSA P-256 and RSA are supported)."""
 

@@ -35,13 +35,12 @@ def cwt_payload(dcc: dict[str, Any], *, issuer: str, issued_at: dt.datetime, exp
                         CWT_EXP: int(expires_at.timestamp()), CWT_HCERT: {1: dcc}})
 
 
-def _signature(key: PrivateKey, alg: str, data: bytes) -> bytes:
-    if alg == "ES256":
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
+def _signature(key: PrivateKey, data: bytes) -> bytes:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
         r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # COSE wants raw r||s, not DER
     # RFC 8230: PSS with MGF1 over SHA-256 and a salt as long as the hash.
-    return key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())  # type: ignore[call-arg, union-attr]
+    return key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
 
 
 def sign1(payload: bytes, key: PrivateKey, kid: bytes, *, kid_in_protected: bool = True) -> bytes:
@@ -52,7 +51,7 @@ def sign1(payload: bytes, key: PrivateKey, kid: bytes, *, kid_in_protected: bool
     (protected_map if kid_in_protected else unprotected)[HEADER_KID] = kid
     protected = cbor2.dumps(protected_map)
     to_sign = cbor2.dumps(["Signature1", protected, b"", payload])
-    signature = _signature(key, alg, to_sign)
+    signature = _signature(key, to_sign)
     return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, unprotected, payload, signature]))
 
 

@@ -10,12 +10,27 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from keys import hc1
-from keys.bundle import normalise_revocations
 from keys.errors import HC1DecodeError, KeysError
 from keys.ministry import MinistryDir
-from verifier.revocation import countrycode_uci_hash, signature_hash, uci_hash
+from verifier.revocation import HASH_TYPES, countrycode_uci_hash, signature_hash, uci_hash
 
 logger = logging.getLogger(__name__)
+
+
+def normalise_revocations(revocations: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
+    """Every hash type present, hashes lower-case hex, sorted and without repeats."""
+    revocations = revocations or {}
+    unknown = set(revocations) - set(HASH_TYPES)
+    if unknown:
+        raise KeysError(f"unknown revocation hash types: {', '.join(sorted(unknown))}")
+    out: dict[str, list[str]] = {}
+    for kind in HASH_TYPES:
+        hashes_ = {str(h).lower() for h in revocations.get(kind, ())}
+        bad = [h for h in hashes_ if len(h) != 32 or not all(c in "0123456789abcdef" for c in h)]
+        if bad:
+            raise KeysError(f"{kind} revocation hashes must be 32 hex digits (16 bytes)")
+        out[kind] = sorted(hashes_)
+    return out
 
 
 def hashes_for_uci(uci: str, country: str) -> dict[str, list[str]]:

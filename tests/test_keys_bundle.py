@@ -108,3 +108,13 @@ def test_revoking_bad_input_gives_reasons(ministry_dir: MinistryDir) -> None:
         revoke.hashes_for_uci("  ", "VN")
     with pytest.raises(MinistryDirError, match="not an initialised"):
         bundle.publish(MinistryDir(ministry_dir.root.parent / "nowhere"), "pw", 1)
+
+
+def test_shipped_policies_travel_in_the_bundle(ministry) -> None:
+    from verifier.policy import Policy, builtin_policies
+
+    parsed = parse_bundle(ministry.bundle(), ministry.anchor_pem)
+    shipped = builtin_policies()
+    assert set(parsed.policies) == set(shipped) >= {"vn-2021", "workplace", "eu-validity"}
+    for name, document in parsed.policies.items():
+        assert Policy.from_document(document).to_document() == shipped[name].to_document()

@@ -67,7 +67,7 @@ def test_dsc_extensions_and_types(csca, types) -> None:
 
 def test_dsc_rejects_unknown_types_and_curves(csca) -> None:
     csca_key, csca_cert = csca
-    with pytest.raises(ValueError, match="v, t, r"):
+    with pytest.raises(KeysError, match="v, t, r"):
         ca.make_dsc(csca_cert, csca_key, ca.generate_key().public_key(), types=["x"])
     with pytest.raises(KeysError, match="P-256"):
         ca.make_dsc(csca_cert, csca_key, ec.generate_private_key(ec.SECP384R1()).public_key())
