@@ -101,3 +101,24 @@ def login(client: Any, username: str, password: str | None = None) -> Any:
 def page_token(client: Any, path: str = "/") -> str:
     """A CSRF token from a page the logged-in client can open."""
     return csrf_from(client.get(path).get_data(as_text=True))
+
+
+class LiveServer:
+    """The dashboard app on a real threaded HTTP server on a free loopback port (for browsers)."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="dashboard-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting requests; open streams end at their own time limit."""
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(10)
