@@ -42,14 +42,14 @@ _SEMANTIC: dict[int, Any] = {tag: _refuse_tag for tag in _RISKY_TAGS}
 _SEMANTIC.update({0: _plain, 1: _plain, 28: _refuse_shared, 29: _refuse_tag})
 
 
-def loads(data: bytes, what: str = "CBOR") -> Any:
+def loads(data: bytes, what: str = "CBOR", immutable: bool = False) -> Any:
     """Decode one CBOR item within the depth limit and without risky semantic tags.
 
     :raises CborLimitsError: when nested deeper than MAX_DEPTH.
     :raises CoseError: when the bytes are not well-formed CBOR.
     """
     try:
-        return cbor2.loads(data, max_depth=MAX_DEPTH, semantic_decoders=_SEMANTIC)
+        return cbor2.loads(data, max_depth=MAX_DEPTH, semantic_decoders=_SEMANTIC, immutable=immutable)
     except cbor2.CBORDecodeError as err:
         if "depth" in str(err):
             raise CborLimitsError(f"{what}: nested deeper than {MAX_DEPTH}") from err
@@ -63,25 +63,34 @@ def check_limits(value: Any) -> None:
 
     :raises CborLimitsError: naming the limit that was exceeded.
     """
-    stack = [value]
+    if type(value) is str or type(value) is bytes:
+        if len(value) > MAX_STRING:
+            raise CborLimitsError(f"a string of {len(value)} exceeds {MAX_STRING}")
+        return
+    containers = [value]
     nodes = 0
-    while stack:
-        item = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise CborLimitsError(f"more than {MAX_NODES} values")
+    while containers:
+        item = containers.pop()
         kind = type(item)
-        if kind is str or kind is bytes:
-            if len(item) > MAX_STRING:
-                raise CborLimitsError(f"a string of {len(item)} exceeds {MAX_STRING}")
-        elif kind is dict or kind is _FROZENDICT:
+        if kind is dict or kind is _FROZENDICT:
             if len(item) > MAX_ITEMS:
                 raise CborLimitsError(f"a map of {len(item)} entries exceeds {MAX_ITEMS}")
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            children = [*item.keys(), *item.values()]
         elif kind is list or kind is tuple:
             if len(item) > MAX_ITEMS:
                 raise CborLimitsError(f"an array of {len(item)} items exceeds {MAX_ITEMS}")
-            stack.extend(item)
+            children = item
         elif kind is cbor2.CBORTag:
-            stack.append(item.value)
+            children = (item.value,)
+        else:
+            continue  # a scalar: nothing inside
+        nodes += len(children)
+        if nodes > MAX_NODES:
+            raise CborLimitsError(f"more than {MAX_NODES} values")
+        for child in children:
+            kind = type(child)
+            if kind is str or kind is bytes:
+                if len(child) > MAX_STRING:
+                    raise CborLimitsError(f"a string of {len(child)} exceeds {MAX_STRING}")
+            elif kind is dict or kind is _FROZENDICT or kind is list or kind is tuple or kind is cbor2.CBORTag:
+                containers.append(child)

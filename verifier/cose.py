@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -28,8 +27,7 @@ _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _PSS = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=32)
 
 
-@dataclass(frozen=True)
-class Sign1:
+class Sign1(NamedTuple):
     """A parsed COSE_Sign1 message; `alg` and `kid` come from the protected header, else the unprotected."""
 
     protected_raw: bytes
@@ -43,6 +41,23 @@ class Sign1:
     def to_be_signed(self) -> bytes:
         """The Sig_structure bytes the signature covers."""
         return cbor2.dumps(["Signature1", self.protected_raw, b"", self.payload])
+
+
+_protected_cache: dict[bytes, Mapping[Any, Any]] = {}
+_PROTECTED_CACHE_SIZE = 256
+
+
+def _decode_protected(raw: bytes) -> Mapping[Any, Any]:
+    """Decode a protected header; every certificate from one signer repeats the same bytes."""
+    header = _protected_cache.get(raw)
+    if header is None:
+        header = cbor.loads(raw, "protected header", immutable=True)  # shared: keep it read-only
+        if type(header) not in cbor.MAP_TYPES:
+            raise CoseError("protected header is not a map")
+        if len(_protected_cache) >= _PROTECTED_CACHE_SIZE:
+            _protected_cache.clear()
+        _protected_cache[raw] = header
+    return header
 
 
 def _header(protected: Mapping[Any, Any], unprotected: Mapping[Any, Any], label: int) -> Any:
@@ -63,18 +78,16 @@ def parse_sign1(data: bytes) -> Sign1:
         if item.tag != COSE_SIGN1_TAG:
             raise CoseError(f"unexpected CBOR tag {item.tag}")
         item = item.value
-    if not isinstance(item, (list, tuple)) or len(item) != 4:
+    if type(item) not in (list, tuple) or len(item) != 4:
         raise CoseError("not a four-element COSE_Sign1 array")
     protected_raw, unprotected, payload, signature = item
-    if not isinstance(protected_raw, bytes) or not isinstance(payload, bytes):
+    if type(protected_raw) is not bytes or type(payload) is not bytes:
         raise CoseError("protected header or payload is not a byte string")
-    if not isinstance(signature, bytes):
+    if type(signature) is not bytes:
         raise CoseError("signature is not a byte string")
-    if not isinstance(unprotected, Mapping):
+    if type(unprotected) not in cbor.MAP_TYPES and not isinstance(unprotected, Mapping):
         raise CoseError("unprotected header is not a map")
-    protected = cbor.loads(protected_raw, "protected header") if protected_raw else {}
-    if not isinstance(protected, Mapping):
-        raise CoseError("protected header is not a map")
+    protected = _decode_protected(protected_raw) if protected_raw else {}
     try:
         alg = _header(protected, unprotected, HEADER_ALG)
         kid = _header(protected, unprotected, HEADER_KID)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from verifier import cbor
 from verifier.errors import CoseError, CwtError, CwtExpired, CwtNotYetValid
@@ -17,8 +16,7 @@ CLAIM_HCERT = -260
 HCERT_DCC = 1
 
 
-@dataclass(frozen=True)
-class Claims:
+class Claims(NamedTuple):
     """The CWT claims a verifier uses; times are seconds since the epoch."""
 
     iss: str | None
@@ -67,17 +65,17 @@ def parse_claims(payload: bytes) -> Claims:
         claims = cbor.loads(payload, "CWT")
     except CoseError as err:  # a payload that is not CBOR is a CWT fault, not a COSE one
         raise CwtError(err.detail) from err
-    if not isinstance(claims, Mapping):
+    if type(claims) not in cbor.MAP_TYPES:
         raise CwtError("claims are not a map")
     cbor.check_limits(claims)
     iss = claims.get(CLAIM_ISS)
     if iss is not None and not isinstance(iss, str):
         raise CwtError("claim iss is not text")
     hcert = claims.get(CLAIM_HCERT)
-    if not isinstance(hcert, Mapping):
+    if type(hcert) not in cbor.MAP_TYPES:
         raise CwtError("no health certificate claim (-260)")
     dcc = hcert.get(HCERT_DCC)
-    if not isinstance(dcc, Mapping):
+    if type(dcc) not in cbor.MAP_TYPES:
         raise CwtError("no DCC in the health certificate claim (-260/1)")
     return Claims(iss, _time_claim(claims, CLAIM_IAT, "iat"), _time_claim(claims, CLAIM_EXP, "exp"), dcc)
 

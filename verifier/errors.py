@@ -177,7 +177,12 @@ class SchemaError(VerificationError):
 
     def __init__(self, path: str = "", detail: str = "") -> None:
         self.path = path
+        self.problem = detail
         super().__init__(f"{path}: {detail}" if path else detail)
+
+    def within(self, key: object) -> "SchemaError":
+        """The same error one level up: `key` prefixed to its path."""
+        return type(self)(f"/{key}{self.path}", self.problem)
 
 
 class ValueSetError(SchemaError):

@@ -18,8 +18,9 @@ from typing import Any
 
 from verifier.cbor import MAP_TYPES
 from verifier.errors import SchemaError, ValueSetError
+from verifier.fastschema import compile_fast
 
-Check = Callable[[Any, str], None]
+Check = Callable[[Any], None]
 
 # Exact-type tests first: isinstance() against an ABC costs more than the rest of a check.
 _MAP_TYPES = MAP_TYPES
@@ -113,9 +114,9 @@ class _Compiler:
         if len(checks) == 1:
             return checks[0]
 
-        def check_all(value: Any, path: str) -> None:
+        def check_all(value: Any) -> None:
             for check in checks:
-                check(value, path)
+                check(value)
 
         return check_all
 
@@ -123,16 +124,19 @@ class _Compiler:
         required = tuple(node.get("required", ()))
         props = {key: self.node(sub, key) for key, sub in node.get("properties", {}).items()}
 
-        def check_object(value: Any, path: str) -> None:
+        def check_object(value: Any) -> None:
             if type(value) not in _MAP_TYPES and not isinstance(value, Mapping):
-                raise SchemaError(path, "is not an object")
+                raise SchemaError("", "is not an object")
             for key in required:
                 if key not in value:
-                    raise SchemaError(f"{path}/{key}", "is missing")
+                    raise SchemaError(f"/{key}", "is missing")
             for key, item in value.items():
                 check = props.get(key)
                 if check is not None:
-                    check(item, f"{path}/{key}")
+                    try:
+                        check(item)
+                    except SchemaError as err:
+                        raise err.within(key) from None
 
         return check_object
 
@@ -141,14 +145,17 @@ class _Compiler:
         high = node.get("maxItems")
         items = self.node(node["items"]) if "items" in node else None
 
-        def check_array(value: Any, path: str) -> None:
+        def check_array(value: Any) -> None:
             if type(value) not in _LIST_TYPES:
-                raise SchemaError(path, "is not an array")
+                raise SchemaError("", "is not an array")
             if len(value) < low or (high is not None and len(value) > high):
-                raise SchemaError(path, f"has {len(value)} items")
+                raise SchemaError("", f"has {len(value)} items")
             if items is not None:
                 for index, item in enumerate(value):
-                    items(item, f"{path}/{index}")
+                    try:
+                        items(item)
+                    except SchemaError as err:
+                        raise err.within(index) from None
 
         return check_array
 
@@ -160,28 +167,28 @@ class _Compiler:
         if "valueset-uri" in node and name in self.enforce:
             codes = self.value_sets.get(node["valueset-uri"].rsplit("/", 1)[-1][:-5])
 
-        def check_string(value: Any, path: str) -> None:
+        def check_string(value: Any) -> None:
             if type(value) is not str:
-                raise SchemaError(path, "is not a string")
+                raise SchemaError("", "is not a string")
             if longest is not None and len(value) > longest:
-                raise SchemaError(path, f"is longer than {longest}")
+                raise SchemaError("", f"is longer than {longest}")
             if pattern is not None and pattern(value) is None:
-                raise SchemaError(path, "does not match the required pattern")
+                raise SchemaError("", "does not match the required pattern")
             if form is not None and not form(value):
-                raise SchemaError(path, f"is not a valid {node['format']}")
+                raise SchemaError("", f"is not a valid {node['format']}")
             if codes is not None and value not in codes:
-                raise ValueSetError(path, "is not a known code")
+                raise ValueSetError("", "is not a known code")
 
         return check_string
 
     def integer(self, node: Mapping[str, Any]) -> Check:
         low = node.get("minimum")
 
-        def check_integer(value: Any, path: str) -> None:
+        def check_integer(value: Any) -> None:
             if type(value) is not int and not (type(value) is float and value.is_integer()):
-                raise SchemaError(path, "is not an integer")
+                raise SchemaError("", "is not an integer")
             if low is not None and value < low:
-                raise SchemaError(path, f"is below {low}")
+                raise SchemaError("", f"is below {low}")
 
         return check_integer
 
@@ -192,12 +199,12 @@ class _Compiler:
             raise ValueError(f"unsupported {key} in the DCC schema")
         exactly_one = key == "oneOf"
 
-        def check_choice(value: Any, path: str) -> None:
+        def check_choice(value: Any) -> None:
             if type(value) not in _MAP_TYPES and not isinstance(value, Mapping):
                 return
             matched = sum(all(k in value for k in group) for group in groups)
             if matched == 0 or (exactly_one and matched > 1):
-                raise SchemaError(path, f"must match {'exactly one' if exactly_one else 'one'} of {groups}")
+                raise SchemaError("", f"must match {'exactly one' if exactly_one else 'one'} of {groups}")
 
         return check_choice
 
@@ -205,23 +212,36 @@ class _Compiler:
 def compile_schema(schema: Mapping[str, Any] | None = None,
                    value_sets: Mapping[str, frozenset[str]] | None = None,
                    enforce: frozenset[str] = VALUE_SET_FIELDS) -> Check:
-    """Compile a DCC schema (default: the shipped one) into a check(value, path) function."""
+    """Compile a DCC schema (default: the shipped one) into a check(value) function.
+
+    Checks build no path strings on success; a failure gains its path on the way out.
+    """
     schema = schema if schema is not None else _load_json("DCC.combined-schema.json")
     value_sets = value_sets if value_sets is not None else load_value_sets()
     return _Compiler(schema, value_sets, enforce).node(schema)
 
 
-_compiled: dict[bool, Check] = {}
+def compile_fast_schema(enforce: frozenset[str] = VALUE_SET_FIELDS) -> Callable[[Any], bool]:
+    """The shipped schema as one generated function value -> bool (see verifier.fastschema)."""
+    return compile_fast(_load_json("DCC.combined-schema.json"), load_value_sets(), enforce,
+                        _FORMATS, MAP_TYPES)
+
+
+_compiled: dict[bool, tuple[Callable[[Any], bool], Check]] = {}
 
 
 def validate_dcc(dcc: Any, value_sets: bool = True) -> None:
     """Check a DCC payload against the DCC schema and, unless turned off, the stable value sets.
 
+    The generated fast check answers almost every certificate; only a failing one goes through
+    the detailed validator, which names the field.
+
     :raises SchemaError: naming the first offending field path (never its value).
     :raises ValueSetError: when a coded field holds an unknown code.
     """
-    check = _compiled.get(value_sets)
-    if check is None:
-        check = _compiled[value_sets] = compile_schema(
-            enforce=VALUE_SET_FIELDS if value_sets else frozenset())
-    check(dcc, "")
+    checks = _compiled.get(value_sets)
+    if checks is None:
+        enforce = VALUE_SET_FIELDS if value_sets else frozenset()
+        checks = _compiled[value_sets] = (compile_fast_schema(enforce), compile_schema(enforce=enforce))
+    if not checks[0](dcc):
+        checks[1](dcc)

@@ -5,17 +5,17 @@ Steps (each failure is a red verdict with its own reason code): HC1 prefix, Base
 times, DCC schema, revocation, then the checkpoint policy.
 
 Untrusted clock and stale trust: the core never looks at a clock, so the unit tells it through
-VerifyOptions. When `clock_trusted` is False, or `trust_age` exceeds the allowed age (the
-policy's `max_trust_age` if it has one, else `VerifyOptions.max_trust_age`), a result the
-policy would make green or yellow is capped at yellow with reason `clock_untrusted` or
-`trust_stale`: the officer must check by other means. Red stays red: a forged or revoked
-certificate is red whatever the clock says. The policy itself always sees the `now` it is given.
+VerifyOptions. When `clock_trusted` is False, a result the policy would make green or
+yellow becomes yellow with reason `clock_untrusted` (red if the policy's `on_untrusted_clock`
+is "refuse"). When `trust_age` exceeds the allowed age (the policy's `max_trust_age` if it has
+one, else `VerifyOptions.max_trust_age`), green or yellow becomes yellow with reason
+`trust_stale`. Either way the officer must check by other means. Red stays red: a forged or
+revoked certificate is red whatever the clock says. The policy always sees the `now` it is given.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
@@ -115,7 +115,7 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
 
 def keyed_uci_hash(uci: str, key: bytes) -> str:
     """HMAC-SHA256 of the certificate identifier under the unit's key (hex): spots repeats, reveals nothing."""
-    return hmac.new(key, uci.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, uci.encode("utf-8"), "sha256").hex()
 
 
 def _describe(dcc: Mapping[str, Any], options: VerifyOptions) -> dict[str, Any]:
@@ -148,18 +148,22 @@ def _check_signature(msg: cose.Sign1, trust: TrustStore, kid: bytes) -> SignerKe
 
 
 def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) -> None:
-    """Cap green/yellow at yellow when the clock or the trust list cannot be relied on."""
+    """Cap green/yellow when the clock or the trust list cannot be relied on.
+
+    An untrusted clock gives yellow, or red when the policy's `on_untrusted_clock` is "refuse";
+    a trust list older than allowed gives yellow.
+    """
     if verdict_fields["result"] == RED:
         return
-    cap = None
     if not options.clock_trusted:
-        cap = _CLOCK_UNTRUSTED
+        reason, message_en, message_vi = _CLOCK_UNTRUSTED
+        result = RED if getattr(policy, "on_untrusted_clock", "warn") == "refuse" else YELLOW
     else:
         limit = getattr(policy, "max_trust_age", None) or options.max_trust_age
-        if limit is not None and options.trust_age is not None and options.trust_age > limit:
-            cap = _TRUST_STALE
-    if cap is not None:
-        verdict_fields.update(result=YELLOW, reason=cap[0], message_en=cap[1], message_vi=cap[2])
+        if limit is None or options.trust_age is None or options.trust_age <= limit:
+            return
+        result, (reason, message_en, message_vi) = YELLOW, _TRUST_STALE
+    verdict_fields.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
 
 
 def _decide(policy: Any, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:

@@ -1,0 +1,128 @@
+"""The DCC schema compiled to Python source: one straight-line function that answers valid or not.
+
+This is the fast path of `verifier.schema`: it builds no paths and raises nothing, it only
+returns True when the value passes every check the detailed validator makes (same types,
+lengths, patterns, formats, minimums, item counts, required keys and value sets). When it
+returns False the detailed validator runs to name the failing field. It must never return
+True where the detailed validator would fail; tests compare the two on mutated payloads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+FastCheck = Callable[[Any], bool]
+
+
+class _SourceCompiler:
+    """Emits Python source for a schema; each value lives in a fresh local variable."""
+
+    def __init__(self, root: Mapping[str, Any], value_sets: Mapping[str, frozenset[str]],
+                 enforce: frozenset[str], formats: Mapping[str, Callable[[str], bool]],
+                 map_types: tuple[type, ...]) -> None:
+        self.root = root
+        self.value_sets = value_sets
+        self.enforce = enforce
+        self.names: dict[str, Any] = {"_MAPS": map_types, "_LISTS": (list, tuple), "_MISSING": object()}
+        self.formats = formats
+        self.lines: list[str] = []
+        self.counter = 0
+
+    def fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    def constant(self, value: Any, stem: str) -> str:
+        name = self.fresh(f"_{stem}")
+        self.names[name] = value
+        return name
+
+    def emit(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+    def node(self, node: Mapping[str, Any], var: str, depth: int, name: str = "", nesting: int = 0) -> None:
+        if nesting > 20:
+            raise ValueError("schema nests too deeply (recursive $ref?)")
+        if "$ref" in node:
+            ref = node["$ref"]
+            if not ref.startswith("#/$defs/"):
+                raise ValueError(f"unsupported $ref {ref}")
+            target = ref[len("#/$defs/"):]
+            self.node(self.root["$defs"][target], var, depth, target, nesting + 1)
+        kind = node.get("type")
+        if kind == "object":
+            self.object(node, var, depth, nesting)
+        elif kind == "array":
+            self.array(node, var, depth, nesting)
+        elif kind == "string":
+            self.string(node, var, depth, name)
+        elif kind == "integer":
+            self.emit(depth, f"if type({var}) is not int and not (type({var}) is float and {var}.is_integer()): return False")
+            if "minimum" in node:
+                self.emit(depth, f"if {var} < {node['minimum']!r}: return False")
+        for key in ("oneOf", "anyOf"):
+            if key in node:
+                groups = [tuple(option.get("required", ())) for option in node[key]]
+                tests = " + ".join(
+                    "(" + " and ".join(f"{k!r} in {var}" for k in group) + ")" for group in groups)
+                bad = "!= 1" if key == "oneOf" else "== 0"
+                self.emit(depth, f"if type({var}) in _MAPS and ({tests}) {bad}: return False")
+
+    def object(self, node: Mapping[str, Any], var: str, depth: int, nesting: int) -> None:
+        self.emit(depth, f"if type({var}) not in _MAPS: return False")
+        for key in node.get("required", ()):
+            self.emit(depth, f"if {key!r} not in {var}: return False")
+        for key, sub in node.get("properties", {}).items():
+            child = self.fresh("v")
+            self.emit(depth, f"{child} = {var}.get({key!r}, _MISSING)")
+            self.emit(depth, f"if {child} is not _MISSING:")
+            before = len(self.lines)
+            self.node(sub, child, depth + 1, key, nesting + 1)
+            if len(self.lines) == before:
+                self.emit(depth + 1, "pass")
+
+    def array(self, node: Mapping[str, Any], var: str, depth: int, nesting: int) -> None:
+        self.emit(depth, f"if type({var}) not in _LISTS: return False")
+        low, high = node.get("minItems", 0), node.get("maxItems")
+        if low:
+            self.emit(depth, f"if len({var}) < {low}: return False")
+        if high is not None:
+            self.emit(depth, f"if len({var}) > {high}: return False")
+        if "items" in node:
+            item = self.fresh("i")
+            self.emit(depth, f"for {item} in {var}:")
+            before = len(self.lines)
+            self.node(node["items"], item, depth + 1, "", nesting + 1)
+            if len(self.lines) == before:
+                self.emit(depth + 1, "pass")
+
+    def string(self, node: Mapping[str, Any], var: str, depth: int, name: str) -> None:
+        self.emit(depth, f"if type({var}) is not str: return False")
+        if "maxLength" in node:
+            self.emit(depth, f"if len({var}) > {node['maxLength']}: return False")
+        if "pattern" in node:
+            search = self.constant(re.compile(node["pattern"]).search, "pattern")
+            self.emit(depth, f"if {search}({var}) is None: return False")
+        form = self.formats.get(node.get("format", ""))
+        if form is not None:
+            self.emit(depth, f"if not {self.constant(form, 'format')}({var}): return False")
+        if "valueset-uri" in node and name in self.enforce:
+            codes = self.value_sets.get(node["valueset-uri"].rsplit("/", 1)[-1][:-5])
+            if codes is not None:
+                self.emit(depth, f"if {var} not in {self.constant(codes, 'codes')}: return False")
+
+
+def compile_fast(schema: Mapping[str, Any], value_sets: Mapping[str, frozenset[str]],
+                 enforce: frozenset[str], formats: Mapping[str, Callable[[str], bool]],
+                 map_types: tuple[type, ...]) -> FastCheck:
+    """Compile `schema` into a function value -> bool (True only when every check passes)."""
+    compiler = _SourceCompiler(schema, value_sets, enforce, formats, map_types)
+    compiler.node(schema, "value", 1)
+    source = "def fast_check(value):\n" + "\n".join(compiler.lines) + "\n    return True\n"
+    namespace = dict(compiler.names)
+    exec(compile(source, "<dcc-schema>", "exec"), namespace)  # noqa: S102 - our own generated code
+    check: FastCheck = namespace["fast_check"]
+    check.source = source  # type: ignore[attr-defined]  # kept for tests and debugging
+    return check
