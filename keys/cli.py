@@ -30,6 +30,10 @@ class _KeysGroup(click.Group):
             return super().invoke(ctx)
         except KeysError as err:
             raise click.ClickException(str(err)) from None
+        except UnicodeDecodeError as err:
+            raise click.ClickException(f"input is not {err.encoding} text (byte {err.start})") from None
+        except OSError as err:  # unwritable output, a file where a directory should be, a full disk
+            raise click.ClickException(f"{err.filename or 'file'}: {err.strerror or err}") from None
 
 
 def _passphrase(given: str | None, *, confirm: bool = False) -> str:

@@ -117,6 +117,13 @@ def test_issue_errors_are_readable(ministry_dir: Path, tmp_path: Path) -> None:
     bad = run("issue", "--ministry", str(ministry_dir), "--person", str(tmp_path / "bad.json"), "--kind", "test",
               "--out", "-", ok=False)
     assert bad.exit_code == 1 and "dob is required" in bad.output
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    binary = run("issue", "--ministry", str(ministry_dir), "--person", str(tmp_path / "binary.json"), "--kind",
+                 "test", "--out", "-", ok=False)
+    assert binary.exit_code == 1 and "not utf-8 text" in binary.output
+    nowhere = run("issue", "--ministry", str(ministry_dir), "--person", str(person), "--kind", "test", "--now",
+                  NOW_ARG, "--out", str(tmp_path / "no" / "such" / "dir.txt"), ok=False)
+    assert nowhere.exit_code == 1 and "No such file or directory" in nowhere.output
     expired = run("issue", "--ministry", str(ministry_dir), "--person", str(person), "--kind", "test",
                   "--now", "2030-01-01", "--out", "-", ok=False)
     assert expired.exit_code == 1 and "no valid DSC" in expired.output
