@@ -37,11 +37,11 @@ class _KeysGroup(click.Group):
 
 
 def _passphrase(given: str | None, *, confirm: bool = False) -> str:
-    prompt = None
-    if sys.stdin.isatty():
-        def prompt() -> str:
-            return str(click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm))
-    return keystore.resolve_passphrase(given, prompt=prompt)
+    """From --passphrase, else the environment, else a hidden prompt when a person is at a terminal."""
+    def ask() -> str:
+        return str(click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm))
+
+    return keystore.resolve_passphrase(given, prompt=ask if sys.stdin.isatty() else None)
 
 
 def _now(value: dt.datetime | None) -> dt.datetime:
@@ -141,17 +141,12 @@ def issue_cmd(ministry_dir: Path, person_file: Any, kind: str, dose: str, vaccin
     except json.JSONDecodeError as err:
         raise click.BadParameter(f"not JSON: {err.msg} at line {err.lineno}", param_hint="--person") from None
     moment = _now(now)
-    if kind == "vaccination":
-        try:
-            dn, sd = (int(part) for part in dose.split("/"))
-        except ValueError:
-            raise click.BadParameter("write it as N/M, e.g. 2/2", param_hint="--dose") from None
-        document = dcc.vaccination(person, dn, sd, event_date or (moment - dt.timedelta(days=30)).date(), vaccine)
-    elif kind == "test":
-        document = dcc.covid_test(person, sampled_at or moment - dt.timedelta(days=1), result=result,
-                                  test_type=test_type)
-    else:
-        document = dcc.recovery(person, event_date or (moment - dt.timedelta(days=30)).date())
+    try:
+        dn, sd = (int(part) for part in dose.split("/"))
+    except ValueError:
+        raise click.BadParameter("write it as N/M, e.g. 2/2", param_hint="--dose") from None
+    document = issue.document_for(kind, person, now=moment, dose=(dn, sd), vaccine=vaccine, event_date=event_date,
+                                  sampled_at=sampled_at, result=result, test_type=test_type)
     signer = MinistryDir(ministry_dir).signer(_passphrase(passphrase), issue.KIND_LETTERS[kind], dsc_name, now=moment)
     text = issue.sign(document, signer, now=moment, validity=dt.timedelta(days=valid_days))
     if str(out) == "-":

@@ -48,6 +48,21 @@ def _summary(document: dict[str, Any]) -> dict[str, Any]:
     return {key: entry[key] for key in keep}
 
 
+def document_for(kind: str, person: Person, *, now: dt.datetime, dose: tuple[int, int] = (2, 2),
+                 vaccine: str = "pfizer", event_date: dt.date | str | None = None,
+                 sampled_at: dt.datetime | str | None = None, result: str = "negative",
+                 test_type: str = "pcr") -> dict[str, Any]:
+    """The DCC of one `kind` (vaccination|test|recovery); dates default to 30 days (a day for tests) before now."""
+    month_ago = (now - dt.timedelta(days=30)).date()
+    if kind == "vaccination":
+        return dcc.vaccination(person, dose[0], dose[1], event_date or month_ago, vaccine)
+    if kind == "test":
+        return dcc.covid_test(person, sampled_at or now - dt.timedelta(days=1), result=result, test_type=test_type)
+    if kind == "recovery":
+        return dcc.recovery(person, event_date or month_ago)
+    raise KeysError(f"unknown certificate kind {kind!r}: use vaccination, test or recovery")
+
+
 def random_document(rng: random.Random, person: Person, now: dt.datetime) -> dict[str, Any]:
     """A plausible certificate for `person` at `now`: mostly vaccinations of every stage, some tests and recoveries."""
     roll = rng.random()

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from keys import ca, keystore
-from keys.errors import KeyFileError, KeysError, MinistryDirError
+from keys.errors import KeysError, MinistryDirError
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ class MinistryDir:
         :raises MinistryDirError: when no DSC fits.
         """
         self.require()
+        if name:
+            _check_dsc_name(name)
+            if not self.dsc_cert(name).exists():
+                raise MinistryDirError(f"no DSC named {name!r} (have: {', '.join(self.dsc_names()) or 'none'})")
         moment = now or dt.datetime.now(dt.timezone.utc)
         names = [name] if name else self.dsc_names()
         for candidate in names:

@@ -9,7 +9,6 @@ import stat
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import zxingcpp
 from click.testing import CliRunner
@@ -111,6 +110,8 @@ def test_issue_errors_are_readable(ministry_dir: Path, tmp_path: Path) -> None:
     assert wrong.exit_code == 1 and "wrong passphrase" in wrong.output
     usage = run(*common, "--kind", "test", "--dsc", "vaccination", ok=False)
     assert usage.exit_code == 1 and "not allowed to sign" in usage.output
+    unknown = run(*common, "--kind", "test", "--dsc", "nosuch", ok=False)
+    assert unknown.exit_code == 1 and "no DSC named 'nosuch' (have: recovery, test, vaccination)" in unknown.output
     dose = run(*common, "--kind", "vaccination", "--dose", "two", ok=False)
     assert dose.exit_code == 2 and "N/M" in dose.output
     (tmp_path / "bad.json").write_text('{"fn": "Lê"}')

@@ -126,3 +126,15 @@ def test_bad_requests_give_reasons(call, message: str) -> None:
 def test_uci_generation_is_random_or_seeded() -> None:
     assert dcc.new_uci() != dcc.new_uci()
     assert dcc.new_uci(random.Random(3)) == dcc.new_uci(random.Random(3))
+
+
+def test_document_for_each_kind_and_an_unknown_one() -> None:
+    from keys import issue
+    from keys.errors import KeysError
+
+    now = dt.datetime(2021, 10, 1, tzinfo=dt.timezone.utc)
+    kinds = {kind: dcc.kind_of(issue.document_for(kind, PERSON, now=now)) for kind in issue.KIND_LETTERS}
+    assert kinds == issue.KIND_LETTERS
+    assert issue.document_for("vaccination", PERSON, now=now)["v"][0]["dt"] == "2021-09-01"
+    with pytest.raises(KeysError, match="unknown certificate kind"):
+        issue.document_for("booster", PERSON, now=now)
