@@ -3,47 +3,29 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dashboard.web import create_app
 from tests.support.dashboard_web import (
     ACCOUNTS,
-    PINNED_NOW,
     XSS_NAME,
     XSS_SOFTWARE,
     Seeded,
     csrf_from,
     login,
     page_token,
-    seed,
+    seeded,  # noqa: F401 - fixture
+    make_app,
 )
 
 METRICS_TOKEN = "scrape-token-for-tests"
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Iterator[Seeded]:
-    s = seed(tmp_path / "chot.db")
-    yield s
-    s.store.close()
-
-
-@pytest.fixture
 def app(seeded: Seeded, tmp_path: Path) -> Any:
-    return create_app(test_config={
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
-        "CHOT_DATABASE": str(seeded.path),
-        "CHOT_NOW": lambda: PINNED_NOW,
-        "CHOT_METRICS_TOKEN": METRICS_TOKEN,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "CHOT_STREAM_MAX_S": 0.5,
-        "CHOT_STREAM_POLL_S": 0.05,
-    })
+    return make_app(seeded, tmp_path / "instance", CHOT_METRICS_TOKEN=METRICS_TOKEN)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,26 +13,14 @@ from typing import Any
 import pytest
 
 from dashboard.store import StatusUpdate
-from dashboard.web import create_app
-from tests.support.dashboard_web import PINNED_NOW, Seeded, login, seed
+from tests.support.dashboard_web import PINNED_NOW, Seeded, login, seeded, make_app  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Iterator[Seeded]:
-    s = seed(tmp_path / "chot.db")
-    yield s
-    s.store.close()
-
-
-@pytest.fixture
 def app(seeded: Seeded, tmp_path: Path) -> Any:
-    return create_app(test_config={
-        "TESTING": True, "SECRET_KEY": "k", "CHOT_DATABASE": str(seeded.path),
-        "CHOT_NOW": lambda: PINNED_NOW, "INSTANCE_PATH": str(tmp_path / "instance"),
-        "CHOT_STREAM_MAX_S": 2.5, "CHOT_STREAM_POLL_S": 0.05,
-    })
+    return make_app(seeded, tmp_path / "instance", CHOT_STREAM_MAX_S=2.5)
 
 
 def read_stream(app: Any, username: str, path: str,

@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dashboard.scope import Scope
 from dashboard.store import Event, SqliteStore, StatusUpdate, Store
 from dashboard.web.auth import hash_password
@@ -55,6 +57,14 @@ class Seeded:
         return self.store.record_events(batch)
 
 
+@pytest.fixture
+def seeded(tmp_path: Path) -> Any:
+    """A seeded store in a fresh file (import this fixture into the test module)."""
+    s = seed(tmp_path / "chot.db")
+    yield s
+    s.store.close()
+
+
 def seed(path: Path, now: datetime = PINNED_NOW) -> Seeded:
     """A store with two provinces, three checkpoints, three units, four accounts and some verdicts.
 
@@ -81,6 +91,16 @@ def seed(path: Path, now: datetime = PINNED_NOW) -> Seeded:
                   + [("red", "signature")] * 2 + [("red", "cwt_expired")])
     seeded.events("u-hn-1", "HN-GIA", [("green", "complete_series")] * 4 + [("red", "revoked")])
     return seeded
+
+
+def make_app(seeded: Seeded, instance: Path, **overrides: Any) -> Any:
+    """The web app on the seeded file, its clock pinned to the seed's `now`."""
+    from dashboard.web import create_app
+
+    config = {"TESTING": True, "SECRET_KEY": "test-secret-key", "CHOT_DATABASE": str(seeded.path),
+              "CHOT_NOW": lambda: seeded.now, "INSTANCE_PATH": str(instance),
+              "CHOT_STREAM_MAX_S": 0.5, "CHOT_STREAM_POLL_S": 0.05}
+    return create_app(test_config={**config, **overrides})
 
 
 def csrf_from(html: str) -> str:
