@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_scanner_report_support import Collector, wait_until
+from tests.test_scanner_report_support import Collector, wait_or_kill, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +45,8 @@ class UnitProcess:
 
     def wait(self, timeout: float) -> int:
         try:
-            return self.proc.wait(timeout)
+            return wait_or_kill(self.proc, timeout)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(5)
             self._reader.join(5)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +35,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, step: fl
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int:
+    """Wait for a child to exit; SIGKILL it if it is still there after `timeout` (no test hangs)."""
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
 
 
 class Collector:

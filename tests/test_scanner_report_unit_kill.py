@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_scanner_report_support import Collector, wait_until
+from tests.test_scanner_report_support import Collector, wait_or_kill, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +40,7 @@ class ChotUnit:
 
     def signal(self, sig: int, timeout: float = 20) -> int:
         os.kill(self.proc.pid, sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(5)
+        return wait_or_kill(self.proc, timeout)
 
 
 def pending_seqs(db: Path) -> set[int]:
