@@ -147,9 +147,7 @@ class Ministry:
         iat = issued_at or moment - dt.timedelta(hours=1)
         exp = expires_at or iat + dt.timedelta(days=365)
         text = hc1.encode(document, signer.key, kid or signer.kid, issuer="VN", issued_at=iat, expires_at=exp)
-        holder = person or Person(family_name=document["nam"].get("fn", ""), given_name=document["nam"].get("gn", ""),
-                                  dob=document["dob"], family_name_t=document["nam"].get("fnt", ""),
-                                  given_name_t=document["nam"].get("gnt", ""))
+        holder = person or Person.from_mapping({**document["nam"], "dob": document["dob"]})
         return Issued(text, dcc.uci_of(document), holder, document, dcc.kind_of(document), kid or signer.kid)
 
     def issue_vaccination(self, person: Person | None = None,
