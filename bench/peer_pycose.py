@@ -45,10 +45,10 @@ def main() -> None:
     ok = all(verify(p, key, now) for p in payloads)
     best = float("inf")
     for _ in range(job["rounds"]):
-        started = time.perf_counter()
+        started = time.process_time()
         for payload in payloads:
             verify(payload, key, now)
-        best = min(best, (time.perf_counter() - started) / len(payloads))
+        best = min(best, (time.process_time() - started) / len(payloads))
     json.dump({"all_valid": ok, "seconds_per_op": best}, sys.stdout)
 
 

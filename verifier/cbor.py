@@ -58,8 +58,23 @@ def loads(data: bytes, what: str = "CBOR", immutable: bool = False) -> Any:
         raise CoseError(f"{what}: {err}") from err
 
 
-def check_limits(value: Any) -> None:
+def extras_within_limits(mapping: Any, known: frozenset[str]) -> bool:
+    """True when every key outside `known`, and its value, is within the limits."""
+    try:
+        for key, value in mapping.items():
+            if key not in known:
+                check_limits(key)
+                check_limits(value)
+    except CborLimitsError:
+        return False
+    return True
+
+
+def check_limits(value: Any, skip: Any = None) -> None:
     """Walk a decoded value and refuse oversized arrays, maps, strings or too many values.
+
+    `skip` is a container (by identity) left out of the walk: the DCC, whose every field the
+    schema check bounds as it goes (see verifier.schema), so it is not walked twice.
 
     :raises CborLimitsError: naming the limit that was exceeded.
     """
@@ -92,5 +107,6 @@ def check_limits(value: Any) -> None:
             if kind is str or kind is bytes:
                 if len(child) > MAX_STRING:
                     raise CborLimitsError(f"a string of {len(child)} exceeds {MAX_STRING}")
-            elif kind is dict or kind is _FROZENDICT or kind is list or kind is tuple or kind is cbor2.CBORTag:
+            elif (kind is dict or kind is _FROZENDICT or kind is list or kind is tuple
+                  or kind is cbor2.CBORTag) and child is not skip:
                 containers.append(child)

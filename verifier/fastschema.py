@@ -29,6 +29,8 @@ class _SourceCompiler:
         self.formats = formats
         self.lines: list[str] = []
         self.counter = 0
+        self.max_string = 0
+        self.max_items = 0
 
     def fresh(self, stem: str) -> str:
         self.counter += 1
@@ -72,6 +74,10 @@ class _SourceCompiler:
 
     def object(self, node: Mapping[str, Any], var: str, depth: int, nesting: int) -> None:
         self.emit(depth, f"if type({var}) not in _MAPS: return False")
+        self.emit(depth, f"if len({var}) > {self.max_items}: return False")
+        known = self.constant(frozenset(node.get("properties", {})), "known")
+        # Fields the schema does not name must still respect the size limits.
+        self.emit(depth, f"if not {var}.keys() <= {known} and not _extras_ok({var}, {known}): return False")
         for key in node.get("required", ()):
             self.emit(depth, f"if {key!r} not in {var}: return False")
         for key, sub in node.get("properties", {}).items():
@@ -85,6 +91,7 @@ class _SourceCompiler:
 
     def array(self, node: Mapping[str, Any], var: str, depth: int, nesting: int) -> None:
         self.emit(depth, f"if type({var}) not in _LISTS: return False")
+        self.emit(depth, f"if len({var}) > {self.max_items}: return False")
         low, high = node.get("minItems", 0), node.get("maxItems")
         if low:
             self.emit(depth, f"if len({var}) < {low}: return False")
@@ -100,8 +107,8 @@ class _SourceCompiler:
 
     def string(self, node: Mapping[str, Any], var: str, depth: int, name: str) -> None:
         self.emit(depth, f"if type({var}) is not str: return False")
-        if "maxLength" in node:
-            self.emit(depth, f"if len({var}) > {node['maxLength']}: return False")
+        longest = min(node.get("maxLength", self.max_string), self.max_string)
+        self.emit(depth, f"if len({var}) > {longest}: return False")
         if "pattern" in node:
             search = self.constant(re.compile(node["pattern"]).search, "pattern")
             self.emit(depth, f"if {search}({var}) is None: return False")
@@ -116,9 +123,16 @@ class _SourceCompiler:
 
 def compile_fast(schema: Mapping[str, Any], value_sets: Mapping[str, frozenset[str]],
                  enforce: frozenset[str], formats: Mapping[str, Callable[[str], bool]],
-                 map_types: tuple[type, ...]) -> FastCheck:
-    """Compile `schema` into a function value -> bool (True only when every check passes)."""
+                 map_types: tuple[type, ...], limits: tuple[int, int],
+                 extras_ok: Callable[[Any, frozenset[str]], bool]) -> FastCheck:
+    """Compile `schema` into a function value -> bool (True only when every check passes).
+
+    `limits` is (longest string, most items); `extras_ok(mapping, known_keys)` checks the
+    fields the schema does not name.
+    """
     compiler = _SourceCompiler(schema, value_sets, enforce, formats, map_types)
+    compiler.max_string, compiler.max_items = limits
+    compiler.names["_extras_ok"] = extras_ok
     compiler.node(schema, "value", 1)
     source = "def fast_check(value):\n" + "\n".join(compiler.lines) + "\n    return True\n"
     namespace = dict(compiler.names)

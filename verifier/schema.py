@@ -5,6 +5,9 @@ schema uses a small subset of JSON Schema (type, required, properties, items, mi
 maxLength, pattern, format, minimum, oneOf/anyOf of `required`, local `$ref`), so it is
 compiled at import into nested closures. Codes with a `valueset-uri` are checked against the
 shipped value sets where the value set is stable (see VALUE_SET_FIELDS).
+
+The same walk enforces the CBOR size limits inside the DCC (verifier.cbor: strings, arrays,
+maps, also in fields the schema does not know), so the DCC is walked once, not twice.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
-from verifier.cbor import MAP_TYPES
-from verifier.errors import SchemaError, ValueSetError
+from verifier.cbor import MAP_TYPES, MAX_ITEMS, MAX_STRING, check_limits, extras_within_limits
+from verifier.errors import CborLimitsError, SchemaError, ValueSetError
 from verifier.fastschema import compile_fast
 
 Check = Callable[[Any], None]
@@ -127,16 +130,21 @@ class _Compiler:
         def check_object(value: Any) -> None:
             if type(value) not in _MAP_TYPES and not isinstance(value, Mapping):
                 raise SchemaError("", "is not an object")
+            if len(value) > MAX_ITEMS:
+                raise CborLimitsError(f"a map of {len(value)} entries exceeds {MAX_ITEMS}")
             for key in required:
                 if key not in value:
                     raise SchemaError(f"/{key}", "is missing")
             for key, item in value.items():
                 check = props.get(key)
-                if check is not None:
-                    try:
-                        check(item)
-                    except SchemaError as err:
-                        raise err.within(key) from None
+                if check is None:  # a field the schema does not know: still within the limits
+                    check_limits(key)
+                    check_limits(item)
+                    continue
+                try:
+                    check(item)
+                except SchemaError as err:
+                    raise err.within(key) from None
 
         return check_object
 
@@ -148,6 +156,8 @@ class _Compiler:
         def check_array(value: Any) -> None:
             if type(value) not in _LIST_TYPES:
                 raise SchemaError("", "is not an array")
+            if len(value) > MAX_ITEMS:
+                raise CborLimitsError(f"an array of {len(value)} items exceeds {MAX_ITEMS}")
             if len(value) < low or (high is not None and len(value) > high):
                 raise SchemaError("", f"has {len(value)} items")
             if items is not None:
@@ -170,6 +180,8 @@ class _Compiler:
         def check_string(value: Any) -> None:
             if type(value) is not str:
                 raise SchemaError("", "is not a string")
+            if len(value) > MAX_STRING:
+                raise CborLimitsError(f"a string of {len(value)} exceeds {MAX_STRING}")
             if longest is not None and len(value) > longest:
                 raise SchemaError("", f"is longer than {longest}")
             if pattern is not None and pattern(value) is None:
@@ -224,7 +236,7 @@ def compile_schema(schema: Mapping[str, Any] | None = None,
 def compile_fast_schema(enforce: frozenset[str] = VALUE_SET_FIELDS) -> Callable[[Any], bool]:
     """The shipped schema as one generated function value -> bool (see verifier.fastschema)."""
     return compile_fast(_load_json("DCC.combined-schema.json"), load_value_sets(), enforce,
-                        _FORMATS, MAP_TYPES)
+                        _FORMATS, MAP_TYPES, (MAX_STRING, MAX_ITEMS), extras_within_limits)
 
 
 _compiled: dict[bool, tuple[Callable[[Any], bool], Check]] = {}
