@@ -1,0 +1,116 @@
+"""Admin pages against the real back end: a unit added from the web can log in to the real broker."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from dashboard.web import create_app
+from tests.support.central import Central, start_central
+from tests.support.dashboard_web import ACCOUNTS, login, page_token, password_hash
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def central(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> Iterator[Central]:
+    c = start_central(tmp_path, mosquitto_factory)
+    for username in ("admin", "sup_lc"):
+        password, role, scope = ACCOUNTS[username]
+        c.store.create_user(username, password_hash(password), role, scope)
+    yield c
+    c.store.close()
+
+
+@pytest.fixture
+def admin(central: Central) -> Any:
+    app = create_app(central.config, {"TESTING": True, "SECRET_KEY": "admin-test-key"})
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    return client
+
+
+def broker_login(port: int, username: str, password: str, timeout: float = 5.0) -> str:
+    """Try an MQTT login; returns "ok" or the broker's refusal reason."""
+    outcome: list[str] = []
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{username}-{time.monotonic_ns()}",
+                         protocol=mqtt.MQTTv311)
+    client.username_pw_set(username, password)
+
+    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        outcome.append("refused: " + str(reason) if reason.is_failure else "ok")
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port, keepalive=5)
+    client.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return outcome[0] if outcome else "no answer"
+
+
+def eventually(check: Callable[[], str], want: Callable[[str], bool], timeout: float = 5.0) -> str:
+    """Retry `check` until `want` accepts its result (the broker rereads its files on SIGHUP)."""
+    deadline = time.monotonic() + timeout
+    result = check()
+    while not want(result) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        result = check()
+    return result
+
+
+def test_a_unit_added_from_the_web_logs_in_and_is_revoked_from_the_web(admin: Any, central: Central) -> None:
+    resp = admin.post("/admin/devices", data={
+        "device": "web-unit-1", "checkpoint": "IC7", "checkpoint_name": "IC7 Nội Bài–Lào Cai",
+        "district": "080", "province": "10", "csrf_token": page_token(admin, "/admin/devices")})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200, html
+    match = re.search(r"Mật khẩu MQTT \(chỉ hiện một lần\): (\S+)</p>", html)
+    assert match, html
+    password = match.group(1)
+    device = central.store.get_device("web-unit-1")
+    assert device is not None and device.province == "10" and device.checkpoint_name == "IC7 Nội Bài–Lào Cai"
+    assert 'data-test-id="admin-device-web-unit-1"' in html
+    assert eventually(lambda: broker_login(central.port, "web-unit-1", password), lambda r: r == "ok") == "ok"
+    assert broker_login(central.port, "web-unit-1", "wrong-password").startswith("refused")
+
+    resp = admin.post("/admin/devices/web-unit-1/remove", data={"csrf_token": page_token(admin, "/admin/devices")})
+    assert resp.status_code == 200 and "Đã gỡ thiết bị web-unit-1." in resp.get_data(as_text=True)
+    assert central.store.get_device("web-unit-1") is None
+    refused = eventually(lambda: broker_login(central.port, "web-unit-1", password), lambda r: r != "ok")
+    assert refused.startswith("refused")
+
+
+@pytest.mark.parametrize("form,reason", [
+    ({"device": "<script>x</script>", "checkpoint": "IC7", "district": "080", "province": "10"}, "device id must be"),
+    ({"device": "unit-9", "checkpoint": "NOWHERE"}, "is not registered"),
+    ({"device": "chot-ingest", "checkpoint": "IC7", "district": "080", "province": "10"}, "service account"),
+])
+def test_bad_units_are_refused_with_an_escaped_reason(admin: Any, central: Central, form: dict, reason: str) -> None:
+    resp = admin.post("/admin/devices", data={**form, "csrf_token": page_token(admin, "/admin/devices")})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert reason in body and "<script>x" not in body
+    assert central.store.get_device(form["device"]) is None
+
+
+def test_trust_page_without_a_bundle_says_so(admin: Any) -> None:
+    html = admin.get("/admin/trust").get_data(as_text=True)
+    assert "Chưa có danh sách tin cậy." in html and 'data-test-id="trust-form"' in html
+
+
+def test_an_empty_trust_upload_is_refused(admin: Any, central: Central) -> None:
+    resp = admin.post("/admin/trust", data={"csrf_token": page_token(admin, "/admin/trust")})
+    assert resp.status_code == 400 and "Yêu cầu không hợp lệ." in resp.get_data(as_text=True)
+    assert central.store.latest_trust_bundle() is None
