@@ -50,8 +50,9 @@ def sd_notify(message: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # a stuck service manager must never stall the unit
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
     except OSError as e:
         logger.warning("sd_notify %s failed: %s", message.split("=")[0], e)
