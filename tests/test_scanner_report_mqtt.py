@@ -204,3 +204,77 @@ def test_stop_is_bounded_when_the_broker_never_answers(outbox, closer):
     begin = time.monotonic()
     link.stop(timeout=3)
     assert time.monotonic() - begin < 3
+
+
+def _tls_files(directory, name: str):
+    """A CA and a server certificate for 127.0.0.1 made with cryptography, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def cert(subject, issuer, public_key, signing_key, *, ca: bool):
+        now = datetime.now(timezone.utc)
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    ca_cert = cert(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    server_cert = cert(server_name, ca_name, server_key.public_key(), ca_key, ca=False)
+    paths = {k: directory / f"{name}-{k}.pem" for k in ("ca", "cert", "key")}
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(server_key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    return paths
+
+
+def test_tls_to_a_broker_checked_against_the_configured_ca(tmp_path, outbox, mosquitto_factory, closer):
+    server = _tls_files(tmp_path, "broker")
+    stranger = _tls_files(tmp_path, "stranger")
+    broker = mosquitto_factory(
+        "user {user}\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "log_dest file {workdir}/mosquitto.log\n"
+        f"cafile {server['ca']}\ncertfile {server['cert']}\nkeyfile {server['key']}\n")
+    fill(outbox, 5)
+    wrong = MqttConfig(host="127.0.0.1", port=broker.port, tls=True, ca_file=stranger["ca"], keepalive=10)
+    link = started(closer, _link(wrong, outbox))
+    time.sleep(1.0)
+    assert not link.connected and outbox.backlog() == 5  # an unknown server is not trusted
+    link.stop()
+    right = MqttConfig(host="127.0.0.1", port=broker.port, tls=True, ca_file=server["ca"], keepalive=10)
+    link = started(closer, _link(right, outbox))
+    wait_until(lambda: outbox.backlog() == 0, 10, "delivery over TLS")
+    assert link.sent == 5
+
+
+def test_reconnects_back_off_exponentially(outbox, closer):
+    """A broker that hangs up at once must see fewer and fewer attempts, not a tight loop."""
+    server = closer(socket.create_server(("127.0.0.1", 0)))
+    server.settimeout(0.2)
+    link = started(closer, make_link(outbox, server.getsockname()[1], backoff_min=0.1, backoff_max=0.8))
+    attempts: list[float] = []
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        attempts.append(time.monotonic())
+        conn.close()
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    # Waits of 0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s: about 8 attempts in 4 s, never dozens.
+    assert 4 <= len(attempts) <= 12, attempts
+    assert sum(gaps[-3:]) / 3 > 2 * sum(gaps[:2]) / 2
+    assert all(gap >= 0.04 for gap in gaps)
