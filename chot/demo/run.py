@@ -1,0 +1,425 @@
+"""The demo: a ministry, a broker, the ingest, the dashboard and several checkpoint units, on one machine.
+
+Every part is the real program (`mosquitto`, `chot dashboard ingest|serve`, `chot scanner run`),
+started as its own process from configs written here; only the cameras are scripted, showing
+rendered phone screens. One unit reaches the broker through a link the demo cuts and restores,
+to show store-and-forward. At the end the units' own counts are reconciled with the dashboard's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
+from chot.demo.proxy import LinkCutter
+
+logger = logging.getLogger(__name__)
+
+PASSPHRASE_ENV = "CHOT_DEMO_PASSPHRASE"
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """One demo unit: where it stands and how it judges."""
+
+    device: str
+    checkpoint: str
+    checkpoint_name: str
+    district: str
+    province: str
+    policy: str
+    flaky_link: bool = False
+
+
+UNITS: tuple[UnitSpec, ...] = (
+    UnitSpec("ic7-lane1", "IC7", "IC7 Nội Bài–Lào Cai", "Phù Ninh", "Phú Thọ", "vn-2021", flaky_link=True),
+    UnitSpec("ic7-lane2", "IC7", "IC7 Nội Bài–Lào Cai", "Phù Ninh", "Phú Thọ", "vn-2021"),
+    UnitSpec("thanglong-1", "CAU-THANG-LONG", "Cầu Thăng Long", "Đông Anh", "Hà Nội", "vn-2021"),
+    UnitSpec("yenphong-gate", "KCN-YEN-PHONG", "Cổng nhà máy KCN Yên Phong", "Yên Phong", "Bắc Ninh", "workplace"),
+)
+SUPERVISOR_PROVINCE = "Phú Thọ"
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if nothing listens on it, else any free loopback port."""
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def wait_for_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@dataclass
+class Reconciliation:
+    """Per device: what the unit produced (its own seq and counters) against what the store holds."""
+
+    produced: dict[str, dict[str, int]] = field(default_factory=dict)
+    stored: dict[str, dict[str, int]] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+
+    @property
+    def exact(self) -> bool:
+        return self.duplicates == 0 and self.produced == self.stored and not any(self.pending.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {"produced": self.produced, "stored": self.stored, "pending": self.pending,
+                "duplicates": self.duplicates, "exact": self.exact}
+
+
+class Demo:
+    """Build, start, run and stop the whole system; every child process is ours to end."""
+
+    def __init__(self, workdir: Path, *, web_port: int = 8000, people: int = 300, seed: int = 2021,
+                 fps: float = 8.0, duration: float | None = None, difficulty: str = "medium",
+                 out=sys.stdout) -> None:
+        self.workdir = workdir.resolve()
+        self.web_port_wanted = web_port
+        self.people = people
+        self.seed = seed
+        self.fps = fps
+        self.duration = duration
+        self.difficulty = difficulty
+        self.out = out
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = dict(os.environ)
+        self.link: LinkCutter | None = None
+        self.passwords: dict[str, str] = {}
+        self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        self._stopping = threading.Event()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        (self.workdir / "logs").mkdir(parents=True)
+        passphrase = os.environ.get(PASSPHRASE_ENV) or secrets.token_urlsafe(18)
+        self.say(f"chot demo in {self.workdir}")
+        self.say("  ministry: making a root (CSCA), document signers and the trust-list key ...")
+        ministry = make_ministry(self.workdir / "ministry", passphrase, self.now)
+        population = make_population(ministry, passphrase, self.people, self.seed, self.now)
+        self.say(f"  {len(population)} people: {describe(population)}")
+        from keys.bundle import publish
+
+        self.bundle = publish(ministry, passphrase, version=1, now=self.now)
+        self.bundle_file = self.workdir / "trust-bundle-v1.json"
+        self.bundle_file.write_bytes(self.bundle)
+        self.anchor_file = ministry.anchor
+        self._setup_central()
+        self._setup_units(population)
+
+    def _setup_central(self) -> None:
+        from dashboard.config import parse_config
+        from dashboard.devices import add_device, init_broker
+        from dashboard.scope import Scope
+        from dashboard.store import open_store
+        from dashboard.web.auth import hash_password
+
+        self.broker_port = free_port()
+        self.web_port = free_port(self.web_port_wanted)
+        central = self.workdir / "central"
+        data = {
+            "data_dir": str(central),
+            "anchor_file": str(self.anchor_file),
+            "web": {"host": "127.0.0.1", "port": self.web_port},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker_port},
+            "broker": {"user": getpass.getuser(), "listen_host": "127.0.0.1", "listen_port": self.broker_port},
+        }
+        self.central_toml = self.workdir / "central.toml"
+        self.central_toml.write_text(_toml(data), encoding="utf-8")
+        self.central = parse_config(data)
+        for name in ("CHOT_INGEST_MQTT_PASSWORD", "CHOT_DASHBOARD_MQTT_PASSWORD", "CHOT_DASHBOARD_SECRET_KEY"):
+            self.env[name] = secrets.token_urlsafe(24)
+            os.environ[name] = self.env[name]  # init_broker reads the service passwords from here
+        central.mkdir(parents=True, exist_ok=True)
+        store = open_store(self.central.database)
+        init_broker(store, self.central)
+        self.credentials = {}
+        for spec in UNITS:
+            self.credentials[spec.device] = add_device(
+                store, self.central, spec.device, spec.checkpoint, district=spec.district,
+                province=spec.province, checkpoint_name=spec.checkpoint_name, policy=spec.policy, reload=False)
+        self.passwords = {"admin": secrets.token_urlsafe(9), "giamsat-phutho": secrets.token_urlsafe(9)}
+        store.create_user("admin", hash_password(self.passwords["admin"]), "admin", Scope.all())
+        store.create_user("giamsat-phutho", hash_password(self.passwords["giamsat-phutho"]), "supervisor",
+                          Scope.of(provinces=[SUPERVISOR_PROVINCE]))
+        store.close()
+
+    def _setup_units(self, population: list[DemoCertificate]) -> None:
+        rng = random.Random(self.seed + 1)
+        self.unit_dirs: dict[str, Path] = {}
+        self.screen_ports: dict[str, int] = {}
+        for spec in UNITS:
+            udir = self.workdir / "units" / spec.device
+            (udir / "data").mkdir(parents=True)
+            crowd = list(population)
+            rng.shuffle(crowd)
+            if self.duration is not None:
+                # A finite queue of people that ends before the demo does, so every backlog drains.
+                frames = max(1.0, self.duration - 12.0) * self.fps
+                per_person = 16 + 8
+                crowd = crowd[: max(1, int(frames // per_person))]
+            (udir / "people.txt").write_text("".join(c.payload + "\n" for c in crowd), encoding="utf-8")
+            self.screen_ports[spec.device] = free_port()
+            config = {
+                "unit": {"device_id": spec.device, "checkpoint": spec.checkpoint, "policy": spec.policy},
+                "camera": {"backend": "scripted", "source": str(udir / "people.txt"), "fps": self.fps,
+                           "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,
+                           "difficulty": self.difficulty},
+                "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "max_inflight": 10},
+                "trust": {"anchor_file": str(self.anchor_file), "cache_dir": str(udir / "data" / "trust"),
+                          "bundle_file": str(self.bundle_file)},
+                "storage": {"data_dir": str(udir / "data")},
+                "screen": {"enabled": True, "host": "127.0.0.1", "port": self.screen_ports[spec.device]},
+            }
+            (udir / "unit.toml").write_text(_toml(config), encoding="utf-8")
+            self.unit_dirs[spec.device] = udir
+
+    # -- processes -----------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env or self.env, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def _chot(self) -> list[str]:
+        return [sys.executable, "-m", "chot"]
+
+    def start(self) -> None:
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self._spawn("mosquitto", [mosquitto, "-c", str(self.central.broker.mosquitto_conf)])
+        if not wait_for_port(self.broker_port, 15):
+            raise RuntimeError(f"mosquitto did not start: see {self.workdir / 'logs' / 'mosquitto.log'}")
+        self._spawn("ingest", self._chot() + ["dashboard", "ingest", "--config", str(self.central_toml)])
+        self._spawn("dashboard", self._chot() + ["dashboard", "serve", "--config", str(self.central_toml)])
+        self._publish_trust()
+        for spec in UNITS:
+            self._start_unit(spec)
+        if not wait_for_port(self.web_port, 30):
+            raise RuntimeError(f"the dashboard did not start: see {self.workdir / 'logs' / 'dashboard.log'}")
+
+    def _start_unit(self, spec: UnitSpec) -> None:
+        config = self.unit_dirs[spec.device] / "unit.toml"
+        if spec.flaky_link:
+            if self.link is None:
+                self.link = LinkCutter(self.broker_port)
+                self.link.start()
+            text = config.read_text(encoding="utf-8").replace(f"port = {self.broker_port}", f"port = {self.link.port}")
+            config.write_text(text, encoding="utf-8")
+        env = dict(self.env, CHOT_MQTT_PASSWORD=self.credentials[spec.device].password)
+        self._spawn(spec.device, self._chot() + ["scanner", "run", "--config", str(config)], env=env)
+
+    def _publish_trust(self) -> None:
+        """Publish the signed bundle retained on the trust topic, as the dashboard's trust page does."""
+        env = dict(self.env)
+        code = ("import sys; from dashboard.config import load_config; from dashboard.trust import publish_bundle;"
+                "publish_bundle(load_config(sys.argv[1]), open(sys.argv[2], 'rb').read())")
+        subprocess.run([sys.executable, "-c", code, str(self.central_toml), str(self.bundle_file)], env=env,
+                       check=True, timeout=30, capture_output=True)
+
+    def banner(self) -> None:
+        self.say("")
+        self.say(f"  Dashboard:   http://127.0.0.1:{self.web_port}/")
+        self.say(f"    admin            password {self.passwords['admin']}")
+        self.say(f"    giamsat-phutho   password {self.passwords['giamsat-phutho']}   (supervisor, {SUPERVISOR_PROVINCE} only)")
+        for spec in UNITS:
+            link = "  (its link drops and comes back)" if spec.flaky_link else ""
+            self.say(f"  Officer screen {spec.device:<14} http://127.0.0.1:{self.screen_ports[spec.device]}/"
+                     f"  {spec.checkpoint_name}, policy {spec.policy}{link}")
+        self.say(f"  Broker on 127.0.0.1:{self.broker_port}; logs in {self.workdir / 'logs'}")
+        self.say("  Ctrl-C stops everything." if self.duration is None else f"  Ends by itself after {self.duration:.0f} s.")
+        self.say("")
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self) -> Reconciliation:
+        started = time.monotonic()
+        cut_at, restore_at = self._outage_window()
+        next_report = started + 10
+        try:
+            while not self._stopping.is_set():
+                elapsed = time.monotonic() - started
+                if self.duration is not None and elapsed >= self.duration - 6:
+                    break
+                if self.link is not None and self.link.up and cut_at <= elapsed < restore_at:
+                    self.link.cut()
+                    self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} cut: it keeps judging and queues its events")
+                elif self.link is not None and not self.link.up and elapsed >= restore_at:
+                    self.link.restore()
+                    self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} back: its backlog drains")
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited with code {proc.returncode}: see {self.workdir / 'logs' / (name + '.log')}")
+                if time.monotonic() >= next_report:
+                    self.say(f"[{elapsed:5.0f}s] {self._progress()}")
+                    next_report += 10
+                self._stopping.wait(0.5)
+        finally:
+            if self.link is not None:
+                self.link.restore()
+        return self.finish()
+
+    def _flaky(self) -> UnitSpec:
+        return next(s for s in UNITS if s.flaky_link)
+
+    def _outage_window(self) -> tuple[float, float]:
+        total = self.duration if self.duration is not None else 120.0
+        return total * 0.3, total * 0.55
+
+    def _progress(self) -> str:
+        counts = {"green": 0, "yellow": 0, "red": 0}
+        backlog = 0
+        for device in self.unit_dirs:
+            produced, pending = self._unit_counts(device)
+            for k, v in produced.items():
+                counts[k] = counts.get(k, 0) + v
+            backlog += pending
+        stored = sum(sum(v.values()) for v in self._stored_counts().values())
+        return (f"units judged {sum(counts.values())} (green {counts['green']}, yellow {counts['yellow']}, "
+                f"red {counts['red']}); queued on units {backlog}; counted centrally {stored}")
+
+    def stop_requested(self) -> None:
+        self._stopping.set()
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self, drain_timeout: float = 30.0) -> Reconciliation:
+        """Let backlogs drain, stop units then central, and compare the counts."""
+        # After Ctrl-C the units are still scanning, so there is no end to wait for: what is still
+        # queued on a unit is reported as such (it stays in the unit's outbox, not lost).
+        deadline = time.monotonic() + (drain_timeout if self.duration is not None else 0)
+        while time.monotonic() < deadline and not self._drained():
+            time.sleep(0.5)
+        for spec in UNITS:
+            self._terminate(spec.device)
+        time.sleep(1.0)  # the ingest commits its last batch
+        result = self.reconcile()
+        self.shutdown()
+        return result
+
+    def _drained(self) -> bool:
+        if any(self._unit_counts(d)[1] for d in self.unit_dirs):
+            return False
+        produced = {d: self._unit_counts(d)[0] for d in self.unit_dirs}
+        return produced == self._stored_counts()
+
+    def _unit_counts(self, device: str) -> tuple[dict[str, int], int]:
+        """(events produced by result, events still queued) read from the unit's own outbox."""
+        path = self.unit_dirs[device] / "data" / "outbox.sqlite"
+        if not path.exists():
+            return {}, 0
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            pending = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            rows = conn.execute("SELECT result, sum(n) FROM counts GROUP BY result").fetchall()
+        except sqlite3.Error:
+            return {}, 0
+        finally:
+            conn.close()
+        return {r: int(n) for r, n in rows if n}, int(pending)
+
+    def _stored_counts(self) -> dict[str, dict[str, int]]:
+        conn = sqlite3.connect(f"file:{self.central.database}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT device, result, count(*) FROM events GROUP BY device, result").fetchall()
+        except sqlite3.Error:
+            return {}
+        finally:
+            conn.close()
+        out: dict[str, dict[str, int]] = {d: {} for d in self.unit_dirs}
+        for device, result, n in rows:
+            out.setdefault(device, {})[result] = int(n)
+        return out
+
+    def reconcile(self) -> Reconciliation:
+        rec = Reconciliation()
+        for device in self.unit_dirs:
+            produced, pending = self._unit_counts(device)
+            rec.produced[device] = produced
+            rec.pending[device] = pending
+        rec.stored = self._stored_counts()
+        conn = sqlite3.connect(f"file:{self.central.database}?mode=ro", uri=True, timeout=5)
+        try:
+            rec.duplicates = conn.execute(
+                "SELECT count(*) FROM (SELECT device, seq FROM events GROUP BY device, seq HAVING count(*) > 1)"
+            ).fetchone()[0]
+        finally:
+            conn.close()
+        return rec
+
+    def _terminate(self, name: str, timeout: float = 15.0) -> None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in %ss: killing it", name, timeout)
+            proc.kill()
+            proc.wait(5)
+
+    def shutdown(self) -> None:
+        """Stop every process we started, newest first; none is left behind."""
+        for name in reversed(list(self.procs)):
+            self._terminate(name)
+        if self.link is not None:
+            self.link.stop()
+            self.link = None
+
+
+def _toml(data: dict) -> str:
+    """Write the small nested dicts the demo needs as TOML (strings, numbers, booleans, tables)."""
+    lines: list[str] = []
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        return json.dumps(str(v), ensure_ascii=False)
+
+    def table(prefix: str, d: dict) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
+        lines.append("")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", data)
+    return "\n".join(lines)
