@@ -254,7 +254,7 @@ class Ingest:
         if match is None:
             raise Rejected("bad_topic", "topic is not chot/v1/<checkpoint>/<device>/event|status")
         checkpoint, device, kind = match.groups()
-        registered = self._checkpoint_of(device)
+        registered = self._checkpoint_of(device, checkpoint)
         if registered is None:
             raise Rejected("unregistered_device", "device is not registered")
         if registered != checkpoint:
@@ -277,17 +277,20 @@ class Ingest:
             logger.warning("more rejected messages this minute; see the rejected counters")
 
     # -- registry cache ----------------------------------------------------------------------
-    def _checkpoint_of(self, device: str) -> str | None:
+    def _checkpoint_of(self, device: str, topic_checkpoint: str) -> str | None:
         self._refresh_devices()
         checkpoint = self._devices.get(device)
-        if checkpoint is None:
-            self._refresh_devices(force=True, min_age=1.0)  # registered a moment ago?
-            checkpoint = self._devices.get(device)
+        if checkpoint != topic_checkpoint:
+            # Registered or moved since the cache was read? Ask the store (rare: the broker's
+            # ACL already keeps unknown units out).
+            found = self.store.get_device(device)
+            checkpoint = found.checkpoint if found is not None else None
+            if checkpoint is not None:
+                self._devices[device] = checkpoint
         return checkpoint
 
-    def _refresh_devices(self, force: bool = False, min_age: float = 0.0) -> None:
-        age = time.monotonic() - self._devices_loaded_at
-        if (force and age >= min_age) or age >= self.config.ingest.device_refresh_s:
+    def _refresh_devices(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._devices_loaded_at >= self.config.ingest.device_refresh_s:
             self._devices = {d.id: d.checkpoint for d in self._list_devices()}
             self._devices_loaded_at = time.monotonic()
 
