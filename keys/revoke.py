@@ -52,10 +52,10 @@ def hashes_for_hc1(text: str) -> dict[str, list[str]]:
     if unpacked.alg is None:
         raise HC1DecodeError("the COSE header names no algorithm")
     dcc = unpacked.dcc
-    entries = [dcc.get(kind) for kind in ("v", "t", "r") if dcc.get(kind)]
-    if len(entries) != 1 or not entries[0] or not isinstance(entries[0][0], Mapping):
+    groups = [dcc.get(kind) for kind in ("v", "t", "r") if dcc.get(kind)]
+    if len(groups) != 1 or not isinstance(groups[0], (list, tuple)) or not isinstance(groups[0][0], Mapping):
         raise HC1DecodeError("the DCC holds no single vaccination, test or recovery entry")
-    entry = entries[0][0]
+    entry = groups[0][0]
     uci, country = entry.get("ci"), entry.get("co")
     if not isinstance(uci, str) or not isinstance(country, str):
         raise HC1DecodeError("the DCC entry lacks its identifier (ci) or country (co)")

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys import bundle, ca, revoke
 from keys.errors import BundleVersionError, HC1DecodeError, KeysError, MinistryDirError
@@ -118,3 +120,22 @@ def test_shipped_policies_travel_in_the_bundle(ministry) -> None:
     assert set(parsed.policies) == set(shipped) >= {"vn-2021", "workplace", "eu-validity"}
     for name, document in parsed.policies.items():
         assert Policy.from_document(document).to_document() == shipped[name].to_document()
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["v", "t", "r", "nam", "x"]), _JSON, max_size=3))
+def test_revoking_odd_certificates_gives_hashes_or_a_reason(ministry, document) -> None:
+    from keys import hc1
+
+    now = dt.datetime(2021, 10, 1, tzinfo=dt.timezone.utc)
+    text = hc1.encode(document, ministry.general.key, ministry.general.kid, issued_at=now, expires_at=now)
+    try:
+        found = revoke.hashes_for_hc1(text)
+    except HC1DecodeError:
+        return
+    assert set(found) == {"UCI", "COUNTRYCODEUCI", "SIGNATURE"}

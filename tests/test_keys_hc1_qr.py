@@ -9,6 +9,8 @@ import cbor2
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import zxingcpp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -138,3 +140,13 @@ def test_qr_refuses_empty_and_oversized_text() -> None:
         qr.png_bytes("")
     with pytest.raises(KeysError, match="do not fit"):
         qr.png_bytes("HC1:" + "A" * 5000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=300).map(lambda b: "HC1:" + b45encode(b)),
+                 st.binary(max_size=300).map(lambda b: "HC1:" + b45encode(zlib.compress(b)))))
+def test_unpack_only_ever_raises_its_own_error(text: str) -> None:
+    try:
+        hc1.unpack(text)
+    except HC1DecodeError:
+        pass

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys import dcc
 from keys.errors import InvalidCertificateRequest, InvalidPerson
@@ -138,3 +140,9 @@ def test_document_for_each_kind_and_an_unknown_one() -> None:
     assert issue.document_for("vaccination", PERSON, now=now)["v"][0]["dt"] == "2021-09-01"
     with pytest.raises(KeysError, match="unknown certificate kind"):
         issue.document_for("booster", PERSON, now=now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_transliteration_always_fits_the_schema_pattern(name: str) -> None:
+    assert re.fullmatch(r"[A-Z<]*", icao_transliterate(name))
