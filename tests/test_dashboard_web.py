@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from dashboard.store import StatusUpdate
 
 from tests.support.dashboard_web import (
     ACCOUNTS,
@@ -382,3 +385,23 @@ def test_metrics_need_the_bearer_token_or_an_admin(app: Any, client: Any) -> Non
 def test_unknown_urls_are_404_with_a_page(app: Any) -> None:
     resp = as_user(app, "admin").get("/no/such/page")
     assert resp.status_code == 404 and "Không tìm thấy trang" in resp.get_data(as_text=True)
+
+
+def test_alarms_for_an_old_bundle_a_newer_bundle_and_a_unit_never_heard_from(app: Any, seeded: Seeded) -> None:
+    c = as_user(app, "admin")
+    old = {"software": "chot 0.1.0", "trust_version": 7, "trust_age_s": 3 * 86400.0, "clock": "ok"}
+    seeded.store.record_status("u-ic7-1", StatusUpdate("online", **old), seeded.now)
+    alarms = c.get("/api/v1/alarms").json["alarms"]
+    stale = [a for a in alarms if a["kind"] == "stale_trust"]
+    assert [a["device"] for a in stale] == ["u-ic7-1"] and "3 ngày" in stale[0]["text"]
+
+    # An hour later: bundle 8 has been out long enough, a new unit has never reported.
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    app.config["CHOT_NOW"] = lambda: later
+    seeded.store.record_status("u-ic7-1", StatusUpdate("online", **{**old, "trust_age_s": 60.0}), later)
+    seeded.store.save_trust_bundle(8, b"{}", None, None, "admin")
+    seeded.store.add_device("u-new", "IC7")
+    kinds = {(a["kind"], a["device"]) for a in c.get("/api/v1/alarms").json["alarms"]}
+    assert ("stale_trust", "u-ic7-1") in kinds  # runs 7 while 8 is out
+    assert ("never_seen", "u-new") in kinds and ("offline", "u-ic7-2") in kinds
+    assert c.get("/api/v1/trust").json["latest"]["version"] == 8

@@ -23,6 +23,7 @@ MAX_PERIOD_DAYS = 366
 # Chart bucket sizes (seconds, multiples of 60); the smallest that keeps the chart under ~48 bars.
 BUCKETS_S: tuple[int, ...] = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BARS = 48
+RECENT_LIMIT = 12  # recent results on a checkpoint page: enough to spot a pattern at a glance
 
 
 class PeriodError(ValueError):
@@ -179,11 +180,14 @@ def alarms(store: Store, devices: list[Device], settings: WebSettings, now: date
     found: list[dict[str, Any]] = []
     for d in devices:
         base = {"device": d.id, "checkpoint": d.checkpoint, "checkpoint_name": d.checkpoint_name}
-        went_quiet = d.status_at or d.last_seen
-        if d.state == "offline" and went_quiet and (now - went_quiet).total_seconds() >= settings.offline_alarm_s:
+        # Offline: its last will said so, or it sent events but never a status and went quiet.
+        went_quiet = (d.status_at or d.last_seen) if d.state == "offline" else d.last_seen
+        quiet_long = went_quiet is not None and (now - went_quiet).total_seconds() >= settings.offline_alarm_s
+        if went_quiet is not None and quiet_long and d.state in ("offline", "unknown"):
             found.append({**base, "kind": "offline", "since": iso(went_quiet),
                           "text": translate("alarm_offline", device=d.id, since=_local(went_quiet, settings))})
-        elif d.state == "unknown" and (now - d.created_at).total_seconds() >= settings.offline_alarm_s:
+        elif d.state == "unknown" and went_quiet is None and \
+                (now - d.created_at).total_seconds() >= settings.offline_alarm_s:
             found.append({**base, "kind": "never_seen", "since": iso(d.created_at),
                           "text": translate("alarm_never_seen", device=d.id)})
         info = device_dict(d, now)
@@ -257,7 +261,7 @@ def checkpoint_view(
         "recent": [
             {"ts": iso(e.ts), "device": e.device, "result": e.result, "reason": e.reason,
              "text": reason_text(e.reason), "policy": e.policy, "trust_version": e.trust_version}
-            for e in store.recent_events(only, checkpoint=cp.id, limit=20)
+            for e in store.recent_events(only, checkpoint=cp.id, limit=RECENT_LIMIT)
         ],
         "alarms": alarms(store, devices, settings, now),
     }
