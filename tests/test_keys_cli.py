@@ -73,6 +73,15 @@ def test_init_ministry_makes_protected_keys_and_refuses_a_second_time(tmp_path: 
     assert again.exit_code == 1 and "already holds a ministry" in again.output
     single = run("init-ministry", str(tmp_path / "one"), "--single-dsc", "--alg", "PS256")
     assert single.output.count("DSC kid=") == 1 and "types=v,t,r" in single.output
+    # An RSA ministry issues PS256 certificates that verify through its own bundle.
+    (tmp_path / "p.json").write_text(json.dumps(PERSON), encoding="utf-8")
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    text = run("issue", "--ministry", str(tmp_path / "one"), "--person", str(tmp_path / "p.json"), "--kind", "test",
+               "--out", "-").output.strip()
+    run("bundle", "--ministry", str(tmp_path / "one"), "--version", "1", "--out", str(tmp_path / "b.json"))
+    store = parse_bundle((tmp_path / "b.json").read_bytes(), (tmp_path / "one" / "anchor.pem").read_bytes())
+    verdict = verify(text, store.trust_store(), now, builtin_policy("workplace"))
+    assert (verdict.result, verdict.reason) == ("green", "negative_test")
 
 
 def test_issue_then_verify_each_kind(ministry_dir: Path, tmp_path: Path) -> None:
