@@ -19,7 +19,6 @@ from keys import ca
 from keys.errors import BundleVersionError, KeysError
 from keys.ministry import MinistryDir
 from keys.revoke import RevocationStore, normalise_revocations
-from verifier.policy import builtin_policies
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +46,9 @@ def dsc_entry(cert: x509.Certificate) -> dict[str, Any]:
 
 def builtin_policy_documents() -> dict[str, Any]:
     """The shipped policies (verifier.policy) as documents, keyed by name."""
+    # Imported here: loading the CertLogic engine is only needed when a bundle carries policies.
+    from verifier.policy import builtin_policies
+
     return {name: policy.to_document() for name, policy in builtin_policies().items()}
 
 
