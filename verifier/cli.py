@@ -14,7 +14,9 @@ import click
 from verifier.conformance import STEPS, CaseResult, parse_clock, run_directory
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import GREEN, YELLOW
-from verifier.verify import VerifyOptions, verify
+from verifier.errors import VerificationError
+from verifier.verify import VerifyOptions
+from verifier.verify import verify as verify_certificate
 
 # Exit codes of `chot verify`.
 EXIT_GREEN, EXIT_YELLOW, EXIT_RED, EXIT_ERROR = 0, 1, 2, 3
@@ -111,7 +113,7 @@ def _load_policy(name: str, bundle: Any) -> Any:
         if bundle is not None and name in bundle.policies and hasattr(policy_mod.Policy, "from_document"):
             return policy_mod.Policy.from_document(bundle.policies[name])
         return policy_mod.builtin_policy(name)
-    except (KeyError, ValueError, OSError) as err:
+    except (KeyError, ValueError, OSError, VerificationError) as err:
         raise VerifyUsageError(f"unknown or unreadable policy {name!r}: {err}") from err
 
 
@@ -169,7 +171,7 @@ def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: t
 
 def verify_payload(payload: str, trust: TrustStore, now: datetime, policy: Any, skew: int) -> Any:
     """The library call behind `chot verify`."""
-    return verify(payload, trust, now, policy, VerifyOptions(clock_skew=timedelta(seconds=skew)))
+    return verify_certificate(payload, trust, now, policy, VerifyOptions(clock_skew=timedelta(seconds=skew)))
 
 
 def conformance_summary(results: list[CaseResult]) -> dict[str, Any]:
