@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class Site:
     server: LiveServer
     units: dict[str, Credentials]
     seq: int = 0
+    console_errors: list[str] = field(default_factory=list)
 
     def publish(self, device: str, results: list[tuple[str, str]], minutes_ago: float = 0.0) -> None:
         """Publish verdicts as `device` over MQTT (QoS 1), each with a fresh seq."""
@@ -130,6 +131,10 @@ def by_id(page: Any, test_id: str) -> Any:
 
 
 def log_in(page: Any, site: Site, username: str) -> None:
+    """Log in through the form; console errors (CSP refusals, script errors) go to site.console_errors."""
+    if not getattr(page, "_chot_console", False):
+        page.on("console", lambda m: site.console_errors.append(m.text) if m.type == "error" else None)
+        page._chot_console = True
     page.goto(f"{site.server.url}/login")
     by_id(page, "login-username").fill(username)
     by_id(page, "login-password").fill(ACCOUNTS[username][0])
@@ -190,6 +195,7 @@ def test_counter_and_chart_change_live_from_the_broker(page: Any, site: Site) ->
     site.publish("lc-ic7-01", [("red", "revoked")])
     wait_text(page, "checkpoint-today-total", f"{before + 1:,}".replace(",", "."))
     page.screenshot(path=str(SCREENSHOTS / "checkpoint.png"), full_page=True)
+    assert site.console_errors == []  # no script errors, nothing refused by the page's CSP
 
 
 def test_a_unit_goes_offline_when_its_process_dies(page: Any, site: Site) -> None:
@@ -207,6 +213,7 @@ def test_a_unit_goes_offline_when_its_process_dies(page: Any, site: Site) -> Non
         page.wait_for_selector("[data-test-id=alarm-offline-lc-ic7-01]", timeout=10_000)
         assert page.locator("[data-test-id=device-hn-gl-01]").count() == 0  # another province
         page.screenshot(path=str(SCREENSHOTS / "devices.png"), full_page=True)
+        assert site.console_errors == []
     finally:
         if unit.poll() is None:
             unit.kill()
