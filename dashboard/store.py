@@ -533,21 +533,26 @@ class SqliteStore(Store):
 
     def migrate(self) -> None:
         """Bring the file to the newest schema, one migration per transaction."""
+        if self.schema_version() == len(MIGRATIONS):
+            return  # the usual case: no write lock, so opening a store never waits on the ingest
         db = self._db()
         with self._write():
             if "schema_version" not in db.table_names():
                 db["schema_version"].create({"version": int, "applied_at": int}, pk="version")
-        current = self.schema_version()
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this chot ({len(MIGRATIONS)})"
-            )
-        for version in range(current + 1, len(MIGRATIONS) + 1):
+        while True:
             with self._write():
-                MIGRATIONS[version - 1](db)
+                # Re-read inside the write lock: another process may have migrated meanwhile.
+                current = self.schema_version()
+                if current > len(MIGRATIONS):
+                    raise StoreError(
+                        f"{self.path} has schema version {current}, newer than this chot ({len(MIGRATIONS)})"
+                    )
+                if current == len(MIGRATIONS):
+                    return
+                MIGRATIONS[current](db)
                 db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                           [version, _ms(datetime.now(timezone.utc))])
-            logger.info("store %s migrated to schema version %d", self.path, version)
+                           [current + 1, _ms(datetime.now(timezone.utc))])
+            logger.info("store %s migrated to schema version %d", self.path, current + 1)
 
     # -- registry ----------------------------------------------------------------------------
     def upsert_checkpoint(

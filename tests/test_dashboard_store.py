@@ -1,0 +1,318 @@
+"""SqliteStore on real files: schema, exact counts, scope filtering, users, trust; plus Scope and config."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from chot.config import ConfigError
+from dashboard.config import parse_config
+from dashboard.scope import Scope, ScopeError
+from dashboard.store import (
+    MIGRATIONS,
+    DuplicateUser,
+    Event,
+    InvalidRecord,
+    SqliteStore,
+    StatusUpdate,
+    StoreError,
+    UnknownCheckpoint,
+    UnknownUser,
+    open_store,
+)
+
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "chot.db")
+    # Two provinces: Hà Nội (01) with two districts, Lào Cai (10) with one.
+    s.upsert_checkpoint("IC7", "IC7 Nội Bài", "017", "01")
+    s.upsert_checkpoint("HN2", "Hà Nội 2", "018", "01")
+    s.upsert_checkpoint("LC1", "Lào Cai 1", "080", "10")
+    for device, checkpoint in (("u1", "IC7"), ("u2", "IC7"), ("u3", "HN2"), ("u4", "LC1")):
+        s.add_device(device, checkpoint)
+    yield s
+    s.close()
+
+
+def ev(device: str, checkpoint: str, seq: int, at: datetime, result: str = "green",
+       reason: str = "complete_series", received: datetime | None = None) -> Event:
+    return Event(device, checkpoint, seq, at, result, reason, "vn-2021", 3, received or at)
+
+
+# -- schema --------------------------------------------------------------------------------
+
+def test_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "chot.db"
+    s = SqliteStore(path)
+    assert s.schema_version() == len(MIGRATIONS)
+    s.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+    again = open_store(str(path))  # reopening migrates nothing
+    assert again.schema_version() == len(MIGRATIONS)  # type: ignore[attr-defined]
+    again.close()
+
+
+def test_a_newer_schema_is_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "chot.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99, newer"):
+        SqliteStore(path)
+
+
+def test_unopenable_path_gives_a_reason(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot"):
+        SqliteStore(blocker / "chot.db")
+
+
+# -- events and counts ---------------------------------------------------------------------
+
+def test_events_are_stored_once_and_counted_per_minute(store: SqliteStore) -> None:
+    batch = [ev("u1", "IC7", i, T0 + timedelta(seconds=20 * i)) for i in range(1, 7)]
+    batch.append(ev("u1", "IC7", 7, T0, "red", "signature"))
+    marker = store.change_marker()
+    assert store.record_events(batch) == 7
+    assert store.record_events(batch[:3]) == 0  # redelivered
+    assert store.record_events([batch[0], ev("u2", "IC7", 1, T0)]) == 1  # same seq, other device
+    assert store.change_marker() == marker + 8
+    day = (T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    totals = store.totals(Scope.all(), *day)
+    assert (totals.green, totals.yellow, totals.red, totals.total) == (7, 0, 1, 8)
+    assert totals.pass_rate == pytest.approx(7 / 8)
+    series = store.timeseries(Scope.all(), T0, T0 + timedelta(minutes=3), 60)
+    assert [b.counts.total for b in series] == [4, 3, 1]  # seconds 0,0,0(u2),20,40 | 60,80,100 | 120
+    assert [b.start for b in series] == [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
+    assert [(r.result, r.reason, r.count) for r in store.reasons(Scope.all(), *day)] == [
+        ("green", "complete_series", 7), ("red", "signature", 1)]
+
+
+def test_half_open_range_and_empty_buckets(store: SqliteStore) -> None:
+    store.record_events([ev("u1", "IC7", 1, T0), ev("u1", "IC7", 2, T0 + timedelta(minutes=10))])
+    assert store.totals(Scope.all(), T0, T0 + timedelta(minutes=10)).total == 1
+    assert store.totals(Scope.all(), T0 + timedelta(minutes=10), T0 + timedelta(minutes=11)).total == 1
+    series = store.timeseries(Scope.all(), T0, T0 + timedelta(minutes=15), 300)
+    assert [b.counts.total for b in series] == [1, 0, 1]
+    with pytest.raises(InvalidRecord, match="multiple of 60"):
+        store.timeseries(Scope.all(), T0, T0 + timedelta(hours=1), 90)
+    with pytest.raises(InvalidRecord, match="buckets"):
+        store.timeseries(Scope.all(), T0, T0 + timedelta(days=30), 60)
+
+
+def test_unit_clock_ahead_or_unset_counts_at_receipt(store: SqliteStore) -> None:
+    received = T0
+    store.record_events([
+        ev("u1", "IC7", 1, T0 + timedelta(days=2), received=received),  # clock far ahead
+        ev("u1", "IC7", 2, datetime(1970, 1, 1, tzinfo=timezone.utc), received=received),  # never set
+        ev("u1", "IC7", 3, T0 - timedelta(hours=3), received=received),  # backlog: its own time
+    ])
+    assert store.totals(Scope.all(), T0, T0 + timedelta(minutes=1)).total == 2
+    assert store.totals(Scope.all(), T0 - timedelta(hours=3), T0 - timedelta(hours=2)).total == 1
+
+
+def test_scope_filters_every_query(store: SqliteStore) -> None:
+    store.record_events([ev("u1", "IC7", 1, T0), ev("u3", "HN2", 1, T0, "yellow", "partial"),
+                         ev("u4", "LC1", 1, T0, "red", "signature"), ev("u4", "LC1", 2, T0, "red", "revoked")])
+    span = (T0, T0 + timedelta(minutes=1))
+    hanoi, laocai, district = Scope.of(provinces=["01"]), Scope.of(provinces=["10"]), Scope.of(districts=["018"])
+    assert store.totals(hanoi, *span).total == 2
+    assert store.totals(laocai, *span).red == 2
+    assert store.totals(district, *span).yellow == 1
+    assert store.totals(Scope.of(checkpoints=["IC7"]), *span).green == 1
+    assert store.totals(Scope.none(), *span).total == 0
+    by_province = store.totals_by(Scope.all(), *span, "province")
+    assert [(g.key, g.counts.total) for g in by_province] == [("01", 2), ("10", 2)]
+    by_checkpoint = store.totals_by(hanoi, *span, "checkpoint")
+    assert [(g.key, g.label) for g in by_checkpoint] == [("HN2", "Hà Nội 2"), ("IC7", "IC7 Nội Bài")]
+    assert [g.key for g in store.totals_by(laocai, *span, "district")] == ["080"]
+    assert {r.reason for r in store.reasons(laocai, *span)} == {"signature", "revoked"}
+    assert {e.checkpoint for e in store.recent_events(hanoi)} == {"IC7", "HN2"}
+    assert store.recent_events(hanoi, checkpoint="LC1") == []  # asking for it by name does not help
+    assert [c.id for c in store.list_checkpoints(laocai)] == ["LC1"]
+    assert sorted(d.id for d in store.list_devices(hanoi)) == ["u1", "u2", "u3"]
+    with pytest.raises(InvalidRecord):
+        store.totals_by(Scope.all(), *span, "country")
+
+
+def test_events_refuse_anything_but_the_contract_fields() -> None:
+    good = dict(device="u1", checkpoint="IC7", seq=1, ts=T0, result="green", reason="partial",
+                policy="vn-2021", trust_version=1, received_at=T0)
+    Event(**good)  # type: ignore[arg-type]
+    for change in ({"result": "blue"}, {"reason": "Nguyễn Văn A"}, {"reason": "x" * 65}, {"policy": "VN 2021"},
+                   {"seq": -1}, {"seq": True}, {"ts": datetime(2026, 1, 1)}, {"device": "a/b"},
+                   {"checkpoint": "#"}, {"trust_version": "7"}):
+        with pytest.raises(InvalidRecord) as e:
+            Event(**{**good, **change})  # type: ignore[arg-type]
+        assert "Nguy" not in str(e.value)  # refused text is never echoed back (it may be a name)
+    with pytest.raises(InvalidRecord):
+        SqliteStore.record_events(None, [{"seq": 1}])  # type: ignore[arg-type, list-item]
+
+
+# -- registry and status -------------------------------------------------------------------
+
+def test_registry_and_status(store: SqliteStore) -> None:
+    with pytest.raises(UnknownCheckpoint):
+        store.add_device("u9", "NOPE")
+    with pytest.raises(InvalidRecord):
+        store.add_device("bad id", "IC7")
+    device = store.get_device("u1")
+    assert device is not None and device.state == "unknown" and not device.online
+    assert (device.province, device.district, device.checkpoint_name) == ("01", "017", "IC7 Nội Bài")
+    marker = store.change_marker()
+    status = StatusUpdate("online", software="0.1.0", trust_version=7, trust_age_s=60.0, backlog=0,
+                          clock="ok", fps=15.0, temperature_c=48.5, uptime_s=10.0)
+    assert store.record_status("u1", status, T0)
+    assert not store.record_status("ghost", status, T0)
+    assert store.record_status("u1", StatusUpdate("offline"), T0 + timedelta(minutes=5))
+    assert store.change_marker() == marker + 2
+    device = store.get_device("u1")
+    assert device is not None
+    assert device.state == "offline" and device.status_at == T0 + timedelta(minutes=5)
+    assert (device.software, device.trust_version, device.fps) == ("0.1.0", 7, 15.0)  # last known kept
+    assert device.last_seen == T0
+    store.record_events([ev("u1", "IC7", 1, T0, received=T0 + timedelta(minutes=9))])
+    assert store.get_device("u1").last_seen == T0 + timedelta(minutes=9)  # type: ignore[union-attr]
+    # Moving a unit and removing it.
+    assert store.add_device("u1", "LC1").province == "10"
+    assert store.remove_device("u1") and not store.remove_device("u1")
+    assert store.get_device("u1") is None
+    assert store.totals(Scope.all(), T0, T0 + timedelta(minutes=1)).total == 1  # its counts stay
+
+
+# -- users ---------------------------------------------------------------------------------
+
+def test_users(store: SqliteStore) -> None:
+    scope = Scope.of(provinces=["01"], checkpoints=["LC1"])
+    user = store.create_user("hanoi", "pbkdf2:sha256$x", "supervisor", scope)
+    assert user.language == "vi" and user.scope == scope
+    assert store.get_user("hanoi") == user
+    admin = store.create_user("root", "hash", "admin", Scope.none(), language="en")
+    assert admin.scope == Scope.all()  # an admin sees everything whatever was passed
+    with pytest.raises(DuplicateUser):
+        store.create_user("hanoi", "h", "viewer", scope)
+    with pytest.raises(InvalidRecord, match="role"):
+        store.create_user("x", "h", "god", scope)
+    with pytest.raises(InvalidRecord, match="username"):
+        store.create_user("a b", "h", "viewer", scope)
+    store.set_user_language("hanoi", "en")
+    assert store.get_user("hanoi").language == "en"  # type: ignore[union-attr]
+    with pytest.raises(UnknownUser):
+        store.set_user_language("nobody", "en")
+    with pytest.raises(InvalidRecord):
+        store.set_user_language("hanoi", "fr")
+    assert [u.username for u in store.list_users()] == ["hanoi", "root"]
+    assert store.get_user("nobody") is None
+
+
+def test_login_failures_window(store: SqliteStore) -> None:
+    now = T0
+    for i in range(3):
+        store.record_login_failure("hanoi", "10.0.0.1", at=now - timedelta(minutes=i))
+    store.record_login_failure("other", "10.0.0.1", at=now)
+    store.record_login_failure("hanoi", "10.0.0.2", at=now - timedelta(hours=2))
+    window = timedelta(minutes=15)
+    assert store.login_failures("hanoi", "10.0.0.1", window, now) == 4  # by ip: 4, by user: 3
+    assert store.login_failures("hanoi", "10.0.0.9", window, now) == 3
+    assert store.login_failures("hanoi", "10.0.0.9", timedelta(hours=3), now) == 4
+    store.clear_login_failures("hanoi", "10.0.0.1")
+    assert store.login_failures("hanoi", "10.0.0.1", window, now) == 1
+
+
+# -- trust ---------------------------------------------------------------------------------
+
+def test_trust_bundles(store: SqliteStore) -> None:
+    assert store.latest_trust_bundle() is None
+    store.save_trust_bundle(3, b"three", T0, T0 + timedelta(days=1), "root")
+    store.save_trust_bundle(5, b"five", None, None)
+    latest = store.latest_trust_bundle()
+    assert latest is not None and (latest.version, latest.raw, latest.issued_at) == (5, b"five", None)
+    with pytest.raises(InvalidRecord, match="already stored"):
+        store.save_trust_bundle(5, b"again", None, None)
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+def test_ingest_writer_and_web_readers_share_the_file(store: SqliteStore, tmp_path: Path) -> None:
+    reader = SqliteStore(tmp_path / "chot.db")  # a second process would open it the same way
+    errors: list[BaseException] = []
+    seen_markers: list[int] = []
+
+    def write(device: str, checkpoint: str) -> None:
+        writer = SqliteStore(tmp_path / "chot.db")
+        try:
+            for start in range(0, 2000, 200):
+                writer.record_events([ev(device, checkpoint, s, T0) for s in range(start, start + 200)])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            writer.close()
+
+    threads = [threading.Thread(target=write, args=a) for a in (("u1", "IC7"), ("u4", "LC1"))]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        seen_markers.append(reader.change_marker())
+        reader.totals(Scope.all(), T0, T0 + timedelta(minutes=1))
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert reader.totals(Scope.all(), T0, T0 + timedelta(minutes=1)).total == 4000
+    assert seen_markers == sorted(seen_markers)
+    reader.close()
+
+
+# -- Scope -----------------------------------------------------------------------------------
+
+def test_scope_parse_allows_and_sql() -> None:
+    scope = Scope.parse(["province:01", " district:080 ", "checkpoint:IC7"])
+    assert scope.entries() == ["province:01", "district:080", "checkpoint:IC7"]
+    assert Scope.parse(scope.entries()) == scope == Scope.from_json(scope.to_json())
+    assert scope.allows("01", "017", "HN2") and scope.allows("10", "080", "LC1")
+    assert scope.allows("99", "999", "IC7") and not scope.allows("10", "081", "LC2")
+    assert Scope.parse(["all"]).allows("99", None, None)
+    assert Scope.none().is_empty and not Scope.none().allows("01", "017", "IC7")
+    where, params = scope.sql("p", "d", "c")
+    assert where == "(p IN (?) OR d IN (?) OR c IN (?))" and params == ["01", "080", "IC7"]
+    assert Scope.none().sql() == ("0 = 1", [])
+    for bad in (["planet:earth"], ["province:"], ["01"]):
+        with pytest.raises(ScopeError):
+            Scope.parse(bad)
+
+
+# -- central config --------------------------------------------------------------------------
+
+def test_config_defaults_follow_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config({"data_dir": str(tmp_path)})
+    assert cfg.database == str(tmp_path / "chot.db") and cfg.timezone == "Asia/Ho_Chi_Minh"
+    assert cfg.broker.password_file == tmp_path / "mosquitto" / "passwd"
+    assert cfg.broker.template.is_file()  # the shipped template is found
+    assert cfg.mqtt.ingest.resolved_password() is None
+    monkeypatch.setenv("CHOT_INGEST_MQTT_PASSWORD", "from-env")
+    assert cfg.mqtt.ingest.resolved_password() == "from-env"
+
+
+@pytest.mark.parametrize(("data", "where"), [
+    ({"mqtt": {"port": 0}}, "mqtt"),
+    ({"timezone": "Mars/Olympus"}, "timezone"),
+    ({"broker": {"tls_port": 8883}}, "broker"),
+    ({"web": {"colour": "red"}}, "web.colour"),
+    ({"alarms": {"offline_after_s": "soon"}}, "alarms.offline_after_s"),
+])
+def test_config_errors_name_the_key(data: dict, where: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert where in str(e.value)
