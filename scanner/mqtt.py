@@ -64,6 +64,7 @@ class MqttLink:
         self._connected = False
         self._refused: str | None = None
         self._inflight: dict[int, int] = {}  # paho mid -> event seq, this connection only
+        self._window = config.max_inflight
         self._hold_until = 0.0
         self._last_poll = 0.0
         self._last_status_check = 0.0
@@ -72,7 +73,8 @@ class MqttLink:
         self.sent = 0
         """Events acknowledged by the broker since start."""
         self.peak_inflight = 0
-        """The most events ever unacknowledged at once (never above config.max_inflight)."""
+        """The most events ever unacknowledged at once (never above config.max_inflight, nor
+        the broker's Receive Maximum)."""
         self.connects = 0
         """Successful connections since start."""
 
@@ -186,7 +188,7 @@ class MqttLink:
 
     def _send_events(self, client: paho.Client) -> None:
         now = time.monotonic()
-        room = self.config.max_inflight - len(self._inflight)
+        room = self._window - len(self._inflight)
         if room <= 0 or now < self._hold_until:
             return
         if not self._wake.is_set() and now - self._last_poll < 1.0:
@@ -243,6 +245,9 @@ class MqttLink:
             logger.error("mqtt: broker %s:%d refused the connection: %s",
                          self.config.host, self.config.port, reason_code)
             return
+        # The broker's Receive Maximum (MQTT v5) caps our window: exceeding it gets us cut off.
+        receive_maximum = getattr(properties, "ReceiveMaximum", None)
+        self._window = min(self.config.max_inflight, receive_maximum or self.config.max_inflight)
         self._connected = True
         self.connects += 1
         logger.info("mqtt: connected to %s:%d", self.config.host, self.config.port)

@@ -105,6 +105,15 @@ def test_thousands_drain_without_exceeding_the_window(outbox, mosquitto, closer)
     assert [e["seq"] for e in collector.events()] == list(range(1, 3001))
 
 
+def test_window_obeys_the_brokers_receive_maximum(outbox, mosquitto_factory, closer):
+    broker = mosquitto_factory(extra="max_inflight_messages 3\n")  # sent as Receive Maximum 3
+    counter = closer(WireCounter(broker.port))
+    fill(outbox, 200)
+    link = started(closer, make_link(outbox, counter.port, max_inflight=10))
+    wait_until(lambda: outbox.backlog() == 0, 30, "200 events to drain")
+    assert 1 <= counter.peak <= 3 and counter.published == 200 and link.connects == 1
+
+
 def test_events_across_broker_restart_arrive_exactly_once(outbox, mosquitto, closer):
     collector = closer(Collector(mosquitto.port))
     fill(outbox, 600)
