@@ -157,9 +157,22 @@ def test_workplace(dcc: dict[str, Any], now: datetime, expected: tuple[str, str]
     assert decide("workplace", dcc, now) == expected
 
 
-@pytest.mark.parametrize("dcc", [vaccination(1, 2, DOSE_DAY), lab_test(SAMPLED, "260373001"), RECOVERY, {}])
+@pytest.mark.parametrize("dcc", [vaccination(1, 2, DOSE_DAY), lab_test(SAMPLED, "260373001"), {}])
 def test_eu_validity_passes_every_valid_certificate(dcc: dict[str, Any]) -> None:
     assert decide("eu-validity", dcc, at("2030-01-01T00:00:00+00:00")) == ("green", "valid_certificate")
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2021-06-01T00:00:00+00:00", ("green", "valid_certificate")),
+        ("2030-01-01T00:00:00+00:00", ("red", "recovery_expired")),
+        ("2020-01-01T00:00:00+00:00", ("red", "recovery_not_yet_valid")),
+    ],
+)
+def test_eu_validity_holds_recovery_to_its_dates(now: str, expected: tuple[str, str]) -> None:
+    # A recovery certificate is only valid between its df and du dates (the DCC's own validity).
+    assert decide("eu-validity", RECOVERY, at(now)) == expected
 
 
 def test_shipped_policy_options() -> None:

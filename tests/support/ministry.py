@@ -215,7 +215,7 @@ class Ministry:
         good("old_test", self.issue_test(sampled_at=now - 5 * day, now=now), "red", "red", "green")
         good("positive_test", self.issue_test(sampled_at=now - day, result="positive", now=now), "red", "red", "green")
         good("recovery", self.issue_recovery(first_positive=ago(30), now=now), "green", "green", "green")
-        good("old_recovery", self.issue_recovery(first_positive=ago(200), now=now), "red", "red", None)
+        good("old_recovery", self.issue_recovery(first_positive=ago(200), now=now), "red", "red", "red")
 
         bad("expired_cwt", vaccinate(2, 2, 400, "pfizer", issued_at=now - 380 * day,
                                      expires_at=now - 15 * day).hc1, "cwt_expired")
