@@ -31,11 +31,13 @@ from verifier.errors import (
     UnknownKid,
     VerificationError,
 )
+from verifier.cbor import MAP_TYPES
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import GREEN, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
 
 logger = logging.getLogger(__name__)
+_LISTS = (list, tuple)
 
 
 class PolicyLike(Protocol):
@@ -79,7 +81,7 @@ _TRUST_STALE = (
 
 
 def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value if type(value) is str else None
 
 
 def cert_type_of(dcc: Mapping[str, Any]) -> str | None:
@@ -92,7 +94,7 @@ def cert_type_of(dcc: Mapping[str, Any]) -> str | None:
 
 def _entry(dcc: Mapping[str, Any], kind: str | None) -> Mapping[str, Any]:
     group = dcc.get(kind) if kind else None
-    if isinstance(group, (list, tuple)) and group and isinstance(group[0], Mapping):
+    if type(group) in _LISTS and group and type(group[0]) in MAP_TYPES:
         return group[0]
     return {}
 
@@ -102,14 +104,15 @@ _DETAIL_FIELDS = {"v": ("dn", "sd", "mp", "dt", "co"), "t": ("tt", "sc", "tr", "
 
 def _holder(dcc: Mapping[str, Any]) -> Holder | None:
     nam = dcc.get("nam")
-    if not isinstance(nam, Mapping):
+    if type(nam) not in MAP_TYPES:
         return None
+    fn, gn, fnt, gnt, dob = nam.get("fn"), nam.get("gn"), nam.get("fnt"), nam.get("gnt"), dcc.get("dob")
     return Holder(
-        family_name=_str_or_none(nam.get("fn")),
-        given_name=_str_or_none(nam.get("gn")),
-        family_name_t=_str_or_none(nam.get("fnt")),
-        given_name_t=_str_or_none(nam.get("gnt")),
-        dob=_str_or_none(dcc.get("dob")),
+        fn if type(fn) is str else None,
+        gn if type(gn) is str else None,
+        fnt if type(fnt) is str else None,
+        gnt if type(gnt) is str else None,
+        dob if type(dob) is str else None,
     )
 
 
@@ -118,18 +121,15 @@ def keyed_uci_hash(uci: str, key: bytes) -> str:
     return hmac.digest(key, uci.encode("utf-8"), "sha256").hex()
 
 
-def _describe(dcc: Mapping[str, Any], options: VerifyOptions) -> dict[str, Any]:
-    """What the verdict carries about the certificate; defensive, as the DCC may be malformed."""
-    kind = cert_type_of(dcc)
-    entry = _entry(dcc, kind)
-    detail = {k: entry[k] for k in _DETAIL_FIELDS.get(kind or "", ()) if k in entry}
+def _describe(dcc: Mapping[str, Any], kind: str | None, entry: Mapping[str, Any],
+              options: VerifyOptions, context: dict[str, Any]) -> None:
+    """Add what the verdict carries about the certificate; defensive, as the DCC may be malformed."""
+    context["cert_type"] = kind
+    context["holder"] = _holder(dcc)
+    context["detail"] = {k: entry[k] for k in _DETAIL_FIELDS.get(kind or "", ()) if k in entry}
     uci = entry.get("ci")
-    return {
-        "cert_type": kind,
-        "holder": _holder(dcc),
-        "detail": detail,
-        "uci_hash": keyed_uci_hash(uci, options.uci_key) if isinstance(uci, str) and options.uci_key else None,
-    }
+    if type(uci) is str and options.uci_key:
+        context["uci_hash"] = keyed_uci_hash(uci, options.uci_key)
 
 
 def _check_signature(msg: cose.Sign1, trust: TrustStore, kid: bytes) -> SignerKey:
@@ -168,7 +168,7 @@ def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) ->
 
 def _decide(policy: Any, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
     try:
-        outcome = policy.decide(dict(dcc), now)
+        outcome = policy.decide(dcc, now)  # the decoded DCC is ours alone: no copy needed
         result, reason, message_en, message_vi = outcome
     except VerificationError:
         raise
@@ -191,16 +191,18 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: Any,
     claims = cwt.parse_claims(msg.payload)
     # Signed data from here on: the officer may see who it is even when the verdict is red.
     context.update(issuer=claims.iss, issued_at=claims.issued_at, expires_at=claims.expires_at)
-    context.update(_describe(claims.dcc, options))
+    dcc = claims.dcc
+    kind = cert_type_of(dcc)
+    entry = _entry(dcc, kind)
+    _describe(dcc, kind, entry, options, context)
     if options.check_signer_validity:
         signer.check_valid_at(now)
-    signer.check_type(context["cert_type"])
+    signer.check_type(kind)
     cwt.check_times(claims, now, options.clock_skew)
-    validate_dcc(claims.dcc, options.check_value_sets)
-    entry = _entry(claims.dcc, context["cert_type"])
+    validate_dcc(dcc, options.check_value_sets)
     trust.revocations.check(_str_or_none(entry.get("ci")), _str_or_none(entry.get("co")),
                             msg.signature, msg.alg)
-    result, reason, message_en, message_vi = _decide(policy, claims.dcc, now)
+    result, reason, message_en, message_vi = _decide(policy, dcc, now)
     fields = dict(context, result=result, reason=reason, message_en=message_en, message_vi=message_vi)
     _cap(fields, policy, options)
     return Verdict(**fields)
