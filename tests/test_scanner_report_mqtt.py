@@ -283,7 +283,7 @@ def test_reconnects_back_off_exponentially(outbox, closer):
         attempts.append(time.monotonic())
         conn.close()
     gaps = [b - a for a, b in zip(attempts, attempts[1:])]
-    # Waits of 0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s: about 8 attempts in 4 s, never dozens.
-    assert 4 <= len(attempts) <= 12, attempts
+    # Waits of 0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s: 8 to 13 attempts in 4 s, never dozens.
+    assert 4 <= len(attempts) <= 16, attempts
     assert sum(gaps[-3:]) / 3 > 2 * sum(gaps[:2]) / 2
     assert all(gap >= 0.04 for gap in gaps)
