@@ -53,7 +53,7 @@ class UnitProcess:
 def test_unit_killed_mid_send_delivers_exactly_once_after_restart(tmp_path, mosquitto):
     collector = Collector(mosquitto.port)
     db = tmp_path / "outbox.sqlite"
-    first = UnitProcess(db, mosquitto.port, "--record", "400", "--pace", "0.004", "--max-inflight", "5")
+    first = UnitProcess(db, mosquitto.port, "--record", "400", "--pace", "0.01", "--max-inflight", "5")
     try:
         wait_until(lambda: len(collector.distinct_seqs()) >= 60, 30, "the unit to be sending")
         first.kill()  # while it records and sends: events in flight, some unacknowledged
