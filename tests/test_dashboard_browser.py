@@ -103,8 +103,11 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> Iterator[Site]:
-    central = start_central(tmp_path, mosquitto_factory, alarms={"offline_after_s": 1})
+def site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) -> Iterator[Site]:
+    anchor = tmp_path / "anchor.pem"
+    pem = ministry.anchor_pem
+    anchor.write_bytes(pem if isinstance(pem, bytes) else pem.encode())
+    central = start_central(tmp_path, mosquitto_factory, alarms={"offline_after_s": 1}, anchor_file=str(anchor))
     units = {
         "lc-ic7-01": central.add_device("lc-ic7-01", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai"),
         "lc-ic7-02": central.add_device("lc-ic7-02", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai"),
@@ -257,3 +260,25 @@ def test_refused_where_the_role_does_not_allow(page: Any, site: Site) -> None:
     page.goto(f"{site.server.url}/admin/devices")
     assert page.locator("[data-test-id=admin-device-hn-gl-01]").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "admin-devices.png"), full_page=True)
+
+
+def test_admin_uploads_a_trust_bundle_and_sees_which_units_run_which_version(
+        page: Any, site: Site, ministry: Any, tmp_path: Path) -> None:
+    unit = site.start_unit("lc-ic7-01")  # reports trust version 7
+    try:
+        bundle = tmp_path / "trust-bundle-v8.json"
+        bundle.write_bytes(ministry.bundle(version=8))
+        log_in(page, site, "admin")
+        page.goto(f"{site.server.url}/admin/trust")
+        by_id(page, "trust-file").set_input_files(str(bundle))
+        by_id(page, "trust-submit").click()
+        page.wait_for_selector("[data-test-id=flash-ok]")
+        assert "phiên bản 8" in text_of(page, "flash-ok")
+        assert text_of(page, "trust-version") == "8"
+        rows = by_id(page, "units-by-version").locator("tbody tr").all_inner_texts()
+        assert any(r.split() == ["7", "1"] for r in rows), rows
+        page.screenshot(path=str(SCREENSHOTS / "admin-trust.png"), full_page=True)
+        assert site.console_errors == []
+    finally:
+        unit.kill()
+        unit.wait(10)

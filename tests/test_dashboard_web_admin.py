@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import time
@@ -13,6 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.web import create_app
+from keys import ca
 from tests.support.central import Central, start_central
 from tests.support.dashboard_web import ACCOUNTS, login, page_token, password_hash
 
@@ -20,8 +22,11 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
 
 @pytest.fixture
-def central(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> Iterator[Central]:
-    c = start_central(tmp_path, mosquitto_factory)
+def central(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) -> Iterator[Central]:
+    anchor = tmp_path / "anchor.pem"
+    pem = ministry.anchor_pem
+    anchor.write_bytes(pem if isinstance(pem, bytes) else pem.encode())
+    c = start_central(tmp_path, mosquitto_factory, anchor_file=str(anchor))
     for username in ("admin", "sup_lc"):
         password, role, scope = ACCOUNTS[username]
         c.store.create_user(username, password_hash(password), role, scope)
@@ -114,3 +119,49 @@ def test_an_empty_trust_upload_is_refused(admin: Any, central: Central) -> None:
     resp = admin.post("/admin/trust", data={"csrf_token": page_token(admin, "/admin/trust")})
     assert resp.status_code == 400 and "Yêu cầu không hợp lệ." in resp.get_data(as_text=True)
     assert central.store.latest_trust_bundle() is None
+
+
+def upload(admin: Any, data: bytes) -> Any:
+    token = page_token(admin, "/admin/trust")
+    return admin.post("/admin/trust", data={"bundle": (io.BytesIO(data), "bundle.json"), "csrf_token": token},
+                      content_type="multipart/form-data")
+
+
+def retained_trust(central: Central, creds: Any, timeout: float = 5.0) -> bytes | None:
+    """What a unit receives on the trust topic when it subscribes (the retained bundle)."""
+    got: list[bytes] = []
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{creds.device}", protocol=mqtt.MQTTv311)
+    client.username_pw_set(creds.device, creds.password)
+    client.on_connect = lambda c, u, f, r, p: c.subscribe("chot/v1/trust", qos=1)
+    client.on_message = lambda c, u, m: (got.append(m.payload), done.set())
+    client.connect("127.0.0.1", central.port, keepalive=5)
+    client.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else None
+
+
+def test_an_uploaded_bundle_is_checked_kept_and_published_retained(admin: Any, central: Central, ministry: Any) -> None:
+    creds = central.add_device("lc-ic7-01", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai")
+    bundle = ministry.bundle(version=3)
+    resp = upload(admin, bundle)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200, html
+    assert "Đã kiểm tra và phát hành danh sách tin cậy phiên bản 3." in html
+    assert 'data-test-id="trust-version">3<' in html
+    record = central.store.latest_trust_bundle()
+    assert record is not None and record.version == 3 and record.uploaded_by == "admin"
+    assert retained_trust(central, creds) == record.raw
+
+    # The same version again, or one signed by a key nobody pinned, is refused with the reason.
+    again = upload(admin, bundle)
+    assert again.status_code == 400 and "version" in again.get_data(as_text=True)
+    forged = upload(admin, ministry.bundle(version=4, signer=ca.generate_trust_list_key()))
+    assert forged.status_code == 400 and "signed by a key other than the pinned" in forged.get_data(as_text=True)
+    junk = upload(admin, b"<script>alert(1)</script>")
+    assert junk.status_code == 400 and "<script>alert" not in junk.get_data(as_text=True)
+    assert central.store.latest_trust_bundle().version == 3

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, render_template, request
 
 from dashboard import devices as registry
+from dashboard import trust as trust_publisher
 from dashboard.broker import BrokerError
 from dashboard.scope import Scope, ScopeError
 from dashboard.store import LANGUAGES, ROLES, StoreError
@@ -144,10 +145,8 @@ def upload_trust() -> Any:
     if not data:
         return _trust_page(error=translate("bad_request"), status=400)
     try:
-        from dashboard import trust as trust_publisher
-
         record = trust_publisher.accept_bundle(get_store(), _dashboard_config(), data, uploaded_by=g.user.username)
-    except Exception as e:  # noqa: BLE001 - a bad bundle is the uploader's problem: show why
+    except (AdminError, trust_publisher.TrustPublishError, BrokerError, StoreError) as e:
         logger.warning("trust bundle upload refused: %s", e)
         return _trust_page(error=str(e), status=400)
     logger.info("trust bundle %s published by %s", record.version, g.user.username)
