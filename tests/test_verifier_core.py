@@ -392,3 +392,25 @@ def test_error_codes_and_messages_are_complete():
     for cls in classes:
         assert cls.code.replace("_", "").isalnum() and cls.code.islower()
         assert cls.message_en and cls.message_vi and cls.__doc__
+
+
+def test_verdict_repr_withholds_personal_data(ministry, store):
+    verdict = verify(issue(ministry.general), store, NOW, POLICY, VerifyOptions(uci_key=b"k"))
+    text = repr(verdict) + str(verdict)
+    assert "Nguy" not in text and "1990" not in text and "UVCI" not in text and verdict.uci_hash not in text
+
+
+def test_signer_whose_extensions_cryptography_refuses_is_read_leniently():
+    """dgc-testdata common/CO15: an empty EKU SEQUENCE makes `cryptography` raise."""
+    import base64
+    import json
+    from pathlib import Path
+
+    from cryptography import x509
+
+    case = json.loads((Path(__file__).parent / "data/dcc/common/2DCode/raw/CO15.json").read_text())
+    certificate = base64.b64decode(case["TESTCTX"]["CERTIFICATE"])
+    with pytest.raises(ValueError):
+        _ = x509.load_der_x509_certificate(certificate).extensions
+    signer = SignerKey.from_certificate(certificate)
+    assert signer.types == frozenset({"v", "t", "r"})

@@ -24,6 +24,9 @@ class Holder:
     given_name_t: str | None
     dob: str | None
 
+    def __repr__(self) -> str:
+        return "Holder(<personal data withheld>)"  # a logged verdict must not leak who it was
+
     def display_name(self) -> str:
         """The name as an officer reads it: native form, else the transliterated one."""
         family = self.family_name or (self.family_name_t or "").replace("<", " ")
@@ -41,13 +44,13 @@ class Verdict:
     message_vi: str
     policy: str | None = None
     cert_type: str | None = None
-    holder: Holder | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    holder: Holder | None = field(default=None, repr=False)
+    detail: dict[str, Any] = field(default_factory=dict, repr=False)
     issuer: str | None = None
     kid: str | None = None
     issued_at: datetime | None = None
     expires_at: datetime | None = None
-    uci_hash: str | None = None
+    uci_hash: str | None = field(default=None, repr=False)
     trust_version: int | None = None
     # For developers and the conformance runner only: which step failed and a technical note.
     error_detail: str = field(default="", repr=False, compare=False)
