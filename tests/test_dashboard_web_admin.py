@@ -42,19 +42,14 @@ def admin(central: Central) -> Any:
     return client
 
 
-def broker_login(port: int, username: str, password: str, timeout: float = 5.0) -> str:
-    """Try an MQTT login; returns "ok" or the broker's refusal reason."""
-    outcome: list[str] = []
+def mqtt_wait(port: int, username: str, password: str, setup: Callable[[mqtt.Client, threading.Event], None],
+              timeout: float = 5.0) -> None:
+    """Connect as `username`, let `setup` attach callbacks (they set the event when done), wait, leave."""
     done = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{username}-{time.monotonic_ns()}",
                          protocol=mqtt.MQTTv311)
     client.username_pw_set(username, password)
-
-    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        outcome.append("refused: " + str(reason) if reason.is_failure else "ok")
-        done.set()
-
-    client.on_connect = on_connect
+    setup(client, done)
     client.connect("127.0.0.1", port, keepalive=5)
     client.loop_start()
     try:
@@ -62,6 +57,20 @@ def broker_login(port: int, username: str, password: str, timeout: float = 5.0) 
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def broker_login(port: int, username: str, password: str) -> str:
+    """Try an MQTT login; returns "ok" or the broker's refusal reason."""
+    outcome: list[str] = []
+
+    def setup(client: mqtt.Client, done: threading.Event) -> None:
+        def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            outcome.append("refused: " + str(reason) if reason.is_failure else "ok")
+            done.set()
+
+        client.on_connect = on_connect
+
+    mqtt_wait(port, username, password, setup)
     return outcome[0] if outcome else "no answer"
 
 
@@ -127,21 +136,15 @@ def upload(admin: Any, data: bytes) -> Any:
                       content_type="multipart/form-data")
 
 
-def retained_trust(central: Central, creds: Any, timeout: float = 5.0) -> bytes | None:
+def retained_trust(central: Central, creds: Any) -> bytes | None:
     """What a unit receives on the trust topic when it subscribes (the retained bundle)."""
     got: list[bytes] = []
-    done = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{creds.device}", protocol=mqtt.MQTTv311)
-    client.username_pw_set(creds.device, creds.password)
-    client.on_connect = lambda c, u, f, r, p: c.subscribe("chot/v1/trust", qos=1)
-    client.on_message = lambda c, u, m: (got.append(m.payload), done.set())
-    client.connect("127.0.0.1", central.port, keepalive=5)
-    client.loop_start()
-    try:
-        done.wait(timeout)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+
+    def setup(client: mqtt.Client, done: threading.Event) -> None:
+        client.on_connect = lambda c, u, f, r, p: c.subscribe("chot/v1/trust", qos=1)
+        client.on_message = lambda c, u, m: (got.append(m.payload), done.set())
+
+    mqtt_wait(central.port, creds.device, creds.password, setup)
     return got[0] if got else None
 
 
