@@ -81,8 +81,9 @@ class Event:
 class Outbox:
     """SQLite outbox: `record` durably, `pending` in seq order, `mark_sent` on acknowledgement."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
+        self._busy_timeout = busy_timeout
         self._seq_path = self.path.with_name(self.path.name + ".seq")
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,8 @@ class Outbox:
     def _open(self) -> sqlite3.Connection:
         conn = None
         try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, check_same_thread=False,
+                                   isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -103,6 +105,11 @@ class Outbox:
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
             self._ensure_schema(conn)
             return conn
+        except sqlite3.OperationalError as e:
+            # Locked, unreadable, no space: the file may be fine, so leave it where it is.
+            if conn is not None:
+                conn.close()
+            raise OutboxError(f"cannot open outbox {self.path}: {e}") from None
         except sqlite3.DatabaseError as e:
             if conn is not None:
                 conn.close()

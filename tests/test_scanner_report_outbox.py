@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from scanner.outbox import Outbox, OutboxCorruptError, OutboxFieldError
+from scanner.outbox import Outbox, OutboxCorruptError, OutboxError, OutboxFieldError
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 
@@ -147,6 +147,22 @@ def test_foreign_sqlite_file_is_refused(tmp_path):
     with pytest.raises(OutboxCorruptError, match="not an outbox"):
         Outbox(path)
     assert not path.exists()
+
+
+def test_locked_file_is_refused_but_not_moved(tmp_path):
+    path = tmp_path / "outbox.sqlite"
+    Outbox(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(OutboxError, match="cannot open") as err:
+            Outbox(path, busy_timeout=0.2)
+        assert not isinstance(err.value, OutboxCorruptError)
+        assert path.exists() and not list(tmp_path.glob("*.corrupt-*"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_wal_and_full_sync(tmp_path):
