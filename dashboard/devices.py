@@ -87,14 +87,18 @@ def set_service_password(config: DashboardConfig, account: str, password: str) -
 def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
     """Write the broker config, the service accounts and the ACL; returns passwords it had to make.
 
-    Service passwords come from the config (credential, env or file); a missing one is generated
-    and returned so the caller can show it once and the operator can store it as a credential.
+    Service passwords come from the config (credential, env or file); a missing one is kept if the
+    password file already has it, else generated and returned so the caller can show it once.
     """
     broker.write_config(config.broker)
+    assert config.broker.password_file is not None
+    existing = broker.read_password_file(config.broker.password_file)
     made: dict[str, str] = {}
     for name, account in (("ingest", config.mqtt.ingest), ("dashboard", config.mqtt.dashboard)):
         password = account.resolved_password()
         if not password:
+            if account.username in existing:
+                continue  # running init again must not lock out the running ingest
             password = made[name] = broker.new_password()
         set_service_password(config, name, password)
     sync_acl(store, config)

@@ -231,3 +231,86 @@ def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[.
     finally:
         ingest.stop()
         central.store.close()
+
+
+# -- the CLI and trust publishing, end to end ---------------------------------------------------
+
+def _password_from(output: str) -> str:
+    return next(line.rsplit(": ", 1)[1] for line in output.splitlines() if "password (shown once)" in line)
+
+
+def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Callable[..., object]) -> None:
+    import getpass
+
+    from click.testing import CliRunner
+
+    from chot.cli import main
+
+    port = free_port()
+    conf = tmp_path / "central.toml"
+    conf.write_text(f'data_dir = "{tmp_path / "data"}"\n[broker]\nuser = "{getpass.getuser()}"\n'
+                    f"listen_port = {port}\n[mqtt]\nport = {port}\n")
+    runner = CliRunner()
+    result = runner.invoke(main, ["dashboard", "-c", str(conf), "init"])
+    assert result.exit_code == 0, result.output
+    assert "generated ingest password" in result.output
+    again = runner.invoke(main, ["dashboard", "-c", str(conf), "init"])
+    assert again.exit_code == 0 and "generated" not in again.output  # service logins are kept
+    mosquitto_factory(conf_text=(tmp_path / "data" / "mosquitto" / "mosquitto.conf").read_text(), port=port)
+    result = runner.invoke(main, ["dashboard", "-c", str(conf), "add-device", "u1", "--checkpoint", "IC7",
+                                  "--district", "017", "--province", "01"])
+    assert result.exit_code == 0, result.output
+    password = _password_from(result.output)
+    time.sleep(0.3)  # SIGHUP is handled asynchronously
+    client, outcome = connect(port, "u1", password)
+    assert outcome == "ok"
+    client.disconnect()
+    client.loop_stop()
+    result = runner.invoke(main, ["dashboard", "-c", str(conf), "remove-device", "u1"])
+    assert result.exit_code == 0, result.output
+    assert wait_until(lambda: connect(port, "u1", password)[1] != "ok", 5)
+    result = runner.invoke(main, ["dashboard", "-c", str(conf), "remove-device", "u1"])
+    assert result.exit_code != 0 and "not registered" in result.output
+    result = runner.invoke(main, ["dashboard", "-c", str(conf), "add-device", "u2", "--checkpoint", "NOPE"])
+    assert result.exit_code != 0 and "not registered" in result.output and "Traceback" not in result.output
+
+
+def test_trust_bundle_is_checked_published_retained_and_kept(
+        tmp_path: Path, mosquitto_factory: Callable[..., object], ministry: object) -> None:
+    from dashboard import trust
+    from verifier.bundle import parse_bundle
+
+    anchor = tmp_path / "anchor.pem"
+    anchor.write_bytes(ministry.anchor_pem)  # type: ignore[attr-defined]
+    central = start_central(tmp_path, mosquitto_factory, anchor_file=str(anchor))
+    try:
+        creds = central.add_device("u1", "IC7")
+        time.sleep(0.3)
+        record = trust.accept_bundle(central.store, central.config, ministry.bundle(version=4), "root")  # type: ignore[attr-defined]
+        assert record.version == 4 and central.store.latest_trust_bundle().version == 4  # type: ignore[union-attr]
+        # A unit connecting later gets it (retained) and can verify it with its pinned anchor.
+        unit, outcome = connect(central.port, "u1", creds.password)
+        assert outcome == "ok"
+        got: list[bytes] = []
+        unit.on_message = lambda c, u, m: got.append(m.payload)
+        unit.subscribe(broker.TRUST_TOPIC, qos=1)
+        assert wait_until(lambda: bool(got), 5)
+        assert parse_bundle(got[0], ministry.anchor_pem).version == 4  # type: ignore[attr-defined]
+        unit.disconnect()
+        unit.loop_stop()
+        # Same or older version, wrong signer, garbage: refused with a reason, nothing published.
+        for data, words in ((ministry.bundle(version=4), "version"),  # type: ignore[attr-defined]
+                            (ministry.bundle(version=3), "version"),  # type: ignore[attr-defined]
+                            (b"{}", "bundle"), (b"\xff" * 10, "bundle")):
+            with pytest.raises(trust.TrustPublishError) as e:
+                trust.accept_bundle(central.store, central.config, data)
+            assert words in str(e.value).lower()
+        from keys import ca
+
+        rogue = ministry.bundle(version=9, signer=ca.generate_trust_list_key())  # type: ignore[attr-defined]
+        with pytest.raises(trust.TrustPublishError, match="(?i)signed by a key other than the pinned"):
+            trust.accept_bundle(central.store, central.config, rogue)
+        assert central.store.latest_trust_bundle().version == 4  # type: ignore[union-attr]
+        assert trust.republish_latest(central.store, central.config).version == 4
+    finally:
+        central.store.close()

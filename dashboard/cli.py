@@ -1,0 +1,229 @@
+"""`chot dashboard ...`: thin commands over the central service's library calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chot.config import ConfigError
+from dashboard.config import DashboardConfig, load_config
+
+logger = logging.getLogger(__name__)
+
+NEW_USER_PASSWORD_ENV = "CHOT_NEW_USER_PASSWORD"
+
+
+def _config(ctx: click.Context) -> DashboardConfig:
+    return ctx.obj["config"]  # type: ignore[no-any-return]
+
+
+def _store(ctx: click.Context) -> Any:
+    from dashboard.store import StoreError, open_store  # noqa: PLC0415 - keeps --help fast
+
+    try:
+        return open_store(_config(ctx).database or "")
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _fail_readably(func: Any) -> Any:
+    """Turn the library's readable errors into click errors instead of tracebacks."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dashboard.broker import BrokerError  # noqa: PLC0415
+        from dashboard.scope import ScopeError  # noqa: PLC0415
+        from dashboard.store import StoreError  # noqa: PLC0415
+        from dashboard.trust import TrustPublishError  # noqa: PLC0415
+
+        try:
+            return func(*args, **kwargs)
+        except (BrokerError, ScopeError, StoreError, TrustPublishError) as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+@click.group()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="CHOT_DASHBOARD_CONFIG",
+              help="Central config TOML (default: $CHOT_DASHBOARD_CONFIG, else built-in defaults).")
+@click.pass_context
+def dashboard(ctx: click.Context, config_path: str | None) -> None:
+    """The central service: broker accounts, device registry, ingest, web dashboard, trust publishing."""
+    try:
+        ctx.obj = {"config": load_config(config_path)}
+    except ConfigError as e:
+        raise click.ClickException(f"config {config_path or '(defaults)'}: {e}") from None
+
+
+@dashboard.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Check the config file and print the resolved paths (secrets are not shown)."""
+    cfg = _config(ctx)
+    click.echo(f"database: {cfg.database}")
+    click.echo(f"broker config: {cfg.broker.mosquitto_conf}")
+    click.echo(f"mqtt: {cfg.mqtt.host}:{cfg.mqtt.port} tls={cfg.mqtt.tls}")
+    for name, account in (("ingest", cfg.mqtt.ingest), ("dashboard", cfg.mqtt.dashboard)):
+        state = "set" if account.resolved_password() else "MISSING"
+        click.echo(f"{name} account: {account.username} (password {state})")
+
+
+@dashboard.command()
+@click.pass_context
+@_fail_readably
+def init(ctx: click.Context) -> None:
+    """Create the store and write the broker's config, service accounts and ACL."""
+    from dashboard.devices import init_broker  # noqa: PLC0415
+
+    cfg = _config(ctx)
+    store = _store(ctx)
+    try:
+        made = init_broker(store, cfg)
+    finally:
+        store.close()
+    click.echo(f"store ready: {cfg.database}")
+    click.echo(f"broker config written: {cfg.broker.mosquitto_conf} (start: mosquitto -c {cfg.broker.mosquitto_conf})")
+    for name, password in made.items():
+        account = getattr(cfg.mqtt, name)
+        click.echo(f"generated {name} password (shown once; store it as ${account.password_env} or the "
+                   f"{account.password_credential} credential): {password}")
+
+
+@dashboard.command("add-device")
+@click.argument("device_id")
+@click.option("--checkpoint", required=True, help="Checkpoint id (used in MQTT topics).")
+@click.option("--district", help="District code (needed the first time a checkpoint is named).")
+@click.option("--province", help="Province code (needed the first time a checkpoint is named).")
+@click.option("--name", "checkpoint_name", help="Checkpoint display name.")
+@click.option("--policy", help="Checkpoint policy name (e.g. vn-2021).")
+@click.pass_context
+@_fail_readably
+def add_device(ctx: click.Context, device_id: str, checkpoint: str, district: str | None, province: str | None,
+               checkpoint_name: str | None, policy: str | None) -> None:
+    """Register a unit, create its broker login (password shown once) and reload the broker."""
+    from dashboard import devices  # noqa: PLC0415
+
+    if (district is None) != (province is None):
+        raise click.UsageError("give both --district and --province, or neither")
+    store = _store(ctx)
+    try:
+        creds = devices.add_device(store, _config(ctx), device_id, checkpoint, district, province,
+                                   checkpoint_name, policy)
+    finally:
+        store.close()
+    click.echo(f"device {creds.device} registered at {creds.checkpoint}")
+    click.echo(f"mqtt username: {creds.device}")
+    click.echo(f"mqtt password (shown once): {creds.password}")
+    click.echo(f"publishes under: {creds.topic_prefix()}/")
+
+
+@dashboard.command("remove-device")
+@click.argument("device_id")
+@click.pass_context
+@_fail_readably
+def remove_device(ctx: click.Context, device_id: str) -> None:
+    """Revoke a unit: delete its login and ACL entry and reload the broker (its counts stay)."""
+    from dashboard import devices  # noqa: PLC0415
+
+    store = _store(ctx)
+    try:
+        known = devices.remove_device(store, _config(ctx), device_id)
+    finally:
+        store.close()
+    if not known:
+        raise click.ClickException(f"device {device_id!r} is not registered")
+    click.echo(f"device {device_id} revoked")
+
+
+@dashboard.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "supervisor", "viewer"]), required=True, help="Account role.")
+@click.option("--scope", "scopes", multiple=True,
+              help="Visible area: province:<code>, district:<code>, checkpoint:<id> or all (repeatable).")
+@click.option("--language", type=click.Choice(["vi", "en"]), default="vi", show_default=True, help="UI language.")
+@click.pass_context
+@_fail_readably
+def create_user(ctx: click.Context, username: str, role: str, scopes: tuple[str, ...], language: str) -> None:
+    """Create a dashboard account; password from $CHOT_NEW_USER_PASSWORD or a prompt."""
+    from dashboard.scope import Scope  # noqa: PLC0415
+    from dashboard.web.auth import MIN_PASSWORD_LENGTH, hash_password  # noqa: PLC0415
+
+    scope = Scope.parse(scopes)
+    if role != "admin" and scope.is_empty:
+        raise click.UsageError("a supervisor or viewer needs at least one --scope")
+    password = os.environ.get(NEW_USER_PASSWORD_ENV) or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    store = _store(ctx)
+    try:
+        user = store.create_user(username, hash_password(password), role, scope, language)
+    finally:
+        store.close()
+    click.echo(f"user {user.username} created ({user.role}; {', '.join(user.scope.entries()) or 'no area'})")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@dashboard.command()
+@click.pass_context
+@_fail_readably
+def ingest(ctx: click.Context) -> None:
+    """Run the MQTT ingest until SIGTERM/SIGINT (events and status into the store)."""
+    from dashboard.ingest import run_ingest  # noqa: PLC0415
+
+    store = _store(ctx)
+    try:
+        stats = run_ingest(store, _config(ctx), _stop_on_signals())
+    finally:
+        store.close()
+    click.echo(f"ingest stopped: {stats.stored} stored, {stats.duplicates} duplicates, "
+               f"{stats.rejected_total} rejected")
+
+
+@dashboard.command()
+@click.option("--host", help="Listen address (default: web.host from the config).")
+@click.option("--port", type=int, help="Listen port (default: web.port from the config).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the web dashboard."""
+    from dashboard.web import create_app  # noqa: PLC0415
+
+    cfg = _config(ctx)
+    app = create_app(cfg)
+    app.run(host=host or cfg.web.host, port=port or cfg.web.port, threaded=True, use_reloader=False)
+
+
+@dashboard.command("publish-trust")
+@click.argument("bundle", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--republish", is_flag=True, help="Publish the newest accepted bundle again instead.")
+@click.pass_context
+@_fail_readably
+def publish_trust(ctx: click.Context, bundle: Path | None, republish: bool) -> None:
+    """Check a signed trust bundle (anchor, newer version), publish it retained, keep it."""
+    from dashboard import trust  # noqa: PLC0415
+
+    if (bundle is None) == (not republish):
+        raise click.UsageError("give a BUNDLE file or --republish")
+    store = _store(ctx)
+    try:
+        if republish:
+            record = trust.republish_latest(store, _config(ctx))
+        else:
+            assert bundle is not None
+            record = trust.accept_bundle(store, _config(ctx), bundle.read_bytes(), uploaded_by="cli")
+    finally:
+        store.close()
+    click.echo(f"trust bundle version {record.version} published on chot/v1/trust")
