@@ -216,7 +216,7 @@ class MqttLink:
         stable = stable_part(status)
         due = now - self._last_status_sent >= self.status_interval
         if force or due or stable != self._last_stable:
-            client.publish(self.status_topic, json.dumps(status).encode(), qos=1, retain=True)
+            client.publish(self.status_topic, json.dumps(status, default=str).encode(), qos=1, retain=True)
             self._last_stable = stable
             self._last_status_sent = now
 

@@ -152,6 +152,24 @@ def test_retained_status_updates_on_change_and_says_offline_on_stop(outbox, mosq
     assert late.messages[-1][2] is True and json.loads(late.messages[-1][1]) == {"state": "offline"}
 
 
+def test_a_faulty_status_fn_never_stops_events(outbox, mosquitto, closer):
+    collector = closer(Collector(mosquitto.port))
+    calls = []
+
+    def flaky_status() -> dict:
+        calls.append(1)
+        if len(calls) % 2:
+            raise RuntimeError("sensor gone")
+        return {"since": datetime(2026, 1, 1, tzinfo=timezone.utc)}  # not JSON by itself
+
+    fill(outbox, 20)
+    started(closer, make_link(outbox, mosquitto.port, status_fn=flaky_status))
+    wait_until(lambda: outbox.backlog() == 0, 10, "delivery despite the status")
+    wait_until(lambda: len(collector.statuses(STATUS)) >= 2, 10, "both kinds of status")
+    assert collector.statuses(STATUS)[0] == {"state": "online"}
+    assert collector.statuses(STATUS)[1] == {"since": "2026-01-01 00:00:00+00:00", "state": "online"}
+
+
 def test_status_is_resent_every_interval(outbox, mosquitto, closer):
     collector = closer(Collector(mosquitto.port))
     started(closer, make_link(outbox, mosquitto.port, status_interval=1.0))
