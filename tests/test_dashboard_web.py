@@ -356,9 +356,10 @@ def test_admin_creates_a_scoped_viewer_who_can_log_in(app: Any, seeded: Seeded) 
 
 @pytest.mark.parametrize("form,reason", [
     ({"username": "shorty", "password": "short", "role": "viewer"}, "ít nhất 10 ký tự"),
-    ({"username": "admin", "password": "a-long-password", "role": "viewer"}, "already exists"),
+    ({"username": "admin", "password": "a-long-password", "role": "viewer", "scope": "province:10"}, "already exists"),
     ({"username": "weird", "password": "a-long-password", "role": "god"}, "role"),
     ({"username": "badscope", "password": "a-long-password", "role": "viewer", "scope": "planet:earth"}, "scope entry"),
+    ({"username": "noscope", "password": "a-long-password", "role": "supervisor", "scope": " \n"}, "ít nhất một mục phạm vi"),
 ])
 def test_bad_new_accounts_are_refused_with_a_reason(app: Any, form: dict, reason: str) -> None:
     c = as_user(app, "admin")
@@ -405,3 +406,20 @@ def test_alarms_for_an_old_bundle_a_newer_bundle_and_a_unit_never_heard_from(app
     assert ("stale_trust", "u-ic7-1") in kinds  # runs 7 while 8 is out
     assert ("never_seen", "u-new") in kinds and ("offline", "u-ic7-2") in kinds
     assert c.get("/api/v1/trust").json["latest"]["version"] == 8
+
+
+def test_app_from_a_dashboard_config_keeps_a_private_session_key(tmp_path: Path, monkeypatch: Any) -> None:
+    from dashboard.config import parse_config
+    from dashboard.web import create_app
+
+    monkeypatch.delenv("CHOT_DASHBOARD_SECRET_KEY", raising=False)
+    config = parse_config({"data_dir": str(tmp_path / "central"), "timezone": "Asia/Ho_Chi_Minh",
+                           "alarms": {"offline_after_s": 120, "trust_stale_after_h": 24}})
+    first = create_app(config)
+    key_file = tmp_path / "central" / "web" / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert create_app(config).config["SECRET_KEY"] == first.config["SECRET_KEY"] == key_file.read_text()
+    assert first.config["CHOT_OFFLINE_ALARM_S"] == 120 and first.config["CHOT_TRUST_MAX_AGE_S"] == 24 * 3600
+    assert first.config["SESSION_COOKIE_HTTPONLY"] and first.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    monkeypatch.setenv("CHOT_DASHBOARD_SECRET_KEY", "from-the-environment")
+    assert create_app(config).config["SECRET_KEY"] == "from-the-environment"

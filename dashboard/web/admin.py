@@ -69,6 +69,8 @@ def create_user() -> Any:
             raise AdminError(translate("password_too_short", n=MIN_PASSWORD_LENGTH))
         lines = [line for line in form.get("scope", "").splitlines() if line.strip()]
         scope = Scope.all() if role == "admin" else Scope.parse(lines)
+        if scope.is_empty:
+            raise AdminError(translate("scope_required"))
         get_store().create_user(username, hash_password(password), role, scope, language)
     except (AdminError, ScopeError, StoreError) as e:
         return _users_page(error=str(e), status=400)

@@ -101,6 +101,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Mỗi dòng một mục: all, province:<mã>, district:<mã>, checkpoint:<mã>",
         "One entry per line: all, province:<code>, district:<code>, checkpoint:<id>",
     ),
+    "scope_required": (
+        "Tài khoản giám sát hoặc người xem cần ít nhất một mục phạm vi.",
+        "A supervisor or viewer needs at least one scope entry.",
+    ),
     "create_user": ("Tạo tài khoản", "Create account"),
     "user_created": ("Đã tạo tài khoản {username}.", "Account {username} created."),
     "password_too_short": (
