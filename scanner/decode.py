@@ -11,7 +11,6 @@ and the texture map. ``read_image`` is the thorough path for still images.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,9 @@ _MAX_CROP_SIDE = 1600  # bounds the cost of one retry on a large region
 _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
 # Retries on a located crop, cheapest first: (enlargement, unsharp mask (sigma, amount) or None).
 _CROP_VARIANTS: tuple[tuple[float, tuple[float, float] | None], ...] = (
-    (1.5, None), (2.0, None), (2.5, (0.7, 1.0)), (1.5, (1.3, 1.5)))
+    (2.0, None), (2.5, (0.7, 1.0)), (3.0, None), (2.0, (1.3, 1.5)))
+_MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
+_TRACKED, _TEXTURED, _DETECTED = 0, 1, 2  # how sure the stage is that a region holds a code
 _MIN_FRAME_SIDE = 16
 
 
@@ -131,11 +132,10 @@ class QrDecoder:
     """
 
     def __init__(self, *, expect_prefix: str | None = HC1_PREFIX, use_pyzbar: bool = True,
-                 track_frames: int = 8, evidence_frames: int = 4) -> None:
+                 track_frames: int = 8) -> None:
         self.expect_prefix = expect_prefix
         self.use_pyzbar = use_pyzbar
         self.track_frames = track_frames
-        self.evidence_frames = evidence_frames
         self._shape: tuple[int, int] | None = None
         self.reset()
 
@@ -143,7 +143,6 @@ class QrDecoder:
         """Forget the tracked region and the stored crops (a new scene or a new camera)."""
         self._tracked: Region | None = None
         self._tracked_age = 0
-        self._crops: deque[tuple[Region, np.ndarray]] = deque(maxlen=max(1, self.evidence_frames))
         self.last_method: str | None = None
 
     def decode(self, gray: np.ndarray) -> str | None:
@@ -163,40 +162,37 @@ class QrDecoder:
         fallback: str | None = None
         # 1. Where the code was a moment ago: the phone rarely moves far between frames.
         if self._tracked is not None:
-            text = self._read_crop(gray, self._tracked.grown(0.25, w, h), cheap=True)
+            text = self._read_crop(gray, self._tracked.grown(0.25, w, h), _TRACKED)
             if text is not None and self._accept(text):
                 return self._done(text, "tracked")
             fallback = fallback or text
         # 2. One fast pass over the whole frame; failed detections still tell where a code is.
         found = _zxing(gray, errors=True)
-        texts = [b.text for b in found if b.valid]
-        best = _best_text(texts, self.expect_prefix)
+        best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is not None:
-            for b in found:
-                if b.valid and b.text == best:
-                    self._track(_region_of(b))
+            self._track(next(_region_of(b) for b in found if b.valid and b.text == best))
             if self._accept(best):
                 return self._done(best, "frame")
             fallback = fallback or best
-        candidates = [_region_of(b).grown(0.15, w, h) for b in found if not b.valid]
-        # 3. Regions that look like a dense code: high local contrast over a square patch.
+        candidates = [(_region_of(b).grown(0.15, w, h), _DETECTED) for b in found if not b.valid]
+        # 3. Regions whose texture looks like a dense code's modules.
         for region in self._textured_regions(gray):
-            if not any(region.same_as(c) for c in candidates):
-                candidates.append(region)
-        for region in candidates[:_MAX_REGIONS + 1]:
-            text = self._read_crop(gray, region, cheap=False)
+            if not any(region.same_as(c) for c, _ in candidates):
+                candidates.append((region, _TEXTURED))
+        for region, tier in candidates[:_MAX_REGIONS + 1]:
+            text = self._read_crop(gray, region, tier)
             if text is not None and self._accept(text):
-                return self._done(text, self.last_method or "crop")
+                return self._done(text, self.last_method or "crop")  # the variant that read it
             fallback = fallback or text
         if fallback is not None:
-            return self._done(fallback, "other")
+            return self._done(fallback, "other-code")
         return None
 
     def _accept(self, text: str) -> bool:
         return not self.expect_prefix or text.startswith(self.expect_prefix)
 
     def _done(self, text: str, method: str) -> str:
-        self.last_method = self.last_method or method
+        self.last_method = method
         self._tracked_age = 0
         return text
 
@@ -252,25 +248,27 @@ class QrDecoder:
         boxes.sort(key=lambda item: -item[0])
         return [region.grown(0.12, w, h) for _, region in boxes[:_MAX_REGIONS]]
 
-    def _read_crop(self, gray: np.ndarray, region: Region, *, cheap: bool) -> str | None:
-        """Retry on one region: enlarged, sharpened, averaged over frames, then pyzbar."""
-        if region.w < 21 or region.h < 21:
+    def _read_crop(self, gray: np.ndarray, region: Region, tier: int) -> str | None:
+        """Retry on one region, more the surer it holds a code: enlarged, sharpened, then pyzbar.
+
+        A tracked region gets one cheap try; a textured one two, and the whole ladder once
+        zxing finds finder patterns in it; a region where zxing already saw a code gets it all.
+        """
+        if region.w < _MIN_CROP_SIDE or region.h < _MIN_CROP_SIDE:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
         side = max(region.w, region.h)
-        for scale, sharpen in _CROP_VARIANTS[:1] if cheap else _CROP_VARIANTS:
+        for step, (scale, sharpen) in enumerate(_CROP_VARIANTS):
+            if tier == _TRACKED and step >= 1 or tier == _TEXTURED and step >= 2:
+                return None
             # Enlarging helps zxing's binariser and sampling grid on 2.5-4 pixels per module.
-            scale = min(scale, _MAX_CROP_SIDE / side) if side * scale > _MAX_CROP_SIDE else scale
-            image = _variant(crop, scale, sharpen)
-            text = self._zxing_crop(image, region, scale, f"x{scale:.1f}" + ("+sharp" if sharpen else ""))
+            scale = min(scale, _MAX_CROP_SIDE / side)
+            found = _zxing(_variant(crop, scale, sharpen), errors=True)
+            text = self._take(found, region, scale, f"x{scale:.1f}" + ("+sharp" if sharpen else ""))
             if text is not None:
                 return text
-        if cheap:
-            self._remember(region, crop)
-            return None
-        text = self._evidence(region, crop)
-        if text is not None:
-            return text
+            if found and tier == _TEXTURED:
+                tier = _DETECTED  # finder patterns seen: a code is there, worth the whole ladder
         if self.use_pyzbar and side <= _MAX_PYZBAR_SIDE:
             text = _pyzbar(_variant(crop, 1.5, None))
             if text is not None:
@@ -278,32 +276,14 @@ class QrDecoder:
                 return text
         return None
 
-    def _zxing_crop(self, image: np.ndarray, region: Region, scale: float, method: str) -> str | None:
-        found = _zxing(image)
-        texts = [b.text for b in found if b.valid]
-        best = _best_text(texts, self.expect_prefix)
+    def _take(self, found: list[zxingcpp.Barcode], region: Region, scale: float, method: str) -> str | None:
+        """The best valid read among ``found`` (from a crop), tracking where it was."""
+        best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is None:
             return None
-        for b in found:
-            if b.text == best:
-                self._track(_region_of(b, scale, region.x, region.y))
+        self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best))
         self.last_method = method
         return best
-
-    def _remember(self, region: Region, crop: np.ndarray) -> None:
-        self._crops.append((region, crop.copy()))
-
-    def _evidence(self, region: Region, crop: np.ndarray) -> str | None:
-        """Average this crop with earlier crops of the same still region: noise drops, modules stay."""
-        same = [c for r, c in self._crops if r == region and c.shape == crop.shape]
-        self._remember(region, crop)
-        if not same:
-            return None
-        stack = np.mean(np.stack(same + [crop]).astype(np.float32), axis=0)
-        mean = np.clip(stack, 0, 255).astype(np.uint8)
-        scale, sharpen = _CROP_VARIANTS[1]
-        return self._zxing_crop(_variant(mean, scale, sharpen), region, scale, "evidence")
-
 
 def _variant(crop: np.ndarray, scale: float, sharpen: tuple[float, float] | None) -> np.ndarray:
     """``crop`` enlarged by ``scale`` (bicubic) and optionally unsharp-masked (sigma, amount)."""

@@ -179,13 +179,18 @@ def _pose(shape: tuple[int, int], code_rect: tuple[int, int, int, int], n: int, 
                        dtype=np.float64)
     world = np.c_[corners - [cx, cy], np.zeros(4)] @ rotation.T + [0, 0, distance]
     image = focal * world[:, :2] / world[:, 2:3]
-    # Place the code's centre at random, with the whole code inside the frame.
+    # A code too big for the frame is held further away (small sensors: the person steps back).
     lo, hi = image.min(axis=0), image.max(axis=0)
     margin = 4 * px_per_module
+    fit = min((width - 2 * margin) / (hi[0] - lo[0]), (height - 2 * margin) / (hi[1] - lo[1]))
+    if fit < 1.0:
+        if px_per_module * fit < 1.0:
+            raise PhoneScreenError(f"a {n}-module code cannot fit a {width}x{height} frame at 1 px/module or more")
+        image = (image - (lo + hi) / 2) * (0.98 * fit)
+        lo, hi = image.min(axis=0), image.max(axis=0)
+        margin *= fit
     span_x = (margin - lo[0], width - margin - hi[0])
     span_y = (margin - lo[1], height - margin - hi[1])
-    if span_x[0] > span_x[1] or span_y[0] > span_y[1]:
-        raise PhoneScreenError(f"a {n}-module code at {px_per_module:.1f} px/module does not fit a {width}x{height} frame")
     image += [rng.uniform(*span_x), rng.uniform(*span_y)]
     return cv2.getPerspectiveTransform(corners.astype(np.float32), image.astype(np.float32))
 

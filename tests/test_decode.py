@@ -1,0 +1,212 @@
+"""The QR decoding stage: real photos, rendered phone screens, empty frames, tracking, bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import segno
+
+from scanner import phone_screen
+from scanner.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT / "tests" / "data" / "qr-photos"
+SYNTHETIC_COUNT = 24  # per resolution: the first frames of the benchmark's own fixed-seed sets
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_decode", ROOT / "bench" / "decode.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+@pytest.fixture(scope="module")
+def photo_sets() -> dict:
+    return bench.folder_sets([PHOTOS])
+
+
+@pytest.fixture(scope="module")
+def synthetic_sets() -> dict:
+    return bench.synthetic_sets(SYNTHETIC_COUNT)
+
+
+@pytest.fixture(scope="module")
+def photo_scores(photo_sets) -> dict:
+    return _totals(bench.run(photo_sets, ["chot", "chot-image", "zxing-cpp", "pyzbar", "opencv", "opencv-aruco"]))
+
+
+@pytest.fixture(scope="module")
+def synthetic_scores(synthetic_sets) -> dict:
+    hard = {name: s for name, s in synthetic_sets.items() if "-hard-" in name}
+    return _totals(bench.run(hard, ["chot", "zxing-cpp", "pyzbar", "opencv-aruco"]))
+
+
+def _totals(result: dict) -> dict[str, float]:
+    """Share read correctly per decoder over all sets of a run."""
+    correct: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for entry in result["sets"].values():
+        for name, score in entry["decoders"].items():
+            correct[name] = correct.get(name, 0) + score["correct"]
+            count[name] = count.get(name, 0) + score["count"]
+    return {name: correct[name] / count[name] for name in correct}
+
+
+def test_photo_sets_are_all_there(photo_sets) -> None:
+    assert sorted(photo_sets) == ["qr-photos/jsqr-e2e-a", "qr-photos/zxing-qrcode-1",
+                                  "qr-photos/zxing-qrcode-3", "qr-photos/zxing-qrcode-6"]
+    assert sum(len(s) for s in photo_sets.values()) == 103
+
+
+def test_stage_reads_the_real_photos(photo_scores) -> None:
+    # Measured 103/103 for both paths; the aim is 95%.
+    assert photo_scores["chot"] >= 0.97
+    assert photo_scores["chot-image"] >= 0.97
+
+
+def test_no_library_alone_beats_the_stage_on_photos(photo_scores) -> None:
+    for library in ("zxing-cpp", "pyzbar", "opencv", "opencv-aruco"):
+        assert photo_scores[library] <= photo_scores["chot"], library
+
+
+def test_stage_reads_hard_phone_screens(synthetic_scores) -> None:
+    # Measured 90% (1280x720) and 93% (640x480) on the first 30 frames; the aim is 80%.
+    assert synthetic_scores["chot"] >= 0.80
+
+
+def test_no_library_alone_beats_the_stage_on_phone_screens(synthetic_scores) -> None:
+    for library in ("zxing-cpp", "pyzbar", "opencv-aruco"):
+        assert synthetic_scores[library] <= synthetic_scores["chot"], library
+    assert synthetic_scores["zxing-cpp"] < 0.75  # the set really is hard for the best library
+
+
+def test_empty_frames_give_none(synthetic_sets) -> None:
+    decoder = QrDecoder()
+    frames = [s.gray for s in synthetic_sets["synthetic-empty-1280x720"]]
+    frames += [np.zeros((720, 1280), np.uint8), np.full((480, 640), 255, np.uint8),
+               np.random.default_rng(1).integers(0, 256, (720, 1280), dtype=np.uint8)]
+    assert [decoder.decode(f) for f in frames] == [None] * len(frames)
+
+
+def test_tracking_reads_the_next_frames_in_the_crop() -> None:
+    rng = np.random.default_rng(5)
+    payload = phone_screen.hc1_like_payload(rng)
+    frames = [phone_screen.render_phone_frame(payload, rng, difficulty="easy") for _ in range(3)]
+    decoder = QrDecoder()
+    first = decoder.decode(frames[0])
+    assert first == payload and decoder.last_method == "frame"
+    # The same phone in the same place: the tracked crop alone reads it.
+    assert decoder.decode(frames[0]) == payload and decoder.last_method == "tracked"
+    # A phone elsewhere: the tracked crop misses, the frame pass still reads it.
+    assert decoder.decode(frames[1]) == payload
+    decoder.reset()
+    assert decoder.decode(frames[2]) == payload and decoder.last_method != "tracked"
+
+
+def _canvas_with_codes(*payloads: str) -> np.ndarray:
+    """A plain grey image with each payload's QR code side by side, 4 px per module."""
+    tiles = [np.kron(~phone_screen.qr_modules(p), np.ones((4, 4), bool)) for p in payloads]
+    side = max(t.shape[0] for t in tiles) + 64
+    canvas = np.full((side, side * len(tiles)), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        canvas[32:32 + tile.shape[0], i * side + 32:i * side + 32 + tile.shape[1]] = tile * 255
+    return canvas
+
+
+def test_hc1_read_is_preferred_over_another_code_in_view() -> None:
+    hc1 = phone_screen.hc1_like_payload(np.random.default_rng(2), 300)
+    canvas = _canvas_with_codes("https://example.org/menu", hc1)
+    assert QrDecoder().decode(canvas) == hc1
+    # Without an HC1 code in view, the other text still comes back (the verifier says why it is red).
+    assert QrDecoder().decode(_canvas_with_codes("https://example.org/menu")) == "https://example.org/menu"
+    assert sorted(read_gray(canvas)) == sorted(["https://example.org/menu", hc1])
+
+
+def test_read_image_returns_any_text(tmp_path: Path) -> None:
+    path = tmp_path / "code.png"
+    segno.make_qr("plain text, not a certificate").save(str(path), scale=5)
+    assert read_image(path) == ["plain text, not a certificate"]
+    kanji = PHOTOS / "jsqr-e2e-a" / "kanji.png"
+    expected = (PHOTOS / "jsqr-e2e-a" / "kanji.bin").read_bytes()
+    texts = read_image(kanji)
+    assert bench.Sample("kanji", np.zeros((1, 1), np.uint8), raw=expected).matches(texts)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200), 255, np.uint8))
+    assert read_image(blank) == []
+
+
+def test_read_image_says_why_it_cannot(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableImageError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    bogus = tmp_path / "bogus.png"
+    bogus.write_bytes(b"not an image at all")
+    with pytest.raises(UnreadableImageError, match="not an image"):
+        read_image(bogus)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(UnreadableImageError, match="not an image"):
+        read_image(empty)
+
+
+@pytest.mark.parametrize("frame, reason", [
+    ([[0, 1], [2, 3]], "numpy array"),
+    (np.zeros((720, 1280, 3), np.uint8), "grey"),
+    (np.zeros((720, 1280), np.float32), "uint8"),
+    (np.zeros((4, 4), np.uint8), "outside"),
+])
+def test_bad_frames_are_refused_with_a_reason(frame, reason: str) -> None:
+    with pytest.raises(BadFrameError, match=reason):
+        QrDecoder().decode(frame)
+
+
+def test_frames_that_are_views_are_read() -> None:
+    rng = np.random.default_rng(9)
+    payload = phone_screen.hc1_like_payload(rng)
+    frame = phone_screen.render_phone_frame(payload, rng, difficulty="easy")
+    wide = np.zeros((720, 1400), np.uint8)
+    wide[:, :1280] = frame
+    assert QrDecoder().decode(wide[:, :1280]) == payload  # not contiguous: copied, not misread
+
+
+def test_phone_frames_are_seeded_and_sized() -> None:
+    payload = phone_screen.hc1_like_payload(np.random.default_rng(0))
+    assert payload.startswith("HC1:") and 590 <= len(payload) <= 600
+    one = phone_screen.render_phone_frame(payload, np.random.default_rng(3), (640, 480))
+    two = phone_screen.render_phone_frame(payload, np.random.default_rng(3), (640, 480))
+    assert one.shape == (480, 640) and one.dtype == np.uint8 and np.array_equal(one, two)
+    assert phone_screen.empty_frame(np.random.default_rng(3), (1280, 720)).shape == (720, 1280)
+    other = phone_screen.render_phone_frame(payload, np.random.default_rng(4), (640, 480))
+    assert not np.array_equal(one, other)
+
+
+def test_phone_frame_errors_are_readable() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(phone_screen.PhoneScreenError, match="difficulty"):
+        phone_screen.render_phone_frame("HC1:ABC", rng, difficulty="impossible")
+    with pytest.raises(phone_screen.PhoneScreenError, match="frame size"):
+        phone_screen.render_phone_frame("HC1:ABC", rng, size=(10, 10))
+    with pytest.raises(phone_screen.PhoneScreenError, match="square"):
+        phone_screen.render_phone_frame(np.zeros((30, 20), bool), rng)
+
+
+def test_bench_json_has_stable_names() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "decode.py"), str(PHOTOS / "zxing-qrcode-6"),
+         "--decoders", "chot,zxing-cpp", "--json"],
+        capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
+    result = json.loads(out.stdout)
+    score = result["sets"]["zxing-qrcode-6"]["decoders"]["chot"]
+    assert set(score) == {"correct", "count", "share", "median_ms"} and score["count"] == 15
+    assert result["command"].startswith(".venv/bin/python bench/decode.py")
