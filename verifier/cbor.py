@@ -8,6 +8,7 @@ bounded walk, which is cheap for a certificate-sized object.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import cbor2
@@ -42,13 +43,23 @@ _SEMANTIC: dict[int, Any] = {tag: _refuse_tag for tag in _RISKY_TAGS}
 _SEMANTIC.update({0: _plain, 1: _plain, 28: _refuse_shared, 29: _refuse_tag})
 
 
-def loads(data: bytes, what: str = "CBOR", immutable: bool = False) -> Any:
+def loads(data: bytes, what: str = "CBOR", immutable: bool = False, whole: bool = False) -> Any:
     """Decode one CBOR item within the depth limit and without risky semantic tags.
 
+    With `whole`, bytes after the item are refused (cbor2.loads ignores them): for unsigned
+    framing such as the COSE message itself, where nothing may ride along unverified.
+
     :raises CborLimitsError: when nested deeper than MAX_DEPTH.
-    :raises CoseError: when the bytes are not well-formed CBOR.
+    :raises CoseError: when the bytes are not well-formed CBOR, or have a tail with `whole`.
     """
     try:
+        if whole:
+            stream = io.BytesIO(data)
+            item = cbor2.CBORDecoder(stream, max_depth=MAX_DEPTH, semantic_decoders=_SEMANTIC).decode(
+                immutable=immutable)
+            if stream.tell() != len(data):
+                raise CoseError(f"{what}: {len(data) - stream.tell()} bytes after the CBOR item")
+            return item
         return cbor2.loads(data, max_depth=MAX_DEPTH, semantic_decoders=_SEMANTIC, immutable=immutable)
     except cbor2.CBORDecodeError as err:
         if "depth" in str(err):

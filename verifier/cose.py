@@ -51,7 +51,7 @@ def _decode_protected(raw: bytes) -> Mapping[Any, Any]:
     """Decode a protected header; every certificate from one signer repeats the same bytes."""
     header = _protected_cache.get(raw)
     if header is None:
-        header = cbor.loads(raw, "protected header", immutable=True)  # shared: keep it read-only
+        header = cbor.loads(raw, "protected header", immutable=True, whole=True)  # shared: read-only
         if type(header) not in cbor.MAP_TYPES:
             raise CoseError("protected header is not a map")
         if len(_protected_cache) >= _PROTECTED_CACHE_SIZE:
@@ -71,7 +71,7 @@ def parse_sign1(data: bytes) -> Sign1:
     :raises CoseError: when the structure is not a COSE_Sign1 message.
     :raises CborLimitsError: when the CBOR exceeds the nesting limit.
     """
-    item = cbor.loads(data, "COSE")
+    item = cbor.loads(data, "COSE", whole=True)
     if isinstance(item, cbor2.CBORTag) and item.tag == CWT_TAG:
         item = item.value
     if isinstance(item, cbor2.CBORTag):

@@ -46,6 +46,8 @@ def inflate(data: bytes, max_size: int = MAX_INFLATED) -> bytes:
         raise ZlibBomb(f"inflates beyond {max_size} bytes")
     if not inflater.eof:
         raise ZlibError("truncated zlib stream")
+    if inflater.unused_data:  # bytes outside the compressed (and so the signed) data: refuse
+        raise ZlibError("data after the end of the zlib stream")
     return out
 
 
