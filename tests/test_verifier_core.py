@@ -414,3 +414,11 @@ def test_signer_whose_extensions_cryptography_refuses_is_read_leniently():
         _ = x509.load_der_x509_certificate(certificate).extensions
     signer = SignerKey.from_certificate(certificate)
     assert signer.types == frozenset({"v", "t", "r"})
+
+
+def test_bytes_riding_along_outside_the_signature_are_refused(ministry, store):
+    cose = cose_of(issue(ministry.general))
+    assert verify(hc1.wrap(cose + b"\x00"), store, NOW, POLICY).reason == "cose"
+    compressed = zlib.compress(cose) + b"extra"
+    assert verify("HC1:" + b45encode(compressed), store, NOW, POLICY).reason == "zlib"
+    assert verify("  " + issue(ministry.general) + "\r\n", store, NOW, POLICY).reason == "valid"

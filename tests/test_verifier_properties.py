@@ -22,7 +22,7 @@ UTC = dt.timezone.utc
 NOW = dt.datetime(2021, 10, 1, 8, 0, tzinfo=UTC)
 CODES = {cls.code for cls in VerificationError.__subclasses__()} | {
     sub.code for cls in VerificationError.__subclasses__() for sub in cls.__subclasses__()}
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("CHOT_HYPOTHESIS_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 class AcceptAll:
