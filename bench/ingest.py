@@ -1,0 +1,400 @@
+"""Benchmark: chot's ingest (Mosquitto -> SQLite store) against the same broker's bare rate,
+and the delay from a unit's publish to the change showing in a browser's live stream.
+
+One run, one broker started from the shipped config (firmware-config/mosquitto/):
+1. bare: 200 simulated units (own logins, QoS 1) publish events; a plain paho subscriber (QoS 1,
+   no store) receives them. Rate = events / (start signal -> last event received).
+2. chot: the same units publish as many new events; the real `dashboard.ingest.Ingest` stores
+   them (one commit per batch, acknowledged after commit). Rate = events / (start -> all stored).
+   Meanwhile a probe unit at its own checkpoint publishes one event at a time and reads the web
+   app's server-sent event stream (`chot dashboard serve`, a separate process, logged in over
+   HTTP) until the checkpoint's total shows it: that is the publish-to-browser delay.
+Publishers and the probe run in their own processes, as units and browsers would.
+
+    .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--json]
+
+Aims (issue 4): ingest >= half the bare rate and >= 5,000 events/s; stream delay p95 < 500 ms.
+"""
+
+from __future__ import annotations
+
+import getpass
+import html
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+
+from dashboard.config import DashboardConfig, parse_config  # noqa: E402
+from dashboard.devices import add_device, init_broker  # noqa: E402
+from dashboard.ingest import Ingest  # noqa: E402
+from dashboard.scope import Scope  # noqa: E402
+from dashboard.store import SqliteStore  # noqa: E402
+from tests.support.broker import Mosquitto, free_port, wait_for_port  # noqa: E402
+
+REPRODUCE = ".venv/bin/python bench/ingest.py"
+PROBE_CHECKPOINT = "PROBE"
+_TOTAL_RE = re.compile(r'data-test-id="checkpoint-today-total">([0-9.,\s]+)<')
+
+
+def _event(seq: int) -> bytes:
+    ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps({"seq": seq, "ts": ts, "result": "green", "reason": "complete_series",
+                       "policy": "vn-2021", "trust_version": 1}).encode()
+
+
+# -- publishers (child process) ------------------------------------------------------------------
+
+def publish_load(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_from: int,
+                 ready: Any, go: Any, result: Any, timeout: float) -> None:
+    """Connect every unit, wait for `go`, publish `per_unit` events each, wait for every PUBACK."""
+    clients = []
+    for device, checkpoint, password in units:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{device}", protocol=mqtt.MQTTv311)
+        c.username_pw_set(device, password)
+        c.max_queued_messages_set(0)
+        c.connect("127.0.0.1", port, keepalive=60)
+        c.loop_start()
+        clients.append((c, f"chot/v1/{checkpoint}/{device}/event"))
+    deadline = time.monotonic() + timeout
+    while not all(c.is_connected() for c, _ in clients) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ready.set()
+    go.wait(timeout)
+    started = time.monotonic()
+    infos = []
+    for i in range(per_unit):
+        for c, topic in clients:
+            infos.append(c.publish(topic, _event(seq_from + i), qos=1))
+    for info in infos:
+        info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+    result.put({"published": sum(1 for i in infos if i.is_published()), "seconds": time.monotonic() - started})
+    for c, _ in clients:
+        c.disconnect()
+        c.loop_stop()
+
+
+# -- the probe: publish one event, read the live stream (child process) ------------------------
+
+class _Session:
+    """A logged-in HTTP session with the dashboard (cookie kept by hand: stdlib only)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        all_headers = {"Cookie": self.cookie, **(headers or {})}
+        conn.request(method, path, body=body, headers=all_headers)
+        resp = conn.getresponse()
+        for value in resp.headers.get_all("Set-Cookie") or []:
+            self.cookie = value.split(";", 1)[0]
+        text = resp.read().decode("utf-8", "replace")
+        conn.close()
+        return resp.status, text
+
+    def login(self, username: str, password: str) -> None:
+        status, page = self.request("GET", "/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        if status != 200 or token is None:
+            raise RuntimeError(f"login page not served (HTTP {status})")
+        body = urllib.parse.urlencode({"csrf_token": html.unescape(token.group(1)), "username": username,
+                                       "password": password, "next": ""}).encode()
+        status, _ = self.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        if status not in (302, 303):
+            raise RuntimeError(f"login refused (HTTP {status})")
+
+
+def _stream_totals(session: _Session, path: str, totals: list[tuple[float, int]], stop: threading.Event) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", session.port, timeout=30)
+    conn.request("GET", path, headers={"Cookie": session.cookie, "Accept": "text/event-stream"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"stream refused (HTTP {resp.status})")
+    while not stop.is_set():
+        line = resp.fp.readline()
+        if not line:
+            break
+        if line.startswith(b"data: "):
+            found = _TOTAL_RE.search(json.loads(line[6:]).get("html", ""))
+            if found:
+                totals.append((time.monotonic(), int(re.sub(r"\D", "", found.group(1)))))
+    conn.close()
+
+
+def probe(port: int, web_port: int, device: str, password: str, user: tuple[str, str], go: Any,
+          stop: Any, result: Any, max_probes: int, sent_count: Any, timeout: float) -> None:
+    """Publish one event at a time and time how long until the stream shows the new total."""
+    delays: list[float] = []
+    try:
+        session = _Session(web_port)
+        session.login(*user)
+        totals: list[tuple[float, int]] = []
+        reader_stop = threading.Event()
+        reader = threading.Thread(target=_stream_totals, daemon=True, name="sse-reader",
+                                  args=(session, f"/stream/checkpoint/{PROBE_CHECKPOINT}", totals, reader_stop))
+        reader.start()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{device}", protocol=mqtt.MQTTv311)
+        client.username_pw_set(device, password)
+        client.connect("127.0.0.1", port, keepalive=60)
+        client.loop_start()
+        deadline = time.monotonic() + timeout
+        while not totals and time.monotonic() < deadline:  # the stream's first render
+            time.sleep(0.01)
+        go.wait(timeout)
+        for seq in range(1, max_probes + 1):
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            seen = len(totals)
+            sent = time.monotonic()
+            client.publish(f"chot/v1/{PROBE_CHECKPOINT}/{device}/event", _event(seq), qos=1)
+            with sent_count.get_lock():
+                sent_count.value += 1
+            while time.monotonic() - sent < 5.0:
+                hits = [at for at, total in totals[seen:] if total >= seq]
+                if hits:
+                    delays.append(hits[0] - sent)
+                    break
+                time.sleep(0.002)
+            time.sleep(0.05)
+        reader_stop.set()
+        client.disconnect()
+        client.loop_stop()
+        result.put({"delays": delays})
+    except Exception as e:  # noqa: BLE001 - reported in the table instead of a hung run
+        result.put({"delays": delays, "error": f"{type(e).__name__}: {e}"})
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+def _bench_config(folder: Path, port: int, web_port: int) -> tuple[DashboardConfig, Path]:
+    data: dict[str, Any] = {
+        "data_dir": str(folder / "central"),
+        "mqtt": {"port": port, "ingest": {"username": "chot-ingest", "password": secrets.token_urlsafe(12)},
+                 "dashboard": {"username": "chot-dashboard", "password": secrets.token_urlsafe(12)}},
+        "broker": {"listen_port": port, "user": getpass.getuser()},
+        "web": {"port": web_port, "secret_key": secrets.token_urlsafe(32)},
+    }
+    path = folder / "central.toml"
+    lines = [f'data_dir = "{data["data_dir"]}"', "[web]", f"port = {web_port}",
+             f'secret_key = "{data["web"]["secret_key"]}"', "[mqtt]", f"port = {port}",
+             "[broker]", f"listen_port = {port}", f'user = "{getpass.getuser()}"']
+    path.write_text("\n".join(lines) + "\n")
+    return parse_config(data), path
+
+
+def _wait(check: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.005)
+    return bool(check())
+
+
+def _bare_rate(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_from: int,
+               ingest_password: str, timeout: float) -> dict[str, Any]:
+    """A plain QoS 1 subscriber (the ingest's login, its own client id): receive and count."""
+    received = [0, 0.0]
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
+    sub.username_pw_set("chot-ingest", ingest_password)
+
+    def on_message(c: Any, u: Any, m: Any) -> None:
+        received[0] += 1
+        received[1] = time.monotonic()
+
+    subscribed = threading.Event()
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.connect("127.0.0.1", port, keepalive=60)
+    sub.loop_start()
+    sub.subscribe("chot/v1/+/+/event", qos=1)
+    subscribed.wait(10)
+    out = _run_load(port, units, per_unit, seq_from, lambda: received[0], timeout)
+    out["seconds"] = (received[1] - out.pop("started")) if received[0] else float("nan")
+    sub.disconnect()
+    sub.loop_stop()
+    return out
+
+
+def _run_load(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_from: int,
+              count: Any, timeout: float, go: Any = None) -> dict[str, Any]:
+    """Start the publisher process, give the start signal, wait until `count()` reaches the total."""
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Event(), go or ctx.Event()
+    result: Any = ctx.Queue()
+    proc = ctx.Process(target=publish_load, args=(port, units, per_unit, seq_from, ready, go, result, timeout))
+    proc.start()
+    try:
+        if not ready.wait(timeout):
+            raise RuntimeError("the simulated units did not connect in time")
+        total = len(units) * per_unit
+        started = time.monotonic()
+        go.set()
+        done = _wait(lambda: count() >= total, timeout)
+        finished = time.monotonic()
+        published = result.get(timeout=timeout)
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    return {"events": total, "received": count(), "complete": done, "started": started,
+            "seconds": finished - started, "publisher": published}
+
+
+def run(devices: int, per_unit: int, probes: int, timeout: float) -> dict[str, Any]:
+    """The whole benchmark in a temporary folder; returns the figures."""
+    folder = Path(tempfile.mkdtemp(prefix="chot-bench-ingest-"))
+    port, web_port = free_port(), free_port()
+    config, toml_path = _bench_config(folder, port, web_port)
+    store = SqliteStore(config.database or "")
+    init_broker(store, config)
+    units = []
+    for i in range(devices):
+        checkpoint = f"CP{i // 4:03d}"  # four units per checkpoint, fifty checkpoints
+        creds = add_device(store, config, f"unit{i:03d}", checkpoint, f"D{i // 20:02d}", f"P{i // 100:02d}",
+                           reload=False)
+        units.append((creds.device, checkpoint, creds.password))
+    probe_creds = add_device(store, config, "probe01", PROBE_CHECKPOINT, "D99", "P99", reload=False)
+    from dashboard.web.auth import hash_password  # noqa: PLC0415 - the web app's own hasher
+
+    web_password = secrets.token_urlsafe(16)
+    store.create_user("bench", hash_password(web_password), "admin", scopes=Scope.all())
+    assert config.broker.mosquitto_conf is not None
+    broker = Mosquitto(folder, config.broker.mosquitto_conf.read_text(), port)
+    broker.start()
+    server = None
+    ingest = None
+    try:
+        ingest_password = config.mqtt.ingest.resolved_password() or ""
+        bare = _bare_rate(port, units, per_unit, 1, ingest_password, timeout)
+        # The web app in its own process, as deployed: `chot dashboard serve`.
+        env = {**os.environ, "CHOT_DASHBOARD_CONFIG": str(toml_path)}
+        server = subprocess.Popen([sys.executable, "-c", "from chot.cli import main; main()", "dashboard", "serve"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=open(folder / "web.log", "wb"))
+        wait_for_port(web_port, 20)
+        ingest = Ingest(store, config)
+        ingest.start()
+        ctx = mp.get_context("spawn")
+        go, stop, probe_result = ctx.Event(), ctx.Event(), ctx.Queue()
+        probes_sent = ctx.Value("i", 0)
+        prober = ctx.Process(target=probe, args=(port, web_port, "probe01", probe_creds.password,
+                                                 ("bench", web_password), go, stop, probe_result, probes,
+                                                 probes_sent, timeout))
+        prober.start()
+        stored_before = ingest.stats.stored
+        chot = _run_load(port, units, per_unit, per_unit + 1,
+                         lambda: ingest.stats.stored - stored_before - probes_sent.value, timeout, go=go)
+        stop.set()
+        try:
+            probed = probe_result.get(timeout=30)
+        except Exception:  # noqa: BLE001
+            probed = {"delays": [], "error": "probe gave no result"}
+        prober.join(10)
+        if prober.is_alive():
+            prober.kill()
+        chot.pop("started", None)
+        ingest.wait_idle(10)
+        stats = ingest.stats
+        return {"bare": bare, "chot": chot, "probe": probed, "devices": devices, "per_unit": per_unit,
+                "ingest_commits": stats.commits, "rejected": stats.rejected_total,
+                "duplicates": stats.duplicates}
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        broker.stop()
+        store.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _rate(part: dict[str, Any]) -> float:
+    return part["events"] / part["seconds"] if part["complete"] and part["seconds"] > 0 else 0.0
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, Any]:
+    """Rates, ratio and delay percentiles from a run's raw figures."""
+    bare, chot = _rate(raw["bare"]), _rate(raw["chot"])
+    delays = sorted(d * 1000 for d in raw["probe"].get("delays", []))
+
+    def pct(p: float) -> float | None:
+        return delays[min(len(delays) - 1, int(round(p * (len(delays) - 1))))] if delays else None
+
+    return {
+        "devices": raw["devices"], "events_per_phase": raw["bare"]["events"],
+        "bare_events_per_s": round(bare), "chot_events_per_s": round(chot),
+        "chot_over_bare": round(chot / bare, 3) if bare else None,
+        "chot_complete": raw["chot"]["complete"], "bare_complete": raw["bare"]["complete"],
+        "ingest_commits": raw["ingest_commits"], "duplicates": raw["duplicates"], "rejected": raw["rejected"],
+        "stream_probes": len(delays),
+        "stream_delay_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": delays[-1] if delays else None},
+        "probe_error": raw["probe"].get("error"),
+        "aims": {"chot_ge_half_bare": bool(bare) and chot >= bare / 2, "chot_ge_5000": chot >= 5000,
+                 "stream_p95_lt_500ms": bool(delays) and (pct(0.95) or 1e9) < 500},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "command": REPRODUCE,
+    }
+
+
+@click.command()
+@click.option("--devices", default=200, show_default=True, help="Simulated units, each with its own login.")
+@click.option("--events", "per_unit", default=150, show_default=True, help="Events per unit per phase.")
+@click.option("--probes", default=60, show_default=True, help="Most stream-delay probes during the load.")
+@click.option("--timeout", default=120.0, show_default=True, help="Upper bound of each wait, seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def main(devices: int, per_unit: int, probes: int, timeout: float, as_json: bool) -> None:
+    """Ingest throughput vs the bare broker, and publish-to-live-stream delay under that load."""
+    summary = summarize(run(devices, per_unit, probes, timeout))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    d = summary["stream_delay_ms"]
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f} ms"
+
+    rows = [
+        ("bare broker -> subscriber", f"{summary['bare_events_per_s']:,} ev/s", ""),
+        ("chot ingest -> SQLite store", f"{summary['chot_events_per_s']:,} ev/s", ">= 5,000 ev/s"),
+        ("chot / bare", f"{summary['chot_over_bare']}", ">= 0.5"),
+        (f"publish -> SSE delay p50 ({summary['stream_probes']} probes)", ms(d["p50"]), ""),
+        ("publish -> SSE delay p95", ms(d["p95"]), "< 500 ms"),
+        ("publish -> SSE delay max", ms(d["max"]), ""),
+    ]
+    click.echo(f"{devices} units x {per_unit} events per phase; {summary['ingest_commits']} commits, "
+               f"{summary['duplicates']} duplicates, {summary['rejected']} rejected")
+    for name, value, aim in rows:
+        click.echo(f"  {name:<44} {value:>14}  {aim}")
+    if summary["probe_error"]:
+        click.echo(f"  probe error: {summary['probe_error']}")
+    click.echo(f"aims met: {summary['aims']}")
+    click.echo(f"reproduce: {REPRODUCE}")
+
+
+if __name__ == "__main__":
+    main()
