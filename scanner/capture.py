@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from scanner.camera import Camera, CameraError, CameraUnavailable, SourceEnded
+from scanner.worker import Worker
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,24 +114,18 @@ class Capture:
         """True once a non-looping source has no more frames."""
         self.fps = 0.0
         self.last_frame_at = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("capture", self._run)
+        self._stop = self._worker.stopping
 
     def start(self) -> None:
         """Start the capture thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and release the camera."""
         self._stop.set()
         self.camera.interrupt()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                logger.error("capture thread did not stop within %.1fs", timeout)
-            self._thread = None
+        self._worker.stop(timeout)
         self.latest.wake()
 
     def take(self, timeout: float = 0.5) -> Frame | None:
@@ -150,9 +145,9 @@ class Capture:
     @property
     def running(self) -> bool:
         """The thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.running
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         while not self._stop.is_set() and not self.ended:
             try:
                 self.camera.start()

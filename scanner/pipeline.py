@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from scanner.capture import Capture
 from scanner.debounce import Debounce
+from scanner.worker import Worker
 from verifier import TrustStore, Verdict, VerifyOptions, verify
 from verifier.errors import VerificationError
 from verifier.verdict import RED
@@ -155,36 +156,28 @@ class Pipeline:
         self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self.wall_clock = wall_clock
         self.stats = PipelineStats()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("pipeline", self._run)
 
     def start(self) -> None:
         """Start the pipeline thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the frame in hand."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                logger.error("pipeline thread did not stop within %.1fs", timeout)
-            self._thread = None
+        self._worker.stop(timeout)
 
     @property
     def running(self) -> bool:
         """The thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.running
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         last = 0.0
-        while not self._stop.is_set():
+        while not stop.is_set():
             self.stats.last_loop_at = time.monotonic()
             if self.min_interval:
                 wait = last + self.min_interval - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
+                if wait > 0 and stop.wait(wait):
                     break
             frame = self.capture.take(timeout=0.5)
             if frame is None:
