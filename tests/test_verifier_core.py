@@ -422,3 +422,19 @@ def test_bytes_riding_along_outside_the_signature_are_refused(ministry, store):
     compressed = zlib.compress(cose) + b"extra"
     assert verify("HC1:" + b45encode(compressed), store, NOW, POLICY).reason == "zlib"
     assert verify("  " + issue(ministry.general) + "\r\n", store, NOW, POLICY).reason == "valid"
+
+
+def test_fast_constructors_match_the_dataclass_ones():
+    from verifier.verdict import Holder, Verdict
+
+    values = dict(result="green", reason="valid", message_en="ok", message_vi="được", policy="p", kid="a2lk")
+    assert Verdict.from_fields(values) == Verdict(**values)
+    assert Verdict.from_fields(values).detail == {} and Verdict.from_fields(values).detail is not \
+        Verdict.from_fields(values).detail
+    assert Holder.of("A", "B", "C", "D", "2000") == Holder("A", "B", "C", "D", "2000")
+    with pytest.raises(TypeError):
+        Verdict.from_fields({"result": "green"})
+    with pytest.raises(TypeError):
+        Verdict.from_fields(dict(values, colour="blue"))
+    with pytest.raises(Exception):
+        Verdict.from_fields(values).result = "red"  # still frozen

@@ -107,7 +107,7 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
     if type(nam) not in MAP_TYPES:
         return None
     fn, gn, fnt, gnt, dob = nam.get("fn"), nam.get("gn"), nam.get("fnt"), nam.get("gnt"), dcc.get("dob")
-    return Holder(
+    return Holder.of(
         fn if type(fn) is str else None,
         gn if type(gn) is str else None,
         fnt if type(fnt) is str else None,
@@ -203,9 +203,9 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: Any,
     trust.revocations.check(_str_or_none(entry.get("ci")), _str_or_none(entry.get("co")),
                             msg.signature, msg.alg)
     result, reason, message_en, message_vi = _decide(policy, dcc, now)
-    fields = dict(context, result=result, reason=reason, message_en=message_en, message_vi=message_vi)
-    _cap(fields, policy, options)
-    return Verdict(**fields)
+    context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
+    _cap(context, policy, options)
+    return Verdict.from_fields(context)
 
 
 def _b64(data: bytes) -> str:
