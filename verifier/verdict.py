@@ -134,11 +134,7 @@ _VERDICT_DEFAULTS = {f.name: f.default for f in fields(Verdict) if f.default is 
 
 def red_verdict(error: VerificationError, **context: Any) -> Verdict:
     """A red verdict for a verification error, keeping whatever was already learnt."""
-    return Verdict(
-        result=RED,
-        reason=error.code,
-        message_en=error.message_en,
-        message_vi=error.message_vi,
-        error_detail=error.detail,
-        **context,
-    )
+    values = {k: v for k, v in context.items() if k in _VERDICT_FIELDS}
+    values.update(result=RED, reason=error.code, message_en=error.message_en,
+                  message_vi=error.message_vi, error_detail=error.detail)
+    return Verdict.from_fields(values)

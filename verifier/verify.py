@@ -166,7 +166,7 @@ def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) ->
     verdict_fields.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
 
 
-def _decide(policy: Any, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
+def _decide(policy: PolicyLike, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
     try:
         outcome = policy.decide(dcc, now)  # the decoded DCC is ours alone: no copy needed
         result, reason, message_en, message_vi = outcome
@@ -179,7 +179,7 @@ def _decide(policy: Any, dcc: Mapping[str, Any], now: datetime) -> tuple[str, st
     return result, reason, str(message_en), str(message_vi)
 
 
-def _verify(payload: str, trust: TrustStore, now: datetime, policy: Any,
+def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
             options: VerifyOptions, context: dict[str, Any]) -> Verdict:
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
@@ -212,7 +212,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def verify(payload: str, trust: TrustStore, now: datetime, policy: Any,
+def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
            options: VerifyOptions = VerifyOptions()) -> Verdict:
     """Verify one scanned payload against the trust store at time `now` under `policy`.
 
