@@ -101,6 +101,9 @@ def test_unit_scans_shows_signals_and_records(tmp_path: Path, ministry, people, 
         assert state["verdict"]["reason"] == "prefix"
         assert state["status"]["trust"]["version"] == 3 and state["status"]["network"]["connected"] is None
         assert state["status"]["clock"]["ok"] is True
+        with urllib.request.urlopen(unit.screen.url + "preview.mjpg", timeout=5) as resp:  # live camera view
+            head = resp.read(4096)
+        assert b"Content-Type: image/jpeg" in head and b"\xff\xd8" in head
         # GPIO: green opened the gate earlier; the last (red) verdict shut it again
         relay = factory.pin(config.gpio.pins.relay)
         assert any(s.state for s in relay.states) and not relay.state
@@ -133,6 +136,23 @@ def test_unit_refuses_to_start_with_a_clear_reason(tmp_path: Path, ministry, peo
     data["unit"]["policy"] = "vn-2021"
     with pytest.raises(UnitError, match="trust: pinned trust anchor is not a PEM public key"):
         Unit(parse_unit_config(data, tmp_path)).start()
+
+
+def test_unit_picks_up_a_bundle_from_a_usb_stick(tmp_path: Path, ministry, people) -> None:
+    data = unit_files(tmp_path, ministry, people)
+    del data["trust"]["bundle_file"]
+    data["screen"] = {"enabled": False}
+    stick = tmp_path / "media" / "stick"
+    stick.mkdir(parents=True)
+    (stick / "chot-trust.json").write_bytes(ministry.bundle(version=9, issued_at=NOW - dt.timedelta(hours=1)))
+    data["trust"]["usb_glob"] = str(tmp_path / "media" / "*" / "chot-trust*.json")
+    unit = Unit(parse_unit_config(data, tmp_path))
+    unit.start()
+    try:
+        assert unit.trust.current is not None and unit.trust.current.version == 9
+        assert unit.health()["trust_version"] == 9
+    finally:
+        unit.stop()
 
 
 @pytest.mark.broker
