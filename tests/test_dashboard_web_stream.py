@@ -121,3 +121,32 @@ def test_stream_ends_after_its_time_limit_and_sends_nothing_unchanged(app: Any) 
     events = read_stream(app, "admin", "/stream/devices")
     assert time.monotonic() - started < 5
     assert len(events) == 1  # the first rendering, then nothing changed
+
+
+def test_render_cache_shares_one_rendering_between_equal_viewers() -> None:
+    from dashboard.web.stream import RenderCache
+
+    cache = RenderCache(max_entries=2)
+    calls: list[str] = []
+
+    def render(text: str, pause: float = 0.0) -> Callable[[], str]:
+        def run() -> str:
+            calls.append(text)
+            time.sleep(pause)
+            return text
+        return run
+
+    threads = [threading.Thread(target=cache.get, args=(("overview", "sup"), 5, 10.0, render("a", 0.2)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert calls == ["a"]  # five streams at once, one rendering
+    assert cache.get(("overview", "sup"), 6, 10.0, render("b")) == "b"  # the store moved on
+    assert cache.get(("overview", "sup"), 6, 0.0, render("c")) == "c"  # too old: redone
+    assert cache.get(("overview", "other-scope"), 6, 10.0, render("d")) == "d"  # another viewer
+    assert cache.get(("devices",), 6, 10.0, lambda: None) is None  # refusals are not kept
+    assert cache.get(("x",), 6, 10.0, render("e")) == "e"
+    assert cache.get(("overview", "sup"), 6, 10.0, render("f")) == "f"  # evicted (max 2 entries)
+    assert calls == ["a", "b", "c", "d", "e", "f"]

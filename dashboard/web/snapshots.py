@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboard.scope import Scope
-from dashboard.store import Device, Store
+from dashboard.store import Counts, Device, GroupCounts, Store
 from dashboard.web.i18n import reason_text, translate
 
 logger = logging.getLogger(__name__)
@@ -104,38 +105,49 @@ def _bucket_label(start: datetime, bucket_s: int, multi_day: bool, tz: ZoneInfo)
 
 
 def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, now: datetime) -> dict[str, Any]:
-    """Totals today and in `period`, rates by province and checkpoint, the chart, reasons, alarms."""
+    """Totals today and in `period`, rates by province and checkpoint, the chart, reasons, alarms.
+
+    Aggregate queries are the expensive part under load, so each figure that can be derived
+    from another is: the period's totals are the chart's sum, provinces are summed from
+    checkpoints, and today's totals are the period's when the period is today.
+    """
     today = day_period(local_today(settings, now), local_today(settings, now), settings.timezone)
     bucket_s = bucket_for(period)
     multi_day = period.first != period.last
+    buckets = store.timeseries(scope, period.since, period.until, bucket_s)
     series = [
-        {
-            "start": iso(b.start),
-            "label": _bucket_label(b.start, bucket_s, multi_day, settings.timezone),
-            **b.counts.as_dict(),
-        }
-        for b in store.timeseries(scope, period.since, period.until, bucket_s)
+        {"start": iso(b.start), "label": _bucket_label(b.start, bucket_s, multi_day, settings.timezone),
+         **b.counts.as_dict()}
+        for b in buckets
     ]
+    period_counts = _sum(b.counts for b in buckets)
+    today_counts = period_counts if today == period else store.totals(scope, today.since, today.until)
+    by_checkpoint = store.totals_by(scope, period.since, period.until, "checkpoint")
     return {
-        "today": {"date": today.first.isoformat(), **store.totals(scope, today.since, today.until).as_dict()},
-        "period": {
-            "from": period.first.isoformat(),
-            "to": period.last.isoformat(),
-            **store.totals(scope, period.since, period.until).as_dict(),
-        },
-        "by_province": _groups(store, scope, period, "province"),
-        "by_checkpoint": _groups(store, scope, period, "checkpoint"),
+        "today": {"date": today.first.isoformat(), **today_counts.as_dict()},
+        "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), **period_counts.as_dict()},
+        "by_province": _by_province(store, scope, by_checkpoint),
+        "by_checkpoint": [{"key": g.key, "label": g.label, **g.counts.as_dict()} for g in by_checkpoint],
         "timeseries": {"bucket_s": bucket_s, "buckets": series},
         "reasons": _reasons(store, scope, period),
         "alarms": alarms(store, store.list_devices(scope), settings, now),
     }
 
 
-def _groups(store: Store, scope: Scope, period: Period, level: str) -> list[dict[str, Any]]:
-    return [
-        {"key": g.key, "label": g.label, **g.counts.as_dict()}
-        for g in store.totals_by(scope, period.since, period.until, level)
-    ]
+def _sum(counts: Iterable[Counts]) -> Counts:
+    green = yellow = red = 0
+    for c in counts:
+        green, yellow, red = green + c.green, yellow + c.yellow, red + c.red
+    return Counts(green, yellow, red)
+
+
+def _by_province(store: Store, scope: Scope, by_checkpoint: list[GroupCounts]) -> list[dict[str, Any]]:
+    """Province totals summed from checkpoint totals, ordered by province code."""
+    province_of = {c.id: c.province for c in store.list_checkpoints(scope)}
+    grouped: dict[str, list[Counts]] = {}
+    for g in by_checkpoint:
+        grouped.setdefault(province_of.get(g.key, "?"), []).append(g.counts)
+    return [{"key": p, "label": p, **_sum(counts).as_dict()} for p, counts in sorted(grouped.items())]
 
 
 def _reasons(store: Store, scope: Scope, period: Period) -> list[dict[str, Any]]:
