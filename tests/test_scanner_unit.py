@@ -18,7 +18,6 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from scanner.config import parse_unit_config
