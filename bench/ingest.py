@@ -6,9 +6,11 @@ One run, one broker started from the shipped config (firmware-config/mosquitto/)
    no store) receives them. Rate = events / (start signal -> last event received).
 2. chot: the same units publish as many new events; the real `dashboard.ingest.Ingest` stores
    them (one commit per batch, acknowledged after commit). Rate = events / (start -> all stored).
-   Meanwhile a probe unit at its own checkpoint publishes one event at a time and reads the web
-   app's server-sent event stream (`chot dashboard serve`, a separate process, logged in over
-   HTTP) until the checkpoint's total shows it: that is the publish-to-browser delay.
+3. delay: the units publish at a steady rate (--rate, default 5,000 ev/s) while a probe unit at
+   its own checkpoint publishes one event at a time and reads the web app's server-sent event
+   stream (`chot dashboard serve`, a separate process, logged in over HTTP) until the
+   checkpoint's total shows it: that is the publish-to-browser delay. (During a flood the delay
+   is only the queue ahead of the probe, so it is measured at a load the ingest keeps up with.)
 Publishers and the probe run in their own processes, as units and browsers would.
 
     .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--json]
@@ -67,8 +69,9 @@ def _event(seq: int) -> bytes:
 # -- publishers (child process) ------------------------------------------------------------------
 
 def publish_load(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_from: int,
-                 ready: Any, go: Any, result: Any, timeout: float) -> None:
-    """Connect every unit, wait for `go`, publish `per_unit` events each, wait for every PUBACK."""
+                 ready: Any, go: Any, result: Any, timeout: float, rate: float | None = None) -> None:
+    """Connect every unit, wait for `go`, publish `per_unit` events each (at `rate` ev/s in all if
+    given, else as fast as possible), then wait for every PUBACK."""
     clients = []
     for device, checkpoint, password in units:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{device}", protocol=mqtt.MQTTv311)
@@ -77,6 +80,8 @@ def publish_load(port: int, units: list[tuple[str, str, str]], per_unit: int, se
         c.connect("127.0.0.1", port, keepalive=60)
         c.loop_start()
         clients.append((c, f"chot/v1/{checkpoint}/{device}/event"))
+    # Payloads made before the clock starts: the bench times the broker and the ingest, not json.
+    payloads = [_event(seq_from + i) for i in range(per_unit)]
     deadline = time.monotonic() + timeout
     while not all(c.is_connected() for c, _ in clients) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -84,12 +89,20 @@ def publish_load(port: int, units: list[tuple[str, str, str]], per_unit: int, se
     go.wait(timeout)
     started = time.monotonic()
     infos = []
-    for i in range(per_unit):
+    sent = 0
+    for payload in payloads:
         for c, topic in clients:
-            infos.append(c.publish(topic, _event(seq_from + i), qos=1))
+            infos.append(c.publish(topic, payload, qos=1))
+            sent += 1
+            if rate is not None and sent % 50 == 0:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+    published_at = time.monotonic()
     for info in infos:
         info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-    result.put({"published": sum(1 for i in infos if i.is_published()), "seconds": time.monotonic() - started})
+    result.put({"published": sum(1 for i in infos if i.is_published()),
+                "send_seconds": published_at - started, "seconds": time.monotonic() - started})
     for c, _ in clients:
         c.disconnect()
         c.loop_stop()
@@ -241,12 +254,13 @@ def _bare_rate(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_
 
 
 def _run_load(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_from: int,
-              count: Any, timeout: float, go: Any = None) -> dict[str, Any]:
+              count: Any, timeout: float, go: Any = None, rate: float | None = None) -> dict[str, Any]:
     """Start the publisher process, give the start signal, wait until `count()` reaches the total."""
     ctx = mp.get_context("spawn")
     ready, go = ctx.Event(), go or ctx.Event()
     result: Any = ctx.Queue()
-    proc = ctx.Process(target=publish_load, args=(port, units, per_unit, seq_from, ready, go, result, timeout))
+    proc = ctx.Process(target=publish_load,
+                       args=(port, units, per_unit, seq_from, ready, go, result, timeout, rate))
     proc.start()
     try:
         if not ready.wait(timeout):
@@ -265,7 +279,8 @@ def _run_load(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_f
             "seconds": finished - started, "publisher": published}
 
 
-def run(devices: int, per_unit: int, probes: int, timeout: float) -> dict[str, Any]:
+def run(devices: int, per_unit: int, probes: int, timeout: float, paced_rate: float = 5000.0,
+        paced_s: float = 8.0) -> dict[str, Any]:
     """The whole benchmark in a temporary folder; returns the figures."""
     folder = Path(tempfile.mkdtemp(prefix="chot-bench-ingest-"))
     port, web_port = free_port(), free_port()
@@ -293,11 +308,17 @@ def run(devices: int, per_unit: int, probes: int, timeout: float) -> dict[str, A
         bare = _bare_rate(port, units, per_unit, 1, ingest_password, timeout)
         # The web app in its own process, as deployed: `chot dashboard serve`.
         env = {**os.environ, "CHOT_DASHBOARD_CONFIG": str(toml_path)}
-        server = subprocess.Popen([sys.executable, "-c", "from chot.cli import main; main()", "dashboard", "serve"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=open(folder / "web.log", "wb"))
+        server = subprocess.Popen([sys.executable, "-c", "from chot.cli import main; main()", "dashboard", "serve"],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(web_port, 20)
         ingest = Ingest(store, config)
         ingest.start()
+        stored = lambda: ingest.stats.stored  # noqa: E731
+        # Throughput: the same flood as the bare phase, into the store.
+        before = stored()
+        chot = _run_load(port, units, per_unit, per_unit + 1, lambda: stored() - before, timeout)
+        chot.pop("started", None)
+        # Delay: a steady load at `paced_rate` from the same units, probe events timed meanwhile.
         ctx = mp.get_context("spawn")
         go, stop, probe_result = ctx.Event(), ctx.Event(), ctx.Queue()
         probes_sent = ctx.Value("i", 0)
@@ -305,21 +326,23 @@ def run(devices: int, per_unit: int, probes: int, timeout: float) -> dict[str, A
                                                  ("bench", web_password), go, stop, probe_result, probes,
                                                  probes_sent, timeout))
         prober.start()
-        stored_before = ingest.stats.stored
-        chot = _run_load(port, units, per_unit, per_unit + 1,
-                         lambda: ingest.stats.stored - stored_before - probes_sent.value, timeout, go=go)
+        paced_per_unit = max(1, int(paced_rate * paced_s / len(units)))
+        before = stored()
+        paced = _run_load(port, units, paced_per_unit, 2 * per_unit + 1,
+                          lambda: stored() - before - probes_sent.value, timeout, go=go, rate=paced_rate)
+        paced.pop("started", None)
         stop.set()
         try:
             probed = probe_result.get(timeout=30)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an empty queue: the table says so
             probed = {"delays": [], "error": "probe gave no result"}
         prober.join(10)
         if prober.is_alive():
             prober.kill()
-        chot.pop("started", None)
         ingest.wait_idle(10)
         stats = ingest.stats
-        return {"bare": bare, "chot": chot, "probe": probed, "devices": devices, "per_unit": per_unit,
+        return {"bare": bare, "chot": chot, "paced": paced, "paced_rate": paced_rate, "probe": probed,
+                "devices": devices, "per_unit": per_unit,
                 "ingest_commits": stats.commits, "rejected": stats.rejected_total,
                 "duplicates": stats.duplicates}
     finally:
@@ -351,6 +374,9 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "chot_over_bare": round(chot / bare, 3) if bare else None,
         "chot_complete": raw["chot"]["complete"], "bare_complete": raw["bare"]["complete"],
         "ingest_commits": raw["ingest_commits"], "duplicates": raw["duplicates"], "rejected": raw["rejected"],
+        "paced_target_per_s": raw["paced_rate"],
+        "paced_achieved_per_s": round(raw["paced"]["events"] / raw["paced"]["publisher"]["send_seconds"]),
+        "paced_stored_per_s": round(_rate(raw["paced"])), "paced_complete": raw["paced"]["complete"],
         "stream_probes": len(delays),
         "stream_delay_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": delays[-1] if delays else None},
         "probe_error": raw["probe"].get("error"),
@@ -365,11 +391,15 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--devices", default=200, show_default=True, help="Simulated units, each with its own login.")
 @click.option("--events", "per_unit", default=150, show_default=True, help="Events per unit per phase.")
 @click.option("--probes", default=60, show_default=True, help="Most stream-delay probes during the load.")
+@click.option("--rate", "paced_rate", default=5000.0, show_default=True,
+              help="Steady load (events/s from all units) while the stream delay is measured.")
+@click.option("--seconds", "paced_s", default=8.0, show_default=True, help="Length of the steady load.")
 @click.option("--timeout", default=120.0, show_default=True, help="Upper bound of each wait, seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def main(devices: int, per_unit: int, probes: int, timeout: float, as_json: bool) -> None:
+def main(devices: int, per_unit: int, probes: int, paced_rate: float, paced_s: float, timeout: float,
+         as_json: bool) -> None:
     """Ingest throughput vs the bare broker, and publish-to-live-stream delay under that load."""
-    summary = summarize(run(devices, per_unit, probes, timeout))
+    summary = summarize(run(devices, per_unit, probes, timeout, paced_rate, paced_s))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -382,11 +412,13 @@ def main(devices: int, per_unit: int, probes: int, timeout: float, as_json: bool
         ("bare broker -> subscriber", f"{summary['bare_events_per_s']:,} ev/s", ""),
         ("chot ingest -> SQLite store", f"{summary['chot_events_per_s']:,} ev/s", ">= 5,000 ev/s"),
         ("chot / bare", f"{summary['chot_over_bare']}", ">= 0.5"),
+        ("steady load: sent / stored", f"{summary['paced_achieved_per_s']:,} / {summary['paced_stored_per_s']:,} ev/s",
+         f"target {summary['paced_target_per_s']:,.0f}"),
         (f"publish -> SSE delay p50 ({summary['stream_probes']} probes)", ms(d["p50"]), ""),
         ("publish -> SSE delay p95", ms(d["p95"]), "< 500 ms"),
         ("publish -> SSE delay max", ms(d["max"]), ""),
     ]
-    click.echo(f"{devices} units x {per_unit} events per phase; {summary['ingest_commits']} commits, "
+    click.echo(f"{devices} units x {per_unit} events per flood; {summary['ingest_commits']} commits, "
                f"{summary['duplicates']} duplicates, {summary['rejected']} rejected")
     for name, value, aim in rows:
         click.echo(f"  {name:<44} {value:>14}  {aim}")

@@ -391,6 +391,7 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _MAX_CLOCK_AHEAD_S = 300
 _EARLIEST_PLAUSIBLE_TS = datetime(2021, 1, 1, tzinfo=timezone.utc)
 _MAX_BUCKETS = 5000
+_INSERT_CHUNK = 200  # rows per INSERT statement (10 parameters each)
 _STATUS_COLUMNS = ("software", "trust_version", "trust_age_s", "backlog", "clock", "fps",
                    "temperature_c", "uptime_s")
 
@@ -637,21 +638,26 @@ class SqliteStore(Store):
                 raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
         increments: dict[tuple[int, str, str, str], int] = {}
         seen: dict[str, int] = {}
+        rows = []
+        for e in batch:
+            received = _ms(e.received_at)
+            rows.append((e.device, e.seq, e.checkpoint, _ms(e.ts), received, counted_minute(e), e.result,
+                         e.reason, e.policy, e.trust_version))
+            seen[e.device] = max(seen.get(e.device, 0), received)
         new = 0
         with self._write() as conn:
-            for e in batch:
-                minute = counted_minute(e)
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO events (device, seq, checkpoint, ts, received_at, minute,"
-                    " result, reason, policy, trust_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (e.device, e.seq, e.checkpoint, _ms(e.ts), _ms(e.received_at), minute, e.result,
-                     e.reason, e.policy, e.trust_version),
-                )
-                received = _ms(e.received_at)
-                seen[e.device] = max(seen.get(e.device, 0), received)
-                if cur.rowcount == 1:
-                    new += 1
-                    key = (minute, e.checkpoint, e.result, e.reason)
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start:start + _INSERT_CHUNK]
+                # RETURNING on INSERT OR IGNORE yields only the rows really inserted: the new events.
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO events (device, seq, checkpoint, ts, received_at, minute, result,"
+                    " reason, policy, trust_version) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                    + " RETURNING minute, checkpoint, result, reason",
+                    [value for row in chunk for value in row],
+                ).fetchall()
+                new += len(inserted)
+                for key in inserted:
                     increments[key] = increments.get(key, 0) + 1
             conn.executemany(
                 "INSERT INTO minute_counts (minute, checkpoint, result, reason, count)"
