@@ -26,7 +26,7 @@ RESULTS = ("green", "yellow", "red")
 EVENT_FIELDS = ("result", "reason", "policy", "trust_version")
 # Reasons and policy names are codes, never free text: nothing personal fits through them.
 _CODE = re.compile(r"^[a-z0-9_]{1,64}$")
-_POLICY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_POLICY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # what the dashboard's ingest accepts
 # The next seq is also kept in a small sidecar file (`<outbox>.seq`), so a restored or replaced
 # outbox file never hands out a seq twice (the ingest would silently drop the repeat).
 

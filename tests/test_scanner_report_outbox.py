@@ -84,6 +84,7 @@ def test_counts_today_per_result(tmp_path):
         ({"result": "blue"}, "result"),
         ({"reason": "Nguyen Van A, born 1990"}, "reason"),
         ({"policy": "x" * 65}, "policy"),
+        ({"policy": "Nguyen Van A"}, "policy"),
         ({"trust_version": "7"}, "trust_version"),
     ],
 )
