@@ -28,6 +28,10 @@ class WebConfig:
     """Literal key; prefer `secret_key_env` or the systemd credential."""
     secret_key_env: str = "CHOT_DASHBOARD_SECRET_KEY"
     secret_key_credential: str = "dashboard-secret-key"
+    cookie_secure: bool = False
+    """Send the session cookie over HTTPS only: set true behind the TLS reverse proxy."""
+    metrics_token: str | None = None
+    """Bearer token for /metrics; prefer the `dashboard-metrics-token` credential."""
 
     def resolved_secret_key(self) -> str | None:
         """The session key from credential, environment or file."""
