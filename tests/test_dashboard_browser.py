@@ -227,9 +227,13 @@ def test_language_switches_and_stays_with_the_user(page: Any, site: Site, browse
     log_in(page, site, "sup_lc")
     assert text_of(page, "nav-overview") == "Tổng quan"
     assert page.locator("html").get_attribute("lang") == "vi"
+    site.publish("lc-ic7-01", [("green", "complete_series")] * 7 + [("yellow", "partial"), ("red", "cwt_expired")])
+    wait_text(page, "today-total", "9")
     by_id(page, "lang-en").click()
     page.wait_for_selector("html[lang=en]")
     assert text_of(page, "nav-overview") == "Overview"
+    assert text_of(page, "today-pass-rate") == "88.9%"
+    assert "The certificate has expired" in by_id(page, "reasons").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "overview-en.png"), full_page=True)
     # A new browser (a new session) logs in to English: the choice is stored with the account.
     other = browser.new_context(locale="vi-VN")

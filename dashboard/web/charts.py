@@ -34,15 +34,13 @@ class ChartBar:
         return self.green + self.yellow + self.red
 
 
-def _nice_max(value: int) -> int:
-    """A round axis maximum at or above `value` (1, 2, 5 times a power of ten)."""
-    if value <= 0:
-        return 1
+def _nice_max(value: int, ticks: int = 4) -> int:
+    """A round axis maximum at or above `value` whose `ticks` steps are whole 1, 2, 3 or 5 x 10^k."""
     step = 1
     while True:
-        for m in (1, 2, 5):
-            if m * step >= value:
-                return m * step
+        for m in (1, 2, 3, 5):
+            if m * step * ticks >= value:
+                return m * step * ticks
         step *= 10
 
 
@@ -77,8 +75,7 @@ def timeseries_svg(
         value = y_max * i / 4
         y = top + plot_h - plot_h * i / 4
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>')
-        label = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{label}</text>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{value:.0f}</text>')
     tick_every = max(1, -(-len(bars) // max_ticks))
     for i, bar in enumerate(bars):
         x = left + i * slot + (slot - bar_w) / 2
