@@ -438,3 +438,20 @@ def test_fast_constructors_match_the_dataclass_ones():
         Verdict.from_fields(dict(values, colour="blue"))
     with pytest.raises(Exception):
         Verdict.from_fields(values).result = "red"  # still frozen
+
+
+@pytest.mark.parametrize("data, text", [(b"AB", "BB8"), (b"Hello!!", "%69 VD92EX0"), (b"base-45", "UJCLQE7W581"),
+                                        (b"ietf!", "QED8WEX0"), (b"", ""), (b"\xff\xff", "FGW"), (b"\x00", "00")])
+def test_base45_rfc9285_vectors(data, text):
+    from verifier.base45 import b45decode
+
+    assert b45encode(data) == text and b45decode(text) == data
+
+
+@pytest.mark.parametrize("text", ["GGW", "A", "abc", ":::", "%69 VD92EX0GGW", "ZZ", "FGX"])
+def test_base45_refuses_bad_text(text):
+    from verifier.base45 import b45decode
+    from verifier.errors import Base45Error
+
+    with pytest.raises(Base45Error):
+        b45decode(text)
