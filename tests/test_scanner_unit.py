@@ -49,7 +49,7 @@ def unit_files(tmp_path: Path, ministry, people: list) -> dict:
     return {
         "unit": {"device_id": "unit-1", "checkpoint": "ic7", "policy": "vn-2021"},
         "camera": {"backend": "scripted", "source": "people.txt", "fps": 30, "loop": False,
-                   "hold_frames": 6, "gap_frames": 4},
+                   "hold_frames": 10, "gap_frames": 4},
         "debounce": {"gone_frames": 3, "gone_seconds": 0.5},
         "trust": {"anchor_file": "anchor.pem", "cache_dir": "trust", "bundle_file": "bundle.json"},
         "storage": {"data_dir": "data"},
