@@ -159,6 +159,8 @@ class Ingest:
         self._stop = threading.Event()
         self._accepting = threading.Event()
         self._connected = threading.Event()
+        self._connected_or_refused = threading.Event()
+        self._refused: str | None = None
         self._generation = 0
         self._lock = threading.Lock()
         self._devices: dict[str, str] = {}
@@ -191,9 +193,11 @@ class Ingest:
             self._shutdown_writer()
             raise broker.BrokerError(f"cannot reach the broker at {cfg.host}:{cfg.port}: {e}") from None
         client.loop_start()
-        if not self._connected.wait(timeout):
+        self._connected_or_refused.wait(timeout)
+        if not self._connected.is_set():
             self.stop()
-            raise broker.BrokerError(f"broker at {cfg.host}:{cfg.port} did not accept the ingest login")
+            why = self._refused or f"no answer in {timeout:.0f} s"
+            raise broker.BrokerError(f"broker at {cfg.host}:{cfg.port} did not accept the ingest login: {why}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, commit and acknowledge what was taken, then disconnect."""
@@ -224,6 +228,8 @@ class Ingest:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             logger.error("broker refused the ingest login: %s", reason)
+            self._refused = str(reason)
+            self._connected_or_refused.set()
             return
         with self._lock:
             self._generation += 1
@@ -232,6 +238,7 @@ class Ingest:
         client.subscribe([("chot/v1/+/+/event", opts), ("chot/v1/+/+/status", opts)])
         logger.info("ingest connected (session present: %s)", flags.session_present)
         self._connected.set()
+        self._connected_or_refused.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()

@@ -625,10 +625,6 @@ class SqliteStore(Store):
         ).fetchall()
         return [self._device(row) for row in rows]
 
-    def device_checkpoints(self) -> dict[str, str]:
-        """Every registered device id and its checkpoint (the ingest's fast lookup)."""
-        return dict(self._conn().execute("SELECT id, checkpoint FROM devices").fetchall())
-
     # -- ingest ------------------------------------------------------------------------------
     def record_events(self, batch: Sequence[Event]) -> int:
         if not batch:

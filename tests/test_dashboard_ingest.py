@@ -12,7 +12,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from dashboard.ingest import Ingest, parse_event, parse_status, Rejected
+from dashboard.broker import BrokerError
+from dashboard.ingest import Ingest, Rejected, parse_event, parse_status
 from dashboard.scope import Scope
 from dashboard.store import Event, SqliteStore
 from tests.support.central import Central, start_central
@@ -272,3 +273,27 @@ def test_payload_parsers_give_reasons() -> None:
         parse_status(b'{"state": "online", "fps": "fast"}')
     with pytest.raises(Rejected):
         parse_status(b'{"state": "online", "clock": "whenever"}')
+
+
+def test_ingest_rides_out_a_broker_restart(central: Central, ingest_factory: Callable[..., Ingest]) -> None:
+    creds = central.add_device("u1", "IC7")
+    ingest = ingest_factory()
+    unit = Unit(central, "u1", creds.password)
+    unit.events(range(1, 11))
+    assert wait_until(lambda: stored_total(central.store) == 10)
+    unit.close()
+    central.broker.restart()
+    assert wait_until(lambda: ingest._connected.is_set(), 15)  # paho reconnects by itself
+    unit = Unit(central, "u1", creds.password)
+    assert unit.connected.wait(10)
+    unit.events(range(11, 21))
+    assert wait_until(lambda: stored_total(central.store) == 20, 15)
+    unit.close()
+
+
+def test_ingest_with_a_wrong_password_fails_fast_with_a_reason(central: Central) -> None:
+    central.config.mqtt.ingest.password = "wrong"
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match="did not accept the ingest login: Not authorized|Bad user"):
+        Ingest(central.store, central.config).start()
+    assert time.monotonic() - started < 5
