@@ -229,7 +229,7 @@ def test_a_province_supervisor_sees_only_their_province(app: Any) -> None:
     c = as_user(app, "sup_lc")
     data = c.get("/api/v1/overview").json
     assert data["today"]["total"] == 10 and data["today"]["red"] == 3
-    assert [g["key"] for g in data["by_province"]] == ["10"]
+    assert [(g["key"], g["label"]) for g in data["by_province"]] == [("10", "Lào Cai (10)")]
     assert {g["key"] for g in data["by_checkpoint"]} == {"IC7"}
     assert {r["reason"] for r in data["reasons"]} == {"signature", "cwt_expired", "partial"}
     assert {d["id"] for d in c.get("/api/v1/devices").json["devices"]} == {"u-ic7-1", "u-ic7-2"}
@@ -272,7 +272,7 @@ def test_overview_page_shows_big_numbers_chart_rates_and_reasons(app: Any) -> No
     assert "70,0%" in html  # 7 of 10 passed, written the Vietnamese way
     assert 'data-test-id="chart-svg"' in html and 'data-total="10"' in html
     assert "Chữ ký không hợp lệ" in html  # the verifier's Vietnamese text for `signature`
-    assert "Theo tỉnh/thành" in html
+    assert "Theo tỉnh/thành" in html and "Lào Cai (10)" in html
 
 
 def test_period_is_checked_with_a_reason(app: Any) -> None:

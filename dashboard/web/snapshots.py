@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from dashboard.scope import Scope
 from dashboard.store import Counts, Device, GroupCounts, Store
 from dashboard.web.i18n import reason_text, translate
+from dashboard.web.provinces import province_label
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def _by_province(store: Store, scope: Scope, by_checkpoint: list[GroupCounts]) -
     grouped: dict[str, list[Counts]] = {}
     for g in by_checkpoint:
         grouped.setdefault(province_of.get(g.key, "?"), []).append(g.counts)
-    return [{"key": p, "label": p, **_sum(counts).as_dict()} for p, counts in sorted(grouped.items())]
+    return [{"key": p, "label": province_label(p), **_sum(counts).as_dict()} for p, counts in sorted(grouped.items())]
 
 
 def _reasons(store: Store, scope: Scope, period: Period) -> list[dict[str, Any]]:

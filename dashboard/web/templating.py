@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashboard.web.auth import csrf_token, error_response
 from dashboard.web.i18n import current_language, reason_text, translate
+from dashboard.web.provinces import province_label
 from dashboard.web.snapshots import duration_text
 from dashboard.web.state import settings
 
@@ -60,7 +61,8 @@ def install_templating(app: Flask) -> None:
         current_language=current_language,
     )
     app.jinja_env.filters.update(
-        number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal
+        number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal,
+        province=province_label,
     )
 
     @app.context_processor
