@@ -413,6 +413,7 @@ def test_app_from_a_dashboard_config_keeps_a_private_session_key(tmp_path: Path,
     from dashboard.web import create_app
 
     monkeypatch.delenv("CHOT_DASHBOARD_SECRET_KEY", raising=False)
+    monkeypatch.delenv("CHOT_METRICS_TOKEN", raising=False)
     config = parse_config({"data_dir": str(tmp_path / "central"), "timezone": "Asia/Ho_Chi_Minh",
                            "alarms": {"offline_after_s": 120, "trust_stale_after_h": 24}})
     first = create_app(config)
@@ -421,5 +422,12 @@ def test_app_from_a_dashboard_config_keeps_a_private_session_key(tmp_path: Path,
     assert create_app(config).config["SECRET_KEY"] == first.config["SECRET_KEY"] == key_file.read_text()
     assert first.config["CHOT_OFFLINE_ALARM_S"] == 120 and first.config["CHOT_TRUST_MAX_AGE_S"] == 24 * 3600
     assert first.config["SESSION_COOKIE_HTTPONLY"] and first.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert first.config["SESSION_COOKIE_SECURE"] is False
     monkeypatch.setenv("CHOT_DASHBOARD_SECRET_KEY", "from-the-environment")
     assert create_app(config).config["SECRET_KEY"] == "from-the-environment"
+    config.web.cookie_secure = True
+    config.web.metrics_token = "scrape-me"
+    app = create_app(config)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    resp = app.test_client().get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert resp.status_code == 200 and "chot_store_change_marker" in resp.get_data(as_text=True)

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _from_dashboard_config(config: Any) -> dict[str, Any]:
-    """The web settings found in a DashboardConfig (optional fields read leniently)."""
+    """The web settings found in a DashboardConfig."""
     web = config.web
     alarms = config.alarms
     out: dict[str, Any] = {
@@ -49,9 +49,8 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_TIMEZONE": config.timezone,
         "CHOT_OFFLINE_ALARM_S": alarms.offline_after_s,
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
-        "SESSION_COOKIE_SECURE": bool(getattr(web, "cookie_secure", False)),
-        "CHOT_METRICS_TOKEN": secret(getattr(web, "metrics_token", None), "CHOT_METRICS_TOKEN",
-                                     "dashboard-metrics-token"),
+        "SESSION_COOKIE_SECURE": web.cookie_secure,
+        "CHOT_METRICS_TOKEN": secret(web.metrics_token, "CHOT_METRICS_TOKEN", "dashboard-metrics-token"),
     }
     key = web.resolved_secret_key()
     if key:
