@@ -297,6 +297,8 @@ def test_devices_page_shows_health_and_alarms(app: Any) -> None:
     html = c.get("/devices").get_data(as_text=True)
     assert 'data-test-id="device-state-u-ic7-2" data-state="offline"' in html
     assert "52,3 °C" in html and "Chậm hơn danh sách tin cậy" in html
+    app.config["CHOT_CLOCK_ALARM"] = False  # alarms.clock = false in the config
+    assert {a["kind"] for a in c.get("/api/v1/alarms").json["alarms"]} == {"offline"}
 
 
 def test_language_is_stored_per_user(app: Any, seeded: Seeded) -> None:

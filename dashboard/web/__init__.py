@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_TIMEZONE": "Asia/Ho_Chi_Minh",
     "CHOT_OFFLINE_ALARM_S": 300,
     "CHOT_TRUST_MAX_AGE_S": 48 * 3600,
+    "CHOT_CLOCK_ALARM": True,
     "CHOT_METRICS_TOKEN": None,
     "CHOT_LOGIN_MAX_FAILURES": 5,
     "CHOT_LOGIN_WINDOW_S": 15 * 60,
@@ -49,6 +50,7 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_TIMEZONE": config.timezone,
         "CHOT_OFFLINE_ALARM_S": alarms.offline_after_s,
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
+        "CHOT_CLOCK_ALARM": alarms.clock,
         "SESSION_COOKIE_SECURE": web.cookie_secure,
         "CHOT_METRICS_TOKEN": secret(web.metrics_token, "CHOT_METRICS_TOKEN", "dashboard-metrics-token"),
     }

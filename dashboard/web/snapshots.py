@@ -39,6 +39,7 @@ class WebSettings:
     timezone: ZoneInfo
     offline_alarm_s: float = 300.0
     trust_max_age_s: float = 2 * 86400.0
+    clock_alarm: bool = True
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def alarms(store: Store, devices: list[Device], settings: WebSettings, now: date
         if (age is not None and age > settings.trust_max_age_s) or behind:
             found.append({**base, "kind": "stale_trust", "trust_version": d.trust_version, "trust_age_s": age,
                           "text": translate("alarm_stale_trust", device=d.id, age=duration_text(age))})
-        if d.clock not in (None, "ok"):
+        if settings.clock_alarm and d.clock not in (None, "ok"):
             found.append({**base, "kind": "clock", "clock": d.clock,
                           "text": translate("alarm_clock", device=d.id, clock=translate(f"clock_{d.clock}")
                                             if f"clock_{d.clock}" in _CLOCK_KEYS else d.clock)})

@@ -42,6 +42,7 @@ def settings() -> WebSettings:
         timezone=ZoneInfo(cfg["CHOT_TIMEZONE"]),
         offline_alarm_s=float(cfg["CHOT_OFFLINE_ALARM_S"]),
         trust_max_age_s=float(cfg["CHOT_TRUST_MAX_AGE_S"]),
+        clock_alarm=bool(cfg["CHOT_CLOCK_ALARM"]),
     )
 
 
