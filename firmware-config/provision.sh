@@ -4,6 +4,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=provision-lib.sh source-path=SCRIPTDIR
+. "$here/provision-lib.sh"
 
 usage() {
   cat <<'EOF'
@@ -46,14 +48,12 @@ config (default: the unit's venv).
 EOF
 }
 
-die() { printf 'provision: %s\n' "$*" >&2; exit 1; }
 
 # --- options -----------------------------------------------------------------------------
 device_id="" checkpoint="" policy="" broker_host="" broker_port="" tls=1 ca_file=""
 password_file="" anchor="" replace_anchor=0 bundle="" kiosk=1 gpio=1 read_only_root=0
 data_device="" source_dir=$(dirname "$here") prefix="" dry_run=0
 
-need_arg() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --device-id) need_arg "$@"; device_id=$2; shift 2 ;;
@@ -71,11 +71,7 @@ while [ "$#" -gt 0 ]; do
     --no-gpio) gpio=0; shift ;;
     --read-only-root) read_only_root=1; shift ;;
     --data-device) need_arg "$@"; data_device=$2; shift 2 ;;
-    --source) need_arg "$@"; source_dir=$2; shift 2 ;;
-    --prefix) need_arg "$@"; prefix=${2%/}; shift 2 ;;
-    --dry-run) dry_run=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) die "unknown option: $1 (see --help)" ;;
+    *) common_option "$@"; shift "$shift_by" ;;
   esac
 done
 
@@ -90,7 +86,6 @@ systemd_dir=$prefix/etc/systemd
 boot_config=$prefix/boot/firmware/config.txt
 fstab=$prefix/etc/fstab
 python=${CHOT_PYTHON:-$venv/bin/python}
-changed=0
 
 # --- checks before anything changes -------------------------------------------------------
 if [ ! -f "$source_dir/pyproject.toml" ] || [ ! -d "$source_dir/scanner" ]; then
@@ -125,108 +120,23 @@ fi
 if [ -z "$password" ] && [ ! -f "$cred_dir/mqtt-password" ]; then
   die "no MQTT password: give --password-file or set CHOT_MQTT_PASSWORD"
 fi
-if [ -z "$prefix" ] && [ "$dry_run" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
-  die "run as root (or with --dry-run, or --prefix DIR)"
-fi
-
-# --- step helpers ------------------------------------------------------------------------
-# Every change goes through `step` (file changes) or `system` (commands on the running
-# system), so --dry-run and --prefix are honoured in one place.
-say() { printf '%s\n' "$*"; }
-done_already() { say "ok     $*"; }
-step() {
-  local what=$1; shift
-  changed=1
-  if [ "$dry_run" -eq 1 ]; then say "would  $what"; return 0; fi
-  say "doing  $what"
-  "$@"
-}
-system() {
-  local what=$1; shift
-  if [ "$dry_run" -eq 0 ] && [ -n "$prefix" ]; then say "skip   $what (--prefix: not on this system)"; return 0; fi
-  step "$what" "$@"
-}
-# Install file $1 as $2 with mode $3 unless it is already there with the same content.
-put() {
-  if [ -f "$2" ] && cmp -s "$1" "$2"; then done_already "$2"; return 0; fi
-  step "install $2 (mode $3)" install -D -m "$3" "$1" "$2"
-}
-make_dir() {
-  if [ -d "$1" ]; then done_already "$1/"; return 0; fi
-  step "create $1/ (mode $2)" install -d -m "$2" "$1"
-}
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
-have_user() { getent passwd "$1" >/dev/null; }
-have_group() { getent group "$1" >/dev/null; }
+need_root
 
 # --- 1. system packages -------------------------------------------------------------------
 packages=(python3-venv python3-pip python3-picamera2 python3-libcamera libcamera-apps-lite
           libzbar0 mosquitto-clients systemd-timesyncd)
 [ "$gpio" -eq 0 ] || packages+=(python3-gpiozero python3-lgpio)
 [ "$kiosk" -eq 0 ] || packages+=(cage chromium)
-missing=()
-for p in "${packages[@]}"; do have_pkg "$p" || missing+=("$p"); done
-if [ "${#missing[@]}" -eq 0 ]; then
-  done_already "packages ${packages[*]}"
-else
-  system "apt-get update" apt-get update -qq
-  system "apt-get install ${missing[*]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+install_packages "${packages[@]}"
 
 # --- 2. service users ---------------------------------------------------------------------
-ensure_user() { # name home groups...
-  local name=$1 home=$2; shift 2
-  if have_user "$name"; then
-    done_already "user $name"
-  else
-    system "create system user $name" useradd --system --user-group --home-dir "$home" \
-      --no-create-home --shell /usr/sbin/nologin "$name"
-  fi
-  local g
-  for g in "$@"; do
-    have_group "$g" || { say "note   group $g does not exist here; $name is not added to it"; continue; }
-    if id -nG "$name" 2>/dev/null | tr ' ' '\n' | grep -qx "$g"; then
-      done_already "user $name in group $g"
-    else
-      system "add user $name to group $g" usermod -a -G "$g" "$name"
-    fi
-  done
-}
 scanner_groups=(video)
 [ "$gpio" -eq 0 ] || scanner_groups+=(gpio)
 ensure_user chot /var/lib/chot "${scanner_groups[@]}"
 [ "$kiosk" -eq 0 ] || ensure_user chot-kiosk /run/chot-kiosk video render input tty
 
 # --- 3. chot in a venv that sees the OS's picamera2, libcamera and gpiozero ----------------
-copy_source() {
-  mkdir -p "$opt/src"
-  tar -C "$source_dir" --exclude=__pycache__ -cf - pyproject.toml README.md chot verifier keys \
-    scanner dashboard firmware-config | tar -C "$opt/src" -xf -
-}
-if [ -d "$opt/src" ] && diff -rq -x __pycache__ "$source_dir/scanner" "$opt/src/scanner" >/dev/null 2>&1 \
-   && diff -rq -x __pycache__ "$source_dir/verifier" "$opt/src/verifier" >/dev/null 2>&1 \
-   && diff -rq "$fw" "$opt/src/firmware-config" >/dev/null 2>&1 \
-   && cmp -s "$source_dir/pyproject.toml" "$opt/src/pyproject.toml"; then
-  done_already "$opt/src"
-else
-  step "copy chot source to $opt/src" copy_source
-fi
-if [ -x "$venv/bin/python" ]; then
-  done_already "venv $venv"
-else
-  system "create venv $venv (with the OS's site packages: picamera2)" \
-    python3 -m venv --system-site-packages "$venv"
-fi
-src_stamp=$(cat "$source_dir/pyproject.toml" "$source_dir"/scanner/*.py | sha256sum | cut -d' ' -f1)
-if [ -f "$venv/.chot-installed" ] && [ "$(cat "$venv/.chot-installed")" = "$src_stamp" ]; then
-  done_already "chot installed in $venv"
-else
-  install_chot() {
-    "$venv/bin/pip" install -q "$opt/src"
-    printf '%s\n' "$src_stamp" >"$venv/.chot-installed"
-  }
-  system "pip install chot from $opt/src into $venv" install_chot
-fi
+install_chot --system-site-packages
 
 # --- 4. folders ---------------------------------------------------------------------------
 make_dir "$etc" 0755
@@ -257,7 +167,7 @@ PY
 }
 if [ -n "$bundle" ]; then
   pinned=${anchor:-$etc/trust-anchor.pem}
-  if [ -x "$python" ] || command -v "$python" >/dev/null 2>&1; then
+  if have_python; then
     check_bundle "$bundle" "$pinned"
   else
     say "note   no Python with chot yet: the scanner checks the bundle at its first start"
@@ -265,43 +175,15 @@ if [ -n "$bundle" ]; then
   put "$bundle" "$etc/trust-bundle.json" 0644
 fi
 [ -z "$ca_file" ] || put "$ca_file" "$etc/broker-ca.pem" 0644
-write_credential() { (umask 077 && printf '%s\n' "$password" >"$cred_dir/mqtt-password"); }
 if [ -n "$password" ]; then
   if [ -f "$cred_dir/mqtt-password" ] && [ "$(head -n 1 "$cred_dir/mqtt-password")" = "$password" ]; then
     done_already "$cred_dir/mqtt-password"
   else
-    # The password is written by a shell builtin: it never shows on a command line.
-    step "write MQTT credential $cred_dir/mqtt-password (mode 0600)" write_credential
+    step "write MQTT credential $cred_dir/mqtt-password (mode 0600)" write_secret "$cred_dir/mqtt-password" "$password"
   fi
 fi
 
 # --- 6. unit config ------------------------------------------------------------------------
-# set_key FILE SECTION KEY VALUE: set (or uncomment) one key inside one [section].
-set_key() {
-  local tmp
-  tmp=$(mktemp)
-  awk -v section="$2" -v key="$3" -v value="$4" '
-    /^\[.*\]/ { if (in_section && !done) { print key " = " value; done = 1 }
-                in_section = ($0 == "[" section "]") }
-    in_section && !done && ($0 ~ "^#? *" key " *=") { print key " = " value; done = 1; next }
-    { print }
-    END { if (!done) { if (!in_section) print "[" section "]"; print key " = " value } }
-  ' "$1" >"$tmp"
-  cat "$tmp" >"$1"
-  rm -f "$tmp"
-}
-# comment_key FILE SECTION KEY: turn the key off (back to its default).
-comment_key() {
-  local tmp
-  tmp=$(mktemp)
-  awk -v section="$2" -v key="$3" '
-    /^\[.*\]/ { in_section = ($0 == "[" section "]") }
-    in_section && ($0 ~ "^" key " *=") { print "# " $0; next }
-    { print }
-  ' "$1" >"$tmp"
-  cat "$tmp" >"$1"
-  rm -f "$tmp"
-}
 render_config() { # target: the existing config (local edits kept) or the template
   local target=$1
   if [ -f "$config" ]; then cp "$config" "$target"; else cp "$fw/unit.toml" "$target"; fi
@@ -319,15 +201,7 @@ render_config() { # target: the existing config (local edits kept) or the templa
   if [ "$gpio" -eq 1 ]; then set_key "$target" gpio enabled true; else set_key "$target" gpio enabled false; fi
   if [ "$kiosk" -eq 1 ]; then set_key "$target" screen enabled true; else set_key "$target" screen enabled false; fi
 }
-rendered=$(mktemp)
-trap 'rm -f "$rendered"' EXIT
-render_config "$rendered"
-if [ -x "$python" ] || command -v "$python" >/dev/null 2>&1; then
-  # The config must load through chot's own loader before it replaces a working one.
-  "$python" -c 'import sys; from scanner.config import load_unit_config; load_unit_config(sys.argv[1])' "$rendered" \
-    || die "the rendered unit config does not load (see above); nothing was changed in $config"
-fi
-put "$rendered" "$config" 0640
+install_config scanner.config load_unit_config 0640
 if [ -z "$prefix" ] && have_user chot; then
   own_files() { chown root:chot "$config" && chown -R chot:chot "$data_dir"; }
   if [ "$(stat -c %U:%G "$config" 2>/dev/null)" = root:chot ] \
@@ -381,18 +255,7 @@ if [ "$read_only_root" -eq 1 ]; then
 fi
 
 # --- 10. services -------------------------------------------------------------------------
-files_changed=$changed
 services=(chot-scanner.service)
 [ "$kiosk" -eq 0 ] || services+=(chot-kiosk.service)
-system "reload systemd" systemctl daemon-reload
-system "restart journald and timesyncd with the new limits" systemctl try-restart systemd-journald systemd-timesyncd
-system "enable and start ${services[*]}" systemctl enable --now "${services[@]}"
-if [ "$files_changed" -eq 1 ]; then
-  system "restart ${services[*]} with the new config" systemctl restart "${services[@]}"
-fi
-
-if [ "$dry_run" -eq 1 ]; then
-  say "dry run: nothing was changed"
-else
-  say "provisioned: unit ${device_id:-(as configured)}; check it with: $venv/bin/chot scanner check-config ${config#"$prefix"}"
-fi
+start_services "${services[@]}"
+finish "provisioned: unit ${device_id:-(as configured)}; check it with: $venv/bin/chot scanner check-config ${config#"$prefix"}"

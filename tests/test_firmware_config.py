@@ -1,0 +1,586 @@
+"""firmware-config/: systemd units, TOML templates, broker configs and the provisioning scripts.
+
+Everything runs the real tools: systemd-analyze, Mosquitto, shellcheck, bash and openssl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import re
+import shutil
+import stat
+import subprocess
+import threading
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from dashboard.config import DashboardConfig, load_config, parse_config
+from dashboard.devices import add_device, init_broker
+from dashboard.store import SqliteStore
+from scanner.config import GpioPins, UnitConfig, load_unit_config
+from tests.support.broker import Mosquitto, free_port
+from tests.support.ministry import Ministry
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent
+FW = ROOT / "firmware-config"
+UNITS = sorted((FW / "systemd").glob("*.service"))
+PROVISION = FW / "provision.sh"
+PROVISION_CENTRAL = FW / "provision-central.sh"
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+# Where the scripts install chot on a unit or the central; mapped to this checkout's venv here.
+INSTALLED_VENV = "/opt/chot/venv"
+# Binaries that exist only on a unit (cage, the kiosk's compositor); a stand-in takes their
+# place for systemd-analyze when this machine lacks them. Every other path must really exist.
+UNIT_ONLY_BINARIES = ("/usr/bin/cage",)
+
+
+# -- systemd units ------------------------------------------------------------------------------
+
+def unit_directives(path: Path) -> dict[str, list[str]]:
+    """`Key` -> values of a unit file (all sections; later lines add to the list)."""
+    found: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def installable_copy(unit: Path, tmp: Path, text: str | None = None) -> Path:
+    """A copy of `unit` whose install paths point at this machine's binaries."""
+    text = unit.read_text() if text is None else text
+    text = text.replace(INSTALLED_VENV, str(VENV_BIN.parent))
+    for binary in UNIT_ONLY_BINARIES:
+        if binary in text and not Path(binary).exists():
+            stand_in = tmp / "bin" / Path(binary).name
+            stand_in.parent.mkdir(parents=True, exist_ok=True)
+            stand_in.write_text("#!/bin/sh\nexit 0\n")
+            stand_in.chmod(0o755)
+            text = text.replace(binary, str(stand_in))
+    copy = tmp / unit.name
+    copy.write_text(text)
+    return copy
+
+
+def verify_problems(unit_file: Path) -> list[str]:
+    """What `systemd-analyze verify` says about one unit file: [] when it is clean.
+
+    verify exits 0 on unknown keys and unparsable values (it only warns), so any line naming
+    the file counts as a problem too.
+    """
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "--generators=no", str(unit_file)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "SYSTEMD_LOG_COLOR": "0"},
+    )
+    lines = [ln for ln in (result.stdout + result.stderr).splitlines() if unit_file.name in ln]
+    if result.returncode != 0 and not lines:
+        lines = [f"exit {result.returncode}: {result.stderr.strip()}"]
+    return lines
+
+
+def exposure(unit_file: Path) -> float:
+    """systemd's own hardening score for a unit (0 = locked down, 10 = fully exposed)."""
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit_file)],
+                            capture_output=True, text=True, timeout=60)
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    return float(match.group(1))
+
+
+def test_every_expected_unit_is_shipped() -> None:
+    assert {u.name for u in UNITS} == {"chot-scanner.service", "chot-kiosk.service", "chot-broker.service",
+                                       "chot-ingest.service", "chot-dashboard.service"}
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_systemd_analyze_verify_passes(unit: Path, tmp_path: Path) -> None:
+    assert verify_problems(installable_copy(unit, tmp_path)) == []
+
+
+@pytest.mark.parametrize("mistake, expected", [
+    (("Restart=on-failure", "Restart=on-failur"), "Failed to parse service restart"),
+    (("ProtectSystem=strict", "ProtectSytem=strict"), "Unknown key"),
+    (("WatchdogSec=30", "WatchdogSec=thirty"), "Failed to parse sec value"),
+    (("chot scanner run", "chot-scanner run"), "not executable"),
+])
+def test_verify_catches_a_real_mistake(mistake: tuple[str, str], expected: str, tmp_path: Path) -> None:
+    unit = FW / "systemd" / "chot-scanner.service"
+    text = unit.read_text()
+    assert mistake[0] in text
+    copy = installable_copy(unit, tmp_path, text.replace(mistake[0], mistake[1]))
+    problems = verify_problems(copy)
+    assert any(expected in p for p in problems), problems
+
+
+def test_uninstalled_binary_paths_are_not_papered_over(tmp_path: Path) -> None:
+    # Without the venv mapping the unit names /opt/chot/venv/bin/chot, which this machine lacks.
+    unit = FW / "systemd" / "chot-ingest.service"
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text())
+    assert any("not executable" in p for p in verify_problems(copy))
+
+
+@pytest.mark.parametrize("unit, limit", [
+    ("chot-scanner.service", 2.0), ("chot-broker.service", 1.5), ("chot-ingest.service", 1.5),
+    ("chot-dashboard.service", 1.5), ("chot-kiosk.service", 5.0),
+])
+def test_hardening_score(unit: str, limit: float, tmp_path: Path) -> None:
+    score = exposure(installable_copy(FW / "systemd" / unit, tmp_path))
+    assert score <= limit, f"{unit} exposure {score} above {limit}"
+
+
+def test_scanner_unit_keeps_camera_access_and_its_contract() -> None:
+    d = unit_directives(FW / "systemd" / "chot-scanner.service")
+    assert d["Type"] == ["notify"] and d["Restart"] == ["on-failure"] and int(d["WatchdogSec"][0]) > 0
+    assert d["User"] == ["chot"] and set(d["SupplementaryGroups"][0].split()) == {"video", "gpio"}
+    assert d["ProtectSystem"] == ["strict"] and d["NoNewPrivileges"] == ["yes"] and d["PrivateTmp"] == ["yes"]
+    # Options that would hide /dev/video*, /dev/media* or /dev/dma_heap from the camera stack.
+    assert d.get("PrivateDevices", ["no"]) == ["no"] and d.get("PrivateUsers", ["no"]) == ["no"]
+    allowed = {v.split()[0] for v in d["DeviceAllow"]}
+    assert {"char-video4linux", "char-media", "char-dma_heap", "char-gpiochip"} <= allowed
+    assert "AF_NETLINK" in d["RestrictAddressFamilies"][0]  # libcamera's udev monitor
+
+
+def test_units_agree_with_the_templates() -> None:
+    unit_cfg = load_unit_config(FW / "unit.toml")
+    scanner = unit_directives(FW / "systemd" / "chot-scanner.service")
+    assert unit_cfg.mqtt is not None
+    assert scanner["LoadCredential"][0].split(":")[0] == unit_cfg.mqtt.password_credential
+    writable = [Path(p) for p in scanner["ReadWritePaths"][0].split()]
+    for path in (unit_cfg.storage.data_dir, unit_cfg.trust.cache_dir):
+        assert any(path == w or w in path.parents for w in writable), path
+    assert all("/etc/chot/unit.toml" in v for v in scanner["ExecStart"] + scanner["ExecStartPre"])
+    kiosk = unit_directives(FW / "systemd" / "chot-kiosk.service")
+    assert f"--app=http://{unit_cfg.screen.host}:{unit_cfg.screen.port}/" in kiosk["ExecStart"][0]
+    assert "--incognito" in kiosk["ExecStart"][0]  # names on screen never reach a disk cache
+
+    central = load_config(FW / "central.toml")
+    ingest = unit_directives(FW / "systemd" / "chot-ingest.service")
+    dash = unit_directives(FW / "systemd" / "chot-dashboard.service")
+    broker_unit = unit_directives(FW / "systemd" / "chot-broker.service")
+    assert {c.split(":")[0] for c in ingest["LoadCredential"]} == {central.mqtt.ingest.password_credential}
+    assert {c.split(":")[0] for c in dash["LoadCredential"]} == {
+        central.mqtt.dashboard.password_credential, central.web.secret_key_credential, "dashboard-metrics-token"}
+    assert str(central.broker.mosquitto_conf) in broker_unit["ExecStart"][0]
+    for d in (ingest, dash, broker_unit):
+        assert str(central.data_dir) in d["ReadWritePaths"][0].split()
+    for d in (ingest, dash):
+        assert "CHOT_DASHBOARD_CONFIG=/etc/chot/central.toml" in d["Environment"][0].split()
+
+
+# -- TOML templates ----------------------------------------------------------------------------
+
+def template_keys(path: Path) -> dict[str, set[str]]:
+    """Section -> keys written in a template, set (`key = `) or shown commented (`# key = `)."""
+    keys: dict[str, set[str]] = {"": set()}
+    section = ""
+    for line in path.read_text().splitlines():
+        if m := re.match(r"^\[([\w.]+)\]\s*$", line):
+            section = m.group(1)
+            keys.setdefault(section, set())
+        elif m := re.match(r"^(?:# )?(\w+) = ", line):
+            keys[section].add(m.group(1))
+    return keys
+
+
+def config_fields(cls: type, section: str = "") -> dict[str, set[str]]:
+    """Section -> field names of a config dataclass, nested dataclasses as sub-sections."""
+    fields: dict[str, set[str]] = {section: set()}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        if dataclasses.is_dataclass(inner[0]):
+            fields.update(config_fields(inner[0], f"{section}.{f.name}" if section else f.name))
+        else:
+            fields[section].add(f.name)
+    return {k: v for k, v in fields.items() if v or k}
+
+
+def test_unit_template_loads_through_the_scanner_loader() -> None:
+    config = load_unit_config(FW / "unit.toml")
+    assert config.camera.backend == "picamera2" and config.mqtt is not None and config.mqtt.tls
+    assert config.mqtt.password is None  # secrets only as credentials
+    assert config.storage.data_dir == Path("/var/lib/chot")
+
+
+def test_central_template_loads_through_the_dashboard_loader() -> None:
+    config = load_config(FW / "central.toml")
+    assert config.mqtt.ingest.password is None and config.web.secret_key is None
+    assert config.broker.tls_port == 8883 and config.web.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("template, cls", [("unit.toml", UnitConfig), ("central.toml", DashboardConfig)])
+def test_templates_document_every_field(template: str, cls: type) -> None:
+    written = template_keys(FW / template)
+    for section, names in config_fields(cls).items():
+        missing = names - written.get(section, set())
+        assert not missing, f"[{section}] of {template} does not show {sorted(missing)}"
+    # ...and each set or shown key has a comment above it or its group.
+    lines = (FW / template).read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^\w+ = ", line):
+            above = lines[max(0, i - 6):i]
+            assert any(a.startswith("#") for a in above), f"{template}:{i + 1} {line!r} has no comment"
+
+
+def test_readme_wiring_matches_the_default_pins() -> None:
+    readme = (FW / "README.md").read_text()
+    for name, pin in dataclasses.asdict(GpioPins()).items():
+        row = next((ln for ln in readme.splitlines() if ln.startswith("|") and f"GPIO{pin} " in ln), None)
+        assert row is not None and name in row.lower(), f"no wiring row for {name} on GPIO{pin}"
+
+
+# -- the central broker config, from the central template, on a real Mosquitto -----------------
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1 made by openssl, as an operator would."""
+    cert, key = tmp / "broker.crt", tmp / "broker.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+class Listener:
+    """An MQTT client that records what it receives (topic -> payloads)."""
+
+    def __init__(self, port: int, username: str | None, password: str | None, *,
+                 ca: Path | None = None, subscribe: str | None = None) -> None:
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
+        self.received: dict[str, list[bytes]] = {}
+        self.connected = threading.Event()
+        self.outcome = "timeout"
+        self.subscribed = threading.Event()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda c, u, msg: self.received.setdefault(msg.topic, []).append(msg.payload)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.subscribe = subscribe
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        self.connected.wait(10)
+
+    def _on_connect(self, client: mqtt.Client, u: object, flags: object, reason: mqtt.ReasonCode,
+                    props: object) -> None:
+        self.outcome = "ok" if not reason.is_failure else str(reason)
+        if self.subscribe and not reason.is_failure:
+            client.subscribe(self.subscribe, qos=1)
+        self.connected.set()
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def try_publish(self, topic: str, payload: bytes) -> None:
+        """Publish, accepting that the broker may cut the connection over it."""
+        info = self.client.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(2)
+        except RuntimeError:
+            pass
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    done = threading.Event()
+    deadline = timeout
+    while deadline > 0 and not check():
+        done.wait(0.05)
+        deadline -= 0.05
+    return check()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Listener]]:
+    made: list[Listener] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("tls", [False, True], ids=["loopback", "tls-listener"])
+def test_central_broker_from_the_template_enforces_its_acl(
+        tls: bool, tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], clients: list[Listener]) -> None:
+    shipped = load_config(FW / "central.toml")
+    port, tls_port = free_port(), free_port()
+    broker = {"user": getpass.getuser(), "listen_port": port, "template": str(FW / "mosquitto" / "mosquitto.conf")}
+    ca = None
+    if tls:
+        cert, key = _self_signed(tmp_path)
+        broker |= {"tls_port": tls_port, "tls_host": "127.0.0.1", "tls_certfile": str(cert), "tls_keyfile": str(key)}
+        ca = cert
+    else:
+        broker["tls_port"] = None
+    # The template's own values, with paths and ports moved to this test.
+    data = {"data_dir": str(tmp_path / "central"), "timezone": shipped.timezone,
+            "mqtt": {"port": port, "ingest": {"username": shipped.mqtt.ingest.username, "password": "ingest-pw"},
+                     "dashboard": {"username": shipped.mqtt.dashboard.username, "password": "dash-pw"}},
+            "broker": broker}
+    config = parse_config(data)
+    store = SqliteStore(config.database)
+    try:
+        init_broker(store, config)
+        creds = add_device(store, config, "unit-ic7-01", "IC7", "001", "01", reload=False)
+        add_device(store, config, "unit-ic7-02", "IC7", "001", "01", reload=False)
+    finally:
+        store.close()
+    assert config.broker.mosquitto_conf is not None
+    mosquitto_factory(conf_text=config.broker.mosquitto_conf.read_text(), port=port)
+    unit_port = tls_port if tls else port
+
+    def client(user: str | None, password: str | None, *, on: int = unit_port, sub: str | None = None) -> Listener:
+        c = Listener(on, user, password, ca=ca if on == tls_port else None, subscribe=sub)
+        clients.append(c)
+        return c
+
+    ingest = client("chot-ingest", "ingest-pw", on=port, sub="chot/v1/#")
+    assert ingest.outcome == "ok" and ingest.subscribed.wait(5)
+    assert client(None, None).outcome != "ok"                      # no anonymous clients
+    assert client("unit-ic7-01", "wrong").outcome != "ok"          # no wrong passwords
+    # Forbidden publishes, each on its own connection: the broker drops the message (and on the
+    # TLS listener Mosquitto 2.0.11 also drops the connection); either way nothing gets through.
+    for topic in ("chot/v1/IC7/unit-ic7-02/event", "chot/v1/trust", "chot/v1/XX/unit-ic7-01/event"):
+        intruder = client("unit-ic7-01", creds.password)
+        assert intruder.outcome == "ok"
+        intruder.try_publish(topic, b'{"forged": true}')
+    unit = client("unit-ic7-01", creds.password, sub="chot/v1/trust")
+    assert unit.outcome == "ok" and unit.subscribed.wait(5)
+    unit.publish("chot/v1/IC7/unit-ic7-01/event", b'{"seq": 1}')         # its own topic
+    dashboard = client("chot-dashboard", "dash-pw", on=port)
+    dashboard.publish("chot/v1/trust", b'{"format": "chot-trust-bundle/1"}', retain=True)
+    assert wait_for(lambda: "chot/v1/IC7/unit-ic7-01/event" in ingest.received
+                    and "chot/v1/trust" in unit.received)
+    assert ingest.received["chot/v1/IC7/unit-ic7-01/event"] == [b'{"seq": 1}']
+    assert set(ingest.received) == {"chot/v1/IC7/unit-ic7-01/event", "chot/v1/trust"}
+    assert ingest.received["chot/v1/trust"] == [b'{"format": "chot-trust-bundle/1"}']
+    assert unit.received["chot/v1/trust"] == [b'{"format": "chot-trust-bundle/1"}']
+
+
+# -- provisioning scripts ----------------------------------------------------------------------
+
+def run_script(script: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "CHOT_MQTT_PASSWORD"}
+    full_env |= {"CHOT_PYTHON": str(VENV_BIN / "python"), **(env or {})}
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60, env=full_env)
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every path under root with its mode and (for files) content."""
+    out: dict[str, tuple[int, bytes | None]] = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (st.st_mode, p.read_bytes() if p.is_file() else None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def enrolment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """What a unit is enrolled with: the ministry's anchor and bundle, a broker CA, a password."""
+    d = tmp_path_factory.mktemp("enrol")
+    ministry, stranger = Ministry(seed=5), Ministry(seed=6)
+    files = {"anchor": d / "anchor.pem", "bundle": d / "bundle.json", "other_anchor": d / "other.pem",
+             "other_bundle": d / "other-bundle.json", "password": d / "password", "ca": d / "ca.pem"}
+    files["anchor"].write_bytes(ministry.anchor_pem)
+    files["bundle"].write_bytes(ministry.bundle(version=4))
+    files["other_anchor"].write_bytes(stranger.anchor_pem)
+    files["other_bundle"].write_bytes(stranger.bundle(version=9))
+    files["password"].write_text("unit-pw-Xq81\n")
+    files["ca"].write_bytes(ministry.anchor_pem)  # any PEM stands in for the broker CA file
+    return files
+
+
+def enrol_args(files: dict[str, Path], prefix: Path, *extra: str) -> list[str]:
+    return ["--prefix", str(prefix), "--device-id", "unit-lc-03", "--checkpoint", "LC-GATE",
+            "--policy", "workplace", "--broker-host", "central.example.org", "--broker-port", "8884",
+            "--ca-file", str(files["ca"]), "--anchor", str(files["anchor"]), "--bundle", str(files["bundle"]),
+            "--password-file", str(files["password"]), *extra]
+
+
+@pytest.mark.parametrize("script", [PROVISION, PROVISION_CENTRAL, FW / "provision-lib.sh"], ids=lambda p: p.name)
+def test_scripts_pass_shellcheck(script: Path) -> None:
+    # -x follows the shared provision-lib.sh, so it is checked as the scripts use it.
+    result = subprocess.run(["shellcheck", "-x", "--severity=info", str(script)], capture_output=True, text=True,
+                            timeout=60, cwd="/")
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("script", [PROVISION, PROVISION_CENTRAL], ids=lambda p: p.name)
+def test_scripts_have_help(script: Path) -> None:
+    result = run_script(script, "--help")
+    assert result.returncode == 0 and "--dry-run" in result.stdout and "--prefix" in result.stdout
+
+
+def test_dry_run_prints_every_step_and_changes_nothing(enrolment: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    prefix.mkdir()
+    result = run_script(PROVISION, *enrol_args(enrolment, prefix, "--dry-run"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    steps = [ln for ln in out.splitlines() if ln.startswith("would  ")]
+    # Packages already on this machine are not asked for again; these two never are here.
+    packages_step = next((s for s in steps if "apt-get install" in s), "")
+    assert "python3-picamera2" in packages_step and "python3-libcamera" in packages_step
+    for expected in ("create system user chot", f"{prefix}/opt/chot/venv", "pip install chot",
+                     f"install {prefix}/etc/chot/trust-anchor.pem",
+                     f"install {prefix}/etc/chot/trust-bundle.json",
+                     f"write MQTT credential {prefix}/etc/chot/credentials/mqtt-password (mode 0600)",
+                     f"install {prefix}/etc/chot/unit.toml",
+                     f"install {prefix}/etc/systemd/system/chot-scanner.service",
+                     f"install {prefix}/etc/systemd/journald.conf.d/chot.conf",
+                     f"install {prefix}/etc/systemd/system.conf.d/chot-watchdog.conf",
+                     f"{prefix}/boot/firmware/config.txt",
+                     "enable and start chot-scanner.service chot-kiosk.service"):
+        assert any(expected in s for s in steps), f"no step {expected!r} in:\n{out}"
+    assert "check  trust bundle version 4" in out
+    assert out.rstrip().endswith("dry run: nothing was changed")
+    assert "unit-pw-Xq81" not in out + result.stderr
+    assert tree(prefix) == {}
+    assert subprocess.run(["getent", "passwd", "chot"], capture_output=True).returncode != 0 or \
+        "create system user chot" not in out
+
+
+def test_provision_into_a_prefix_writes_a_loadable_unit(enrolment: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    result = run_script(PROVISION, *enrol_args(enrolment, prefix, "--no-gpio"))
+    assert result.returncode == 0, result.stderr
+    assert "unit-pw-Xq81" not in result.stdout + result.stderr
+    etc = prefix / "etc" / "chot"
+    config = load_unit_config(etc / "unit.toml")
+    assert (config.unit.device_id, config.unit.checkpoint, config.unit.policy) == ("unit-lc-03", "LC-GATE",
+                                                                                   "workplace")
+    assert config.mqtt is not None
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.tls) == ("central.example.org", 8884, True)
+    assert config.mqtt.ca_file == Path("/etc/chot/broker-ca.pem") and not config.gpio.enabled
+    assert config.mqtt.password is None and "unit-pw" not in (etc / "unit.toml").read_text()
+    cred = etc / "credentials" / "mqtt-password"
+    assert cred.read_text() == "unit-pw-Xq81\n"
+    assert stat.S_IMODE(cred.stat().st_mode) == 0o600 and stat.S_IMODE(cred.parent.stat().st_mode) == 0o700
+    assert (etc / "trust-anchor.pem").read_bytes() == enrolment["anchor"].read_bytes()
+    assert (etc / "trust-bundle.json").read_bytes() == enrolment["bundle"].read_bytes()
+    assert (prefix / "etc/systemd/system/chot-scanner.service").read_bytes() == \
+        (FW / "systemd/chot-scanner.service").read_bytes()
+    boot = (prefix / "boot/firmware/config.txt").read_text()
+    assert "# BEGIN chot" in boot and "dtparam=watchdog=on" in boot
+    assert (prefix / "opt/chot/src/scanner/config.py").is_file()
+    before = tree(prefix)
+    again = run_script(PROVISION, *enrol_args(enrolment, prefix, "--no-gpio"))
+    assert again.returncode == 0, again.stderr
+    assert not [ln for ln in again.stdout.splitlines() if ln.startswith("doing")], again.stdout
+    assert tree(prefix) == before
+
+    # A local edit survives re-enrolment; the enrolment keys are updated in place.
+    (etc / "unit.toml").write_text((etc / "unit.toml").read_text().replace("verdict_seconds = 4.0",
+                                                                             "verdict_seconds = 6.0"))
+    moved = run_script(PROVISION, "--prefix", str(prefix), "--checkpoint", "LC-GATE-2", "--no-gpio")
+    assert moved.returncode == 0, moved.stderr
+    config = load_unit_config(etc / "unit.toml")
+    assert config.unit.checkpoint == "LC-GATE-2" and config.screen.verdict_seconds == 6.0
+    assert config.unit.device_id == "unit-lc-03"
+
+
+def test_a_pinned_anchor_is_not_replaced_silently(enrolment: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    assert run_script(PROVISION, *enrol_args(enrolment, prefix)).returncode == 0
+    before = tree(prefix)
+    args = enrol_args(enrolment, prefix)
+    args[args.index("--anchor") + 1] = str(enrolment["other_anchor"])
+    args[args.index("--bundle") + 1] = str(enrolment["other_bundle"])
+    result = run_script(PROVISION, *args)
+    assert result.returncode != 0 and "--replace-anchor" in result.stderr
+    assert tree(prefix) == before
+
+
+@pytest.mark.parametrize("option, value, reason", [
+    ("--bundle", "other_bundle", "refused"),                  # signed by a key nobody pinned
+    ("--device-id", "unit/../x", "ids may hold only"),
+    ("--broker-port", "80a", "not a port"),
+    ("--password-file", "/nonexistent/password", "cannot read"),
+    ("--frobnicate", None, "unknown option"),
+])
+def test_bad_input_is_refused_with_a_reason(option: str, value: str | None, reason: str,
+                                            enrolment: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    args = enrol_args(enrolment, prefix)
+    if option in args:
+        args[args.index(option) + 1] = str(enrolment[value]) if value in enrolment else str(value)
+    else:
+        args.append(option)
+    result = run_script(PROVISION, *args)
+    assert result.returncode != 0
+    assert reason in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (prefix / "etc/chot/unit.toml").exists()
+
+
+def test_first_enrolment_needs_a_password(enrolment: dict[str, Path], tmp_path: Path) -> None:
+    args = enrol_args(enrolment, tmp_path / "root")
+    i = args.index("--password-file")
+    del args[i:i + 2]
+    result = run_script(PROVISION, *args)
+    assert result.returncode != 0 and "no MQTT password" in result.stderr
+    # The environment variable is the other way in.
+    ok = run_script(PROVISION, *args, env={"CHOT_MQTT_PASSWORD": "from-env-pw"})
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "root/etc/chot/credentials/mqtt-password").read_text() == "from-env-pw\n"
+    assert "from-env-pw" not in ok.stdout
+
+
+def test_central_dry_run_prints_steps_and_changes_nothing(tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    prefix.mkdir()
+    result = run_script(PROVISION_CENTRAL, "--prefix", str(prefix), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    steps = [ln for ln in result.stdout.splitlines() if ln.startswith("would  ")]
+    for expected in (f"install {prefix}/etc/chot/central.toml", "dashboard-secret-key (mode 0600)",
+                     "ingest-mqtt-password (mode 0600)", f"{prefix}/etc/systemd/system/chot-broker.service",
+                     "enable and start chot-broker.service chot-ingest.service chot-dashboard.service"):
+        assert any(expected in s for s in steps), f"no step {expected!r} in:\n{result.stdout}"
+    assert tree(prefix) == {}
+
+
+def test_central_provision_into_a_prefix(tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    result = run_script(PROVISION_CENTRAL, "--prefix", str(prefix))
+    assert result.returncode == 0, result.stderr
+    etc = prefix / "etc" / "chot"
+    config = load_config(etc / "central.toml")
+    assert config.broker.template == Path("/opt/chot/src/firmware-config/mosquitto/mosquitto.conf")
+    assert (prefix / "opt/chot/src/firmware-config/mosquitto/mosquitto.conf").is_file()
+    secrets = {p.name: p.read_text() for p in (etc / "credentials").iterdir()}
+    assert set(secrets) == {"dashboard-secret-key", "dashboard-metrics-token", "ingest-mqtt-password",
+                            "dashboard-mqtt-password"}
+    assert all(len(v.strip()) >= 24 for v in secrets.values()) and len(set(secrets.values())) == 4
+    assert all(stat.S_IMODE((etc / "credentials" / n).stat().st_mode) == 0o600 for n in secrets)
+    assert not any(v.strip() in result.stdout for v in secrets.values())
+    before = tree(prefix)
+    again = run_script(PROVISION_CENTRAL, "--prefix", str(prefix))
+    assert again.returncode == 0 and tree(prefix) == before  # secrets are made once, then kept
+
+
+def test_a_config_that_does_not_load_is_not_installed(enrolment: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    assert run_script(PROVISION, *enrol_args(enrolment, prefix)).returncode == 0
+    config = prefix / "etc/chot/unit.toml"
+    config.write_text(config.read_text().replace("[clock]", "[clock]\nmax_skew_secs = 5"))
+    broken = config.read_bytes()
+    result = run_script(PROVISION, "--prefix", str(prefix), "--policy", "eu-validity")
+    assert result.returncode != 0
+    assert "clock.max_skew_secs: unknown key" in result.stderr and "Traceback" not in result.stderr
+    assert config.read_bytes() == broken  # left for the operator to fix, not half-rewritten
