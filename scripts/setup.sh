@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(mosquitto mosquitto-clients libzbar0 chromium shellcheck)
+apt_packages=(mosquitto mosquitto-clients libzbar0 chromium shellcheck systemd openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
