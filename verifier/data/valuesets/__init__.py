@@ -1,0 +1,1 @@
+"""DCC value sets (JSON), loaded by verifier.schema."""
