@@ -135,6 +135,10 @@ class PipelineStats:
         """Per decoded frame: capture to done, in ms."""
         self.verdict_ms: deque[float] = deque(maxlen=_HISTORY)
         """Per verdict: capture of the frame to feedback given, in ms."""
+        self.frame_cpu_ms: deque[float] = deque(maxlen=_HISTORY)
+        """Per decoded frame: CPU time of this thread on it, in ms (steady on a busy machine)."""
+        self.verdict_cpu_ms: deque[float] = deque(maxlen=_HISTORY)
+        """Per verdict: CPU time from decoding to feedback given, in ms."""
         self.last_result: str | None = None
         self.last_loop_at = time.monotonic()
         """When the pipeline loop last went round (for the watchdog)."""
@@ -190,6 +194,7 @@ class Pipeline:
 
     def process(self, gray: Any, captured_at: float) -> Verdict | None:
         """Run one frame through the stages; returns the verdict of a new scan (else None)."""
+        cpu_start = time.thread_time()
         payload = self.decoder.decode(gray)
         stats = self.stats
         stats.decoded += 1
@@ -197,6 +202,7 @@ class Pipeline:
             stats.reads += 1
         if not self.debounce.frame(payload, time.monotonic()):
             stats.frame_ms.append((time.monotonic() - captured_at) * 1000)
+            stats.frame_cpu_ms.append((time.thread_time() - cpu_start) * 1000)
             return None
         assert payload is not None
         now = self.wall_clock()
@@ -206,6 +212,8 @@ class Pipeline:
         done = time.monotonic()
         stats.verdict_ms.append((done - captured_at) * 1000)
         stats.frame_ms.append((done - captured_at) * 1000)
+        stats.verdict_cpu_ms.append((time.thread_time() - cpu_start) * 1000)
+        stats.frame_cpu_ms.append(stats.verdict_cpu_ms[-1])
         stats.scans += 1
         stats.last_result = verdict.result
         logger.info("verdict %s (%s, policy %s, trust %s)", verdict.result, verdict.reason,
