@@ -77,7 +77,7 @@ def make_population(ministry: MinistryDir, passphrase: str, count: int, seed: in
                     now: dt.datetime) -> list[DemoCertificate]:
     """`count` certificates in the MIX proportions; revoked ones are added to the ministry's list."""
     rng = random.Random(seed)
-    signers = {kind: ministry.signer(passphrase, kind, now=now) for kind in ("vaccination", "test", "recovery")}
+    signers = {kind: ministry.signer(passphrase, kind[0], now=now) for kind in ("vaccination", "test", "recovery")}
     rogue = rogue_signer(now)
     ago: Callable[[int], dt.date] = lambda days: (now - dt.timedelta(days=days)).date()  # noqa: E731
     revocations = revoke.RevocationStore(ministry)

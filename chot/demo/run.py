@@ -224,8 +224,9 @@ class Demo:
         self._spawn("mosquitto", [mosquitto, "-c", str(self.central.broker.mosquitto_conf)])
         if not wait_for_port(self.broker_port, 15):
             raise RuntimeError(f"mosquitto did not start: see {self.workdir / 'logs' / 'mosquitto.log'}")
-        self._spawn("ingest", self._chot() + ["dashboard", "ingest", "--config", str(self.central_toml)])
-        self._spawn("dashboard", self._chot() + ["dashboard", "serve", "--config", str(self.central_toml)])
+        central = self._chot() + ["dashboard", "--config", str(self.central_toml)]
+        self._spawn("ingest", central + ["ingest"])
+        self._spawn("dashboard", central + ["serve"])
         self._publish_trust()
         for spec in UNITS:
             self._start_unit(spec)
@@ -244,12 +245,11 @@ class Demo:
         self._spawn(spec.device, self._chot() + ["scanner", "run", "--config", str(config)], env=env)
 
     def _publish_trust(self) -> None:
-        """Publish the signed bundle retained on the trust topic, as the dashboard's trust page does."""
-        env = dict(self.env)
-        code = ("import sys; from dashboard.config import load_config; from dashboard.trust import publish_bundle;"
-                "publish_bundle(load_config(sys.argv[1]), open(sys.argv[2], 'rb').read())")
-        subprocess.run([sys.executable, "-c", code, str(self.central_toml), str(self.bundle_file)], env=env,
-                       check=True, timeout=30, capture_output=True)
+        """Check and publish the signed bundle retained on the trust topic, as an operator would."""
+        argv = self._chot() + ["dashboard", "--config", str(self.central_toml), "publish-trust", str(self.bundle_file)]
+        done = subprocess.run(argv, env=self.env, timeout=60, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"publishing the trust bundle failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def banner(self) -> None:
         self.say("")
