@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import cv2
@@ -111,6 +112,20 @@ def test_requests_for_another_host_are_refused(screen: OfficerScreen) -> None:
     status, body = get(screen, "/state", host="evil.example:80")
     assert status == 403 and b"Nguy" not in body
     assert get(screen, "/state", host=f"localhost:{screen.server.server_address[1]}")[0] == 200
+
+
+def test_screen_serves_on_ipv6_loopback_too() -> None:
+    s = OfficerScreen("::1", 0)
+    try:
+        s.start()
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    try:
+        assert s.url.startswith("http://[::1]:")
+        with urllib.request.urlopen(s.url + "state", timeout=5) as resp:
+            assert json.loads(resp.read())["verdict"] is None
+    finally:
+        s.stop()
 
 
 def test_preview_streams_jpeg_only_while_watched(screen: OfficerScreen) -> None:

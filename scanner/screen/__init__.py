@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Any
 
-from scanner.screen.server import PreviewSource, ScreenServer
+from scanner.screen.server import PreviewSource, ScreenServer, url_host
 from scanner.screen.state import ScreenState
 from verifier import Verdict
 
@@ -50,7 +50,7 @@ class OfficerScreen:
         if self.server is None:
             raise RuntimeError("screen not started")
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{url_host(host)}:{port}/"
 
     @property
     def watchers(self) -> int:

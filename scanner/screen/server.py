@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,11 @@ _KEEPALIVE_S = 10.0
 _BOUNDARY = "chotframe"
 
 PreviewSource = Callable[[], bytes | None]
+
+
+def url_host(host: str) -> str:
+    """The host as written in a URL or Host header (IPv6 in brackets)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _load_static() -> dict[str, bytes]:
@@ -52,8 +58,11 @@ class ScreenServer(ThreadingHTTPServer):
         """Clients watching the camera preview right now."""
         self.stopping = threading.Event()
         self._watch_lock = threading.Lock()
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), ScreenHandler)
-        self.allowed_hosts = {f"{name}:{self.server_address[1]}" for name in (host, "localhost", "127.0.0.1")}
+        self.allowed_hosts = {f"{name}:{self.server_address[1]}"
+                              for name in (url_host(host), "localhost", "127.0.0.1", "[::1]")}
 
     def watching(self, delta: int) -> None:
         """Count preview watchers (+1 on connect, -1 on leave)."""
