@@ -8,7 +8,10 @@ For every set (a folder of ``NAME.png``/``.jpg`` with ``NAME.txt`` or ``NAME.bin
 the share of images read correctly and the median decoding time in milliseconds, one thread.
 ``--synthetic N`` adds N rendered phone-screen frames of dense HC1 codes at 1280x720 and at
 640x480 (fixed seed) and N frames with no code (there, "read" is the share with no false read).
-Times are the decoding call alone (the image is already grey in memory), as the thread's CPU
+``--clips N`` adds N short videos (8 frames each) of a phone held still per resolution: chot's
+stage keeps its state within a clip, and "clips read" is the share read in at least one frame.
+Expected text is compared byte for byte (``.txt`` files are read as bytes, so CRLF stays CRLF);
+a ``.bin`` matches a text whose UTF-8, ISO-8859-1 or Shift_JIS encoding gives its bytes. Times are the decoding call alone (the image is already grey in memory), as the thread's CPU
 time by default (steady on a shared machine); ``--clock wall`` gives wall-clock time instead.
 """
 
@@ -48,6 +51,7 @@ class Sample:
     gray: np.ndarray
     text: str | None = None
     raw: bytes | None = None
+    clip: int = -1  # frames of one video clip share a number; -1 is a lone image
 
     def matches(self, texts: list[str]) -> bool:
         """True when a decoder's texts hold the expected content (or nothing, for an empty frame)."""
@@ -73,36 +77,46 @@ class Score:
 
     correct: int = 0
     times_ms: list[float] = field(default_factory=list)
+    clips: dict[int, bool] = field(default_factory=dict)  # clip -> read in at least one frame
 
     def as_dict(self, count: int) -> dict[str, float | int]:
-        return {"correct": self.correct, "count": count, "share": round(self.correct / count, 4) if count else 0.0,
-                "median_ms": round(statistics.median(self.times_ms), 3) if self.times_ms else 0.0}
+        figures: dict[str, float | int] = {
+            "correct": self.correct, "count": count, "share": round(self.correct / count, 4) if count else 0.0,
+            "median_ms": round(statistics.median(self.times_ms), 3) if self.times_ms else 0.0}
+        if self.clips:
+            figures["clips"] = len(self.clips)
+            figures["clip_share"] = round(sum(self.clips.values()) / len(self.clips), 4)
+        return figures
 
 
-# --- decoders: each takes a grey image and returns every text it read -------------------------
+# --- decoders: each takes a grey image (and whether it starts a new clip), returns every text read
 
-def _chot_frame() -> Callable[[np.ndarray], list[str]]:
+Decode = Callable[[np.ndarray, bool], list[str]]
+
+
+def _chot_frame() -> Decode:
     decoder = QrDecoder()
 
-    def run(gray: np.ndarray) -> list[str]:
-        decoder.reset()  # independent images: no tracking help from the previous one
+    def run(gray: np.ndarray, fresh: bool) -> list[str]:
+        if fresh:  # a new image or clip: no tracking help from the previous one
+            decoder.reset()
         text = decoder.decode(gray)
         return [text] if text is not None else []
     return run
 
 
-def _zxing() -> Callable[[np.ndarray], list[str]]:
+def _zxing() -> Decode:
     import zxingcpp
 
-    def run(gray: np.ndarray) -> list[str]:
+    def run(gray: np.ndarray, fresh: bool) -> list[str]:
         return [b.text for b in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)]
     return run
 
 
-def _pyzbar() -> Callable[[np.ndarray], list[str]]:
+def _pyzbar() -> Decode:
     from pyzbar import pyzbar
 
-    def run(gray: np.ndarray) -> list[str]:
+    def run(gray: np.ndarray, fresh: bool) -> list[str]:
         return [t for r in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE]) for t in _bytes_to_texts(r.data)]
     return run
 
@@ -116,39 +130,39 @@ def _bytes_to_texts(data: bytes) -> list[str]:
         return [data.decode("iso-8859-1")]
 
 
-def _opencv() -> Callable[[np.ndarray], list[str]]:
+def _opencv() -> Decode:
     detector = cv2.QRCodeDetector()
 
-    def run(gray: np.ndarray) -> list[str]:
+    def run(gray: np.ndarray, fresh: bool) -> list[str]:
         data, _, _ = detector.detectAndDecodeBytes(gray)  # bytes: the text API fails on non-UTF-8
         return _bytes_to_texts(data)
     return run
 
 
-def _opencv_aruco() -> Callable[[np.ndarray], list[str]]:
+def _opencv_aruco() -> Decode:
     detector = cv2.QRCodeDetectorAruco()
 
-    def run(gray: np.ndarray) -> list[str]:
+    def run(gray: np.ndarray, fresh: bool) -> list[str]:
         data, _, _ = detector.detectAndDecodeBytes(gray)
         return _bytes_to_texts(data)
     return run
 
 
-def _wechat() -> Callable[[np.ndarray], list[str]] | None:
+def _wechat() -> Decode | None:
     factory = getattr(cv2, "wechat_qrcode_WeChatQRCode", None)
     if factory is None:  # only in opencv-contrib builds
         return None
     detector = factory()
 
-    def run(gray: np.ndarray) -> list[str]:
+    def run(gray: np.ndarray, fresh: bool) -> list[str]:
         texts, _ = detector.detectAndDecode(gray)
         return [t for t in texts if t]
     return run
 
 
-DECODERS: dict[str, Callable[[], Callable[[np.ndarray], list[str]] | None]] = {
+DECODERS: dict[str, Callable[[], Decode | None]] = {
     "chot": _chot_frame,  # the scanner's per-frame stage, as the unit runs it
-    "chot-image": lambda: read_gray,  # the still-image path of `chot verify IMAGE`
+    "chot-image": lambda: lambda gray, fresh: read_gray(gray),  # the path of `chot verify IMAGE`
     "zxing-cpp": _zxing,
     "pyzbar": _pyzbar,
     "opencv": _opencv,
@@ -215,6 +229,20 @@ def synthetic_sets(count: int, difficulty: str = "hard", seed: int = SEED) -> di
     return sets
 
 
+def synthetic_clips(count: int, frames: int = 8, difficulty: str = "hard", seed: int = SEED) -> dict[str, list[Sample]]:
+    """``count`` clips of ``frames`` frames of a phone held still, at 1280x720 and 640x480."""
+    sets: dict[str, list[Sample]] = {}
+    for size in (phone_screen.HD, phone_screen.VGA):
+        rng = np.random.default_rng([seed, size[0], frames])
+        samples = []
+        for clip in range(count):
+            payload = synthetic_payload(rng)
+            for i, gray in enumerate(phone_screen.render_phone_sequence(payload, rng, frames, size, difficulty)):
+                samples.append(Sample(f"{clip:04d}-{i:02d}", gray, payload, clip=clip))
+        sets[f"clips-{difficulty}-{size[0]}x{size[1]}"] = samples
+    return sets
+
+
 # --- running -------------------------------------------------------------------------------------
 
 def run(sets: dict[str, list[Sample]], decoder_names: Iterable[str], clock: str = "cpu") -> dict:
@@ -231,12 +259,18 @@ def run(sets: dict[str, list[Sample]], decoder_names: Iterable[str], clock: str 
     result: dict = {"clock": clock, "unavailable": unavailable, "sets": {}}
     for set_name, samples in sets.items():
         scores = {name: Score() for name in decoders}
+        previous_clip = -1
         for sample in samples:
+            fresh = sample.clip < 0 or sample.clip != previous_clip
+            previous_clip = sample.clip
             for name, decode in decoders.items():
                 start = timer()
-                texts = decode(sample.gray)
+                texts = decode(sample.gray, fresh)
                 scores[name].times_ms.append((timer() - start) * 1000.0)
-                scores[name].correct += sample.matches(texts)
+                hit = sample.matches(texts)
+                scores[name].correct += hit
+                if sample.clip >= 0:
+                    scores[name].clips[sample.clip] = scores[name].clips.get(sample.clip, False) or hit
         result["sets"][set_name] = {
             "count": len(samples),
             "decoders": {name: score.as_dict(len(samples)) for name, score in scores.items()},
@@ -249,8 +283,9 @@ def print_table(result: dict, out=sys.stdout) -> None:
     print(f"{'set':34} {'decoder':13} {'read':>7} {'share':>7} {'median ms':>10}", file=out)
     for set_name, entry in result["sets"].items():
         for name, score in entry["decoders"].items():
+            clips = f"   clips read {100 * score['clip_share']:5.1f}% of {score['clips']}" if "clips" in score else ""
             print(f"{set_name:34} {name:13} {score['correct']:>3}/{score['count']:<3} "
-                  f"{100 * score['share']:6.1f}% {score['median_ms']:10.2f}", file=out)
+                  f"{100 * score['share']:6.1f}% {score['median_ms']:10.2f}{clips}", file=out)
     if result["unavailable"]:
         print(f"not available in this install: {', '.join(result['unavailable'])}", file=out)
     print(f"times: median per image, {result['clock']} clock, one thread", file=out)
@@ -262,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folders laid out like tests/data/qr-photos")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N",
                         help="also render N phone-screen frames per resolution, and N empty frames")
+    parser.add_argument("--clips", type=int, default=0, metavar="N",
+                        help="also render N video clips (8 frames of a phone held still) per resolution")
     parser.add_argument("--difficulty", default="hard", choices=sorted(phone_screen.DIFFICULTIES),
                         help="difficulty of the synthetic frames")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the synthetic frames")
@@ -275,12 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in DECODERS]
     if unknown:
         parser.error(f"unknown decoders {unknown}; choose from {sorted(DECODERS)}")
-    if not args.folders and args.synthetic <= 0:
-        parser.error("give at least one folder or --synthetic N")
+    if not args.folders and args.synthetic <= 0 and args.clips <= 0:
+        parser.error("give at least one folder, --synthetic N or --clips N")
     cv2.setNumThreads(1)
     sets = folder_sets(args.folders)
     if args.synthetic > 0:
         sets.update(synthetic_sets(args.synthetic, args.difficulty, args.seed))
+    if args.clips > 0:
+        sets.update(synthetic_clips(args.clips, 8, args.difficulty, args.seed))
     result = run(sets, names, args.clock)
     command = shlex.join([".venv/bin/python", "bench/decode.py", *(sys.argv[1:] if argv is None else argv)])
     result["command"] = command

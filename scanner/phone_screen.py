@@ -95,15 +95,46 @@ def render_phone_frame(
 
     ``code`` is a payload (encoded at level Q) or a ready module grid (True = dark).
     """
+    phone, homography, frame, level = _held_phone(code, rng, size, difficulty)
+    return _camera(phone, homography, frame, level, rng, rng)
+
+
+def render_phone_sequence(
+    code: str | bytes | np.ndarray,
+    rng: np.random.Generator,
+    count: int,
+    size: tuple[int, int] = HD,
+    difficulty: str | Difficulty = "hard",
+) -> list[np.ndarray]:
+    """``count`` consecutive frames of one phone held still in front of the camera.
+
+    Pose, light, glare and focus stay; each frame has its own hand shake (a pixel or so), motion
+    blur and sensor noise, as a video of a person holding up their phone does.
+    """
+    if not 1 <= count <= 1000:
+        raise PhoneScreenError(f"a sequence has 1..1000 frames, got {count}")
+    phone, homography, frame, level = _held_phone(code, rng, size, difficulty)
+    scene_seed = int(rng.integers(2**63))
+    frames = []
+    for _ in range(count):
+        shake = np.array([[1, 0, rng.normal(0, 0.7)], [0, 1, rng.normal(0, 0.7)], [0, 0, 1]])
+        scene_rng = np.random.default_rng(scene_seed)  # the same scene draws for every frame
+        frames.append(_camera(phone, shake @ homography, frame, level, scene_rng, rng))
+    return frames
+
+
+def _held_phone(code: str | bytes | np.ndarray, rng: np.random.Generator, size: tuple[int, int],
+                difficulty: str | Difficulty) -> tuple[np.ndarray, np.ndarray, tuple[int, int], Difficulty]:
+    """The phone raster, its pose in the camera, the frame size and the difficulty, checked."""
     modules = code if isinstance(code, np.ndarray) else qr_modules(code)
     if modules.ndim != 2 or modules.shape[0] != modules.shape[1] or modules.shape[0] < 21:
         raise PhoneScreenError(f"a QR module grid must be square and at least 21 wide, got {modules.shape}")
     level = _difficulty(difficulty)
-    width, height = _frame_size(size)
+    frame = _frame_size(size)
     phone, screen_rect = _phone_raster(modules, rng)
     px = rng.uniform(*level.px_per_module)
-    homography = _pose(phone.shape, screen_rect, modules.shape[0], px, (width, height), level, rng)
-    return _camera(phone, homography, (width, height), level, rng)
+    homography = _pose(phone.shape, screen_rect, modules.shape[0], px, frame, level, rng)
+    return phone, homography, frame, level
 
 
 def empty_frame(rng: np.random.Generator, size: tuple[int, int] = HD, difficulty: str | Difficulty = "hard") -> np.ndarray:
@@ -111,7 +142,7 @@ def empty_frame(rng: np.random.Generator, size: tuple[int, int] = HD, difficulty
     level = _difficulty(difficulty)
     width, height = _frame_size(size)
     if rng.random() < 0.5:
-        return _camera(None, None, (width, height), level, rng)
+        return _camera(None, None, (width, height), level, rng, rng)
     lines = np.zeros((80, 80), dtype=bool)
     for row in range(4, 76, 6):  # an app screen full of text, not a code
         end = int(rng.integers(30, 76))
@@ -119,7 +150,7 @@ def empty_frame(rng: np.random.Generator, size: tuple[int, int] = HD, difficulty
     phone, screen_rect = _phone_raster(lines, rng, quiet=2)
     px = rng.uniform(*level.px_per_module)
     homography = _pose(phone.shape, screen_rect, lines.shape[0], px, (width, height), level, rng)
-    return _camera(phone, homography, (width, height), level, rng)
+    return _camera(phone, homography, (width, height), level, rng, rng)
 
 
 def _difficulty(difficulty: str | Difficulty) -> Difficulty:
@@ -223,9 +254,14 @@ def _background(frame: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 
 def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tuple[int, int],
-            level: Difficulty, rng: np.random.Generator) -> np.ndarray:
-    """Image the scene: place the phone, light it, blur, add glare, moiré and noise, quantise."""
+            level: Difficulty, scene_rng: np.random.Generator, frame_rng: np.random.Generator) -> np.ndarray:
+    """Image the scene: place the phone, light it, blur, add glare, moiré and noise, quantise.
+
+    ``scene_rng`` draws what a still scene keeps (background, light, glare, focus, noise level);
+    ``frame_rng`` what changes every frame (motion blur, the noise itself).
+    """
     width, height = frame
+    rng = scene_rng
     scene = _background(frame, rng)
     white = rng.uniform(*level.white) / 255.0
     if phone is not None and homography is not None:
@@ -244,10 +280,12 @@ def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tupl
         scene = scene * white * (1.0 - mask) + lit * mask
     else:
         scene *= white
-    scene = _blur(scene, level, rng)
+    scene = _defocus(scene, rng.uniform(*level.defocus_px))
+    noise = rng.uniform(*level.noise)
+    scene = _motion_blur(scene, frame_rng.uniform(*level.motion_px), frame_rng.uniform(0, math.pi))
     levels = scene * 255.0
-    levels += rng.normal(0.0, rng.uniform(*level.noise), size=levels.shape).astype(np.float32)
-    levels += rng.normal(0.0, 1.0, size=levels.shape).astype(np.float32) * np.sqrt(np.maximum(levels, 0.0)) * 0.15
+    levels += frame_rng.normal(0.0, noise, size=levels.shape).astype(np.float32)
+    levels += frame_rng.normal(0.0, 1.0, size=levels.shape).astype(np.float32) * np.sqrt(np.maximum(levels, 0.0)) * 0.15
     return np.clip(levels, 0, 255).astype(np.uint8)
 
 
@@ -282,20 +320,19 @@ def _glare(frame: tuple[int, int], homography: np.ndarray, phone_shape: tuple[in
     return peak * np.exp(-(u * u + v * v))
 
 
-def _blur(scene: np.ndarray, level: Difficulty, rng: np.random.Generator) -> np.ndarray:
-    """Defocus (Gaussian) and hand shake (a straight motion streak)."""
-    sigma = rng.uniform(*level.defocus_px)
-    if sigma > 0.05:
-        scene = cv2.GaussianBlur(scene, (0, 0), sigma)
-    length = rng.uniform(*level.motion_px)
-    if length >= 1.0:
-        k = int(math.ceil(length)) * 2 + 1
-        kernel = np.zeros((k, k), dtype=np.float32)
-        angle = rng.uniform(0, math.pi)
-        half = length / 2
-        c = k // 2
-        p0 = (int(round(c - half * math.cos(angle))), int(round(c - half * math.sin(angle))))
-        p1 = (int(round(c + half * math.cos(angle))), int(round(c + half * math.sin(angle))))
-        cv2.line(kernel, p0, p1, 1.0, 1, lineType=cv2.LINE_AA)
-        scene = cv2.filter2D(scene, -1, kernel / kernel.sum())
-    return scene
+def _defocus(scene: np.ndarray, sigma: float) -> np.ndarray:
+    """An out-of-focus lens, as a Gaussian of ``sigma`` camera pixels."""
+    return cv2.GaussianBlur(scene, (0, 0), sigma) if sigma > 0.05 else scene
+
+
+def _motion_blur(scene: np.ndarray, length: float, angle: float) -> np.ndarray:
+    """Hand shake during the exposure: a straight streak of ``length`` pixels at ``angle``."""
+    if length < 1.0:
+        return scene
+    k = int(math.ceil(length)) * 2 + 1
+    kernel = np.zeros((k, k), dtype=np.float32)
+    half, c = length / 2, k // 2
+    p0 = (int(round(c - half * math.cos(angle))), int(round(c - half * math.sin(angle))))
+    p1 = (int(round(c + half * math.cos(angle))), int(round(c + half * math.sin(angle))))
+    cv2.line(kernel, p0, p1, 1.0, 1, lineType=cv2.LINE_AA)
+    return cv2.filter2D(scene, -1, kernel / kernel.sum())
