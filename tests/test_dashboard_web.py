@@ -153,6 +153,17 @@ def test_login_is_throttled_after_repeated_failures(client: Any, seeded: Seeded)
     assert login(other, "admin").status_code == 302
 
 
+def test_behind_a_trusted_proxy_throttling_counts_the_real_client(seeded: Seeded, tmp_path: Path) -> None:
+    app = make_app(seeded, tmp_path / "instance", CHOT_TRUSTED_PROXIES=1)
+    attacker, colleague = app.test_client(), app.test_client()
+    attacker.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+    colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+    for username in ("u1", "u2", "u3", "u4", "u5"):
+        assert login(attacker, username, "guess-guess").status_code == 401
+    assert login(attacker, "admin").status_code == 429  # this address is locked out...
+    assert login(colleague, "admin").status_code == 302  # ...the proxy's other clients are not
+
+
 def test_a_password_change_ends_older_sessions(app: Any, seeded: Seeded) -> None:
     c = as_user(app, "view_lc")
     assert c.get("/").status_code == 200

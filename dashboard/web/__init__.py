@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chot.config import secret
 
@@ -31,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_STREAM_REFRESH_S": 5.0,  # re-render even without changes (offline alarms age with time)
     "CHOT_STREAM_MAX_S": 300.0,  # a stream ends after this; EventSource reconnects by itself
     "CHOT_NOW": None,
+    # Reverse proxies in front of the app (e.g. 1 behind nginx doing TLS): their X-Forwarded-For
+    # gives the client's address, which login throttling counts by. 0 trusts no such header.
+    "CHOT_TRUSTED_PROXIES": 0,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
@@ -116,6 +120,10 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    proxies = int(app.config["CHOT_TRUSTED_PROXIES"])
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     logger.info("dashboard web app ready (database %s)", app.config["CHOT_DATABASE"])
     return app

@@ -86,6 +86,8 @@ def _password_marker(password_hash: str) -> str:
 def load_user() -> None:
     """before_request: put the session's user (or None) on `g`."""
     g.user = None
+    if request.endpoint == "static":
+        return
     username = session.get("user")
     if not username:
         return
