@@ -314,12 +314,12 @@ class Ingest:
         limit = self.config.ingest.batch_max
         deadline = time.monotonic() + self.config.ingest.batch_wait_s
         while len(batch) < limit:
+            # Wait up to the deadline for more (one commit for many); after it, take only what is there.
+            remaining = 0.0 if self._stop.is_set() else deadline - time.monotonic()
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
-                if time.monotonic() >= deadline or self._stop.is_set():
-                    break
-                time.sleep(0.002)
+                break
         return batch
 
     def _write_loop(self) -> None:
