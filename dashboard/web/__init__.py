@@ -109,6 +109,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
 
     @app.after_request
     def security_headers(response: Any) -> Any:
+        """Headers that keep pages from being framed, sniffed, cached or given foreign scripts."""
         # Own scripts and styles only; inline SVG charts need no script.
         response.headers.setdefault(
             "Content-Security-Policy",

@@ -67,10 +67,12 @@ def install_templating(app: Flask) -> None:
 
     @app.context_processor
     def user_context() -> dict[str, Any]:
+        """Every template sees the logged-in user (or None)."""
         return {"user": g.get("user")}
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Any:
+        """Aborts (401, 403, 404...) answered with a readable reason in the reader's language."""
         key = _STATUS_KEYS.get(e.code or 500)
         message = translate(key) if key else (e.description or e.name)
         return error_response(e.code or 500, message)
