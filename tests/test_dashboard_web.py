@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -444,3 +445,21 @@ def test_app_from_a_dashboard_config_keeps_a_private_session_key(tmp_path: Path,
     assert app.config["SESSION_COOKIE_SECURE"] is True
     resp = app.test_client().get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert resp.status_code == 200 and "chot_store_change_marker" in resp.get_data(as_text=True)
+
+
+def test_bad_input_gets_a_reason_never_a_server_error(app: Any) -> None:
+    c = as_user(app, "admin")
+    token = page_token(c)
+    for path in ("/api/v1/overview?from=%00", "/api/v1/overview?from=2026-02-30", "/?to=9999-99-99",
+                 "/api/v1/overview?from=" + "9" * 5000, "/checkpoints/%3Cscript%3E", "/api/v1/checkpoints/" + "x" * 3000,
+                 "/stream/checkpoint/%00", "/stream/overview?from=never"):
+        resp = c.get(path)
+        assert 400 <= resp.status_code < 500, (path, resp.status_code)
+        assert "<script>" not in resp.get_data(as_text=True)
+    assert c.post("/language", data={"lang": "x" * 10_000, "csrf_token": token}).status_code == 400
+    big = c.post("/admin/trust", data={"bundle": (io.BytesIO(b"{" * (3 * 1024 * 1024)), "b.json"),
+                                       "csrf_token": token}, content_type="multipart/form-data")
+    assert big.status_code == 413
+    anonymous = app.test_client()
+    resp = login(anonymous, "x" * 10_000, "y" * 100_000)
+    assert resp.status_code == 401
