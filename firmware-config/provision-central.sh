@@ -28,8 +28,10 @@ Options:
   --dry-run            print every step it would take and change nothing
   -h, --help           this help
 
-Then: create the first admin and register units, e.g.
-  chot dashboard add-device unit-ic7-01 --checkpoint IC7 ...   (prints the unit's password once)
+Then, with the installed /usr/local/sbin/chot-central (chot dashboard as the service user):
+  sudo chot-central create-user admin --role admin
+  sudo chot-central add-device unit-ic7-01 --checkpoint IC7 --district 001 --province 01
+                                              (prints the unit's MQTT password once)
 EOF
 }
 
@@ -119,9 +121,10 @@ for unit in chot-broker.service chot-ingest.service chot-dashboard.service; do
   put "$fw/systemd/$unit" "$systemd_dir/system/$unit" 0644
 done
 put "$fw/systemd/journald-central.conf" "$systemd_dir/journald.conf.d/chot.conf" 0644
+put "$fw/chot-central" "$prefix/usr/local/sbin/chot-central" 0755
 if [ -z "$prefix" ] && systemctl is-enabled --quiet mosquitto.service 2>/dev/null; then
   system "stop and disable Debian's mosquitto.service (chot-broker replaces it)" \
     systemctl disable --now mosquitto.service
 fi
 start_services chot-broker.service chot-ingest.service chot-dashboard.service
-finish "central provisioned; register units with: $venv/bin/chot dashboard add-device DEVICE --checkpoint ID"
+finish "central provisioned; next: sudo chot-central create-user NAME --role admin, then sudo chot-central add-device ..."

@@ -381,6 +381,10 @@ def run_script(script: Path, *args: str, env: dict[str, str] | None = None) -> s
     return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60, env=full_env)
 
 
+def has_user(name: str) -> bool:
+    return subprocess.run(["getent", "passwd", name], capture_output=True, timeout=10).returncode == 0
+
+
 def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
     """Every path under root with its mode and (for files) content."""
     out: dict[str, tuple[int, bytes | None]] = {}
@@ -413,7 +417,8 @@ def enrol_args(files: dict[str, Path], prefix: Path, *extra: str) -> list[str]:
             "--password-file", str(files["password"]), *extra]
 
 
-@pytest.mark.parametrize("script", [PROVISION, PROVISION_CENTRAL, FW / "provision-lib.sh"], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [PROVISION, PROVISION_CENTRAL, FW / "provision-lib.sh", FW / "chot-central"],
+                         ids=lambda p: p.name)
 def test_scripts_pass_shellcheck(script: Path) -> None:
     # -x follows the shared provision-lib.sh, so it is checked as the scripts use it.
     result = subprocess.run(["shellcheck", "-x", "--severity=info", str(script)], capture_output=True, text=True,
@@ -430,6 +435,7 @@ def test_scripts_have_help(script: Path) -> None:
 def test_dry_run_prints_every_step_and_changes_nothing(enrolment: dict[str, Path], tmp_path: Path) -> None:
     prefix = tmp_path / "root"
     prefix.mkdir()
+    user_existed = has_user("chot")
     result = run_script(PROVISION, *enrol_args(enrolment, prefix, "--dry-run"))
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -437,7 +443,7 @@ def test_dry_run_prints_every_step_and_changes_nothing(enrolment: dict[str, Path
     # Packages already on this machine are not asked for again; these two never are here.
     packages_step = next((s for s in steps if "apt-get install" in s), "")
     assert "python3-picamera2" in packages_step and "python3-libcamera" in packages_step
-    for expected in ("create system user chot", f"{prefix}/opt/chot/venv", "pip install chot",
+    for expected in (f"{prefix}/opt/chot/venv", "pip install chot",
                      f"install {prefix}/etc/chot/trust-anchor.pem",
                      f"install {prefix}/etc/chot/trust-bundle.json",
                      f"write MQTT credential {prefix}/etc/chot/credentials/mqtt-password (mode 0600)",
@@ -452,8 +458,9 @@ def test_dry_run_prints_every_step_and_changes_nothing(enrolment: dict[str, Path
     assert out.rstrip().endswith("dry run: nothing was changed")
     assert "unit-pw-Xq81" not in out + result.stderr
     assert tree(prefix) == {}
-    assert subprocess.run(["getent", "passwd", "chot"], capture_output=True).returncode != 0 or \
-        "create system user chot" not in out
+    # The user is created only where it is missing, and the dry run did not create it.
+    assert ("would  create system user chot" in out) != user_existed
+    assert has_user("chot") == user_existed
 
 
 def test_provision_into_a_prefix_writes_a_loadable_unit(enrolment: dict[str, Path], tmp_path: Path) -> None:
@@ -479,6 +486,16 @@ def test_provision_into_a_prefix_writes_a_loadable_unit(enrolment: dict[str, Pat
     boot = (prefix / "boot/firmware/config.txt").read_text()
     assert "# BEGIN chot" in boot and "dtparam=watchdog=on" in boot
     assert (prefix / "opt/chot/src/scanner/config.py").is_file()
+    # Every file the config names was installed: `chot scanner check-config` finds them all
+    # once the absolute paths are read inside the prefix.
+    inside = tmp_path / "unit-inside-prefix.toml"
+    inside.write_text((etc / "unit.toml").read_text().replace('"/etc/chot/', f'"{prefix}/etc/chot/')
+                      .replace('"/var/lib/chot', f'"{prefix}/var/lib/chot'))
+    check = subprocess.run([str(VENV_BIN / "chot"), "scanner", "check-config", str(inside)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert "unit unit-lc-03 at LC-GATE, policy workplace" in check.stdout
+
     before = tree(prefix)
     again = run_script(PROVISION, *enrol_args(enrolment, prefix, "--no-gpio"))
     assert again.returncode == 0, again.stderr
@@ -563,6 +580,8 @@ def test_central_provision_into_a_prefix(tmp_path: Path) -> None:
     config = load_config(etc / "central.toml")
     assert config.broker.template == Path("/opt/chot/src/firmware-config/mosquitto/mosquitto.conf")
     assert (prefix / "opt/chot/src/firmware-config/mosquitto/mosquitto.conf").is_file()
+    wrapper = prefix / "usr/local/sbin/chot-central"
+    assert wrapper.read_bytes() == (FW / "chot-central").read_bytes() and os.access(wrapper, os.X_OK)
     secrets = {p.name: p.read_text() for p in (etc / "credentials").iterdir()}
     assert set(secrets) == {"dashboard-secret-key", "dashboard-metrics-token", "ingest-mqtt-password",
                             "dashboard-mqtt-password"}
