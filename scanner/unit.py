@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 _TICK_S = 1.0
 _USB_EVERY_S = 30.0
 _PREVIEW_WIDTH = 480
-# The watchdog is fed only while the pipeline loop went round this recently.
-_STALL_S = 10.0
+# The watchdog is fed only while the pipeline went round, and the camera gave a frame, this recently.
+STALL_SECONDS = 10.0
 
 
 class UnitError(Exception):
@@ -79,6 +79,8 @@ class Unit:
         self.config = config
         self.wall_clock = wall_clock
         self.started_at = time.monotonic()
+        self.stall_seconds = STALL_SECONDS
+        """No frame or pipeline round for this long = stalled: the watchdog goes unfed."""
         self._camera = camera
         self._decoder = decoder
         self._pin_factory = pin_factory
@@ -297,10 +299,20 @@ class Unit:
 
     @property
     def healthy(self) -> bool:
-        """The pipeline is alive and went round recently (feeds the systemd watchdog)."""
-        pipeline = self.pipeline
-        return (pipeline is not None and pipeline.running
-                and time.monotonic() - pipeline.stats.last_loop_at < _STALL_S)
+        """Pipeline and capture alive and moving (feeds the systemd watchdog).
+
+        A camera that reports an error, or a replay that ended, is not stalled: the screen says
+        so and capture retries. A read that hangs with neither is, and a restart may cure it.
+        """
+        pipeline, capture, now = self.pipeline, self.capture, time.monotonic()
+        if pipeline is None or capture is None or not pipeline.running:
+            return False
+        if not capture.running and not capture.ended:
+            return False
+        if now - pipeline.stats.last_loop_at >= self.stall_seconds:
+            return False
+        waiting_since = capture.last_frame_at or self.started_at
+        return capture.ended or capture.error is not None or now - waiting_since < self.stall_seconds
 
     # -- running ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:

@@ -137,6 +137,23 @@ def test_unit_refuses_to_start_with_a_clear_reason(tmp_path: Path, ministry, peo
         Unit(parse_unit_config(data, tmp_path)).start()
 
 
+def test_watchdog_goes_unfed_when_the_camera_stalls(tmp_path: Path, ministry, people) -> None:
+    data = unit_files(tmp_path, ministry, people)
+    data["screen"] = {"enabled": False}
+    data["camera"]["fps"] = 0.2  # one frame every 5 s: a camera that hangs between frames
+    unit = Unit(parse_unit_config(data, tmp_path))
+    unit.stall_seconds = 1.0
+    unit.start()
+    try:
+        wait_for(lambda: unit.capture.frames >= 1, 30, "the first frame")
+        assert unit.healthy
+        wait_for(lambda: not unit.healthy, 5, "the stall to be noticed")
+        assert unit.pipeline.running and unit.capture.error is None  # nothing failed: it hangs
+    finally:
+        unit.stop()
+    assert not unit.healthy
+
+
 def test_unit_picks_up_a_bundle_from_a_usb_stick(tmp_path: Path, ministry, people) -> None:
     data = unit_files(tmp_path, ministry, people)
     del data["trust"]["bundle_file"]
