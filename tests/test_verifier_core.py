@@ -455,3 +455,12 @@ def test_base45_refuses_bad_text(text):
 
     with pytest.raises(Base45Error):
         b45decode(text)
+
+
+@pytest.mark.parametrize("size", [0, 1, 23, 24, 255, 256, 65535, 65536])
+def test_sig_structure_matches_cbor2(size):
+    from verifier.cose import Sign1
+
+    protected, payload = bytes(range(size % 40)), b"p" * size
+    msg = Sign1(protected, {}, {}, payload, b"", -7, None)
+    assert msg.to_be_signed() == cbor2.dumps(["Signature1", protected, b"", payload])

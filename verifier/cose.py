@@ -27,6 +27,22 @@ _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _PSS = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=32)
 
 
+_SIG_STRUCTURE_HEAD = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
+
+
+def _bstr_head(length: int) -> bytes:
+    """The CBOR head of a byte string of `length` bytes (major type 2)."""
+    if length < 24:
+        return bytes((0x40 | length,))
+    if length < 0x100:
+        return bytes((0x58, length))
+    if length < 0x10000:
+        return b"\x59" + length.to_bytes(2, "big")
+    if length < 0x100000000:
+        return b"\x5a" + length.to_bytes(4, "big")
+    return b"\x5b" + length.to_bytes(8, "big")
+
+
 class Sign1(NamedTuple):
     """A parsed COSE_Sign1 message; `alg` and `kid` come from the protected header, else the unprotected."""
 
@@ -39,8 +55,11 @@ class Sign1(NamedTuple):
     kid: bytes | None
 
     def to_be_signed(self) -> bytes:
-        """The Sig_structure bytes the signature covers."""
-        return cbor2.dumps(["Signature1", self.protected_raw, b"", self.payload])
+        """The Sig_structure bytes the signature covers: ["Signature1", protected, b"", payload]."""
+        # Written out by hand: twice as fast as cbor2.dumps of the list, and byte-for-byte equal.
+        protected, payload = self.protected_raw, self.payload
+        return b"".join((_SIG_STRUCTURE_HEAD, _bstr_head(len(protected)), protected, b"\x40",
+                         _bstr_head(len(payload)), payload))
 
 
 _protected_cache: dict[bytes, Mapping[Any, Any]] = {}
