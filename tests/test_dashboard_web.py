@@ -131,13 +131,18 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(client: Any) -> Non
     assert client.get("/").status_code == 302
 
 
-def test_logout_ends_the_session(client: Any) -> None:
+def test_logout_ends_the_session_and_every_copy_of_its_cookie(app: Any, client: Any) -> None:
     login(client, "admin")
     assert client.get("/").status_code == 200
+    cookie = client.get_cookie("chot_session")
+    thief = app.test_client()
+    thief.set_cookie("chot_session", cookie.value)
+    assert thief.get("/api/v1/me").status_code == 200
     resp = client.post("/logout", data={"csrf_token": page_token(client)})
     assert resp.status_code == 302
     assert client.get("/").status_code == 302
     assert client.get("/api/v1/me").status_code == 401
+    assert thief.get("/api/v1/me").status_code == 401  # the copied cookie died with the logout
 
 
 def test_login_is_throttled_after_repeated_failures(client: Any, seeded: Seeded) -> None:

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -83,6 +85,35 @@ def _password_marker(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
+class EndedSessions:
+    """Ids of sessions ended by logout, kept until they would have expired anyway.
+
+    Sessions live in signed cookies, so a copied cookie would outlive its logout; remembering
+    the ended ids refuses it. Kept in this process's memory: a restart forgets them (the
+    cookies still expire after PERMANENT_SESSION_LIFETIME).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+
+    def end(self, sid: str, lifetime_s: float) -> None:
+        """Refuse `sid` from now on."""
+        now = time.monotonic()
+        with self._lock:
+            self._until = {k: t for k, t in self._until.items() if t > now}  # forget long-expired ones
+            self._until[sid] = now + lifetime_s
+
+    def ended(self, sid: str) -> bool:
+        """True if `sid` was logged out."""
+        with self._lock:
+            return sid in self._until
+
+
+def _ended_sessions() -> EndedSessions:
+    return current_app.extensions.setdefault("chot_ended_sessions", EndedSessions())
+
+
 def load_user() -> None:
     """before_request: put the session's user (or None) on `g`."""
     g.user = None
@@ -90,6 +121,9 @@ def load_user() -> None:
         return
     username = session.get("user")
     if not username:
+        return
+    if _ended_sessions().ended(session.get("sid", "")):
+        session.clear()
         return
     user = get_store().get_user(username)
     if user is None or session.get("pw") != _password_marker(user.password_hash):
@@ -179,6 +213,7 @@ def start_session(user: Any) -> None:
     session.clear()
     session.permanent = True
     session["user"] = user.username
+    session["sid"] = secrets.token_urlsafe(16)
     session["pw"] = _password_marker(user.password_hash)
     session["csrf"] = secrets.token_urlsafe(32)
 
@@ -216,7 +251,10 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
-    """End the session."""
+    """End the session, here and for any copy of its cookie."""
+    if session.get("sid"):
+        lifetime = current_app.permanent_session_lifetime.total_seconds()
+        _ended_sessions().end(session["sid"], lifetime)
     session.clear()
     return redirect(url_for("auth.login"))
 
