@@ -105,6 +105,7 @@ fi
 for id in "$device_id" "$checkpoint" "$policy"; do
   case "$id" in *[!A-Za-z0-9_.-]*) die "ids may hold only letters, digits, '.', '-' and '_': $id" ;; esac
 done
+case "$data_device" in *[!A-Za-z0-9=/_.:-]*) die "not a device or LABEL=/UUID= name: $data_device" ;; esac
 case "$broker_host" in *[!A-Za-z0-9_.:-]*) die "not a host name: $broker_host" ;; esac
 case "$broker_port" in ""|[0-9]|[0-9][0-9]|[0-9][0-9][0-9]|[0-9][0-9][0-9][0-9]|[0-9][0-9][0-9][0-9][0-9]) ;;
   *) die "not a port: $broker_port" ;; esac
@@ -213,12 +214,19 @@ if [ -z "$prefix" ] && have_user chot; then
   fi
 fi
 
-# --- 7. systemd units, journald, watchdog, time -------------------------------------------
+# --- 7. systemd units, journald, watchdog, time, USB trust sticks---------------------------------------
 put "$fw/systemd/chot-scanner.service" "$systemd_dir/system/chot-scanner.service" 0644
 [ "$kiosk" -eq 0 ] || put "$fw/systemd/chot-kiosk.service" "$systemd_dir/system/chot-kiosk.service" 0644
 put "$fw/systemd/journald-unit.conf" "$systemd_dir/journald.conf.d/chot.conf" 0644
 put "$fw/pi/chot-watchdog.conf" "$systemd_dir/system.conf.d/chot-watchdog.conf" 0644
 put "$fw/pi/timesyncd.conf" "$systemd_dir/timesyncd.conf.d/chot.conf" 0644
+usb_rules=$prefix/etc/udev/rules.d/99-chot-usb-trust.rules
+if cmp -s "$fw/pi/99-chot-usb-trust.rules" "$usb_rules"; then
+  done_already "$usb_rules"
+else
+  put "$fw/pi/99-chot-usb-trust.rules" "$usb_rules" 0644
+  system "reload udev rules" udevadm control --reload
+fi
 
 # --- 8. boot config: camera, display, hardware watchdog ------------------------------------
 write_boot_block() {

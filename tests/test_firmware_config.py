@@ -6,6 +6,7 @@ Everything runs the real tools: systemd-analyze, Mosquitto, shellcheck, bash and
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import getpass
 import os
 import re
@@ -176,6 +177,15 @@ def test_units_agree_with_the_templates() -> None:
         assert str(central.data_dir) in d["ReadWritePaths"][0].split()
     for d in (ingest, dash):
         assert "CHOT_DASHBOARD_CONFIG=/etc/chot/central.toml" in d["Environment"][0].split()
+
+
+def test_usb_trust_sticks_are_mounted_where_the_scanner_looks() -> None:
+    rule = next(ln for ln in (FW / "pi/99-chot-usb-trust.rules").read_text().splitlines() if ln.startswith("ACTION"))
+    mount_point = re.search(r"\$devnode (\S+)\"", rule)
+    assert mount_point is not None and "ro," in rule and "noexec" in rule
+    config = load_unit_config(FW / "unit.toml")
+    assert config.trust.usb_glob is not None
+    assert fnmatch.fnmatch(f"{mount_point.group(1)}/chot-trust-7.json", config.trust.usb_glob)
 
 
 # -- TOML templates ----------------------------------------------------------------------------
@@ -486,6 +496,7 @@ def test_provision_into_a_prefix_writes_a_loadable_unit(enrolment: dict[str, Pat
     boot = (prefix / "boot/firmware/config.txt").read_text()
     assert "# BEGIN chot" in boot and "dtparam=watchdog=on" in boot
     assert (prefix / "opt/chot/src/scanner/config.py").is_file()
+    assert (prefix / "etc/udev/rules.d/99-chot-usb-trust.rules").is_file()
     # Every file the config names was installed: `chot scanner check-config` finds them all
     # once the absolute paths are read inside the prefix.
     inside = tmp_path / "unit-inside-prefix.toml"
@@ -603,3 +614,22 @@ def test_a_config_that_does_not_load_is_not_installed(enrolment: dict[str, Path]
     assert result.returncode != 0
     assert "clock.max_skew_secs: unknown key" in result.stderr and "Traceback" not in result.stderr
     assert config.read_bytes() == broken  # left for the operator to fix, not half-rewritten
+
+
+def test_read_only_root_puts_the_data_partition_in_fstab(enrolment: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "root"
+    (prefix / "etc").mkdir(parents=True)
+    (prefix / "etc/fstab").write_text("proc /proc proc defaults 0 0\n")
+    refused = run_script(PROVISION, *enrol_args(enrolment, prefix, "--read-only-root"))
+    assert refused.returncode != 0 and "--read-only-root needs --data-device" in refused.stderr
+    args = enrol_args(enrolment, prefix, "--read-only-root", "--data-device", "/dev/mmcblk0p3")
+    first = run_script(PROVISION, *args)
+    assert first.returncode == 0, first.stderr
+    assert "turn on the overlay root file system" in first.stdout  # raspi-config: listed, not run here
+    lines = (prefix / "etc/fstab").read_text().splitlines()
+    data = [ln.split() for ln in lines if "/var/lib/chot" in ln]
+    assert lines[0] == "proc /proc proc defaults 0 0"
+    assert len(data) == 1 and data[0][:3] == ["/dev/mmcblk0p3", "/var/lib/chot", "ext4"]
+    assert "noexec" in data[0][3]
+    assert run_script(PROVISION, *args).returncode == 0
+    assert (prefix / "etc/fstab").read_text().splitlines() == lines  # added once
