@@ -289,7 +289,7 @@ def test_overview_page_shows_big_numbers_chart_rates_and_reasons(app: Any) -> No
     assert "70,0%" in html  # 7 of 10 passed, written the Vietnamese way
     assert 'data-test-id="chart-svg"' in html and 'data-total="10"' in html
     assert "Chữ ký không hợp lệ" in html  # the verifier's Vietnamese text for `signature`
-    assert "Theo tỉnh/thành" in html and "Lào Cai (10)" in html
+    assert "Theo tỉnh/thành" in html and "Lào Cai (10)" in html and "25/11/2026" in html
 
 
 def test_period_is_checked_with_a_reason(app: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask import Flask, g
@@ -44,6 +44,16 @@ def local_time(value: str | datetime | None, fmt: str = "%H:%M:%S %d/%m/%Y") -> 
     return when.astimezone(settings().timezone).strftime(fmt)
 
 
+def day(value: str | None) -> str:
+    """An ISO date (YYYY-MM-DD) as people in Vietnam write it (DD/MM/YYYY)."""
+    if not value:
+        return "–"
+    try:
+        return date.fromisoformat(value).strftime("%d/%m/%Y")
+    except ValueError:
+        return value
+
+
 def decimal(value: float | None, digits: int = 1) -> str:
     """A measurement with `digits` decimals in the reader's convention."""
     if value is None:
@@ -62,7 +72,7 @@ def install_templating(app: Flask) -> None:
     )
     app.jinja_env.filters.update(
         number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal,
-        province=province_label,
+        province=province_label, day=day,
     )
 
     @app.context_processor
