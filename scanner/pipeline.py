@@ -96,6 +96,11 @@ class Judge:
             policy = self._fallback
         self._cached = (bundle, bundle.trust_store(), policy)
 
+    def trust_limit(self) -> timedelta | None:
+        """The oldest trust bundle judged normally: the policy's limit, else the unit's (as verify())."""
+        policy = self._current()[2]
+        return getattr(policy, "max_trust_age", None) or self.max_trust_age
+
     def _current(self) -> tuple[Any, TrustStore, Any]:
         bundle = self.trust.current if self.trust is not None else None
         if bundle is None:

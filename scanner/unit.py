@@ -92,6 +92,7 @@ class Unit:
         self.screen: Any = None
         self.gpio: Any = None
         self.capture: Capture | None = None
+        self.judge: Judge | None = None
         self.pipeline: Pipeline | None = None
         self.outbox_error: str | None = None
         self._last_usb = 0.0
@@ -124,7 +125,7 @@ class Unit:
 
         max_age = timedelta(hours=cfg.trust.max_age_hours) if cfg.trust.max_age_hours else None
         try:
-            judge = Judge(cfg.unit.policy, self.trust, max_trust_age=max_age,
+            self.judge = judge = Judge(cfg.unit.policy, self.trust, max_trust_age=max_age,
                           clock_ok=lambda now, issued: self.clock.check(now, issued).ok)
         except VerificationError as e:  # verifier.policy.UnknownPolicy, a broken policy document
             raise UnitError(f"unit.policy: {e}") from None
@@ -270,10 +271,10 @@ class Unit:
         issued = getattr(bundle, "issued_at", None)
         clock = self.clock.check(now, issued)
         next_update = getattr(bundle, "next_update", None)
-        max_age = self.config.trust.max_age_hours
-        stale = bundle is not None and (
-            (next_update is not None and now > next_update)
-            or (max_age is not None and now - issued > timedelta(hours=max_age)))
+        limit = self.judge.trust_limit() if self.judge is not None else None
+        # Past the limit verdicts are capped at yellow; past next_update a newer bundle is due.
+        stale = bundle is not None and ((next_update is not None and now > next_update)
+                                        or (limit is not None and now - issued > limit))
         capture = self.capture
         return {
             "trust": {"version": getattr(bundle, "version", None),

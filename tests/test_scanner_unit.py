@@ -160,13 +160,18 @@ def test_unit_picks_up_a_bundle_from_a_usb_stick(tmp_path: Path, ministry, peopl
     data["screen"] = {"enabled": False}
     stick = tmp_path / "media" / "stick"
     stick.mkdir(parents=True)
-    (stick / "chot-trust.json").write_bytes(ministry.bundle(version=9, issued_at=NOW - dt.timedelta(hours=1)))
+    (stick / "chot-trust.json").write_bytes(ministry.bundle(version=9, issued_at=NOW - dt.timedelta(hours=1),
+                                                            next_update=NOW + dt.timedelta(days=30)))
     data["trust"]["usb_glob"] = str(tmp_path / "media" / "*" / "chot-trust*.json")
     unit = Unit(parse_unit_config(data, tmp_path))
     unit.start()
     try:
         assert unit.trust.current is not None and unit.trust.current.version == 9
         assert unit.health()["trust_version"] == 9
+        assert unit.screen_status(NOW)["trust"] == {"version": 9, "age_s": 3600, "stale": False}
+        # vn-2021 allows a 72 h old bundle: past that the screen warns (and verdicts are capped)
+        assert unit.screen_status(NOW + dt.timedelta(hours=70))["trust"]["stale"] is False
+        assert unit.screen_status(NOW + dt.timedelta(hours=72))["trust"]["stale"] is True
     finally:
         unit.stop()
 
