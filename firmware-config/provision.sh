@@ -124,7 +124,7 @@ fi
 need_root
 
 # --- 1. system packages -------------------------------------------------------------------
-packages=(python3-venv python3-pip python3-picamera2 python3-libcamera libcamera-apps-lite
+packages=(python3-venv python3-pip python3-picamera2 python3-libcamera rpicam-apps-lite
           libzbar0 mosquitto-clients systemd-timesyncd)
 [ "$gpio" -eq 0 ] || packages+=(python3-gpiozero python3-lgpio)
 [ "$kiosk" -eq 0 ] || packages+=(cage chromium)
