@@ -468,3 +468,17 @@ def test_bad_input_gets_a_reason_never_a_server_error(app: Any) -> None:
     anonymous = app.test_client()
     resp = login(anonymous, "x" * 10_000, "y" * 100_000)
     assert resp.status_code == 401
+
+
+def test_a_country_of_checkpoints_shows_the_busiest_fifty_and_says_how_many_more(app: Any, seeded: Seeded) -> None:
+    for i in range(60):
+        seeded.store.upsert_checkpoint(f"CP{i:02d}", f"Chốt {i}", "100", "96")
+        seeded.store.add_device(f"d{i:02d}", f"CP{i:02d}")
+        seeded.events(f"d{i:02d}", f"CP{i:02d}", [("green", "complete_series")] * (i + 1))
+    c = as_user(app, "admin")
+    assert len(c.get("/api/v1/overview").json["by_checkpoint"]) == 62  # the API has them all
+    html = c.get("/").get_data(as_text=True)
+    rows = re.findall(r'data-test-id="by-checkpoint-([^"]+)"', html)
+    assert len(rows) == 50 + 1 and rows[-1] == "more"  # 50 rows, then the note
+    assert rows[0] == "CP59" and rows[49] == "CP10" and "IC7" not in rows  # IC7 has 10, CP10 has 11
+    assert "… và 12 mục khác" in html and "Cà Mau (96)" in html

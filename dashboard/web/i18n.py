@@ -63,6 +63,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "result": ("Kết quả", "Result"),
     "count": ("Số lượt", "Count"),
     "time": ("Thời gian", "Time"),
+    "more_rows": ("… và {n} mục khác (xem API JSON để có đủ)", "… and {n} more (the JSON API has them all)"),
     "no_data": ("Chưa có dữ liệu.", "No data yet."),
     "units": ("Thiết bị tại chốt", "Units at this checkpoint"),
     "device": ("Thiết bị", "Device"),
