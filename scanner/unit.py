@@ -125,10 +125,11 @@ class Unit:
 
         max_age = timedelta(hours=cfg.trust.max_age_hours) if cfg.trust.max_age_hours else None
         try:
-            self.judge = judge = Judge(cfg.unit.policy, self.trust, max_trust_age=max_age,
+            judge = Judge(cfg.unit.policy, self.trust, max_trust_age=max_age,
                           clock_ok=lambda now, issued: self.clock.check(now, issued).ok)
         except VerificationError as e:  # verifier.policy.UnknownPolicy, a broken policy document
             raise UnitError(f"unit.policy: {e}") from None
+        self.judge = judge
         self.trust.add_listener(judge.prepare)  # build the next trust store off the frame path
         judge.prepare(self.trust.current)
 
