@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from dashboard.scope import Scope
 from dashboard.store import Counts, Device, GroupCounts, Store
-from dashboard.web.i18n import reason_text, translate
+from dashboard.web.i18n import MESSAGES, reason_text, translate
 from dashboard.web.provinces import province_label
 
 logger = logging.getLogger(__name__)
@@ -216,13 +216,11 @@ def alarms(store: Store, devices: list[Device], settings: WebSettings, now: date
             found.append({**base, "kind": "stale_trust", "trust_version": d.trust_version, "trust_age_s": age,
                           "text": translate("alarm_stale_trust", device=d.id, age=duration_text(age))})
         if settings.clock_alarm and d.clock not in (None, "ok"):
+            key = f"clock_{d.clock}"
+            clock = translate(key) if key in MESSAGES else d.clock
             found.append({**base, "kind": "clock", "clock": d.clock,
-                          "text": translate("alarm_clock", device=d.id, clock=translate(f"clock_{d.clock}")
-                                            if f"clock_{d.clock}" in _CLOCK_KEYS else d.clock)})
+                          "text": translate("alarm_clock", device=d.id, clock=clock)})
     return found
-
-
-_CLOCK_KEYS = {"clock_ok", "clock_behind_bundle", "clock_behind_last_seen"}
 
 
 def _local(value: datetime, settings: WebSettings) -> str:
