@@ -6,6 +6,12 @@ Everything runs the real tools: systemd-analyze, Mosquitto, shellcheck, bash and
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
+import signal
+import socket
+import tempfile
+import time
 import fnmatch
 import getpass
 import os
@@ -324,21 +330,28 @@ def clients() -> Iterator[list[Listener]]:
         c.close()
 
 
-@pytest.mark.broker
-@pytest.mark.parametrize("tls", [False, True], ids=["loopback", "tls-listener"])
-def test_central_broker_from_the_template_enforces_its_acl(
-        tls: bool, tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], clients: list[Listener]) -> None:
+@dataclasses.dataclass
+class CentralBroker:
+    """A central broker rendered from central.toml and running, with two registered units."""
+
+    port: int                 # loopback listener (ingest, dashboard)
+    unit_port: int            # where units connect: the TLS listener when there is one
+    ca: Path | None
+    passwords: dict[str, str]
+
+
+def start_central_from_template(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto],
+                                tls: bool) -> CentralBroker:
+    """central.toml's values with paths and ports moved to this test; units unit-ic7-01/02."""
     shipped = load_config(FW / "central.toml")
     port, tls_port = free_port(), free_port()
-    broker = {"user": getpass.getuser(), "listen_port": port, "template": str(FW / "mosquitto" / "mosquitto.conf")}
+    broker = {"user": getpass.getuser(), "listen_port": port, "template": str(FW / "mosquitto" / "mosquitto.conf"),
+              "tls_port": None}
     ca = None
     if tls:
         cert, key = _self_signed(tmp_path)
         broker |= {"tls_port": tls_port, "tls_host": "127.0.0.1", "tls_certfile": str(cert), "tls_keyfile": str(key)}
         ca = cert
-    else:
-        broker["tls_port"] = None
-    # The template's own values, with paths and ports moved to this test.
     data = {"data_dir": str(tmp_path / "central"), "timezone": shipped.timezone,
             "mqtt": {"port": port, "ingest": {"username": shipped.mqtt.ingest.username, "password": "ingest-pw"},
                      "dashboard": {"username": shipped.mqtt.dashboard.username, "password": "dash-pw"}},
@@ -347,16 +360,25 @@ def test_central_broker_from_the_template_enforces_its_acl(
     store = SqliteStore(config.database)
     try:
         init_broker(store, config)
-        creds = add_device(store, config, "unit-ic7-01", "IC7", "001", "01", reload=False)
-        add_device(store, config, "unit-ic7-02", "IC7", "001", "01", reload=False)
+        passwords = {d: add_device(store, config, d, "IC7", "001", "01", reload=False).password
+                     for d in ("unit-ic7-01", "unit-ic7-02")}
     finally:
         store.close()
     assert config.broker.mosquitto_conf is not None
     mosquitto_factory(conf_text=config.broker.mosquitto_conf.read_text(), port=port)
-    unit_port = tls_port if tls else port
+    return CentralBroker(port, tls_port if tls else port, ca, passwords)
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("tls", [False, True], ids=["loopback", "tls-listener"])
+def test_central_broker_from_the_template_enforces_its_acl(
+        tls: bool, tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], clients: list[Listener]) -> None:
+    central = start_central_from_template(tmp_path, mosquitto_factory, tls)
+    port, unit_port, ca = central.port, central.unit_port, central.ca
+    password = central.passwords["unit-ic7-01"]
 
     def client(user: str | None, password: str | None, *, on: int = unit_port, sub: str | None = None) -> Listener:
-        c = Listener(on, user, password, ca=ca if on == tls_port else None, subscribe=sub)
+        c = Listener(on, user, password, ca=ca if on != port else None, subscribe=sub)
         clients.append(c)
         return c
 
@@ -367,10 +389,10 @@ def test_central_broker_from_the_template_enforces_its_acl(
     # Forbidden publishes, each on its own connection: the broker drops the message (and on the
     # TLS listener Mosquitto 2.0.11 also drops the connection); either way nothing gets through.
     for topic in ("chot/v1/IC7/unit-ic7-02/event", "chot/v1/trust", "chot/v1/XX/unit-ic7-01/event"):
-        intruder = client("unit-ic7-01", creds.password)
+        intruder = client("unit-ic7-01", password)
         assert intruder.outcome == "ok"
         intruder.try_publish(topic, b'{"forged": true}')
-    unit = client("unit-ic7-01", creds.password, sub="chot/v1/trust")
+    unit = client("unit-ic7-01", password, sub="chot/v1/trust")
     assert unit.outcome == "ok" and unit.subscribed.wait(5)
     unit.publish("chot/v1/IC7/unit-ic7-01/event", b'{"seq": 1}')         # its own topic
     dashboard = client("chot-dashboard", "dash-pw", on=port)
@@ -410,13 +432,16 @@ def enrolment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("enrol")
     ministry, stranger = Ministry(seed=5), Ministry(seed=6)
     files = {"anchor": d / "anchor.pem", "bundle": d / "bundle.json", "other_anchor": d / "other.pem",
-             "other_bundle": d / "other-bundle.json", "password": d / "password", "ca": d / "ca.pem"}
+             "other_bundle": d / "other-bundle.json", "password": d / "password", "ca": d / "ca.pem",
+             "people": d / "people.txt"}
     files["anchor"].write_bytes(ministry.anchor_pem)
     files["bundle"].write_bytes(ministry.bundle(version=4))
     files["other_anchor"].write_bytes(stranger.anchor_pem)
     files["other_bundle"].write_bytes(stranger.bundle(version=9))
     files["password"].write_text("unit-pw-Xq81\n")
     files["ca"].write_bytes(ministry.anchor_pem)  # any PEM stands in for the broker CA file
+    by_name = {s.name: s for s in ministry.samples(dt.datetime.now(dt.timezone.utc))}
+    files["people"].write_text(by_name["complete_series"].payload + "\n")  # one person, for the camera
     return files
 
 
@@ -633,3 +658,119 @@ def test_read_only_root_puts_the_data_partition_in_fstab(enrolment: dict[str, Pa
     assert "noexec" in data[0][3]
     assert run_script(PROVISION, *args).returncode == 0
     assert (prefix / "etc/fstab").read_text().splitlines() == lines  # added once
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[tuple[str, socket.socket]]:
+    """systemd's notify socket, as a datagram socket of our own (short path: AF_UNIX limit)."""
+    folder = tempfile.mkdtemp(prefix="chot-fw-")
+    path = os.path.join(folder, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    try:
+        yield path, sock
+    finally:
+        sock.close()
+        shutil.rmtree(folder)
+
+
+def notifications(sock: socket.socket, until: Callable[[list[bytes]], bool], timeout: float,
+                  seen: list[bytes]) -> list[bytes]:
+    """Collect notify datagrams into `seen` until `until(seen)` or the timeout."""
+    deadline = time.monotonic() + timeout
+    while not until(seen) and time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            seen.append(sock.recv(512))
+        except (TimeoutError, socket.timeout):
+            break
+    return seen
+
+
+def seconds(value: str) -> float:
+    """A systemd time span as used in our units: "30", "30s", "2min"."""
+    m = re.fullmatch(r"(\d+)(s|min)?", value)
+    assert m, value
+    return float(m.group(1)) * (60 if m.group(2) == "min" else 1)
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_a_provisioned_unit_runs_as_its_service_would(
+        enrolment: dict[str, Path], tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto],
+        clients: list[Listener], notify_socket: tuple[str, socket.socket]) -> None:
+    """provision.sh's files, started the way chot-scanner.service starts them, report to the
+    central broker rendered from central.toml. Only the camera is swapped (no Pi camera here)."""
+    central = start_central_from_template(tmp_path, mosquitto_factory, tls=False)
+    password_file = tmp_path / "unit.pw"
+    password_file.write_text(central.passwords["unit-ic7-01"] + "\n")
+    prefix = tmp_path / "root"
+    args = enrol_args(enrolment, prefix, "--no-gpio", "--no-tls")
+    for option, value in (("--device-id", "unit-ic7-01"), ("--checkpoint", "IC7"), ("--policy", "vn-2021"),
+                          ("--broker-host", "127.0.0.1"), ("--broker-port", str(central.port)),
+                          ("--password-file", str(password_file))):
+        args[args.index(option) + 1] = value
+    i = args.index("--ca-file")
+    del args[i:i + 2]
+    provisioned = run_script(PROVISION, *args)
+    assert provisioned.returncode == 0, provisioned.stderr
+
+    service = unit_directives(prefix / "etc/systemd/system/chot-scanner.service")
+    # What systemd would do: credentials copied under their ids, absolute paths inside the prefix.
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o700)
+    for spec in service["LoadCredential"]:
+        cred_id, path = spec.split(":", 1)
+        shutil.copy(prefix / path.lstrip("/"), creds / cred_id)
+    config_text = (prefix / "etc/chot/unit.toml").read_text()
+    config_text = (config_text.replace('"/etc/chot/', f'"{prefix}/etc/chot/')
+                   .replace('"/var/lib/chot', f'"{prefix}/var/lib/chot'))
+    config_text = re.sub(r'(?m)^backend = "picamera2"$', f'backend = "scripted"\nloop = false\nhold_frames = 12', config_text)
+    config_text = re.sub(r'(?m)^source = ""$', f'source = "{enrolment["people"]}"', config_text)
+    config_text = re.sub(r'(?m)^port = 8080$', "port = 0", config_text)  # the screen; 8080 may be taken here
+    config = tmp_path / "unit.toml"
+    config.write_text(config_text)
+    exec_start = [a.replace(INSTALLED_VENV, str(VENV_BIN.parent)).replace("/etc/chot/unit.toml", str(config))
+                  for a in service["ExecStart"][0].split()]
+    pre = [a.replace(INSTALLED_VENV, str(VENV_BIN.parent)).replace("/etc/chot/unit.toml", str(config))
+           for a in service["ExecStartPre"][0].split()]
+    watchdog_s = seconds(service["WatchdogSec"][0])
+    path, sock = notify_socket
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHOT_", "NOTIFY_", "WATCHDOG_"))}
+    env |= {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(int(watchdog_s * 1e6)), "CREDENTIALS_DIRECTORY": str(creds),
+            "PYTHONUNBUFFERED": "1"}
+
+    check = subprocess.run(pre, capture_output=True, text=True, timeout=60, env=env)
+    assert check.returncode == 0, check.stderr
+    ingest = Listener(central.port, "chot-ingest", "ingest-pw", subscribe="chot/v1/#")
+    clients.append(ingest)
+    assert ingest.subscribed.wait(5)
+    unit = subprocess.Popen(exec_start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    seen: list[bytes] = []
+    try:
+        notifications(sock, lambda s: any(m.startswith(b"READY=1") for m in s), seconds(service["TimeoutStartSec"][0]),
+                      seen)
+        assert any(m.startswith(b"READY=1") for m in seen), seen
+        notifications(sock, lambda s: b"WATCHDOG=1" in s, watchdog_s, seen)
+        assert b"WATCHDOG=1" in seen  # fed well inside WatchdogSec
+        event_topic, status_topic = "chot/v1/IC7/unit-ic7-01/event", "chot/v1/IC7/unit-ic7-01/status"
+        assert wait_for(lambda: event_topic in ingest.received and status_topic in ingest.received, 30)
+        event = json.loads(ingest.received[event_topic][0])
+        assert (event["seq"], event["result"], event["reason"], event["policy"]) == (1, "green", "complete_series",
+                                                                                    "vn-2021")
+        assert json.loads(ingest.received[status_topic][0])["state"] == "online"
+        unit.send_signal(signal.SIGTERM)
+        unit.wait(seconds(service["TimeoutStopSec"][0]))
+    finally:
+        if unit.poll() is None:
+            unit.kill()
+            unit.wait(5)
+    output = unit.stdout.read().decode(errors="replace") if unit.stdout else ""
+    assert unit.returncode == 0, output
+    notifications(sock, lambda s: b"STOPPING=1" in s, 5, seen)
+    assert b"STOPPING=1" in seen
+    assert wait_for(lambda: json.loads(ingest.received[status_topic][-1])["state"] == "offline", 5)
+    # Nothing personal in what the service wrote to its journal (its stdout and stderr).
+    person = enrolment["people"].read_text().strip()
+    assert person[:40] not in output and central.passwords["unit-ic7-01"] not in output
