@@ -85,7 +85,7 @@ class Mosquitto:
     def log_path(self) -> Path:
         return self.workdir / "mosquitto.log"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         stderr = open(self.workdir / "mosquitto.stderr", "ab")
@@ -119,7 +119,7 @@ class Mosquitto:
             self.proc.wait(5)
         self.proc = None
 
-    def restart(self, timeout: float = 10.0) -> None:
+    def restart(self, timeout: float = 30.0) -> None:
         self.stop()
         self.start(timeout)
 
