@@ -314,11 +314,10 @@ class Listener:
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    done = threading.Event()
-    deadline = timeout
-    while deadline > 0 and not check():
-        done.wait(0.05)
-        deadline -= 0.05
+    """Poll `check` until it holds or `timeout` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
     return check()
 
 
@@ -725,15 +724,18 @@ def test_a_provisioned_unit_runs_as_its_service_would(
     config_text = (prefix / "etc/chot/unit.toml").read_text()
     config_text = (config_text.replace('"/etc/chot/', f'"{prefix}/etc/chot/')
                    .replace('"/var/lib/chot', f'"{prefix}/var/lib/chot'))
-    config_text = re.sub(r'(?m)^backend = "picamera2"$', f'backend = "scripted"\nloop = false\nhold_frames = 12', config_text)
+    config_text = re.sub(r'(?m)^backend = "picamera2"$', "backend = \"scripted\"\nloop = false\nhold_frames = 12",
+                         config_text)
     config_text = re.sub(r'(?m)^source = ""$', f'source = "{enrolment["people"]}"', config_text)
     config_text = re.sub(r'(?m)^port = 8080$', "port = 0", config_text)  # the screen; 8080 may be taken here
     config = tmp_path / "unit.toml"
     config.write_text(config_text)
-    exec_start = [a.replace(INSTALLED_VENV, str(VENV_BIN.parent)).replace("/etc/chot/unit.toml", str(config))
-                  for a in service["ExecStart"][0].split()]
-    pre = [a.replace(INSTALLED_VENV, str(VENV_BIN.parent)).replace("/etc/chot/unit.toml", str(config))
-           for a in service["ExecStartPre"][0].split()]
+
+    def command(line: str) -> list[str]:
+        return [a.replace(INSTALLED_VENV, str(VENV_BIN.parent)).replace("/etc/chot/unit.toml", str(config))
+                for a in line.split()]
+
+    exec_start, pre = command(service["ExecStart"][0]), command(service["ExecStartPre"][0])
     watchdog_s = seconds(service["WatchdogSec"][0])
     path, sock = notify_socket
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHOT_", "NOTIFY_", "WATCHDOG_"))}
