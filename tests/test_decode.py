@@ -82,8 +82,9 @@ def test_no_library_alone_beats_the_stage_on_photos(photo_scores) -> None:
 
 
 def test_stage_reads_hard_phone_screens(synthetic_scores) -> None:
-    # Measured 90% (1280x720) and 93% (640x480) on the first 30 frames; the aim is 80%.
-    assert synthetic_scores["chot"] >= 0.80
+    # Measured 23/24 at 1280x720 and 23/24 at 640x480 (94% and 94% on 100 frames of another
+    # seed, zxing-cpp alone 57% and 48%); the aim is 80%.
+    assert synthetic_scores["chot"] >= 0.88
 
 
 def test_no_library_alone_beats_the_stage_on_phone_screens(synthetic_scores) -> None:
