@@ -412,6 +412,11 @@ def run_script(script: Path, *args: str, env: dict[str, str] | None = None) -> s
     return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60, env=full_env)
 
 
+def has_package(name: str) -> bool:
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True, timeout=10)
+    return "ok installed" in result.stdout
+
+
 def has_user(name: str) -> bool:
     return subprocess.run(["getent", "passwd", name], capture_output=True, timeout=10).returncode == 0
 
@@ -474,9 +479,14 @@ def test_dry_run_prints_every_step_and_changes_nothing(enrolment: dict[str, Path
     assert result.returncode == 0, result.stderr
     out = result.stdout
     steps = [ln for ln in out.splitlines() if ln.startswith("would  ")]
-    # Packages already on this machine are not asked for again; these two never are here.
-    packages_step = next((s for s in steps if "apt-get install" in s), "")
-    assert "python3-picamera2" in packages_step and "python3-libcamera" in packages_step
+    # Exactly the packages this machine lacks are asked for (the OS's picamera2 and libcamera
+    # among them, off a Pi).
+    wanted = ["python3-venv", "python3-pip", "python3-picamera2", "python3-libcamera", "rpicam-apps-lite",
+              "libzbar0", "mosquitto-clients", "systemd-timesyncd", "python3-gpiozero", "python3-lgpio",
+              "cage", "chromium"]
+    missing = [p for p in wanted if not has_package(p)]
+    packages_step = next((s for s in steps if "apt-get install" in s), "would  apt-get install")
+    assert packages_step.split("apt-get install", 1)[1].split() == missing
     for expected in (f"{prefix}/opt/chot/venv", "pip install chot",
                      f"install {prefix}/etc/chot/trust-anchor.pem",
                      f"install {prefix}/etc/chot/trust-bundle.json",
