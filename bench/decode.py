@@ -94,8 +94,8 @@ class Score:
 Decode = Callable[[np.ndarray, bool], list[str]]
 
 
-def _chot_frame() -> Decode:
-    decoder = QrDecoder()
+def _chot_frame(use_pyzbar: bool = False) -> Decode:
+    decoder = QrDecoder(use_pyzbar=use_pyzbar)
 
     def run(gray: np.ndarray, fresh: bool) -> list[str]:
         if fresh:  # a new image or clip: no tracking help from the previous one
@@ -162,6 +162,7 @@ def _wechat() -> Decode | None:
 
 DECODERS: dict[str, Callable[[], Decode | None]] = {
     "chot": _chot_frame,  # the scanner's per-frame stage, as the unit runs it
+    "chot+pyzbar": lambda: _chot_frame(use_pyzbar=True),  # what pyzbar adds as a last retry
     "chot-image": lambda: lambda gray, fresh: read_gray(gray),  # the path of `chot verify IMAGE`
     "zxing-cpp": _zxing,
     "pyzbar": _pyzbar,

@@ -125,11 +125,12 @@ class QrDecoder:
     """Decode QR codes frame by frame, remembering where the code was last read.
 
     ``expect_prefix`` makes the stage keep looking when a read lacks it (another QR code in view)
-    and return such a read only if nothing better turns up. ``use_pyzbar`` keeps pyzbar as the
-    last retry on a located crop.
+    and return such a read only if nothing better turns up. ``use_pyzbar`` adds pyzbar as the
+    last retry on a crop where zxing saw a code but could not read it; off by default because
+    it added no read on any benchmark set (bench/decode.py, decoder ``chot+pyzbar``).
     """
 
-    def __init__(self, *, expect_prefix: str | None = HC1_PREFIX, use_pyzbar: bool = True,
+    def __init__(self, *, expect_prefix: str | None = HC1_PREFIX, use_pyzbar: bool = False,
                  track_frames: int = 8) -> None:
         self.expect_prefix = expect_prefix
         self.use_pyzbar = use_pyzbar
@@ -353,7 +354,7 @@ def read_gray(gray: np.ndarray) -> list[str]:
     found = [b.text for b in _zxing(gray, thorough=True) if b.valid]
     if found:
         return _unique(found)
-    decoder = QrDecoder(expect_prefix=None)
+    decoder = QrDecoder(expect_prefix=None, use_pyzbar=True)  # a still image: thorough beats fast
     text = decoder.decode(gray)
     if text is not None:
         return [text]
