@@ -11,7 +11,8 @@ One run, one broker started from the shipped config (firmware-config/mosquitto/)
    stream (`chot dashboard serve`, a separate process, logged in over HTTP) until the
    checkpoint's total shows it: that is the publish-to-browser delay. (During a flood the delay
    is only the queue ahead of the probe, so it is measured at a load the ingest keeps up with.)
-Publishers and the probe run in their own processes, as units and browsers would.
+The simulated units send prebuilt MQTT 3.1.1 packets over raw sockets (so they are not the
+bottleneck) from their own process; the probe runs in its own process, as a browser would.
 
     .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--json]
 
@@ -50,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
+from dashboard.broker import mqtt_client  # noqa: E402
 from dashboard.config import DashboardConfig, parse_config  # noqa: E402
 from dashboard.devices import add_device, init_broker  # noqa: E402
 from dashboard.ingest import Ingest  # noqa: E402
@@ -281,11 +283,11 @@ def _wait(check: Any, timeout: float) -> bool:
 
 
 def _bare_rate(port: int, units: list[tuple[str, str, str]], per_unit: int, seq_from: int,
-               ingest_password: str, timeout: float) -> dict[str, Any]:
-    """A plain QoS 1 subscriber (the ingest's login, its own client id): receive and count."""
+               config: DashboardConfig, timeout: float) -> dict[str, Any]:
+    """A bare QoS 1 subscriber: the ingest's login and MQTT client (buffered reads), but it only
+    counts, and paho acknowledges each message on receipt."""
     received = [0, 0.0]
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
-    sub.username_pw_set("chot-ingest", ingest_password)
+    sub = mqtt_client(config.mqtt, config.mqtt.ingest, "bench-bare", buffered=True)
 
     def on_message(c: Any, u: Any, m: Any) -> None:
         received[0] += 1
@@ -356,8 +358,7 @@ def run(devices: int, per_unit: int, probes: int, timeout: float, paced_rate: fl
     server = None
     ingest = None
     try:
-        ingest_password = config.mqtt.ingest.resolved_password() or ""
-        bare = _bare_rate(port, units, per_unit, 1, ingest_password, timeout)
+        bare = _bare_rate(port, units, per_unit, 1, config, timeout)
         # The web app in its own process, as deployed: `chot dashboard serve`.
         env = {**os.environ, "CHOT_DASHBOARD_CONFIG": str(toml_path)}
         server = subprocess.Popen([sys.executable, "-c", "from chot.cli import main; main()", "dashboard", "serve"],

@@ -124,7 +124,7 @@ class IngestConfig:
     """Batching of the ingest: bigger batches, fewer fsyncs; bounded wait keeps the live view live."""
 
     batch_max: int = 500
-    batch_wait_s: float = 0.05
+    batch_wait_s: float = 0.02
     device_refresh_s: float = 5.0
     """How often the registry cache is reread (new devices are also looked up on first sight)."""
 

@@ -174,7 +174,7 @@ class Ingest:
         """Connect, subscribe and start the writer; raises broker.BrokerError if no connection."""
         self._refresh_devices(force=True)
         cfg = self.config.mqtt
-        client = broker.mqtt_client(cfg, cfg.ingest, self._client_id, manual_ack=True)
+        client = broker.mqtt_client(cfg, cfg.ingest, self._client_id, manual_ack=True, buffered=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import re
 import ssl
 import threading
 import time
@@ -96,6 +97,16 @@ def test_rendered_config_is_the_shipped_template(central: Central) -> None:
     assert "${" not in text
     passwords = central.config.broker.password_file.read_text()  # type: ignore[union-attr]
     assert passwords.count("$7$") == 2 and "chot-ingest:" in passwords
+
+
+def _opened_ports(central: Central) -> set[int]:
+    log = central.config.broker.log_file.read_text()  # type: ignore[union-attr]
+    return {int(p) for p in re.findall(r"Opening ipv[46] listen socket on port (\d+)", log)}
+
+
+def test_broker_opens_only_the_configured_listener(central: Central) -> None:
+    assert wait_until(lambda: _opened_ports(central) != set(), 5)
+    assert _opened_ports(central) == {central.port}  # no stray default listener on 1883
 
 
 def test_no_login_and_wrong_password_are_refused(central: Central) -> None:
@@ -216,6 +227,7 @@ def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[.
     )
     assert central.config.broker.mosquitto_conf is not None
     assert f"listener {tls_port} 127.0.0.1" in central.config.broker.mosquitto_conf.read_text()
+    assert wait_until(lambda: _opened_ports(central) == {central.port, tls_port}, 5)
     # The ingest connects over TLS too, checking the broker's certificate against the CA.
     central.config.mqtt.port, central.config.mqtt.tls, central.config.mqtt.ca_file = tls_port, True, ca_file
     ingest = Ingest(central.store, central.config)
