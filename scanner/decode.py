@@ -3,10 +3,10 @@
 zxing-cpp reads most frames in one fast pass. What it misses are dense codes at 2.5-4 camera
 pixels per module that are blurred or dim; for those the stage finds where the code is (where
 it was read a moment ago, zxing's own failed detections, or a cheap texture map of the frame)
-and retries on that crop only: enlarged (zxing samples small modules better after a bicubic
-2-3x), then unsharp-masked, then with pyzbar. Frames with no code in them, which dominate a
-video loop, cost one zxing pass and the texture map. ``read_image`` is the thorough path for
-still images, and returns any QR text, not only HC1.
+and retries on that crop only: a small Wiener filter undoes part of the defocus, and a bicubic
+2-3x enlargement lets zxing sample small modules. Frames with no code in them, which dominate
+a video loop, cost one zxing pass, the texture map and one retry per textured region.
+``read_image`` is the thorough path for still images, and returns any QR text, not only HC1.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ logger = logging.getLogger(__name__)
 HC1_PREFIX = "HC1:"
 
 _QR = zxingcpp.BarcodeFormat.QRCode
+_MIN_FRAME_SIDE, _MAX_FRAME_SIDE = 16, 8192
 _CELL_HALF = 4  # texture map cell on the half-size frame: 8 camera pixels, 2-3 modules of a dense code
 _MIN_TEXTURE = 20.0  # structure-tensor energy below this is flat surface
 _NOISE_FACTOR = 2.0  # a code's cells have this many times the energy of the frame's median cell
 _MAX_REGIONS = 3  # textured regions tried per frame, largest first
 _CLOSE_KERNEL = np.ones((3, 3), np.uint8)
-_MAX_FRAME_SIDE = 8192
 _MAX_CROP_SIDE = 1600  # bounds the cost of one retry on a large region
 _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
 _MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
 _TRACKED, _TEXTURED, _DETECTED = 0, 1, 2  # how sure the stage is that a region holds a code
-_MIN_FRAME_SIDE = 16
 
 
 class DecodeError(Exception):
@@ -248,18 +247,19 @@ class QrDecoder:
         return [region.grown(0.12, w, h) for _, region in boxes[:_MAX_REGIONS]]
 
     def _read_crop(self, gray: np.ndarray, region: Region, tier: int) -> str | None:
-        """Retry on one region, more the surer it holds a code: enlarged, sharpened, then pyzbar.
+        """Retry on one region, more the surer it holds a code: deblurred and enlarged, then pyzbar.
 
-        A tracked region gets one cheap try; a textured one two, and the whole ladder once
-        zxing finds finder patterns in it; a region where zxing already saw a code gets it all.
+        A tracked or textured region gets one try, and the whole ladder once zxing finds finder
+        patterns in it; a region where zxing already saw a code gets the whole ladder at once.
+        Frames without a code (most of a video) thus pay one retry per textured region.
         """
         if region.w < _MIN_CROP_SIDE or region.h < _MIN_CROP_SIDE:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
         side = max(region.w, region.h)
         for step, retry in enumerate(_RETRIES):
-            if tier == _TRACKED and step >= 1 or tier == _TEXTURED and step >= 2:
-                return None
+            if tier != _DETECTED and step >= 1:
+                return None  # one try only, unless zxing has seen finder patterns here
             scale = min(retry.scale, _MAX_CROP_SIDE / side)
             found = _zxing(retry.apply(crop, scale), errors=True)
             text = self._take(found, region, scale, retry.name)
