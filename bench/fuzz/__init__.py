@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris) of the scan path: payload -> verdict and image -> verdict."""
