@@ -145,6 +145,7 @@ class _Item:
     qos: int
     event: Event | None = None
     status: tuple[str, StatusUpdate, datetime] | None = None
+    rejected: str | None = None
 
 
 class Ingest:
@@ -253,6 +254,7 @@ class Ingest:
         try:
             self._parse(msg.topic, msg.payload, item)
         except Rejected as e:
+            item.rejected = e.reason
             self._reject(e.reason, msg.topic, str(e))
         self._queue.put(item)  # rejected ones too: acknowledged in order, after what came before
 
@@ -360,6 +362,10 @@ class Ingest:
                 device, status, at = item.status
                 if self.store.record_status(device, status, at):
                     self.stats.statuses += 1
+        # Last: a failure before this line retries the batch, and only events are deduplicated.
+        rejects = Counter(item.rejected for item in batch if item.rejected is not None)
+        if rejects:
+            self.store.record_rejects(rejects)
         self.stats.commits += 1
         self._ack(batch)
 

@@ -18,7 +18,7 @@ import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -328,6 +328,14 @@ class Store(ABC):
     def change_marker(self) -> int:
         """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
 
+    @abstractmethod
+    def record_rejects(self, counts: Mapping[str, int]) -> None:
+        """Add to the ingest's counts of refused messages, by reason (kept across restarts)."""
+
+    @abstractmethod
+    def reject_counts(self) -> dict[str, int]:
+        """How many messages the ingest refused, by reason, since the store was made."""
+
     # -- users -----------------------------------------------------------------------------
     @abstractmethod
     def create_user(
@@ -464,8 +472,13 @@ def _migration_1(db: Any) -> None:
     )
 
 
+def _migration_2(db: Any) -> None:
+    """Refused-message counts by reason, so operators see them across ingest restarts."""
+    db["ingest_rejects"].create({"reason": str, "count": int}, pk="reason", not_null=["count"])
+
+
 # Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
-MIGRATIONS: tuple[Any, ...] = (_migration_1,)
+MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2)
 
 
 class SqliteStore(Store):
@@ -767,6 +780,20 @@ class SqliteStore(Store):
     def change_marker(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
         return int(row[0])
+
+    def record_rejects(self, counts: Mapping[str, int]) -> None:
+        rows = [(reason[:64], int(n)) for reason, n in counts.items() if n]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO ingest_rejects (reason, count) VALUES (?, ?)"
+                " ON CONFLICT(reason) DO UPDATE SET count = count + excluded.count", rows,
+            )
+
+    def reject_counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT reason, count FROM ingest_rejects ORDER BY reason")
+        return {reason: int(n) for reason, n in rows}
 
     # -- users -------------------------------------------------------------------------------
     def create_user(

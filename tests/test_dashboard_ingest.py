@@ -206,6 +206,7 @@ def test_bad_messages_are_rejected_with_a_reason_and_ingest_goes_on(
     assert rejected["bad_field"] == 3
     assert rejected["too_large"] == 1
     assert [e.seq for e in central.store.recent_events(Scope.all())] == [9]
+    assert central.store.reject_counts() == dict(rejected)  # kept for operators across restarts
     assert "rejected message on chot/v1/IC7/u1/event" in caplog.text
     for personal in ("NGUYEN", "Nguyen", "1990"):
         assert personal not in caplog.text

@@ -62,6 +62,26 @@ def test_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "chot.db"
+    s = SqliteStore(path)
+    s.close()
+    # Make it a file written by schema version 1, with data in it.
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE ingest_rejects")
+    conn.execute("DELETE FROM schema_version WHERE version > 1")
+    conn.execute("INSERT INTO checkpoints (id, name, district, province) VALUES ('IC7', 'IC7', '017', '01')")
+    conn.commit()
+    conn.close()
+    s = SqliteStore(path)
+    assert s.schema_version() == len(MIGRATIONS) >= 2
+    assert [c.id for c in s.list_checkpoints(Scope.all())] == ["IC7"]  # data kept
+    s.record_rejects({"bad_json": 2, "unknown_field": 1})
+    s.record_rejects({"bad_json": 1, "too_large": 0})
+    assert s.reject_counts() == {"bad_json": 3, "unknown_field": 1}
+    s.close()
+
+
 def test_a_newer_schema_is_refused_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "chot.db"
     SqliteStore(path).close()
