@@ -260,40 +260,60 @@ def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tupl
     ``scene_rng`` draws what a still scene keeps (background, light, glare, focus, noise level);
     ``frame_rng`` what changes every frame (motion blur, the noise itself).
     """
-    width, height = frame
     rng = scene_rng
     scene = _background(frame, rng)
     white = rng.uniform(*level.white) / 255.0
+    scene *= white
     if phone is not None and homography is not None:
-        big = np.diag([_OVERSAMPLE, _OVERSAMPLE, 1.0]) @ homography
-        size = (width * _OVERSAMPLE, height * _OVERSAMPLE)
+        x0, y0, x1, y1 = _footprint(phone.shape, homography, frame)
+        box = (x0, y0, x1 - x0, y1 - y0)
+        # Render only the phone's footprint, at twice the resolution, then area-average it down.
+        local = np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1.0]]) @ homography
+        big = np.diag([_OVERSAMPLE, _OVERSAMPLE, 1.0]) @ local
+        size = (box[2] * _OVERSAMPLE, box[3] * _OVERSAMPLE)
         warped = cv2.warpPerspective(phone, big, size, flags=cv2.INTER_LINEAR, borderValue=_BODY)
         mask = cv2.warpPerspective(np.ones_like(phone), big, size, flags=cv2.INTER_LINEAR)
-        warped = cv2.resize(warped, frame, interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask, frame, interpolation=cv2.INTER_AREA)
+        warped = cv2.resize(warped, box[2:], interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, box[2:], interpolation=cv2.INTER_AREA)
         contrast = rng.uniform(*level.contrast)
         body = np.clip(warped / _BODY, 0.0, 1.0)
         # The backlight and reflections lift the screen's black; the body stays dark.
         lit = white * ((1.0 - contrast + contrast * np.clip(warped, 0.0, 1.0)) * (1.0 - body) + 0.06 * body)
-        lit *= 1.0 + rng.uniform(*level.moire) * _moire(frame, homography, rng)
-        lit += _glare(frame, homography, phone.shape, rng.uniform(*level.glare) / 255.0, rng)
-        scene = scene * white * (1.0 - mask) + lit * mask
-    else:
-        scene *= white
+        lit *= 1.0 + rng.uniform(*level.moire) * _moire(box, rng)
+        lit += _glare(box, frame, homography, phone.shape, rng.uniform(*level.glare) / 255.0, rng)
+        part = scene[y0:y1, x0:x1]  # a view: the phone is composited into the scene in place
+        part *= 1.0 - mask
+        part += lit * mask
     scene = _defocus(scene, rng.uniform(*level.defocus_px))
     noise = rng.uniform(*level.noise)
     scene = _motion_blur(scene, frame_rng.uniform(*level.motion_px), frame_rng.uniform(0, math.pi))
-    levels = scene * 255.0
-    levels += frame_rng.normal(0.0, noise, size=levels.shape).astype(np.float32)
-    levels += frame_rng.normal(0.0, 1.0, size=levels.shape).astype(np.float32) * np.sqrt(np.maximum(levels, 0.0)) * 0.15
+    levels = scene.astype(np.float32) * 255.0
+    # Read noise plus shot noise (which grows with the light), drawn as one Gaussian per pixel.
+    spread = np.sqrt(noise * noise + 0.0225 * np.maximum(levels, 0.0))
+    levels += frame_rng.standard_normal(levels.shape, dtype=np.float32) * spread
     return np.clip(levels, 0, 255).astype(np.uint8)
 
 
-def _moire(frame: tuple[int, int], homography: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _footprint(shape: tuple[int, int], homography: np.ndarray, frame: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The phone's bounding box in the frame (x0, y0, x1, y1), a little padded, clipped."""
+    h, w = shape
+    corners = np.array([[[0, 0], [w, 0], [w, h], [0, h]]], dtype=np.float32)
+    points = cv2.perspectiveTransform(corners, homography)[0]
+    x0, y0 = np.floor(points.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + 2
+    return max(0, x0), max(0, y0), max(min(frame[0], x1), max(0, x0) + 1), max(min(frame[1], y1), max(0, y0) + 1)
+
+
+def _grid(box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frame coordinates of a box's pixels, as a row (x) and a column (y) that broadcast."""
+    x0, y0, w, h = box
+    return np.arange(x0, x0 + w, dtype=np.float32)[None, :], np.arange(y0, y0 + h, dtype=np.float32)[:, None]
+
+
+def _moire(box: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
     """The beat between the screen's pixel grid and the sensor's: slow waves across the screen."""
-    width, height = frame
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    waves = np.zeros((height, width), dtype=np.float32)
+    xs, ys = _grid(box)
+    waves = np.zeros((box[3], box[2]), dtype=np.float32)
     for _ in range(2):  # the grid's rows and columns beat separately
         period = rng.uniform(4.0, 14.0)
         angle = rng.uniform(0, math.pi)
@@ -302,18 +322,17 @@ def _moire(frame: tuple[int, int], homography: np.ndarray, rng: np.random.Genera
     return waves * 0.5
 
 
-def _glare(frame: tuple[int, int], homography: np.ndarray, phone_shape: tuple[int, int], peak: float,
-           rng: np.random.Generator) -> np.ndarray | float:
+def _glare(box: tuple[int, int, int, int], frame: tuple[int, int], homography: np.ndarray,
+           phone_shape: tuple[int, int], peak: float, rng: np.random.Generator) -> np.ndarray | float:
     """A reflection of a lamp or window on the glass: a soft bright ellipse somewhere on the screen."""
     if peak <= 0:
         return 0.0
-    width, height = frame
     src = np.array([[[rng.uniform(0.1, 0.9) * phone_shape[1], rng.uniform(0.15, 0.6) * phone_shape[0]]]], dtype=np.float32)
     cx, cy = cv2.perspectiveTransform(src, homography)[0, 0]
-    radius = rng.uniform(0.04, 0.15) * min(width, height) * 2
+    radius = rng.uniform(0.04, 0.15) * min(frame) * 2
     ratio = rng.uniform(1.5, 4.0)
     angle = rng.uniform(0, math.pi)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    xs, ys = _grid(box)
     dx, dy = xs - cx, ys - cy
     u = (dx * math.cos(angle) + dy * math.sin(angle)) / radius
     v = (-dx * math.sin(angle) + dy * math.cos(angle)) / (radius / ratio)
