@@ -144,7 +144,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase (default 20)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase (default 30)")
     parser.add_argument("--fps", type=float, default=15.0, help="paced camera rate (default 15)")
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard"), default="easy",
                         help="how hard the rendered phone screens are (default easy)")
