@@ -31,6 +31,7 @@ _NOISE_FACTOR = 2.0  # a code's cells have this many times the energy of the fra
 _MAX_REGIONS = 3  # textured regions tried per frame, largest first
 _CLOSE_KERNEL = np.ones((3, 3), np.uint8)
 _MAX_CROP_SIDE = 1600  # bounds the cost of one retry on a large region
+_MAX_PHOTO_SIDE = 2560  # still images are searched for a code at this size at most
 _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
 _MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
 _TRACKED, _TEXTURED, _DETECTED = 0, 1, 2  # how sure the stage is that a region holds a code
@@ -212,7 +213,7 @@ class QrDecoder:
         self.reset()
 
     def _textured_regions(self, gray: np.ndarray) -> list[Region]:
-        """Up to two boxes whose texture is strong and has no main direction, as QR modules do.
+        """The largest boxes whose texture is strong and has no main direction, as QR modules do.
 
         The structure tensor per cell separates a code (edges every way) from text lines, the
         phone's outline and background edges (one direction each); half resolution keeps it cheap.
@@ -237,14 +238,15 @@ class QrDecoder:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _CLOSE_KERNEL)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         cell = 2 * _CELL_HALF
-        min_cells = max(3, 64 // cell)  # a dense code is at least ~64 camera pixels across
         boxes = []
         for x, y, bw, bh, area in stats[1:count]:
-            if bw < min_cells or bh < min_cells or area < 0.3 * bw * bh:
+            if area < 0.3 * bw * bh:  # a thin diagonal streak, not a patch
                 continue
-            boxes.append((area, Region(int(x) * cell, int(y) * cell, int(bw) * cell, int(bh) * cell)))
+            region = Region(int(x) * cell, int(y) * cell, int(bw) * cell, int(bh) * cell).grown(0.12, w, h)
+            if region.w >= _MIN_CROP_SIDE and region.h >= _MIN_CROP_SIDE:
+                boxes.append((area, region))
         boxes.sort(key=lambda item: -item[0])
-        return [region.grown(0.12, w, h) for _, region in boxes[:_MAX_REGIONS]]
+        return [region for _, region in boxes[:_MAX_REGIONS]]
 
     def _read_crop(self, gray: np.ndarray, region: Region, tier: int) -> str | None:
         """Retry on one region, more the surer it holds a code: deblurred and enlarged, then pyzbar.
@@ -355,7 +357,9 @@ def read_gray(gray: np.ndarray) -> list[str]:
     if found:
         return _unique(found)
     decoder = QrDecoder(expect_prefix=None, use_pyzbar=True)  # a still image: thorough beats fast
-    text = decoder.decode(gray)
+    scale = min(1.0, _MAX_PHOTO_SIDE / max(gray.shape))  # big photos: keep the texture map small
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
+    text = decoder.decode(small)
     if text is not None:
         return [text]
     # Small photos: zxing's detector needs a few pixels per module.

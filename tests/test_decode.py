@@ -209,7 +209,7 @@ def test_bench_json_has_stable_names() -> None:
         capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
     result = json.loads(out.stdout)
     score = result["sets"]["zxing-qrcode-6"]["decoders"]["chot"]
-    assert set(score) == {"correct", "count", "share", "median_ms"} and score["count"] == 15
+    assert set(score) == {"correct", "count", "share", "median_ms", "p95_ms"} and score["count"] == 15
     assert result["command"].startswith(".venv/bin/python bench/decode.py")
 
 
