@@ -191,6 +191,7 @@ class QrDecoder:
         return not self.expect_prefix or text.startswith(self.expect_prefix)
 
     def _done(self, text: str, method: str) -> str:
+        logger.debug("code read by %s", method)  # never the text: it is personal data
         self.last_method = method
         self._tracked_age = 0
         return text
@@ -205,6 +206,7 @@ class QrDecoder:
             return
         h, w = shape
         self._shape = shape
+        logger.info("decoding %dx%d frames", w, h)
         half = (max(2, h // 2), max(2, w // 2))
         cells = (max(1, half[0] // _CELL_HALF), max(1, half[1] // _CELL_HALF))
         self._half = np.empty(half, dtype=np.uint8)
