@@ -298,3 +298,17 @@ def test_ingest_with_a_wrong_password_fails_fast_with_a_reason(central: Central)
     with pytest.raises(BrokerError, match="did not accept the ingest login: Not authorized|Bad user"):
         Ingest(central.store, central.config).start()
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_bench_runs_small_and_bounded() -> None:
+    """bench/ingest.py end to end at a tiny size, so the README's command keeps working."""
+    from bench import ingest as bench
+
+    summary = bench.summarize(bench.run(devices=4, per_unit=10, probes=3, timeout=30, paced_rate=200,
+                                        paced_s=1.0, rounds=1))
+    assert summary["complete"] and summary["paced_complete"]
+    assert summary["duplicates"] == 0 and summary["rejected"] == 0
+    assert summary["chot_events_per_s"] > 0 and summary["bare_events_per_s"] > 0
+    assert summary["stream_probes"] >= 1 and summary["probe_error"] is None
