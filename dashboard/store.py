@@ -385,7 +385,9 @@ class Store(ABC):
 
 
 def open_store(database: str) -> Store:
-    """Open the store named by the config's `database` (a SQLite file path for now)."""
+    """Open the store named by the config's `database`: a SQLite file path (the only backend yet)."""
+    if "://" in database:
+        raise StoreError(f"database {database.split('://')[0]}:// is not supported yet: give a SQLite file path")
     return SqliteStore(database)
 
 
@@ -484,7 +486,7 @@ MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2)
 class SqliteStore(Store):
     """The embedded store: one SQLite file in WAL mode, one connection per thread."""
 
-    def __init__(self, path: str | Any, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
         self.path = str(path)
         self._timeout_s = timeout_s
         if self.path != ":memory:":
@@ -495,7 +497,11 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._all_conns: list[Any] = []
         self._conns_lock = threading.Lock()
-        self.migrate()
+        try:
+            self.migrate()
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise StoreError(f"{self.path} cannot be used as the chot store: {e}") from None
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> Any:
@@ -506,14 +512,14 @@ class SqliteStore(Store):
                                        check_same_thread=False)
             except sqlite3.OperationalError as e:
                 raise StoreError(f"cannot open the database {self.path}: {e}") from None
+            self._local.conn = conn  # before the pragmas, so close() can release it if they fail
+            with self._conns_lock:
+                self._all_conns.append(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: the ingest acknowledges a message only after commit, so a commit must survive
             # a power cut; batching keeps the fsync count low.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._conns_lock:
-                self._all_conns.append(conn)
         return conn
 
     def _db(self) -> Any:

@@ -93,6 +93,15 @@ def test_a_newer_schema_is_refused_with_a_reason(tmp_path: Path) -> None:
         SqliteStore(path)
 
 
+def test_a_file_that_is_not_a_database_gives_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "chot.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreError, match="cannot be used as the chot store"):
+        SqliteStore(path)
+    with pytest.raises(StoreError, match="not supported yet"):
+        open_store("postgresql://user@host/chot")  # the user name is not echoed back either
+
+
 def test_unopenable_path_gives_a_reason(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
