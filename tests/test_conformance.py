@@ -83,3 +83,8 @@ def test_cli_on_another_folder_reports_disagreements(tmp_path):
     assert result.output.strip().splitlines()[-1] == f"{len(list((tmp_path / 'XX').rglob('*.json'))) - 2} passed, 2 failed"
     summary = json.loads(CliRunner().invoke(conformance, [str(tmp_path / "XX"), "--json"]).output)
     assert summary["failed"] == 2 and {d["step"] for d in summary["disagreements"]} == {"VERIFY", None}
+
+
+def test_cli_on_a_single_country_folder():
+    summary = json.loads(CliRunner().invoke(conformance, [str(DATA / "PT"), "--json"]).output)
+    assert list(summary["table"]) == ["PT"] and summary["cases"] == 10 and summary["failed"] == 0

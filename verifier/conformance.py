@@ -244,13 +244,18 @@ def run_case(data: Mapping[str, Any], name: str, country: str) -> CaseResult:
     return result
 
 
+_LAYOUT_FOLDERS = ("2dcode", "raw")
+
+
 def find_cases(root: Path) -> Iterator[tuple[Path, str, str]]:
     """Yield (path, case name, country) for every JSON test case under `root`, sorted."""
     for path in sorted(root.rglob("*.json")):
         rel = path.relative_to(root)
-        country = rel.parts[0] if len(rel.parts) > 1 else root.name
+        # DIR may hold country folders, or be one country folder itself.
+        inside_country = len(rel.parts) == 1 or rel.parts[0].lower() in _LAYOUT_FOLDERS
+        country = root.resolve().name if inside_country else rel.parts[0]
         # Name a case by its path inside the country folder, less the usual 2DCode/raw folders.
-        middle = [p for p in rel.parts[1:-1] if p.lower() not in ("2dcode", "raw")]
+        middle = [p for p in rel.parts[0 if inside_country else 1:-1] if p.lower() not in _LAYOUT_FOLDERS]
         yield path, "/".join([*middle, path.stem]), country
 
 
