@@ -245,6 +245,7 @@ def run_case(data: Mapping[str, Any], name: str, country: str) -> CaseResult:
 
 
 _LAYOUT_FOLDERS = ("2dcode", "raw")
+_VERSION = re.compile(r"\d+\.\d+\.\d+")  # <COUNTRY>/<schema-version>/2DCode/raw
 
 
 def find_cases(root: Path) -> Iterator[tuple[Path, str, str]]:
@@ -252,7 +253,8 @@ def find_cases(root: Path) -> Iterator[tuple[Path, str, str]]:
     for path in sorted(root.rglob("*.json")):
         rel = path.relative_to(root)
         # DIR may hold country folders, or be one country folder itself.
-        inside_country = len(rel.parts) == 1 or rel.parts[0].lower() in _LAYOUT_FOLDERS
+        first = rel.parts[0]
+        inside_country = len(rel.parts) == 1 or first.lower() in _LAYOUT_FOLDERS or bool(_VERSION.fullmatch(first))
         country = root.resolve().name if inside_country else rel.parts[0]
         # Name a case by its path inside the country folder, less the usual 2DCode/raw folders.
         middle = [p for p in rel.parts[0 if inside_country else 1:-1] if p.lower() not in _LAYOUT_FOLDERS]
