@@ -668,12 +668,14 @@ class SqliteStore(Store):
                     "INSERT OR IGNORE INTO events (device, seq, checkpoint, ts, received_at, minute, result,"
                     " reason, policy, trust_version) VALUES "
                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                    + " RETURNING minute, checkpoint, result, reason",
+                    + " RETURNING device, seq, minute, checkpoint, result, reason",
                     [value for row in chunk for value in row],
                 ).fetchall()
                 new += len(inserted)
-                for key in inserted:
-                    increments[key] = increments.get(key, 0) + 1
+                for _device, _seq, *key in inserted:
+                    increments[tuple(key)] = increments.get(tuple(key), 0) + 1  # type: ignore[index]
+                if len(inserted) < len(chunk):
+                    self._warn_reused_seqs(conn, chunk, {(d, q) for d, q, *_ in inserted})
             conn.executemany(
                 "INSERT INTO minute_counts (minute, checkpoint, result, reason, count)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
@@ -686,6 +688,20 @@ class SqliteStore(Store):
             if new:
                 conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (new,))
         return new
+
+    @staticmethod
+    def _warn_reused_seqs(conn: Any, chunk: list[tuple[Any, ...]], inserted: set[tuple[str, int]]) -> None:
+        """A duplicate (device, seq) with a different time is not a redelivery: the unit's counter
+        restarted (a new SD card?), and its new events would be dropped. Say so loudly."""
+        warned: set[str] = set()
+        for device, seq, _cp, ts, *_ in chunk:
+            if (device, seq) in inserted or device in warned:
+                continue
+            row = conn.execute("SELECT ts FROM events WHERE device = ? AND seq = ?", (device, seq)).fetchone()
+            if row is not None and row[0] != ts:
+                warned.add(device)
+                logger.warning("device %s sent seq %d again with another time: its sequence counter was"
+                               " reset, so these events are not counted; register it under a new id", device, seq)
 
     def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
         at = _ms(received_at)

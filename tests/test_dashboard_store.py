@@ -130,6 +130,14 @@ def test_events_are_stored_once_and_counted_per_minute(store: SqliteStore) -> No
         ("green", "complete_series", 7), ("red", "signature", 1)]
 
 
+def test_a_reset_sequence_counter_is_reported(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    store.record_events([ev("u1", "IC7", 1, T0), ev("u1", "IC7", 2, T0)])
+    assert store.record_events([ev("u1", "IC7", 1, T0)]) == 0  # a redelivery: quiet
+    assert "sequence counter was reset" not in caplog.text
+    assert store.record_events([ev("u1", "IC7", 1, T0 + timedelta(hours=5))]) == 0
+    assert "device u1 sent seq 1 again" in caplog.text
+
+
 def test_half_open_range_and_empty_buckets(store: SqliteStore) -> None:
     store.record_events([ev("u1", "IC7", 1, T0), ev("u1", "IC7", 2, T0 + timedelta(minutes=10))])
     assert store.totals(Scope.all(), T0, T0 + timedelta(minutes=10)).total == 1
