@@ -8,6 +8,8 @@ broker is told to reread them with SIGHUP.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -15,7 +17,8 @@ import secrets
 import signal
 import ssl
 import string
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +138,7 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     """Write `text` atomically: a temporary file in the same folder, then rename."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -146,19 +149,37 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
         raise BrokerError(f"cannot write {path}: {e.strerror}") from None
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialize read-modify-write of `path` between processes (CLI and web admin at once)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise BrokerError(f"cannot lock {path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def set_password(path: Path, username: str, password: str) -> None:
     """Add or replace one account in the password file."""
-    entries = read_password_file(path)
-    entries[username] = hash_password(password)
-    write_password_file(path, entries)
+    hashed = hash_password(password)
+    with _file_lock(path):
+        entries = read_password_file(path)
+        entries[username] = hashed
+        write_password_file(path, entries)
 
 
 def delete_password(path: Path, username: str) -> bool:
     """Remove one account from the password file; False if it was not there."""
-    entries = read_password_file(path)
-    if entries.pop(username, None) is None:
-        return False
-    write_password_file(path, entries)
+    with _file_lock(path):
+        entries = read_password_file(path)
+        if entries.pop(username, None) is None:
+            return False
+        write_password_file(path, entries)
     return True
 
 

@@ -178,6 +178,25 @@ def test_removing_a_unit_revokes_it(central: Central, ingest: Ingest) -> None:
     assert not remove_device(central.store, central.config, "u1")
 
 
+def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    errors: list[BaseException] = []
+
+    def register(start: int) -> None:
+        try:
+            for i in range(start, start + 15):
+                broker.set_password(path, f"u{i:03d}", "pw")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=register, args=(n * 100,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(broker.read_password_file(path)) == 60
+
+
 def test_password_hash_format_matches_mosquitto() -> None:
     hashed = broker.hash_password("secret", rounds=101, salt=b"0123456789ab")
     kind, rounds, salt, digest = hashed.split("$")[1:]
