@@ -208,8 +208,17 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     return Verdict.from_fields(context)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+_kid_text: dict[bytes, str] = {}
+
+
+def _b64(kid: bytes) -> str:
+    """The kid as base64 text; a unit sees a handful of kids, so keep a small cache."""
+    text = _kid_text.get(kid)
+    if text is None:
+        text = base64.b64encode(kid).decode("ascii")
+        if len(_kid_text) < 1024:
+            _kid_text[kid] = text
+    return text
 
 
 def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
