@@ -353,3 +353,52 @@ def test_config_errors_name_the_key(data: dict, where: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(data)
     assert where in str(e.value)
+
+
+# -- CLI: accounts -----------------------------------------------------------------------------
+
+def test_cli_create_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from chot.cli import main
+    from dashboard.web.auth import MIN_PASSWORD_LENGTH
+
+    conf = tmp_path / "central.toml"
+    conf.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    runner = CliRunner()
+    base = ["dashboard", "-c", str(conf), "create-user"]
+    monkeypatch.setenv("CHOT_NEW_USER_PASSWORD", "a-long-enough-password")
+    result = runner.invoke(main, [*base, "hanoi", "--role", "supervisor", "--scope", "province:01",
+                                  "--scope", "checkpoint:LC1", "--language", "en"])
+    assert result.exit_code == 0, result.output
+    assert "province:01" in result.output and "a-long-enough-password" not in result.output
+    store = SqliteStore(tmp_path / "data" / "chot.db")
+    user = store.get_user("hanoi")
+    assert user is not None and user.scope == Scope.of(provinces=["01"], checkpoints=["LC1"])
+    assert user.language == "en" and "a-long-enough-password" not in user.password_hash
+    store.close()
+    for args, words in (
+        (["hanoi", "--role", "viewer", "--scope", "all"], "already exists"),
+        (["x", "--role", "viewer"], "at least one --scope"),
+        (["x", "--role", "viewer", "--scope", "planet:mars"], "not 'all' or"),
+        (["x y", "--role", "admin"], "username"),
+    ):
+        result = runner.invoke(main, [*base, *args])
+        assert result.exit_code != 0 and words in result.output and "Traceback" not in result.output
+    monkeypatch.delenv("CHOT_NEW_USER_PASSWORD")
+    short = "s" * (MIN_PASSWORD_LENGTH - 1)
+    result = runner.invoke(main, [*base, "y", "--role", "admin"], input=f"{short}\n{short}\n")
+    assert result.exit_code != 0 and "at least" in result.output
+    result = runner.invoke(main, [*base, "y", "--role", "admin"], input="correct-horse-battery\n" * 2)
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_reports_config_errors_by_key(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from chot.cli import main
+
+    conf = tmp_path / "central.toml"
+    conf.write_text('[mqtt]\nport = "high"\n')
+    result = CliRunner().invoke(main, ["dashboard", "-c", str(conf), "check-config"])
+    assert result.exit_code != 0 and "mqtt.port" in result.output and "Traceback" not in result.output
