@@ -75,6 +75,64 @@ class ChaosOptions:
     drain_timeout_s: float = 90.0
     """How long the end waits for backlogs to reach the store."""
     seed: int = 2021
+    record_traffic: bool = False
+    """Units reach the broker through a recorder that keeps every byte both ways (privacy test)."""
+
+
+class WireRecorder:
+    """A TCP forwarder to the broker that keeps every byte sent either way (all MQTT traffic)."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self.chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, name="wire-recorder", daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                client.close()  # broker down: the unit sees a refused link, as without us
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, a: Any, b: Any) -> None:
+        try:
+            a.settimeout(None)
+            while data := a.recv(65536):
+                with self._lock:
+                    self.chunks.append(data)
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def traffic(self) -> bytes:
+        with self._lock:
+            return b"".join(self.chunks)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.close()
 
 
 @dataclass
@@ -157,7 +215,8 @@ class ChaosRun:
         self.mounts: list[Path] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHOT_")}
         self.env["PYTHONPATH"] = str(ROOT)
-        self.issued: list[Any] = []
+        self.issued: list[tuple[Any, str]] = []  # (keys' Issued, the text in its QR code)
+        self.recorder: WireRecorder | None = None
         self._ids: dict[str, int] = {}  # device -> highest verdict id seen on its officer screen
 
     # -- set-up ---------------------------------------------------------------------------
@@ -166,6 +225,8 @@ class ChaosRun:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         frames = self._make_frames()
         self._setup_central()
+        if self.opt.record_traffic:
+            self.recorder = WireRecorder(self.port)
         for i in range(self.opt.units):
             self._setup_unit(i, frames)
 
@@ -175,21 +236,21 @@ class ChaosRun:
         m = self.ministry
         kinds = []
         for i in range(24):
-            if i % 4 == 0:
+            if i % 4 == 0:  # yellow under vn-2021: one dose of two
                 issued = m.issue_vaccination(doses=[(1, 2, (now - dt.timedelta(days=30)).date(), "astrazeneca")],
                                              now=now)
-                kinds.append(issued.hc1)  # yellow under vn-2021
-            elif i % 4 == 1:
-                # red: a tampered certificate, or one signed by a key nobody trusts
-                forged = (tamper(m.issue_vaccination(now=now).hc1, b"VN") if i % 8 == 1
-                          else m.issue_vaccination(now=now, signer=m.rogue).hc1)
-                kinds.append(forged)
-            elif i % 4 == 2:
-                kinds.append(m.issue_test(now=now, sampled_at=now - dt.timedelta(hours=5)).hc1)
-            else:
+                text = issued.hc1
+            elif i % 4 == 1:  # red: a tampered certificate, or one signed by a key nobody trusts
+                issued = m.issue_vaccination(now=now, signer=None if i % 8 == 1 else m.rogue)
+                text = tamper(issued.hc1, b"VN") if i % 8 == 1 else issued.hc1
+            elif i % 4 == 2:  # yellow: a recent negative test
+                issued = m.issue_test(now=now, sampled_at=now - dt.timedelta(hours=5))
+                text = issued.hc1
+            else:  # green: complete series
                 issued = m.issue_vaccination(now=now)
-                self.issued.append(issued)
-                kinds.append(issued.hc1)
+                text = issued.hc1
+            self.issued.append((issued, text))
+            kinds.append(text)
         folder = self.workdir / "frames-src"
         folder.mkdir(exist_ok=True)
         out = []
@@ -252,7 +313,8 @@ class ChaosRun:
             "camera": {"backend": "replay", "source": "camera", "fps": self.opt.fps, "loop": False},
             "debounce": {"gone_frames": 2, "gone_seconds": 0.05},
             "screen": {"enabled": True, "host": "127.0.0.1", "port": unit.screen_port, "verdict_seconds": 0.5},
-            "mqtt": {"host": "127.0.0.1", "port": self.port, "keepalive": 5, "max_inflight": 10},
+            "mqtt": {"host": "127.0.0.1", "port": self.recorder.port if self.recorder else self.port,
+                     "keepalive": 5, "max_inflight": 10},
         }
         (udir / "unit.toml").write_text(_toml(cfg), encoding="utf-8")
         self.units.append(unit)
@@ -272,12 +334,28 @@ class ChaosRun:
 
     # -- processes ------------------------------------------------------------------------
     def start(self) -> None:
-        """Broker, ingest, then every unit."""
+        """Broker, ingest (its persistent session exists before any unit publishes), then units."""
         assert self.broker is not None
         self.broker.start()
         self.start_ingest()
+        deadline = time.monotonic() + 30
+        while "ingest connected" not in self._ingest_log() and time.monotonic() < deadline:
+            self.keep_ingest_running()
+            time.sleep(0.1)
         for unit in self.units:
             self.start_unit(unit)
+        for unit in self.units:
+            wait_for_port(unit.screen_port, 60)
+
+    def _ingest_log(self) -> str:
+        path = self.workdir / "logs" / "ingest.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def keep_ingest_running(self) -> None:
+        """Start the ingest again if it exited on its own, as systemd's Restart=on-failure does."""
+        if self.ingest is not None and self.ingest.poll() is not None:
+            self.report.faults["ingest_exited_and_restarted"] += 1
+            self.start_ingest()
 
     def start_ingest(self) -> None:
         log = open(self.workdir / "logs" / "ingest.log", "ab")
@@ -312,6 +390,8 @@ class ChaosRun:
         self.stop_ingest(signal.SIGTERM)
         if self.broker is not None:
             self.broker.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
         for path in self.mounts:
             subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=20)
         self.mounts.clear()
@@ -347,8 +427,11 @@ class ChaosRun:
         return self._ids.get(unit.device)
 
     def _finished(self, unit: UnitProc) -> bool:
-        """The unit's camera has shown all its frames (nothing new to show is then expected)."""
-        return self._ids.get(unit.device, 0) >= self.opt.people - 2
+        """The unit's camera (its current process) has shown all its frames."""
+        log = unit.dir / f"unit-{unit.starts - 1}.log"
+        with contextlib.suppress(OSError):
+            return "source ended" in log.read_text(errors="replace")
+        return False
 
     # -- faults -----------------------------------------------------------------------------
     def chaos(self) -> None:
@@ -357,9 +440,9 @@ class ChaosRun:
         faults: list[str] = (["broker"] * o.broker_restarts + ["unit"] * o.unit_kills
                              + ["ingest"] * o.ingest_restarts + (["disk"] if o.fill_disk and self.mounts else []))
         self.rng.shuffle(faults)
-        wait_for_port(self.units[0].screen_port, 60)
         broker_n = ingest_n = 0
         for fault in faults:
+            self.keep_ingest_running()
             if fault == "broker":
                 self._broker_fault(signal.SIGKILL if broker_n % 2 else signal.SIGTERM)
                 broker_n += 1
@@ -378,6 +461,7 @@ class ChaosRun:
         self.report.faults[f"broker_{signal.Signals(sig).name}"] += 1
         self.units_keep_scanning(f"a broker outage ({signal.Signals(sig).name})", self.opt.outage_s)
         self.broker.start(timeout=20)
+        self.keep_ingest_running()
 
     def _ingest_fault(self, sig: int) -> None:
         self.stop_ingest(sig)
@@ -440,8 +524,7 @@ class ChaosRun:
         """Until every camera is done and every outbox is empty and stored (or the timeout)."""
         deadline = time.monotonic() + self.opt.drain_timeout_s + self.opt.people / max(self.opt.fps, 1)
         while time.monotonic() < deadline:
-            for u in self.units:
-                self._last_id(u)
+            self.keep_ingest_running()
             produced = {u.device: self._produced(u)[0] for u in self.units}
             pending = [self._produced(u)[1] for u in self.units]
             if all(self._finished(u) for u in self.units) and not any(pending) and produced == self._stored():
@@ -500,9 +583,12 @@ class ChaosRun:
             self.start()
             self.chaos()
             self.wait_drained()
+            # Everything stops cleanly first, so the counts are read from the files as they stay.
             for unit in self.units:
                 self.stop_unit(unit, signal.SIGTERM)
-            time.sleep(1.0)
+            self.stop_ingest(signal.SIGTERM)
+            assert self.broker is not None
+            self.broker.stop()
             self.reconcile()
         finally:
             self.shutdown()
