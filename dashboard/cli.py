@@ -206,6 +206,23 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     app.run(host=host or cfg.web.host, port=port or cfg.web.port, threaded=True, use_reloader=False)
 
 
+@dashboard.command()
+@click.option("--keep-days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="Keep single events received in this many days; older ones go (counts stay).")
+@click.pass_context
+@_fail_readably
+def prune(ctx: click.Context, keep_days: int) -> None:
+    """Delete old single events to bound the store's size; per-minute counts are kept."""
+    from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+
+    store = _store(ctx)
+    try:
+        deleted = store.prune_events(datetime.now(timezone.utc) - timedelta(days=keep_days))
+    finally:
+        store.close()
+    click.echo(f"{deleted} events older than {keep_days} days deleted; counts unchanged")
+
+
 @dashboard.command("publish-trust")
 @click.argument("bundle", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--republish", is_flag=True, help="Publish the newest accepted bundle again instead.")

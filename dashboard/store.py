@@ -329,6 +329,10 @@ class Store(ABC):
         """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
 
     @abstractmethod
+    def prune_events(self, received_before: datetime) -> int:
+        """Delete single events received before this time (counts stay); returns how many."""
+
+    @abstractmethod
     def record_rejects(self, counts: Mapping[str, int]) -> None:
         """Add to the ingest's counts of refused messages, by reason (kept across restarts)."""
 
@@ -802,6 +806,21 @@ class SqliteStore(Store):
     def change_marker(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
         return int(row[0])
+
+    def prune_events(self, received_before: datetime) -> int:
+        # Per-minute counts are kept, so totals and charts stay exact; only the single rows (used
+        # for recent lists and to recognise redeliveries) go. Units resend within hours, not months.
+        cutoff = _ms(received_before)
+        deleted = 0
+        while True:  # in slices, so the ingest is never locked out for long
+            with self._write() as conn:
+                cur = conn.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT 5000)",
+                    (cutoff,),
+                )
+            deleted += cur.rowcount
+            if cur.rowcount < 5000:
+                return deleted
 
     def record_rejects(self, counts: Mapping[str, int]) -> None:
         rows = [(reason[:64], int(n)) for reason, n in counts.items() if n]

@@ -138,6 +138,16 @@ def test_a_reset_sequence_counter_is_reported(store: SqliteStore, caplog: pytest
     assert "device u1 sent seq 1 again" in caplog.text
 
 
+def test_pruning_keeps_the_counts(store: SqliteStore) -> None:
+    old = [ev("u1", "IC7", i, T0, received=T0) for i in range(1, 7)]
+    new = [ev("u1", "IC7", 100, T0 + timedelta(days=100), received=T0 + timedelta(days=100))]
+    store.record_events(old + new)
+    assert store.prune_events(T0 + timedelta(days=1)) == 6
+    assert store.totals(Scope.all(), T0, T0 + timedelta(days=101)).total == 7  # counts intact
+    assert [e.seq for e in store.recent_events(Scope.all())] == [100]
+    assert store.prune_events(T0 + timedelta(days=1)) == 0
+
+
 def test_half_open_range_and_empty_buckets(store: SqliteStore) -> None:
     store.record_events([ev("u1", "IC7", 1, T0), ev("u1", "IC7", 2, T0 + timedelta(minutes=10))])
     assert store.totals(Scope.all(), T0, T0 + timedelta(minutes=10)).total == 1
