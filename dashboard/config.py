@@ -72,7 +72,7 @@ class MqttConfig:
     ingest: MqttAccount = field(default_factory=_ingest_account)
     dashboard: MqttAccount = field(default_factory=_dashboard_account)
     client_id: str = "chot-ingest"
-    """The ingest's client id: the broker keeps its session (queued events) under this name."""
+    """The ingest's client id (the shipped broker uses the username instead, use_username_as_clientid)."""
     session_expiry_s: int = 7 * 86400
     """How long the broker keeps queued events while the ingest is down."""
     keepalive_s: int = 30
