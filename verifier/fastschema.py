@@ -78,11 +78,18 @@ class _SourceCompiler:
         known = self.constant(frozenset(node.get("properties", {})), "known")
         # Fields the schema does not name must still respect the size limits.
         self.emit(depth, f"if not {var}.keys() <= {known} and not _extras_ok({var}, {known}): return False")
-        for key in node.get("required", ()):
-            self.emit(depth, f"if {key!r} not in {var}: return False")
-        for key, sub in node.get("properties", {}).items():
+        required = tuple(node.get("required", ()))
+        properties = node.get("properties", {})
+        for key in required:
+            if key not in properties:
+                self.emit(depth, f"if {key!r} not in {var}: return False")
+        for key, sub in properties.items():
             child = self.fresh("v")
             self.emit(depth, f"{child} = {var}.get({key!r}, _MISSING)")
+            if key in required:  # present for sure: its checks need no guard
+                self.emit(depth, f"if {child} is _MISSING: return False")
+                self.node(sub, child, depth, key, nesting + 1)
+                continue
             self.emit(depth, f"if {child} is not _MISSING:")
             before = len(self.lines)
             self.node(sub, child, depth + 1, key, nesting + 1)
