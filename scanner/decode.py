@@ -197,6 +197,7 @@ class QrDecoder:
         return text
 
     def _track(self, region: Region) -> None:
+        """Remember where the code was read: the next frame looks there first."""
         self._tracked = region
         self._tracked_age = 0
 
@@ -253,24 +254,28 @@ class QrDecoder:
     def _read_crop(self, gray: np.ndarray, region: Region, tier: int) -> str | None:
         """Retry on one region, more the surer it holds a code: deblurred and enlarged, then pyzbar.
 
-        A tracked or textured region gets one try, and the whole ladder once zxing finds finder
-        patterns in it; a region where zxing already saw a code gets the whole ladder at once.
-        Frames without a code (most of a video) thus pay one retry per textured region.
+        How many retries depends on the tier (see ``_LADDERS``); frames without a code (most of
+        a video) thus pay one retry per textured region.
         """
         if region.w < _MIN_CROP_SIDE or region.h < _MIN_CROP_SIDE:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
         side = max(region.w, region.h)
-        for step, retry in enumerate(_RETRIES):
-            if tier != _DETECTED and step >= 1:
-                return None  # one try only, unless zxing has seen finder patterns here
+        ladder = list(_LADDERS[tier])
+        step = 0
+        while step < len(ladder):
+            retry = ladder[step]
+            step += 1
             scale = min(retry.scale, _MAX_CROP_SIDE / side)
             found = _zxing(retry.apply(crop, scale), errors=True)
-            text = self._take(found, region, scale, retry.name)
+            text = self._take(found, region, scale, retry)
             if text is not None:
                 return text
-            if found and tier == _TEXTURED:
+            if found and tier != _DETECTED:
                 tier = _DETECTED  # finder patterns seen: a code is there, worth the whole ladder
+                ladder += [r for r in _LADDERS[_DETECTED] if r not in ladder]
+        if tier != _DETECTED:
+            return None
         if self.use_pyzbar and side <= _MAX_PYZBAR_SIDE:
             text = _pyzbar(cv2.resize(crop, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
             if text is not None:
@@ -278,13 +283,13 @@ class QrDecoder:
                 return text
         return None
 
-    def _take(self, found: list[zxingcpp.Barcode], region: Region, scale: float, method: str) -> str | None:
+    def _take(self, found: list[zxingcpp.Barcode], region: Region, scale: float, retry: _Retry) -> str | None:
         """The best valid read among ``found`` (from a crop), tracking where it was."""
         best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is None:
             return None
         self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best))
-        self.last_method = method
+        self.last_method = retry.name
         return best
 
 def wiener_kernel(sigma: float, noise: float) -> np.ndarray:
@@ -317,6 +322,8 @@ class _Retry:
     def apply(self, crop: np.ndarray, scale: float) -> np.ndarray:
         """The crop, deblurred and enlarged by ``scale`` (at most ``self.scale``)."""
         image = cv2.filter2D(crop, -1, _KERNELS[self.deblur]) if self.deblur else crop
+        if scale == 1.0:
+            return image  # zxing reads strided views: no copy
         return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
 
 
@@ -325,6 +332,10 @@ class _Retry:
 # modules better after enlarging.
 _RETRIES = (_Retry(2.5, (1.25, 0.05)), _Retry(3.0), _Retry(2.0, (1.5, 0.05)), _Retry(2.0, (1.25, 0.01)))
 _KERNELS = {r.deblur: wiener_kernel(*r.deblur) for r in _RETRIES if r.deblur}
+# Per tier: a tracked crop is first read as it is (the code was read there a moment ago), a
+# textured region gets the best retry; either gets the whole ladder once zxing sees finder
+# patterns, and a region where zxing saw a code gets it from the start.
+_LADDERS = {_TRACKED: (_Retry(1.0), _RETRIES[0]), _TEXTURED: _RETRIES[:1], _DETECTED: _RETRIES}
 
 
 def _pyzbar(image: np.ndarray) -> str | None:
