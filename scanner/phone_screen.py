@@ -66,7 +66,10 @@ DIFFICULTIES: dict[str, Difficulty] = {
 
 def qr_modules(payload: str | bytes, error: str = "q") -> np.ndarray:
     """The module grid of a QR code for ``payload`` (True = dark), without a quiet zone."""
-    qr = segno.make_qr(payload, error=error, boost_error=False)
+    try:
+        qr = segno.make_qr(payload, error=error, boost_error=False)
+    except ValueError as err:  # too long for any QR version, or a bad error level
+        raise PhoneScreenError(f"cannot encode the payload as a QR code: {err}") from None
     return np.asarray(qr.matrix, dtype=bool)
 
 

@@ -200,6 +200,10 @@ def test_phone_frame_errors_are_readable() -> None:
         phone_screen.render_phone_frame("HC1:ABC", rng, size=(10, 10))
     with pytest.raises(phone_screen.PhoneScreenError, match="square"):
         phone_screen.render_phone_frame(np.zeros((30, 20), bool), rng)
+    with pytest.raises(phone_screen.PhoneScreenError, match="cannot encode"):
+        phone_screen.render_phone_frame("X" * 5000, rng)
+    with pytest.raises(phone_screen.PhoneScreenError, match="1..1000"):
+        phone_screen.render_phone_sequence("HC1:ABC", rng, 0)
 
 
 def test_bench_json_has_stable_names() -> None:
