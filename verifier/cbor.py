@@ -1,9 +1,12 @@
 """CBOR decoding with limits: nesting depth, item counts and string sizes, and no risky tags.
 
-cbor2 enforces the depth during decoding. Its built-in semantic tags (bigfloats with huge
-exponents, shared references that build cycles, regular expressions, ...) are refused outright:
-no HCERT structure uses them. Counts and string sizes are checked on the decoded value with a
-bounded walk, which is cheap for a certificate-sized object.
+Before decoding, the inflate cap (verifier.hcert) bounds every string and array by the input
+size, so a declared huge length fails at once without allocating. During decoding, cbor2
+enforces the nesting depth, and its built-in semantic tags (bigfloats with huge exponents,
+shared references that build cycles, regular expressions, ...) are refused outright: no HCERT
+structure uses them. After decoding, the explicit limits on strings, arrays and maps are
+checked: around the DCC by `check_limits`, inside the DCC by the schema walk
+(verifier.schema), so each value is visited once.
 """
 
 from __future__ import annotations
