@@ -48,12 +48,14 @@ class UnitSpec:
 
 
 UNITS: tuple[UnitSpec, ...] = (
-    UnitSpec("ic7-lane1", "IC7", "IC7 Nội Bài–Lào Cai", "Phù Ninh", "Phú Thọ", "vn-2021", flaky_link=True),
-    UnitSpec("ic7-lane2", "IC7", "IC7 Nội Bài–Lào Cai", "Phù Ninh", "Phú Thọ", "vn-2021"),
-    UnitSpec("thanglong-1", "CAU-THANG-LONG", "Cầu Thăng Long", "Đông Anh", "Hà Nội", "vn-2021"),
-    UnitSpec("yenphong-gate", "KCN-YEN-PHONG", "Cổng nhà máy KCN Yên Phong", "Yên Phong", "Bắc Ninh", "workplace"),
+    UnitSpec("ic7-lane1", "IC7", "IC7 Nội Bài–Lào Cai", "Phù Ninh", "25", "vn-2021", flaky_link=True),
+    UnitSpec("ic7-lane2", "IC7", "IC7 Nội Bài–Lào Cai", "Phù Ninh", "25", "vn-2021"),
+    UnitSpec("thanglong-1", "CAU-THANG-LONG", "Cầu Thăng Long", "Đông Anh", "01", "vn-2021"),
+    UnitSpec("yenphong-gate", "KCN-YEN-PHONG", "Cổng nhà máy KCN Yên Phong", "Yên Phong", "27", "workplace"),
 )
-SUPERVISOR_PROVINCE = "Phú Thọ"
+# Provinces are national administrative codes: 25 Phú Thọ, 01 Hà Nội, 27 Bắc Ninh.
+SUPERVISOR_PROVINCE = "25"
+SUPERVISOR_PROVINCE_NAME = "Phú Thọ"
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -255,7 +257,7 @@ class Demo:
         self.say("")
         self.say(f"  Dashboard:   http://127.0.0.1:{self.web_port}/")
         self.say(f"    admin            password {self.passwords['admin']}")
-        self.say(f"    giamsat-phutho   password {self.passwords['giamsat-phutho']}   (supervisor, {SUPERVISOR_PROVINCE} only)")
+        self.say(f"    giamsat-phutho   password {self.passwords['giamsat-phutho']}   (supervisor, {SUPERVISOR_PROVINCE_NAME} only)")
         for spec in UNITS:
             link = "  (its link drops and comes back)" if spec.flaky_link else ""
             self.say(f"  Officer screen {spec.device:<14} http://127.0.0.1:{self.screen_ports[spec.device]}/"
