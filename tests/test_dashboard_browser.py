@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import signal
 import subprocess
 import sys
@@ -32,7 +33,10 @@ from tests.support.dashboard_web import ACCOUNTS, LiveServer, password_hash
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(120)]
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# The README's pictures are refreshed with CHOT_SCREENSHOTS=docs/screenshots; by default they go to a
+# scratch folder so that a test run leaves the work tree clean.
+SCREENSHOTS = Path(os.environ.get("CHOT_SCREENSHOTS") or tempfile.mkdtemp(prefix="chot-screenshots-"))
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 REASONS_RED = ("signature", "cwt_expired", "revoked", "kid_unknown")
 
 # A unit as its own process: logs in, leaves a last will, reports online, then waits to be killed.
