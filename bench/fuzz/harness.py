@@ -1,4 +1,4 @@
-"""The atheris entry point: `python -m bench.fuzz.harness payload|cose|claims|image [libFuzzer flags] CORPUS...`.
+"""The atheris entry point: `python -m bench.fuzz.harness payload|cose|claims|image|frame [libFuzzer flags] CORPUS...`.
 
 Run through bench/fuzz/run.py, which seeds the corpus and reads the figures back. A crash is
 any exception out of the target (verify() must never raise; the decoder must refuse bad
@@ -40,7 +40,16 @@ def fuzz_image(data: bytes) -> None:
         pass  # a refused frame, with its reason: the promised behaviour
 
 
-TARGETS = {"payload": fuzz_payload, "cose": fuzz_cose, "claims": fuzz_claims, "image": fuzz_image}
+def fuzz_frame(data: bytes) -> None:
+    """One raw grey frame -> QR decode -> verdict execution."""
+    try:
+        targets.frame_to_verdict(data)
+    except DecodeError:
+        pass
+
+
+TARGETS = {"payload": fuzz_payload, "cose": fuzz_cose, "claims": fuzz_claims, "image": fuzz_image,
+           "frame": fuzz_frame}
 
 
 def main() -> None:

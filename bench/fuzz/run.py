@@ -6,7 +6,8 @@
 
 Targets: `payload` (the QR text), `cose` (the COSE bytes, wrapped into HC1 by the harness),
 `claims` (CWT claims, signed by a trusted fuzz signer so mutations reach schema and policy),
-`image` (an image file through the QR decoder).
+`image` (an image file through OpenCV and the QR decoder), `frame` (a raw grey camera frame
+through the QR decoder).
 
 Seeds the corpus with every DCC test case in tests/data/dcc (payloads or their QR PNGs), the
 hostile inputs of bench/fuzz/hostile.py and byte-by-byte mutations of the test cases, then runs
@@ -58,7 +59,7 @@ def seed_corpus(target: str, corpus: Path, mutations_per_case: int = 4) -> int:
     base = {"payload": lambda: targets.seed_payloads() + hostile.hostile_payloads(),
             "cose": lambda: targets.seed_cose() + hostile.hostile_cose(),
             "claims": lambda: targets.seed_claims() + hostile.hostile_claims(),
-            "image": targets.seed_images}[target]()
+            "image": targets.seed_images, "frame": targets.seed_frames}[target]()
     seeds = list(base)
     for s in base:
         seeds += byte_mutations(s, rng, mutations_per_case)
@@ -87,9 +88,9 @@ def parse_output(text: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Seed, fuzz, report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("target", choices=("payload", "cose", "claims", "image"),
+    p.add_argument("target", choices=("payload", "cose", "claims", "image", "frame"),
                    help="which layer of the scan path the fuzzer's bytes are: HC1 text, COSE, "
-                        "signed CWT claims, or an image file")
+                        "signed CWT claims, an image file, or a raw camera frame")
     p.add_argument("--runs", type=int, default=100_000, help="executions (libFuzzer -runs)")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "fuzz" / "work",
                    help="folder for the corpus, findings and log")
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus, findings = work / "corpus", work / "findings"
     findings.mkdir(parents=True, exist_ok=True)
     seeded = seed_corpus(args.target, corpus)
-    max_len = args.max_len or (60_000 if args.target == "image" else 10_000)
+    max_len = args.max_len or {"image": 60_000, "frame": 420_000}.get(args.target, 10_000)
     cmd = [sys.executable, "-m", "bench.fuzz.harness", args.target, f"-runs={args.runs}",
            f"-seed={args.seed}", f"-timeout={args.timeout}", f"-rss_limit_mb={args.rss_limit_mb}",
            f"-max_len={max_len}", f"-artifact_prefix={findings}/", "-print_final_stats=1", str(corpus)]
