@@ -24,7 +24,7 @@ from dashboard.devices import remove_device
 from dashboard.ingest import Ingest
 from dashboard.scope import Scope
 from tests.support.broker import free_port
-from tests.support.central import Central, start_central
+from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -64,27 +64,11 @@ def connect(port: int, username: str | None, password: str | None, *, tls_ca: Pa
 
 
 @pytest.fixture
-def central(tmp_path: Path, mosquitto_factory: Callable[..., object]) -> Iterator[Central]:
-    c = start_central(tmp_path, mosquitto_factory)
-    yield c
-    c.store.close()
-
-
-@pytest.fixture
 def ingest(central: Central) -> Iterator[Ingest]:
     i = Ingest(central.store, central.config)
     i.start()
     yield i
     i.stop()
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def test_rendered_config_is_the_shipped_template(central: Central) -> None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import getpass
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from dashboard.config import DashboardConfig, parse_config
 from dashboard.devices import Credentials, add_device, init_broker
@@ -64,3 +67,21 @@ def start_central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], *
     assert config.broker.mosquitto_conf is not None
     broker = mosquitto_factory(conf_text=config.broker.mosquitto_conf.read_text(), port=port)
     return Central(config, store, broker)
+
+
+@pytest.fixture
+def central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto]) -> Iterator[Central]:
+    """A running central (import this fixture into a test module to use it)."""
+    c = start_central(tmp_path, mosquitto_factory)
+    yield c
+    c.store.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll `check` every 50 ms until it is true or `timeout` passes; returns its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
