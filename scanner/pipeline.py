@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from scanner.capture import Capture
 from scanner.debounce import Debounce
 from scanner.worker import Worker
+from scanner.repeats import new_key
 from verifier import TrustStore, Verdict, VerifyOptions, verify
 from verifier.errors import VerificationError
 from verifier.verdict import RED
@@ -74,8 +75,10 @@ class Judge:
 
     def __init__(self, policy_name: str, trust: BundleSource | None = None, *,
                  clock_ok: Callable[[datetime, datetime | None], bool] | None = None,
-                 max_trust_age: timedelta | None = None) -> None:
+                 max_trust_age: timedelta | None = None, uci_key: bytes | None = None) -> None:
         self.policy_name = policy_name
+        # Key of the verdict's certificate-id hash: fresh per process, never stored (scanner.repeats).
+        self.uci_key = uci_key if uci_key is not None else new_key()
         self.trust = trust
         self.clock_ok = clock_ok
         self.max_trust_age = max_trust_age
@@ -122,7 +125,7 @@ class Judge:
                            trust_version=getattr(store, "version", None))
         options = VerifyOptions(clock_trusted=clock_trusted,
                                 trust_age=(now - issued_at) if issued_at is not None else None,
-                                max_trust_age=self.max_trust_age)
+                                max_trust_age=self.max_trust_age, uci_key=self.uci_key)
         return verify(payload, store, now, policy, options)
 
 

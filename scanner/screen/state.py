@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from scanner.repeats import RepeatLog
 from scanner.screen.view import verdict_view
 from verifier import Verdict
 
@@ -30,10 +32,17 @@ class ScreenState:
         self._shown = 0
         self._status: dict[str, Any] = {}
         self._closed = False
+        self.repeats = RepeatLog()
 
     def show(self, verdict: Verdict) -> None:
         """Put a verdict on screen (replacing any earlier one) for verdict_seconds."""
         view = verdict_view(verdict)
+        now = datetime.now().astimezone()
+        before = self.repeats.note(verdict.uci_hash, now)
+        if before is not None:  # the same certificate was shown here earlier: a shared pass?
+            view["lines"].append({"vi": "Đã quét ở đây lúc", "en": "Already scanned here at",
+                                  "value": before.strftime("%H:%M")})
+            view["repeat"] = True
         with self._cond:
             self._shown += 1
             view["id"] = self._shown
