@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from importlib import resources
 from typing import Any
 
 from verifier import Verdict
@@ -9,6 +12,20 @@ from verifier import Verdict
 # EU DCC value sets, the few codes a checkpoint meets; unknown codes are shown as they are.
 _TEST_TYPES = {"LP6464-4": ("PCR", "PCR"), "LP217198-3": ("Test nhanh kháng nguyên", "Rapid antigen test")}
 _TEST_RESULTS = {"260415000": ("Âm tính", "Not detected"), "260373001": ("Dương tính", "Detected")}
+
+
+@functools.cache
+def _vaccine_names() -> dict[str, str]:
+    """Display names of vaccine products from the DCC value set shipped with the verifier."""
+    path = resources.files("verifier.data").joinpath("valuesets", "vaccine-medicinal-product.json")
+    values = json.loads(path.read_text(encoding="utf-8")).get("valueSetValues", {})
+    return {code: entry["display"] for code, entry in values.items() if entry.get("display")}
+
+
+def vaccine_label(code: Any) -> str:
+    """"Comirnaty (EU/1/20/1528)" for a known product code, the code itself otherwise."""
+    name = _vaccine_names().get(str(code))
+    return f"{name} ({code})" if name and name != code else str(code)
 
 
 def _line(vi: str, en: str, value: Any) -> dict[str, str]:
@@ -29,7 +46,7 @@ def detail_lines(verdict: Verdict) -> list[dict[str, str]]:
         if "dt" in d:
             lines.append(_line("Ngày tiêm", "Vaccinated on", d["dt"]))
         if "mp" in d:
-            lines.append(_line("Vắc xin", "Vaccine", d["mp"]))
+            lines.append(_line("Vắc xin", "Vaccine", vaccine_label(d["mp"])))
     elif verdict.cert_type == "t":
         if "tt" in d:
             vi, en = _coded(_TEST_TYPES, d["tt"])
