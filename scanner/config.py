@@ -132,12 +132,22 @@ class MqttConfig:
     """Events published but not yet acknowledged, at most."""
     topic_prefix: str = "chot/v1"
     """Prefix of every topic."""
+    reconnect_max_s: float = 60.0
+    """Longest wait between reconnection attempts (the wait doubles from 0.5 s, with jitter, so
+    thousands of units do not all return at once after a central outage)."""
+    central_ack_timeout_s: float = 60.0
+    """Seconds an event handed to the broker may wait for the central's acknowledgement before
+    it is sent again (it is also sent again after every reconnect)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if not 1 <= self.reconnect_max_s <= 3600:
+            raise ValueError(f"reconnect_max_s must be between 1 and 3600, got {self.reconnect_max_s}")
         if self.keepalive < 5 or self.max_inflight < 1:
             raise ValueError("keepalive must be at least 5 seconds and max_inflight at least 1")
+        if not 0.5 <= self.central_ack_timeout_s <= 86400:
+            raise ValueError("central_ack_timeout_s must be between 0.5 and 86400 seconds")
 
     def resolved_password(self) -> str | None:
         """The password from the systemd credential, the environment, or the literal value."""

@@ -151,7 +151,8 @@ class Unit:
             from scanner.mqtt import MqttLink
 
             self.link = MqttLink(cfg.mqtt, cfg.unit.device_id, cfg.unit.checkpoint, self.outbox,
-                                 status_fn=self.health, on_trust=self._trust_from_mqtt)
+                                 status_fn=self.health, on_trust=self._trust_from_mqtt,
+                                 backoff_max=cfg.mqtt.reconnect_max_s)
             self.link.start()
             self._stoppers.append(("mqtt", self.link.stop))
 

@@ -201,7 +201,8 @@ class Demo:
                 "camera": {"backend": "scripted", "source": str(udir / "people.txt"), "fps": self.fps,
                            "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,
                            "difficulty": self.difficulty},
-                "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "max_inflight": 10},
+                "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "max_inflight": 10,
+                         "reconnect_max_s": 8.0},
                 "trust": {"anchor_file": str(self.anchor_file), "cache_dir": str(udir / "data" / "trust"),
                           "bundle_file": str(self.bundle_file)},
                 "storage": {"data_dir": str(udir / "data")},
@@ -281,7 +282,7 @@ class Demo:
                     self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} cut: it keeps judging and queues its events")
                 elif self.link is not None and not self.link.up and elapsed >= restore_at:
                     self.link.restore()
-                    self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} back: its backlog drains")
+                    self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} back: at its next retry it reconnects and its backlog drains")
                 for name, proc in self.procs.items():
                     if proc.poll() is not None:
                         raise RuntimeError(f"{name} exited with code {proc.returncode}: see {self.workdir / 'logs' / (name + '.log')}")
