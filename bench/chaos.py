@@ -319,7 +319,7 @@ class ChaosRun:
         (udir / "unit.toml").write_text(_toml(cfg), encoding="utf-8")
         self.units.append(unit)
 
-    def _mount_small_disk(self, path: Path, size_kb: int = 3072) -> None:
+    def _mount_small_disk(self, path: Path, size_kb: int = 16384) -> None:
         """A tmpfs of its own under the unit's data dir, so filling it fills only that unit's disk."""
         path.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:

@@ -18,8 +18,8 @@ import pytest
 from dashboard import broker
 from dashboard.ingest import Ingest
 from dashboard.scope import Scope
-from tests.support.central import Central
-from tests.test_broker_acl import central, connect, wait_until  # noqa: F401 - central is a fixture
+from tests.support.central import Central, central, wait_until  # noqa: F401 - central is a fixture
+from tests.test_broker_acl import connect
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
