@@ -357,10 +357,32 @@ def read_image(path: str | Path) -> list[str]:
     if not path.is_file():
         raise UnreadableImageError(path, "no such file")
     data = np.fromfile(path, dtype=np.uint8)
+    if data[:8].tobytes() == _PNG_SIGNATURE and not png_chunks_fit(data.tobytes()):
+        raise UnreadableImageError(path, "a PNG chunk claims more bytes than the file holds")
     gray = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if gray is None:
         raise UnreadableImageError(path, "not an image format OpenCV can open")
     return read_gray(gray)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunks_fit(data: bytes) -> bool:
+    """True unless a PNG chunk claims more bytes than the file has left.
+
+    OpenCV's PNG reader allocates what a chunk's length claims before finding the file short:
+    a 170-byte PNG claiming a 2 GB chunk cost 2 GB of memory (found by bench/fuzz).
+    """
+    at = len(_PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        if length > len(data) - at - 12:
+            return False
+        if data[at + 4:at + 8] == b"IEND":
+            return True
+        at += 12 + length
+    return True  # no IEND: OpenCV decides, it allocates nothing unclaimed
 
 
 def read_gray(gray: np.ndarray) -> list[str]:

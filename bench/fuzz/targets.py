@@ -174,25 +174,6 @@ def seed_claims() -> list[bytes]:
 _decoder = None
 
 
-def png_chunks_fit(data: bytes) -> bool:
-    """True when every PNG chunk's declared length fits in the file.
-
-    Found by this fuzzer: OpenCV 5.0's PNG reader, given a 2 KB file whose chunk claims more
-    bytes than there are, allocates ~2 GB and takes seconds before giving up (libFuzzer's
-    -rss_limit_mb caught it). Checked here so fuzzing goes on past it; reported for
-    scanner.decode.read_image and the replay camera, which read image files with OpenCV.
-    """
-    at = 8
-    while at + 8 <= len(data):
-        length = int.from_bytes(data[at:at + 4], "big")
-        if length > len(data) - at - 12:
-            return False
-        if data[at + 4:at + 8] == b"IEND":
-            return True
-        at += 12 + length
-    return False
-
-
 def frame_to_verdict(data: bytes) -> Verdict | None:
     """Bytes as a raw grey camera frame (what picamera2 hands over): 2 bytes width, 2 height,
     then pixels, tiled to fill the frame; through the QR decoder and `verify`."""
@@ -234,8 +215,10 @@ def image_to_verdict(data: bytes) -> Verdict | None:
     global _decoder
     from scanner.decode import QrDecoder, check_frame
 
+    from scanner.decode import png_chunks_fit
+
     if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_chunks_fit(data):
-        return None  # see png_chunks_fit: OpenCV would allocate gigabytes for it
+        return None  # as scanner.decode.read_image refuses it: OpenCV would allocate gigabytes
     buf = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
     if image is None or image.ndim != 2:
