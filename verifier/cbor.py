@@ -72,6 +72,44 @@ def loads(data: bytes, what: str = "CBOR", immutable: bool = False, whole: bool 
         raise CoseError(f"{what}: {err}") from err
 
 
+def head_size(argument: int) -> int:
+    """Bytes of a CBOR head carrying `argument` in its shortest form."""
+    return 1 if argument < 24 else 2 if argument < 0x100 else 3 if argument < 0x10000 else 5 if argument < 0x100000000 else 9
+
+
+def shortest_size(item: Any, depth: int = 0) -> int:
+    """Bytes of the shortest CBOR encoding of a small decoded item; -1 when not known.
+
+    Every other encoding of the item (longer heads, indefinite lengths) is longer, so when the
+    shortest size equals the input length the decoder has read all of the input.
+    """
+    kind = type(item)
+    if kind is bytes:
+        return head_size(len(item)) + len(item)
+    if kind is list or kind is tuple:
+        total = head_size(len(item))
+    elif kind is dict or kind is _FROZENDICT:
+        total = head_size(len(item))
+        item = [*item.keys(), *item.values()]
+    elif kind is cbor2.CBORTag:
+        item, total = (item.value,), head_size(item.tag)
+    elif kind is int:
+        return head_size(item if item >= 0 else -1 - item) if -(1 << 64) <= item < (1 << 64) else -1
+    elif kind is str:
+        size = len(item.encode("utf-8", "surrogatepass"))
+        return head_size(size) + size
+    else:
+        return 1 if item is None or item is True or item is False else -1  # floats: several sizes
+    if depth > 4:
+        return -1
+    for child in item:
+        size = shortest_size(child, depth + 1)
+        if size < 0:
+            return -1
+        total += size
+    return total
+
+
 def extras_within_limits(mapping: Any, known: frozenset[str]) -> bool:
     """True when every key outside `known`, and its value, is within the limits."""
     try:

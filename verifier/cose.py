@@ -90,13 +90,14 @@ def parse_sign1(data: bytes) -> Sign1:
     :raises CoseError: when the structure is not a COSE_Sign1 message.
     :raises CborLimitsError: when the CBOR exceeds the nesting limit.
     """
-    item = cbor.loads(data, "COSE", whole=True)
-    if isinstance(item, cbor2.CBORTag) and item.tag == CWT_TAG:
-        item = item.value
-    if isinstance(item, cbor2.CBORTag):
+    item = cbor.loads(data, "COSE")
+    size = 1  # the array head
+    if type(item) is cbor2.CBORTag and item.tag == CWT_TAG:
+        item, size = item.value, size + 2
+    if type(item) is cbor2.CBORTag:
         if item.tag != COSE_SIGN1_TAG:
             raise CoseError(f"unexpected CBOR tag {item.tag}")
-        item = item.value
+        item, size = item.value, size + 1
     if type(item) not in (list, tuple) or len(item) != 4:
         raise CoseError("not a four-element COSE_Sign1 array")
     protected_raw, unprotected, payload, signature = item
@@ -106,6 +107,13 @@ def parse_sign1(data: bytes) -> Sign1:
         raise CoseError("signature is not a byte string")
     if type(unprotected) not in cbor.MAP_TYPES and not isinstance(unprotected, Mapping):
         raise CoseError("unprotected header is not a map")
+    # Nothing may ride along unsigned after the message. The shortest encoding of what was read
+    # filling the input proves there is no tail; otherwise let the decoder say where it ends.
+    size += (cbor.head_size(len(protected_raw)) + len(protected_raw) + cbor.head_size(len(payload))
+             + len(payload) + cbor.head_size(len(signature)) + len(signature))
+    header_size = cbor.shortest_size(unprotected) if unprotected else 1
+    if header_size < 0 or size + header_size != len(data):
+        cbor.loads(data, "COSE", whole=True)
     protected = _decode_protected(protected_raw) if protected_raw else {}
     try:
         alg = _header(protected, unprotected, HEADER_ALG)

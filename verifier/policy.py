@@ -85,9 +85,9 @@ class Outcome:
     """The CertLogic expression as written (None for the default outcome)."""
     expression: Expression | None = field(default=None, compare=False, repr=False)
 
-    @property
+    @functools.cached_property
     def decision(self) -> Decision:
-        """The decision this outcome gives."""
+        """The decision this outcome gives (an immutable tuple, made once)."""
         return Decision(self.result, self.reason, self.message_en, self.message_vi)
 
     def to_document(self) -> dict[str, Any]:

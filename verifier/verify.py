@@ -16,7 +16,7 @@ revoked certificate is red whatever the clock says. The policy always sees the `
 from __future__ import annotations
 
 import base64
-import hmac
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,7 +118,31 @@ def _holder(dcc: Mapping[str, Any]) -> Holder | None:
 
 def keyed_uci_hash(uci: str, key: bytes) -> str:
     """HMAC-SHA256 of the certificate identifier under the unit's key (hex): spots repeats, reveals nothing."""
-    return hmac.digest(key, uci.encode("utf-8"), "sha256").hex()
+    pads = _hmac_pads.get(key)
+    if pads is None:
+        pads = _hmac_pads_of(key)
+    inner, outer = pads[0].copy(), pads[1].copy()
+    inner.update(uci.encode("utf-8"))
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+_hmac_pads: dict[bytes, tuple[Any, Any]] = {}
+
+
+def _hmac_pads_of(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after the HMAC inner and outer pads (RFC 2104): made once per unit key."""
+    block = hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK else key
+    block = block.ljust(_SHA256_BLOCK, b"\0")
+    pads = (hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD)))
+    if len(_hmac_pads) < 16:  # a unit has one key; tests and tools a few
+        _hmac_pads[key] = pads
+    return pads
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def _describe(dcc: Mapping[str, Any], kind: str | None, entry: Mapping[str, Any],
@@ -126,7 +150,8 @@ def _describe(dcc: Mapping[str, Any], kind: str | None, entry: Mapping[str, Any]
     """Add what the verdict carries about the certificate; defensive, as the DCC may be malformed."""
     context["cert_type"] = kind
     context["holder"] = _holder(dcc)
-    context["detail"] = {k: entry[k] for k in _DETAIL_FIELDS.get(kind or "", ()) if k in entry}
+    if kind is not None:
+        context["detail"] = {k: entry[k] for k in _DETAIL_FIELDS[kind] if k in entry}
     uci = entry.get("ci")
     if type(uci) is str and options.uci_key:
         context["uci_hash"] = keyed_uci_hash(uci, options.uci_key)
@@ -153,7 +178,7 @@ def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) ->
     An untrusted clock gives yellow, or red when the policy's `on_untrusted_clock` is "refuse";
     a trust list older than allowed gives yellow.
     """
-    if verdict_fields["result"] == RED:
+    if verdict_fields["result"] == RED or (options.clock_trusted and options.trust_age is None):
         return
     if not options.clock_trusted:
         reason, message_en, message_vi = _CLOCK_UNTRUSTED
@@ -205,7 +230,7 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     result, reason, message_en, message_vi = _decide(policy, dcc, now)
     context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
     _cap(context, policy, options)
-    return Verdict.from_fields(context)
+    return Verdict.complete(context)
 
 
 _kid_text: dict[bytes, str] = {}
@@ -233,9 +258,11 @@ def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     :param policy: decides green / yellow / red for a valid certificate.
     :param options: per-unit settings (clock skew, keyed-hash key, clock and trust state).
     """
+    # Every Verdict field but the result: the verdict is built from this dict without checks.
     context: dict[str, Any] = {
-        "policy": getattr(policy, "name", None),
-        "trust_version": getattr(trust, "version", None),
+        "policy": getattr(policy, "name", None), "trust_version": getattr(trust, "version", None),
+        "kid": None, "issuer": None, "issued_at": None, "expires_at": None, "cert_type": None,
+        "holder": None, "detail": {}, "uci_hash": None, "error_detail": "",
     }
     try:
         return _verify(payload, trust, now, policy, options, context)

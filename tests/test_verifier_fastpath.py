@@ -1,0 +1,99 @@
+"""The verifier's hot-path shortcuts give exactly what the plain way gives: COSE framing, HMAC, verdicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import random
+from dataclasses import fields
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from keys import ca, dcc, hc1
+from keys.people import synthetic_person
+from verifier import TrustStore, Verdict, VerifyOptions, cose, verify
+from verifier.cbor import shortest_size
+from verifier.errors import CoseError
+from verifier.policy import builtin_policy
+from verifier.verify import keyed_uci_hash
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2021, 10, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def signer() -> tuple[ec.EllipticCurvePrivateKey, bytes, bytes]:
+    key = ca.generate_key()
+    csca_key = ca.generate_key()
+    csca = ca.make_csca(csca_key, not_before=NOW - dt.timedelta(days=365))
+    cert = ca.make_dsc(csca, csca_key, key.public_key(), not_before=NOW - dt.timedelta(days=100))
+    return key, cert.public_bytes(Encoding.DER), ca.kid_of(cert)
+
+
+def cwt(rng: random.Random) -> bytes:
+    document = dcc.vaccination(synthetic_person(rng), 2, 2, "2021-08-01", "pfizer", uci=dcc.new_uci(rng))
+    return hc1.cwt_payload(document, issuer="VN", issued_at=NOW - dt.timedelta(days=1),
+                           expires_at=NOW + dt.timedelta(days=30))
+
+
+@pytest.mark.parametrize("kid_in_protected", [True, False])
+def test_a_byte_after_the_cose_message_is_refused(signer, kid_in_protected: bool) -> None:
+    key, _, kid = signer
+    message = hc1.sign1(cwt(random.Random(1)), key, kid, kid_in_protected=kid_in_protected)
+    assert cose.parse_sign1(message).kid == kid
+    for tail in (b"\x00", b"\xa0", b"\x40" * 3):
+        with pytest.raises(CoseError, match="after the CBOR item"):
+            cose.parse_sign1(message + tail)
+    wrapped = b"\xd8\x3d" + message  # tag 61 around tag 18
+    assert cose.parse_sign1(wrapped).payload == cose.parse_sign1(message).payload
+    with pytest.raises(CoseError, match="after the CBOR item"):
+        cose.parse_sign1(wrapped + b"\xf6")
+
+
+def test_longer_than_needed_cbor_heads_are_still_read_whole(signer) -> None:
+    key, _, kid = signer
+    message = hc1.sign1(cwt(random.Random(2)), key, kid)
+    plain = cose.parse_sign1(message)
+    assert message[:2] == b"\xd2\x84"
+    padded = b"\xd2\x98\x04" + message[2:]  # the array head in two bytes: valid CBOR, not shortest
+    again = cose.parse_sign1(padded)
+    assert (again.payload, again.signature, again.kid, again.alg) == (plain.payload, plain.signature, kid, plain.alg)
+    with pytest.raises(CoseError, match="after the CBOR item"):
+        cose.parse_sign1(padded + b"\x00")
+
+
+def test_shortest_size_is_the_length_cbor2_encodes() -> None:
+    rng = random.Random(9)
+    values = [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1, -1, -24, -25, -(2**64),
+              b"", b"x" * 23, b"x" * 24, b"y" * 300, "", "Nguyễn", "a" * 70000, None, True, False, [], {},
+              [1, b"ab", {4: b"kid"}], cbor2.CBORTag(18, [b"\xa1\x01&", {}, b"p", b"s" * 64])]
+    values += [bytes(rng.randrange(256) for _ in range(rng.randrange(600))) for _ in range(50)]
+    for value in values:
+        assert shortest_size(value) == len(cbor2.dumps(value)), repr(value)[:40]
+    assert shortest_size(1.5) == -1 and shortest_size(2**64) == -1
+
+
+def test_keyed_uci_hash_is_hmac_sha256_for_any_key_length() -> None:
+    for length in (1, 13, 63, 64, 65, 200):
+        key = bytes(range(length % 256)) * (length // 256 + 1)
+        key = key[:length]
+        for uci in ("URN:UVCI:01:VN:8F3A9C#K", "", "ÄÖ:ẞ"):
+            assert keyed_uci_hash(uci, key) == hmac.digest(key, uci.encode(), "sha256").hex()
+            assert keyed_uci_hash(uci, key) == keyed_uci_hash(uci, key)  # the cached pads are not consumed
+
+
+def test_a_green_verdict_carries_every_field(signer) -> None:
+    key, der, kid = signer
+    payload = hc1.encode(dcc.vaccination(synthetic_person(random.Random(3)), 2, 2, "2021-08-01", "pfizer"),
+                         key, kid, issued_at=NOW - dt.timedelta(days=1), expires_at=NOW + dt.timedelta(days=30))
+    verdict = verify(payload, TrustStore.from_certificates([der], version=4), NOW, builtin_policy(),
+                     VerifyOptions(uci_key=b"k"))
+    assert verdict.result == "green", verdict.error_detail
+    assert set(vars(verdict)) == {f.name for f in fields(Verdict)}
+    assert verdict == Verdict(**{f.name: getattr(verdict, f.name) for f in fields(Verdict)})
+    assert verdict.trust_version == 4 and verdict.uci_hash and verdict.error_detail == ""
+    with pytest.raises(AttributeError):
+        verdict.result = "red"  # still frozen
