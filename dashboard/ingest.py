@@ -5,6 +5,11 @@ broker queue events while the ingest is down. Messages are acknowledged by hand,
 batch holding them is committed, so a crash between receipt and commit means a redelivery,
 which the store's unique (device, seq) turns into nothing. Bad messages are counted as rejected
 with a log line naming the reason and topic; their payload is never logged.
+
+After each commit the ingest tells every unit in the batch which of its seqs are now stored
+(`chot/v1/<checkpoint>/<device>/ack`, QoS 1, `{"seqs": [[first, last], ...]}`), duplicates
+included: a unit keeps each event until then, so a broker that dies before delivering what it
+had acknowledged to the unit loses nothing (scanner/mqtt.py sends it again).
 """
 
 from __future__ import annotations
@@ -40,6 +45,24 @@ CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
 MAX_PAYLOAD = 2048
 _TOPIC_RE = re.compile(r"^chot/v1/([^/]+)/([^/]+)/(event|status)$")
 _REJECT_LOG_PER_MINUTE = 50
+ACK_RANGES_PER_MESSAGE = 500  # about 12 KB of JSON at most; units refuse acks over 64 KiB
+
+
+def ack_topic(checkpoint: str, device: str) -> str:
+    """Where one unit hears which of its events the central has stored."""
+    return f"{broker.TOPIC_ROOT}/{checkpoint}/{device}/ack"
+
+
+def ack_payloads(seqs: list[int]) -> list[bytes]:
+    """`{"seqs": [[first, last], ...]}` messages covering exactly `seqs` (consecutive ones merged)."""
+    ranges: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return [json.dumps({"seqs": ranges[i:i + ACK_RANGES_PER_MESSAGE]}, separators=(",", ":")).encode()
+            for i in range(0, len(ranges), ACK_RANGES_PER_MESSAGE)]
 
 
 class Rejected(Exception):
@@ -131,6 +154,8 @@ class IngestStats:
     statuses: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     commits: int = 0
+    acks: int = 0
+    """Ack messages published to units (one per device per batch, more for very long ones)."""
 
     @property
     def rejected_total(self) -> int:
@@ -368,6 +393,22 @@ class Ingest:
             self.store.record_rejects(rejects)
         self.stats.commits += 1
         self._ack(batch)
+        self._acknowledge_units(events)
+
+    def _acknowledge_units(self, events: list[Event]) -> None:
+        """Tell each unit which of its seqs are stored now, new and duplicate alike (a unit that
+        sends an event again has not heard the first ack). Nothing but seqs goes out."""
+        client = self._client
+        if client is None or not events:
+            return
+        by_unit: dict[tuple[str, str], list[int]] = {}
+        for event in events:
+            by_unit.setdefault((event.checkpoint, event.device), []).append(event.seq)
+        for (checkpoint, device), seqs in by_unit.items():
+            for payload in ack_payloads(seqs):
+                # Queued by paho if the link is down; a lost ack only means the unit resends.
+                client.publish(ack_topic(checkpoint, device), payload, qos=1)
+                self.stats.acks += 1
 
     def _ack(self, batch: list[_Item]) -> None:
         client = self._client

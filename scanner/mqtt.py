@@ -1,9 +1,16 @@
 """The unit's MQTT link: drains the outbox exactly once, keeps a retained status, takes trust bundles.
 
-Events go out QoS 1 in seq order with at most `max_inflight` unacknowledged, and leave the
-outbox only when the broker's PUBACK for that message arrives. Each connection uses a fresh
-paho client with a clean session, so after any reconnect every unacknowledged event is simply
-sent again from the outbox (the ingest keeps `(device, seq)` unique, so a repeat is harmless).
+Events go out QoS 1 in seq order with at most `max_inflight` awaiting PUBACK. A PUBACK only
+marks an event handed over: it leaves the outbox when the central's ingest, after storing it,
+names its seq on the unit's ack topic (`.../<device>/ack`, `{"seqs": [[first, last], ...]}`).
+A broker killed before it delivered what it had acknowledged therefore loses nothing.
+
+Each connection uses a fresh paho client with a clean session. Events handed over but not
+acknowledged by the central are sent again after every reconnect, and while connected once they
+are `central_ack_timeout_s` old (the ingest keeps `(device, seq)` unique, so a repeat is
+harmless). Such resends go one window at a time: the next window only after the central
+acknowledged something, else after another timeout, so a unit never floods a broker whose
+ingest is away with its whole backlog again and again.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +34,36 @@ from scanner.outbox import Outbox
 logger = logging.getLogger(__name__)
 
 OFFLINE = json.dumps({"state": "offline"}).encode()
+MAX_ACK_BYTES = 65536
+_MAX_SEQ = 2**63 - 1
+
+
+class AckError(ValueError):
+    """A message on the ack topic that is not an acknowledgement; `reason` says what is wrong."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def parse_ack(payload: bytes) -> list[tuple[int, int]]:
+    """The inclusive seq ranges of a central acknowledgement `{"seqs": [[first, last], ...]}`."""
+    if len(payload) > MAX_ACK_BYTES:
+        raise AckError(f"ack of {len(payload)} bytes exceeds {MAX_ACK_BYTES}")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise AckError("ack is not UTF-8 JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("seqs"), list):
+        raise AckError('ack is not an object with a "seqs" list')
+    ranges = []
+    for span in data["seqs"]:
+        if (not isinstance(span, list) or len(span) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in span)
+                or not 1 <= span[0] <= span[1] <= _MAX_SEQ):
+            raise AckError("ack seqs must be [first, last] pairs of seqs with first <= last")
+        ranges.append((span[0], span[1]))
+    return ranges
 
 
 class MqttLink:
@@ -57,6 +95,7 @@ class MqttLink:
         base = f"{config.topic_prefix}/{checkpoint}/{device_id}"
         self.event_topic = f"{base}/event"
         self.status_topic = f"{base}/status"
+        self.ack_topic = f"{base}/ack"
         self.trust_topic = f"{config.topic_prefix}/trust"
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -70,8 +109,16 @@ class MqttLink:
         self._last_status_check = 0.0
         self._last_status_sent = 0.0
         self._last_stable: dict[str, Any] | None = None
+        self._connected_wall = 0.0  # Unix time of this connection's CONNACK: older sends are resent
+        self._resend_due = 0.0  # monotonic time of the next look for events to send again
+        self._probing = False  # resends await the central's answer before the next window goes
+        self._resend_check = max(0.5, min(5.0, config.central_ack_timeout_s / 4))
         self.sent = 0
-        """Events acknowledged by the broker since start."""
+        """Events acknowledged by the broker (PUBACK) since start, resends included."""
+        self.acked = 0
+        """Events acknowledged by the central (and so removed from the outbox) since start."""
+        self.resent = 0
+        """Events sent again because the central had not acknowledged them."""
         self.peak_inflight = 0
         """The most events ever unacknowledged at once (never above config.max_inflight, nor
         the broker's Receive Maximum)."""
@@ -144,6 +191,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _session(self) -> bool:
@@ -191,21 +239,40 @@ class MqttLink:
         room = self._window - len(self._inflight)
         if room <= 0 or now < self._hold_until:
             return
-        if not self._wake.is_set() and now - self._last_poll < 1.0:
+        sweep = now >= self._resend_due
+        if not sweep and not self._wake.is_set() and now - self._last_poll < 1.0:
             return
         self._wake.clear()
         self._last_poll = now
+        resend_before = None
+        if sweep:
+            # Sent before this connection (the broker may have lost them), or too long ago.
+            resend_before = max(self._connected_wall, time.time() - self.config.central_ack_timeout_s)
         waiting = set(self._inflight.values())
-        events = [e for e in self.outbox.pending(len(waiting) + room) if e.seq not in waiting][:room]
+        events = [e for e in self.outbox.pending(len(waiting) + room, resend_before)
+                  if e.seq not in waiting][:room]
+        resends = 0
         for event in events:
             info = client.publish(self.event_topic, event.payload(), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 logger.warning("mqtt: publish of seq %d failed: %s", event.seq, paho.error_string(info.rc))
                 break
             self._inflight[info.mid] = event.seq
+            resends += event.sent_at is not None
         self.peak_inflight = max(self.peak_inflight, len(self._inflight))
+        if sweep:
+            self._after_sweep(now, resends)
         if len(events) == room:
             self._wake.set()  # more may be waiting: look again as soon as acks free the window
+
+    def _after_sweep(self, now: float, resends: int) -> None:
+        if resends:
+            self.resent += resends
+            logger.info("mqtt: sent %d events again that the central has not acknowledged", resends)
+            self._resend_due = now + self.config.central_ack_timeout_s
+            self._probing = True
+        else:
+            self._resend_due = now + self._resend_check
 
     def _send_status(self, client: paho.Client, force: bool = False) -> None:
         now = time.monotonic()
@@ -249,9 +316,13 @@ class MqttLink:
         receive_maximum = getattr(properties, "ReceiveMaximum", None)
         self._window = min(self.config.max_inflight, receive_maximum or self.config.max_inflight)
         self._connected = True
+        self._connected_wall = time.time()
+        self._resend_due = 0.0
+        self._probing = False
         self.connects += 1
         logger.info("mqtt: connected to %s:%d", self.config.host, self.config.port)
-        client.subscribe(self.trust_topic, qos=1)
+        # Subscribed before any event goes out, so the central's ack for it cannot pass us by.
+        client.subscribe([(self.trust_topic, 1), (self.ack_topic, 1)])
         self._send_status(client, force=True)
         self._wake.set()
 
@@ -275,10 +346,38 @@ class MqttLink:
         self.sent += 1
         self._wake.set()
 
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Any) -> None:
+        topics = (self.trust_topic, self.ack_topic)
+        for topic, code in zip(topics, reason_codes):
+            if code.is_failure:
+                logger.error("mqtt: broker refused the subscription to %s: %s", topic, code)
+
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == self.ack_topic:
+            self._on_ack(bytes(message.payload))
+            return
         if message.topic != self.trust_topic or not message.payload:
             return
         try:
             self.on_trust(bytes(message.payload))
         except Exception:
             logger.exception("trust bundle handler failed")
+
+    def _on_ack(self, payload: bytes) -> None:
+        """The central stored these seqs: forget them, and let a waiting resend go on."""
+        try:
+            ranges = parse_ack(payload)
+        except AckError as e:
+            logger.warning("mqtt: ignored a message on %s: %s", self.ack_topic, e.reason)
+            return
+        try:
+            removed = self.outbox.acknowledge(ranges)
+        except sqlite3.Error as e:  # kept: the event is sent again and acknowledged again
+            logger.error("mqtt: could not remove acknowledged events from the outbox: %s", e)
+            return
+        self.acked += removed
+        if removed and self._probing:
+            self._probing = False
+            self._resend_due = 0.0
+            self._wake.set()

@@ -1,8 +1,11 @@
 """The unit's durable event queue: every verdict is written here before it is reported.
 
-One SQLite file (WAL, synchronous=FULL) holds the events waiting for the broker's
-acknowledgement, the per-device sequence counter and today's counts. Only the event schema
-may be stored: no names, dates of birth, certificate ids or payloads (privacy by construction).
+One SQLite file (WAL, synchronous=FULL) holds the events not yet stored by the central, the
+per-device sequence counter and today's counts. An event lives here until the central's ingest
+acknowledges it on the unit's ack topic; the broker's PUBACK only marks it handed over
+(`sent_at`), because a broker that dies before delivering loses what it had acknowledged.
+Only the event schema may be stored: no names, dates of birth, certificate ids or payloads
+(privacy by construction).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 import re
 import sqlite3
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -24,9 +29,13 @@ logger = logging.getLogger(__name__)
 
 RESULTS = ("green", "yellow", "red")
 EVENT_FIELDS = ("result", "reason", "policy", "trust_version")
+_EVENT_COLUMNS_V1 = ("seq", "ts", "result", "reason", "policy", "trust_version")
 # Reasons and policy names are codes, never free text: nothing personal fits through them.
 _CODE = re.compile(r"^[a-z0-9_]{1,64}$")
 _POLICY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # what the dashboard's ingest accepts
+# Seconds a handed-over event's `sent_at` may lie ahead of the clock before it counts as due
+# (the clock went back, e.g. a Pi without RTC corrected by NTP): never stuck, at worst resent.
+_CLOCK_BACK_SLACK = 60.0
 # The next seq is also kept in a small sidecar file (`<outbox>.seq`), so a restored or replaced
 # outbox file never hands out a seq twice (the ingest would silently drop the repeat).
 
@@ -68,6 +77,8 @@ class Event:
     reason: str
     policy: str | None
     trust_version: int | None
+    sent_at: float | None = None
+    """When the broker last acknowledged it (Unix time), None if never; not in the payload."""
 
     def payload(self) -> bytes:
         """JSON bytes for the MQTT event topic."""
@@ -79,7 +90,8 @@ class Event:
 
 
 class Outbox:
-    """SQLite outbox: `record` durably, `pending` in seq order, `mark_sent` on acknowledgement."""
+    """SQLite outbox: `record` durably, `pending` in seq order, `mark_sent` on the broker's
+    PUBACK, `acknowledge` when the central has stored them."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
@@ -117,25 +129,38 @@ class Outbox:
             logger.error("outbox %s is corrupt (%s); moved to %s", self.path, e, moved)
             raise OutboxCorruptError(self.path, moved, str(e)) from None
 
-    @staticmethod
-    def _ensure_schema(conn: sqlite3.Connection) -> None:
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn)
         if not db["events"].exists():
             db["events"].create(
                 {"seq": int, "ts": str, "result": str, "reason": str, "policy": str,
-                 "trust_version": int},
+                 "trust_version": int, "sent_at": float},
                 pk="seq", not_null={"ts", "result", "reason"},
             )
+        elif set(db["events"].columns_dict) == set(_EVENT_COLUMNS_V1):
+            self._add_sent_at(conn)
         if not db["meta"].exists():
             db["meta"].create({"key": str, "value": int}, pk="key")
         if not db["counts"].exists():
             db["counts"].create({"day": str, "result": str, "n": int}, pk=("day", "result"))
-        expected = {"events": {"seq", "ts", "result", "reason", "policy", "trust_version"},
+        expected = {"events": {*_EVENT_COLUMNS_V1, "sent_at"},
                     "meta": {"key", "value"}, "counts": {"day", "result", "n"}}
         for table, columns in expected.items():
             have = set(db[table].columns_dict)
             if have != columns:
                 raise sqlite3.DatabaseError(f"table {table} has columns {sorted(have)}, not an outbox")
+        conn.execute("CREATE INDEX IF NOT EXISTS events_unsent ON events (sent_at, seq)")
+
+    def _add_sent_at(self, conn: sqlite3.Connection) -> None:
+        """Upgrade an outbox written before central acknowledgements, in place, keeping every row."""
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+            if "sent_at" not in columns:  # another process may have upgraded it meanwhile
+                # NULL = never handed over: right for every old row (old units deleted on PUBACK).
+                conn.execute("ALTER TABLE events ADD COLUMN sent_at REAL")
+                logger.info("outbox %s upgraded: events now wait for the central's acknowledgement",
+                            self.path)
 
     def _move_aside(self) -> Path | None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -207,23 +232,50 @@ class Outbox:
             self._next_seq = seq + 1
         return seq
 
-    def pending(self, limit: int = 100) -> list[Event]:
-        """Unacknowledged events, oldest (lowest seq) first."""
+    def pending(self, limit: int = 100, resend_before: float | None = None) -> list[Event]:
+        """Events to (re)send, lowest seq first: never handed to the broker, plus (when
+        `resend_before`, Unix time, is given) those handed over before it and still not
+        acknowledged by the central."""
+        columns = "seq, ts, result, reason, policy, trust_version, sent_at"
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, ts, result, reason, policy, trust_version FROM events "
-                "ORDER BY seq LIMIT ?", (int(limit),)).fetchall()
+            if resend_before is None:
+                rows = self._conn.execute(
+                    f"SELECT {columns} FROM events WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+                    (int(limit),)).fetchall()
+            else:
+                ahead = max(resend_before, time.time()) + _CLOCK_BACK_SLACK
+                rows = self._conn.execute(
+                    f"SELECT {columns} FROM events WHERE sent_at IS NULL OR sent_at < ? OR sent_at > ? "
+                    "ORDER BY seq LIMIT ?", (resend_before, ahead, int(limit))).fetchall()
         return [Event(*row) for row in rows]
 
-    def mark_sent(self, seq: int) -> None:
-        """Forget an event the broker acknowledged (idempotent)."""
+    def mark_sent(self, seq: int, at: float | None = None) -> None:
+        """The broker acknowledged this event: keep it, marked handed over, until the central
+        acknowledges it (idempotent; an event already acknowledged stays gone)."""
         with self._lock, self._conn:
-            self._conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            self._conn.execute("UPDATE events SET sent_at = ? WHERE seq = ?",
+                               (time.time() if at is None else at, seq))
+
+    def acknowledge(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """The central stored these seqs (inclusive `(first, last)` ranges): forget them; returns
+        how many were still here."""
+        spans = [(int(first), int(last)) for first, last in ranges]
+        if not spans:
+            return 0
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sum(self._conn.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", span).rowcount
+                       for span in spans)
 
     def backlog(self) -> int:
-        """How many events wait for the broker."""
+        """How many events the central has not acknowledged yet (sent or not)."""
         with self._lock:
             return self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def unsent(self) -> int:
+        """How many events were never handed to the broker."""
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM events WHERE sent_at IS NULL").fetchone()[0]
 
     def counts_today(self, day: date) -> dict[str, int]:
         """Verdicts per result on `day` (the unit's local date)."""

@@ -51,7 +51,7 @@ class UnitProcess:
 
 
 def test_unit_killed_mid_send_delivers_exactly_once_after_restart(tmp_path, mosquitto):
-    collector = Collector(mosquitto.port)
+    collector = Collector(mosquitto.port, ack=True)  # acks as the central's ingest does
     db = tmp_path / "outbox.sqlite"
     first = UnitProcess(db, mosquitto.port, "--record", "400", "--pace", "0.01", "--max-inflight", "5")
     try:
@@ -75,7 +75,9 @@ def test_unit_killed_mid_send_delivers_exactly_once_after_restart(tmp_path, mosq
         duplicates = len(collector.events()) - len(seqs)
         print(f"killed after {len(recorded)} recorded, {seen_at_kill} seen; "
               f"{top} delivered exactly once, {duplicates} redelivered")
-        assert duplicates <= 5  # at most the in-flight window is sent again
+        # Sent again: at most the in-flight window, and those the broker took whose central ack
+        # had not reached the unit when it died (a window more).
+        assert duplicates <= 2 * 5
         assert any(s["state"] == "online" for s in collector.statuses(STATUS))
     finally:
         if first.proc.poll() is None:

@@ -59,7 +59,7 @@ def started(closer, link: MqttLink) -> MqttLink:
 
 
 def test_events_drain_in_seq_order_and_leave_the_outbox(outbox, mosquitto, closer):
-    collector = closer(Collector(mosquitto.port))
+    collector = closer(Collector(mosquitto.port, ack=True))
     fill(outbox, 40)
     link = started(closer, make_link(outbox, mosquitto.port, max_inflight=4))
     wait_until(lambda: outbox.backlog() == 0 and len(collector.events()) >= 40, 20, "drain")
@@ -75,7 +75,7 @@ def test_events_drain_in_seq_order_and_leave_the_outbox(outbox, mosquitto, close
 
 
 def test_broker_down_backlog_grows_then_drains_in_order(outbox, mosquitto, closer):
-    collector = closer(Collector(mosquitto.port))  # persistent session: queued while away
+    collector = closer(Collector(mosquitto.port, ack=True))  # persistent session: queued while away
     mosquitto.stop()
     link = started(closer, make_link(outbox, mosquitto.port))
     fill(outbox, 25)
@@ -92,7 +92,7 @@ def test_broker_down_backlog_grows_then_drains_in_order(outbox, mosquitto, close
 
 def test_thousands_drain_without_exceeding_the_window(outbox, mosquitto, closer):
     counter = closer(WireCounter(mosquitto.port))
-    collector = closer(Collector(mosquitto.port))
+    collector = closer(Collector(mosquitto.port, ack=True))
     fill(outbox, 2000)
     begin = time.monotonic()
     started(closer, make_link(outbox, counter.port, max_inflight=8))
@@ -108,6 +108,7 @@ def test_thousands_drain_without_exceeding_the_window(outbox, mosquitto, closer)
 def test_window_obeys_the_brokers_receive_maximum(outbox, mosquitto_factory, closer):
     broker = mosquitto_factory(extra="max_inflight_messages 3\n")  # sent as Receive Maximum 3
     counter = closer(WireCounter(broker.port))
+    closer(Collector(broker.port, ack=True))
     fill(outbox, 200)
     link = started(closer, make_link(outbox, counter.port, max_inflight=10))
     wait_until(lambda: outbox.backlog() == 0, 30, "200 events to drain")
@@ -115,7 +116,7 @@ def test_window_obeys_the_brokers_receive_maximum(outbox, mosquitto_factory, clo
 
 
 def test_events_across_broker_restart_arrive_exactly_once(outbox, mosquitto, closer):
-    collector = closer(Collector(mosquitto.port))
+    collector = closer(Collector(mosquitto.port, ack=True))
     fill(outbox, 600)
     link = started(closer, make_link(outbox, mosquitto.port, max_inflight=5))
     wait_until(lambda: link.sent >= 100, 20, "sending to be under way")
@@ -128,11 +129,13 @@ def test_events_across_broker_restart_arrive_exactly_once(outbox, mosquitto, clo
     assert collector.distinct_seqs() == set(range(1, 701))
     collector.assert_duplicates_identical()
     assert link.connects >= 3
-    assert len(collector.events()) - 700 <= 2 * 5  # repeats only from the in-flight windows
+    # Repeats per restart: the in-flight window, plus events the broker took whose central ack
+    # the restart cut off (the collector acks as the ingest does), a window or two more.
+    assert len(collector.events()) - 700 <= 2 * 3 * 5
 
 
 def test_retained_status_updates_on_change_and_says_offline_on_stop(outbox, mosquitto, closer):
-    collector = closer(Collector(mosquitto.port))
+    collector = closer(Collector(mosquitto.port, ack=True))
     state = {"clock": "ok"}
     link = started(closer, make_link(
         outbox, mosquitto.port,
@@ -153,7 +156,7 @@ def test_retained_status_updates_on_change_and_says_offline_on_stop(outbox, mosq
 
 
 def test_a_faulty_status_fn_never_stops_events(outbox, mosquitto, closer):
-    collector = closer(Collector(mosquitto.port))
+    collector = closer(Collector(mosquitto.port, ack=True))
     calls = []
 
     def flaky_status() -> dict:
@@ -171,7 +174,7 @@ def test_a_faulty_status_fn_never_stops_events(outbox, mosquitto, closer):
 
 
 def test_status_is_resent_every_interval(outbox, mosquitto, closer):
-    collector = closer(Collector(mosquitto.port))
+    collector = closer(Collector(mosquitto.port, ack=True))
     started(closer, make_link(outbox, mosquitto.port, status_interval=1.0))
     wait_until(lambda: len(collector.statuses(STATUS)) >= 3, 10, "periodic status")
 
@@ -205,7 +208,7 @@ def test_password_from_environment_and_wrong_password_refused(outbox, mosquitto_
     link.stop()
     monkeypatch.setenv("CHOT_TEST_MQTT_PW", "s3cret")
     link = started(closer, _link(config, outbox))
-    wait_until(lambda: outbox.backlog() == 0, 10, "delivery with the right password")
+    wait_until(lambda: outbox.unsent() == 0, 10, "delivery with the right password")
     assert link.connects == 1
 
 
@@ -282,7 +285,7 @@ def test_tls_to_a_broker_checked_against_the_configured_ca(tmp_path, outbox, mos
     link.stop()
     right = MqttConfig(host="127.0.0.1", port=broker.port, tls=True, ca_file=server["ca"], keepalive=10)
     link = started(closer, _link(right, outbox))
-    wait_until(lambda: outbox.backlog() == 0, 10, "delivery over TLS")
+    wait_until(lambda: outbox.unsent() == 0, 10, "delivery over TLS")
     assert link.sent == 5
 
 

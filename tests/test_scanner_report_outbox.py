@@ -21,9 +21,14 @@ def test_record_pending_mark_sent_in_seq_order(tmp_path):
     seqs = [box.record(fields(), T0 + timedelta(seconds=i)) for i in range(5)]
     assert seqs == [1, 2, 3, 4, 5]
     assert [e.seq for e in box.pending(3)] == [1, 2, 3]
-    box.mark_sent(2)
-    box.mark_sent(2)  # idempotent: a late duplicate PUBACK is harmless
+    box.mark_sent(2, at=1000.0)
+    box.mark_sent(2, at=1000.0)  # idempotent: a late duplicate PUBACK is harmless
     assert [e.seq for e in box.pending(10)] == [1, 3, 4, 5]
+    # Handed to the broker is not stored by the central: still in the backlog, resent when due.
+    assert box.backlog() == 5 and box.unsent() == 4
+    assert [e.seq for e in box.pending(10, resend_before=999.0)] == [1, 3, 4, 5]
+    assert [e.seq for e in box.pending(10, resend_before=1001.0)] == [1, 2, 3, 4, 5]
+    assert box.acknowledge([(2, 2)]) == 1
     assert box.backlog() == 4
     event = box.pending(1)[0]
     assert event.payload() == (b'{"seq":1,"ts":"2026-11-25T10:00:00.000000Z","result":"green",'
@@ -36,6 +41,7 @@ def test_seq_survives_restart_with_empty_queue(tmp_path):
     box = Outbox(path)
     for _ in range(3):
         box.mark_sent(box.record(fields(), T0))
+    assert box.acknowledge([(1, 3)]) == 3
     assert box.backlog() == 0
     box.close()
     box = Outbox(path)

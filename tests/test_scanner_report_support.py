@@ -48,9 +48,15 @@ def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int:
 
 
 class Collector:
-    """A subscriber with a persistent session (survives its own and the broker's restarts)."""
+    """A subscriber with a persistent session (survives its own and the broker's restarts).
 
-    def __init__(self, port: int, topic: str = "chot/v1/#", client_id: str = "collector") -> None:
+    With `ack=True` it also answers each event on the unit's ack topic as the central's ingest
+    does once it has stored it (the ack contract of scanner.mqtt), so units forget what it got.
+    """
+
+    def __init__(self, port: int, topic: str = "chot/v1/#", client_id: str = "collector",
+                 ack: bool = False) -> None:
+        self.ack = ack
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -69,6 +75,10 @@ class Collector:
     def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         with self._lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+        if self.ack and msg.topic.endswith("/event"):
+            seq = json.loads(msg.payload)["seq"]
+            client.publish(msg.topic.removesuffix("event") + "ack",
+                           json.dumps({"seqs": [[seq, seq]]}), qos=1)
 
     def events(self) -> list[dict]:
         with self._lock:

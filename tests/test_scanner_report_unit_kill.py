@@ -104,7 +104,7 @@ keepalive = 10
 def test_chot_scanner_run_killed_and_restarted_counts_every_verdict_once(tmp_path, mosquitto, unit_files):
     config, issued, expected = unit_files
     db = tmp_path / "data" / "outbox.sqlite"
-    collector = Collector(mosquitto.port)
+    collector = Collector(mosquitto.port, ack=True)  # acks as the central's ingest does
     first = ChotUnit(config, tmp_path / "unit-1.log")
     try:
         wait_until(lambda: len(collector.distinct_seqs()) >= 3, 60, "the first unit to report")
