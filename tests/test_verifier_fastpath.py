@@ -97,3 +97,17 @@ def test_a_green_verdict_carries_every_field(signer) -> None:
     assert verdict.trust_version == 4 and verdict.uci_hash and verdict.error_detail == ""
     with pytest.raises(AttributeError):
         verdict.result = "red"  # still frozen
+
+
+def test_der_signature_is_what_cryptography_encodes() -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    rng = random.Random(11)
+    for size in (32, 48, 66):
+        specials = [bytes(size), b"\x00" * (size - 1) + b"\x01", b"\xff" * size, b"\x80" + bytes(size - 1),
+                    b"\x00\x80" + bytes(size - 2), b"\x00\x7f" + b"\xff" * (size - 2)]
+        halves = specials + [bytes(rng.randrange(256) for _ in range(size)) for _ in range(300)]
+        for _ in range(400):
+            r, s = rng.choice(halves), rng.choice(halves)
+            expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+            assert cose.der_signature(r + s, size) == expected

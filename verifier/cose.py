@@ -9,7 +9,6 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from verifier import cbor
 from verifier.errors import AlgorithmUnsupported, BadSignature, CoseError, KidMissing
@@ -145,6 +144,28 @@ def require_kid(msg: Sign1) -> bytes:
     return msg.kid
 
 
+def _der_length(length: int) -> bytes:
+    return bytes((length,)) if length < 0x80 else bytes((0x81, length)) if length < 0x100 else \
+        b"\x82" + length.to_bytes(2, "big")
+
+
+def _der_integer(magnitude: bytes) -> bytes:
+    """DER INTEGER of an unsigned big-endian magnitude: shortest form, a 0 byte before a high bit."""
+    magnitude = magnitude.lstrip(b"\0") or b"\0"
+    if magnitude[0] & 0x80:
+        magnitude = b"\0" + magnitude
+    return b"\x02" + _der_length(len(magnitude)) + magnitude
+
+
+def der_signature(raw: bytes, size: int) -> bytes:
+    """The DER ECDSA-Sig-Value of a raw r||s signature with halves of `size` bytes.
+
+    Byte-for-byte what cryptography's encode_dss_signature gives, without two big integers.
+    """
+    body = _der_integer(raw[:size]) + _der_integer(raw[size:])
+    return b"\x30" + _der_length(len(body)) + body
+
+
 def verify_signature(msg: Sign1, public_key: Any) -> None:
     """Check the signature of `msg` with a signer's public key.
 
@@ -164,10 +185,7 @@ def verify_signature(msg: Sign1, public_key: Any) -> None:
             size = (public_key.curve.key_size + 7) // 8
             if len(sig) != 2 * size:
                 raise BadSignature(f"ECDSA signature of {len(sig)} bytes, expected {2 * size}")
-            der = encode_dss_signature(
-                int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
-            )
-            public_key.verify(der, data, _ECDSA_SHA256)
+            public_key.verify(der_signature(sig, size), data, _ECDSA_SHA256)
         else:
             if not isinstance(public_key, rsa.RSAPublicKey):
                 raise AlgorithmUnsupported("PS256 with a non-RSA key")
