@@ -18,13 +18,14 @@ import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import sqlite_utils
 
+from dashboard import rollup
 from dashboard.scope import Scope
 
 logger = logging.getLogger(__name__)
@@ -483,8 +484,16 @@ def _migration_2(db: Any) -> None:
     db["ingest_rejects"].create({"reason": str, "count": int}, pk="reason", not_null=["count"])
 
 
+def _migration_3(db: Any) -> None:
+    """Hourly and daily roll-ups, whole-country counts and all-time totals (backfilled), so
+    dashboard queries read a few rows per day instead of one per minute and checkpoint."""
+    rollup.cluster_minute_counts(db)
+    rollup.create_tables(db)
+    rollup.backfill(db)
+
+
 # Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
-MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2)
+MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3)
 
 
 class SqliteStore(Store):
@@ -589,6 +598,8 @@ class SqliteStore(Store):
         if policy is not None and not CODE_RE.match(policy):
             raise InvalidRecord(f"policy must be a lower-case code, got {policy!r}")
         with self._write() as conn:
+            if conn.execute("SELECT 1 FROM checkpoints WHERE id = ?", (id,)).fetchone() is None:
+                rollup.include_checkpoint(conn, id)  # events counted before it was registered
             conn.execute(
                 "INSERT INTO checkpoints (id, name, district, province, policy) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET name = excluded.name, district = excluded.district,"
@@ -680,11 +691,11 @@ class SqliteStore(Store):
                     increments[tuple(key)] = increments.get(tuple(key), 0) + 1  # type: ignore[index]
                 if len(inserted) < len(chunk):
                     self._warn_reused_seqs(conn, chunk, {(d, q) for d, q, *_ in inserted})
-            conn.executemany(
-                "INSERT INTO minute_counts (minute, checkpoint, result, reason, count)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
-                [(*key, n) for key, n in increments.items()],
-            )
+            if increments:
+                names = json.dumps(sorted({key[1] for key in increments}))
+                registered = [row[0] for row in conn.execute(
+                    "SELECT id FROM checkpoints WHERE id IN (SELECT value FROM json_each(?))", (names,))]
+                rollup.add(conn, increments, registered)
             conn.executemany(
                 "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
                 [(at, device) for device, at in seen.items()],
@@ -729,34 +740,78 @@ class SqliteStore(Store):
             return cur.rowcount > 0
 
     # -- queries -----------------------------------------------------------------------------
-    def _counts_sql(self, scope: Scope, since: datetime, until: datetime) -> tuple[str, list[Any]]:
-        start, end = _minute_range(since, until)
-        where, params = scope.sql("c.province", "c.district", "c.id")
-        sql = (
-            " FROM minute_counts m JOIN checkpoints c ON c.id = m.checkpoint"
-            f" WHERE m.minute >= ? AND m.minute < ? AND {where}"
+    def _sum_counts(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], str], *,
+                    grid: tuple[int, int] | None = None, per_checkpoint: bool = False) -> dict[tuple[Any, ...], int]:
+        """SUM(count) grouped by the `keys` expression over minutes [start, end), read from the
+        coarsest roll-ups that fit; unscoped queries not split by checkpoint read the country's."""
+        conn = self._conn()
+        country = scope.everything and not per_checkpoint
+        if country:
+            where, params = "1 = 1", []
+        else:
+            # Same rows as a join on checkpoints: only registered checkpoints inside the scope.
+            inner, params = scope.sql("province", "district", "id")
+            where = f"checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
+        sums: dict[tuple[Any, ...], int] = {}
+        for piece in rollup.split_range(start, end, grid):
+            table = piece.country_table if country else piece.checkpoint_table
+            expr = keys(piece)
+            rows = conn.execute(
+                f"SELECT {expr}, SUM(count) FROM {table} WHERE unit >= ? AND unit < ? AND {where} GROUP BY {expr}",
+                [piece.lo, piece.hi, *params],
+            )
+            for *key, n in rows:
+                sums[tuple(key)] = sums.get(tuple(key), 0) + int(n)
+        return sums
+
+    def _all_time_totals(self, scope: Scope, start: int, end: int) -> dict[tuple[str, str], int] | None:
+        """Per (checkpoint, result) counts from the running totals, if [start, end) holds every
+        counted minute (the `/metrics` case); None when it does not."""
+        conn = self._conn()
+        first, last = (row[0] for row in conn.execute(
+            "SELECT value FROM meta WHERE key IN ('first_minute', 'last_minute') ORDER BY key"))
+        if first is not None and not start <= first <= last < end:
+            return None
+        inner, params = scope.sql("province", "district", "id")
+        rows = conn.execute(
+            f"SELECT checkpoint, result, count FROM {rollup.TOTALS_TABLE}"
+            f" WHERE checkpoint IN (SELECT id FROM checkpoints WHERE {inner})", params,
         )
-        return sql, [start, end, *params]
+        return {(cp, result): int(n) for cp, result, n in rows}
 
     def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
-        body, params = self._counts_sql(scope, since, until)
-        rows = self._conn().execute(f"SELECT m.result, SUM(m.count){body} GROUP BY m.result", params)
-        return Counts(**{result: int(n) for result, n in rows if result in RESULTS})
+        start, end = _minute_range(since, until)
+        by_result: dict[str, int] = {}
+        all_time = self._all_time_totals(scope, start, end)
+        if all_time is not None:
+            for (_cp, result), n in all_time.items():
+                by_result[result] = by_result.get(result, 0) + n
+        else:
+            by_result = {key[0]: n for key, n in self._sum_counts(scope, start, end, lambda p: "result").items()}
+        return Counts(**{result: n for result, n in by_result.items() if result in RESULTS and n})
 
     def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
         if level not in LEVELS:
             raise InvalidRecord(f"level must be province, district or checkpoint, got {level!r}")
-        key, label = {"province": ("c.province", "c.province"), "district": ("c.district", "c.district"),
-                      "checkpoint": ("c.id", "c.name")}[level]
-        body, params = self._counts_sql(scope, since, until)
-        rows = self._conn().execute(
-            f"SELECT {key}, MIN({label}), m.result, SUM(m.count){body} GROUP BY {key}, m.result"
-            f" ORDER BY {key}", params,
-        ).fetchall()
+        start, end = _minute_range(since, until)
+        sums = self._all_time_totals(scope, start, end)
+        if sums is None:
+            sums = self._sum_counts(scope, start, end, lambda p: "checkpoint, result",  # type: ignore[assignment]
+                                    per_checkpoint=True)
+        assert sums is not None
+        where, params = scope.sql("province", "district", "id")
+        column = {"province": 3, "district": 2, "checkpoint": 0}[level]
+        # Provinces and districts are labelled by their code, checkpoints by their name.
+        place = {row[0]: (row[column], row[1] if level == "checkpoint" else row[column])
+                 for row in self._conn().execute(
+                     f"SELECT id, name, district, province FROM checkpoints WHERE {where}", params)}
         groups: dict[str, tuple[str, dict[str, int]]] = {}
-        for k, lab, result, n in rows:
-            groups.setdefault(k, (lab, {}))[1][result] = int(n)
-        return [GroupCounts(k, lab, Counts(**c)) for k, (lab, c) in groups.items()]
+        for (cp, result), n in sums.items():
+            if cp in place:
+                key, label = place[cp]
+                counts = groups.setdefault(key, (label, {}))[1]
+                counts[result] = counts.get(result, 0) + n
+        return [GroupCounts(k, groups[k][0], Counts(**groups[k][1])) for k in sorted(groups)]
 
     def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
         if not isinstance(bucket_s, int) or bucket_s < 60 or bucket_s % 60:
@@ -766,26 +821,22 @@ class SqliteStore(Store):
         count = -(-(end - start) // width)
         if count > _MAX_BUCKETS:
             raise InvalidRecord(f"{count} buckets asked for; at most {_MAX_BUCKETS}: use wider buckets")
-        body, params = self._counts_sql(scope, since, until)
-        rows = self._conn().execute(
-            f"SELECT (m.minute - ?) / ?, m.result, SUM(m.count){body} GROUP BY 1, 2",
-            [start, width, *params],
-        ).fetchall()
+        # Units of a roll-up are used only where they fall inside one bucket (see split_range).
+        sums = self._sum_counts(scope, start, end, lambda p: f"(unit * {p.size} - {start}) / {width}, result",
+                                grid=(start, width))
         filled: list[dict[str, int]] = [{} for _ in range(count)]
-        for index, result, n in rows:
-            filled[int(index)][result] = int(n)
+        for (index, result), n in sums.items():
+            filled[int(index)][result] = n
         return [
             Bucket(datetime.fromtimestamp((start + i * width) * 60, tz=timezone.utc), Counts(**c))
             for i, c in enumerate(filled)
         ]
 
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
-        body, params = self._counts_sql(scope, since, until)
-        rows = self._conn().execute(
-            f"SELECT m.result, m.reason, SUM(m.count) AS n{body} GROUP BY m.result, m.reason"
-            " ORDER BY n DESC, m.result, m.reason", params,
-        ).fetchall()
-        return [ReasonCount(result, reason, int(n)) for result, reason, n in rows]
+        start, end = _minute_range(since, until)
+        sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
+        ordered = sorted(sums.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
+        return [ReasonCount(result, reason, n) for (result, reason), n in ordered]
 
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         limit = max(0, min(int(limit), 1000))

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from chot.config import ConfigError
 from dashboard.config import parse_config
@@ -64,12 +65,14 @@ def test_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
 
 def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "chot.db"
-    s = SqliteStore(path)
-    s.close()
-    # Make it a file written by schema version 1, with data in it.
+    # A file written by schema version 1 (its migration alone), with data in it.
+    db = sqlite_utils.Database(path)
+    db["schema_version"].create({"version": int, "applied_at": int}, pk="version")
+    MIGRATIONS[0](db)
+    db.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)")
+    db.conn.commit()
+    db.close()
     conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE ingest_rejects")
-    conn.execute("DELETE FROM schema_version WHERE version > 1")
     conn.execute("INSERT INTO checkpoints (id, name, district, province) VALUES ('IC7', 'IC7', '017', '01')")
     conn.commit()
     conn.close()
