@@ -111,3 +111,24 @@ def test_der_signature_is_what_cryptography_encodes() -> None:
             r, s = rng.choice(halves), rng.choice(halves)
             expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
             assert cose.der_signature(r + s, size) == expected
+
+
+def reference_b45decode(text: str) -> bytes:
+    """RFC 9285 decoding one group at a time: the plain way the fast decoder must agree with."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+    out = bytearray()
+    for start in range(0, len(text), 3):
+        group = [alphabet.index(ch) for ch in text[start:start + 3]]
+        value = sum(digit * 45 ** i for i, digit in enumerate(group))
+        out += value.to_bytes(2 if len(group) == 3 else 1, "big")
+    return bytes(out)
+
+
+def test_base45_decoding_agrees_with_the_plain_way_on_random_bytes() -> None:
+    from verifier.base45 import b45decode, b45encode
+
+    rng = random.Random(45)
+    for length in [*range(0, 40), 299, 300, 541, 1000, 4000]:
+        data = bytes(rng.randrange(256) for _ in range(length))
+        text = b45encode(data)
+        assert b45decode(text) == reference_b45decode(text) == data

@@ -70,9 +70,8 @@ def b45decode(text: str) -> bytes:
     ).to_bytes(cut, "big")
     if values[0::3].count(0) != full:
         raise Base45Error("a three-character group is larger than 65535")
-    out = bytearray(2 * full)
-    out[0::2] = values[1::3]
-    out[1::2] = values[2::3]
+    out = bytearray(values)
+    del out[0::3]  # each slot's high byte, zero: what stays is the output, two bytes per group
     if rest == 2:
         last = digits[cut] + digits[cut + 1] * 45
         if last > 0xFF:
