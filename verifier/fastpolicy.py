@@ -123,7 +123,9 @@ class _RuleCompiler:
             self.paths[prefix] = name
             fast = (f"{parent}[{index}] if type({parent}) is list and len({parent}) > {index}"
                     if index is not None else f"{parent}.get({key!r}) if type({parent}) is dict")
-            self.path_lines.append(f"    {name} = {fast} else _step({parent}, {key!r}, {index!r})")
+            # Absent groups are the usual case (a vaccination has no `t`): null stays null at once.
+            self.path_lines.append(
+                f"    {name} = {fast} else None if {parent} is None else _step({parent}, {key!r}, {index!r})")
         name = self.paths[steps]
         if name not in self.leaves:
             self.leaves.append(name)
