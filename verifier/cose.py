@@ -26,6 +26,8 @@ _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _PSS = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=32)
 
 
+_EC_KEY_TYPES: set[type] = set()  # concrete classes already known to be EC public keys
+
 _SIG_STRUCTURE_HEAD = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
 
 
@@ -180,8 +182,10 @@ def verify_signature(msg: Sign1, public_key: Any) -> None:
     sig = msg.signature
     try:
         if alg == ES256:
-            if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                raise AlgorithmUnsupported("ES256 with a non-EC key")
+            if type(public_key) not in _EC_KEY_TYPES:
+                if not isinstance(public_key, ec.EllipticCurvePublicKey):
+                    raise AlgorithmUnsupported("ES256 with a non-EC key")
+                _EC_KEY_TYPES.add(type(public_key))  # isinstance on the ABC costs more than the rest
             size = (public_key.curve.key_size + 7) // 8
             if len(sig) != 2 * size:
                 raise BadSignature(f"ECDSA signature of {len(sig)} bytes, expected {2 * size}")

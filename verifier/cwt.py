@@ -88,7 +88,12 @@ def parse_claims(payload: bytes) -> Claims:
                 continue  # iss
             cbor.check_limits(key)
             cbor.check_limits(value)
-    return Claims(iss, _time_claim(claims, CLAIM_IAT, "iat"), _time_claim(claims, CLAIM_EXP, "exp"), dcc)
+    iat, exp = claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
+    if type(iat) is not int:  # whole seconds are the rule; anything else is checked and converted
+        iat = _time_claim(claims, CLAIM_IAT, "iat")
+    if type(exp) is not int:
+        exp = _time_claim(claims, CLAIM_EXP, "exp")
+    return Claims(iss, iat, exp, dcc)
 
 
 def check_times(claims: Claims, now: datetime, skew: timedelta = timedelta(0)) -> None:

@@ -32,8 +32,9 @@ class Holder:
            given_name_t: str | None, dob: str | None) -> "Holder":
         """Build without the frozen-dataclass __init__ (four times slower, on the hot path)."""
         holder = object.__new__(cls)
-        holder.__dict__.update(family_name=family_name, given_name=given_name, family_name_t=family_name_t,
-                               given_name_t=given_name_t, dob=dob)
+        object.__setattr__(holder, "__dict__", {
+            "family_name": family_name, "given_name": given_name, "family_name_t": family_name_t,
+            "given_name_t": given_name_t, "dob": dob})
         return holder
 
     def display_name(self) -> str:
