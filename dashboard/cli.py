@@ -195,15 +195,28 @@ def ingest(ctx: click.Context) -> None:
 
 @dashboard.command()
 @click.option("--host", help="Listen address (default: web.host from the config).")
-@click.option("--port", type=int, help="Listen port (default: web.port from the config).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Listen port (default: web.port from the config).")
+@click.option("--dev", is_flag=True, help="Flask's development server instead (debugging only).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the web dashboard."""
+def serve(ctx: click.Context, host: str | None, port: int | None, dev: bool) -> None:
+    """Run the web dashboard (waitress) until SIGTERM/SIGINT."""
+    from dashboard.serve import DashboardServer, ServeError  # noqa: PLC0415
     from dashboard.web import create_app  # noqa: PLC0415
 
     cfg = _config(ctx)
     app = create_app(cfg)
-    app.run(host=host or cfg.web.host, port=port or cfg.web.port, threaded=True, use_reloader=False)
+    if dev:
+        app.run(host=host or cfg.web.host, port=cfg.web.port if port is None else port, threaded=True,
+                use_reloader=False)
+        return
+    try:
+        server = DashboardServer(app, cfg.web, host, port)
+    except ServeError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"dashboard on {server.url} ({cfg.web.threads} page threads, up to {cfg.web.max_streams} live streams)")
+    stats = server.serve_until(_stop_on_signals())
+    click.echo(f"dashboard stopped: {stats.pages} requests, {stats.streams} live streams "
+               f"({stats.streams_refused} refused, {stats.streams_open} closed at the stop)")
 
 
 @dashboard.command()

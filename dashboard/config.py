@@ -32,6 +32,27 @@ class WebConfig:
     """Send the session cookie over HTTPS only: set true behind the TLS reverse proxy."""
     metrics_token: str | None = None
     """Bearer token for /metrics; prefer the `dashboard-metrics-token` credential."""
+    threads: int = 8
+    """Threads answering pages and API calls (live streams get threads of their own)."""
+    max_streams: int = 100
+    """Live streams open at once; each holds a thread, one more is told to retry later."""
+    shutdown_timeout_s: float = 10.0
+    """On SIGTERM, how long requests in flight get to finish before connections close."""
+    trusted_proxies: int = 0
+    """Reverse proxies in front (1 behind nginx): X-Forwarded-For/-Proto of that many hops are
+    believed; 0 ignores them."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"web.port must be 1-65535, got {self.port}")
+        if not 1 <= self.threads <= 256:
+            raise ValueError(f"web.threads must be 1-256, got {self.threads}")
+        if not 1 <= self.max_streams <= 4096:
+            raise ValueError(f"web.max_streams must be 1-4096, got {self.max_streams}")
+        if not 0 < self.shutdown_timeout_s <= 300:
+            raise ValueError(f"web.shutdown_timeout_s must be above 0 and at most 300, got {self.shutdown_timeout_s}")
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ValueError(f"web.trusted_proxies must be 0-5, got {self.trusted_proxies}")
 
     def resolved_secret_key(self) -> str | None:
         """The session key from credential, environment or file."""

@@ -56,6 +56,7 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
         "CHOT_CLOCK_ALARM": alarms.clock,
         "SESSION_COOKIE_SECURE": web.cookie_secure,
+        "CHOT_TRUSTED_PROXIES": web.trusted_proxies,
         "CHOT_METRICS_TOKEN": secret(web.metrics_token, "CHOT_METRICS_TOKEN", "dashboard-metrics-token"),
     }
     key = web.resolved_secret_key()
