@@ -43,6 +43,9 @@ TICK_S = 0.2
 # Open connections the server accepts: each watching browser holds its stream plus a few
 # idle keep-alive connections; past this, new connections wait in the listen backlog.
 CONNECTIONS_PER_SLOT = 4
+# Largest request body waitress reads: above the app's own MAX_CONTENT_LENGTH (2 MiB, which
+# gets the app's readable 413), so only bigger ones are refused here, before being buffered.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 # Seconds between two "streams at the limit" log lines (each refusal is counted, not logged).
 BUSY_LOG_EVERY_S = 60.0
 
@@ -227,6 +230,7 @@ class DashboardServer:
                 # proxy waitress drops them, so no client can pose as another address.
                 clear_untrusted_proxy_headers=web.trusted_proxies == 0,
                 expose_tracebacks=False,
+                max_request_body_size=MAX_BODY_BYTES,
             )
         except OSError as e:
             raise ListenError(host, port, e.strerror or str(e)) from None

@@ -3,7 +3,8 @@
 Logs in over HTTP, holds more live streams open than the server has page threads and checks
 that pages still answer, that the stream over the limit is sent back with a retry, that a
 closed stream frees its slot, that the security headers survive, that trusted proxies are
-believed only when configured, and that SIGTERM ends the server within a few seconds.
+believed only when configured, and that SIGTERM ends the server within a few seconds; the
+drain on stop runs in-process on a slow WSGI app.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,8 @@ from click.testing import CliRunner
 
 from chot.cli import main
 from chot.config import ConfigError
-from dashboard.config import parse_config
+from dashboard.config import WebConfig, parse_config
+from dashboard.serve import DashboardServer
 from dashboard.store import Event, SqliteStore
 from tests.support.broker import free_port, wait_for_port
 from tests.support.dashboard_web import ACCOUNTS, csrf_from, seed
@@ -214,6 +217,14 @@ def test_pages_answer_while_more_streams_than_page_threads_are_open(serve: Calla
         assert page.getheader(name), f"page lost {name}"
     assert page.getheader("Cache-Control") == "no-store" and page.getheader("Server") == "chot"
 
+    # An oversized body is refused from its Content-Length, before anything is buffered.
+    big = served.connect()
+    big.putrequest("POST", "/login")
+    big.putheader("Content-Type", "application/x-www-form-urlencoded")
+    big.putheader("Content-Length", str(64 * 1024 * 1024))
+    big.endheaders(b"username=admin&password=")
+    assert big.getresponse().status == 413
+
     # The fifth stream is sent back with a long retry, at once, with the same headers.
     conn, resp, first = browser.open_stream()
     retry = re.fullmatch(r"retry: (\d+)", first)
@@ -304,3 +315,48 @@ def test_bad_server_settings_name_their_key(web: dict[str, Any], key: str) -> No
     with pytest.raises(ConfigError) as e:
         parse_config({"web": web})
     assert key in str(e.value)
+
+
+def slow_app(seconds: float) -> Callable[..., Any]:
+    """A WSGI app whose every answer takes `seconds` (a long report, an upload being checked)."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        time.sleep(seconds)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return [b"done"]
+
+    return app
+
+
+@pytest.mark.parametrize("work_s, grace_s, answered", [(1.0, 10.0, True), (5.0, 0.5, False)])
+def test_stop_lets_requests_in_flight_finish_within_the_grace(work_s: float, grace_s: float, answered: bool) -> None:
+    server = DashboardServer(slow_app(work_s), WebConfig(threads=2, max_streams=1, shutdown_timeout_s=grace_s),
+                             "127.0.0.1", 0)
+    stop = threading.Event()
+    stats: list[Any] = []
+    runner = threading.Thread(target=lambda: stats.append(server.serve_until(stop)), name="serve-under-test")
+    runner.start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/report")
+        time.sleep(0.3)  # the request is in the app now
+        stopped_at = time.monotonic()
+        stop.set()
+        with pytest.raises(OSError):  # the listener closes at once
+            wait_closed = time.monotonic() + 2
+            while time.monotonic() < wait_closed:
+                socket.create_connection(("127.0.0.1", server.port), timeout=0.5).close()
+                time.sleep(0.05)
+        if answered:
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"done")
+        else:
+            with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+                conn.getresponse()
+        runner.join(grace_s + 5)
+        assert not runner.is_alive()
+        assert time.monotonic() - stopped_at < min(work_s, grace_s) + 1.5
+        assert stats[0].pages_in_flight == (0 if answered else 1)
+    finally:
+        conn.close()
+        stop.set()
+        runner.join(10)
