@@ -268,7 +268,7 @@ class MqttLink:
     def _after_sweep(self, now: float, resends: int) -> None:
         if resends:
             self.resent += resends
-            logger.info("mqtt: sent %d events again that the central has not acknowledged", resends)
+            logger.debug("mqtt: sent %d events again that the central has not acknowledged", resends)
             self._resend_due = now + self.config.central_ack_timeout_s
             self._probing = True
         else:
@@ -321,6 +321,13 @@ class MqttLink:
         self._probing = False
         self.connects += 1
         logger.info("mqtt: connected to %s:%d", self.config.host, self.config.port)
+        try:
+            waiting = self.outbox.backlog() - self.outbox.unsent()
+        except sqlite3.Error:
+            waiting = 0  # only for the log line; sending reads the outbox again
+        if waiting:
+            logger.info("mqtt: %d events handed over earlier still await the central's ack: sending"
+                        " them again", waiting)
         # Subscribed before any event goes out, so the central's ack for it cannot pass us by.
         client.subscribe([(self.trust_topic, 1), (self.ack_topic, 1)])
         self._send_status(client, force=True)
