@@ -284,3 +284,15 @@ def test_an_outbox_from_before_central_acks_is_upgraded_in_place(tmp_path: Path)
         assert box.backlog() == 4 and box.unsent() == 4
     finally:
         box.close()
+
+
+def test_events_no_ingest_received_go_again_after_the_ack_timeout(rig: Rig) -> None:
+    """Published before the ingest's session first existed, the broker drops them (nobody is
+    subscribed); the unit still has them and sends them again once the timeout passes."""
+    outbox = rig.outbox(12)
+    link = rig.link(outbox, central_ack_timeout_s=1.0)
+    wait_until(lambda: outbox.unsent() == 0, 20, "the broker to take all 12")
+    ingest = rig.ingest()
+    wait_until(lambda: outbox.backlog() == 0, 20, "the resent events to be acknowledged")
+    assert ingest.wait_idle(10)
+    assert rig.stored() == 12 and link.connects == 1 and link.resent >= 12
