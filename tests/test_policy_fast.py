@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from verifier.certlogic import _parse_instant, truthiness
+from verifier.certlogic import parse_instant, truthiness
 from verifier.errors import PolicyError
 from verifier.fastpolicy import clock_ms, compile_rules
 from verifier.policy import Decision, Policy, builtin_policies, builtin_policy
@@ -128,6 +128,8 @@ def test_a_rule_outside_the_subset_runs_exactly_from_where_the_fast_path_stopped
     {"!": [{"in": [{"var": "payload.v.0.mp"}, ["EU/1/20/1528", "EU/1/21/1529"]]}]},
     {"<": [0, {"var": "payload.v.0.dn"}, {"var": "payload.v.0.sd"}]},
     {"and": [{"var": "payload"}, {"var": "nothing.here"}]},
+    {"after": [{"plusTime": [{"var": "payload.v.0.dt"}, 100_000_000, "day"]},  # out of range: an error
+               {"plusTime": [{"var": "external.validationClock"}, 0, "day"]}]},
     {"before": [{"plusTime": [{"var": "payload.v.0.dt"}, -3, "hour"]},
                 {"plusTime": [{"var": "external.validationClock"}, 2, "day"]},
                 {"plusTime": [{"var": "payload.v.0.dt"}, 400, "day"]}]},
@@ -153,7 +155,7 @@ def test_clock_ms_matches_the_iso_text_the_rules_see() -> None:
             text = now.astimezone(UTC).isoformat(timespec="milliseconds")
         except OverflowError:
             continue
-        assert clock_ms(now) == _parse_instant(text)
+        assert clock_ms(now) == parse_instant(text)
 
 
 def test_unsupported_rules_compile_to_an_immediate_hand_over() -> None:

@@ -203,7 +203,7 @@ def _last_consistent_day(year: int, month_text: str | None, day_text: str | None
 
 # Cached: one decision parses the same validation clock and dose date several times.
 @functools.lru_cache(maxsize=512)
-def _parse_instant(text: str) -> int | None:
+def parse_instant(text: str) -> int | None:
     """Milliseconds since the epoch of a CertLogic date(-time) string, or None if not one."""
     match = _DATE_TIME.fullmatch(text)
     if match is None:
@@ -232,7 +232,7 @@ def _parse_instant(text: str) -> int | None:
 
 def parse_date_time(text: str) -> DateTime:
     """A date(-time) string in one of the formats plusTime allows, as a DateTime."""
-    ms = _parse_instant(text)
+    ms = parse_instant(text)
     if ms is None:
         raise EvaluationError("plusTime", "the string is not a date-time in an allowed format")
     return DateTime(ms)
@@ -540,7 +540,7 @@ def _compile_plus_time(name: str, operands: list[Any], where: str, depth: int) -
         text = date_node(data, budget)
         if not isinstance(text, str):
             raise EvaluationError(where, f"the date-time operand must be a string, not {_kind(text)}")
-        ms = _parse_instant(text)
+        ms = parse_instant(text)
         if ms is None:
             raise EvaluationError(where, "the string is not a date-time in an allowed format")
         if shift is not None and -_MAX_INSTANT_MS <= ms + shift <= _MAX_INSTANT_MS:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from verifier.certlogic import _parse_instant, strict_equals
+from verifier.certlogic import parse_instant, strict_equals
 
 FastDecide = Callable[[Any, int], "tuple[bool, int]"]
 """fast(dcc, clock_ms) -> (True, index of the rule that holds, or len(rules) for none) or
@@ -31,10 +31,14 @@ _MS = timedelta(milliseconds=1)
 _MS_PER_HOUR = 3_600_000
 _MS_PER_DAY = 86_400_000
 _MAX_INSTANT_MS = 8_640_000_000_000_000
-_MAX_SHIFT = 8_000_000_000_000_000 - 300_000_000_000_000  # any datetime stays in range after it
+_MAX_SHIFT = _MAX_INSTANT_MS - 300_000_000_000_000  # any datetime (|ms| < 3e14) stays in range after it
 _SIMPLE = frozenset({type(None), bool, int, str, list, tuple, dict})
 _DATE_OPS = {"before": "<", "after": ">", "not-after": "<=", "not-before": ">="}
 _INT_OPS = {"<": "<", ">": ">", "<=": "<=", ">=": ">="}
+_BETWEEN: dict[str, Callable[[int, int, int], bool]] = {
+    "<": lambda a, b, c: a < b < c, ">": lambda a, b, c: a > b > c,
+    "<=": lambda a, b, c: a <= b <= c, ">=": lambda a, b, c: a >= b >= c,
+}
 
 
 class _Bail(Exception):
@@ -63,7 +67,7 @@ def _plus_time(text: Any, shift: int) -> int:
     """`plusTime` of a date-time text by a fixed shift, in milliseconds."""
     if type(text) is not str:
         raise _Bail
-    ms = _parse_instant(text)
+    ms = parse_instant(text)
     if ms is None:
         raise _Bail
     ms += shift
@@ -133,11 +137,7 @@ class _RuleCompiler:
 
     def value(self, expr: Any) -> str:
         """Python source for a CertLogic value whose truthiness Python judges the same way."""
-        if isinstance(expr, bool) or expr is None:
-            if expr is None:
-                raise _Unsupported
-            return repr(expr)
-        if isinstance(expr, (int, str)):
+        if isinstance(expr, (bool, int, str)):
             return repr(expr)
         if not isinstance(expr, dict) or len(expr) != 1:
             raise _Unsupported
@@ -166,12 +166,11 @@ class _RuleCompiler:
             return self.comparison(_INT_OPS[name], [f"_integer({self.value(op)})" for op in operands])
         raise _Unsupported
 
-    @staticmethod
-    def comparison(op: str, sides: list[str]) -> str:
-        # Every side is evaluated before comparing, as CertLogic does (a chain would stop early).
+    def comparison(self, op: str, sides: list[str]) -> str:
         if len(sides) == 2:
             return f"({sides[0]} {op} {sides[1]})"
-        return f"(lambda a, b, c: a {op} b and b {op} c)({', '.join(sides)})"
+        # A call evaluates all three sides before comparing, as CertLogic does (a chain would stop early).
+        return f"{self.constant(_BETWEEN[op])}({', '.join(sides)})"
 
     def instant(self, expr: Any) -> str:
         """Python source for a `plusTime` operand of a date comparison: milliseconds."""
