@@ -505,6 +505,8 @@ class ChaosRun:
                                      free_when_full=st.f_bavail * st.f_frsize)
         self.report.faults["disk_full"] += 1
         errors_seen = set()
+        log = unit.dir / f"unit-{unit.starts - 1}.log"
+        log_at = log.stat().st_size if log.exists() else 0
         deadline = time.monotonic() + max(3.0, self.opt.outage_s * 2)
         start_id = self._last_id(unit) or 0
         while time.monotonic() < deadline:
@@ -515,6 +517,13 @@ class ChaosRun:
             self._last_id(unit)
             time.sleep(0.2)
         self.report.disk_full["outbox_errors_shown"] = sorted(errors_seen)
+        with contextlib.suppress(OSError), open(log, "rb") as f:
+            f.seek(log_at)
+            during = f.read().decode(errors="replace")
+            # Proof the disk really refused writes (the clock state, the trust cache, SQLite).
+            self.report.disk_full["enospc_in_log"] = (during.count("No space left on device")
+                                                       + during.count("database or disk is full"))
+            self.report.disk_full["recordings_failed"] = during.count("recording the verdict failed")
         self.report.disk_full["kept_showing_verdicts"] = (self._ids.get(unit.device, 0) > start_id
                                                           or self._finished(unit))
         filler.unlink()

@@ -58,6 +58,9 @@ def test_a_full_disk_is_shown_and_nothing_recorded_is_lost(chaos_report):
     disk = chaos_report.disk_full
     assert "skipped" not in disk, disk.get("skipped")
     assert disk["free_when_full"] == 0
+    assert disk["enospc_in_log"] > 0, "the unit's writes never met ENOSPC: the disk was not full"
     assert disk["kept_showing_verdicts"], "the officer must still see verdicts on a full disk"
-    # Not silent: the officer screen says why verdicts are not being recorded.
-    assert any("full" in e for e in disk["outbox_errors_shown"]), disk
+    # A grown SQLite WAL is reused without new space, so recording may go on; if it failed,
+    # it was not silent: the officer screen said why.
+    if disk["recordings_failed"]:
+        assert any("full" in e for e in disk["outbox_errors_shown"]), disk
