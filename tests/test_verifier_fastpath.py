@@ -92,11 +92,32 @@ def test_a_green_verdict_carries_every_field(signer) -> None:
     verdict = verify(payload, TrustStore.from_certificates([der], version=4), NOW, builtin_policy(),
                      VerifyOptions(uci_key=b"k"))
     assert verdict.result == "green", verdict.error_detail
-    assert set(vars(verdict)) == {f.name for f in fields(Verdict)}
+    assert "holder" not in vars(verdict) and "holder" not in repr(verdict)  # made when first read
+    assert verdict.uci_hash == keyed_uci_hash(dcc_of(payload)["v"][0]["ci"], b"k")
+    assert set(vars(verdict)) == {f.name for f in fields(Verdict)}  # every field made at once
     assert verdict == Verdict(**{f.name: getattr(verdict, f.name) for f in fields(Verdict)})
-    assert verdict.trust_version == 4 and verdict.uci_hash and verdict.error_detail == ""
+    assert verdict.trust_version == 4 and verdict.error_detail == "" and verdict.detail["dn"] == 2
+    assert verdict.issued_at == NOW - dt.timedelta(days=1) and verdict.holder.dob
+    assert verdict.to_json()["holder"]["family_name"] == verdict.holder.family_name
     with pytest.raises(AttributeError):
         verdict.result = "red"  # still frozen
+    with pytest.raises(AttributeError):
+        verdict.colour  # noqa: B018 - only the described fields are made on demand
+
+
+def dcc_of(payload: str) -> dict:
+    return cbor2.loads(cose.parse_sign1(hc1.unwrap(payload)).payload)[-260][1]
+
+
+def test_a_red_verdict_after_the_signature_still_shows_who_it_is(signer) -> None:
+    key, der, kid = signer
+    payload = hc1.encode(dcc.vaccination(synthetic_person(random.Random(4)), 2, 2, "2021-08-01", "pfizer"),
+                         key, kid, issued_at=NOW - dt.timedelta(days=60), expires_at=NOW - dt.timedelta(days=1))
+    verdict = verify(payload, TrustStore.from_certificates([der]), NOW, builtin_policy(), VerifyOptions(uci_key=b"k"))
+    assert (verdict.result, verdict.reason) == ("red", "cwt_expired")
+    assert set(vars(verdict)) == {f.name for f in fields(Verdict)}  # a red verdict is made whole at once
+    assert verdict.holder.dob == dcc_of(payload)["dob"] and verdict.detail["sd"] == 2 and verdict.uci_hash
+    assert verdict.expires_at == NOW - dt.timedelta(days=1)
 
 
 def test_der_signature_is_what_cryptography_encodes() -> None:

@@ -44,6 +44,11 @@ class Holder:
         return " ".join(part for part in (family, given) if part)
 
 
+DESCRIBE = "_describe"
+"""Key, in the dict given to Verdict.complete, of the function that makes the DESCRIBED fields."""
+DESCRIBED = frozenset({"holder", "detail", "uci_hash", "issued_at", "expires_at"})
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one verification. Only `event_fields()` may leave the unit."""
@@ -87,10 +92,24 @@ class Verdict:
 
     @classmethod
     def complete(cls, values: dict[str, Any]) -> "Verdict":
-        """Build from a dict that holds every field (verify()'s own; the dict becomes the verdict's)."""
+        """Build from a dict that becomes the verdict's own (verify()'s, without checks).
+
+        It holds every field, or every field but the DESCRIBED ones and, under the key DESCRIBE,
+        a function returning those: they are then made the first time one is read.
+        """
         verdict = object.__new__(cls)
         object.__setattr__(verdict, "__dict__", values)
         return verdict
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for a field not made yet (see `complete`); reading it looks like any other.
+        state = self.__dict__
+        describe = state.get(DESCRIBE)
+        if describe is None or name not in DESCRIBED:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        state.update(describe())
+        state.pop(DESCRIBE, None)  # another thread may have done it too: the same values
+        return state[name]
 
     @property
     def ok(self) -> bool:
@@ -134,6 +153,12 @@ class Verdict:
             "trust_version": self.trust_version,
         }
 
+
+# A dataclass default is also a class attribute, which would answer for a field not made yet
+# instead of Verdict.__getattr__; the generated __init__ keeps its own copy of each default.
+for _name in DESCRIBED:
+    if _name in vars(Verdict):
+        delattr(Verdict, _name)
 
 _VERDICT_FIELDS = frozenset(f.name for f in fields(Verdict))
 _VERDICT_REQUIRED = tuple(f.name for f in fields(Verdict) if f.default is MISSING and f.default_factory is MISSING)

@@ -16,6 +16,7 @@ revoked certificate is red whatever the clock says. The policy always sees the `
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -34,7 +35,7 @@ from verifier.errors import (
 from verifier.cbor import MAP_TYPES
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
-from verifier.verdict import GREEN, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
+from verifier.verdict import DESCRIBE, GREEN, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
 
 logger = logging.getLogger(__name__)
 _LISTS = (list, tuple)
@@ -145,16 +146,21 @@ _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
-def _describe(dcc: Mapping[str, Any], kind: str | None, entry: Mapping[str, Any],
-              options: VerifyOptions, context: dict[str, Any]) -> None:
-    """Add what the verdict carries about the certificate; defensive, as the DCC may be malformed."""
-    context["cert_type"] = kind
-    context["holder"] = _holder(dcc)
-    if kind is not None:
-        context["detail"] = {k: entry[k] for k in _DETAIL_FIELDS[kind] if k in entry}
+def _described(claims: cwt.Claims, kind: str | None, entry: Mapping[str, Any],
+               uci_key: bytes | None) -> dict[str, Any]:
+    """The verdict fields about the holder and the certificate; defensive, as the DCC may be malformed."""
     uci = entry.get("ci")
-    if type(uci) is str and options.uci_key:
-        context["uci_hash"] = keyed_uci_hash(uci, options.uci_key)
+    uci_hash = None
+    if type(uci) is str and uci_key:
+        try:
+            uci_hash = keyed_uci_hash(uci, uci_key)
+        except UnicodeError:  # a lone surrogate cannot come from CBOR text, but never raise here
+            uci_hash = None
+    return {
+        "holder": _holder(claims.dcc),
+        "detail": {k: entry[k] for k in _DETAIL_FIELDS[kind] if k in entry} if kind else {},
+        "uci_hash": uci_hash, "issued_at": claims.issued_at, "expires_at": claims.expires_at,
+    }
 
 
 def _check_signature(msg: cose.Sign1, trust: TrustStore, kid: bytes) -> SignerKey:
@@ -214,12 +220,13 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     context["kid"] = _b64(kid)
     signer = _check_signature(msg, trust, kid)
     claims = cwt.parse_claims(msg.payload)
-    # Signed data from here on: the officer may see who it is even when the verdict is red.
-    context.update(issuer=claims.iss, issued_at=claims.issued_at, expires_at=claims.expires_at)
     dcc = claims.dcc
     kind = cert_type_of(dcc)
     entry = _entry(dcc, kind)
-    _describe(dcc, kind, entry, options, context)
+    # Signed data from here on: the officer may see who it is even when the verdict is red. The
+    # holder, detail, hash and times are made when first read (most verdicts only show a colour).
+    context.update(issuer=claims.iss, cert_type=kind)
+    context[DESCRIBE] = functools.partial(_described, claims, kind, entry, options.uci_key)
     if options.check_signer_validity:
         signer.check_valid_at(now)
     signer.check_type(kind)
@@ -258,19 +265,27 @@ def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     :param policy: decides green / yellow / red for a valid certificate.
     :param options: per-unit settings (clock skew, keyed-hash key, clock and trust state).
     """
-    # Every Verdict field but the result: the verdict is built from this dict without checks.
+    # Every Verdict field but the result and the described ones (see verifier.verdict.DESCRIBE):
+    # the verdict is built from this dict without checks.
     context: dict[str, Any] = {
         "policy": getattr(policy, "name", None), "trust_version": getattr(trust, "version", None),
-        "kid": None, "issuer": None, "issued_at": None, "expires_at": None, "cert_type": None,
-        "holder": None, "detail": {}, "uci_hash": None, "error_detail": "",
+        "kid": None, "issuer": None, "cert_type": None, "error_detail": "",
     }
     try:
         return _verify(payload, trust, now, policy, options, context)
     except VerificationError as err:
         logger.info("red: %s (kid %s)", err.code, context.get("kid"))
-        return red_verdict(err, **context)
+        return red_verdict(err, **_with_description(context))
     except BaseException as err:  # noqa: BLE001 - the contract is "never raises"
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
         logger.error("internal verifier error %s", type(err).__name__)
-        return red_verdict(InternalError(type(err).__name__), **context)
+        return red_verdict(InternalError(type(err).__name__), **_with_description(context))
+
+
+def _with_description(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with the described fields made now (a red verdict is rare: no need to defer)."""
+    describe = context.pop(DESCRIBE, None)
+    if describe is not None:
+        context.update(describe())
+    return context
