@@ -17,7 +17,6 @@ import pytest
 
 from dashboard.web import create_app
 from tests.support.dashboard_web import (
-    ACCOUNTS,
     Seeded,
     csrf_from,
     login,
@@ -280,4 +279,3 @@ def test_app_without_a_config_never_accepts_a_default_secret(tmp_path: Path) -> 
     b = create_app(test_config={"TESTING": True, "INSTANCE_PATH": str(tmp_path / "b"),
                                 "CHOT_DATABASE": str(tmp_path / "b.db")})
     assert a.secret_key and b.secret_key and a.secret_key != b.secret_key
-    assert ACCOUNTS  # the accounts table the other tests log in with

@@ -25,7 +25,6 @@ import pytest
 
 from keys.qr import write_png
 from tests.support.broker import free_port, wait_for_port
-from tests.support.ministry import tamper
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parent.parent

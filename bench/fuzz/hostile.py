@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Any
 
 import cbor2
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
