@@ -87,8 +87,11 @@ class _SourceCompiler:
             child = self.fresh("v")
             self.emit(depth, f"{child} = {var}.get({key!r}, _MISSING)")
             if key in required:  # present for sure: its checks need no guard
-                self.emit(depth, f"if {child} is _MISSING: return False")
+                before = len(self.lines)
                 self.node(sub, child, depth, key, nesting + 1)
+                # A leading type check already refuses the _MISSING marker: no separate test.
+                if len(self.lines) == before or not self.lines[before].lstrip().startswith(f"if type({child}) "):
+                    self.lines.insert(before, "    " * depth + f"if {child} is _MISSING: return False")
                 continue
             self.emit(depth, f"if {child} is not _MISSING:")
             before = len(self.lines)
@@ -98,11 +101,11 @@ class _SourceCompiler:
 
     def array(self, node: Mapping[str, Any], var: str, depth: int, nesting: int) -> None:
         self.emit(depth, f"if type({var}) not in _LISTS: return False")
-        self.emit(depth, f"if len({var}) > {self.max_items}: return False")
         low, high = node.get("minItems", 0), node.get("maxItems")
+        high = self.max_items if high is None else min(high, self.max_items)  # one test for both limits
         if low:
-            self.emit(depth, f"if len({var}) < {low}: return False")
-        if high is not None:
+            self.emit(depth, f"if not {low} <= len({var}) <= {high}: return False")
+        else:
             self.emit(depth, f"if len({var}) > {high}: return False")
         if "items" in node:
             item = self.fresh("i")
