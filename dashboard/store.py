@@ -545,6 +545,10 @@ class SqliteStore(Store):
     def _write(self) -> _Transaction:
         return _Transaction(self._conn())
 
+    def _read(self) -> _Transaction:
+        """A read transaction: the statements of one query see one snapshot, never half a batch."""
+        return _Transaction(self._conn(), "BEGIN")
+
     def close(self) -> None:
         with self._conns_lock:
             for conn in self._all_conns:
@@ -782,29 +786,29 @@ class SqliteStore(Store):
     def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
         start, end = _minute_range(since, until)
         by_result: dict[str, int] = {}
-        all_time = self._all_time_totals(scope, start, end)
-        if all_time is not None:
-            for (_cp, result), n in all_time.items():
-                by_result[result] = by_result.get(result, 0) + n
-        else:
-            by_result = {key[0]: n for key, n in self._sum_counts(scope, start, end, lambda p: "result").items()}
+        with self._read():
+            all_time = self._all_time_totals(scope, start, end)
+            if all_time is not None:
+                for (_cp, result), n in all_time.items():
+                    by_result[result] = by_result.get(result, 0) + n
+            else:
+                by_result = {key[0]: n for key, n in self._sum_counts(scope, start, end, lambda p: "result").items()}
         return Counts(**{result: n for result, n in by_result.items() if result in RESULTS and n})
 
     def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
         if level not in LEVELS:
             raise InvalidRecord(f"level must be province, district or checkpoint, got {level!r}")
         start, end = _minute_range(since, until)
-        sums = self._all_time_totals(scope, start, end)
-        if sums is None:
-            sums = self._sum_counts(scope, start, end, lambda p: "checkpoint, result",  # type: ignore[assignment]
-                                    per_checkpoint=True)
-        assert sums is not None
         where, params = scope.sql("province", "district", "id")
         column = {"province": 3, "district": 2, "checkpoint": 0}[level]
-        # Provinces and districts are labelled by their code, checkpoints by their name.
-        place = {row[0]: (row[column], row[1] if level == "checkpoint" else row[column])
-                 for row in self._conn().execute(
-                     f"SELECT id, name, district, province FROM checkpoints WHERE {where}", params)}
+        with self._read() as conn:
+            sums: Mapping[tuple[Any, ...], int] | None = self._all_time_totals(scope, start, end)
+            if sums is None:
+                sums = self._sum_counts(scope, start, end, lambda p: "checkpoint, result", per_checkpoint=True)
+            # Provinces and districts are labelled by their code, checkpoints by their name.
+            place = {row[0]: (row[column], row[1] if level == "checkpoint" else row[column])
+                     for row in conn.execute(f"SELECT id, name, district, province FROM checkpoints WHERE {where}",
+                                             params)}
         groups: dict[str, tuple[str, dict[str, int]]] = {}
         for (cp, result), n in sums.items():
             if cp in place:
@@ -822,8 +826,9 @@ class SqliteStore(Store):
         if count > _MAX_BUCKETS:
             raise InvalidRecord(f"{count} buckets asked for; at most {_MAX_BUCKETS}: use wider buckets")
         # Units of a roll-up are used only where they fall inside one bucket (see split_range).
-        sums = self._sum_counts(scope, start, end, lambda p: f"(unit * {p.size} - {start}) / {width}, result",
-                                grid=(start, width))
+        with self._read():
+            sums = self._sum_counts(scope, start, end, lambda p: f"(unit * {p.size} - {start}) / {width}, result",
+                                    grid=(start, width))
         filled: list[dict[str, int]] = [{} for _ in range(count)]
         for (index, result), n in sums.items():
             filled[int(index)][result] = n
@@ -834,7 +839,8 @@ class SqliteStore(Store):
 
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         start, end = _minute_range(since, until)
-        sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
+        with self._read():
+            sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
         ordered = sorted(sums.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
         return [ReasonCount(result, reason, n) for (result, reason), n in ordered]
 
@@ -995,13 +1001,14 @@ class SqliteStore(Store):
 
 
 class _Transaction:
-    """`with` block around BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on one connection."""
+    """`with` block around BEGIN IMMEDIATE (or `begin`) ... COMMIT (ROLLBACK on error) on one connection."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, begin: str = "BEGIN IMMEDIATE") -> None:
         self.conn = conn
+        self.begin = begin
 
     def __enter__(self) -> Any:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(self.begin)
         return self.conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

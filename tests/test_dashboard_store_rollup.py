@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -237,3 +239,41 @@ def test_migration_backfills_a_version_2_file(tmp_path: Path) -> None:
         assert migrated.timeseries(scope, since, until, 1800) == brute_timeseries(rows, since, until, 1800)
     migrated.close()
     reference.close()
+
+
+def test_a_query_sees_whole_batches_while_the_ingest_writes(tmp_path: Path) -> None:
+    """Each batch adds one event to a day, one to an edge hour and one to an edge minute of the
+    range, so a query reading its pieces from one snapshot always sees a multiple of three."""
+    path = tmp_path / "chot.db"
+    writer = SqliteStore(path)
+    writer.upsert_checkpoint("C1", "C1", "001", "01")
+    since = T0 - timedelta(minutes=1)  # minute edge, then hours 00..23 of the day before T0+1d
+    until = T0 + timedelta(days=2, hours=1)  # a whole day, and hour 00 of the last day
+    where = [T0 - timedelta(seconds=30), T0 + timedelta(hours=5), T0 + timedelta(days=2, minutes=30)]
+    done = threading.Event()
+
+    def write() -> None:
+        for n in range(150):
+            writer.record_events([Event("d1", "C1", 3 * n + i, at, "green", "complete_series", "vn-2021", 1, at)
+                                  for i, at in enumerate(where)])
+        done.set()
+
+    thread = threading.Thread(target=write, name="writer")
+    thread.start()
+    reader = SqliteStore(path)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 30
+        while not done.is_set() and time.monotonic() < deadline:
+            for scope in (Scope.all(), Scope.of(provinces=["01"])):
+                total = reader.totals(scope, since, until).total
+                assert total % 3 == 0
+                assert sum(b.counts.total for b in reader.timeseries(scope, since, until, 60)) % 3 == 0
+                assert sum(r.count for r in reader.reasons(scope, since, until)) % 3 == 0
+                seen.add(total)
+    finally:
+        thread.join(timeout=30)
+        reader.close()
+    assert done.is_set()
+    assert len(seen) > 1  # the reads really overlapped the writes
+    writer.close()
