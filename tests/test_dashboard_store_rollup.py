@@ -277,3 +277,21 @@ def test_a_query_sees_whole_batches_while_the_ingest_writes(tmp_path: Path) -> N
     assert done.is_set()
     assert len(seen) > 1  # the reads really overlapped the writes
     writer.close()
+
+
+def test_opening_a_current_store_takes_no_write_lock(tmp_path: Path) -> None:
+    """Each web request opens a store: with the schema current that is a read, so it never waits
+    for the ingest's write transaction (which may hold the lock for a whole batch)."""
+    path = tmp_path / "chot.db"
+    SqliteStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the ingest, mid-batch
+    try:
+        started = time.monotonic()
+        store = SqliteStore(path, timeout_s=2.0)
+        assert store.totals(Scope.all(), T0, T0 + SPAN) == Counts()
+        store.close()
+        assert time.monotonic() - started < 1.0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
