@@ -99,7 +99,6 @@ class _RuleCompiler:
             "_in_codes": _in_codes, "_eq": strict_equals, "_Bail": _Bail, "_SIMPLE": _SIMPLE,
         }
         self.paths: dict[tuple[str, ...], str] = {(): "dcc"}
-        self.path_lines: list[str] = []
         self.leaves: list[str] = []
 
     def constant(self, value: Any) -> str:
@@ -118,22 +117,32 @@ class _RuleCompiler:
             return "None"  # the data context holds only payload and external
         steps = tuple(fragments[1:])
         for depth in range(1, len(steps) + 1):
-            prefix = steps[:depth]
-            if prefix in self.paths:
-                continue
-            parent, key = self.paths[prefix[:-1]], prefix[-1]
-            index = int(key) if key.isascii() and key.isdigit() else None
-            name = f"p{len(self.paths)}"
-            self.paths[prefix] = name
-            fast = (f"{parent}[{index}] if type({parent}) is list and len({parent}) > {index}"
-                    if index is not None else f"{parent}.get({key!r}) if type({parent}) is dict")
-            # Absent groups are the usual case (a vaccination has no `t`): null stays null at once.
-            self.path_lines.append(
-                f"    {name} = {fast} else None if {parent} is None else _step({parent}, {key!r}, {index!r})")
+            if steps[:depth] not in self.paths:
+                self.paths[steps[:depth]] = f"p{len(self.paths)}"
         name = self.paths[steps]
         if name not in self.leaves:
             self.leaves.append(name)
         return name
+
+    def path_lines(self, prefix: tuple[str, ...] = (), depth: int = 2) -> list[str]:
+        """Statements reading every path under `prefix` once; a null skips all below it."""
+        lines = []
+        parent = self.paths[prefix]
+        for child, name in self.paths.items():
+            if len(child) != len(prefix) + 1 or child[:-1] != prefix:
+                continue
+            key = child[-1]
+            index = int(key) if key.isascii() and key.isdigit() else None
+            fast = (f"{parent}[{index}] if type({parent}) is list and len({parent}) > {index}"
+                    if index is not None else f"{parent}.get({key!r}) if type({parent}) is dict")
+            lines.append("    " * depth + f"{name} = {fast} else _step({parent}, {key!r}, {index!r})")
+            below = [other for path, other in self.paths.items() if len(path) > len(child) and path[:len(child)] == child]
+            if below:
+                # Absent groups are the usual case (a vaccination has no `t`): everything below is null.
+                lines.append("    " * depth + f"if {name} is None: {' = '.join(below)} = None")
+                lines.append("    " * depth + "else:")
+                lines += self.path_lines(child, depth + 1)
+        return lines
 
     def value(self, expr: Any) -> str:
         """Python source for a CertLogic value whose truthiness Python judges the same way."""
@@ -202,7 +211,7 @@ def compile_rules(rules: Sequence[Any]) -> FastDecide:
         except (_Unsupported, RecursionError):
             tests.append(None)
     body = ["def fast_decide(dcc, clock):", "    rule = 0", "    try:"]
-    body += ["    " + line for line in compiler.path_lines]
+    body += compiler.path_lines()
     # Leaves of a type whose truthiness or comparison may differ from CertLogic's: exact path.
     for leaf in compiler.leaves:
         body.append(f"        if type({leaf}) not in _SIMPLE: return False, 0")
