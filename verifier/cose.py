@@ -151,20 +151,21 @@ def _der_length(length: int) -> bytes:
         b"\x82" + length.to_bytes(2, "big")
 
 
-def _der_integer(magnitude: bytes) -> bytes:
-    """DER INTEGER of an unsigned big-endian magnitude: shortest form, a 0 byte before a high bit."""
-    magnitude = magnitude.lstrip(b"\0") or b"\0"
-    if magnitude[0] & 0x80:
-        magnitude = b"\0" + magnitude
-    return b"\x02" + _der_length(len(magnitude)) + magnitude
-
-
 def der_signature(raw: bytes, size: int) -> bytes:
     """The DER ECDSA-Sig-Value of a raw r||s signature with halves of `size` bytes.
 
-    Byte-for-byte what cryptography's encode_dss_signature gives, without two big integers.
+    Byte-for-byte what cryptography's encode_dss_signature gives, without two big integers:
+    each INTEGER in its shortest form, with a 0 byte before a set high bit.
     """
-    body = _der_integer(raw[:size]) + _der_integer(raw[size:])
+    r = raw[:size].lstrip(b"\0") or b"\0"
+    s = raw[size:].lstrip(b"\0") or b"\0"
+    if r[0] & 0x80:
+        r = b"\0" + r
+    if s[0] & 0x80:
+        s = b"\0" + s
+    if len(r) + len(s) < 0x7C:  # every length fits one byte (P-256 and P-384 signatures)
+        return b"".join((bytes((0x30, len(r) + len(s) + 4, 0x02, len(r))), r, bytes((0x02, len(s))), s))
+    body = b"".join((b"\x02", _der_length(len(r)), r, b"\x02", _der_length(len(s)), s))
     return b"\x30" + _der_length(len(body)) + body
 
 
