@@ -177,6 +177,12 @@ def test_aligned_ranges_use_the_coarse_tables(filled: SqliteStore) -> None:
         rows = brute_rows(filled._conn(), scope, since, until)
         assert filled.timeseries(scope, since, until, 3600) == brute_timeseries(rows, since, until, 3600)
         assert filled.totals(scope, since, until) == brute_totals(rows)
+        # UTC days charted by day and by two days: whole day rows, then minutes past the end.
+        day_since, day_until = T0 - timedelta(days=1), T0 + SPAN + timedelta(minutes=90)
+        rows = brute_rows(filled._conn(), scope, day_since, day_until)
+        for bucket_s in (86400, 2 * 86400):
+            assert (filled.timeseries(scope, day_since, day_until, bucket_s)
+                    == brute_timeseries(rows, day_since, day_until, bucket_s))
 
 
 def test_all_time_totals_come_from_running_totals(filled: SqliteStore) -> None:
