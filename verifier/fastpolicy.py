@@ -82,10 +82,6 @@ def _integer(value: Any) -> int:
     return value
 
 
-def _bail() -> Any:
-    raise _Bail
-
-
 def _in_codes(value: Any, codes: frozenset[str]) -> bool:
     return type(value) is str and value in codes
 
@@ -95,7 +91,7 @@ class _RuleCompiler:
 
     def __init__(self) -> None:
         self.names: dict[str, Any] = {
-            "_step": _step, "_plus_time": _plus_time, "_integer": _integer, "_bail": _bail,
+            "_step": _step, "_plus_time": _plus_time, "_integer": _integer,
             "_in_codes": _in_codes, "_eq": strict_equals, "_Bail": _Bail, "_SIMPLE": _SIMPLE,
         }
         self.paths: dict[tuple[str, ...], str] = {(): "dcc"}
