@@ -37,7 +37,21 @@ class Central:
 
     def add_device(self, device: str, checkpoint: str, district: str = "001", province: str = "01",
                    name: str | None = None) -> Credentials:
-        return add_device(self.store, self.config, device, checkpoint, district, province, name)
+        reloads = self._reloads()
+        creds = add_device(self.store, self.config, device, checkpoint, district, province, name)
+        # SIGHUP is asynchronous: wait until the broker has reread its password and ACL files,
+        # or a unit connecting at once is refused under load (a race of the test, not of units,
+        # which retry with backoff).
+        if self.broker.running:
+            wait_until(lambda: self._reloads() > reloads, timeout=10)
+        return creds
+
+    def _reloads(self) -> int:
+        log = self.config.broker.log_file
+        try:
+            return log.read_text(errors="replace").count("Reloading config.") if log else 0
+        except FileNotFoundError:
+            return 0
 
 
 def central_config(tmp_path: Path, port: int, **overrides: Any) -> DashboardConfig:
