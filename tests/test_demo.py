@@ -20,7 +20,7 @@ def test_demo_counts_arrive_exactly_once(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert rec["exact"], rec
+    assert rec["exact"] and rec["delivered"], rec
     assert rec["duplicates"] == 0
     produced = rec["produced"]
     assert set(produced) == {"ic7-lane1", "ic7-lane2", "thanglong-1", "yenphong-gate"}

@@ -88,15 +88,25 @@ class Reconciliation:
     produced: dict[str, dict[str, int]] = field(default_factory=dict)
     stored: dict[str, dict[str, int]] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
+    accounted: dict[str, dict[str, int]] = field(default_factory=dict)
     duplicates: int = 0
 
     @property
     def exact(self) -> bool:
-        return self.duplicates == 0 and self.produced == self.stored and not any(self.pending.values())
+        """Nothing lost, nothing doubled: per device and result, the events stored centrally or
+        still queued on the unit (as a set of seqs: one stored but not yet acknowledged is in
+        both, once) are exactly what the unit produced."""
+        return self.duplicates == 0 and all(
+            self.accounted.get(device, {}) == produced for device, produced in self.produced.items())
+
+    @property
+    def delivered(self) -> bool:
+        """Every verdict has reached the dashboard (no unit holds a backlog)."""
+        return not any(self.pending.values())
 
     def as_dict(self) -> dict[str, object]:
         return {"produced": self.produced, "stored": self.stored, "pending": self.pending,
-                "duplicates": self.duplicates, "exact": self.exact}
+                "duplicates": self.duplicates, "exact": self.exact, "delivered": self.delivered}
 
 
 class Demo:
@@ -338,6 +348,27 @@ class Demo:
         produced = {d: self._unit_counts(d)[0] for d in self.unit_dirs}
         return produced == self._stored_counts()
 
+    def _seqs(self, path: Path, query: str, *args: str) -> dict[int, str]:
+        """seq -> result from a unit's outbox or the central store, read-only."""
+        if not path.exists():
+            return {}
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return {int(seq): result for seq, result in conn.execute(query, args)}
+        except sqlite3.Error:
+            return {}
+        finally:
+            conn.close()
+
+    def _accounted(self, device: str) -> dict[str, int]:
+        """Per result, the seqs stored centrally or still queued on the unit, each counted once."""
+        queued = self._seqs(self.unit_dirs[device] / "data" / "outbox.sqlite", "SELECT seq, result FROM events")
+        stored = self._seqs(Path(self.central.database), "SELECT seq, result FROM events WHERE device = ?", device)
+        out: dict[str, int] = {}
+        for result in {**queued, **stored}.values():
+            out[result] = out.get(result, 0) + 1
+        return out
+
     def _unit_counts(self, device: str) -> tuple[dict[str, int], int]:
         """(events produced by result, events still queued) read from the unit's own outbox."""
         path = self.unit_dirs[device] / "data" / "outbox.sqlite"
@@ -372,6 +403,7 @@ class Demo:
             produced, pending = self._unit_counts(device)
             rec.produced[device] = produced
             rec.pending[device] = pending
+            rec.accounted[device] = self._accounted(device)
         rec.stored = self._stored_counts()
         conn = sqlite3.connect(f"file:{self.central.database}?mode=ro", uri=True, timeout=5)
         try:
