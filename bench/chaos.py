@@ -42,9 +42,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chot.demo.run import _toml  # noqa: E402
+from common.localnet import free_port, wait_for_port  # noqa: E402
+from common.tomlwrite import dumps as to_toml  # noqa: E402
 from keys.qr import write_png  # noqa: E402
-from tests.support.broker import Mosquitto, free_port, wait_for_port  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.ministry import Ministry, tamper  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ class ChaosRun:
             "ingest": {"device_refresh_s": 0.5},
         }
         self.central_toml = self.workdir / "central.toml"
-        self.central_toml.write_text(_toml(self.central_data), encoding="utf-8")
+        self.central_toml.write_text(to_toml(self.central_data), encoding="utf-8")
         self.config = parse_config(self.central_data)
         store = SqliteStore(self.config.database)
         init_broker(store, self.config)
@@ -316,7 +317,7 @@ class ChaosRun:
             "mqtt": {"host": "127.0.0.1", "port": self.recorder.port if self.recorder else self.port,
                      "keepalive": 5, "max_inflight": 10},
         }
-        (udir / "unit.toml").write_text(_toml(cfg), encoding="utf-8")
+        (udir / "unit.toml").write_text(to_toml(cfg), encoding="utf-8")
         self.units.append(unit)
 
     def _mount_small_disk(self, path: Path, size_kb: int = 16384) -> None:

@@ -61,7 +61,8 @@ from dashboard.devices import add_device, init_broker  # noqa: E402
 from dashboard.ingest import Ingest  # noqa: E402
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import SqliteStore  # noqa: E402
-from tests.support.broker import Mosquitto, free_port, wait_for_port  # noqa: E402
+from common.localnet import free_port, wait_for_port  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
 
 REPRODUCE = ".venv/bin/python bench/ingest.py"
 PROBE_CHECKPOINT = "PROBE"

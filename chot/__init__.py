@@ -1,3 +1,5 @@
 """chot: checkpoint verification of EU Digital COVID Certificates."""
 
-__version__ = "0.1.0"
+from common import __version__
+
+__all__ = ["__version__"]

@@ -7,12 +7,12 @@ import logging
 
 import click
 
-from chot import __version__
+from common import __version__
 
 # (module, attribute) of each sub-command; imported lazily so `chot verify` does not load Flask.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "verify": ("verifier.cli", "verify"),
-    "conformance": ("verifier.cli", "conformance"),
+    "verify": ("chot.verify_cli", "verify"),
+    "conformance": ("chot.verify_cli", "conformance"),
     "keys": ("keys.cli", "keys"),
     "scanner": ("scanner.cli", "scanner"),
     "dashboard": ("dashboard.cli", "dashboard"),

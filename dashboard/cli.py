@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from chot.config import ConfigError
+from common.typedconfig import ConfigError
 from dashboard.config import DashboardConfig, load_config
 
 logger = logging.getLogger(__name__)

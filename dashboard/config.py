@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chot.config import ConfigError, load_toml, parse, secret
+from common.typedconfig import ConfigError, load_toml, parse, secret
 
 DEFAULT_DATA_DIR = Path("/var/lib/chot-dashboard")
 SHIPPED_BROKER_TEMPLATE = Path(__file__).resolve().parent.parent / "firmware-config" / "mosquitto" / "mosquitto.conf"

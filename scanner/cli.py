@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from chot.config import ConfigError
+from common.typedconfig import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each field is documented where it is declared. `load_unit_config(path)` reads and checks a file;
 `parse_unit_config(data)` does the same from a dict, so tests build configs without files.
-Every problem is a `chot.config.ConfigError` naming the key path.
+Every problem is a `common.typedconfig.ConfigError` naming the key path.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from chot.config import ConfigError, load_toml, parse, secret
+from common.typedconfig import ConfigError, load_toml, parse, secret
 
 Language = Literal["vi", "en"]
 CameraBackend = Literal["picamera2", "opencv", "replay", "scripted"]

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from chot import __version__
+from common import __version__
 
 logger = logging.getLogger(__name__)
 

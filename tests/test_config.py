@@ -1,4 +1,4 @@
-"""chot.config: typed config from TOML with readable errors."""
+"""common.typedconfig: typed config from TOML with readable errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from chot.config import ConfigError, load_toml, parse, secret
+from common.typedconfig import ConfigError, load_toml, parse, secret
 
 
 @dataclass

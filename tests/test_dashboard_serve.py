@@ -29,7 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from chot.cli import main
-from chot.config import ConfigError
+from common.typedconfig import ConfigError
 from dashboard.config import WebConfig, parse_config
 from dashboard.serve import DashboardServer
 from dashboard.store import Event, SqliteStore

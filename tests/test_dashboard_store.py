@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from chot.config import ConfigError
+from common.typedconfig import ConfigError
 from dashboard.config import parse_config
 from dashboard.scope import Scope, ScopeError
 from dashboard.store import (

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from chot.cli import main
-from chot.config import ConfigError
+from common.typedconfig import ConfigError
 from scanner.config import MqttConfig, check_files, load_unit_config, parse_unit_config
 
 MINIMAL = {

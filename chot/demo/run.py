@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 import logging
 import os
 import random
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.localnet import free_port, wait_for_port
+from common.tomlwrite import dumps as _toml
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import LinkCutter
 
@@ -56,29 +56,6 @@ UNITS: tuple[UnitSpec, ...] = (
 # Provinces are national administrative codes: 25 Phú Thọ, 01 Hà Nội, 27 Bắc Ninh.
 SUPERVISOR_PROVINCE = "25"
 SUPERVISOR_PROVINCE_NAME = "Phú Thọ"
-
-
-def free_port(preferred: int | None = None) -> int:
-    """`preferred` if nothing listens on it, else any free loopback port."""
-    for candidate in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise RuntimeError("no free port")
-
-
-def wait_for_port(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 @dataclass
@@ -433,28 +410,3 @@ class Demo:
         if self.link is not None:
             self.link.stop()
             self.link = None
-
-
-def _toml(data: dict) -> str:
-    """Write the small nested dicts the demo needs as TOML (strings, numbers, booleans, tables)."""
-    lines: list[str] = []
-
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        return json.dumps(str(v), ensure_ascii=False)
-
-    def table(prefix: str, d: dict) -> None:
-        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
-        if prefix:
-            lines.append(f"[{prefix}]")
-        lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
-        lines.append("")
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{prefix}.{k}" if prefix else k, v)
-
-    table("", data)
-    return "\n".join(lines)

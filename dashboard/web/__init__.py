@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from chot.config import secret
+from common.typedconfig import secret
 
 logger = logging.getLogger(__name__)
 

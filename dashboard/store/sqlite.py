@@ -1,12 +1,7 @@
-"""The central store: device registry, verdict counts, device status, users, trust bundles.
+"""The SQLite backend of the central store: one file in WAL mode through sqlite-utils.
 
-`Store` is the small interface the ingest and the web app code against; `SqliteStore` is the
-embedded default (one SQLite file in WAL mode through sqlite-utils). A later backend
-(PostgreSQL) implements the same class. Every query takes a `Scope`, so a scoped user can never
-read outside their area, and every datetime in or out is timezone-aware UTC.
-
-Events hold no personal data: only device, checkpoint, seq, times, result, reason, policy and
-trust version. `Event` refuses anything that does not look like those.
+The embedded default. Migrations are numbered functions; roll-ups (`dashboard.rollup`) are kept
+in each batch's own transaction.
 """
 
 from __future__ import annotations
@@ -14,424 +9,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 import sqlite_utils
 
 from dashboard import rollup
 from dashboard.scope import Scope
+from dashboard.store.base import (
+    CODE_RE, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket,
+    Checkpoint, Counts, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount,
+    Store, StatusUpdate, StoreError, TrustRecord, UnknownCheckpoint, UnknownUser, User, check_id,
+    counted_minute, from_ms, minute_range, to_ms,
+)
 
 logger = logging.getLogger(__name__)
 
-Result = Literal["green", "yellow", "red"]
-Role = Literal["admin", "supervisor", "viewer"]
-Level = Literal["province", "district", "checkpoint"]
-RESULTS: tuple[str, ...] = ("green", "yellow", "red")
-ROLES: tuple[str, ...] = ("admin", "supervisor", "viewer")
-LEVELS: tuple[str, ...] = ("province", "district", "checkpoint")
-LANGUAGES: tuple[str, ...] = ("vi", "en")
-
-# Identifiers that appear in MQTT topics and URLs: short, no spaces, no MQTT wildcards.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Reason and policy codes are machine words, which also keeps free text (names) out of the store.
-CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-
-class StoreError(Exception):
-    """Base of every store error; `str(e)` is a reason a person can read."""
-
-
-class InvalidRecord(StoreError):
-    """A record does not fit the schema (bad id, unknown result, personal-looking text...)."""
-
-
-class UnknownCheckpoint(StoreError):
-    """A device refers to a checkpoint that is not registered."""
-
-    def __init__(self, checkpoint: str) -> None:
-        self.checkpoint = checkpoint
-        super().__init__(f"checkpoint {checkpoint!r} is not registered")
-
-
-class UnknownDevice(StoreError):
-    """No device with this id is registered."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        super().__init__(f"device {device!r} is not registered")
-
-
-class DuplicateUser(StoreError):
-    """A user with this name already exists."""
-
-    def __init__(self, username: str) -> None:
-        self.username = username
-        super().__init__(f"user {username!r} already exists")
-
-
-class UnknownUser(StoreError):
-    """No user with this name exists."""
-
-    def __init__(self, username: str) -> None:
-        self.username = username
-        super().__init__(f"user {username!r} does not exist")
-
-
-def utc(value: datetime) -> datetime:
-    """Return `value` as an aware UTC datetime; naive datetimes are refused, not guessed."""
-    if value.tzinfo is None:
-        raise InvalidRecord("datetimes must carry a timezone (UTC expected)")
-    return value.astimezone(timezone.utc)
-
-
-def check_id(kind: str, value: str) -> str:
-    """Return `value` if it is a valid identifier, else raise InvalidRecord naming `kind`."""
-    if not isinstance(value, str) or not ID_RE.match(value):
-        raise InvalidRecord(f"{kind} id must be 1-64 letters, digits, '_', '.' or '-', got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class Event:
-    """One verdict from a unit, as stored: no names, no dates of birth, no certificate ids."""
-
-    device: str
-    checkpoint: str
-    seq: int
-    ts: datetime
-    result: str
-    reason: str
-    policy: str
-    trust_version: int | None
-    received_at: datetime
-
-    def __post_init__(self) -> None:
-        check_id("device", self.device)
-        check_id("checkpoint", self.checkpoint)
-        if not isinstance(self.seq, int) or isinstance(self.seq, bool) or not 0 <= self.seq < 2**63:
-            raise InvalidRecord("seq must be a non-negative integer")
-        # The messages never repeat a refused text value: it could be a name sent by mistake.
-        if self.result not in RESULTS:
-            raise InvalidRecord("result must be green, yellow or red")
-        for name in ("reason", "policy"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not CODE_RE.match(value):
-                raise InvalidRecord(f"{name} must be a lower-case code of at most 64 characters")
-        tv = self.trust_version
-        if tv is not None and (not isinstance(tv, int) or isinstance(tv, bool) or tv < 0):
-            raise InvalidRecord("trust_version must be a non-negative integer")
-        object.__setattr__(self, "ts", utc(self.ts))
-        object.__setattr__(self, "received_at", utc(self.received_at))
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A control point, placed in a district and a province (administrative codes)."""
-
-    id: str
-    name: str
-    district: str
-    province: str
-    policy: str | None = None
-
-
-@dataclass(frozen=True)
-class Device:
-    """A registered unit with its latest reported status (None where it has not said yet)."""
-
-    id: str
-    checkpoint: str
-    district: str
-    province: str
-    checkpoint_name: str
-    created_at: datetime
-    state: str = "unknown"  # "online" | "offline" | "unknown" (never reported)
-    last_seen: datetime | None = None  # last event or status received from it
-    status_at: datetime | None = None  # when its latest status message arrived
-    software: str | None = None
-    trust_version: int | None = None
-    trust_age_s: float | None = None
-    backlog: int | None = None
-    clock: str | None = None  # "ok" | "behind_bundle" | "behind_last_seen"
-    fps: float | None = None
-    temperature_c: float | None = None
-    uptime_s: float | None = None
-
-    @property
-    def online(self) -> bool:
-        """True if the unit's latest status says it is online."""
-        return self.state == "online"
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Verdict counts; `total` and `pass_rate` (green + yellow over total) are derived."""
-
-    green: int = 0
-    yellow: int = 0
-    red: int = 0
-
-    @property
-    def total(self) -> int:
-        """All verdicts."""
-        return self.green + self.yellow + self.red
-
-    @property
-    def pass_rate(self) -> float | None:
-        """Share of verdicts that let the person through, or None when there are none."""
-        return (self.green + self.yellow) / self.total if self.total else None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the API."""
-        return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
-                "pass_rate": self.pass_rate}
-
-
-@dataclass(frozen=True)
-class GroupCounts:
-    """Counts of one province, district or checkpoint (`key` is its code, `label` its name)."""
-
-    key: str
-    label: str
-    counts: Counts
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """Counts in the time bucket starting at `start` (UTC)."""
-
-    start: datetime
-    counts: Counts
-
-
-@dataclass(frozen=True)
-class ReasonCount:
-    """How many verdicts had this result and reason."""
-
-    result: str
-    reason: str
-    count: int
-
-
-@dataclass(frozen=True)
-class User:
-    """A dashboard account; `password_hash` is whatever the web app's hasher produced."""
-
-    username: str
-    password_hash: str
-    role: str
-    scope: Scope
-    language: str = "vi"
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class TrustRecord:
-    """A trust bundle accepted by the dashboard; `raw` is the exact signed file."""
-
-    version: int
-    raw: bytes
-    issued_at: datetime | None
-    next_update: datetime | None
-    uploaded_at: datetime
-    uploaded_by: str | None = None
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """A device's status message as the ingest parsed it (the contract's status fields only)."""
-
-    state: str
-    software: str | None = None
-    trust_version: int | None = None
-    trust_age_s: float | None = None
-    backlog: int | None = None
-    clock: str | None = None
-    fps: float | None = None
-    temperature_c: float | None = None
-    uptime_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Store(ABC):
-    """What the ingest and the web app need from storage; every query is limited by a Scope."""
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections."""
-
-    # -- registry --------------------------------------------------------------------------
-    @abstractmethod
-    def upsert_checkpoint(
-        self, id: str, name: str, district: str, province: str, policy: str | None = None
-    ) -> Checkpoint:
-        """Create or update a checkpoint."""
-
-    @abstractmethod
-    def list_checkpoints(self, scope: Scope) -> list[Checkpoint]:
-        """Checkpoints inside `scope`, ordered by province, district, id."""
-
-    @abstractmethod
-    def add_device(self, device_id: str, checkpoint: str) -> Device:
-        """Register a unit at a registered checkpoint (re-adding moves it); UnknownCheckpoint if not."""
-
-    @abstractmethod
-    def remove_device(self, device_id: str) -> bool:
-        """Forget a unit (its counted events stay); False if it was not registered."""
-
-    @abstractmethod
-    def get_device(self, device_id: str) -> Device | None:
-        """One unit with its status, or None."""
-
-    @abstractmethod
-    def list_devices(self, scope: Scope) -> list[Device]:
-        """Units inside `scope` with their status, ordered by checkpoint, id."""
-
-    # -- ingest ----------------------------------------------------------------------------
-    @abstractmethod
-    def record_events(self, batch: Sequence[Event]) -> int:
-        """Store a batch in one transaction; returns how many were new (same (device, seq) = once)."""
-
-    @abstractmethod
-    def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
-        """Save a unit's latest status; False (nothing stored) if the device is not registered."""
-
-    # -- queries ---------------------------------------------------------------------------
-    @abstractmethod
-    def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
-        """Counts of verdicts with since <= ts < until (per-minute resolution)."""
-
-    @abstractmethod
-    def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
-        """Counts per province, district or checkpoint, ordered by key; only groups with data."""
-
-    @abstractmethod
-    def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
-        """Counts per `bucket_s` (a multiple of 60), every bucket present, zeros included."""
-
-    @abstractmethod
-    def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
-        """Counts per (result, reason), largest first."""
-
-    @abstractmethod
-    def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
-        """The latest stored events inside `scope` (optionally one checkpoint), newest first."""
-
-    @abstractmethod
-    def change_marker(self) -> int:
-        """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
-
-    @abstractmethod
-    def prune_events(self, received_before: datetime) -> int:
-        """Delete single events received before this time (counts stay); returns how many."""
-
-    @abstractmethod
-    def record_rejects(self, counts: Mapping[str, int]) -> None:
-        """Add to the ingest's counts of refused messages, by reason (kept across restarts)."""
-
-    @abstractmethod
-    def reject_counts(self) -> dict[str, int]:
-        """How many messages the ingest refused, by reason, since the store was made."""
-
-    # -- users -----------------------------------------------------------------------------
-    @abstractmethod
-    def create_user(
-        self, username: str, password_hash: str, role: str, scopes: Scope, language: str = "vi"
-    ) -> User:
-        """Add an account; DuplicateUser if the name is taken, InvalidRecord for a bad role."""
-
-    @abstractmethod
-    def get_user(self, username: str) -> User | None:
-        """One account, or None."""
-
-    @abstractmethod
-    def list_users(self) -> list[User]:
-        """All accounts, by name."""
-
-    @abstractmethod
-    def set_user_language(self, username: str, language: str) -> None:
-        """Switch a user's language ("vi" or "en"); UnknownUser if absent."""
-
-    @abstractmethod
-    def record_login_failure(self, username: str, ip: str, at: datetime | None = None) -> None:
-        """Remember a failed login attempt."""
-
-    @abstractmethod
-    def clear_login_failures(self, username: str, ip: str) -> None:
-        """Forget this user's failures from this address (after a successful login)."""
-
-    @abstractmethod
-    def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
-        """Failures within `window`: the larger of those for this username and those from this ip."""
-
-    # -- trust -----------------------------------------------------------------------------
-    @abstractmethod
-    def save_trust_bundle(
-        self,
-        version: int,
-        raw: bytes,
-        issued_at: datetime | None,
-        next_update: datetime | None,
-        uploaded_by: str | None = None,
-    ) -> TrustRecord:
-        """Keep an accepted trust bundle (versions are unique)."""
-
-    @abstractmethod
-    def latest_trust_bundle(self) -> TrustRecord | None:
-        """The highest-version bundle, or None."""
-
-
-def open_store(database: str) -> Store:
-    """Open the store named by the config's `database`: a SQLite file path (the only backend yet)."""
-    if "://" in database:
-        raise StoreError(f"database {database.split('://')[0]}:// is not supported yet: give a SQLite file path")
-    return SqliteStore(database)
-
-
-# ------------------------------------------------------------------------------------------
-# SQLite backend
-# ------------------------------------------------------------------------------------------
-
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-# A unit clock that runs ahead, or was never set (a Pi has no RTC), must not move counts to the
-# wrong minute: such events are counted at the time the central service received them.
-_MAX_CLOCK_AHEAD_S = 300
-_EARLIEST_PLAUSIBLE_TS = datetime(2021, 1, 1, tzinfo=timezone.utc)
-_MAX_BUCKETS = 5000
 _INSERT_CHUNK = 200  # rows per INSERT statement (10 parameters each)
-_STATUS_COLUMNS = ("software", "trust_version", "trust_age_s", "backlog", "clock", "fps",
-                   "temperature_c", "uptime_s")
-
-
-def _ms(value: datetime) -> int:
-    return int(utc(value).timestamp() * 1000)
-
-
-def _from_ms(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
-
-
-def counted_minute(event: Event) -> int:
-    """The UTC minute (since the epoch) an event is counted in."""
-    at = event.ts
-    if at > event.received_at + timedelta(seconds=_MAX_CLOCK_AHEAD_S) or at < _EARLIEST_PLAUSIBLE_TS:
-        at = event.received_at
-    return int(at.timestamp()) // 60
-
-
-def _minute_range(since: datetime, until: datetime) -> tuple[int, int]:
-    """Minutes m with since <= m*60 < until."""
-    start = -(-int(utc(since).timestamp()) // 60)
-    end = -(-int(utc(until).timestamp()) // 60)
-    return start, max(start, end)
 
 
 def _migration_1(db: Any) -> None:
@@ -588,7 +185,7 @@ class SqliteStore(Store):
                     return
                 MIGRATIONS[current](db)
                 db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                           [current + 1, _ms(datetime.now(timezone.utc))])
+                           [current + 1, to_ms(datetime.now(timezone.utc))])
             logger.info("store %s migrated to schema version %d", self.path, current + 1)
 
     # -- registry ----------------------------------------------------------------------------
@@ -628,7 +225,7 @@ class SqliteStore(Store):
             conn.execute(
                 "INSERT INTO devices (id, checkpoint, created_at, state) VALUES (?, ?, ?, 'unknown')"
                 " ON CONFLICT(id) DO UPDATE SET checkpoint = excluded.checkpoint",
-                (device_id, checkpoint, _ms(datetime.now(timezone.utc))),
+                (device_id, checkpoint, to_ms(datetime.now(timezone.utc))),
             )
         device = self.get_device(device_id)
         assert device is not None
@@ -648,8 +245,8 @@ class SqliteStore(Store):
     @staticmethod
     def _device(row: Sequence[Any]) -> Device:
         return Device(
-            row[0], row[1], row[2], row[3], row[4], _from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], _from_ms(row[7]), _from_ms(row[8]), *row[9:],
+            row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
+            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:],
         )
 
     def get_device(self, device_id: str) -> Device | None:
@@ -674,8 +271,8 @@ class SqliteStore(Store):
         seen: dict[str, int] = {}
         rows = []
         for e in batch:
-            received = _ms(e.received_at)
-            rows.append((e.device, e.seq, e.checkpoint, _ms(e.ts), received, counted_minute(e), e.result,
+            received = to_ms(e.received_at)
+            rows.append((e.device, e.seq, e.checkpoint, to_ms(e.ts), received, counted_minute(e), e.result,
                          e.reason, e.policy, e.trust_version))
             seen[e.device] = max(seen.get(e.device, 0), received)
         new = 0
@@ -723,9 +320,9 @@ class SqliteStore(Store):
                                " reset, so these events are not counted; register it under a new id", device, seq)
 
     def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
-        at = _ms(received_at)
-        values = [getattr(status, name) for name in _STATUS_COLUMNS]
-        sets = ", ".join(f"{name} = ?" for name in _STATUS_COLUMNS)
+        at = to_ms(received_at)
+        values = [getattr(status, name) for name in STATUS_COLUMNS]
+        sets = ", ".join(f"{name} = ?" for name in STATUS_COLUMNS)
         with self._write() as conn:
             if status.state == "online":
                 cur = conn.execute(
@@ -784,7 +381,7 @@ class SqliteStore(Store):
         return {(cp, result): int(n) for cp, result, n in rows}
 
     def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
-        start, end = _minute_range(since, until)
+        start, end = minute_range(since, until)
         by_result: dict[str, int] = {}
         with self._read():
             all_time = self._all_time_totals(scope, start, end)
@@ -798,7 +395,7 @@ class SqliteStore(Store):
     def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
         if level not in LEVELS:
             raise InvalidRecord(f"level must be province, district or checkpoint, got {level!r}")
-        start, end = _minute_range(since, until)
+        start, end = minute_range(since, until)
         where, params = scope.sql("province", "district", "id")
         column = {"province": 3, "district": 2, "checkpoint": 0}[level]
         with self._read() as conn:
@@ -820,11 +417,11 @@ class SqliteStore(Store):
     def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
         if not isinstance(bucket_s, int) or bucket_s < 60 or bucket_s % 60:
             raise InvalidRecord(f"bucket_s must be a positive multiple of 60, got {bucket_s!r}")
-        start, end = _minute_range(since, until)
+        start, end = minute_range(since, until)
         width = bucket_s // 60
         count = -(-(end - start) // width)
-        if count > _MAX_BUCKETS:
-            raise InvalidRecord(f"{count} buckets asked for; at most {_MAX_BUCKETS}: use wider buckets")
+        if count > MAX_BUCKETS:
+            raise InvalidRecord(f"{count} buckets asked for; at most {MAX_BUCKETS}: use wider buckets")
         # Units of a roll-up are used only where they fall inside one bucket (see split_range).
         with self._read():
             sums = self._sum_counts(scope, start, end, lambda p: f"(unit * {p.size} - {start}) / {width}, result",
@@ -838,7 +435,7 @@ class SqliteStore(Store):
         ]
 
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
-        start, end = _minute_range(since, until)
+        start, end = minute_range(since, until)
         with self._read():
             sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
         ordered = sorted(sums.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
@@ -856,7 +453,7 @@ class SqliteStore(Store):
             f" WHERE {where} ORDER BY e.id DESC LIMIT ?", [*params, limit],
         ).fetchall()
         return [
-            Event(d, cp, seq, _from_ms(ts), res, reason, pol, tv, _from_ms(rec))  # type: ignore[arg-type]
+            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec))  # type: ignore[arg-type]
             for d, cp, seq, ts, res, reason, pol, tv, rec in rows
         ]
 
@@ -867,7 +464,7 @@ class SqliteStore(Store):
     def prune_events(self, received_before: datetime) -> int:
         # Per-minute counts are kept, so totals and charts stay exact; only the single rows (used
         # for recent lists and to recognise redeliveries) go. Units resend within hours, not months.
-        cutoff = _ms(received_before)
+        cutoff = to_ms(received_before)
         deleted = 0
         while True:  # in slices, so the ingest is never locked out for long
             with self._write() as conn:
@@ -912,15 +509,15 @@ class SqliteStore(Store):
                 conn.execute(
                     "INSERT INTO users (username, password_hash, role, scope, language, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (username, password_hash, role, json.dumps(scope.to_json()), language, _ms(created)),
+                    (username, password_hash, role, json.dumps(scope.to_json()), language, to_ms(created)),
                 )
         except sqlite3.IntegrityError:
             raise DuplicateUser(username) from None
-        return User(username, password_hash, role, scope, language, _from_ms(_ms(created)))
+        return User(username, password_hash, role, scope, language, from_ms(to_ms(created)))
 
     @staticmethod
     def _user(row: Sequence[Any]) -> User:
-        return User(row[0], row[1], row[2], Scope.from_json(json.loads(row[3])), row[4], _from_ms(row[5]))
+        return User(row[0], row[1], row[2], Scope.from_json(json.loads(row[3])), row[4], from_ms(row[5]))
 
     def get_user(self, username: str) -> User | None:
         row = self._conn().execute(
@@ -944,7 +541,7 @@ class SqliteStore(Store):
                 raise UnknownUser(username)
 
     def record_login_failure(self, username: str, ip: str, at: datetime | None = None) -> None:
-        when = _ms(at or datetime.now(timezone.utc))
+        when = to_ms(at or datetime.now(timezone.utc))
         with self._write() as conn:
             conn.execute("INSERT INTO login_failures (username, ip, at) VALUES (?, ?, ?)",
                          (username[:200], ip[:64], when))
@@ -956,7 +553,7 @@ class SqliteStore(Store):
             conn.execute("DELETE FROM login_failures WHERE username = ? AND ip = ?", (username, ip))
 
     def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
-        since = _ms((now or datetime.now(timezone.utc)) - window)
+        since = to_ms((now or datetime.now(timezone.utc)) - window)
         conn = self._conn()
         by_user = conn.execute("SELECT COUNT(*) FROM login_failures WHERE username = ? AND at >= ?",
                                (username, since)).fetchone()[0]
@@ -981,12 +578,12 @@ class SqliteStore(Store):
                 conn.execute(
                     "INSERT INTO trust_bundles (version, raw, issued_at, next_update, uploaded_at,"
                     " uploaded_by) VALUES (?, ?, ?, ?, ?, ?)",
-                    (version, bytes(raw), issued_at and _ms(issued_at), next_update and _ms(next_update),
-                     _ms(uploaded), uploaded_by),
+                    (version, bytes(raw), issued_at and to_ms(issued_at), next_update and to_ms(next_update),
+                     to_ms(uploaded), uploaded_by),
                 )
         except sqlite3.IntegrityError:
             raise InvalidRecord(f"trust bundle version {version} is already stored") from None
-        return TrustRecord(version, bytes(raw), issued_at, next_update, _from_ms(_ms(uploaded)),  # type: ignore[arg-type]
+        return TrustRecord(version, bytes(raw), issued_at, next_update, from_ms(to_ms(uploaded)),  # type: ignore[arg-type]
                            uploaded_by)
 
     def latest_trust_bundle(self) -> TrustRecord | None:
@@ -996,8 +593,8 @@ class SqliteStore(Store):
         ).fetchone()
         if row is None:
             return None
-        return TrustRecord(row[0], bytes(row[1]), _from_ms(row[2]), _from_ms(row[3]),
-                           _from_ms(row[4]), row[5])  # type: ignore[arg-type]
+        return TrustRecord(row[0], bytes(row[1]), from_ms(row[2]), from_ms(row[3]),
+                           from_ms(row[4]), row[5])  # type: ignore[arg-type]
 
 
 class _Transaction:

@@ -1,0 +1,415 @@
+"""The central store's shared part: records, errors, the `Store` interface, time arithmetic.
+
+`Store` is the small interface the ingest and the web app code against; each backend lives in
+a module named after its technology (`sqlite.py`, the embedded default). Every query takes a
+`Scope`, so a scoped user can never read outside their area, and every datetime in or out is
+timezone-aware UTC.
+
+Events hold no personal data: only device, checkpoint, seq, times, result, reason, policy and
+trust version. `Event` refuses anything that does not look like those.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from dashboard.scope import Scope
+
+logger = logging.getLogger(__name__)
+
+Result = Literal["green", "yellow", "red"]
+Role = Literal["admin", "supervisor", "viewer"]
+Level = Literal["province", "district", "checkpoint"]
+RESULTS: tuple[str, ...] = ("green", "yellow", "red")
+ROLES: tuple[str, ...] = ("admin", "supervisor", "viewer")
+LEVELS: tuple[str, ...] = ("province", "district", "checkpoint")
+LANGUAGES: tuple[str, ...] = ("vi", "en")
+
+# Identifiers that appear in MQTT topics and URLs: short, no spaces, no MQTT wildcards.
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Reason and policy codes are machine words, which also keeps free text (names) out of the store.
+CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class StoreError(Exception):
+    """Base of every store error; `str(e)` is a reason a person can read."""
+
+
+class InvalidRecord(StoreError):
+    """A record does not fit the schema (bad id, unknown result, personal-looking text...)."""
+
+
+class UnknownCheckpoint(StoreError):
+    """A device refers to a checkpoint that is not registered."""
+
+    def __init__(self, checkpoint: str) -> None:
+        self.checkpoint = checkpoint
+        super().__init__(f"checkpoint {checkpoint!r} is not registered")
+
+
+class UnknownDevice(StoreError):
+    """No device with this id is registered."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        super().__init__(f"device {device!r} is not registered")
+
+
+class DuplicateUser(StoreError):
+    """A user with this name already exists."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        super().__init__(f"user {username!r} already exists")
+
+
+class UnknownUser(StoreError):
+    """No user with this name exists."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        super().__init__(f"user {username!r} does not exist")
+
+
+def utc(value: datetime) -> datetime:
+    """Return `value` as an aware UTC datetime; naive datetimes are refused, not guessed."""
+    if value.tzinfo is None:
+        raise InvalidRecord("datetimes must carry a timezone (UTC expected)")
+    return value.astimezone(timezone.utc)
+
+
+def check_id(kind: str, value: str) -> str:
+    """Return `value` if it is a valid identifier, else raise InvalidRecord naming `kind`."""
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise InvalidRecord(f"{kind} id must be 1-64 letters, digits, '_', '.' or '-', got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Event:
+    """One verdict from a unit, as stored: no names, no dates of birth, no certificate ids."""
+
+    device: str
+    checkpoint: str
+    seq: int
+    ts: datetime
+    result: str
+    reason: str
+    policy: str
+    trust_version: int | None
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        check_id("device", self.device)
+        check_id("checkpoint", self.checkpoint)
+        if not isinstance(self.seq, int) or isinstance(self.seq, bool) or not 0 <= self.seq < 2**63:
+            raise InvalidRecord("seq must be a non-negative integer")
+        # The messages never repeat a refused text value: it could be a name sent by mistake.
+        if self.result not in RESULTS:
+            raise InvalidRecord("result must be green, yellow or red")
+        for name in ("reason", "policy"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not CODE_RE.match(value):
+                raise InvalidRecord(f"{name} must be a lower-case code of at most 64 characters")
+        tv = self.trust_version
+        if tv is not None and (not isinstance(tv, int) or isinstance(tv, bool) or tv < 0):
+            raise InvalidRecord("trust_version must be a non-negative integer")
+        object.__setattr__(self, "ts", utc(self.ts))
+        object.__setattr__(self, "received_at", utc(self.received_at))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A control point, placed in a district and a province (administrative codes)."""
+
+    id: str
+    name: str
+    district: str
+    province: str
+    policy: str | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """A registered unit with its latest reported status (None where it has not said yet)."""
+
+    id: str
+    checkpoint: str
+    district: str
+    province: str
+    checkpoint_name: str
+    created_at: datetime
+    state: str = "unknown"  # "online" | "offline" | "unknown" (never reported)
+    last_seen: datetime | None = None  # last event or status received from it
+    status_at: datetime | None = None  # when its latest status message arrived
+    software: str | None = None
+    trust_version: int | None = None
+    trust_age_s: float | None = None
+    backlog: int | None = None
+    clock: str | None = None  # "ok" | "behind_bundle" | "behind_last_seen"
+    fps: float | None = None
+    temperature_c: float | None = None
+    uptime_s: float | None = None
+
+    @property
+    def online(self) -> bool:
+        """True if the unit's latest status says it is online."""
+        return self.state == "online"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Verdict counts; `total` and `pass_rate` (green + yellow over total) are derived."""
+
+    green: int = 0
+    yellow: int = 0
+    red: int = 0
+
+    @property
+    def total(self) -> int:
+        """All verdicts."""
+        return self.green + self.yellow + self.red
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Share of verdicts that let the person through, or None when there are none."""
+        return (self.green + self.yellow) / self.total if self.total else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the API."""
+        return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
+                "pass_rate": self.pass_rate}
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """Counts of one province, district or checkpoint (`key` is its code, `label` its name)."""
+
+    key: str
+    label: str
+    counts: Counts
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Counts in the time bucket starting at `start` (UTC)."""
+
+    start: datetime
+    counts: Counts
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """How many verdicts had this result and reason."""
+
+    result: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class User:
+    """A dashboard account; `password_hash` is whatever the web app's hasher produced."""
+
+    username: str
+    password_hash: str
+    role: str
+    scope: Scope
+    language: str = "vi"
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TrustRecord:
+    """A trust bundle accepted by the dashboard; `raw` is the exact signed file."""
+
+    version: int
+    raw: bytes
+    issued_at: datetime | None
+    next_update: datetime | None
+    uploaded_at: datetime
+    uploaded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A device's status message as the ingest parsed it (the contract's status fields only)."""
+
+    state: str
+    software: str | None = None
+    trust_version: int | None = None
+    trust_age_s: float | None = None
+    backlog: int | None = None
+    clock: str | None = None
+    fps: float | None = None
+    temperature_c: float | None = None
+    uptime_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """What the ingest and the web app need from storage; every query is limited by a Scope."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- registry --------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_checkpoint(
+        self, id: str, name: str, district: str, province: str, policy: str | None = None
+    ) -> Checkpoint:
+        """Create or update a checkpoint."""
+
+    @abstractmethod
+    def list_checkpoints(self, scope: Scope) -> list[Checkpoint]:
+        """Checkpoints inside `scope`, ordered by province, district, id."""
+
+    @abstractmethod
+    def add_device(self, device_id: str, checkpoint: str) -> Device:
+        """Register a unit at a registered checkpoint (re-adding moves it); UnknownCheckpoint if not."""
+
+    @abstractmethod
+    def remove_device(self, device_id: str) -> bool:
+        """Forget a unit (its counted events stay); False if it was not registered."""
+
+    @abstractmethod
+    def get_device(self, device_id: str) -> Device | None:
+        """One unit with its status, or None."""
+
+    @abstractmethod
+    def list_devices(self, scope: Scope) -> list[Device]:
+        """Units inside `scope` with their status, ordered by checkpoint, id."""
+
+    # -- ingest ----------------------------------------------------------------------------
+    @abstractmethod
+    def record_events(self, batch: Sequence[Event]) -> int:
+        """Store a batch in one transaction; returns how many were new (same (device, seq) = once)."""
+
+    @abstractmethod
+    def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
+        """Save a unit's latest status; False (nothing stored) if the device is not registered."""
+
+    # -- queries ---------------------------------------------------------------------------
+    @abstractmethod
+    def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
+        """Counts of verdicts with since <= ts < until (per-minute resolution)."""
+
+    @abstractmethod
+    def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
+        """Counts per province, district or checkpoint, ordered by key; only groups with data."""
+
+    @abstractmethod
+    def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
+        """Counts per `bucket_s` (a multiple of 60), every bucket present, zeros included."""
+
+    @abstractmethod
+    def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
+        """Counts per (result, reason), largest first."""
+
+    @abstractmethod
+    def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
+        """The latest stored events inside `scope` (optionally one checkpoint), newest first."""
+
+    @abstractmethod
+    def change_marker(self) -> int:
+        """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
+
+    @abstractmethod
+    def prune_events(self, received_before: datetime) -> int:
+        """Delete single events received before this time (counts stay); returns how many."""
+
+    @abstractmethod
+    def record_rejects(self, counts: Mapping[str, int]) -> None:
+        """Add to the ingest's counts of refused messages, by reason (kept across restarts)."""
+
+    @abstractmethod
+    def reject_counts(self) -> dict[str, int]:
+        """How many messages the ingest refused, by reason, since the store was made."""
+
+    # -- users -----------------------------------------------------------------------------
+    @abstractmethod
+    def create_user(
+        self, username: str, password_hash: str, role: str, scopes: Scope, language: str = "vi"
+    ) -> User:
+        """Add an account; DuplicateUser if the name is taken, InvalidRecord for a bad role."""
+
+    @abstractmethod
+    def get_user(self, username: str) -> User | None:
+        """One account, or None."""
+
+    @abstractmethod
+    def list_users(self) -> list[User]:
+        """All accounts, by name."""
+
+    @abstractmethod
+    def set_user_language(self, username: str, language: str) -> None:
+        """Switch a user's language ("vi" or "en"); UnknownUser if absent."""
+
+    @abstractmethod
+    def record_login_failure(self, username: str, ip: str, at: datetime | None = None) -> None:
+        """Remember a failed login attempt."""
+
+    @abstractmethod
+    def clear_login_failures(self, username: str, ip: str) -> None:
+        """Forget this user's failures from this address (after a successful login)."""
+
+    @abstractmethod
+    def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
+        """Failures within `window`: the larger of those for this username and those from this ip."""
+
+    # -- trust -----------------------------------------------------------------------------
+    @abstractmethod
+    def save_trust_bundle(
+        self,
+        version: int,
+        raw: bytes,
+        issued_at: datetime | None,
+        next_update: datetime | None,
+        uploaded_by: str | None = None,
+    ) -> TrustRecord:
+        """Keep an accepted trust bundle (versions are unique)."""
+
+    @abstractmethod
+    def latest_trust_bundle(self) -> TrustRecord | None:
+        """The highest-version bundle, or None."""
+
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# A unit clock that runs ahead, or was never set (a Pi has no RTC), must not move counts to the
+# wrong minute: such events are counted at the time the central service received them.
+MAX_CLOCK_AHEAD_S = 300
+EARLIEST_PLAUSIBLE_TS = datetime(2021, 1, 1, tzinfo=timezone.utc)
+MAX_BUCKETS = 5000
+STATUS_COLUMNS = ("software", "trust_version", "trust_age_s", "backlog", "clock", "fps",
+                   "temperature_c", "uptime_s")
+
+
+def to_ms(value: datetime) -> int:
+    return int(utc(value).timestamp() * 1000)
+
+
+def from_ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def counted_minute(event: Event) -> int:
+    """The UTC minute (since the epoch) an event is counted in."""
+    at = event.ts
+    if at > event.received_at + timedelta(seconds=MAX_CLOCK_AHEAD_S) or at < EARLIEST_PLAUSIBLE_TS:
+        at = event.received_at
+    return int(at.timestamp()) // 60
+
+
+def minute_range(since: datetime, until: datetime) -> tuple[int, int]:
+    """Minutes m with since <= m*60 < until."""
+    start = -(-int(utc(since).timestamp()) // 60)
+    end = -(-int(utc(until).timestamp()) // 60)
+    return start, max(start, end)
