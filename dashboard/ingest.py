@@ -202,6 +202,7 @@ class Ingest:
         cfg = self.config.mqtt
         client = broker.mqtt_client(cfg, cfg.ingest, self._client_id, manual_ack=True, buffered=True)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
@@ -264,6 +265,15 @@ class Ingest:
         client.subscribe([("chot/v1/+/+/event", opts), ("chot/v1/+/+/status", opts)])
         logger.info("ingest connected (session present: %s)", flags.session_present)
         self._connected.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        # start() returns only once the broker has granted the subscriptions: on a new session,
+        # events published between CONNACK and SUBACK would otherwise reach no one.
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            logger.error("broker refused the ingest's subscriptions: %s", ", ".join(refused))
+            self._refused = "subscriptions refused: " + ", ".join(refused)
+            self._connected.clear()
         self._connected_or_refused.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
