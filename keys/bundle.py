@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -19,6 +20,7 @@ from keys import ca
 from keys.errors import BundleVersionError, KeysError
 from keys.ministry import MinistryDir
 from keys.revoke import RevocationStore, normalise_revocations
+from verifier import valuesets
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +54,41 @@ def builtin_policy_documents() -> dict[str, Any]:
     return {name: policy.to_document() for name, policy in builtin_policies().items()}
 
 
+def shipped_value_sets() -> dict[str, Any]:
+    """The value set documents shipped with the verifier, by name."""
+    return valuesets.shipped_documents()
+
+
+def read_value_sets(directory: Path) -> dict[str, Any]:
+    """EU value set documents from `directory` (`<name>.json`, e.g. `test-manf.json`), by name.
+
+    :raises KeysError: when the folder holds no known value set, or a file is not a value set.
+    """
+    documents: dict[str, Any] = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        name = path.stem
+        if name not in valuesets.NAMES:
+            logger.warning("%s: not a value set the verifier checks (known: %s), left out", path,
+                           ", ".join(sorted(valuesets.NAMES)))
+            continue
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            valuesets.codes_of(document, name)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise KeysError(f"{path}: {err}") from err
+        documents[name] = document
+    if not documents:
+        raise KeysError(f"{directory}: no value set files (<name>.json, name one of "
+                        f"{', '.join(sorted(valuesets.NAMES))})")
+    return documents
+
+
 def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
                    revocations: Mapping[str, Iterable[str]] | None = None,
                    policies: Mapping[str, Any] | None = None, issued_at: dt.datetime,
-                   next_update: dt.datetime | None = None, issuer: str = ISSUER) -> bytes:
-    """The UTF-8 JSON payload bytes of a bundle."""
+                   next_update: dt.datetime | None = None, issuer: str = ISSUER,
+                   value_sets: Mapping[str, Any] | None = None) -> bytes:
+    """The UTF-8 JSON payload bytes of a bundle; `value_sets` (documents by name) only when given."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise KeysError(f"bundle version must be a whole number of at least 1, got {version!r}")
     payload = {
@@ -68,6 +100,8 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
         "revocations": normalise_revocations(revocations),
         "policies": dict(policies or {}),
     }
+    if value_sets:  # left out otherwise: the payload is then what older units already read
+        payload["value_sets"] = dict(value_sets)
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -92,8 +126,10 @@ def last_version(ministry: MinistryDir) -> int:
 
 
 def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.datetime | None = None,
-            lifetime: dt.timedelta = DEFAULT_LIFETIME, policies: Mapping[str, Any] | None = None) -> bytes:
-    """Build and sign the ministry's bundle with every DSC, its revocations and the shipped policies.
+            lifetime: dt.timedelta = DEFAULT_LIFETIME, policies: Mapping[str, Any] | None = None,
+            value_sets: Mapping[str, Any] | None = None) -> bytes:
+    """Build and sign the ministry's bundle with every DSC, its revocations and the shipped policies
+    (and `value_sets`, value set documents by name, when given).
 
     The version must exceed the last one recorded, which is then updated.
     :raises BundleVersionError: when it does not.
@@ -106,7 +142,7 @@ def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.dat
     data = make_bundle(ministry.trust_list_signing_key(passphrase), version=version,
                        dscs=ministry.dsc_certificates(), revocations=RevocationStore(ministry).load(),
                        policies=builtin_policy_documents() if policies is None else policies,
-                       issued_at=issued_at, next_update=issued_at + lifetime)
+                       issued_at=issued_at, next_update=issued_at + lifetime, value_sets=value_sets)
     history = ministry.read_state(ministry.bundles, {"last_version": 0, "published": []})
     history["last_version"] = version
     history.setdefault("published", []).append(

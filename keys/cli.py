@@ -196,15 +196,27 @@ def qr_cmd(source: Any, out: Path, scale: int) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write.")
 @click.option("--lifetime-hours", type=click.IntRange(1, 24 * 90), default=24, show_default=True,
               help="Hours until next_update.")
+@click.option("--value-sets", "value_sets", default=None, metavar="shipped|DIR",
+              help="Also carry the DCC value sets, which units then use instead of their shipped ones: "
+                   "`shipped` (the verifier's own) or a folder of EU value set files (<name>.json, e.g. "
+                   "test-manf.json); a folder replaces only the sets it holds.")
 @now_option
 @passphrase_option
-def bundle_cmd(ministry_dir: Path, version: int, out: Path, lifetime_hours: int, now: dt.datetime | None,
-               passphrase: str | None) -> None:
+def bundle_cmd(ministry_dir: Path, version: int, out: Path, lifetime_hours: int, value_sets: str | None,
+               now: dt.datetime | None, passphrase: str | None) -> None:
     """Build and sign the trust bundle: every DSC, the revocations and the shipped policies."""
+    documents = None
+    if value_sets == "shipped":
+        documents = bundle_mod.shipped_value_sets()
+    elif value_sets is not None:
+        if not Path(value_sets).is_dir():
+            raise click.BadParameter("give `shipped` or a folder of value set files", param_hint="--value-sets")
+        documents = bundle_mod.read_value_sets(Path(value_sets))
     data = bundle_mod.publish(MinistryDir(ministry_dir), _passphrase(passphrase), version, now=_now(now),
-                              lifetime=dt.timedelta(hours=lifetime_hours))
+                              lifetime=dt.timedelta(hours=lifetime_hours), value_sets=documents)
     keystore.write_public_file(out, data)
-    click.echo(f"wrote trust bundle version {version} to {out}")
+    carried = f" with value sets {', '.join(sorted(documents))}" if documents else ""
+    click.echo(f"wrote trust bundle version {version} to {out}{carried}")
 
 
 @keys.command("revoke")

@@ -2,7 +2,9 @@
 
 Format (docs/architecture.md): a JSON document `{format, payload, signature, signer}` whose
 `payload` is base64 of UTF-8 JSON `{version, issued_at, next_update, issuer, dscs,
-revocations, policies}`, signed ECDSA P-256 / SHA-256 (DER) by the ministry's trust-list key.
+revocations, policies, value_sets}`, signed ECDSA P-256 / SHA-256 (DER) by the ministry's
+trust-list key. `value_sets` (optional, newer bundles) holds EU value set documents by name;
+each replaces the shipped set of that name (older bundles, without it, keep the shipped sets).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from verifier.errors import VerificationError
 from verifier.revocation import HASH_TYPES, RevocationList
 from verifier.trust import SignerKey, TrustStore, compute_kid
+from verifier.valuesets import ValueSets, codes_of, shipped
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +80,27 @@ class TrustBundle:
     revocations: Mapping[str, list[str]]
     policies: Mapping[str, Any]
     raw: bytes = field(repr=False)
+    value_sets: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """The bundle's value set documents by name (empty for a bundle without them)."""
+
+    def coded_value_sets(self) -> ValueSets:
+        """The shipped value sets with this bundle's replacing those of the same name (made once)."""
+        made = self.__dict__.get("_coded")
+        if made is None:
+            made = shipped().with_overrides(self.value_sets)
+            object.__setattr__(self, "_coded", made)
+        return made
 
     def trust_store(self) -> TrustStore:
-        """The TrustStore of this bundle's DSCs and revocations, tagged with its version."""
+        """The TrustStore of this bundle's DSCs, revocations and value sets, tagged with its version."""
         signers = []
         for entry in self.dscs:
             der = base64.b64decode(entry["certificate"])
             kid = base64.b64decode(entry["kid"]) if entry.get("kid") else compute_kid(der)
             signers.append(SignerKey.from_certificate(
                 der, kid=kid, types=entry.get("types"), country=entry.get("country") or None))
-        return TrustStore(signers, RevocationList.from_mapping(self.revocations), version=self.version)
+        return TrustStore(signers, RevocationList.from_mapping(self.revocations), version=self.version,
+                          value_sets=self.coded_value_sets())
 
 
 def _load_anchor(anchor: Any) -> ec.EllipticCurvePublicKey:
@@ -154,6 +168,14 @@ def _check_payload(payload: Any) -> None:
         raise BundleFormatError("each revocation entry must be a list of hashes")
     if not isinstance(payload.get("policies", {}), Mapping):
         raise BundleFormatError("`policies` is not an object")
+    value_sets = payload.get("value_sets", {})
+    if not isinstance(value_sets, Mapping):
+        raise BundleFormatError("`value_sets` is not an object")
+    for name, document in value_sets.items():
+        try:
+            codes_of(document, name)
+        except ValueError as err:
+            raise BundleFormatError(f"value_sets: {err}") from err
 
 
 def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) -> TrustBundle:
@@ -199,10 +221,12 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         revocations={k: [str(h).lower() for h in v] for k, v in payload.get("revocations", {}).items()},
         policies=dict(payload.get("policies", {})),
         raw=bytes(data),
+        value_sets=dict(payload.get("value_sets", {})),
     )
     try:  # fail now, not at the first scan, on a certificate that does not parse
         bundle.trust_store()
     except (ValueError, KeyError, TypeError, binascii.Error) as err:
         raise BundleFormatError(f"a DSC entry is unreadable: {err}") from err
-    logger.info("trust bundle version %d accepted (%d DSCs)", version, len(bundle.dscs))
+    logger.info("trust bundle version %d accepted (%d DSCs, value sets: %s)", version, len(bundle.dscs),
+                ", ".join(sorted(bundle.value_sets)) or "shipped")
     return bundle

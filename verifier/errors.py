@@ -185,12 +185,36 @@ class SchemaError(VerificationError):
         return type(self)(f"/{key}{self.path}", self.problem)
 
 
+class SchemaVersionError(SchemaError):
+    """The DCC declares a schema version of a major version this unit does not know."""
+
+    code = "schema_version"
+    message_en = "The certificate uses a format version this unit does not know."
+    message_vi = "Chứng nhận dùng phiên bản định dạng mà thiết bị chưa hỗ trợ."
+
+
 class ValueSetError(SchemaError):
-    """A coded field (disease, test type or result) holds a code outside the DCC value sets."""
+    """A coded field holds a code outside its DCC value set (verifier.valuesets).
+
+    The messages name the field and the code (a code is not personal data); `field` is e.g.
+    `v.mp`, `value` the code as shown (None when a required code is missing).
+    """
 
     code = "value_set"
     message_en = "The certificate holds a medical code this unit does not know."
     message_vi = "Chứng nhận chứa mã y tế mà thiết bị không nhận biết."
+
+    def __init__(self, path: str = "", detail: str = "", *, field: str = "", value: str | None = None,
+                 label_en: str = "", label_vi: str = "") -> None:
+        super().__init__(path, detail)
+        self.field = field
+        self.value = value
+        if field and value is not None:
+            self.message_en = f"Unknown {label_en} code “{value}” ({field}): not in this unit's value sets."
+            self.message_vi = f"Mã {label_vi} “{value}” ({field}) không có trong danh mục của thiết bị."
+        elif field:
+            self.message_en = f"The certificate names no {label_en} ({field}), which it must."
+            self.message_vi = f"Chứng nhận thiếu {label_vi} ({field}), là thông tin bắt buộc."
 
 
 class Revoked(VerificationError):

@@ -2,7 +2,7 @@
 
 This is the fast path of `verifier.schema`: it builds no paths and raises nothing, it only
 returns True when the value passes every check the detailed validator makes (same types,
-lengths, patterns, formats, minimums, item counts, required keys and value sets). When it
+lengths, patterns, formats, bounds, item counts and required keys). When it
 returns False the detailed validator runs to name the failing field. It must never return
 True where the detailed validator would fail; tests compare the two on mutated payloads.
 """
@@ -19,12 +19,9 @@ FastCheck = Callable[[Any], bool]
 class _SourceCompiler:
     """Emits Python source for a schema; each value lives in a fresh local variable."""
 
-    def __init__(self, root: Mapping[str, Any], value_sets: Mapping[str, frozenset[str]],
-                 enforce: frozenset[str], formats: Mapping[str, Callable[[str], bool]],
+    def __init__(self, root: Mapping[str, Any], formats: Mapping[str, Callable[[str], bool]],
                  map_types: tuple[type, ...]) -> None:
         self.root = root
-        self.value_sets = value_sets
-        self.enforce = enforce
         self.names: dict[str, Any] = {"_MAPS": map_types, "_LISTS": (list, tuple), "_MISSING": object()}
         self.formats = formats
         self.lines: list[str] = []
@@ -44,26 +41,29 @@ class _SourceCompiler:
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
-    def node(self, node: Mapping[str, Any], var: str, depth: int, name: str = "", nesting: int = 0) -> None:
+    def node(self, node: Mapping[str, Any], var: str, depth: int, nesting: int = 0) -> None:
         if nesting > 20:
             raise ValueError("schema nests too deeply (recursive $ref?)")
+        check_keywords(node)
         if "$ref" in node:
             ref = node["$ref"]
             if not ref.startswith("#/$defs/"):
                 raise ValueError(f"unsupported $ref {ref}")
             target = ref[len("#/$defs/"):]
-            self.node(self.root["$defs"][target], var, depth, target, nesting + 1)
+            self.node(self.root["$defs"][target], var, depth, nesting + 1)
         kind = node.get("type")
         if kind == "object":
             self.object(node, var, depth, nesting)
         elif kind == "array":
             self.array(node, var, depth, nesting)
         elif kind == "string":
-            self.string(node, var, depth, name)
+            self.string(node, var, depth)
         elif kind == "integer":
             self.emit(depth, f"if type({var}) is not int and not (type({var}) is float and {var}.is_integer()): return False")
             if "minimum" in node:
                 self.emit(depth, f"if {var} < {node['minimum']!r}: return False")
+            if "maximum" in node:
+                self.emit(depth, f"if {var} > {node['maximum']!r}: return False")
         for key in ("oneOf", "anyOf"):
             if key in node:
                 groups = [tuple(option.get("required", ())) for option in node[key]]
@@ -88,14 +88,14 @@ class _SourceCompiler:
             self.emit(depth, f"{child} = {var}.get({key!r}, _MISSING)")
             if key in required:  # present for sure: its checks need no guard
                 before = len(self.lines)
-                self.node(sub, child, depth, key, nesting + 1)
+                self.node(sub, child, depth, nesting + 1)
                 # A leading type check already refuses the _MISSING marker: no separate test.
                 if len(self.lines) == before or not self.lines[before].lstrip().startswith(f"if type({child}) "):
                     self.lines.insert(before, "    " * depth + f"if {child} is _MISSING: return False")
                 continue
             self.emit(depth, f"if {child} is not _MISSING:")
             before = len(self.lines)
-            self.node(sub, child, depth + 1, key, nesting + 1)
+            self.node(sub, child, depth + 1, nesting + 1)
             if len(self.lines) == before:
                 self.emit(depth + 1, "pass")
 
@@ -111,11 +111,11 @@ class _SourceCompiler:
             item = self.fresh("i")
             self.emit(depth, f"for {item} in {var}:")
             before = len(self.lines)
-            self.node(node["items"], item, depth + 1, "", nesting + 1)
+            self.node(node["items"], item, depth + 1, nesting + 1)
             if len(self.lines) == before:
                 self.emit(depth + 1, "pass")
 
-    def string(self, node: Mapping[str, Any], var: str, depth: int, name: str) -> None:
+    def string(self, node: Mapping[str, Any], var: str, depth: int) -> None:
         self.emit(depth, f"if type({var}) is not str: return False")
         longest = min(node.get("maxLength", self.max_string), self.max_string)
         self.emit(depth, f"if len({var}) > {longest}: return False")
@@ -125,14 +125,26 @@ class _SourceCompiler:
         form = self.formats.get(node.get("format", ""))
         if form is not None:
             self.emit(depth, f"if not {self.constant(form, 'format')}({var}): return False")
-        if "valueset-uri" in node and name in self.enforce:
-            codes = self.value_sets.get(node["valueset-uri"].rsplit("/", 1)[-1][:-5])
-            if codes is not None:
-                self.emit(depth, f"if {var} not in {self.constant(codes, 'codes')}: return False")
 
 
-def compile_fast(schema: Mapping[str, Any], value_sets: Mapping[str, frozenset[str]],
-                 enforce: frozenset[str], formats: Mapping[str, Callable[[str], bool]],
+# What a DCC schema node may hold: the keywords both compilers implement, and annotations.
+KEYWORDS = frozenset({"type", "properties", "required", "items", "minItems", "maxItems", "maxLength",
+                      "pattern", "format", "minimum", "maximum", "oneOf", "anyOf", "$ref"})
+ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "examples",
+                         "valueset-uri"})
+
+
+def check_keywords(node: Mapping[str, Any]) -> None:
+    """Refuse a schema using a keyword neither compiler implements (it would be silently ignored).
+
+    :raises ValueError: naming the keywords.
+    """
+    unknown = set(node) - KEYWORDS - ANNOTATIONS
+    if unknown:
+        raise ValueError(f"unsupported schema keywords {sorted(unknown)}")
+
+
+def compile_fast(schema: Mapping[str, Any], formats: Mapping[str, Callable[[str], bool]],
                  map_types: tuple[type, ...], limits: tuple[int, int],
                  extras_ok: Callable[[Any, frozenset[str]], bool]) -> FastCheck:
     """Compile `schema` into a function value -> bool (True only when every check passes).
@@ -140,7 +152,7 @@ def compile_fast(schema: Mapping[str, Any], value_sets: Mapping[str, frozenset[s
     `limits` is (longest string, most items); `extras_ok(mapping, known_keys)` checks the
     fields the schema does not name.
     """
-    compiler = _SourceCompiler(schema, value_sets, enforce, formats, map_types)
+    compiler = _SourceCompiler(schema, formats, map_types)
     compiler.max_string, compiler.max_items = limits
     compiler.names["_extras_ok"] = extras_ok
     compiler.node(schema, "value", 1)

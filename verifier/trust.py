@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from verifier.errors import KeyUsageError, SignerExpired, SignerNotYetValid
 from verifier.revocation import RevocationList
+from verifier.valuesets import ValueSets, shipped
 
 logger = logging.getLogger(__name__)
 
@@ -167,13 +168,14 @@ class SignerKey:
 
 
 class TrustStore:
-    """Document signer keys indexed by kid, plus the revocation list and the bundle version."""
+    """Document signer keys indexed by kid, the revocation list, the value sets, the bundle version."""
 
     def __init__(
         self,
         signers: Iterable[SignerKey],
         revocations: RevocationList | Mapping[str, Iterable[str]] | None = None,
         version: int | None = None,
+        value_sets: ValueSets | None = None,
     ) -> None:
         self._by_kid: dict[bytes, list[SignerKey]] = {}
         for signer in signers:
@@ -182,6 +184,8 @@ class TrustStore:
             revocations = RevocationList.from_mapping(revocations)
         self.revocations = revocations
         self.version = version
+        self.value_sets = value_sets if value_sets is not None else shipped()
+        """The coded fields' value sets: a bundle's where it carries them, else the shipped ones."""
 
     @classmethod
     def from_certificates(cls, ders: Iterable[bytes], **kwargs: Any) -> "TrustStore":

@@ -66,7 +66,7 @@ class VerifyOptions:
     check_signer_validity: bool = True
     """Check the DSC's notBefore/notAfter against `now` (conformance runs may turn it off)."""
     check_value_sets: bool = True
-    """Refuse unknown disease, test type and test result codes (reason `value_set`)."""
+    """Refuse a coded field whose code is not in the trust store's value sets (reason `value_set`)."""
 
 
 _CLOCK_UNTRUSTED = (
@@ -231,14 +231,45 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
         signer.check_valid_at(now)
     signer.check_type(kind)
     cwt.check_times(claims, now, options.clock_skew)
-    validate_dcc(dcc, options.check_value_sets)
+    validate_dcc(dcc, trust.value_sets if options.check_value_sets else False)
+    if len(dcc[kind]) > 1:  # only schema versions before 1.3.0 allow several entries of a type
+        dcc = latest_first(dcc, kind)
+        context[DESCRIBE] = functools.partial(_described, claims, kind, dcc[kind][0], options.uci_key)
     if trust.revocations:  # most units carry an empty list
-        trust.revocations.check(_str_or_none(entry.get("ci")), _str_or_none(entry.get("co")),
-                                msg.signature, msg.alg)
+        _check_revoked(trust, dcc[kind], msg)
     result, reason, message_en, message_vi = _decide(policy, dcc, now)
     context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
     _cap(context, policy, options)
     return Verdict.complete(context)
+
+
+_EVENT_TIME = {"v": "dt", "t": "sc", "r": "fr"}
+
+
+def latest_first(dcc: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """A copy of the DCC whose entries of `kind` are ordered latest event first.
+
+    Policies (like the EU business rules) judge entry 0; an issuer listing several doses need
+    not list the latest first. Entries order by event date (vaccination, sample, first positive
+    test: ISO 8601 text, which the schema has checked, compares in time order on its date part),
+    then by dose number.
+    """
+    key = _EVENT_TIME[kind]
+
+    def order(entry: Mapping[str, Any]) -> tuple[str, int]:
+        when, dose = entry.get(key), entry.get("dn")
+        return (when[:10] if type(when) is str else "", int(dose) if type(dose) in (int, float) else 0)
+
+    view = dict(dcc)
+    view[kind] = sorted(dcc[kind], key=order, reverse=True)
+    return view
+
+
+def _check_revoked(trust: TrustStore, entries: Any, msg: cose.Sign1) -> None:
+    """Every entry's identifier (schema versions before 1.3.0 allow several entries per type)."""
+    for entry in entries:
+        trust.revocations.check(_str_or_none(entry.get("ci")), _str_or_none(entry.get("co")),
+                                msg.signature, msg.alg)
 
 
 _kid_text: dict[bytes, str] = {}

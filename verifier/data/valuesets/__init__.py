@@ -1,1 +1,1 @@
-"""DCC value sets (JSON), loaded by verifier.schema."""
+"""DCC value sets (JSON), loaded by verifier.valuesets."""
