@@ -221,3 +221,41 @@ def test_add_dsc(ministry_dir: Path) -> None:
     assert bad.exit_code == 2
     odd = run("add-dsc", "--ministry", str(ministry_dir), "../escape", ok=False)
     assert odd.exit_code == 1 and "a-z" in odd.output
+
+
+def test_bundle_carries_value_sets_shipped_or_from_a_folder(ministry_dir: Path, tmp_path: Path) -> None:
+    from verifier.valuesets import NAMES, shipped
+
+    anchor = (ministry_dir / "anchor.pem").read_bytes()
+    plain = tmp_path / "plain.json"
+    run("bundle", "--ministry", str(ministry_dir), "--version", "1", "--out", str(plain), "--now", NOW_ARG)
+    assert parse_bundle(plain.read_bytes(), anchor).value_sets == {}
+
+    with_shipped = tmp_path / "shipped.json"
+    done = run("bundle", "--ministry", str(ministry_dir), "--version", "2", "--out", str(with_shipped),
+               "--now", NOW_ARG, "--value-sets", "shipped")
+    assert "value sets" in done.output
+    bundle = parse_bundle(with_shipped.read_bytes(), anchor)
+    assert set(bundle.value_sets) == NAMES
+    assert bundle.trust_store().value_sets.codes == shipped().codes
+
+    folder = tmp_path / "valuesets"
+    folder.mkdir()
+    (folder / "test-manf.json").write_text(json.dumps(
+        {"valueSetId": "covid-19-lab-test-manufacturer-and-name", "valueSetDate": "2026-12-01",
+         "valueSetValues": {"3001": {"display": "New rapid test", "active": True}}}), encoding="utf-8")
+    (folder / "notes.json").write_text("{}", encoding="utf-8")  # not a value set: left out, with a warning
+    out = tmp_path / "folder.json"
+    run("bundle", "--ministry", str(ministry_dir), "--version", "3", "--out", str(out), "--now", NOW_ARG,
+        "--value-sets", str(folder))
+    store = parse_bundle(out.read_bytes(), anchor).trust_store()
+    assert store.value_sets["test-manf"] == frozenset({"3001"})
+    assert store.value_sets["country-2-codes"] == shipped()["country-2-codes"]
+
+    (folder / "test-manf.json").write_text(json.dumps({"valueSetValues": {}}), encoding="utf-8")
+    refused = run("bundle", "--ministry", str(ministry_dir), "--version", "4", "--out", str(tmp_path / "x.json"),
+                  "--now", NOW_ARG, "--value-sets", str(folder), ok=False)
+    assert refused.exit_code != 0 and "test-manf" in refused.output and "no codes" in refused.output
+    wrong = run("bundle", "--ministry", str(ministry_dir), "--version", "4", "--out", str(tmp_path / "x.json"),
+                "--value-sets", str(tmp_path / "missing"), ok=False)
+    assert wrong.exit_code == 2 and "--value-sets" in wrong.output

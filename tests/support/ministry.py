@@ -114,8 +114,8 @@ class Ministry:
 
     def bundle(self, version: int = 1, revoked_ucis: Iterable[str] = (), policies: dict[str, Any] | None = None,
                signer: Any = None, *, issued_at: dt.datetime | None = None, next_update: dt.datetime | None = None,
-               dscs: Sequence[Any] | None = None) -> bytes:
-        """A signed trust bundle holding every DSC (not the rogue) and the revocations."""
+               dscs: Sequence[Any] | None = None, value_sets: dict[str, Any] | None = None) -> bytes:
+        """A signed trust bundle holding every DSC (not the rogue), the revocations, and `value_sets` if given."""
         issued_at = issued_at or dt.datetime.now(UTC).replace(microsecond=0)
         ucis = [self.revoked_uci, *revoked_ucis]
         return bundle_mod.make_bundle(
@@ -123,13 +123,15 @@ class Ministry:
             dscs=[s.certificate for s in self.dscs.values()] if dscs is None else dscs,
             revocations={"UCI": [uci_hash(u) for u in ucis]},
             policies=bundle_mod.builtin_policy_documents() if policies is None else policies,
-            issued_at=issued_at, next_update=next_update or issued_at + dt.timedelta(days=1))
+            issued_at=issued_at, next_update=next_update or issued_at + dt.timedelta(days=1),
+            value_sets=value_sets)
 
-    def trust_store(self, revoked_ucis: Iterable[str] = (), version: int = 1) -> Any:
+    def trust_store(self, revoked_ucis: Iterable[str] = (), version: int = 1,
+                    value_sets: dict[str, Any] | None = None) -> Any:
         """A verifier.TrustStore read back from a bundle, as a unit would get it."""
         from verifier.bundle import parse_bundle
 
-        data = self.bundle(version=version, revoked_ucis=revoked_ucis, policies={})
+        data = self.bundle(version=version, revoked_ucis=revoked_ucis, policies={}, value_sets=value_sets)
         return parse_bundle(data, self.anchor_pem).trust_store()
 
     # -- issuing ----------------------------------------------------------------------------
