@@ -227,3 +227,37 @@ def test_value_sets_are_built_once_per_bundle(ministry) -> None:
     assert bundle.trust_store().value_sets is bundle.trust_store().value_sets
     assert isinstance(bundle.coded_value_sets(), ValueSets)
     assert all(isinstance(codes, frozenset) for codes in bundle.coded_value_sets().codes.values())
+
+
+# -- what the project itself issues uses listed codes -------------------------------------------
+
+@pytest.mark.parametrize("vaccine", sorted(dcc.PRODUCTS))
+def test_every_vaccine_keys_can_issue_uses_listed_codes(vaccine: str) -> None:
+    validate_dcc(dcc.vaccination(PERSON, 1, dcc.PRODUCTS[vaccine].series_doses, "2021-08-01", vaccine, uci="U"))
+
+
+@pytest.mark.parametrize("test_type", sorted(dcc.TEST_TYPES))
+@pytest.mark.parametrize("result", sorted(dcc.TEST_RESULTS))
+def test_every_test_keys_can_issue_uses_listed_codes(test_type: str, result: str) -> None:
+    validate_dcc(dcc.covid_test(PERSON, "2021-09-30T10:00:00Z", result=result, test_type=test_type, uci="U"))
+
+
+def test_the_demo_population_verifies_as_made(tmp_path) -> None:
+    from chot.demo.population import make_ministry, make_population
+    from keys.bundle import publish
+    from verifier.policy import builtin_policy
+
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    ministry = make_ministry(tmp_path / "ministry", "demo-pass", now)
+    population = make_population(ministry, "demo-pass", 150, seed=3, now=now)
+    data = publish(ministry, "demo-pass", 1, now=now, value_sets=shipped_documents())
+    store = parse_bundle(data, ministry.anchor.read_bytes()).trust_store()
+    policy = builtin_policy("vn-2021")
+    red_kinds = {"positive_test", "old_test", "recent_dose", "expired", "revoked", "forged", "tampered", "garbage"}
+    seen = set()
+    for certificate in population:
+        verdict = verify(certificate.payload, store, now, policy)
+        seen.add(certificate.kind)
+        assert verdict.reason not in ("value_set", "schema", "schema_version"), (certificate.kind, verdict.error_detail)
+        assert (verdict.result == "red") == (certificate.kind in red_kinds), (certificate.kind, verdict.reason)
+    assert {"complete_series", "negative_test", "recovery", "booster"} <= seen
