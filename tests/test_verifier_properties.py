@@ -8,7 +8,7 @@ import zlib
 import cbor2
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from keys import dcc, hc1
@@ -90,6 +90,7 @@ def test_mutated_cose_is_red(signed, data):
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(cose) - 1))
         cose[at] = data.draw(st.integers(0, 255).filter(lambda b, old=cose[at]: b != old))
+    assume(bytes(cose) != hc1.unwrap(signed[0]))  # two edits of one byte can restore it
     assert_red(verify(hc1.wrap(bytes(cose)), signed[1], NOW, AcceptAll()))
 
 
