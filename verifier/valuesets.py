@@ -39,6 +39,8 @@ CODED_FIELDS: dict[tuple[str, str], tuple[str, str, str]] = {
 NAMES = frozenset(name for name, _, _ in CODED_FIELDS.values())
 _LISTS = (list, tuple)
 _SHOWN = 40  # longest code quoted back in a message
+# (field, codes, value set name, label en, label vi, is the rapid-test device)
+_FieldCheck = tuple[str, frozenset[str], str, str, str, bool]
 
 
 class ValueSets:
@@ -51,10 +53,11 @@ class ValueSets:
         self.dates: dict[str, str] = dict(dates or {})
         # Per group, the (field, codes, labels) to check, resolved now so a check does no lookups
         # by name. A set this unit lacks is not checked (cannot happen with the shipped sets).
-        plan: dict[str, list[tuple[str, frozenset[str], str, str, str]]] = {"v": [], "t": [], "r": []}
+        plan: dict[str, list[_FieldCheck]] = {"v": [], "t": [], "r": []}
         for (group, field), (name, label_en, label_vi) in CODED_FIELDS.items():
             if name in self.codes:
-                plan[group].append((field, self.codes[name], name, label_en, label_vi))
+                device = (group, field) == ("t", "ma")
+                plan[group].append((field, self.codes[name], name, label_en, label_vi, device))
         self._plan = {group: tuple(checks) for group, checks in plan.items()}
 
     def __getitem__(self, name: str) -> frozenset[str]:
@@ -86,8 +89,8 @@ class ValueSets:
             if entries is None:
                 continue
             for index, entry in enumerate(entries):
-                for field, codes, name, label_en, label_vi in checks:
-                    if field == "ma" and group == "t":
+                for field, codes, name, label_en, label_vi, device in checks:
+                    if device:
                         if entry.get("tt") != RAPID_TEST:
                             continue  # only a rapid test names a device (EU rule TR-EU-0002)
                         if "ma" not in entry:
