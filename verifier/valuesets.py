@@ -37,7 +37,6 @@ CODED_FIELDS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("r", "co"): ("country-2-codes", "country", "quốc gia"),
 }
 NAMES = frozenset(name for name, _, _ in CODED_FIELDS.values())
-_LISTS = (list, tuple)
 _SHOWN = 40  # longest code quoted back in a message
 # (field, codes, value set name, label en, label vi, is the rapid-test device)
 _FieldCheck = tuple[str, frozenset[str], str, str, str, bool]
@@ -46,11 +45,10 @@ _FieldCheck = tuple[str, frozenset[str], str, str, str, bool]
 class ValueSets:
     """The code sets by value set name, built once (per trust bundle), looked up per certificate."""
 
-    __slots__ = ("codes", "dates", "_plan")
+    __slots__ = ("codes", "_plan")
 
-    def __init__(self, codes: Mapping[str, Iterable[str]], dates: Mapping[str, str] | None = None) -> None:
+    def __init__(self, codes: Mapping[str, Iterable[str]]) -> None:
         self.codes: dict[str, frozenset[str]] = {name: frozenset(values) for name, values in codes.items()}
-        self.dates: dict[str, str] = dict(dates or {})
         # Per group, the (field, codes, labels) to check, resolved now so a check does no lookups
         # by name. A set this unit lacks is not checked (cannot happen with the shipped sets).
         plan: dict[str, list[_FieldCheck]] = {"v": [], "t": [], "r": []}
@@ -70,14 +68,12 @@ class ValueSets:
         """
         if not documents:
             return self
-        codes, dates = dict(self.codes), dict(self.dates)
+        codes = dict(self.codes)
         for name, document in documents.items():
             if name not in NAMES:
                 continue  # a set a newer ministry tool knows and this unit does not check
             codes[name] = codes_of(document, name)
-            date = document.get("valueSetDate") if isinstance(document, Mapping) else None
-            dates[name] = date if isinstance(date, str) else ""
-        return ValueSets(codes, dates)
+        return ValueSets(codes)
 
     def check(self, dcc: Mapping[str, Any]) -> None:
         """Refuse a coded field whose code is not listed. The DCC has passed the schema already.
@@ -152,5 +148,4 @@ def shipped() -> ValueSets:
     missing = NAMES - set(documents)
     if missing:
         raise RuntimeError(f"the package lacks value sets {sorted(missing)}")
-    return ValueSets({name: codes_of(doc, name) for name, doc in documents.items()},
-                     {name: str(doc.get("valueSetDate", "")) for name, doc in documents.items()})
+    return ValueSets({name: codes_of(doc, name) for name, doc in documents.items()})
