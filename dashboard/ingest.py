@@ -34,10 +34,12 @@ from dashboard import broker
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
 from dashboard.store import Event, InvalidRecord, StatusUpdate, Store
+from verifier.decisions import DECISION_FIELDS, DecisionFieldError, counted_as, validate_decision
 
 logger = logging.getLogger(__name__)
 
 EVENT_FIELDS = frozenset({"seq", "ts", "result", "reason", "policy", "trust_version"})
+DECISION_EVENT_FIELDS = frozenset({"seq", "ts", *DECISION_FIELDS})
 STATUS_FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
                            "fps", "temperature_c", "uptime_s", "ts"})
 STATES = ("online", "offline")
@@ -103,8 +105,14 @@ def _json_object(payload: bytes, allowed: frozenset[str]) -> dict[str, Any]:
 
 
 def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datetime) -> Event:
-    """Validate an event payload against the v1 contract and build the stored record."""
-    data = _json_object(payload, EVENT_FIELDS)
+    """Validate an event payload (a verdict, or an officer's decision with `kind`) against the v1
+    contract and build the stored record."""
+    data = _json_object(payload, EVENT_FIELDS | DECISION_EVENT_FIELDS)
+    if "kind" in data:
+        return _parse_decision(checkpoint, device, data, received_at)
+    unknown = set(data) - EVENT_FIELDS
+    if unknown:
+        raise Rejected("unknown_field", f"unknown fields {sorted(unknown)[:5]}")
     missing = EVENT_FIELDS - set(data) - {"trust_version"}
     if missing:
         raise Rejected("missing_field", f"missing fields {sorted(missing)}")
@@ -112,6 +120,19 @@ def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datet
         return Event(device, checkpoint, data["seq"], parse_time(data["ts"]), data["result"],
                      data["reason"], data["policy"], data.get("trust_version"), received_at)
     except InvalidRecord as e:
+        raise Rejected("bad_field", str(e)) from None
+
+
+def _parse_decision(checkpoint: str, device: str, data: dict[str, Any], received_at: datetime) -> Event:
+    missing = {"seq", "ts", "outcome", "reason", "officer", "policy"} - set(data)
+    if missing:
+        raise Rejected("missing_field", f"missing fields {sorted(missing)}")
+    try:
+        fields = validate_decision({k: v for k, v in data.items() if k not in ("seq", "ts")})
+        return Event(device, checkpoint, data["seq"], parse_time(data["ts"]), counted_as(fields), fields["reason"],
+                     fields["policy"], fields["trust_version"], received_at, fields["outcome"], fields["officer"],
+                     fields["follows_seq"], fields["follows_result"], fields["follows_reason"])
+    except (DecisionFieldError, InvalidRecord) as e:
         raise Rejected("bad_field", str(e)) from None
 
 

@@ -87,8 +87,10 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
                    revocations: Mapping[str, Iterable[str]] | None = None,
                    policies: Mapping[str, Any] | None = None, issued_at: dt.datetime,
                    next_update: dt.datetime | None = None, issuer: str = ISSUER,
-                   value_sets: Mapping[str, Any] | None = None) -> bytes:
-    """The UTF-8 JSON payload bytes of a bundle; `value_sets` (documents by name) only when given."""
+                   value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = ()) -> bytes:
+    """The UTF-8 JSON payload bytes of a bundle; `value_sets` (documents by name) only when given;
+    `roster_keys` are PEM public keys whose officer rosters the units accept (a dashboard's roster
+    key, see verifier.roster), also only when given."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise KeysError(f"bundle version must be a whole number of at least 1, got {version!r}")
     payload = {
@@ -102,6 +104,8 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
     }
     if value_sets:  # left out otherwise: the payload is then what older units already read
         payload["value_sets"] = dict(value_sets)
+    if roster_keys:
+        payload["roster_keys"] = [str(k) for k in roster_keys]
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -127,7 +131,7 @@ def last_version(ministry: MinistryDir) -> int:
 
 def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.datetime | None = None,
             lifetime: dt.timedelta = DEFAULT_LIFETIME, policies: Mapping[str, Any] | None = None,
-            value_sets: Mapping[str, Any] | None = None) -> bytes:
+            value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = ()) -> bytes:
     """Build and sign the ministry's bundle with every DSC, its revocations and the shipped policies
     (and `value_sets`, value set documents by name, when given).
 
@@ -142,7 +146,8 @@ def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.dat
     data = make_bundle(ministry.trust_list_signing_key(passphrase), version=version,
                        dscs=ministry.dsc_certificates(), revocations=RevocationStore(ministry).load(),
                        policies=builtin_policy_documents() if policies is None else policies,
-                       issued_at=issued_at, next_update=issued_at + lifetime, value_sets=value_sets)
+                       issued_at=issued_at, next_update=issued_at + lifetime, value_sets=value_sets,
+                       roster_keys=roster_keys)
     history = ministry.read_state(ministry.bundles, {"last_version": 0, "published": []})
     history["last_version"] = version
     history.setdefault("published", []).append(

@@ -200,11 +200,13 @@ def qr_cmd(source: Any, out: Path, scale: int) -> None:
               help="Also carry the DCC value sets, which units then use instead of their shipped ones: "
                    "`shipped` (the verifier's own) or a folder of EU value set files (<name>.json, e.g. "
                    "test-manf.json); a folder replaces only the sets it holds.")
+@click.option("--roster-key", "roster_keys", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM public key of a dashboard's officer-roster key that units should trust (repeatable).")
 @now_option
 @passphrase_option
 def bundle_cmd(ministry_dir: Path, version: int, out: Path, lifetime_hours: int, value_sets: str | None,
-               now: dt.datetime | None, passphrase: str | None) -> None:
-    """Build and sign the trust bundle: every DSC, the revocations and the shipped policies."""
+               roster_keys: tuple[Path, ...], now: dt.datetime | None, passphrase: str | None) -> None:
+    """Build and sign the trust bundle: every DSC, the revocations, the shipped policies and the roster keys."""
     documents = None
     if value_sets == "shipped":
         documents = bundle_mod.shipped_value_sets()
@@ -213,7 +215,8 @@ def bundle_cmd(ministry_dir: Path, version: int, out: Path, lifetime_hours: int,
             raise click.BadParameter("give `shipped` or a folder of value set files", param_hint="--value-sets")
         documents = bundle_mod.read_value_sets(Path(value_sets))
     data = bundle_mod.publish(MinistryDir(ministry_dir), _passphrase(passphrase), version, now=_now(now),
-                              lifetime=dt.timedelta(hours=lifetime_hours), value_sets=documents)
+                              lifetime=dt.timedelta(hours=lifetime_hours), value_sets=documents,
+                              roster_keys=[p.read_text(encoding="ascii") for p in roster_keys])
     keystore.write_public_file(out, data)
     carried = f" with value sets {', '.join(sorted(documents))}" if documents else ""
     click.echo(f"wrote trust bundle version {version} to {out}{carried}")

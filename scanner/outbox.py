@@ -25,11 +25,18 @@ from typing import Any
 
 import sqlite_utils
 
+from verifier.decisions import DecisionFieldError, counted_as, validate_decision
+
 logger = logging.getLogger(__name__)
 
 RESULTS = ("green", "yellow", "red")
 EVENT_FIELDS = ("result", "reason", "policy", "trust_version")
 _EVENT_COLUMNS_V1 = ("seq", "ts", "result", "reason", "policy", "trust_version")
+# Officer decisions (verifier.decisions) share the table and the seq: `result` holds how they
+# are counted ("decision" after a scan, "manual" without), `reason` the decision's reason.
+DECISION_COLUMNS = {"kind": "TEXT", "outcome": "TEXT", "officer": "TEXT", "follows_seq": "INTEGER",
+                    "follows_result": "TEXT", "follows_reason": "TEXT"}
+COUNTED_KINDS = ("decision", "manual")
 # Reasons and policy names are codes, never free text: nothing personal fits through them.
 _CODE = re.compile(r"^[a-z0-9_]{1,64}$")
 _POLICY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # what the dashboard's ingest accepts
@@ -79,14 +86,27 @@ class Event:
     trust_version: int | None
     sent_at: float | None = None
     """When the broker last acknowledged it (Unix time), None if never; not in the payload."""
+    kind: str | None = None
+    """None for a verdict, "decision" for an officer's decision."""
+    outcome: str | None = None
+    officer: str | None = None
+    follows_seq: int | None = None
+    follows_result: str | None = None
+    follows_reason: str | None = None
 
     def payload(self) -> bytes:
         """JSON bytes for the MQTT event topic."""
-        return json.dumps(
-            {"seq": self.seq, "ts": self.ts, "result": self.result, "reason": self.reason,
-             "policy": self.policy, "trust_version": self.trust_version},
-            separators=(",", ":"),
-        ).encode()
+        if self.kind is None:
+            body: dict[str, Any] = {"seq": self.seq, "ts": self.ts, "result": self.result, "reason": self.reason,
+                                    "policy": self.policy, "trust_version": self.trust_version}
+        else:
+            body = {"seq": self.seq, "ts": self.ts, "kind": self.kind, "outcome": self.outcome,
+                    "reason": self.reason, "officer": self.officer, "policy": self.policy,
+                    "trust_version": self.trust_version}
+            if self.follows_seq is not None:
+                body.update(follows_seq=self.follows_seq, follows_result=self.follows_result,
+                            follows_reason=self.follows_reason)
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 class Outbox:
@@ -139,11 +159,13 @@ class Outbox:
             )
         elif set(db["events"].columns_dict) == set(_EVENT_COLUMNS_V1):
             self._add_sent_at(conn)
+        if db["events"].exists() and set(db["events"].columns_dict) == {*_EVENT_COLUMNS_V1, "sent_at"}:
+            self._add_decision_columns(conn)
         if not db["meta"].exists():
             db["meta"].create({"key": str, "value": int}, pk="key")
         if not db["counts"].exists():
             db["counts"].create({"day": str, "result": str, "n": int}, pk=("day", "result"))
-        expected = {"events": {*_EVENT_COLUMNS_V1, "sent_at"},
+        expected = {"events": {*_EVENT_COLUMNS_V1, "sent_at", *DECISION_COLUMNS},
                     "meta": {"key", "value"}, "counts": {"day", "result", "n"}}
         for table, columns in expected.items():
             have = set(db[table].columns_dict)
@@ -161,6 +183,15 @@ class Outbox:
                 conn.execute("ALTER TABLE events ADD COLUMN sent_at REAL")
                 logger.info("outbox %s upgraded: events now wait for the central's acknowledgement",
                             self.path)
+
+    def _add_decision_columns(self, conn: sqlite3.Connection) -> None:
+        """Upgrade an outbox written before officer decisions, in place (verdict rows keep NULLs)."""
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+            for name, sql_type in DECISION_COLUMNS.items():
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
 
     def _move_aside(self) -> Path | None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -206,8 +237,16 @@ class Outbox:
 
     # -- public API ----------------------------------------------------------------------
     def record(self, fields: dict[str, Any], ts: datetime) -> int:
-        """Store one event durably and return its seq; refuse anything outside the schema."""
-        clean = validate_fields(fields)
+        """Store one event (a verdict's fields, or a decision's with `kind`) durably and return its
+        seq; refuse anything outside the schema."""
+        if "kind" in fields:
+            try:
+                clean = validate_decision(fields)
+            except DecisionFieldError as e:
+                raise OutboxFieldError(e.field, e.problem) from None
+            clean["result"] = counted_as(clean)
+        else:
+            clean = dict.fromkeys(DECISION_COLUMNS) | validate_fields(fields)
         if ts.tzinfo is None:
             raise OutboxFieldError("ts", "must be timezone-aware")
         ts_text = ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -218,10 +257,11 @@ class Outbox:
             with self._conn:  # one transaction: event, counter and seq commit together
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.execute(
-                    "INSERT INTO events (seq, ts, result, reason, policy, trust_version) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO events (seq, ts, result, reason, policy, trust_version, kind, outcome,"
+                    " officer, follows_seq, follows_result, follows_reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (seq, ts_text, clean["result"], clean["reason"], clean["policy"],
-                     clean["trust_version"]),
+                     clean["trust_version"], *(clean[name] for name in DECISION_COLUMNS)),
                 )
                 self._conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('next_seq', ?) "
@@ -236,7 +276,8 @@ class Outbox:
         """Events to (re)send, lowest seq first: never handed to the broker, plus (when
         `resend_before`, Unix time, is given) those handed over before it and still not
         acknowledged by the central."""
-        columns = "seq, ts, result, reason, policy, trust_version, sent_at"
+        columns = ("seq, ts, result, reason, policy, trust_version, sent_at, kind, outcome, officer, follows_seq,"
+                   " follows_result, follows_reason")
         with self._lock:
             if resend_before is None:
                 rows = self._conn.execute(
@@ -277,13 +318,14 @@ class Outbox:
         with self._lock:
             return self._conn.execute("SELECT count(*) FROM events WHERE sent_at IS NULL").fetchone()[0]
 
-    def counts_today(self, day: date) -> dict[str, int]:
-        """Verdicts per result on `day` (the unit's local date)."""
-        counts = dict.fromkeys(RESULTS, 0)
+    def counts_today(self, day: date, kinds: tuple[str, ...] = RESULTS) -> dict[str, int]:
+        """Verdicts per result on `day` (the unit's local date); with `kinds=COUNTED_KINDS` the
+        officer decisions after a scan ("decision") and manual checks ("manual")."""
+        counts = dict.fromkeys(kinds, 0)
         with self._lock:
             rows = self._conn.execute(
                 "SELECT result, n FROM counts WHERE day = ?", (day.isoformat(),)).fetchall()
-        counts.update({result: n for result, n in rows})
+        counts.update({result: n for result, n in rows if result in counts})
         return counts
 
     @property

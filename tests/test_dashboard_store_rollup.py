@@ -223,8 +223,10 @@ def test_migration_backfills_a_version_2_file(tmp_path: Path) -> None:
         db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", [version])
     # Copy the reference's registry and events, and its counts in the version 1 shape.
     ref = reference._conn()
-    for table in ("checkpoints", "events"):
-        rows = ref.execute(f"SELECT * FROM {table}").fetchall()
+    version_1_columns = {"checkpoints": "*", "events": "id, device, seq, checkpoint, ts, received_at, minute,"
+                         " result, reason, policy, trust_version"}
+    for table, columns in version_1_columns.items():
+        rows = ref.execute(f"SELECT {columns} FROM {table}").fetchall()
         db.conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
     db.conn.executemany(
         "INSERT INTO minute_counts (minute, checkpoint, result, reason, count) VALUES (?, ?, ?, ?, ?)",

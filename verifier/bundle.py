@@ -2,9 +2,10 @@
 
 Format (docs/architecture.md): a JSON document `{format, payload, signature, signer}` whose
 `payload` is base64 of UTF-8 JSON `{version, issued_at, next_update, issuer, dscs,
-revocations, policies, value_sets}`, signed ECDSA P-256 / SHA-256 (DER) by the ministry's
+revocations, policies, value_sets, roster_keys}`, signed ECDSA P-256 / SHA-256 (DER) by the ministry's
 trust-list key. `value_sets` (optional, newer bundles) holds EU value set documents by name;
 each replaces the shipped set of that name (older bundles, without it, keep the shipped sets).
+`roster_keys` (optional) lists the PEM public keys whose officer rosters units accept (verifier.roster).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class TrustBundle:
             made = shipped().with_overrides(self.value_sets)
             object.__setattr__(self, "_coded", made)
         return made
+    roster_keys: tuple[str, ...] = ()
+    """PEM public keys whose signed officer rosters units accept (verifier.roster)."""
 
     def trust_store(self) -> TrustStore:
         """The TrustStore of this bundle's DSCs, revocations and value sets, tagged with its version."""
@@ -176,6 +179,9 @@ def _check_payload(payload: Any) -> None:
             codes_of(document, name)
         except ValueError as err:
             raise BundleFormatError(f"value_sets: {err}") from err
+    roster_keys = payload.get("roster_keys", [])
+    if not isinstance(roster_keys, list) or not all(isinstance(k, str) and len(k) < 4096 for k in roster_keys):
+        raise BundleFormatError("`roster_keys` must be a list of PEM public keys")
 
 
 def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) -> TrustBundle:
@@ -222,6 +228,7 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         policies=dict(payload.get("policies", {})),
         raw=bytes(data),
         value_sets=dict(payload.get("value_sets", {})),
+        roster_keys=tuple(payload.get("roster_keys", [])),
     )
     try:  # fail now, not at the first scan, on a certificate that does not parse
         bundle.trust_store()

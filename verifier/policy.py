@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 from verifier.certlogic import EvaluationError, Expression, InvalidExpression, compile_expression, truthiness
+from verifier.decisions import DecisionRules, DecisionRulesError
 from verifier.errors import PolicyError, VerificationError
 from verifier.fastpolicy import FastDecide, clock_ms, compile_rules
 
@@ -37,7 +38,7 @@ _REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _MAX_TEXT = 300
 _MAX_DESCRIPTION = 2000
 _TOP_KEYS = {"format", "name", "title", "description", "max_trust_age_hours", "on_untrusted_clock",
-             "value_sets", "outcomes", "refusals", "default"}
+             "value_sets", "outcomes", "refusals", "default", "decisions"}
 
 
 class PolicyDocumentError(VerificationError):
@@ -117,6 +118,9 @@ class Policy:
     description_vi: str = ""
     value_sets: dict[str, Any] = field(default_factory=dict, hash=False)
     """Given to the rules as `external.valueSets`."""
+    decisions: DecisionRules = field(default_factory=DecisionRules.none, hash=False)
+    """What officers may decide after a yellow or red verdict (verifier.decisions)."""
+    decisions_document: dict[str, Any] | None = field(default=None, hash=False, compare=False, repr=False)
 
     @property
     def max_trust_age(self) -> timedelta:
@@ -192,6 +196,8 @@ class Policy:
         })
         if self.value_sets:
             doc["value_sets"] = copy.deepcopy(self.value_sets)
+        if self.decisions_document is not None:
+            doc["decisions"] = copy.deepcopy(self.decisions_document)
         return doc
 
 
@@ -232,6 +238,13 @@ class _DocumentReader:
         outcomes = self.outcome_list(doc, "outcomes", PASS_RESULTS, required=True)
         refusals = self.outcome_list(doc, "refusals", ("red",), required=False)
         default = self.outcome(doc.get("default"), "default", ("red",), with_rule=False)
+        decisions, decisions_document = DecisionRules.none(), None
+        if "decisions" in doc:
+            try:
+                decisions = DecisionRules.from_document(doc["decisions"])
+                decisions_document = copy.deepcopy(doc["decisions"])
+            except DecisionRulesError as err:
+                self.problem(f"decisions.{err.path}", err.problem)
         if self.problems:
             raise PolicyDocumentError(self.problems)
         assert default is not None
@@ -239,7 +252,7 @@ class _DocumentReader:
             name=name, title_en=title_en, title_vi=title_vi, outcomes=tuple(outcomes), default=default,
             refusals=tuple(refusals), max_trust_age_hours=max_age, on_untrusted_clock=clock,
             description_en=description_en, description_vi=description_vi,
-            value_sets=value_sets,
+            value_sets=value_sets, decisions=decisions, decisions_document=decisions_document,
         )
 
     def problem(self, path: str, text: str) -> None:

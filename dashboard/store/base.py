@@ -27,6 +27,12 @@ Result = Literal["green", "yellow", "red"]
 Role = Literal["admin", "supervisor", "viewer"]
 Level = Literal["province", "district", "checkpoint"]
 RESULTS: tuple[str, ...] = ("green", "yellow", "red")
+# Officer decisions are events too, counted beside the verdicts: "decision" after a scan,
+# "manual" for a manual check without one (verifier.decisions).
+DECISION_KINDS: tuple[str, ...] = ("decision", "manual")
+COUNTED: tuple[str, ...] = RESULTS + DECISION_KINDS
+OUTCOMES: tuple[str, ...] = ("let_through", "turned_back")
+OFFICER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 ROLES: tuple[str, ...] = ("admin", "supervisor", "viewer")
 LEVELS: tuple[str, ...] = ("province", "district", "checkpoint")
 LANGUAGES: tuple[str, ...] = ("vi", "en")
@@ -104,6 +110,17 @@ class Event:
     policy: str
     trust_version: int | None
     received_at: datetime
+    outcome: str | None = None
+    """Decisions only (result "decision" or "manual"): let_through or turned_back."""
+    officer: str | None = None
+    follows_seq: int | None = None
+    follows_result: str | None = None
+    follows_reason: str | None = None
+
+    @property
+    def is_decision(self) -> bool:
+        """An officer's decision or manual check, not a verdict."""
+        return self.result in DECISION_KINDS
 
     def __post_init__(self) -> None:
         check_id("device", self.device)
@@ -111,8 +128,13 @@ class Event:
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or not 0 <= self.seq < 2**63:
             raise InvalidRecord("seq must be a non-negative integer")
         # The messages never repeat a refused text value: it could be a name sent by mistake.
-        if self.result not in RESULTS:
-            raise InvalidRecord("result must be green, yellow or red")
+        if self.result not in COUNTED:
+            raise InvalidRecord("result must be green, yellow, red, decision or manual")
+        if self.result in DECISION_KINDS:
+            self._check_decision()
+        elif any(v is not None for v in (self.outcome, self.officer, self.follows_seq, self.follows_result,
+                                         self.follows_reason)):
+            raise InvalidRecord("a verdict carries no decision fields")
         for name in ("reason", "policy"):
             value = getattr(self, name)
             if not isinstance(value, str) or not CODE_RE.match(value):
@@ -122,6 +144,25 @@ class Event:
             raise InvalidRecord("trust_version must be a non-negative integer")
         object.__setattr__(self, "ts", utc(self.ts))
         object.__setattr__(self, "received_at", utc(self.received_at))
+
+    def _check_decision(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise InvalidRecord("a decision's outcome must be let_through or turned_back")
+        if not isinstance(self.officer, str) or not OFFICER_RE.match(self.officer):
+            raise InvalidRecord("a decision needs an officer id")
+        manual = self.result == "manual"
+        if manual != (self.follows_seq is None):
+            raise InvalidRecord("a decision follows a verdict's seq; a manual check follows none")
+        if not manual:
+            fs = self.follows_seq
+            if not isinstance(fs, int) or isinstance(fs, bool) or not 0 <= fs < 2**63:
+                raise InvalidRecord("follows_seq must be a non-negative integer")
+            if self.follows_result not in ("yellow", "red"):
+                raise InvalidRecord("a decision follows a yellow or red verdict")
+            if not isinstance(self.follows_reason, str) or not CODE_RE.match(self.follows_reason):
+                raise InvalidRecord("follows_reason must be a lower-case code")
+        elif self.follows_result is not None or self.follows_reason is not None:
+            raise InvalidRecord("a manual check follows no verdict")
 
 
 @dataclass(frozen=True)
@@ -165,11 +206,14 @@ class Device:
 
 @dataclass(frozen=True)
 class Counts:
-    """Verdict counts; `total` and `pass_rate` (green + yellow over total) are derived."""
+    """Verdict counts and, beside them, officer decisions after a scan and manual checks;
+    `total` (verdicts only) and `pass_rate` (green + yellow over total) are derived."""
 
     green: int = 0
     yellow: int = 0
     red: int = 0
+    decision: int = 0
+    manual: int = 0
 
     @property
     def total(self) -> int:
@@ -184,7 +228,7 @@ class Counts:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the API."""
         return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
-                "pass_rate": self.pass_rate}
+                "pass_rate": self.pass_rate, "decisions": self.decision, "manual_checks": self.manual}
 
 
 @dataclass(frozen=True)
@@ -210,6 +254,20 @@ class ReasonCount:
 
     result: str
     reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DecisionCount:
+    """Decisions of one officer at one checkpoint with the same outcome, reason and the verdict
+    they followed ("" for manual checks): the rows of the decision roll-up."""
+
+    checkpoint: str
+    officer: str
+    outcome: str
+    reason: str
+    follows_result: str
+    follows_reason: str
     count: int
 
 
@@ -333,6 +391,12 @@ class Store(ABC):
     @abstractmethod
     def reject_counts(self) -> dict[str, int]:
         """How many messages the ingest refused, by reason, since the store was made."""
+
+    @abstractmethod
+    def decision_counts(self, scope: Scope, since: datetime, until: datetime) -> list[DecisionCount]:
+        """Decisions and manual checks with since <= ts < until, per checkpoint, officer, outcome,
+        reason and followed verdict (kept when single events are pruned). dashboard.decisions
+        turns them into shares, per-officer counts and alarms."""
 
     # -- users -----------------------------------------------------------------------------
     @abstractmethod

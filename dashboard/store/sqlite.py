@@ -20,15 +20,15 @@ import sqlite_utils
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    CODE_RE, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket,
-    Checkpoint, Counts, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount,
+    CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket,
+    Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount,
     Store, StatusUpdate, StoreError, TrustRecord, UnknownCheckpoint, UnknownUser, User, check_id,
     counted_minute, from_ms, minute_range, to_ms,
 )
 
 logger = logging.getLogger(__name__)
 
-_INSERT_CHUNK = 200  # rows per INSERT statement (10 parameters each)
+_INSERT_CHUNK = 200  # rows per INSERT statement (15 parameters each)
 
 
 def _migration_1(db: Any) -> None:
@@ -89,8 +89,24 @@ def _migration_3(db: Any) -> None:
     rollup.backfill(db)
 
 
+DECISION_EVENT_COLUMNS = ("outcome", "officer", "follows_seq", "follows_result", "follows_reason")
+_DECISION_KEY = ("checkpoint", "minute", "officer", "outcome", "reason", "follows_result", "follows_reason")
+
+
+def _migration_4(db: Any) -> None:
+    """Officer decisions: their fields on events (NULL for verdicts; adding nullable columns
+    rewrites nothing) and a per-minute roll-up by officer, outcome, reason and followed verdict."""
+    for name, sql_type in zip(DECISION_EVENT_COLUMNS, ("TEXT", "TEXT", "INTEGER", "TEXT", "TEXT")):
+        db.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
+    db.execute(
+        "CREATE TABLE decision_counts (checkpoint TEXT NOT NULL, minute INTEGER NOT NULL, officer TEXT NOT NULL,"
+        " outcome TEXT NOT NULL, reason TEXT NOT NULL, follows_result TEXT NOT NULL, follows_reason TEXT NOT NULL,"
+        f" count INTEGER NOT NULL, PRIMARY KEY ({', '.join(_DECISION_KEY)})) WITHOUT ROWID"
+    )
+
+
 # Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
-MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3)
+MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4)
 
 
 class SqliteStore(Store):
@@ -268,12 +284,14 @@ class SqliteStore(Store):
             if not isinstance(event, Event):
                 raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
         increments: dict[tuple[int, str, str, str], int] = {}
+        decisions: dict[tuple[Any, ...], int] = {}
         seen: dict[str, int] = {}
         rows = []
         for e in batch:
             received = to_ms(e.received_at)
             rows.append((e.device, e.seq, e.checkpoint, to_ms(e.ts), received, counted_minute(e), e.result,
-                         e.reason, e.policy, e.trust_version))
+                         e.reason, e.policy, e.trust_version, e.outcome, e.officer, e.follows_seq,
+                         e.follows_result, e.follows_reason))
             seen[e.device] = max(seen.get(e.device, 0), received)
         new = 0
         with self._write() as conn:
@@ -282,14 +300,19 @@ class SqliteStore(Store):
                 # RETURNING on INSERT OR IGNORE yields only the rows really inserted: the new events.
                 inserted = conn.execute(
                     "INSERT OR IGNORE INTO events (device, seq, checkpoint, ts, received_at, minute, result,"
-                    " reason, policy, trust_version) VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                    + " RETURNING device, seq, minute, checkpoint, result, reason",
+                    " reason, policy, trust_version, outcome, officer, follows_seq, follows_result, follows_reason)"
+                    " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                    + " RETURNING device, seq, minute, checkpoint, result, reason, officer, outcome,"
+                    " follows_result, follows_reason",
                     [value for row in chunk for value in row],
                 ).fetchall()
                 new += len(inserted)
-                for _device, _seq, *key in inserted:
-                    increments[tuple(key)] = increments.get(tuple(key), 0) + 1  # type: ignore[index]
+                for _device, _seq, minute, cp, result, reason, officer, outcome, f_result, f_reason in inserted:
+                    key = (minute, cp, result, reason)
+                    increments[key] = increments.get(key, 0) + 1
+                    if officer is not None:
+                        dkey = (cp, minute, officer, outcome, reason, f_result or "", f_reason or "")
+                        decisions[dkey] = decisions.get(dkey, 0) + 1
                 if len(inserted) < len(chunk):
                     self._warn_reused_seqs(conn, chunk, {(d, q) for d, q, *_ in inserted})
             if increments:
@@ -297,6 +320,12 @@ class SqliteStore(Store):
                 registered = [row[0] for row in conn.execute(
                     "SELECT id FROM checkpoints WHERE id IN (SELECT value FROM json_each(?))", (names,))]
                 rollup.add(conn, increments, registered)
+            if decisions:
+                conn.executemany(
+                    f"INSERT INTO decision_counts ({', '.join(_DECISION_KEY)}, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                    [(*k, n) for k, n in decisions.items()],
+                )
             conn.executemany(
                 "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
                 [(at, device) for device, at in seen.items()],
@@ -390,7 +419,7 @@ class SqliteStore(Store):
                     by_result[result] = by_result.get(result, 0) + n
             else:
                 by_result = {key[0]: n for key, n in self._sum_counts(scope, start, end, lambda p: "result").items()}
-        return Counts(**{result: n for result, n in by_result.items() if result in RESULTS and n})
+        return Counts(**{result: n for result, n in by_result.items() if result in COUNTED and n})
 
     def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
         if level not in LEVELS:
@@ -439,7 +468,21 @@ class SqliteStore(Store):
         with self._read():
             sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
         ordered = sorted(sums.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
-        return [ReasonCount(result, reason, n) for (result, reason), n in ordered]
+        # Verdict reasons only: decisions have their own counts (decision_counts).
+        return [ReasonCount(result, reason, n) for (result, reason), n in ordered if result in RESULTS]
+
+    def decision_counts(self, scope: Scope, since: datetime, until: datetime) -> list[DecisionCount]:
+        start, end = minute_range(since, until)
+        inner, params = scope.sql("province", "district", "id")
+        rows = self._conn().execute(
+            "SELECT checkpoint, officer, outcome, reason, follows_result, follows_reason, SUM(count)"
+            " FROM decision_counts WHERE minute >= ? AND minute < ?"
+            f" AND checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
+            " GROUP BY checkpoint, officer, outcome, reason, follows_result, follows_reason"
+            " ORDER BY checkpoint, officer, outcome, reason, follows_result, follows_reason",
+            [start, end, *params],
+        ).fetchall()
+        return [DecisionCount(*row[:6], int(row[6])) for row in rows]
 
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         limit = max(0, min(int(limit), 1000))
@@ -449,12 +492,13 @@ class SqliteStore(Store):
             params.append(checkpoint)
         rows = self._conn().execute(
             "SELECT e.device, e.checkpoint, e.seq, e.ts, e.result, e.reason, e.policy,"
-            " e.trust_version, e.received_at FROM events e JOIN checkpoints c ON c.id = e.checkpoint"
+            " e.trust_version, e.received_at, e.outcome, e.officer, e.follows_seq, e.follows_result,"
+            " e.follows_reason FROM events e JOIN checkpoints c ON c.id = e.checkpoint"
             f" WHERE {where} ORDER BY e.id DESC LIMIT ?", [*params, limit],
         ).fetchall()
         return [
-            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec))  # type: ignore[arg-type]
-            for d, cp, seq, ts, res, reason, pol, tv, rec in rows
+            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec), *rest)  # type: ignore[arg-type]
+            for d, cp, seq, ts, res, reason, pol, tv, rec, *rest in rows
         ]
 
     def change_marker(self) -> int:

@@ -15,7 +15,8 @@ API (all keys live in memory only; nothing is written to disk):
 - `revoked_uci`: a certificate identifier that every bundle and trust store made here revokes.
 - `bundle(version=1, revoked_ucis=(), policies=None, signer=None, *, issued_at=None,
   next_update=None, dscs=None) -> bytes`: a signed `chot-trust-bundle/1`; `policies=None` means
-  the shipped policies; `signer` is another trust-list key to sign with.
+  the shipped policies; `signer` is another trust-list key to sign with; `roster_keys` PEM
+  public keys of officer-roster signers.
 - `trust_store(revoked_ucis=(), version=1)`: a `verifier.TrustStore` parsed from such a bundle.
 - `issue(dcc, *, signer=None, issued_at=None, expires_at=None, now=None, kid=None)`,
   `issue_vaccination(person=None, doses=[(dn, sd, date, product)], ...)` (one certificate for the
@@ -114,8 +115,10 @@ class Ministry:
 
     def bundle(self, version: int = 1, revoked_ucis: Iterable[str] = (), policies: dict[str, Any] | None = None,
                signer: Any = None, *, issued_at: dt.datetime | None = None, next_update: dt.datetime | None = None,
-               dscs: Sequence[Any] | None = None, value_sets: dict[str, Any] | None = None) -> bytes:
-        """A signed trust bundle holding every DSC (not the rogue), the revocations, and `value_sets` if given."""
+               dscs: Sequence[Any] | None = None, value_sets: dict[str, Any] | None = None,
+               roster_keys: Sequence[str] = ()) -> bytes:
+        """A signed trust bundle holding every DSC (not the rogue), the revocations, and `value_sets`
+        and `roster_keys` if given."""
         issued_at = issued_at or dt.datetime.now(UTC).replace(microsecond=0)
         ucis = [self.revoked_uci, *revoked_ucis]
         return bundle_mod.make_bundle(
@@ -124,7 +127,7 @@ class Ministry:
             revocations={"UCI": [uci_hash(u) for u in ucis]},
             policies=bundle_mod.builtin_policy_documents() if policies is None else policies,
             issued_at=issued_at, next_update=next_update or issued_at + dt.timedelta(days=1),
-            value_sets=value_sets)
+            value_sets=value_sets, roster_keys=roster_keys)
 
     def trust_store(self, revoked_ucis: Iterable[str] = (), version: int = 1,
                     value_sets: dict[str, Any] | None = None) -> Any:
