@@ -235,6 +235,33 @@ class GpioPins:
 
 
 @dataclass
+class GpioButtons:
+    """[gpio.buttons]: decision buttons for units without a touch screen (BCM pins, to ground)."""
+
+    enabled: bool = False
+    """Read the buttons."""
+    let_through: int = 5
+    """Let the person on screen through, for `let_through_reason`."""
+    turn_back: int = 6
+    """Turn the person on screen back, for `turn_back_reason`."""
+    sign_out: int = 13
+    """Sign the officer out."""
+    let_through_reason: str = "paper_proof"
+    """Reason code (from the policy's list) recorded by the let-through button."""
+    turn_back_reason: str = "no_proof"
+    """Reason code recorded by the turn-back button."""
+    bounce_ms: int = 50
+    """Contact bounce filter."""
+
+    def __post_init__(self) -> None:
+        pins = [self.let_through, self.turn_back, self.sign_out]
+        if any(not 0 <= p <= 27 for p in pins) or len(set(pins)) != 3:
+            raise ValueError(f"button pins must be three different BCM numbers 0..27, got {pins}")
+        if not 1 <= self.bounce_ms <= 1000:
+            raise ValueError("bounce_ms must be between 1 and 1000")
+
+
+@dataclass
 class GpioSection:
     """[gpio]: LEDs, buzzer and gate relay through gpiozero."""
 
@@ -248,10 +275,31 @@ class GpioSection:
     """False for relay boards that switch on a low level."""
     led_seconds: float = 3.0
     """How long the verdict LED stays lit."""
+    buttons: GpioButtons = field(default_factory=GpioButtons)
+    """Decision buttons."""
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.relay_seconds <= 60 or not 0.1 <= self.led_seconds <= 60:
             raise ValueError("relay_seconds and led_seconds must be between 0.1 and 60")
+
+
+@dataclass
+class OfficersSection:
+    """[officers]: officers signed in with a PIN record decisions after yellow and red verdicts."""
+
+    enabled: bool = True
+    """Take officer decisions (the policy must allow them, and a signed roster must be held)."""
+    idle_signout_s: float = 300.0
+    """Sign the officer out after this many seconds without an action."""
+    decision_hold_s: float = 60.0
+    """How long a yellow or red verdict stays on screen, open to a decision, while an officer is
+    signed in (a new scan replaces it sooner)."""
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.idle_signout_s <= 86400:
+            raise ValueError("idle_signout_s must be between 10 and 86400")
+        if not 1 <= self.decision_hold_s <= 600:
+            raise ValueError("decision_hold_s must be between 1 and 600")
 
 
 @dataclass
@@ -291,6 +339,8 @@ class UnitConfig:
     """[gpio]"""
     clock: ClockSection = field(default_factory=ClockSection)
     """[clock]"""
+    officers: OfficersSection = field(default_factory=OfficersSection)
+    """[officers]"""
 
     @property
     def screen_language(self) -> str:

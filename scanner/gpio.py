@@ -1,4 +1,5 @@
-"""Verdict feedback on GPIO through gpiozero: one LED per colour, a buzzer, a gate relay.
+"""Verdict feedback on GPIO through gpiozero: one LED per colour, a buzzer, a gate relay; and
+decision buttons for units without a touch screen (`DecisionButtons`).
 
 Green lights the green LED, beeps once and opens the gate relay for relay_seconds; yellow
 beeps twice; red sounds one long tone. gpiozero is imported only when the outputs are built,
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from verifier import Verdict
 
 if TYPE_CHECKING:
-    from scanner.config import GpioSection
+    from scanner.config import GpioButtons, GpioSection
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +80,61 @@ class GpioFeedback:
                 device.close()
             except Exception:  # closing must go on for the other pins
                 logger.exception("gpio: closing %r failed", device)
+
+
+class DecisionButtons:
+    """Three push buttons (to ground) for units without a touch screen: let through, turn back,
+    sign out. A press decides on the yellow or red verdict waiting on the desk for the officer
+    signed in on the screen; a refused press (nobody signed in, nothing to decide, a second press
+    on the same verdict) sounds the red tone and records nothing."""
+
+    def __init__(self, config: GpioButtons, desk: Any, signal: Any = None, pin_factory: Any = None) -> None:
+        try:
+            from gpiozero import Button
+            from gpiozero.exc import GPIOZeroError
+        except ImportError:
+            raise GpioError("gpiozero is not installed (pip install 'chot[gpio]')") from None
+        self.config = config
+        self.desk = desk
+        self._signal = signal
+        self.refused: list[str] = []
+        """Codes of refused presses, newest last (for the log and tests)."""
+        self.recorded = 0
+        built: list[Any] = []
+        try:
+            for pin in (config.let_through, config.turn_back, config.sign_out):
+                built.append(Button(pin, pull_up=True, bounce_time=config.bounce_ms / 1000, pin_factory=pin_factory))
+        except (GPIOZeroError, OSError, RuntimeError) as e:
+            for device in built:
+                device.close()
+            raise GpioError(f"cannot set up the decision buttons: {e}") from None
+        self.let_through, self.turn_back, self.sign_out = built
+        self.let_through.when_pressed = lambda: self.press("let_through", config.let_through_reason)
+        self.turn_back.when_pressed = lambda: self.press("turned_back", config.turn_back_reason)
+        self.sign_out.when_pressed = lambda: desk.sign_out()
+
+    def press(self, outcome: str, reason: str) -> int | None:
+        """Record `outcome` for the waiting verdict; the decision's seq, or None when refused."""
+        from scanner.officers import DeskError
+
+        pending = self.desk.pending()
+        try:
+            if pending is None:
+                raise DeskError("nothing_to_decide", "", "no verdict waiting for a decision")
+            seq = self.desk.decide(outcome, reason, pending.seq)
+        except DeskError as e:
+            self.refused.append(e.code)
+            logger.info("gpio: %s press refused: %s", outcome, e.code)
+            if self._signal is not None:
+                self._signal("red")
+            return None
+        self.recorded += 1
+        return int(seq)
+
+    def close(self) -> None:
+        """Release the pins."""
+        for button in (self.let_through, self.turn_back, self.sign_out):
+            try:
+                button.close()
+            except Exception:  # closing must go on for the other pins
+                logger.exception("gpio: closing %r failed", button)

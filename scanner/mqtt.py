@@ -82,12 +82,14 @@ class MqttLink:
         backoff_min: float = 0.5,
         backoff_max: float = 60.0,
         connack_timeout: float = 10.0,
+        on_roster: Callable[[bytes], None] | None = None,
     ) -> None:
         self.config = config
         self.device_id = device_id
         self.outbox = outbox
         self.status_fn = status_fn
         self.on_trust = on_trust
+        self.on_roster = on_roster
         self.status_interval = status_interval
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
@@ -97,6 +99,8 @@ class MqttLink:
         self.status_topic = f"{base}/status"
         self.ack_topic = f"{base}/ack"
         self.trust_topic = f"{config.topic_prefix}/trust"
+        # The checkpoint's signed officer roster, retained (published by the dashboard).
+        self.roster_topic = f"{config.topic_prefix}/{checkpoint}/roster"
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -329,9 +333,13 @@ class MqttLink:
             logger.info("mqtt: %d events handed over earlier still await the central's ack: sending"
                         " them again", waiting)
         # Subscribed before any event goes out, so the central's ack for it cannot pass us by.
-        client.subscribe([(self.trust_topic, 1), (self.ack_topic, 1)])
+        client.subscribe(self._subscriptions())
         self._send_status(client, force=True)
         self._wake.set()
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        topics = [(self.trust_topic, 1), (self.ack_topic, 1)]
+        return topics + [(self.roster_topic, 1)] if self.on_roster is not None else topics
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
@@ -355,7 +363,7 @@ class MqttLink:
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
                       properties: Any) -> None:
-        topics = (self.trust_topic, self.ack_topic)
+        topics = [topic for topic, _qos in self._subscriptions()]
         for topic, code in zip(topics, reason_codes):
             if code.is_failure:
                 logger.error("mqtt: broker refused the subscription to %s: %s", topic, code)
@@ -363,6 +371,12 @@ class MqttLink:
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if message.topic == self.ack_topic:
             self._on_ack(bytes(message.payload))
+            return
+        if message.topic == self.roster_topic and self.on_roster is not None and message.payload:
+            try:
+                self.on_roster(bytes(message.payload))
+            except Exception:
+                logger.exception("roster handler failed")
             return
         if message.topic != self.trust_topic or not message.payload:
             return

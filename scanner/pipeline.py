@@ -99,6 +99,10 @@ class Judge:
             policy = self._fallback
         self._cached = (bundle, bundle.trust_store(), policy)
 
+    def policy(self) -> Any:
+        """The policy judging now (the trust bundle's copy, else the built-in one)."""
+        return self._current()[2]
+
     def trust_limit(self) -> timedelta | None:
         """The oldest trust bundle judged normally: the policy's limit, else the unit's (as verify())."""
         policy = self._current()[2]

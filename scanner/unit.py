@@ -91,6 +91,9 @@ class Unit:
         self.link: Any = None
         self.screen: Any = None
         self.gpio: Any = None
+        self.roster: Any = None
+        self.desk: Any = None
+        self.buttons: Any = None
         self.capture: Capture | None = None
         self.judge: Judge | None = None
         self.pipeline: Pipeline | None = None
@@ -132,6 +135,8 @@ class Unit:
         self.judge = judge
         self.trust.add_listener(judge.prepare)  # build the next trust store off the frame path
         judge.prepare(self.trust.current)
+        if cfg.officers.enabled:
+            self._start_desk()
 
         feedback: list[Callable[[Verdict], None]] = []
         if cfg.screen.enabled:
@@ -146,13 +151,23 @@ class Unit:
                 raise UnitError(f"gpio: {e}") from None
             self._stoppers.append(("gpio", self.gpio.close))
             feedback.append(self.gpio)
+            if cfg.gpio.buttons.enabled and self.desk is not None:
+                from scanner.gpio import DecisionButtons
+
+                try:
+                    self.buttons = DecisionButtons(cfg.gpio.buttons, self.desk, self.gpio.signal,
+                                                   pin_factory=self._pin_factory)
+                except GpioError as e:
+                    raise UnitError(f"gpio.buttons: {e}") from None
+                self._stoppers.append(("buttons", self.buttons.close))
 
         if cfg.mqtt is not None:
             from scanner.mqtt import MqttLink
 
             self.link = MqttLink(cfg.mqtt, cfg.unit.device_id, cfg.unit.checkpoint, self.outbox,
                                  status_fn=self.health, on_trust=self._trust_from_mqtt,
-                                 backoff_max=cfg.mqtt.reconnect_max_s)
+                                 backoff_max=cfg.mqtt.reconnect_max_s,
+                                 on_roster=self._roster_from_mqtt if self.roster is not None else None)
             self.link.start()
             self._stoppers.append(("mqtt", self.link.stop))
 
@@ -200,24 +215,78 @@ class Unit:
         cfg = self.config.screen
         self.screen = OfficerScreen(cfg.host, cfg.port, language=self.config.screen_language,
                                     verdict_seconds=cfg.verdict_seconds, preview=self._preview_jpeg,
-                                    preview_fps=cfg.preview_fps)
+                                    preview_fps=cfg.preview_fps, desk=self.desk)
+        if self.desk is not None:
+            self.screen.state.advice = self._advice
+            self.screen.state.update_desk(self.desk.view())
         try:
             self.screen.start()
         except OSError as e:
             raise UnitError(f"screen.port: cannot listen on {cfg.host}:{cfg.port}: {e.strerror}") from None
         self._stoppers.append(("screen", self.screen.stop))
 
+    def _start_desk(self) -> None:
+        from scanner.officers import OfficerDesk, RosterKeeper
+
+        cfg = self.config
+        data = cfg.storage.data_dir
+        self.roster = RosterKeeper(data / "roster.json", cfg.unit.checkpoint,
+                                   lambda: getattr(self.trust.current, "roster_keys", ()))
+        self.trust.add_listener(lambda bundle: self.roster.recheck())  # a roster key may be withdrawn
+        self.desk = OfficerDesk(self.roster, cfg.unit.device_id, self._record_decision, self._decision_rules,
+                                data / "signin.json", idle_s=cfg.officers.idle_signout_s,
+                                hold_s=cfg.officers.decision_hold_s, wall_clock=self.wall_clock,
+                                on_change=self._desk_changed)
+
+    def _decision_rules(self) -> tuple[Any, str | None, int | None]:
+        """The current policy's decision rules, its name and the trust version."""
+        from verifier.decisions import DecisionRules
+
+        assert self.judge is not None
+        policy = self.judge.policy()
+        return (getattr(policy, "decisions", None) or DecisionRules.none(), getattr(policy, "name", None),
+                getattr(self.trust.current, "version", None))
+
+    def _advice(self, verdict: Verdict) -> dict[str, Any] | None:
+        return self._decision_rules()[0].next_step(verdict.reason, verdict.result)
+
+    def _desk_changed(self) -> None:
+        if self.screen is not None and self.desk is not None:
+            self.screen.state.update_desk(self.desk.view())
+
     # -- callbacks ----------------------------------------------------------------------------
     def _record(self, verdict: Verdict, now: datetime) -> None:
         """Recorder: the verdict's event fields into the outbox, then wake the MQTT link."""
         try:
-            self.outbox.record(verdict.event_fields(), now)
+            seq = self.outbox.record(verdict.event_fields(), now)
             self.outbox_error = None
         except Exception as e:
             self.outbox_error = str(e)
             raise
         if self.link is not None:
             self.link.wake()
+        if self.desk is not None:
+            hold = self.desk.note_verdict(verdict.result, verdict.reason, verdict.policy, verdict.trust_version, seq)
+            if hold and self.screen is not None:
+                self.screen.state.hold(self.desk.hold_s)
+            self._desk_changed()
+
+    def _record_decision(self, fields: dict[str, Any]) -> int:
+        """An officer's decision into the outbox (one transaction), then wake the MQTT link."""
+        try:
+            seq = self.outbox.record(fields, self.wall_clock())
+            self.outbox_error = None
+        except Exception as e:
+            self.outbox_error = str(e)
+            raise
+        if self.link is not None:
+            self.link.wake()
+        return seq
+
+    def _roster_from_mqtt(self, data: bytes) -> None:
+        result = self.roster.offer(data, "mqtt")
+        logger.info("officer roster from mqtt: %s", result.reason)
+        self._desk_changed()
 
     def _trust_from_mqtt(self, data: bytes) -> None:
         result = self.trust.offer(data, "mqtt")
@@ -284,7 +353,8 @@ class Unit:
             "network": {"connected": None if self.link is None else bool(self.link.connected),
                         "backlog": self.outbox.backlog()},
             "clock": {"ok": clock.ok, "reason": clock.reason},
-            "counts": self.outbox.counts_today(date.today()),
+            "counts": {**self.outbox.counts_today(date.today()),
+                       **self.outbox.counts_today(date.today(), kinds=("decision", "manual"))},
             "camera": {"fps": round(capture.fps, 1) if capture else None,
                        "error": capture.error if capture else None},
             "outbox_error": self.outbox_error,
@@ -297,6 +367,7 @@ class Unit:
             self.clock.record(now)
         if self.screen is not None:
             self.screen.update_status(self.screen_status(now))
+            self._desk_changed()  # sign-out after inactivity, lock-out countdown, roster expiry
         if time.monotonic() - self._last_usb >= _USB_EVERY_S and self.trust is not None:
             self._check_usb(self.trust)
 

@@ -23,8 +23,10 @@ class OfficerScreen:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, language: str = "vi",
                  verdict_seconds: float = 4.0, preview: PreviewSource | None = None,
-                 preview_fps: float = 2.0) -> None:
+                 preview_fps: float = 2.0, desk: Any = None) -> None:
         self.state = ScreenState(language, verdict_seconds)
+        self.desk = desk
+        """The scanner.officers.OfficerDesk the page's sign-in and decision buttons reach (or None)."""
         self._host, self._port = host, port
         self._preview, self._preview_fps = preview, preview_fps
         self.server: ScreenServer | None = None
@@ -33,7 +35,8 @@ class OfficerScreen:
 
     def start(self) -> None:
         """Bind and serve in background threads (raises OSError if the port is taken)."""
-        self.server = ScreenServer(self._host, self._port, self.state, self._preview, self._preview_fps)
+        self.server = ScreenServer(self._host, self._port, self.state, self._preview, self._preview_fps,
+                                   desk=self.desk)
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},

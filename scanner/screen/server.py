@@ -4,6 +4,11 @@ Routes: `/` the page, `/static/<file>`, `/state` (JSON), `/events` (server-sent 
 `data:` line per change plus keep-alive comments), `/preview.mjpg` (MJPEG at a low rate; frames
 are encoded only while someone watches). Requests whose Host header is not this loopback
 address are refused, so no other web page can read the screen through DNS rebinding.
+
+Officer actions are JSON POSTs: `/api/signin` `{officer, pin}`, `/api/signout`, `/api/decide`
+`{outcome, reason, follows_seq}`, `/api/manual` `{outcome, reason, token}`. Only
+`application/json` bodies are taken: a page on another origin cannot send one without a CORS
+preflight, which this server never answers, so no other page can act for the officer.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
 _STATIC_FILES = ("index.html", "app.js", "style.css")
 _KEEPALIVE_S = 10.0
 _BOUNDARY = "chotframe"
+_MAX_POST = 2048
 
 PreviewSource = Callable[[], bytes | None]
 
@@ -49,8 +55,9 @@ class ScreenServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, host: str, port: int, state: ScreenState, preview: PreviewSource | None,
-                 preview_fps: float) -> None:
+                 preview_fps: float, desk: Any = None) -> None:
         self.state = state
+        self.desk = desk
         self.preview = preview
         self.preview_interval = 1.0 / preview_fps
         self.static = _load_static()
@@ -98,6 +105,70 @@ class ScreenHandler(BaseHTTPRequestHandler):
             self._preview()
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        if self.headers.get("Host") not in self.server.allowed_hosts:
+            self._send(HTTPStatus.FORBIDDEN, b"wrong host\n", "text/plain; charset=utf-8")
+            return
+        path = self.path.split("?", 1)[0]
+        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if content_type != "application/json":
+            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, "error": {
+                "code": "bad_request", "vi": "Yêu cầu không hợp lệ.", "en": "Requests must be JSON."}})
+            return
+        if not 0 <= length <= _MAX_POST:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"ok": False, "error": {
+                "code": "bad_request", "vi": "Yêu cầu quá lớn.", "en": "Request too large."}})
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": {
+                "code": "bad_request", "vi": "Yêu cầu không hợp lệ.", "en": "The request is not a JSON object."}})
+            return
+        self._officer_action(path, body)
+
+    def _officer_action(self, path: str, body: dict[str, Any]) -> None:
+        from scanner.officers import DeskError  # the screen also runs without officers
+
+        desk, state = self.server.desk, self.server.state
+        if desk is None or path not in ("/api/signin", "/api/signout", "/api/decide", "/api/manual"):
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": {
+                "code": "not_found", "vi": "Chức năng này không bật trên thiết bị.",
+                "en": "This unit does not take officer decisions."}})
+            return
+        try:
+            answer: dict[str, Any] = {"ok": True}
+            if path == "/api/signin":
+                officer = desk.sign_in(body.get("officer"), body.get("pin"))
+                answer["officer"] = officer.id
+            elif path == "/api/signout":
+                desk.sign_out()
+            elif path == "/api/decide":
+                answer["seq"] = desk.decide(body.get("outcome"), body.get("reason"), body.get("follows_seq"))
+                state.release()
+            else:
+                answer["seq"] = desk.manual_check(body.get("outcome"), body.get("reason"), body.get("token"))
+        except DeskError as e:
+            self._json(HTTPStatus.CONFLICT, {"ok": False, "error": e.to_json()})
+            return
+        except Exception:  # noqa: BLE001 - e.g. a full disk: say so, record nothing half
+            logger.exception("screen: officer action %s failed", path)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"ok": False, "error": {
+                "code": "not_saved", "vi": "Không lưu được quyết định: báo kỹ thuật.",
+                "en": "The decision could not be saved: call a technician."}})
+            return
+        self._json(HTTPStatus.OK, answer)
+
+    def _json(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+        self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)

@@ -31,8 +31,11 @@ class ScreenState:
         self._verdict_until = 0.0
         self._shown = 0
         self._status: dict[str, Any] = {}
+        self._desk: dict[str, Any] | None = None
         self._closed = False
         self.repeats = RepeatLog()
+        self.advice: Callable[[Verdict], dict[str, Any] | None] | None = None
+        """What the person can do next after a verdict (the policy's decision rules), if set."""
 
     def show(self, verdict: Verdict) -> None:
         """Put a verdict on screen (replacing any earlier one) for verdict_seconds."""
@@ -43,12 +46,35 @@ class ScreenState:
             view["lines"].append({"vi": "Đã quét ở đây lúc", "en": "Already scanned here at",
                                   "value": before.strftime("%H:%M")})
             view["repeat"] = True
+        if self.advice is not None and verdict.result in ("yellow", "red"):
+            view["next_step"] = self.advice(verdict)
         with self._cond:
             self._shown += 1
             view["id"] = self._shown
             self._verdict = view
             self._verdict_until = self._clock() + self.verdict_seconds
             self._changed()
+
+    def hold(self, seconds: float) -> None:
+        """Keep the verdict on show for `seconds` from now (an officer is deciding on it)."""
+        with self._cond:
+            if self._verdict is not None:
+                self._verdict_until = max(self._verdict_until, self._clock() + seconds)
+                self._changed()
+
+    def release(self, seconds: float = 2.0) -> None:
+        """The decision is made: let the verdict go after a short look at the confirmation."""
+        with self._cond:
+            if self._verdict is not None:
+                self._verdict_until = min(self._verdict_until, self._clock() + seconds)
+                self._changed()
+
+    def update_desk(self, desk: dict[str, Any]) -> None:
+        """Replace the officer part (who is signed in, what can be decided) if it changed."""
+        with self._cond:
+            if desk != self._desk:
+                self._desk = desk
+                self._changed()
 
     def update_status(self, status: dict[str, Any]) -> None:
         """Replace the status part (trust, network, clock, counts, camera) if it changed."""
@@ -76,7 +102,7 @@ class ScreenState:
         with self._cond:
             remaining = max(0.0, self._verdict_until - self._clock()) if self._verdict else 0.0
             return {"version": self._version, "language": self.language, "verdict": self._verdict,
-                    "verdict_remaining_s": round(remaining, 2), "status": self._status}
+                    "verdict_remaining_s": round(remaining, 2), "status": self._status, "desk": self._desk}
 
     def wait_change(self, seen: int, timeout: float) -> int:
         """Block until the version differs from `seen`, the timeout passes or close(); the version."""
