@@ -18,6 +18,7 @@ from dashboard.config import DashboardConfig, load_config
 logger = logging.getLogger(__name__)
 
 NEW_USER_PASSWORD_ENV = "CHOT_NEW_USER_PASSWORD"
+NEW_OFFICER_PIN_ENV = "CHOT_NEW_OFFICER_PIN"
 
 
 def _config(ctx: click.Context) -> DashboardConfig:
@@ -38,13 +39,14 @@ def _fail_readably(func: Any) -> Any:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from dashboard.broker import BrokerError  # noqa: PLC0415
+        from dashboard.officers import OfficerError  # noqa: PLC0415
         from dashboard.scope import ScopeError  # noqa: PLC0415
         from dashboard.store import StoreError  # noqa: PLC0415
         from dashboard.trust import TrustPublishError  # noqa: PLC0415
 
         try:
             return func(*args, **kwargs)
-        except (BrokerError, ScopeError, StoreError, TrustPublishError) as e:
+        except (BrokerError, OfficerError, ScopeError, StoreError, TrustPublishError) as e:
             raise click.ClickException(str(e)) from None
 
     return wrapper
@@ -94,6 +96,89 @@ def init(ctx: click.Context) -> None:
         account = getattr(cfg.mqtt, name)
         click.echo(f"generated {name} password (shown once; store it as ${account.password_env} or the "
                    f"{account.password_credential} credential): {password}")
+    from dashboard.officers import load_or_create_key  # noqa: PLC0415
+
+    load_or_create_key(cfg)
+    click.echo(f"roster key: {cfg.officers.key_file} (give `chot dashboard roster-key` to the ministry for the "
+               "trust bundle)")
+
+
+@dashboard.command("roster-key")
+@click.pass_context
+@_fail_readably
+def roster_key(ctx: click.Context) -> None:
+    """Print the public roster key (PEM) for the ministry's trust bundle (`chot keys bundle --roster-key`)."""
+    from dashboard.officers import public_pem  # noqa: PLC0415
+
+    click.echo(public_pem(_config(ctx)), nl=False)
+
+
+@dashboard.command("add-officer")
+@click.argument("checkpoint")
+@click.argument("officer_id")
+@click.option("--name", required=True, help="The officer's name as shown on the unit (staff data).")
+@click.option("--role", type=click.Choice(["police", "health", "supervisor", "staff"]), default="police",
+              show_default=True, help="Role.")
+@click.option("--no-publish", is_flag=True, help="Do not publish the roster now (several changes at once).")
+@click.pass_context
+@_fail_readably
+def add_officer(ctx: click.Context, checkpoint: str, officer_id: str, name: str, role: str, no_publish: bool) -> None:
+    """Add an officer (or give them a new PIN) and publish the checkpoint's roster.
+
+    The PIN is read from $CHOT_NEW_OFFICER_PIN, else a random 6-digit PIN is made and shown once.
+    """
+    from dashboard import officers  # noqa: PLC0415
+
+    pin = os.environ.get(NEW_OFFICER_PIN_ENV)
+    shown = pin is None
+    pin = pin or officers.new_pin()
+    store = _store(ctx)
+    try:
+        officers.add_officer(store, _config(ctx), checkpoint, officer_id, name, role, pin, publish=not no_publish)
+    finally:
+        store.close()
+    click.echo(f"officer {officer_id} at {checkpoint} saved" + ("" if no_publish else "; roster published"))
+    if shown:
+        click.echo(f"PIN (shown once): {pin}")
+
+
+@dashboard.command("remove-officer")
+@click.argument("checkpoint")
+@click.argument("officer_id")
+@click.pass_context
+@_fail_readably
+def remove_officer(ctx: click.Context, checkpoint: str, officer_id: str) -> None:
+    """Revoke an officer at a checkpoint and publish the roster without them."""
+    from dashboard import officers  # noqa: PLC0415
+
+    store = _store(ctx)
+    try:
+        known = officers.remove_officer(store, _config(ctx), checkpoint, officer_id)
+    finally:
+        store.close()
+    if not known:
+        raise click.ClickException(f"officer {officer_id!r} is not registered at {checkpoint!r}")
+    click.echo(f"officer {officer_id} at {checkpoint} revoked; roster published")
+
+
+@dashboard.command("publish-rosters")
+@click.argument("checkpoints", nargs=-1)
+@click.pass_context
+@_fail_readably
+def publish_rosters(ctx: click.Context, checkpoints: tuple[str, ...]) -> None:
+    """Publish fresh signed rosters (new version and expiry) for these checkpoints, or all with officers.
+
+    Run it daily (a timer): a unit that hears no roster before the old one expires stops taking sign-ins.
+    """
+    from dashboard import officers  # noqa: PLC0415
+
+    store = _store(ctx)
+    try:
+        records = officers.publish_all(store, _config(ctx), list(checkpoints) or None)
+    finally:
+        store.close()
+    for record in records:
+        click.echo(f"roster version {record.version} for {record.checkpoint} published")
 
 
 @dashboard.command("add-device")

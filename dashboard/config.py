@@ -138,6 +138,33 @@ class AlarmsConfig:
     trust_stale_after_h: float = 48.0
     clock: bool = True
     """Alarm when a unit reports its clock is behind its bundle or its last record."""
+    let_through_above_area: float = 0.3
+    """Alarm when a checkpoint's or an officer's share of let-throughs among their decisions
+    (today) is more than this far above their province's (0.3 = 30 percentage points)."""
+    let_through_min_decisions: int = 10
+    """...counting only checkpoints and officers with at least this many decisions."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.let_through_above_area < 1:
+            raise ValueError("let_through_above_area must be between 0 and 1")
+        if self.let_through_min_decisions < 1:
+            raise ValueError("let_through_min_decisions must be at least 1")
+
+
+@dataclass
+class OfficersConfig:
+    """Officer rosters: signed by the dashboard's roster key, published per checkpoint."""
+
+    key_file: Path | None = None
+    """Roster signing key (PEM, 0600); defaults to <data_dir>/roster-key.pem, made by `init`.
+    Its public half must be listed in the trust bundle (`chot keys bundle --roster-key`)."""
+    roster_days: float = 7.0
+    """How long a roster is valid: a unit that hears no newer one stops taking sign-ins then
+    (a stolen or unplugged unit). Republish sooner (`publish-rosters`, e.g. daily)."""
+
+    def __post_init__(self) -> None:
+        if not 0.04 <= self.roster_days <= 90:
+            raise ValueError("roster_days must be between 0.04 (an hour) and 90")
 
 
 @dataclass
@@ -165,10 +192,12 @@ class DashboardConfig:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    officers: OfficersConfig = field(default_factory=OfficersConfig)
 
     def __post_init__(self) -> None:
         d = Path(self.data_dir)
         self.data_dir = d
+        self.officers.key_file = Path(self.officers.key_file or d / "roster-key.pem")
         if self.database is None:
             self.database = str(d / "chot.db")
         b = self.broker

@@ -63,8 +63,21 @@ def add_device(
 
 
 def remove_device(store: Store, config: DashboardConfig, device_id: str, reload: bool = True) -> bool:
-    """Revoke a unit: forget it, delete its password and ACL entry, reload; False if unknown."""
+    """Revoke a unit: forget it, delete its password and ACL entry, reload; False if unknown.
+
+    When its checkpoint has officers, a new roster leaving the unit out goes out first, while the
+    unit can still hear it: a connected unit stops taking decisions at once, an unreachable one
+    when its roster expires."""
+    device = store.get_device(device_id)
     known = store.remove_device(device_id)
+    if known and device is not None and store.list_officers(Scope.of(checkpoints=[device.checkpoint])):
+        from dashboard import officers, trust  # noqa: PLC0415 - only when there are officers
+
+        try:
+            officers.publish_roster(store, config, device.checkpoint)
+        except (officers.OfficerError, trust.TrustPublishError) as e:
+            logger.error("device %s revoked, but the roster for %s was not published: %s", device_id,
+                         device.checkpoint, e)
     assert config.broker.password_file is not None
     had_password = broker.delete_password(config.broker.password_file, device_id)
     sync_acl(store, config)

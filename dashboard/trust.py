@@ -39,8 +39,8 @@ def check_bundle(store: Store, config: DashboardConfig, data: bytes) -> TrustBun
         raise TrustPublishError(f"the configured anchor is not a usable public key: {e}") from None
 
 
-def publish_raw(config: DashboardConfig, raw: bytes, timeout: float = 10.0) -> None:
-    """Publish bytes retained on the trust topic as the dashboard account; waits for the broker."""
+def publish_raw(config: DashboardConfig, raw: bytes, timeout: float = 10.0, topic: str = broker.TRUST_TOPIC) -> None:
+    """Publish bytes retained on the trust topic (or `topic`) as the dashboard account; waits for the broker."""
     client = broker.mqtt_client(config.mqtt, config.mqtt.dashboard, client_id="")
     connected = threading.Event()
     refused: list[str] = []
@@ -67,7 +67,7 @@ def publish_raw(config: DashboardConfig, raw: bytes, timeout: float = 10.0) -> N
     try:
         if not connected.wait(timeout) or refused:
             raise TrustPublishError(f"the broker refused the dashboard login: {refused[0] if refused else 'timeout'}")
-        client.publish(broker.TRUST_TOPIC, raw, qos=1, retain=True)
+        client.publish(topic, raw, qos=1, retain=True)
         if not done.wait(timeout):
             raise TrustPublishError("the broker did not confirm the trust bundle in time")
         if acked[0] not in ("Success", "No matching subscribers"):

@@ -272,6 +272,28 @@ class DecisionCount:
 
 
 @dataclass(frozen=True)
+class OfficerRecord:
+    """An officer allowed at one checkpoint; `pin` is the JSON of a scrypt PIN hash (never a PIN)."""
+
+    checkpoint: str
+    id: str
+    name: str
+    role: str
+    pin: str = field(repr=False)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RosterRecord:
+    """The latest signed roster published for a checkpoint."""
+
+    checkpoint: str
+    version: int
+    raw: bytes = field(repr=False)
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class User:
     """A dashboard account; `password_hash` is whatever the web app's hasher produced."""
 
@@ -397,6 +419,27 @@ class Store(ABC):
         """Decisions and manual checks with since <= ts < until, per checkpoint, officer, outcome,
         reason and followed verdict (kept when single events are pruned). dashboard.decisions
         turns them into shares, per-officer counts and alarms."""
+
+    # -- officers and their rosters ----------------------------------------------------------
+    @abstractmethod
+    def upsert_officer(self, checkpoint: str, officer_id: str, name: str, role: str, pin: str) -> OfficerRecord:
+        """Add an officer at a registered checkpoint, or change their name, role or PIN hash."""
+
+    @abstractmethod
+    def remove_officer(self, checkpoint: str, officer_id: str) -> bool:
+        """Revoke an officer at a checkpoint; False if they were not there."""
+
+    @abstractmethod
+    def list_officers(self, scope: Scope, checkpoint: str | None = None) -> list[OfficerRecord]:
+        """Officers of the checkpoints inside `scope` (optionally one), by checkpoint and id."""
+
+    @abstractmethod
+    def save_roster(self, checkpoint: str, version: int, raw: bytes) -> RosterRecord:
+        """Keep the roster just published for a checkpoint (replacing the older one)."""
+
+    @abstractmethod
+    def latest_roster(self, checkpoint: str) -> RosterRecord | None:
+        """The checkpoint's latest published roster, or None."""
 
     # -- users -----------------------------------------------------------------------------
     @abstractmethod

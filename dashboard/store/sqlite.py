@@ -21,8 +21,8 @@ from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
     CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket,
-    Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount,
-    Store, StatusUpdate, StoreError, TrustRecord, UnknownCheckpoint, UnknownUser, User, check_id,
+    Checkpoint, Counts, DecisionCount, Device, OfficerRecord, RosterRecord, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount,
+    OFFICER_RE, Store, StatusUpdate, StoreError, TrustRecord, UnknownCheckpoint, UnknownUser, User, check_id,
     counted_minute, from_ms, minute_range, to_ms,
 )
 
@@ -102,6 +102,15 @@ def _migration_4(db: Any) -> None:
         "CREATE TABLE decision_counts (checkpoint TEXT NOT NULL, minute INTEGER NOT NULL, officer TEXT NOT NULL,"
         " outcome TEXT NOT NULL, reason TEXT NOT NULL, follows_result TEXT NOT NULL, follows_reason TEXT NOT NULL,"
         f" count INTEGER NOT NULL, PRIMARY KEY ({', '.join(_DECISION_KEY)})) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE officers (checkpoint TEXT NOT NULL REFERENCES checkpoints (id), id TEXT NOT NULL,"
+        " name TEXT NOT NULL, role TEXT NOT NULL, pin TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+        " PRIMARY KEY (checkpoint, id))"
+    )
+    db.execute(
+        "CREATE TABLE rosters (checkpoint TEXT PRIMARY KEY, version INTEGER NOT NULL, raw BLOB NOT NULL,"
+        " published_at INTEGER NOT NULL)"
     )
 
 
@@ -533,6 +542,60 @@ class SqliteStore(Store):
     def reject_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT reason, count FROM ingest_rejects ORDER BY reason")
         return {reason: int(n) for reason, n in rows}
+
+    # -- officers and rosters ------------------------------------------------------------------
+    def upsert_officer(self, checkpoint: str, officer_id: str, name: str, role: str, pin: str) -> OfficerRecord:
+        if not isinstance(officer_id, str) or not OFFICER_RE.match(officer_id):
+            raise InvalidRecord(f"officer id must be 1-32 letters, digits, '_', '.' or '-', got {officer_id!r}")
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+            raise InvalidRecord("officer name must be 1-100 characters")
+        if not isinstance(pin, str) or not pin.startswith("{"):
+            raise InvalidRecord("an officer needs a PIN hash")
+        now = to_ms(datetime.now(timezone.utc))
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM checkpoints WHERE id = ?", (checkpoint,)).fetchone() is None:
+                raise UnknownCheckpoint(checkpoint)
+            conn.execute(
+                "INSERT INTO officers (checkpoint, id, name, role, pin, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (checkpoint, id) DO UPDATE SET name = excluded.name, role = excluded.role,"
+                " pin = excluded.pin, updated_at = excluded.updated_at",
+                (checkpoint, officer_id, name.strip(), role, pin, now),
+            )
+        return OfficerRecord(checkpoint, officer_id, name.strip(), role, pin, from_ms(now))
+
+    def remove_officer(self, checkpoint: str, officer_id: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM officers WHERE checkpoint = ? AND id = ?", (checkpoint, officer_id))
+            return cur.rowcount > 0
+
+    def list_officers(self, scope: Scope, checkpoint: str | None = None) -> list[OfficerRecord]:
+        inner, params = scope.sql("province", "district", "id")
+        where = f"checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
+        if checkpoint is not None:
+            where += " AND checkpoint = ?"
+            params.append(checkpoint)
+        rows = self._conn().execute(
+            f"SELECT checkpoint, id, name, role, pin, updated_at FROM officers WHERE {where} ORDER BY checkpoint, id",
+            params,
+        ).fetchall()
+        return [OfficerRecord(*row[:5], from_ms(row[5])) for row in rows]
+
+    def save_roster(self, checkpoint: str, version: int, raw: bytes) -> RosterRecord:
+        now = to_ms(datetime.now(timezone.utc))
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO rosters (checkpoint, version, raw, published_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (checkpoint) DO UPDATE SET version = excluded.version, raw = excluded.raw,"
+                " published_at = excluded.published_at",
+                (checkpoint, int(version), bytes(raw), now),
+            )
+        return RosterRecord(checkpoint, int(version), bytes(raw), from_ms(now))
+
+    def latest_roster(self, checkpoint: str) -> RosterRecord | None:
+        row = self._conn().execute(
+            "SELECT checkpoint, version, raw, published_at FROM rosters WHERE checkpoint = ?", (checkpoint,)
+        ).fetchone()
+        return None if row is None else RosterRecord(row[0], row[1], bytes(row[2]), from_ms(row[3]))
 
     # -- users -------------------------------------------------------------------------------
     def create_user(
