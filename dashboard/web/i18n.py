@@ -142,6 +142,34 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_date": ("Ngày không hợp lệ: {value}", "Invalid date: {value}"),
     "bad_period": ("Khoảng thời gian không hợp lệ.", "Invalid period."),
     "unavailable": ("Chức năng chưa sẵn sàng: {what}", "Not available: {what}"),
+    # Officer decisions (issue 12)
+    "decision": ("Cán bộ quyết định", "Officer decision"),
+    "manual": ("Kiểm tra thủ công", "Manual check"),
+    "decisions": ("Quyết định của cán bộ", "Officer decisions"),
+    "manual_checks": ("Kiểm tra thủ công", "Manual checks"),
+    "let_through": ("Cho qua", "Let through"),
+    "turned_back": ("Không cho qua", "Turned back"),
+    "officer": ("Cán bộ", "Officer"),
+    "decisions_title": ("Quyết định của cán bộ tại chốt", "Officers' decisions at checkpoints"),
+    "gap_title": ("Thiếu dữ liệu tiêm chủng: đỏ được cho qua nhờ giấy xác nhận",
+                  "Missing vaccination records: reds let through on paper proof"),
+    "gap_help": ("Đỏ do thiếu mũi tiêm trên hệ thống mà cán bộ cho qua khi xem giấy xác nhận tiêm chủng: "
+                 "nơi cần cập nhật dữ liệu.",
+                 "Reds for a missing or incomplete record that officers let through on a paper vaccination "
+                 "certificate: where the records need fixing."),
+    "gap_reds": ("Đỏ do thiếu dữ liệu", "Reds for a record gap"),
+    "gap_lifted": ("Cho qua nhờ giấy", "Lifted on paper"),
+    "gap_share": ("Tỷ lệ", "Share"),
+    "let_through_share": ("Tỷ lệ cho qua", "Let-through share"),
+    "by_officer": ("Theo cán bộ", "By officer"),
+    "alarm_let_through_checkpoint": (
+        "{who}: cho qua {share} số quyết định ({n}), cao hơn nhiều so với tỉnh ({area})",
+        "{who}: let through {share} of {n} decisions, far above the province's {area}",
+    ),
+    "alarm_let_through_officer": (
+        "Cán bộ {who}: cho qua {share} số quyết định ({n}), cao hơn nhiều so với tỉnh ({area})",
+        "Officer {who}: let through {share} of {n} decisions, far above the province's {area}",
+    ),
 }
 
 # Policy outcomes (verifier policies) that are not verifier errors.
@@ -166,6 +194,19 @@ def _verifier_reasons() -> dict[str, tuple[str, str]]:
         cls = todo.pop()
         found.setdefault(cls.code, (cls.message_vi, cls.message_en))
         todo.extend(cls.__subclasses__())
+    return found
+
+
+def _decision_reasons() -> dict[str, tuple[str, str]]:
+    """Officers' decision reasons as the shipped policies word them (the ministry's data)."""
+    try:
+        from verifier.policy import builtin_policies
+    except ImportError:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    for policy in builtin_policies().values():
+        for rule in policy.decisions.reasons:
+            found.setdefault(rule.code, (rule.label.vi, rule.label.en))
     return found
 
 
@@ -196,7 +237,7 @@ def reason_text(code: str, lang: str | None = None) -> str:
     """A readable text for a verdict reason code; unknown codes are shown as they are."""
     global _REASONS_ALL
     if _REASONS_ALL is None:
-        _REASONS_ALL = {**_verifier_reasons(), **REASONS}
+        _REASONS_ALL = {**_verifier_reasons(), **_decision_reasons(), **REASONS}
     pair = _REASONS_ALL.get(code)
     if pair is None:
         return code

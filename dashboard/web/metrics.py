@@ -55,9 +55,19 @@ def render_metrics() -> str:
         for result in ("green", "yellow", "red"):
             labels = _labels(checkpoint=group.key, province=province, result=result)
             verdicts.append((labels, float(getattr(group.counts, result))))
+    decisions = []
+    for group in by_checkpoint:
+        cp = checkpoints.get(group.key)
+        province = cp.province if cp else ""
+        for kind in ("decision", "manual"):
+            labels = _labels(checkpoint=group.key, province=province, kind=kind)
+            decisions.append((labels, float(getattr(group.counts, kind))))
     devices = store.list_devices(everything)
     lines: list[str] = []
     lines += _family("chot_verdicts_total", "counter", "Verdicts stored, by checkpoint and result.", verdicts)
+    lines += _family("chot_decisions_total", "counter",
+                     "Officer decisions stored, by checkpoint and kind (decision after a scan, manual check).",
+                     decisions)
     lines += _family("chot_device_online", "gauge", "1 if the unit's latest status says online.",
                      ((_labels(device=d.id, checkpoint=d.checkpoint), 1.0 if d.online else 0.0) for d in devices))
     for name, attr, help_text in (

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dashboard.decisions import decision_view
 from dashboard.scope import Scope
 from dashboard.store import Counts, Device, GroupCounts, Store
 from dashboard.web.i18n import MESSAGES, reason_text, translate
@@ -40,6 +41,8 @@ class WebSettings:
     offline_alarm_s: float = 300.0
     trust_max_age_s: float = 2 * 86400.0
     clock_alarm: bool = True
+    let_through_above_area: float = 0.3
+    let_through_min_decisions: int = 10
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def _bucket_label(start: datetime, bucket_s: int, multi_day: bool, tz: ZoneInfo)
     return local.strftime("%d/%m %H:%M") if multi_day else local.strftime("%H:%M")
 
 
-def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, now: datetime) -> dict[str, Any]:
+def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, now: datetime,
+             officers: bool = False) -> dict[str, Any]:
     """Totals today and in `period`, rates by province and checkpoint, the chart, reasons, alarms.
 
     Aggregate queries are the expensive part under load, so each figure that can be derived
@@ -125,6 +129,7 @@ def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, 
     period_counts = _sum(b.counts for b in buckets)
     today_counts = period_counts if today == period else store.totals(scope, today.since, today.until)
     by_checkpoint = store.totals_by(scope, period.since, period.until, "checkpoint")
+    decisions = decisions_snapshot(store, scope, settings, period, officers)
     return {
         "today": {"date": today.first.isoformat(), **today_counts.as_dict()},
         "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), **period_counts.as_dict()},
@@ -132,15 +137,31 @@ def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, 
         "by_checkpoint": [{"key": g.key, "label": g.label, **g.counts.as_dict()} for g in by_checkpoint],
         "timeseries": {"bucket_s": bucket_s, "buckets": series},
         "reasons": _reasons(store, scope, period),
-        "alarms": alarms(store, store.list_devices(scope), settings, now),
+        "decisions": decisions,
+        "alarms": alarms(store, store.list_devices(scope), settings, now) + decisions["alarms"],
     }
 
 
+def decisions_snapshot(store: Store, scope: Scope, settings: WebSettings, period: Period,
+                       officers: bool) -> dict[str, Any]:
+    """Officers' decisions in the period (dashboard.decisions) with readable alarm texts;
+    per-officer rows only for supervisors and admins (`officers`)."""
+    view = decision_view(store, scope, period.since, period.until, officers=officers,
+                         above_area=settings.let_through_above_area, min_decisions=settings.let_through_min_decisions)
+    for p in view["by_province"]:
+        p["label"] = province_label(p["key"])
+    for a in view["alarms"]:
+        a["text"] = translate(f"alarm_{a['kind']}", who=a["label"], share=f"{a['share']:.0%}",
+                              area=f"{a['area_share']:.0%}", n=a["decisions"])
+    return view
+
+
 def _sum(counts: Iterable[Counts]) -> Counts:
-    green = yellow = red = 0
+    total = dict.fromkeys(("green", "yellow", "red", "decision", "manual"), 0)
     for c in counts:
-        green, yellow, red = green + c.green, yellow + c.yellow, red + c.red
-    return Counts(green, yellow, red)
+        for name in total:
+            total[name] += getattr(c, name)
+    return Counts(**total)
 
 
 def _by_province(store: Store, scope: Scope, by_checkpoint: list[GroupCounts]) -> list[dict[str, Any]]:
@@ -253,7 +274,7 @@ def devices_view(store: Store, scope: Scope, settings: WebSettings, now: datetim
 
 
 def checkpoint_view(
-    store: Store, scope: Scope, checkpoint_id: str, settings: WebSettings, now: datetime
+    store: Store, scope: Scope, checkpoint_id: str, settings: WebSettings, now: datetime, officers: bool = False
 ) -> dict[str, Any] | None:
     """One checkpoint's units, today's counts and recent results; None if outside the scope."""
     visible = {c.id: c for c in store.list_checkpoints(scope)}
@@ -272,10 +293,12 @@ def checkpoint_view(
         "reasons": _reasons(store, only, today),
         "recent": [
             {"ts": iso(e.ts), "device": e.device, "result": e.result, "reason": e.reason,
-             "text": reason_text(e.reason), "policy": e.policy, "trust_version": e.trust_version}
+             "text": reason_text(e.reason), "policy": e.policy, "trust_version": e.trust_version,
+             "outcome": e.outcome, "officer": e.officer if officers else None}
             for e in store.recent_events(only, checkpoint=cp.id, limit=RECENT_LIMIT)
         ],
-        "alarms": alarms(store, devices, settings, now),
+        "decisions": (decisions := decisions_snapshot(store, only, settings, today, officers)),
+        "alarms": alarms(store, devices, settings, now) + decisions["alarms"],
     }
 
 

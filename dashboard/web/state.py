@@ -43,6 +43,8 @@ def settings() -> WebSettings:
         offline_alarm_s=float(cfg["CHOT_OFFLINE_ALARM_S"]),
         trust_max_age_s=float(cfg["CHOT_TRUST_MAX_AGE_S"]),
         clock_alarm=bool(cfg["CHOT_CLOCK_ALARM"]),
+        let_through_above_area=float(cfg["CHOT_LET_THROUGH_ABOVE_AREA"]),
+        let_through_min_decisions=int(cfg["CHOT_LET_THROUGH_MIN_DECISIONS"]),
     )
 
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, g, render_template, request, url_for
 from markupsafe import Markup
 
 from dashboard.web import snapshots
@@ -38,18 +38,25 @@ def chart_markup(data: Mapping[str, Any]) -> Markup:
     return timeseries_svg(bars, legend, translate("chart_title"))
 
 
+def sees_officers() -> bool:
+    """Per-officer decision counts are for supervisors and admins, in their scope."""
+    user = g.get("user")
+    return user is not None and user.role in ("admin", "supervisor")
+
+
 def overview_context(args: Mapping[str, str]) -> dict[str, Any]:
     """Everything the overview shows for the period in `args` (raises PeriodError)."""
     cfg = settings()
     at = now()
     period = snapshots.parse_period(args.get("from"), args.get("to"), cfg, at)
-    data = snapshots.overview(get_store(), user_scope(), cfg, period, at)
+    data = snapshots.overview(get_store(), user_scope(), cfg, period, at, officers=sees_officers())
     return {"data": data, "chart": chart_markup(data)}
 
 
 def checkpoint_context(checkpoint_id: str) -> dict[str, Any] | None:
     """Everything one checkpoint's page shows, or None when it lies outside the user's scope."""
-    data = snapshots.checkpoint_view(get_store(), user_scope(), checkpoint_id, settings(), now())
+    data = snapshots.checkpoint_view(get_store(), user_scope(), checkpoint_id, settings(), now(),
+                                     officers=sees_officers())
     return None if data is None else {"data": data}
 
 
