@@ -8,7 +8,14 @@ const TEXT = {
     online: "Đã kết nối", offline: "Mất kết nối", standalone: "Không báo cáo", backlog: "chờ gửi",
     staleTrust: "Danh sách tin cậy đã cũ: cập nhật sớm", clock: "Đồng hồ thiết bị sai: kết quả cần kiểm tra bằng mắt",
     camera: "Camera", fps: "khung/giây", noCamera: "Lỗi camera", outbox: "Không lưu được kết quả",
-    counts: (c) => `Xanh ${c.green} · Vàng ${c.yellow} · Đỏ ${c.red}`, other: "EN",
+    counts: (c) => `Xanh ${c.green} · Vàng ${c.yellow} · Đỏ ${c.red}` + (c.decision || c.manual ? ` · Quyết định ${c.decision || 0} · Thủ công ${c.manual || 0}` : ""),
+    other: "EN",
+    signIn: "Cán bộ đăng nhập", signOut: "Đăng xuất", manual: "Kiểm tra thủ công (không có mã QR)",
+    officer: "Cán bộ", noOfficer: "Chưa có cán bộ đăng nhập: không ghi được quyết định",
+    pinFor: (name) => `Nhập mã PIN của ${name}, rồi bấm OK`, ok: "OK", cancel: "Hủy",
+    decideOn: "Quyết định cho kết quả này:", manualTitle: "Người không có mã QR: ghi kết quả kiểm tra giấy tờ",
+    locked: (s) => `Sai mã PIN nhiều lần: thử lại sau ${s} giây`, failed: "Không gửi được: thử lại",
+    portal: "Cổng thông tin", hotline: "Đường dây nóng",
     ago: (s) => s < 3600 ? `${Math.round(s / 60)} phút trước` : `${Math.round(s / 3600)} giờ trước`,
   },
   en: {
@@ -17,7 +24,14 @@ const TEXT = {
     online: "Online", offline: "Offline", standalone: "Not reporting", backlog: "waiting",
     staleTrust: "Trust list out of date: update soon", clock: "Unit clock is wrong: check results by hand",
     camera: "Camera", fps: "fps", noCamera: "Camera problem", outbox: "Results are not being saved",
-    counts: (c) => `Green ${c.green} · Yellow ${c.yellow} · Red ${c.red}`, other: "VI",
+    counts: (c) => `Green ${c.green} · Yellow ${c.yellow} · Red ${c.red}` + (c.decision || c.manual ? ` · Decisions ${c.decision || 0} · Manual ${c.manual || 0}` : ""),
+    other: "VI",
+    signIn: "Officer sign-in", signOut: "Sign out", manual: "Manual check (no QR code)",
+    officer: "Officer", noOfficer: "No officer signed in: decisions cannot be recorded",
+    pinFor: (name) => `Enter the PIN of ${name}, then OK`, ok: "OK", cancel: "Cancel",
+    decideOn: "Decision on this result:", manualTitle: "Person without a QR code: record the paper check",
+    locked: (s) => `Too many wrong PINs: try again in ${s} s`, failed: "Not sent: try again",
+    portal: "Portal", hotline: "Hotline",
     ago: (s) => s < 3600 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`,
   },
 };
@@ -78,9 +92,197 @@ function render(state) {
     dd.textContent = line["value_" + current] || line.value;
     lines.append(dt, dd);
   }
+  renderNextStep(v && v.next_step, t, current);
   if (v && v.id !== lastSoundId) { lastSoundId = v.id; playSound(v.result); }
   renderStatus(state.status || {}, t);
+  renderDesk(state, t, current);
 }
+
+// What the person can do next, and the ministry's correction channel (from the signed policy).
+function renderNextStep(step, t, current) {
+  const box = $("next-step");
+  box.replaceChildren();
+  if (!step) return;
+  box.append(document.createTextNode(step[current] || step.en));
+  const c = step.correction;
+  if (c) {
+    const line = document.createElement("span");
+    line.className = "correction";
+    line.dataset.testId = "correction";
+    const parts = [c[current] || c.en];
+    if (c.portal) parts.push(`${t.portal}: ${c.portal}`);
+    if (c.hotline) parts.push(`${t.hotline}: ${c.hotline}`);
+    line.textContent = parts.join(" · ");
+    box.append(line);
+  }
+}
+
+// -- officer desk: sign-in with a PIN, one tap per decision ---------------------------------
+let deskMode = null;        // null | "signin" | "pin" | "manual"
+let pinOfficer = null;
+let busy = false;
+let choicesKey = "";
+let localMessage = null;    // {text, error} shown until the next server message
+let lastServerMessage = null;
+let doneSeq = null;         // the verdict just decided: its buttons do not come back
+
+function button(label, cls, onClick, testId) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (cls) b.className = cls;
+  if (testId) b.dataset.testId = testId;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+async function post(path, body) {
+  try {
+    const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+                                 body: JSON.stringify(body || {})});
+    return await r.json();
+  } catch (e) {
+    return {ok: false, error: null};
+  }
+}
+
+function say(text, error) {
+  localMessage = {text, error};
+  const box = $("desk-message");
+  box.textContent = text || "";
+  box.classList.toggle("error", !!error);
+}
+
+function errorText(answer, t, current) {
+  return answer.error ? (answer.error[current] || answer.error.en) : t.failed;
+}
+
+async function act(path, body, after) {
+  if (busy) return;              // a double tap sends one request
+  busy = true;
+  document.querySelectorAll(".desk .choices button").forEach((b) => { b.disabled = true; });
+  const t = TEXT[lang || (last && last.language)] || TEXT.vi;
+  const current = lang || (last && last.language) || "vi";
+  const answer = await post(path, body);
+  busy = false;
+  if (answer.ok) { localMessage = null; if (after) after(answer); }
+  else say(errorText(answer, t, current), true);
+  choicesKey = "";
+  if (last) render(last);
+}
+
+function renderDesk(state, t, current) {
+  const d = state.desk;
+  const box = $("desk");
+  if (!d || !d.allowed) { box.hidden = true; document.body.dataset.officer = "off"; return; }
+  box.hidden = false;
+  const officer = d.officer;
+  document.body.dataset.officer = officer ? "on" : "off";
+  if (officer && (deskMode === "signin" || deskMode === "pin")) deskMode = null;
+  if (!officer && deskMode === "manual") deskMode = null;
+  setText("desk-officer", officer ? `${t.officer}: ${officer.name} (${officer.id})`
+    : (d.problem ? (d.problem[current] || d.problem.en) : t.noOfficer));
+  const open = $("signin-open"), out = $("signout"), manual = $("manual-open");
+  open.textContent = deskMode ? t.cancel : t.signIn;
+  open.hidden = !!officer || !!d.problem;
+  out.textContent = t.signOut;
+  out.hidden = !officer;
+  manual.textContent = deskMode === "manual" ? t.cancel : t.manual;
+  manual.hidden = !officer || !d.manual_choices.length;
+  // Messages: the server's (recorded...) unless a newer local one (an error) is showing.
+  const server = d.message ? JSON.stringify(d.message) : null;
+  if (server !== lastServerMessage) { lastServerMessage = server; if (d.message) localMessage = null; }
+  const msgBox = $("desk-message");
+  if (localMessage) { msgBox.textContent = localMessage.text; msgBox.classList.toggle("error", !!localMessage.error); }
+  else if (d.locked_s) { msgBox.textContent = t.locked(d.locked_s); msgBox.classList.add("error"); }
+  else { msgBox.textContent = d.message ? (d.message[current] || d.message.en) : ""; msgBox.classList.remove("error"); }
+  renderSignin(d, t, current, officer);
+  renderChoices(state, d, t, current, officer);
+}
+
+function renderSignin(d, t, current, officer) {
+  const panel = $("signin");
+  panel.hidden = !!officer || !(deskMode === "signin" || deskMode === "pin");
+  if (panel.hidden) return;
+  const list = $("officer-list");
+  const key = "o:" + d.officers.map((o) => o.id).join(",") + current;
+  if (list.dataset.key !== key) {
+    list.dataset.key = key;
+    list.replaceChildren(...d.officers.map((o) => button(`${o.name} (${o.id})`, "", () => {
+      pinOfficer = o; deskMode = "pin"; say(""); render(last); $("pin").value = ""; $("pin").focus();
+    }, `officer-${o.id}`)));
+  }
+  list.hidden = deskMode === "pin";
+  const pad = $("pin-pad");
+  pad.hidden = deskMode !== "pin";
+  if (deskMode === "pin" && pinOfficer) {
+    setText("pin-who", t.pinFor(pinOfficer.name));
+    const keys = $("keys");
+    if (keys.dataset.lang !== current) {
+      keys.dataset.lang = current;
+      const digits = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", t.ok];
+      keys.replaceChildren(...digits.map((k) => button(k, "", () => pinKey(k, t), `key-${k === t.ok ? "ok" : k}`)));
+    }
+  }
+}
+
+function pinKey(k, t) {
+  const input = $("pin");
+  if (k === "⌫") input.value = input.value.slice(0, -1);
+  else if (k === t.ok) submitPin();
+  else if (input.value.length < 8) input.value += k;
+}
+
+function submitPin() {
+  const input = $("pin");
+  const pin = input.value;
+  input.value = "";              // the PIN never stays on screen or in memory longer than needed
+  if (!pinOfficer) return;
+  act("/api/signin", {officer: pinOfficer.id, pin}, () => { deskMode = null; pinOfficer = null; });
+}
+
+function renderChoices(state, d, t, current, officer) {
+  const box = $("choices");
+  let items = [], path = null, extra = {}, title = "";
+  if (officer && deskMode === "manual") {
+    items = d.manual_choices; path = "/api/manual"; extra = {token: d.manual_token}; title = t.manualTitle;
+  } else if (officer && d.pending && state.verdict && d.pending.seq !== doneSeq) {
+    items = d.pending.choices; path = "/api/decide"; extra = {follows_seq: d.pending.seq}; title = t.decideOn;
+  }
+  const key = JSON.stringify([path, extra, items.map((c) => c.code), current]);
+  if (key === choicesKey) return;
+  choicesKey = key;
+  if (!path) { box.replaceChildren(); return; }
+  const heading = document.createElement("div");
+  heading.className = "choices-title";
+  heading.textContent = title;
+  box.replaceChildren(heading, ...items.map((c, i) => button(`${i + 1}. ${c[current] || c.en}`, c.outcome,
+    () => act(path, {outcome: c.outcome, reason: c.code, ...extra}, () => {
+      if (deskMode === "manual") deskMode = null; else doneSeq = extra.follows_seq;
+    }),
+    `choice-${c.code}`)));
+}
+
+$("signin-open").addEventListener("click", () => {
+  deskMode = deskMode ? null : "signin"; pinOfficer = null; say(""); if (last) render(last);
+});
+$("signout").addEventListener("click", () => act("/api/signout", {}, () => { deskMode = null; }));
+$("manual-open").addEventListener("click", () => {
+  deskMode = deskMode === "manual" ? null : "manual"; say(""); choicesKey = ""; if (last) render(last);
+});
+$("pin").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") { e.preventDefault(); submitPin(); }
+  else if (e.key === "Escape") { deskMode = null; if (last) render(last); }
+});
+// Keyboard: 1-9 pick a decision, as a tap would.
+document.addEventListener("keydown", (e) => {
+  if (e.target && e.target.tagName === "INPUT") return;
+  const n = parseInt(e.key, 10);
+  if (n >= 1 && n <= 9) {
+    const buttons = document.querySelectorAll(".desk .choices button");
+    if (buttons[n - 1] && !buttons[n - 1].disabled) buttons[n - 1].click();
+  }
+});
 
 function renderStatus(s, t) {
   const trust = s.trust || {};
