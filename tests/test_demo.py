@@ -27,7 +27,10 @@ def test_demo_counts_arrive_exactly_once(tmp_path: Path) -> None:
     # Every unit judged people, and every colour was seen somewhere.
     assert all(sum(by_result.values()) > 0 for by_result in produced.values()), produced
     colours = {c for by_result in produced.values() for c, n in by_result.items() if n}
-    assert colours == {"green", "yellow", "red"}, produced
+    assert colours >= {"green", "yellow", "red"}, produced
+    # The simulated officers decided on some yellows and reds and checked people with no phone by
+    # hand; the reconciliation above covers these decisions too.
+    assert colours - {"green", "yellow", "red"} == {"decision", "manual"}, produced
     # The flaky unit's link was cut and restored mid-run, and its backlog still all arrived.
     assert "link of ic7-lane1 cut" in proc.stdout and "its backlog drains" in proc.stdout
     # No process outlived the demo.

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from common.localnet import free_port, wait_for_port
 from common.tomlwrite import dumps as _toml
+from chot.demo.officer import SimulatedOfficer
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import LinkCutter
 
@@ -56,6 +57,14 @@ UNITS: tuple[UnitSpec, ...] = (
 # Provinces are national administrative codes: 25 Phú Thọ, 01 Hà Nội, 27 Bắc Ninh.
 SUPERVISOR_PROVINCE = "25"
 SUPERVISOR_PROVINCE_NAME = "Phú Thọ"
+# One simulated officer per unit (staff data: ids and names may appear in reports).
+OFFICERS: dict[str, tuple[str, str, str]] = {
+    "ic7-lane1": ("CA-PT-0142", "Nguyễn Văn An", "police"),
+    "ic7-lane2": ("YT-PT-0031", "Trần Thị Bình", "health"),
+    "thanglong-1": ("CA-HN-0907", "Lê Minh Cường", "police"),
+    "yenphong-gate": ("BV-YP-0012", "Phạm Thu Dung", "staff"),
+}
+NO_PHONE_SHARE = 0.05  # people with only the paper certificate, checked by hand
 
 
 @dataclass
@@ -120,14 +129,18 @@ class Demo:
         self.say("  ministry: making a root (CSCA), document signers and the trust-list key ...")
         ministry = make_ministry(self.workdir / "ministry", passphrase, self.now)
         population = make_population(ministry, passphrase, self.people, self.seed, self.now)
-        self.say(f"  {len(population)} people: {describe(population)}")
+        self.no_phone = max(1, round(self.people * NO_PHONE_SHARE / len(UNITS)))
+        self.say(f"  {len(population)} people: {describe(population)}; and {self.no_phone * len(UNITS)} with no"
+                 " phone, only the paper certificate")
+        from dashboard.officers import public_pem
         from keys.bundle import publish
 
-        self.bundle = publish(ministry, passphrase, version=1, now=self.now)
-        self.bundle_file = self.workdir / "trust-bundle-v1.json"
-        self.bundle_file.write_bytes(self.bundle)
         self.anchor_file = ministry.anchor
         self._setup_central()
+        # The ministry lists the dashboard's roster key in the bundle: units then trust its rosters.
+        self.bundle = publish(ministry, passphrase, version=1, now=self.now, roster_keys=[public_pem(self.central)])
+        self.bundle_file = self.workdir / "trust-bundle-v1.json"
+        self.bundle_file.write_bytes(self.bundle)
         self._setup_units(population)
 
     def _setup_central(self) -> None:
@@ -161,6 +174,15 @@ class Demo:
             self.credentials[spec.device] = add_device(
                 store, self.central, spec.device, spec.checkpoint, district=spec.district,
                 province=spec.province, checkpoint_name=spec.checkpoint_name, policy=spec.policy, reload=False)
+        from dashboard import officers
+
+        self.pins: dict[str, str] = {}
+        for spec in UNITS:
+            officer_id, name, role = OFFICERS[spec.device]
+            self.pins[spec.device] = officers.new_pin()
+            officers.add_officer(store, self.central, spec.checkpoint, officer_id, name, role, self.pins[spec.device],
+                                 publish=False)  # published once the broker runs
+        self.officers: list[SimulatedOfficer] = []
         self.passwords = {"admin": secrets.token_urlsafe(9), "giamsat-phutho": secrets.token_urlsafe(9)}
         store.create_user("admin", hash_password(self.passwords["admin"]), "admin", Scope.all())
         store.create_user("giamsat-phutho", hash_password(self.passwords["giamsat-phutho"]), "supervisor",
@@ -218,10 +240,16 @@ class Demo:
         self._spawn("ingest", central + ["ingest"])
         self._spawn("dashboard", central + ["serve"])
         self._publish_trust()
+        self._publish_rosters()
         for spec in UNITS:
             self._start_unit(spec)
         if not wait_for_port(self.web_port, 30):
             raise RuntimeError(f"the dashboard did not start: see {self.workdir / 'logs' / 'dashboard.log'}")
+        for i, spec in enumerate(UNITS):
+            officer = SimulatedOfficer(spec.device, self.screen_ports[spec.device], OFFICERS[spec.device][0],
+                                       self.pins[spec.device], no_phone=self.no_phone, seed=self.seed + 10 + i)
+            officer.start()
+            self.officers.append(officer)
 
     def _start_unit(self, spec: UnitSpec) -> None:
         config = self.unit_dirs[spec.device] / "unit.toml"
@@ -241,6 +269,13 @@ class Demo:
         if done.returncode != 0:
             raise RuntimeError(f"publishing the trust bundle failed: {done.stderr.strip() or done.stdout.strip()}")
 
+    def _publish_rosters(self) -> None:
+        """Sign and publish each checkpoint's officer roster, retained, as an operator would."""
+        argv = self._chot() + ["dashboard", "--config", str(self.central_toml), "publish-rosters"]
+        done = subprocess.run(argv, env=self.env, timeout=60, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"publishing the rosters failed: {done.stderr.strip() or done.stdout.strip()}")
+
     def banner(self) -> None:
         self.say("")
         self.say(f"  Dashboard:   http://127.0.0.1:{self.web_port}/")
@@ -250,6 +285,10 @@ class Demo:
             link = "  (its link drops and comes back)" if spec.flaky_link else ""
             self.say(f"  Officer screen {spec.device:<14} http://127.0.0.1:{self.screen_ports[spec.device]}/"
                      f"  {spec.checkpoint_name}, policy {spec.policy}{link}")
+        for spec in UNITS:
+            officer_id, name, _role = OFFICERS[spec.device]
+            self.say(f"  Officer at {spec.device:<14} {name} ({officer_id}), PIN {self.pins[spec.device]}"
+                     " (a simulated officer signs in and decides)")
         self.say(f"  Broker on 127.0.0.1:{self.broker_port}; logs in {self.workdir / 'logs'}")
         self.say("  Ctrl-C stops everything." if self.duration is None else f"  Ends by itself after {self.duration:.0f} s.")
         self.say("")
@@ -298,8 +337,10 @@ class Demo:
                 counts[k] = counts.get(k, 0) + v
             backlog += pending
         stored = sum(sum(v.values()) for v in self._stored_counts().values())
-        return (f"units judged {sum(counts.values())} (green {counts['green']}, yellow {counts['yellow']}, "
-                f"red {counts['red']}); queued on units {backlog}; counted centrally {stored}")
+        verdicts = sum(counts.get(k, 0) for k in ("green", "yellow", "red"))
+        return (f"units judged {verdicts} (green {counts['green']}, yellow {counts['yellow']}, "
+                f"red {counts['red']}); officers decided {counts.get('decision', 0)}, manual checks "
+                f"{counts.get('manual', 0)}; queued on units {backlog}; counted centrally {stored}")
 
     def stop_requested(self) -> None:
         self._stopping.set()
@@ -309,6 +350,8 @@ class Demo:
         """Let backlogs drain, stop units then central, and compare the counts."""
         # After Ctrl-C the units are still scanning, so there is no end to wait for: what is still
         # queued on a unit is reported as such (it stays in the unit's outbox, not lost).
+        for officer in getattr(self, "officers", []):
+            officer.stop()  # no new decisions while the backlogs drain
         deadline = time.monotonic() + (drain_timeout if self.duration is not None else 0)
         while time.monotonic() < deadline and not self._drained():
             time.sleep(0.5)
