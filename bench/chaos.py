@@ -78,6 +78,9 @@ class ChaosOptions:
     seed: int = 2021
     record_traffic: bool = False
     """Units reach the broker through a recorder that keeps every byte both ways (privacy test)."""
+    officers: bool = True
+    """A simulated officer signs in on each unit's screen and decides on yellows and reds, and
+    records manual checks: decisions go through the same outbox and faults as verdicts."""
 
 
 class WireRecorder:
@@ -169,6 +172,8 @@ class ChaosReport:
     distinct_device_seq: int = 0
     screen_checks: int = 0
     screen_stalls: list[str] = field(default_factory=list)
+    decisions: int = 0
+    """Decisions and manual checks the simulated officers had accepted by the units."""
     disk_full: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -198,6 +203,7 @@ class ChaosReport:
                 "stored_total": self.stored_total, "lost": self.lost, "doubled": self.doubled,
                 "exact": self.exact, "pending": self.pending, "produced": self.produced, "stored": self.stored,
                 "screen_checks": self.screen_checks, "screen_stalls": self.screen_stalls,
+                "decisions": self.decisions,
                 "disk_full": self.disk_full, "seconds": round(self.seconds, 1)}
 
 
@@ -219,6 +225,8 @@ class ChaosRun:
         self.issued: list[tuple[Any, str]] = []  # (keys' Issued, the text in its QR code)
         self.recorder: WireRecorder | None = None
         self._ids: dict[str, int] = {}  # device -> highest verdict id seen on its officer screen
+        self.officers: list[Any] = []
+        self.roster_keys: list[str] = []
 
     # -- set-up ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -286,6 +294,13 @@ class ChaosRun:
             creds = add_device(store, self.config, device, cp, district=f"{i % 3:03d}", province="01",
                                checkpoint_name=f"Checkpoint {cp}", reload=False)
             self.passwords[device] = (cp, creds.password)
+        if self.opt.officers:
+            from dashboard import officers
+
+            for n, cp in enumerate(CHECKPOINTS):
+                officers.add_officer(store, self.config, cp, f"CA-{n:03d}", f"Officer {n}", "police",
+                                     f"{482159 + n}", publish=False)  # published once the broker runs
+            self.roster_keys = [officers.public_pem(self.config)]
         store.close()
         conf = self.config.broker.mosquitto_conf.read_text(encoding="utf-8")
         (central / "mosquitto-run").mkdir(parents=True, exist_ok=True)
@@ -303,7 +318,7 @@ class ChaosRun:
             src = frames[(n + i) % len(frames)]
             os.symlink(src, camera / f"f{n:05d}.png")
         (udir / "anchor.pem").write_bytes(self.ministry.anchor_pem)
-        (udir / "bundle.json").write_bytes(self.ministry.bundle(version=1))
+        (udir / "bundle.json").write_bytes(self.ministry.bundle(version=1, roster_keys=self.roster_keys))
         unit = UnitProc(device, cp, udir, free_port(), password)
         if self.opt.fill_disk and i == 0:
             self._mount_small_disk(unit.data_dir)
@@ -343,10 +358,35 @@ class ChaosRun:
         while "ingest connected" not in self._ingest_log() and time.monotonic() < deadline:
             self.keep_ingest_running()
             time.sleep(0.1)
+        if self.opt.officers:
+            from dashboard import officers
+            from dashboard.store import SqliteStore
+
+            store = SqliteStore(self.config.database)
+            try:
+                officers.publish_all(store, self.config)
+            finally:
+                store.close()
         for unit in self.units:
             self.start_unit(unit)
         for unit in self.units:
             wait_for_port(unit.screen_port, 60)
+        if self.opt.officers:
+            from chot.demo.officer import SimulatedOfficer
+
+            for i, unit in enumerate(self.units):
+                n = CHECKPOINTS.index(unit.checkpoint)
+                officer = SimulatedOfficer(unit.device, unit.screen_port, f"CA-{n:03d}", f"{482159 + n}",
+                                           no_phone=3, seed=self.opt.seed + i, poll_s=0.2)
+                officer.start()
+                self.officers.append(officer)
+
+    def stop_officers(self) -> None:
+        """No new decisions from here on (before the drain)."""
+        for officer in self.officers:
+            officer.stop()
+            self.report.decisions += officer.decided + officer.manual
+        self.officers = []
 
     def _ingest_log(self) -> str:
         path = self.workdir / "logs" / "ingest.log"
@@ -386,6 +426,7 @@ class ChaosRun:
 
     def shutdown(self) -> None:
         """Stop everything we started and unmount our tmpfs; safe to call twice."""
+        self.stop_officers()
         for unit in self.units:
             self.stop_unit(unit, signal.SIGTERM)
         self.stop_ingest(signal.SIGTERM)
@@ -533,6 +574,7 @@ class ChaosRun:
     def wait_drained(self) -> None:
         """Until every camera is done and every outbox is empty and stored (or the timeout)."""
         deadline = time.monotonic() + self.opt.drain_timeout_s + self.opt.people / max(self.opt.fps, 1)
+        self.stop_officers()
         while time.monotonic() < deadline:
             self.keep_ingest_running()
             produced = {u.device: self._produced(u)[0] for u in self.units}

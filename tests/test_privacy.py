@@ -99,6 +99,9 @@ def test_no_personal_data_leaves_the_units_of_a_demo_run(tmp_path: Path) -> None
          "--port", str(free_port()), "--workdir", str(workdir), "--json"],
         capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # The simulated officers decided: their decision events are in the outboxes, store and logs searched.
+    produced = json.loads(proc.stdout.strip().splitlines()[-1])["produced"]
+    assert any(by_result.get("decision") for by_result in produced.values()), produced
     secrets: set[bytes] = set()
     shown = 0
     for people in workdir.glob("units/*/people.txt"):

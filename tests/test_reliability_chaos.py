@@ -45,7 +45,12 @@ def test_store_counts_equal_what_the_units_produced(chaos_report):
     # Per device and per result, not only in total.
     assert chaos_report.stored == chaos_report.produced
     for device, counts in chaos_report.produced.items():
-        assert set(counts) == {"green", "yellow", "red"}, f"{device} did not judge every colour"
+        assert set(counts) >= {"green", "yellow", "red"}, f"{device} did not judge every colour"
+    # Officers decided through the same faults; their decisions reconcile like the verdicts, and
+    # every decision a unit confirmed to its officer is among them (a unit killed between its
+    # commit and its answer may hold one more than its officer heard of).
+    decided = sum(c.get("decision", 0) + c.get("manual", 0) for c in chaos_report.produced.values())
+    assert decided >= chaos_report.decisions > 0
 
 
 def test_units_kept_showing_verdicts_through_every_outage(chaos_report):

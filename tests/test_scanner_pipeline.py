@@ -94,7 +94,8 @@ def test_scripted_checkpoint_gives_each_person_the_right_verdict(tmp_path: Path,
         for secret in (s.issued.person.family_name, s.issued.person.dob, s.issued.uci, s.payload[4:40]):
             assert secret and secret.encode() not in db and secret not in logs
     rows = sqlite3.connect(tmp_path / "outbox.sqlite").execute("SELECT * FROM events").fetchall()
-    assert all(len(row) == 7 for row in rows)  # seq, ts, the 4 event fields, sent_at
+    # seq, ts, the 4 event fields, sent_at, and the 6 decision columns, empty for verdicts
+    assert all(len(row) == 13 and row[7:] == (None,) * 6 for row in rows)
 
 
 def test_policy_is_chosen_per_unit(ministry, keeper) -> None:
