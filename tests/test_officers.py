@@ -362,3 +362,66 @@ def test_next_steps_name_the_ministry_channel_from_the_policy():
     doc = builtin_policy("vn-2021").to_document()
     doc["decisions"]["correction"]["hotline"] = "1800 1234"
     assert Policy.from_document(doc).decisions.next_step("too_soon_after_dose", "red")["correction"]["hotline"] == "1800 1234"
+
+
+def test_an_outbox_from_before_decisions_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "outbox.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, result TEXT NOT NULL,"
+                 " reason TEXT NOT NULL, policy TEXT, trust_version INTEGER, sent_at REAL)")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER)")
+    conn.execute("CREATE TABLE counts (day TEXT, result TEXT, n INTEGER, PRIMARY KEY (day, result))")
+    conn.execute("INSERT INTO events VALUES (1, '2026-01-01T00:00:00.000000Z', 'red', 'signature', 'vn-2021', 1, NULL)")
+    conn.execute("INSERT INTO meta VALUES ('next_seq', 2)")
+    conn.commit()
+    conn.close()
+    box = Outbox(path)
+    seq = box.record({"kind": "decision", "outcome": "turned_back", "reason": "no_proof", "officer": "CA-1",
+                      "follows_seq": 1, "follows_result": "red", "follows_reason": "signature",
+                      "policy": "vn-2021", "trust_version": 1}, dt.datetime.now(UTC))
+    assert seq == 2
+    old, new = box.pending()
+    assert json.loads(old.payload()) == {"seq": 1, "ts": "2026-01-01T00:00:00.000000Z", "result": "red",
+                                         "reason": "signature", "policy": "vn-2021", "trust_version": 1}
+    assert json.loads(new.payload())["follows_seq"] == 1
+    box.close()
+
+
+def test_screen_actions_need_json_from_this_host(desk_parts):
+    import http.client
+
+    from scanner.screen import OfficerScreen
+
+    *_, make_desk, _clock, _rules, _keys = desk_parts
+    screen = OfficerScreen("127.0.0.1", 0, desk=make_desk())
+    screen.start()
+    port = screen.server.server_address[1]
+
+    def post(path, body, content_type="application/json", host=f"127.0.0.1:{port}"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type, "Host": host})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, data
+
+    try:
+        pin = json.dumps({"officer": "CA-0142", "pin": "4821"})
+        # A cross-site form (no JSON content type) or another host cannot act for the officer.
+        assert post("/api/signin", pin, content_type="application/x-www-form-urlencoded")[0] == 415
+        assert post("/api/signin", pin, content_type="text/plain")[0] == 415
+        assert post("/api/signin", pin, host="evil.example:80")[0] == 403
+        assert screen.desk.officer is None
+        assert post("/api/signin", "[1, 2]")[0] == 400
+        assert post("/api/signin", "x" * 5000)[0] == 413
+        status, body = post("/api/decide", json.dumps({"outcome": "let_through", "reason": "paper_proof",
+                                                       "follows_seq": 1}))
+        assert status == 409 and json.loads(body)["error"]["code"] == "not_signed_in"
+        status, body = post("/api/signin", pin)
+        assert status == 200 and json.loads(body) == {"ok": True, "officer": "CA-0142"}
+        status, body = post("/api/nothing", "{}")
+        assert status == 404
+    finally:
+        screen.stop()
