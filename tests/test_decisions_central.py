@@ -138,3 +138,32 @@ def test_ingest_reads_a_decision():
     assert (event.result, event.outcome, event.officer, event.follows_seq) == ("decision", "let_through", "CA-1", 8)
     manual = parse_event("IC7", "u1", payload.split(b',"follows_seq"')[0] + b"}", datetime.now(UTC))
     assert manual.result == "manual" and manual.follows_seq is None
+
+
+def test_admin_manages_officers_on_the_dashboard(tmp_path, mosquitto_factory):
+    from dashboard.web import create_app
+    from tests.support.dashboard_web import ACCOUNTS, login, password_hash
+
+    central = start_central(tmp_path, mosquitto_factory)
+    central.add_device("ic7-lane1", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai")
+    central.store.create_user("admin", password_hash(ACCOUNTS["admin"][0]), "admin", Scope.all())
+    app = create_app(central.config, {"SECRET_KEY": "test-key"})
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    page = client.get("/admin/officers").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    form = {"csrf_token": token, "checkpoint": "IC7", "officer": "CA-0142", "name": "Nguyễn Văn An",
+            "role": "police", "pin": "482159"}
+    resp = client.post("/admin/officers", data=form)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert 'data-test-id="admin-officer-IC7-CA-0142"' in resp.get_data(as_text=True)
+    assert central.store.latest_roster("IC7").version == 1
+    assert "482159" not in resp.get_data(as_text=True)
+    assert b"482159" not in open(central.config.database, "rb").read()  # only the salted hash is kept
+    for bad, field in (({"pin": "12"}, "PIN"), ({"pin": "111111"}, "PIN"), ({"role": "king"}, "role")):
+        resp = client.post("/admin/officers", data={**form, **bad})
+        assert resp.status_code == 400 and field in resp.get_data(as_text=True)
+    resp = client.post("/admin/officers/IC7/CA-0142/remove", data={"csrf_token": token})
+    assert resp.status_code == 200 and central.store.list_officers(Scope.all()) == []
+    assert central.store.latest_roster("IC7").version == 2
+    central.store.close()

@@ -1,4 +1,5 @@
-"""Admin pages: accounts, registering and revoking units, uploading the trust bundle.
+"""Admin pages: accounts, registering and revoking units, officers and their rosters, uploading
+the trust bundle.
 
 The work itself is done by the back end (`dashboard.devices`, `dashboard.trust`, the store);
 these views only read forms, call it, and show the outcome or a readable reason.
@@ -12,6 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, render_template, request
 
 from dashboard import devices as registry
+from dashboard import officers as roster
 from dashboard import trust as trust_publisher
 from dashboard.broker import BrokerError
 from dashboard.scope import Scope, ScopeError
@@ -124,6 +126,53 @@ def remove_device(device_id: str) -> Any:
         return _devices_page(error=str(e), status=400)
     logger.info("device %s removed from the web by %s", device_id, g.user.username)
     return _devices_page(message=translate("device_removed", device=device_id))
+
+
+# -- officers ---------------------------------------------------------------------------------
+def _officers_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
+    store = get_store()
+    listed = store.list_officers(Scope.all())
+    rosters = {c["id"]: store.latest_roster(c["id"]) for c in snapshots.checkpoints_list(store, Scope.all())}
+    return _page("admin_officers.html", message, error, status, officers=listed,
+                 checkpoints=snapshots.checkpoints_list(store, Scope.all()),
+                 rosters={cp: r.version for cp, r in rosters.items() if r is not None})
+
+
+@bp.get("/officers")
+@roles_required("admin")
+def officers() -> Any:
+    """Officers per checkpoint, their rosters' versions, and the form to add one."""
+    return _officers_page()
+
+
+@bp.post("/officers")
+@roles_required("admin")
+def add_officer() -> Any:
+    """Add an officer (or set a new PIN) and publish the checkpoint's signed roster."""
+    form = request.form
+    checkpoint, officer_id = form.get("checkpoint", "").strip(), form.get("officer", "").strip()
+    try:
+        roster.add_officer(get_store(), _dashboard_config(), checkpoint, officer_id, form.get("name", ""),
+                           form.get("role", ""), form.get("pin", ""))
+    except (AdminError, roster.OfficerError, trust_publisher.TrustPublishError, StoreError, BrokerError) as e:
+        logger.warning("adding officer %s at %s failed: %s", officer_id, checkpoint, e)
+        return _officers_page(error=str(e), status=400)
+    logger.info("officer %s at %s saved from the web by %s", officer_id, checkpoint, g.user.username)
+    return _officers_page(message=translate("officer_saved", officer=officer_id, checkpoint=checkpoint))
+
+
+@bp.post("/officers/<checkpoint_id>/<officer_id>/remove")
+@roles_required("admin")
+def remove_officer(checkpoint_id: str, officer_id: str) -> Any:
+    """Revoke an officer: the checkpoint's next roster, published now, leaves them out."""
+    checkpoint = checkpoint_id
+    try:
+        roster.remove_officer(get_store(), _dashboard_config(), checkpoint, officer_id)
+    except (AdminError, roster.OfficerError, trust_publisher.TrustPublishError, StoreError, BrokerError) as e:
+        logger.warning("removing officer %s at %s failed: %s", officer_id, checkpoint, e)
+        return _officers_page(error=str(e), status=400)
+    logger.info("officer %s at %s revoked from the web by %s", officer_id, checkpoint, g.user.username)
+    return _officers_page(message=translate("officer_removed", officer=officer_id, checkpoint=checkpoint))
 
 
 # -- trust ------------------------------------------------------------------------------------
