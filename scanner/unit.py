@@ -257,14 +257,7 @@ class Unit:
     # -- callbacks ----------------------------------------------------------------------------
     def _record(self, verdict: Verdict, now: datetime) -> None:
         """Recorder: the verdict's event fields into the outbox, then wake the MQTT link."""
-        try:
-            seq = self.outbox.record(verdict.event_fields(), now)
-            self.outbox_error = None
-        except Exception as e:
-            self.outbox_error = str(e)
-            raise
-        if self.link is not None:
-            self.link.wake()
+        seq = self._into_outbox(verdict.event_fields(), now)
         if self.desk is not None:
             hold = self.desk.note_verdict(verdict.result, verdict.reason, verdict.policy, verdict.trust_version, seq)
             if hold and self.screen is not None:
@@ -273,8 +266,12 @@ class Unit:
 
     def _record_decision(self, fields: dict[str, Any]) -> int:
         """An officer's decision into the outbox (one transaction), then wake the MQTT link."""
+        return self._into_outbox(fields, self.wall_clock())
+
+    def _into_outbox(self, fields: dict[str, Any], now: datetime) -> int:
+        """Record durably (a failure is shown on screen and raised), then wake the MQTT link."""
         try:
-            seq = self.outbox.record(fields, self.wall_clock())
+            seq = int(self.outbox.record(fields, now))
             self.outbox_error = None
         except Exception as e:
             self.outbox_error = str(e)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
-
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from scanner.config import GpioButtons
@@ -17,21 +14,11 @@ from scanner.gpio import DecisionButtons
 from scanner.officers import OfficerDesk, RosterKeeper
 from scanner.outbox import Outbox
 from tests.support.officers import officer, public_pem, roster_key, signed_roster
+from tests.test_scanner_gpio import factory  # noqa: F401 - the mock pin factory fixture
 from verifier.policy import builtin_policy
 
 UTC = dt.timezone.utc
 BUTTONS = GpioButtons(enabled=True, let_through=16, turn_back=20, sign_out=21, bounce_ms=5)
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    try:
-        yield Device.pin_factory
-    finally:
-        Device.pin_factory.reset()
-        Device.pin_factory = previous
 
 
 @pytest.fixture

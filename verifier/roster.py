@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from verifier.bundle import signer_id  # the same key id as the trust bundle's `signer`
 from verifier.errors import VerificationError
 
 FORMAT = "chot-roster/1"
@@ -154,12 +155,6 @@ class Roster:
     def allows_device(self, device: str) -> bool:
         """The unit is still registered at this checkpoint (a removed unit is left out)."""
         return device in self.devices
-
-
-def signer_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
-    """First 8 bytes of SHA-256 over the key's SubjectPublicKeyInfo DER."""
-    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).digest()[:8]
 
 
 def load_public_keys(entries: Iterable[Any]) -> list[ec.EllipticCurvePublicKey]:
