@@ -142,7 +142,8 @@ class OfficerDesk:
                  rules: Callable[[], tuple[DecisionRules, str | None, int | None]], state_path: str | os.PathLike[str],
                  *, idle_s: float = 300.0, hold_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 on_change: Callable[[], None] | None = None, unix_clock: Callable[[], float] = time.time) -> None:
+                 on_change: Callable[[], None] | None = None, unix_clock: Callable[[], float] = time.time,
+                 on_screen: Callable[[], bool] | None = None) -> None:
         self.roster = roster
         self.device_id = device_id
         self._record = record
@@ -154,6 +155,9 @@ class OfficerDesk:
         self._wall = wall_clock
         self._on_change = on_change or (lambda: None)
         self._unix = unix_clock  # the lock-out survives restarts, so it is kept in Unix time
+        # Whether a verdict is still on screen: once it has left, there is nothing to decide on.
+        # (Every new verdict replaces or clears the pending one, so "a verdict on screen" is it.)
+        self._on_screen = on_screen
         self._lock = threading.RLock()
         self._officer: Officer | None = None
         self._last_action = 0.0
@@ -283,6 +287,8 @@ class OfficerDesk:
             p = self._pending
             if p is None or p.decided or self._clock() > p.until:
                 return None
+            if self._on_screen is not None and not self._on_screen():
+                return None
             return p
 
     def decide(self, outcome: str, reason: str, follows_seq: int) -> int:
@@ -293,7 +299,7 @@ class OfficerDesk:
             if p is not None and p.seq == follows_seq and p.decided:
                 raise DeskError("already_decided", "Đã ghi quyết định cho lượt quét này.",
                                 "A decision was already recorded for this scan.")
-            if p is None or p.seq != follows_seq or self._clock() > p.until:
+            if p is None or p.seq != follows_seq or self.pending() is None:
                 raise DeskError("nothing_to_decide", "Không có kết quả vàng hoặc đỏ nào trên màn hình để quyết định.",
                                 "There is no yellow or red verdict on screen to decide on.")
             rules, _policy, _tv = self._rules()

@@ -236,7 +236,8 @@ class Unit:
         self.desk = OfficerDesk(self.roster, cfg.unit.device_id, self._record_decision, self._decision_rules,
                                 data / "signin.json", idle_s=cfg.officers.idle_signout_s,
                                 hold_s=cfg.officers.decision_hold_s, wall_clock=self.wall_clock,
-                                on_change=self._desk_changed)
+                                on_change=self._desk_changed,
+                                on_screen=lambda: self.screen is None or self.screen.state.has_verdict)
 
     def _decision_rules(self) -> tuple[Any, str | None, int | None]:
         """The current policy's decision rules, its name and the trust version."""

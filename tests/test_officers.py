@@ -425,3 +425,18 @@ def test_screen_actions_need_json_from_this_host(desk_parts):
         assert status == 404
     finally:
         screen.stop()
+
+
+def test_a_verdict_that_left_the_screen_cannot_be_decided(desk_parts):
+    keeper, outbox, make_desk, clock, rules, keys = desk_parts
+    shown = {"on": True}
+    desk = make_desk(on_screen=lambda: shown["on"])
+    desk.sign_in("CA-0142", "4821")
+    seq = outbox.record({"result": "red", "reason": "policy_not_met", "policy": "vn-2021"}, dt.datetime.now(UTC))
+    desk.note_verdict("red", "policy_not_met", "vn-2021", 3, seq)
+    assert desk.pending() is not None
+    shown["on"] = False  # the screen dropped it (and the holder's data with it)
+    assert desk.pending() is None and desk.view()["pending"] is None
+    with pytest.raises(DeskError) as err:
+        desk.decide("let_through", "paper_proof", seq)
+    assert err.value.code == "nothing_to_decide"
