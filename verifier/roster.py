@@ -39,7 +39,8 @@ OFFICER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PIN = re.compile(r"^[0-9]{4,8}$")
 ROLES = ("police", "health", "supervisor", "staff")
-# scrypt cost: 16 MiB and about 0.1 s on a Raspberry Pi 4 per guess. The bounds stop a roster
+# scrypt cost: 16 MiB and 48 ms of CPU per guess on the development machine (bench/pin.py),
+# several times that on a Pi; memory-hard, so GPUs gain less than on PBKDF2. The bounds stop a roster
 # (signed, but still parsed) from asking a unit for gigabytes or minutes per PIN.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _N_RANGE = (2**10, 2**17)
