@@ -143,7 +143,8 @@ class OfficerDesk:
                  *, idle_s: float = 300.0, hold_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  on_change: Callable[[], None] | None = None, unix_clock: Callable[[], float] = time.time,
-                 on_screen: Callable[[], bool] | None = None) -> None:
+                 on_screen: Callable[[], bool] | None = None,
+                 on_decided: Callable[[], None] | None = None) -> None:
         self.roster = roster
         self.device_id = device_id
         self._record = record
@@ -158,6 +159,7 @@ class OfficerDesk:
         # Whether a verdict is still on screen: once it has left, there is nothing to decide on.
         # (Every new verdict replaces or clears the pending one, so "a verdict on screen" is it.)
         self._on_screen = on_screen
+        self._on_decided = on_decided or (lambda: None)  # e.g. let the verdict leave the screen
         self._lock = threading.RLock()
         self._officer: Officer | None = None
         self._last_action = 0.0
@@ -309,6 +311,7 @@ class OfficerDesk:
                                 "policy": p.policy, "trust_version": p.trust_version})
             p.decided = True
             self._done(officer, outcome, reason)
+        self._on_decided()
         self._on_change()
         return seq
 

@@ -237,7 +237,8 @@ class Unit:
                                 data / "signin.json", idle_s=cfg.officers.idle_signout_s,
                                 hold_s=cfg.officers.decision_hold_s, wall_clock=self.wall_clock,
                                 on_change=self._desk_changed,
-                                on_screen=lambda: self.screen is None or self.screen.state.has_verdict)
+                                on_screen=lambda: self.screen is None or self.screen.state.has_verdict,
+                                on_decided=lambda: self.screen is not None and self.screen.state.release())
 
     def _decision_rules(self) -> tuple[Any, str | None, int | None]:
         """The current policy's decision rules, its name and the trust version."""
@@ -253,6 +254,10 @@ class Unit:
 
     def _desk_changed(self) -> None:
         if self.screen is not None and self.desk is not None:
+            pending = self.desk.pending()
+            if pending is not None and self.desk.officer is not None:
+                # An officer who signs in while a yellow or red is up gets it held to decide on.
+                self.screen.state.hold(max(0.0, pending.until - time.monotonic()))
             self.screen.state.update_desk(self.desk.view())
 
     # -- callbacks ----------------------------------------------------------------------------

@@ -58,8 +58,9 @@ class ScreenState:
     def hold(self, seconds: float) -> None:
         """Keep the verdict on show for `seconds` from now (an officer is deciding on it)."""
         with self._cond:
-            if self._verdict is not None:
-                self._verdict_until = max(self._verdict_until, self._clock() + seconds)
+            until = self._clock() + seconds
+            if self._verdict is not None and until > self._verdict_until + 0.5:
+                self._verdict_until = until
                 self._changed()
 
     def release(self, seconds: float = 2.0) -> None:
