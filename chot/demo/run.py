@@ -57,12 +57,14 @@ UNITS: tuple[UnitSpec, ...] = (
 # Provinces are national administrative codes: 25 Phú Thọ, 01 Hà Nội, 27 Bắc Ninh.
 SUPERVISOR_PROVINCE = "25"
 SUPERVISOR_PROVINCE_NAME = "Phú Thọ"
-# One simulated officer per unit (staff data: ids and names may appear in reports).
+# One simulated officer per unit (staff data: ids and names may appear in reports). Their names
+# share no part with the synthetic people's (keys.people), so the privacy scan of a demo run
+# (tests/test_privacy.py) cannot mistake an officer for a scanned person.
 OFFICERS: dict[str, tuple[str, str, str]] = {
-    "ic7-lane1": ("CA-PT-0142", "Nguyễn Văn An", "police"),
-    "ic7-lane2": ("YT-PT-0031", "Trần Thị Bình", "health"),
-    "thanglong-1": ("CA-HN-0907", "Lê Minh Cường", "police"),
-    "yenphong-gate": ("BV-YP-0012", "Phạm Thu Dung", "staff"),
+    "ic7-lane1": ("CA-PT-0142", "Lò Văn Páo", "police"),
+    "ic7-lane2": ("YT-PT-0031", "Kiều Thị Mến", "health"),
+    "thanglong-1": ("CA-HN-0907", "Giàng A Dế", "police"),
+    "yenphong-gate": ("BV-YP-0012", "Hầu Thị Pạng", "staff"),
 }
 NO_PHONE_SHARE = 0.05  # people with only the paper certificate, checked by hand
 
