@@ -440,3 +440,25 @@ def test_a_verdict_that_left_the_screen_cannot_be_decided(desk_parts):
     with pytest.raises(DeskError) as err:
         desk.decide("let_through", "paper_proof", seq)
     assert err.value.code == "nothing_to_decide"
+
+
+def test_screen_holds_a_verdict_while_deciding_and_releases_it():
+    from scanner.screen.state import ScreenState
+    from verifier import Verdict
+
+    now = {"t": 0.0}
+    state = ScreenState(verdict_seconds=4.0, clock=lambda: now["t"])
+    state.hold(60)  # nothing on screen: nothing to hold
+    assert not state.has_verdict
+    state.show(Verdict("red", "policy_not_met", "Not met", "Không đạt", policy="vn-2021"))
+    state.hold(60)
+    version = state.version
+    state.hold(59.8)  # no real change: no update sent to the page
+    assert state.version == version
+    now["t"] = 30.0
+    state.expire_due()
+    assert state.has_verdict  # past verdict_seconds, still up: the officer is deciding
+    state.release(2.0)
+    now["t"] = 32.5
+    state.expire_due()
+    assert not state.has_verdict
