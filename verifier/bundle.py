@@ -126,27 +126,31 @@ def signer_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
     return hashlib.sha256(spki).digest()[:8]
 
 
-def _b64(document: Mapping[str, Any], key: str) -> bytes:
+def b64_field(document: Mapping[str, Any], key: str, error: type[VerificationError] = BundleFormatError) -> bytes:
+    """A base64 text field of a signed document (bundle or roster), else `error` naming it."""
     value = document.get(key)
     if not isinstance(value, str):
-        raise BundleFormatError(f"`{key}` is missing or not text")
+        raise error(f"`{key}` is missing or not text")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as err:
-        raise BundleFormatError(f"`{key}` is not base64") from err
+        raise error(f"`{key}` is not base64") from err
 
 
-def _time(payload: Mapping[str, Any], key: str, required: bool) -> datetime | None:
+def time_field(payload: Mapping[str, Any], key: str, required: bool,
+               error: type[VerificationError] = BundleFormatError) -> datetime | None:
+    """An ISO 8601 time field (UTC when it names no zone), else `error` naming it."""
     value = payload.get(key)
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise BundleFormatError(f"`{key}` is missing or not text")
+        raise error(f"`{key}` is missing or not text")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as err:
-        raise BundleFormatError(f"`{key}` is not an ISO 8601 time") from err
+        raise error(f"`{key}` is not an ISO 8601 time") from err
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
 
 
 def _check_payload(payload: Any) -> None:
@@ -202,9 +206,9 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         raise BundleFormatError("not JSON") from err
     if not isinstance(document, Mapping) or document.get("format") != FORMAT:
         raise BundleFormatError(f"not a {FORMAT} document")
-    payload_bytes = _b64(document, "payload")
-    signature = _b64(document, "signature")
-    if _b64(document, "signer") != signer_id(key):
+    payload_bytes = b64_field(document, "payload")
+    signature = b64_field(document, "signature")
+    if b64_field(document, "signer") != signer_id(key):
         raise BundleSignatureError("signed by a key other than the pinned trust anchor")
     try:
         key.verify(signature, payload_bytes, ec.ECDSA(hashes.SHA256()))
@@ -220,8 +224,8 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         raise BundleVersionError(version, min_version)
     bundle = TrustBundle(
         version=version,
-        issued_at=_time(payload, "issued_at", required=True),  # type: ignore[arg-type]
-        next_update=_time(payload, "next_update", required=False),
+        issued_at=time_field(payload, "issued_at", required=True),  # type: ignore[arg-type]
+        next_update=time_field(payload, "next_update", required=False),
         issuer=str(payload.get("issuer", "")),
         dscs=tuple(payload.get("dscs", [])),
         revocations={k: [str(h).lower() for h in v] for k, v in payload.get("revocations", {}).items()},

@@ -15,7 +15,6 @@ slow hash per guess. Pure: no disk, network or clock (times are compared by the 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -29,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from verifier.bundle import signer_id  # the same key id as the trust bundle's `signer`
+from verifier.bundle import b64_field, signer_id, time_field  # the trust bundle's key id and fields
 from verifier.errors import VerificationError
 
 FORMAT = "chot-roster/1"
@@ -199,24 +198,13 @@ def build_roster(key: ec.EllipticCurvePrivateKey, *, version: int, checkpoint: s
 
 
 def _b64(document: Mapping[str, Any], key: str) -> bytes:
-    value = document.get(key)
-    if not isinstance(value, str):
-        raise RosterFormatError(f"`{key}` is missing or not text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise RosterFormatError(f"`{key}` is not base64") from None
+    return b64_field(document, key, RosterFormatError)
 
 
 def _time(payload: Mapping[str, Any], key: str) -> datetime:
-    value = payload.get(key)
-    if not isinstance(value, str):
-        raise RosterFormatError(f"`{key}` is missing or not text")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise RosterFormatError(f"`{key}` is not an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = time_field(payload, key, True, RosterFormatError)
+    assert moment is not None  # required
+    return moment
 
 
 def _pin(entry: Any, where: str) -> PinHash:
