@@ -45,9 +45,13 @@ def _page(template: str, message: str | None = None, error: str | None = None, s
 
 
 # -- users ------------------------------------------------------------------------------------
+# The create-account form starts on the role that can do least: a slip leaves a viewer, not an admin.
+DEFAULT_ROLE = "viewer"
+
+
 def _users_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
     return _page("admin_users.html", message, error, status, users=get_store().list_users(), roles=ROLES,
-                 languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH)
+                 default_role=DEFAULT_ROLE, languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH)
 
 
 @bp.get("/users")

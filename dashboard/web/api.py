@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from dashboard.web import snapshots
 from dashboard.web.auth import error_response, roles_required
 from dashboard.web.i18n import current_language, translate
+from dashboard.web.templating import scope_words
 from dashboard.web.state import get_store, now, settings, user_scope
-from dashboard.web.views import checkpoint_context, devices_context, overview_context
+from dashboard.web.views import checkpoint_context_or_abort, devices_context, overview_context
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,8 @@ def checkpoints() -> Any:
 
 @bp.get("/checkpoints/<checkpoint_id>")
 def checkpoint(checkpoint_id: str) -> Any:
-    """One checkpoint: units, today's counts, reasons, recent results (403 outside the scope)."""
-    context = checkpoint_context(checkpoint_id)
-    if context is None:
-        abort(403)
-    return jsonify(context["data"])
+    """One checkpoint: units, today's counts, reasons, recent results (403 outside the scope, 404 if none)."""
+    return jsonify(checkpoint_context_or_abort(checkpoint_id)["data"])
 
 
 @bp.get("/devices")
@@ -77,6 +75,7 @@ def trust() -> Any:
 def users() -> Any:
     """All accounts (never their password hashes)."""
     return jsonify({"users": [
-        {"username": u.username, "role": u.role, "scope": u.scope.entries(), "language": u.language}
+        {"username": u.username, "role": u.role, "scope": u.scope.entries(), "scope_text": scope_words(u.scope),
+         "language": u.language}
         for u in get_store().list_users()
     ]})

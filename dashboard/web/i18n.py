@@ -98,6 +98,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "role_supervisor": ("Giám sát", "Supervisor"),
     "role_viewer": ("Người xem", "Viewer"),
     "scope": ("Phạm vi", "Scope"),
+    "scope_all": ("Toàn quốc", "Whole country"),
+    "scope_district": ("Quận/huyện {code}", "District {code}"),
+    "scope_checkpoint": ("Chốt {code}", "Checkpoint {code}"),
     "scope_help": (
         "Mỗi dòng một mục: all, province:<mã>, district:<mã>, checkpoint:<mã>",
         "One entry per line: all, province:<code>, district:<code>, checkpoint:<id>",

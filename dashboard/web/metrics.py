@@ -105,4 +105,5 @@ def metrics() -> Any:
         resp = error_response(401 if g.get("user") is None else 403, "metrics need a bearer token or an admin login")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="chot"'
         return resp
-    return Response(render_metrics(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, which would say it twice.
+    return Response(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")

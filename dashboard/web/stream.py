@@ -22,7 +22,8 @@ from dashboard.web import snapshots
 from dashboard.web.auth import error_response, roles_required
 from dashboard.web.i18n import current_language, translate
 from dashboard.web.state import get_store, user_scope
-from dashboard.web.views import LIVE_PARTIALS, checkpoint_context, devices_context, overview_context
+from dashboard.web.views import (LIVE_PARTIALS, checkpoint_context, checkpoint_context_or_abort, devices_context,
+                                 overview_context)
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +138,8 @@ def overview() -> Any:
 
 @bp.get("/checkpoint/<checkpoint_id>")
 def checkpoint(checkpoint_id: str) -> Any:
-    """Live view of one checkpoint (403 outside the user's scope, before any data is sent)."""
-    if checkpoint_context(checkpoint_id) is None:
-        abort(403)
+    """Live view of one checkpoint (403 outside the scope, 404 if none, before any data is sent)."""
+    checkpoint_context_or_abort(checkpoint_id)
 
     def render() -> str | None:
         context = checkpoint_context(checkpoint_id)

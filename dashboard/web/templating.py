@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
+from dashboard.scope import Scope
 from dashboard.web.auth import csrf_token, error_response
 from dashboard.web.i18n import current_language, reason_text, translate
 from dashboard.web.provinces import province_label
@@ -54,6 +55,16 @@ def day(value: str | None) -> str:
         return value
 
 
+def scope_words(scope: Scope) -> str:
+    """A user's scope as a supervisor says it: "Toàn quốc", "Phú Thọ (25), Chốt IC7"."""
+    if scope.everything:
+        return translate("scope_all")
+    parts = [province_label(p) for p in sorted(scope.provinces)]
+    parts += [translate("scope_district", code=d) for d in sorted(scope.districts)]
+    parts += [translate("scope_checkpoint", code=c) for c in sorted(scope.checkpoints)]
+    return ", ".join(parts) or "–"
+
+
 def decimal(value: float | None, digits: int = 1) -> str:
     """A measurement with `digits` decimals in the reader's convention."""
     if value is None:
@@ -72,7 +83,7 @@ def install_templating(app: Flask) -> None:
     )
     app.jinja_env.filters.update(
         number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal,
-        province=province_label, day=day,
+        province=province_label, day=day, scope_words=scope_words,
     )
 
     @app.context_processor

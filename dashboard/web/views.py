@@ -60,6 +60,22 @@ def checkpoint_context(checkpoint_id: str) -> dict[str, Any] | None:
     return None if data is None else {"data": data}
 
 
+def checkpoint_context_or_abort(checkpoint_id: str) -> dict[str, Any]:
+    """The checkpoint's context; else 404 when the user's scope would cover it, 403 otherwise.
+
+    A checkpoint that does not exist is "not found" only to someone who could see it if it did
+    (the whole country, or that checkpoint by name); to anyone else the answer is the same 403
+    as for an existing checkpoint outside their scope, so nothing leaks about what exists.
+    """
+    context = checkpoint_context(checkpoint_id)
+    if context is not None:
+        return context
+    scope = user_scope()
+    if scope.everything or checkpoint_id in scope.checkpoints:
+        abort(404)
+    abort(403)
+
+
 def devices_context() -> dict[str, Any]:
     """Every unit in scope with its health and alarms."""
     return {"data": snapshots.devices_view(get_store(), user_scope(), settings(), now())}
@@ -84,11 +100,8 @@ def overview() -> Any:
 
 @bp.route("/checkpoints/<checkpoint_id>")
 def checkpoint(checkpoint_id: str) -> Any:
-    """One checkpoint: its units, live counts, recent results (403 outside the user's scope)."""
-    context = checkpoint_context(checkpoint_id)
-    if context is None:
-        # The same answer whether the checkpoint exists elsewhere or not at all: nothing leaks.
-        abort(403)
+    """One checkpoint: its units, live counts, recent results (403 outside the scope, 404 if none)."""
+    context = checkpoint_context_or_abort(checkpoint_id)
     return render_template(
         "checkpoint.html",
         live_partial=LIVE_PARTIALS["checkpoint"],
