@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -48,22 +49,65 @@ def _read_image(path: Path) -> list[str]:
     try:
         return read_image(path)
     except Exception as err:  # the decoder's own errors say what was wrong with the image
-        raise VerifyUsageError(f"{path}: {err}") from err
+        raise VerifyUsageError(f"{path}: {getattr(err, 'why', err)}") from err
+
+
+# A certificate's text is a few kilobytes; anything far larger is not one (and is not read whole).
+_MAX_TEXT_BYTES = 1 << 20
+# Looks like a file name (a folder part or an extension) rather than QR text.
+_PATH_LIKE = re.compile(r"[/\\]|\.[A-Za-z0-9]{1,5}$")
+
+
+def _text(data: bytes, where: str) -> str:
+    """The payload text of `data` (UTF-8), or an exit-3 error naming `where`."""
+    if len(data) > _MAX_TEXT_BYTES:
+        raise VerifyUsageError(f"{where}: more than {_MAX_TEXT_BYTES // 1024} KiB, not a certificate's text")
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError as err:
+        raise VerifyUsageError(f"{where}: not UTF-8 text (byte 0x{data[err.start]:02X} at offset {err.start}) "
+                               "and not an image chot reads") from None
+    if not text:
+        raise VerifyUsageError(f"{where}: empty, no certificate to verify")
+    return text
 
 
 def _read_payload(source: str | None) -> str:
+    """SOURCE as the text to verify: stdin, a text or image file, or the argument itself.
+
+    Unreadable input (missing, a folder, empty, not UTF-8, an image without a code) is an
+    error, exit 3, never a verdict: a red "not a certificate" must mean the code was read.
+    """
     if source is None or source == "-":
-        return sys.stdin.read().strip()
+        return _text(sys.stdin.buffer.read(_MAX_TEXT_BYTES + 1), "standard input")
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the shell passed on that are not UTF-8 (surrogate escapes)
+        raise VerifyUsageError("the argument is not UTF-8 text") from None
+    if source.startswith("HC1:"):
+        return source
     path = Path(source)
-    if not source.startswith("HC1:") and len(source) < 4096 and path.is_file():
-        head = path.read_bytes()[:8]
-        if head.startswith(_IMAGE_MAGIC):
-            texts = _read_image(path)
-            if not texts:
-                raise VerifyUsageError(f"{path}: no QR code found in the image")
-            return next((t for t in texts if t.startswith("HC1:")), texts[0])
-        return path.read_text("utf-8").strip()
-    return source
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except (OSError, ValueError):  # far too long for a file name, or a NUL in it: it is text
+        is_dir = exists = False
+    if is_dir:
+        raise VerifyUsageError(f"{source}: is a folder; give a text or image file, or the HC1: text")
+    if not exists:
+        if _PATH_LIKE.search(source):
+            raise VerifyUsageError(f"{source}: no such file")
+        return source  # text given on the command line (QR content other than HC1 is judged red)
+    try:
+        with path.open("rb") as file:
+            data = file.read(_MAX_TEXT_BYTES + 1)
+    except OSError as err:
+        raise VerifyUsageError(f"{source}: cannot read it ({err.strerror or err})") from None
+    if data.startswith(_IMAGE_MAGIC):
+        texts = _read_image(path)
+        if not texts:
+            raise VerifyUsageError(f"{path}: no QR code found in the image")
+        return next((t for t in texts if t.startswith("HC1:")), texts[0])
+    return _text(data, source)
 
 
 def _load_certificate(path: Path) -> bytes:
