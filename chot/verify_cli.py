@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from chot.conformance import STEPS, CaseResult, parse_clock, run_directory
+from scanner.imageheader import is_image
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import GREEN, YELLOW
 from verifier.errors import VerificationError
@@ -21,7 +22,6 @@ from verifier.verify import verify as verify_certificate
 
 # Exit codes of `chot verify`.
 EXIT_GREEN, EXIT_YELLOW, EXIT_RED, EXIT_ERROR = 0, 1, 2, 3
-_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 
 
 class VerifyUsageError(click.ClickException):
@@ -102,7 +102,7 @@ def _read_payload(source: str | None) -> str:
             data = file.read(_MAX_TEXT_BYTES + 1)
     except OSError as err:
         raise VerifyUsageError(f"{source}: cannot read it ({err.strerror or err})") from None
-    if data.startswith(_IMAGE_MAGIC):
+    if is_image(data[:64]):
         texts = _read_image(path)
         if not texts:
             raise VerifyUsageError(f"{path}: no QR code found in the image")

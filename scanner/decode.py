@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 import zxingcpp
 
+from scanner.imageheader import refuse_before_decoding
+
 logger = logging.getLogger(__name__)
 
 HC1_PREFIX = "HC1:"
@@ -353,6 +355,7 @@ def _pyzbar(image: np.ndarray) -> str | None:
 
 def read_image(path: str | Path) -> list[str]:
     """Every QR text found in a still image file (any content, not only HC1), best effort."""
+    refuse_before_decoding(path, _MIN_FRAME_SIDE, _MAX_FRAME_SIDE)  # a header may claim gigapixels
     path = Path(path)
     if not path.is_file():
         raise UnreadableImageError(path, "no such file")

@@ -52,14 +52,15 @@ def byte_mutations(seed: bytes, rng: random.Random, count: int) -> list[bytes]:
 def seed_corpus(target: str, corpus: Path, mutations_per_case: int = 4) -> int:
     """Write the seeds for `target` into `corpus` (named by hash, so reruns add nothing twice)."""
     sys.path.insert(0, str(ROOT))
-    from bench.fuzz import hostile, targets
+    from bench.fuzz import hostile, hugeimages, targets
 
     corpus.mkdir(parents=True, exist_ok=True)
     rng = random.Random(2021)
     base = {"payload": lambda: targets.seed_payloads() + hostile.hostile_payloads(),
             "cose": lambda: targets.seed_cose() + hostile.hostile_cose(),
             "claims": lambda: targets.seed_claims() + hostile.hostile_claims(),
-            "image": targets.seed_images, "frame": targets.seed_frames}[target]()
+            "image": lambda: targets.seed_images() + list(hugeimages.huge_images().values()),
+            "frame": targets.seed_frames}[target]()
     seeds = list(base)
     for s in base:
         seeds += byte_mutations(s, rng, mutations_per_case)

@@ -216,9 +216,14 @@ def image_to_verdict(data: bytes) -> Verdict | None:
     from scanner.decode import QrDecoder, check_frame
 
     from scanner.decode import png_chunks_fit
+    from scanner.imageheader import ImageHeaderError, check_declared_size
 
     if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_chunks_fit(data):
         return None  # as scanner.decode.read_image refuses it: OpenCV would allocate gigabytes
+    try:
+        check_declared_size(data, 16, MAX_IMAGE_SIDE)  # as read_image does, before OpenCV allocates
+    except ImageHeaderError:
+        return None
     buf = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
     if image is None or image.ndim != 2:
