@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from bench.fuzz.hugeimages import huge_images
 from chot.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,3 +116,12 @@ def test_text_on_the_command_line_is_still_judged(dsc: Path) -> None:
         assert result.output.startswith("RED")
     long_text = "x" * 5000  # too long for a file name: text, not an OSError
     assert CliRunner().invoke(main, ["verify", long_text, "--dsc", str(dsc)]).exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(huge_images()))
+def test_an_image_declaring_a_huge_size_is_an_error_not_a_verdict(dsc: Path, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"huge-{name}.img"
+    path.write_bytes(huge_images()[name])
+    result = CliRunner().invoke(main, ["verify", str(path), "--dsc", str(dsc)])
+    assert result.exit_code == 3, result.output
+    assert "refused before decoding" in result.output and len(result.output.strip().splitlines()) == 1
