@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from flask import g, session
+
+from verifier.words import COLOURS, reason_words
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +48,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "to": ("Đến ngày", "To"),
     "show": ("Xem", "Show"),
     "total": ("Tổng số", "Total"),
-    "green": ("Xanh (đạt)", "Green (pass)"),
-    "yellow": ("Vàng (đạt một phần)", "Yellow (partial)"),
-    "red": ("Đỏ (không đạt)", "Red (fail)"),
+    # One name per colour across the system, the unit's headline words (verifier/words.py).
+    **COLOURS,
     "pass_rate": ("Tỷ lệ đạt", "Pass rate"),
     "fail_rate": ("Tỷ lệ không đạt", "Fail rate"),
     "by_province": ("Theo tỉnh/thành", "By province"),
@@ -194,31 +196,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Policy outcomes (verifier policies) that are not verifier errors.
-REASONS: dict[str, tuple[str, str]] = {
-    "complete_series": ("Đã tiêm đủ liều", "Complete vaccination series"),
-    "partial": ("Chưa tiêm đủ liều", "Partial vaccination"),
-    "negative_test": ("Xét nghiệm âm tính", "Negative test"),
-    "recovered": ("Đã khỏi bệnh", "Recovered"),
-    "policy_not_met": ("Không đáp ứng quy định của chốt", "Checkpoint policy not met"),
-}
-
-
-def _verifier_reasons() -> dict[str, tuple[str, str]]:
-    """Reason texts of every verifier error class, found by walking the error hierarchy."""
-    try:
-        from verifier.errors import VerificationError
-    except ImportError:  # the dashboard still runs (with raw codes) without the verifier package
-        return {}
-    found: dict[str, tuple[str, str]] = {}
-    todo = [VerificationError]
-    while todo:
-        cls = todo.pop()
-        found.setdefault(cls.code, (cls.message_vi, cls.message_en))
-        todo.extend(cls.__subclasses__())
-    return found
-
-
+@functools.cache
 def _decision_reasons() -> dict[str, tuple[str, str]]:
     """Officers' decision reasons as the shipped policies word them (the ministry's data)."""
     try:
@@ -230,9 +208,6 @@ def _decision_reasons() -> dict[str, tuple[str, str]]:
         for rule in policy.decisions.reasons:
             found.setdefault(rule.code, (rule.label.vi, rule.label.en))
     return found
-
-
-_REASONS_ALL: dict[str, tuple[str, str]] | None = None
 
 
 def current_language() -> str:
@@ -256,11 +231,13 @@ def translate(key: str, lang: str | None = None, **values: object) -> str:
 
 
 def reason_text(code: str, lang: str | None = None) -> str:
-    """A readable text for a verdict reason code; unknown codes are shown as they are."""
-    global _REASONS_ALL
-    if _REASONS_ALL is None:
-        _REASONS_ALL = {**_verifier_reasons(), **_decision_reasons(), **REASONS}
-    pair = _REASONS_ALL.get(code)
+    """The words for a verdict reason code (verifier/words.py, shared with the unit), or for an
+    officer's decision reason (the policies' labels); unknown codes are shown as they are."""
+    lang = lang or current_language()
+    words = reason_words(code, lang)
+    if words is not None:
+        return words
+    pair = _decision_reasons().get(code)
     if pair is None:
         return code
-    return pair[0] if (lang or current_language()) == "vi" else pair[1]
+    return pair[0] if lang == "vi" else pair[1]

@@ -176,10 +176,15 @@ def _by_province(store: Store, scope: Scope, by_checkpoint: list[GroupCounts]) -
 def _reasons(store: Store, scope: Scope, period: Period) -> list[dict[str, Any]]:
     """Reasons of verdicts that did not fully pass (red and yellow), largest first."""
     return [
-        {"result": r.result, "reason": r.reason, "text": reason_text(r.reason), "count": r.count}
+        {"result": r.result, "reason": r.reason, **reason_texts(r.reason), "count": r.count}
         for r in store.reasons(scope, period.since, period.until)
         if r.result != "green"
     ]
+
+
+def reason_texts(code: str) -> dict[str, str]:
+    """Words beside a stable reason code: in the reader's language, and in both (for exports)."""
+    return {"text": reason_text(code), "text_vi": reason_text(code, "vi"), "text_en": reason_text(code, "en")}
 
 
 def device_dict(device: Device, now: datetime) -> dict[str, Any]:
@@ -293,7 +298,7 @@ def checkpoint_view(
         "reasons": _reasons(store, only, today),
         "recent": [
             {"ts": iso(e.ts), "device": e.device, "result": e.result, "reason": e.reason,
-             "text": reason_text(e.reason), "policy": e.policy, "trust_version": e.trust_version,
+             **reason_texts(e.reason), "policy": e.policy, "trust_version": e.trust_version,
              "outcome": e.outcome, "officer": e.officer if officers else None}
             for e in store.recent_events(only, checkpoint=cp.id, limit=RECENT_LIMIT)
         ],

@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from scanner.screen.state import ScreenState
+from verifier.words import COLOURS
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,11 @@ def url_host(host: str) -> str:
 
 def _load_static() -> dict[str, bytes]:
     folder = resources.files("scanner.screen") / "static"
-    return {name: (folder / name).read_bytes() for name in _STATIC_FILES}
+    files = {name: (folder / name).read_bytes() for name in _STATIC_FILES}
+    # The colour names come from the core, the same words the dashboard shows.
+    words = {"colours": {c: {"vi": vi, "en": en} for c, (vi, en) in COLOURS.items()}}
+    files["words.js"] = f"window.CHOT_WORDS = {json.dumps(words, ensure_ascii=False)};\n".encode()
+    return files
 
 
 class ScreenServer(ThreadingHTTPServer):

@@ -28,8 +28,12 @@ def vaccine_label(code: Any) -> str:
     return f"{name} ({code})" if name and name != code else str(code)
 
 
-def _line(vi: str, en: str, value: Any) -> dict[str, str]:
-    return {"vi": vi, "en": en, "value": str(value)}
+def _line(vi: str, en: str, value: Any, kind: str | None = None) -> dict[str, str]:
+    """One labelled line; `kind` "date" or "datetime" tells the page to write it as dd/mm/yyyy."""
+    line = {"vi": vi, "en": en, "value": str(value)}
+    if kind:
+        line["kind"] = kind
+    return line
 
 
 def _coded(table: dict[str, tuple[str, str]], code: Any) -> tuple[str, str]:
@@ -44,7 +48,7 @@ def detail_lines(verdict: Verdict) -> list[dict[str, str]]:
         if "dn" in d and "sd" in d:
             lines.append(_line("Mũi tiêm", "Doses", f"{d['dn']}/{d['sd']}"))
         if "dt" in d:
-            lines.append(_line("Ngày tiêm", "Vaccinated on", d["dt"]))
+            lines.append(_line("Ngày tiêm", "Vaccinated on", d["dt"], "date"))
         if "mp" in d:
             lines.append(_line("Vắc xin", "Vaccine", vaccine_label(d["mp"])))
     elif verdict.cert_type == "t":
@@ -55,12 +59,12 @@ def detail_lines(verdict: Verdict) -> list[dict[str, str]]:
             vi, en = _coded(_TEST_RESULTS, d["tr"])
             lines.append({"vi": "Kết quả", "en": "Result", "value_vi": vi, "value_en": en, "value": en})
         if "sc" in d:
-            lines.append(_line("Lấy mẫu lúc", "Sampled at", d["sc"]))
+            lines.append(_line("Lấy mẫu lúc", "Sampled at", d["sc"], "datetime"))
     elif verdict.cert_type == "r":
         if "fr" in d:
-            lines.append(_line("Dương tính ngày", "First positive", d["fr"]))
+            lines.append(_line("Dương tính ngày", "First positive", d["fr"], "date"))
         if "du" in d:
-            lines.append(_line("Hiệu lực đến", "Valid until", d["du"]))
+            lines.append(_line("Hiệu lực đến", "Valid until", d["du"], "date"))
     if "co" in d:
         lines.append(_line("Quốc gia", "Country", d["co"]))
     return lines

@@ -1,14 +1,21 @@
 // Officer screen: follows /events, draws the verdict, plays a sound per colour. No build step.
 "use strict";
 
+// Colour names are the system's (verifier/words.py, served as /static/words.js): the dashboard's too.
+const COLOUR = (window.CHOT_WORDS || {}).colours || {};
+const colourName = (result, lang) => ((COLOUR[result] || {})[lang] || result).toLocaleUpperCase(lang);
+const colourCount = (c, lang) => ["green", "yellow", "red"]
+  .map((r) => `${(COLOUR[r] || {})[lang] || r} ${c[r]}`).join(" · ");
+
 const TEXT = {
   vi: {
-    idle: "Đưa mã QR vào camera", green: "HỢP LỆ", yellow: "CẦN KIỂM TRA", red: "KHÔNG HỢP LỆ",
-    dob: "Ngày sinh", trust: "Danh sách tin cậy", noTrust: "Chưa có danh sách tin cậy", version: "bản",
+    idle: "Đưa mã QR vào camera", green: colourName("green", "vi"), yellow: colourName("yellow", "vi"),
+    red: colourName("red", "vi"),
+    dob: "Ngày sinh", trust: "Danh sách tin cậy", noTrust: "Chưa có danh sách tin cậy", version: "bản ",
     online: "Đã kết nối", offline: "Mất kết nối", standalone: "Không báo cáo", backlog: "chờ gửi",
     staleTrust: "Danh sách tin cậy đã cũ: cập nhật sớm", clock: "Đồng hồ thiết bị sai: kết quả cần kiểm tra bằng mắt",
     camera: "Camera", fps: "khung/giây", noCamera: "Lỗi camera", outbox: "Không lưu được kết quả",
-    counts: (c) => `Xanh ${c.green} · Vàng ${c.yellow} · Đỏ ${c.red}` + (c.decision || c.manual ? ` · Quyết định ${c.decision || 0} · Thủ công ${c.manual || 0}` : ""),
+    counts: (c) => colourCount(c, "vi") + (c.decision || c.manual ? ` · Quyết định ${c.decision || 0} · Thủ công ${c.manual || 0}` : ""),
     other: "EN",
     signIn: "Cán bộ đăng nhập", signOut: "Đăng xuất", manual: "Kiểm tra thủ công (không có mã QR)",
     officer: "Cán bộ", noOfficer: "Chưa có cán bộ đăng nhập: không ghi được quyết định",
@@ -19,12 +26,13 @@ const TEXT = {
     ago: (s) => s < 3600 ? `${Math.round(s / 60)} phút trước` : `${Math.round(s / 3600)} giờ trước`,
   },
   en: {
-    idle: "Hold the QR code to the camera", green: "VALID", yellow: "CHECK", red: "NOT VALID",
+    idle: "Hold the QR code to the camera", green: colourName("green", "en"), yellow: colourName("yellow", "en"),
+    red: colourName("red", "en"),
     dob: "Born", trust: "Trust list", noTrust: "No trust list yet", version: "v",
     online: "Online", offline: "Offline", standalone: "Not reporting", backlog: "waiting",
     staleTrust: "Trust list out of date: update soon", clock: "Unit clock is wrong: check results by hand",
     camera: "Camera", fps: "fps", noCamera: "Camera problem", outbox: "Results are not being saved",
-    counts: (c) => `Green ${c.green} · Yellow ${c.yellow} · Red ${c.red}` + (c.decision || c.manual ? ` · Decisions ${c.decision || 0} · Manual ${c.manual || 0}` : ""),
+    counts: (c) => colourCount(c, "en") + (c.decision || c.manual ? ` · Decisions ${c.decision || 0} · Manual ${c.manual || 0}` : ""),
     other: "VI",
     signIn: "Officer sign-in", signOut: "Sign out", manual: "Manual check (no QR code)",
     officer: "Officer", noOfficer: "No officer signed in: decisions cannot be recorded",
@@ -70,6 +78,23 @@ function playSound(result) {
 
 function setText(id, text) { $(id).textContent = text || ""; }
 
+// Dates as on a citizen ID card: dd/mm/yyyy (the JSON keeps ISO 8601). A DCC date of birth may be
+// only a year or a year and month; a test's sampling time is shown in the unit's local time.
+function dayMonthYear(iso, withTime) {
+  const text = String(iso || "");
+  const m = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?/.exec(text);
+  if (!m) return text;
+  if (withTime && text.length > 10) {
+    const when = new Date(text);
+    if (!isNaN(when)) {
+      const two = (n) => String(n).padStart(2, "0");
+      return `${two(when.getDate())}/${two(when.getMonth() + 1)}/${when.getFullYear()} ` +
+        `${two(when.getHours())}:${two(when.getMinutes())}`;
+    }
+  }
+  return [m[3], m[2], m[1]].filter(Boolean).join("/");
+}
+
 function render(state) {
   last = state;
   const t = TEXT[lang || state.language] || TEXT.vi;
@@ -82,14 +107,15 @@ function render(state) {
   setText("message", v ? (current === "en" ? v.message_en : v.message_vi) : "");
   setText("name", v && v.name);
   setText("name-t", v && v.name_t && v.name_t !== v.name ? v.name_t : "");
-  setText("dob", v && v.dob ? `${t.dob}: ${v.dob}` : "");
+  setText("dob", v && v.dob ? `${t.dob}: ${dayMonthYear(v.dob, false)}` : "");
   const lines = $("lines");
   lines.replaceChildren();
   for (const line of (v && v.lines) || []) {
     const dt = document.createElement("dt");
     dt.textContent = line[current] || line.en;
     const dd = document.createElement("dd");
-    dd.textContent = line["value_" + current] || line.value;
+    const value = line["value_" + current] || line.value;
+    dd.textContent = line.kind ? dayMonthYear(value, line.kind === "datetime") : value;
     lines.append(dt, dd);
   }
   renderNextStep(v && v.next_step, t, current);
