@@ -26,6 +26,8 @@ from pathlib import Path
 
 from common.localnet import free_port, wait_for_port
 from common.tomlwrite import dumps as _toml
+from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, central_environment,
+                           unit_environment)
 from chot.demo.officer import SimulatedOfficer
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import LinkCutter
@@ -112,7 +114,7 @@ class Demo:
         self.difficulty = difficulty
         self.out = out
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = dict(os.environ)
+        self.secrets: dict[str, str] = {}  # the central's; each child gets only its own (chot/demo/env.py)
         self.link: LinkCutter | None = None
         self.passwords: dict[str, str] = {}
         self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -165,9 +167,11 @@ class Demo:
         self.central_toml = self.workdir / "central.toml"
         self.central_toml.write_text(_toml(data), encoding="utf-8")
         self.central = parse_config(data)
-        for name in ("CHOT_INGEST_MQTT_PASSWORD", "CHOT_DASHBOARD_MQTT_PASSWORD", "CHOT_DASHBOARD_SECRET_KEY"):
-            self.env[name] = secrets.token_urlsafe(24)
-            os.environ[name] = self.env[name]  # init_broker reads the service passwords from here
+        for name in (INGEST_PASSWORD, DASHBOARD_PASSWORD, SECRET_KEY):
+            self.secrets[name] = secrets.token_urlsafe(24)
+        # init_broker takes the service passwords from the config (not this process's environment).
+        self.central.mqtt.ingest.password = self.secrets[INGEST_PASSWORD]
+        self.central.mqtt.dashboard.password = self.secrets[DASHBOARD_PASSWORD]
         central.mkdir(parents=True, exist_ok=True)
         store = open_store(self.central.database)
         init_broker(store, self.central)
@@ -223,10 +227,10 @@ class Demo:
             self.unit_dirs[spec.device] = udir
 
     # -- processes -----------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env or self.env, start_new_session=True)
+                                env=env, start_new_session=True)
         self.procs[name] = proc
         return proc
 
@@ -235,12 +239,13 @@ class Demo:
 
     def start(self) -> None:
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self._spawn("mosquitto", [mosquitto, "-c", str(self.central.broker.mosquitto_conf)])
+        self._spawn("mosquitto", [mosquitto, "-c", str(self.central.broker.mosquitto_conf)],
+                    central_environment("mosquitto", os.environ, self.secrets))
         if not wait_for_port(self.broker_port, 15):
             raise RuntimeError(f"mosquitto did not start: see {self.workdir / 'logs' / 'mosquitto.log'}")
         central = self._chot() + ["dashboard", "--config", str(self.central_toml)]
-        self._spawn("ingest", central + ["ingest"])
-        self._spawn("dashboard", central + ["serve"])
+        self._spawn("ingest", central + ["ingest"], central_environment("ingest", os.environ, self.secrets))
+        self._spawn("dashboard", central + ["serve"], central_environment("dashboard", os.environ, self.secrets))
         self._publish_trust()
         self._publish_rosters()
         for spec in UNITS:
@@ -261,20 +266,22 @@ class Demo:
                 self.link.start()
             text = config.read_text(encoding="utf-8").replace(f"port = {self.broker_port}", f"port = {self.link.port}")
             config.write_text(text, encoding="utf-8")
-        env = dict(self.env, CHOT_MQTT_PASSWORD=self.credentials[spec.device].password)
-        self._spawn(spec.device, self._chot() + ["scanner", "run", "--config", str(config)], env=env)
+        env = unit_environment(os.environ, self.credentials[spec.device].password)
+        self._spawn(spec.device, self._chot() + ["scanner", "run", "--config", str(config)], env)
 
     def _publish_trust(self) -> None:
         """Check and publish the signed bundle retained on the trust topic, as an operator would."""
         argv = self._chot() + ["dashboard", "--config", str(self.central_toml), "publish-trust", str(self.bundle_file)]
-        done = subprocess.run(argv, env=self.env, timeout=60, capture_output=True, text=True)
+        done = subprocess.run(argv, env=central_environment("publish-trust", os.environ, self.secrets), timeout=60,
+                              capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"publishing the trust bundle failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def _publish_rosters(self) -> None:
         """Sign and publish each checkpoint's officer roster, retained, as an operator would."""
         argv = self._chot() + ["dashboard", "--config", str(self.central_toml), "publish-rosters"]
-        done = subprocess.run(argv, env=self.env, timeout=60, capture_output=True, text=True)
+        done = subprocess.run(argv, env=central_environment("publish-rosters", os.environ, self.secrets), timeout=60,
+                              capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"publishing the rosters failed: {done.stderr.strip() or done.stdout.strip()}")
 
