@@ -130,11 +130,18 @@ class BrokerConfig:
             raise ValueError("broker.tls_port needs broker.tls_certfile and broker.tls_keyfile")
 
 
+# A unit reports its status every 60 s (scanner/mqtt.py) and the broker sends its last will
+# 1.5 keepalives (45 s by default) after its link dies: 90 s without a word is one missed
+# report and a margin, soon enough for a supervisor to act on a checkpoint that went dark.
+DEFAULT_OFFLINE_AFTER_S = 90
+
+
 @dataclass
 class AlarmsConfig:
     """When the dashboard raises an alarm for a unit."""
 
-    offline_after_s: int = 300
+    offline_after_s: int = DEFAULT_OFFLINE_AFTER_S
+    """Seconds without a word from a unit (event or status) before it is flagged offline."""
     trust_stale_after_h: float = 48.0
     clock: bool = True
     """Alarm when a unit reports its clock is behind its bundle or its last record."""

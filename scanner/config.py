@@ -138,6 +138,9 @@ class MqttConfig:
     central_ack_timeout_s: float = 60.0
     """Seconds an event handed to the broker may wait for the central's acknowledgement before
     it is sent again (it is also sent again after every reconnect)."""
+    status_interval_s: float = 60.0
+    """Seconds between status reports while nothing changes: the central's offline alarm
+    (alarms.offline_after_s, 90 s by default) must be longer than this."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -146,6 +149,8 @@ class MqttConfig:
             raise ValueError(f"reconnect_max_s must be between 1 and 3600, got {self.reconnect_max_s}")
         if self.keepalive < 5 or self.max_inflight < 1:
             raise ValueError("keepalive must be at least 5 seconds and max_inflight at least 1")
+        if not 1 <= self.status_interval_s <= 3600:
+            raise ValueError(f"status_interval_s must be between 1 and 3600, got {self.status_interval_s}")
         if not 0.5 <= self.central_ack_timeout_s <= 86400:
             raise ValueError("central_ack_timeout_s must be between 0.5 and 86400 seconds")
 

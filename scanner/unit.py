@@ -166,7 +166,7 @@ class Unit:
 
             self.link = MqttLink(cfg.mqtt, cfg.unit.device_id, cfg.unit.checkpoint, self.outbox,
                                  status_fn=self.health, on_trust=self._trust_from_mqtt,
-                                 backoff_max=cfg.mqtt.reconnect_max_s,
+                                 backoff_max=cfg.mqtt.reconnect_max_s, status_interval=cfg.mqtt.status_interval_s,
                                  on_roster=self._roster_from_mqtt if self.roster is not None else None)
             self.link.start()
             self._stoppers.append(("mqtt", self.link.stop))

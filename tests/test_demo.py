@@ -33,6 +33,13 @@ def test_demo_counts_arrive_exactly_once(tmp_path: Path) -> None:
     assert colours - {"green", "yellow", "red"} == {"decision", "manual"}, produced
     # The flaky unit's link was cut and restored mid-run, and its backlog still all arrived.
     assert "link of ic7-lane1 cut" in proc.stdout and "its backlog drains" in proc.stdout
+    # ...and the dashboard's devices page raised the offline alarm during the outage.
+    cut_line = next(line for line in proc.stdout.splitlines() if "link of ic7-lane1 cut" in line)
+    alarm_line = next((line for line in proc.stdout.splitlines() if "dashboard alarm: ic7-lane1" in line), None)
+    assert alarm_line is not None, proc.stdout[-3000:]
+    lines = proc.stdout.splitlines()
+    back_line = next(line for line in lines if "its backlog drains" in line)
+    assert lines.index(cut_line) < lines.index(alarm_line) < lines.index(back_line), proc.stdout[-3000:]
     # No process outlived the demo.
     leftover = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", leftover.stdout

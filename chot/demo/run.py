@@ -31,10 +31,16 @@ from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, cent
 from chot.demo.officer import SimulatedOfficer
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import LinkCutter
+from chot.demo.watch import DashboardWatch
 
 logger = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "CHOT_DEMO_PASSPHRASE"
+# The demo's outage is short, so its units report often and the dashboard flags silence soon
+# (the field defaults are a 60 s status interval and a 90 s alarm).
+DEMO_STATUS_INTERVAL_S = 3.0
+DEMO_KEEPALIVE_S = 5
+DEMO_OFFLINE_AFTER_S = 10
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,7 @@ class Demo:
             "web": {"host": "127.0.0.1", "port": self.web_port},
             "mqtt": {"host": "127.0.0.1", "port": self.broker_port},
             "broker": {"user": getpass.getuser(), "listen_host": "127.0.0.1", "listen_port": self.broker_port},
+            "alarms": {"offline_after_s": DEMO_OFFLINE_AFTER_S},
         }
         self.central_toml = self.workdir / "central.toml"
         self.central_toml.write_text(_toml(data), encoding="utf-8")
@@ -217,7 +224,8 @@ class Demo:
                            "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,
                            "difficulty": self.difficulty},
                 "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "max_inflight": 10,
-                         "reconnect_max_s": 8.0},
+                         "reconnect_max_s": 8.0, "keepalive": DEMO_KEEPALIVE_S,
+                         "status_interval_s": DEMO_STATUS_INTERVAL_S},
                 "trust": {"anchor_file": str(self.anchor_file), "cache_dir": str(udir / "data" / "trust"),
                           "bundle_file": str(self.bundle_file)},
                 "storage": {"data_dir": str(udir / "data")},
@@ -307,6 +315,8 @@ class Demo:
         started = time.monotonic()
         cut_at, restore_at = self._outage_window()
         next_report = started + 10
+        watch = DashboardWatch(self.web_port, "admin", self.passwords["admin"])
+        alarm_seen = False
         try:
             while not self._stopping.is_set():
                 elapsed = time.monotonic() - started
@@ -314,10 +324,13 @@ class Demo:
                     break
                 if self.link is not None and self.link.up and cut_at <= elapsed < restore_at:
                     self.link.cut()
+                    alarm_seen = False
                     self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} cut: it keeps judging and queues its events")
                 elif self.link is not None and not self.link.up and elapsed >= restore_at:
                     self.link.restore()
                     self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} back: at its next retry it reconnects and its backlog drains")
+                if self.link is not None and not self.link.up and not alarm_seen:
+                    alarm_seen = self._report_alarm(watch, elapsed)
                 for name, proc in self.procs.items():
                     if proc.poll() is not None:
                         raise RuntimeError(f"{name} exited with code {proc.returncode}: see {self.workdir / 'logs' / (name + '.log')}")
@@ -330,12 +343,26 @@ class Demo:
                 self.link.restore()
         return self.finish()
 
+    def _report_alarm(self, watch: DashboardWatch, elapsed: float) -> bool:
+        """Say so once the dashboard shows the cut unit's offline alarm (as a supervisor sees it)."""
+        try:
+            alarm = watch.offline(self._flaky().device)
+        except (OSError, ValueError, RuntimeError) as err:  # the dashboard is busy or restarting
+            logger.debug("reading the dashboard's alarms failed: %s", err)
+            return False
+        if alarm is None:
+            return False
+        backlog = alarm.get("backlog_at_least")
+        queued = f"; at least {backlog} verdicts queued on it" if backlog else ""
+        self.say(f"[{elapsed:5.0f}s] dashboard alarm: {alarm['text']} (devices page{queued})")
+        return True
+
     def _flaky(self) -> UnitSpec:
         return next(s for s in UNITS if s.flaky_link)
 
     def _outage_window(self) -> tuple[float, float]:
         total = self.duration if self.duration is not None else 120.0
-        return total * 0.3, total * 0.55
+        return total * 0.25, total * 0.6
 
     def _progress(self) -> str:
         counts = {"green": 0, "yellow": 0, "red": 0}

@@ -13,6 +13,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.typedconfig import secret
+from dashboard.config import DEFAULT_OFFLINE_AFTER_S
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_STORE_FACTORY": None,  # a callable returning a Store (tests); else open_store(CHOT_DATABASE)
     "CHOT_CONFIG": None,  # the DashboardConfig, for device registration and trust publishing
     "CHOT_TIMEZONE": "Asia/Ho_Chi_Minh",
-    "CHOT_OFFLINE_ALARM_S": 300,
+    "CHOT_OFFLINE_ALARM_S": DEFAULT_OFFLINE_AFTER_S,
     "CHOT_TRUST_MAX_AGE_S": 48 * 3600,
     "CHOT_CLOCK_ALARM": True,
     "CHOT_LET_THROUGH_ABOVE_AREA": 0.3,

@@ -84,6 +84,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "clock_behind_last_seen": ("Chậm hơn lần chạy trước", "Behind last run"),
     "fps": ("Khung hình/giây", "Camera fps"),
     "temperature": ("Nhiệt độ", "Temperature"),
+    "last_known": ("Số liệu lần cuối nhận, {age} trước", "Last known values, {age} ago"),
     "alarms": ("Cảnh báo", "Alarms"),
     "no_alarms": ("Không có cảnh báo.", "No alarms."),
     "alarm_offline": ("{device} mất kết nối từ {since}", "{device} offline since {since}"),

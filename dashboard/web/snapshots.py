@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dashboard.config import DEFAULT_OFFLINE_AFTER_S
 from dashboard.decisions import decision_view
 from dashboard.scope import Scope
 from dashboard.store import Counts, Device, GroupCounts, Store
@@ -33,12 +34,15 @@ class PeriodError(ValueError):
     """A requested period could not be understood; the message says why."""
 
 
+DEFAULT_OFFLINE_ALARM_S = float(DEFAULT_OFFLINE_AFTER_S)
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """The dashboard settings the snapshots need (from the app config)."""
 
     timezone: ZoneInfo
-    offline_alarm_s: float = 300.0
+    offline_alarm_s: float = DEFAULT_OFFLINE_ALARM_S
     trust_max_age_s: float = 2 * 86400.0
     clock_alarm: bool = True
     let_through_above_area: float = 0.3
@@ -187,12 +191,30 @@ def reason_texts(code: str) -> dict[str, str]:
     return {"text": reason_text(code), "text_vi": reason_text(code, "vi"), "text_en": reason_text(code, "en")}
 
 
-def device_dict(device: Device, now: datetime) -> dict[str, Any]:
-    """A unit's status, with its trust age brought up to `now`."""
+def _last_contact(device: Device) -> datetime | None:
+    """When the unit was last heard from: its last event or online status (a will is the broker's,
+    sent after the unit went quiet, so an offline unit was quiet by then at the latest)."""
+    if device.state == "offline" and device.status_at is not None and device.last_seen is not None:
+        return min(device.last_seen, device.status_at)
+    return device.last_seen or device.status_at
+
+
+def device_dict(device: Device, now: datetime, settings: WebSettings | None = None) -> dict[str, Any]:
+    """A unit's status. While it does not report, its values are the last it sent, marked so.
+
+    A silent unit only adds to its backlog (it keeps judging and cannot deliver) and its trust
+    bundle only ages (it cannot receive one), so the last known figures are lower bounds and
+    the trust age is brought up to `now` whether or not the unit reports.
+    """
+    offline_after = settings.offline_alarm_s if settings else DEFAULT_OFFLINE_ALARM_S
+    contact = _last_contact(device)
+    quiet_s = (now - contact).total_seconds() if contact else None
+    reporting = device.online and quiet_s is not None and quiet_s < offline_after
     trust_age = device.trust_age_s
-    if trust_age is not None and device.status_at is not None and device.online:
+    reported_at = device.status_at if device.online else contact
+    if trust_age is not None and reported_at is not None:
         # The unit reported its age when it sent the status; it has aged since.
-        trust_age += max(0.0, (now - device.status_at).total_seconds())
+        trust_age += max(0.0, (now - reported_at).total_seconds())
     return {
         "id": device.id,
         "checkpoint": device.checkpoint,
@@ -200,6 +222,10 @@ def device_dict(device: Device, now: datetime) -> dict[str, Any]:
         "district": device.district,
         "province": device.province,
         "state": device.state,
+        "reporting": reporting,
+        # Backlog, clock, camera and software as of the last report, and how old that is.
+        "last_known": not reporting and device.status_at is not None and device.software is not None,
+        "values_age_s": None if reported_at is None else max(0.0, (now - reported_at).total_seconds()),
         "last_seen": iso(device.last_seen),
         "last_seen_ago_s": (now - device.last_seen).total_seconds() if device.last_seen else None,
         "status_at": iso(device.status_at),
@@ -215,22 +241,22 @@ def device_dict(device: Device, now: datetime) -> dict[str, Any]:
 
 
 def alarms(store: Store, devices: list[Device], settings: WebSettings, now: datetime) -> list[dict[str, Any]]:
-    """Units offline longer than allowed, on a stale trust bundle, or with a wrong clock."""
+    """Units silent longer than allowed, on a stale trust bundle, or with a wrong clock."""
     latest = store.latest_trust_bundle()
     found: list[dict[str, Any]] = []
     for d in devices:
         base = {"device": d.id, "checkpoint": d.checkpoint, "checkpoint_name": d.checkpoint_name}
-        # Offline: its last will said so, or it sent events but never a status and went quiet.
-        went_quiet = (d.status_at or d.last_seen) if d.state == "offline" else d.last_seen
-        quiet_long = went_quiet is not None and (now - went_quiet).total_seconds() >= settings.offline_alarm_s
-        if went_quiet is not None and quiet_long and d.state in ("offline", "unknown"):
-            found.append({**base, "kind": "offline", "since": iso(went_quiet),
-                          "text": translate("alarm_offline", device=d.id, since=_local(went_quiet, settings))})
-        elif d.state == "unknown" and went_quiet is None and \
-                (now - d.created_at).total_seconds() >= settings.offline_alarm_s:
+        # Offline: nothing heard for offline_alarm_s, whether its last will said so or the
+        # broker has not noticed yet (a cut link looks "online" until the keepalive runs out).
+        contact = _last_contact(d)
+        if contact is not None and (now - contact).total_seconds() >= settings.offline_alarm_s:
+            found.append({**base, "kind": "offline", "since": iso(contact), "state": d.state,
+                          "backlog_at_least": d.backlog,
+                          "text": translate("alarm_offline", device=d.id, since=_local(contact, settings))})
+        elif contact is None and (now - d.created_at).total_seconds() >= settings.offline_alarm_s:
             found.append({**base, "kind": "never_seen", "since": iso(d.created_at),
                           "text": translate("alarm_never_seen", device=d.id)})
-        info = device_dict(d, now)
+        info = device_dict(d, now, settings)
         age = info["trust_age_s"]
         behind = (
             latest is not None
@@ -272,7 +298,7 @@ def devices_view(store: Store, scope: Scope, settings: WebSettings, now: datetim
     devices = store.list_devices(scope)
     latest = store.latest_trust_bundle()
     return {
-        "devices": [device_dict(d, now) for d in devices],
+        "devices": [device_dict(d, now, settings) for d in devices],
         "alarms": alarms(store, devices, settings, now),
         "latest_trust_version": latest.version if latest else None,
     }
@@ -294,7 +320,7 @@ def checkpoint_view(
         "checkpoint": {"id": cp.id, "name": cp.name, "district": cp.district, "province": cp.province,
                        "policy": cp.policy},
         "today": {"date": today.first.isoformat(), **store.totals(only, today.since, today.until).as_dict()},
-        "devices": [device_dict(d, now) for d in devices],
+        "devices": [device_dict(d, now, settings) for d in devices],
         "reasons": _reasons(store, only, today),
         "recent": [
             {"ts": iso(e.ts), "device": e.device, "result": e.result, "reason": e.reason,
