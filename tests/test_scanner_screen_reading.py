@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 
 from scanner.screen import OfficerScreen
+from tests.test_scanner_screen import HOLDER, STATUS
 from verifier import Holder, Verdict
 from verifier.words import COLOURS
 
-HOLDER = Holder(family_name="Nguyễn", given_name="Thị Lan", family_name_t="NGUYEN", given_name_t="THI<LAN",
-                dob="1990-04-12")
 VERDICTS = {
     "green": Verdict("green", "complete_series", "Vaccination series complete.", "Đã tiêm đủ liều.",
                      policy="vn-2021", cert_type="v", holder=HOLDER,
@@ -30,9 +29,6 @@ VERDICTS = {
                    policy="vn-2021", cert_type="r", holder=HOLDER,
                    detail={"fr": "2021-01-05", "du": "2021-07-04"}),
 }
-STATUS = {"trust": {"version": 7, "age_s": 7200, "stale": False}, "network": {"connected": True, "backlog": 0},
-          "clock": {"ok": True, "reason": "ok"}, "counts": {"green": 3, "yellow": 1, "red": 2},
-          "camera": {"fps": 15.0, "error": None}, "outbox_error": None}
 # Two-syllable words a line must never split (the issue saw "CẦN KIỂM / TRA", "KHÔNG HỢP / LỆ").
 WHOLE_WORDS = ("KIỂM TRA", "HỢP LỆ")
 

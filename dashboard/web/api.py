@@ -10,8 +10,8 @@ from flask import Blueprint, g, jsonify, request
 from dashboard.web import snapshots
 from dashboard.web.auth import error_response, roles_required
 from dashboard.web.i18n import current_language, translate
-from dashboard.web.templating import scope_words
 from dashboard.web.state import get_store, now, settings, user_scope
+from dashboard.web.templating import scope_words
 from dashboard.web.views import checkpoint_context_or_abort, devices_context, overview_context
 
 logger = logging.getLogger(__name__)
