@@ -126,6 +126,11 @@ def test_headline_wraps_only_between_words_and_dates_read_day_month_year(
         page.locator('[data-test-id="lang"]').click()
         page.wait_for_function("document.documentElement.lang === 'vi'")
         assert page.locator('[data-test-id="trust"]').inner_text().startswith("Danh sách tin cậy bản 7")
+        # Status bar items move down whole on a narrow screen ("Đã kết nối" never split).
+        rows = page.evaluate("""[...document.querySelectorAll('.bar .item')].filter(e => e.textContent).map(e => {
+            const r = document.createRange(); r.selectNodeContents(e);
+            return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; })""")
+        assert rows and all(n == 1 for n in rows), rows
         counts = page.locator('[data-test-id="counts"]').inner_text().replace("\u00a0", " ")
         assert counts == "Hợp lệ 3 · Cần kiểm tra 1 · Không hợp lệ 2", counts
     finally:
