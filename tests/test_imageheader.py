@@ -140,5 +140,6 @@ def test_huge_files_are_refused_in_bounded_memory_measured_in_a_child(tmp_path: 
     assert all(figures["refused"][p] and "refused before decoding" in figures["refused"][p] for p in huge), figures
     grown = figures["after_huge"] - figures["start"]
     assert grown < 16, f"refusing {len(huge)} huge headers raised the peak by {grown:.0f} MB"
-    # The measure sees decoder memory: the 64 MB control image raises the peak by most of that.
-    assert figures["after_control"] - figures["after_huge"] >= 40, figures
+    # The measure sees decoder memory: the 64 MB control image raises the peak (by ~70 MB here;
+    # half of its pixels is asked, as a machine under load may show a little less).
+    assert figures["after_control"] - figures["after_huge"] >= 32, figures
