@@ -63,7 +63,7 @@ def _text(data: bytes, where: str) -> str:
     if len(data) > _MAX_TEXT_BYTES:
         raise VerifyUsageError(f"{where}: more than {_MAX_TEXT_BYTES // 1024} KiB, not a certificate's text")
     try:
-        text = data.decode("utf-8").strip()
+        text = data.decode("utf-8-sig").strip()  # a byte-order mark some editors write is not text
     except UnicodeDecodeError as err:
         raise VerifyUsageError(f"{where}: not UTF-8 text (byte 0x{data[err.start]:02X} at offset {err.start}) "
                                "and not an image chot reads") from None

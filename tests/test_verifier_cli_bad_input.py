@@ -108,6 +108,14 @@ def test_the_real_command_exits_3_without_a_traceback(cases, dsc: Path, tmp_path
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("Error: "), done.stderr
 
 
+def test_a_text_file_with_a_byte_order_mark_is_read(dsc: Path, tmp_path: Path, ministry) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + ministry.issue_vaccination().hc1.encode() + b"\r\n")
+    result = CliRunner().invoke(main, ["verify", str(path), "--dsc", str(dsc)])
+    assert result.exit_code in (0, 1), result.output  # judged as the certificate it holds, not as "prefix"
+    assert "prefix" not in result.output
+
+
 def test_text_on_the_command_line_is_still_judged(dsc: Path) -> None:
     """Words that are not a file name are QR text (red, exit 2); HC1 text never touches the disk."""
     for text in ("hello", "HC1:nope.png"):
