@@ -190,7 +190,9 @@ def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: t
            policy_name: str, now_text: str | None, skew: int, as_json: bool) -> None:
     """Verify one certificate: SOURCE is the HC1: text, a file (text or QR image), or - / nothing for stdin.
 
-    Exit code: 0 green, 1 yellow, 2 red, 3 error (bad input or options, no trust list).
+    Exit code: 0 green, 1 yellow, 2 red, 3 error: input that cannot be read (a missing file, a
+    folder, an empty file or stdin, text that is not UTF-8, an image without a code or declaring a
+    size outside 16..8192 px), bad options, or no trust list. A red verdict means a code was read.
     """
     try:
         now = parse_clock(now_text) if now_text else datetime.now(timezone.utc)
