@@ -25,7 +25,10 @@ resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 import cv2, numpy as np
 from scanner.decode import UnreadableImageError, read_image
 path, side = sys.argv[1], sys.argv[2]
-start_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():  # VmHWM: unlike ru_maxrss, not carried over from the parent through fork and exec
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+start_mb = peak_mb()
 started = time.perf_counter()
 outcome = ""
 try:
@@ -40,7 +43,7 @@ except UnreadableImageError as err:
 except (MemoryError, cv2.error) as err:
     outcome = "failed: " + type(err).__name__
 elapsed = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mb()
 print(json.dumps({"peak_growth_mb": round(peak - start_mb, 1), "seconds": round(elapsed, 4), "outcome": outcome}))
 """
 
