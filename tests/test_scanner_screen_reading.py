@@ -7,13 +7,12 @@ are the system's, the same words the dashboard shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from scanner.screen import OfficerScreen
-from tests.test_scanner_screen import HOLDER, STATUS
+from tests.test_scanner_screen import HOLDER, STATUS, screen  # noqa: F401 - fixture
 from verifier import Holder, Verdict
 from verifier.words import COLOURS
 
@@ -44,17 +43,6 @@ CHARACTER_TOPS = """el => {
   return {text, tops, scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, right: box.right,
           viewport: window.innerWidth};
 }"""
-
-
-@pytest.fixture
-def screen() -> Iterator[OfficerScreen]:
-    s = OfficerScreen("127.0.0.1", 0, language="vi", verdict_seconds=60)
-    s.start()
-    s.update_status(STATUS)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def lines_of(layout: dict[str, Any]) -> list[str]:
