@@ -197,6 +197,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
+
 @functools.cache
 def _decision_reasons() -> dict[str, tuple[str, str]]:
     """Officers' decision reasons as the shipped policies word them (the ministry's data)."""
