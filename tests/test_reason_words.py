@@ -117,3 +117,15 @@ def test_pages_and_api_show_words_beside_every_code(app: Any, lang: str) -> None
         for code in shown:
             assert by_code[code]["text"] == REASONS[code][index]
             assert by_code[code]["text_vi"] == REASONS[code][0] and by_code[code]["text_en"] == REASONS[code][1]
+
+
+def test_officers_decision_reasons_have_words_on_the_dashboard() -> None:
+    """Reasons an officer gives for a decision (the policies' own labels) read as words too."""
+    from dashboard.web.i18n import reason_text
+    from verifier.policy import builtin_policies
+
+    codes = {rule.code for policy in builtin_policies().values() for rule in policy.decisions.reasons}
+    assert codes
+    for code in codes:
+        vi, en = reason_text(code, "vi"), reason_text(code, "en")
+        assert vi != code and en != code and vi != en or vi == en != code, code

@@ -8,7 +8,10 @@ stay the stable interface (MQTT, the store, the API); these words are only ever 
 
 from __future__ import annotations
 
-from verifier import bundle, certlogic, policy  # noqa: F401 - their error classes carry codes too
+import importlib
+import pkgutil
+
+import verifier
 from verifier.errors import VerificationError
 
 # colour -> (Vietnamese, English). The unit shows them in capitals as its headline. The
@@ -45,6 +48,10 @@ POLICY_REASONS: dict[str, tuple[str, str]] = {
 
 def _error_reasons() -> dict[str, tuple[str, str]]:
     """The message of every verifier error class, by its code (walking the hierarchy)."""
+    # Every module of the core first: error classes live beside what raises them (bundle, roster...).
+    for module in pkgutil.iter_modules(verifier.__path__):
+        if module.name != "words":
+            importlib.import_module(f"verifier.{module.name}")
     found: dict[str, tuple[str, str]] = {}
     todo: list[type[VerificationError]] = [VerificationError]
     while todo:
