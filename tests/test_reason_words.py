@@ -128,4 +128,4 @@ def test_officers_decision_reasons_have_words_on_the_dashboard() -> None:
     assert codes
     for code in codes:
         vi, en = reason_text(code, "vi"), reason_text(code, "en")
-        assert vi != code and en != code and vi != en or vi == en != code, code
+        assert vi != code and en != code, code
