@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.fuzz.hugeimages import png_bomb
 from scanner.camera import CameraUnavailable, SourceEnded, open_camera
 from scanner.camera.fake_picamera2 import FakePicamera2
 from scanner.camera.opencv import OpenCvCamera
@@ -83,6 +84,13 @@ def test_to_gray_writes_into_the_given_buffer() -> None:
 
 
 def test_image_folder_plays_in_order_and_ends(image_folder: Path) -> None:
+    frames = read_all(ImageFolderCamera(image_folder, fps=0, loop=False))
+    assert [mark(f) for f in frames] == [0, 1, 2, 3, 4]
+
+
+def test_image_folder_skips_an_image_whose_header_declares_a_huge_size(image_folder: Path) -> None:
+    """A 30000x30000 PNG among the frames is refused from its header, never handed to OpenCV."""
+    (image_folder / "002b.png").write_bytes(png_bomb(30000))
     frames = read_all(ImageFolderCamera(image_folder, fps=0, loop=False))
     assert [mark(f) for f in frames] == [0, 1, 2, 3, 4]
 

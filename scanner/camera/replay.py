@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from scanner.camera import Camera, CameraUnavailable, SourceEnded
+from scanner.decode import UnreadableImageError
+from scanner.imageheader import refuse_before_decoding
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,11 @@ class ImageFolderCamera(PacedCamera):
         frame = self._cache.get(i)
         if frame is not None:
             return frame
+        try:  # an operator's folder may hold any file: measure it before OpenCV allocates for it
+            refuse_before_decoding(self._paths[i])
+        except UnreadableImageError as err:
+            logger.warning("replay: skipping %s: %s", self._paths[i].name, err.why)
+            return None
         frame = cv2.imread(str(self._paths[i]), cv2.IMREAD_GRAYSCALE)
         if frame is None:
             logger.warning("replay: skipping unreadable image %s", self._paths[i].name)
