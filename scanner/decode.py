@@ -96,11 +96,17 @@ def check_frame(gray: object) -> np.ndarray:
     return np.ascontiguousarray(gray)
 
 
-def _zxing(image: np.ndarray, *, errors: bool = False, thorough: bool = False) -> list[zxingcpp.Barcode]:
-    """zxing-cpp restricted to QR codes; the video path skips rotation, downscaling and inversion."""
+def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False) -> list[zxingcpp.Barcode]:
+    """zxing-cpp restricted to QR codes.
+
+    ``whole`` is zxing-cpp's default search (also inverted, also downscaled by 3 when the image
+    is over 500 pixels), which the stage's first pass must equal so that it reads all that zxing
+    alone reads; rotation only matters to linear barcodes (QR detection is rotation-free), and
+    mirrored codes are read by zxing's QR decoder in every mode. Retries on crops skip the
+    extra layers: a crop is already enlarged, and is inverted beforehand when it looks light on dark.
+    """
     return zxingcpp.read_barcodes(
-        image, formats=_QR, try_rotate=thorough, try_downscale=thorough, try_invert=thorough,
-        return_errors=errors)
+        image, formats=_QR, try_rotate=False, try_downscale=whole, try_invert=whole, return_errors=errors)
 
 
 def _region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: int = 0, dy: int = 0) -> Region:
@@ -168,7 +174,7 @@ class QrDecoder:
                 return self._done(text, "tracked")
             fallback = fallback or text
         # 2. One fast pass over the whole frame; failed detections still tell where a code is.
-        found = _zxing(gray, errors=True)
+        found = _zxing(gray, errors=True, whole=True)
         best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is not None:
             self._track(next(_region_of(b) for b in found if b.valid and b.text == best))
@@ -262,6 +268,8 @@ class QrDecoder:
         if region.w < _MIN_CROP_SIDE or region.h < _MIN_CROP_SIDE:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
+        if light_on_dark(crop):
+            crop = cv2.bitwise_not(crop)  # dark mode: the retries then see a dark-on-light code
         side = max(region.w, region.h)
         ladder = list(_LADDERS[tier])
         step = 0
@@ -293,6 +301,20 @@ class QrDecoder:
         self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best))
         self.last_method = retry.name
         return best
+
+def light_on_dark(crop: np.ndarray) -> bool:
+    """True when a crop around a code looks like a light code on a dark ground (dark mode).
+
+    A code sits in a quiet zone of its background colour, so the crop's rim shows the ground;
+    a dark-on-light code's rim is brighter than its middle, a light-on-dark one's darker.
+    """
+    h, w = crop.shape
+    rim = max(2, min(h, w) // 10)
+    edges = np.concatenate((crop[:rim:2, ::4].ravel(), crop[h - rim::2, ::4].ravel(),
+                            crop[::4, :rim:2].ravel(), crop[::4, w - rim::2].ravel()))
+    middle = crop[h // 4:h - h // 4:3, w // 4:w - w // 4:3]
+    return float(np.median(edges)) < float(middle.mean())
+
 
 def wiener_kernel(sigma: float, noise: float) -> np.ndarray:
     """A small spatial Wiener filter that undoes a Gaussian blur of ``sigma`` pixels.
@@ -391,7 +413,7 @@ def png_chunks_fit(data: bytes) -> bool:
 def read_gray(gray: np.ndarray) -> list[str]:
     """Every QR text found in one grey still image, trying harder than the video path."""
     gray = check_frame(gray)
-    found = [b.text for b in _zxing(gray, thorough=True) if b.valid]
+    found = [b.text for b in _zxing(gray, whole=True) if b.valid]
     if found:
         return _unique(found)
     decoder = QrDecoder(expect_prefix=None, use_pyzbar=True)  # a still image: thorough beats fast
@@ -403,7 +425,7 @@ def read_gray(gray: np.ndarray) -> list[str]:
     # Small photos: zxing's detector needs a few pixels per module.
     if max(gray.shape) < 1200:
         big = cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-        found = [b.text for b in _zxing(big, thorough=True) if b.valid]
+        found = [b.text for b in _zxing(big, whole=True) if b.valid]
         if found:
             return _unique(found)
     text = _pyzbar(gray)

@@ -5,6 +5,12 @@ phone body, held at an angle in front of a cluttered background, then defocus an
 exposure (dim, low contrast), glare on the glass, moiré from the screen's pixel grid, and sensor
 noise. Every random choice comes from the ``numpy.random.Generator`` passed in, so a seed gives
 the same frame on every machine.
+
+``render_varied_frame`` adds the variety of the field on top (a ``Look``): several screen models
+(LCD, OLED, an old dim LCD) and camera models (Pi camera, a JPEG-compressing USB webcam with a
+low-resolution sensor, a sharpening HQ camera), the phone in dark mode (a light code on a dark
+screen), rolling shutter, JPEG artefacts, and reflections of a face or a ceiling light on the glass.
+Without a ``Look`` the frames are those of the original generator, draw for draw.
 """
 
 from __future__ import annotations
@@ -62,6 +68,71 @@ DIFFICULTIES: dict[str, Difficulty] = {
         motion_px=(0.0, 2.5), white=(90, 200), contrast=(0.35, 0.75), glare=(20, 120),
         moire=(0.02, 0.1), noise=(2.0, 5.0)),
 }
+
+
+@dataclass(frozen=True)
+class ScreenModel:
+    """How a phone's display shows the code."""
+
+    name: str
+    black: float  # the screen's black as a share of the black the difficulty draws (OLED: near 0)
+    moire: float  # factor on the difficulty's moiré amplitude
+    moire_period: tuple[float, float]  # camera pixels per beat of the pixel grid against the sensor
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """How a camera turns the scene into a frame, beyond the optics the difficulty draws."""
+
+    name: str
+    sensor: tuple[float, float]  # sensor resolution as a share of the frame's (below 1: upscaled)
+    noise: float  # factor on the difficulty's read noise
+    jpeg: tuple[int, int] | None  # JPEG quality range of the stream, None for raw frames
+    sharpen: tuple[float, float]  # unsharp-mask amount the camera applies (halos round edges)
+    shutter_skew: tuple[float, float]  # rolling shutter: a moving phone's shear, px across the frame
+
+
+SCREENS: dict[str, ScreenModel] = {
+    "lcd": ScreenModel("lcd", black=1.0, moire=1.0, moire_period=(4.0, 14.0)),
+    "oled": ScreenModel("oled", black=0.3, moire=1.5, moire_period=(2.5, 8.0)),  # pentile grid
+    "old-lcd": ScreenModel("old-lcd", black=1.4, moire=0.7, moire_period=(6.0, 20.0)),
+}
+CAMERAS: dict[str, CameraModel] = {
+    "pi-camera-v2": CameraModel("pi-camera-v2", sensor=(1.0, 1.0), noise=1.0, jpeg=None,
+                                sharpen=(0.0, 0.3), shutter_skew=(0.0, 6.0)),
+    "usb-webcam": CameraModel("usb-webcam", sensor=(0.6, 0.85), noise=1.4, jpeg=(45, 85),
+                              sharpen=(0.3, 0.8), shutter_skew=(0.0, 12.0)),
+    "pi-hq": CameraModel("pi-hq", sensor=(1.0, 1.0), noise=0.7, jpeg=(80, 95),
+                         sharpen=(0.5, 1.2), shutter_skew=(0.0, 4.0)),
+}
+REFLECTIONS = ("none", "face", "ceiling-light")
+
+
+@dataclass(frozen=True)
+class Look:
+    """The screen, the camera, dark mode and what the glass reflects, for one varied frame."""
+
+    screen: ScreenModel
+    camera: CameraModel
+    dark_mode: bool = False
+    reflection: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.reflection not in REFLECTIONS:
+            raise PhoneScreenError(f"unknown reflection {self.reflection!r}; choose one of {list(REFLECTIONS)}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.screen.name}/{self.camera.name}/{'dark' if self.dark_mode else 'light'}/{self.reflection}"
+
+
+def random_look(rng: np.random.Generator, dark_mode: bool | None = None) -> Look:
+    """A screen, camera, mode and reflection drawn at random (dark mode a quarter of the time)."""
+    screen = SCREENS[sorted(SCREENS)[int(rng.integers(len(SCREENS)))]]
+    camera = CAMERAS[sorted(CAMERAS)[int(rng.integers(len(CAMERAS)))]]
+    dark = bool(rng.random() < 0.25) if dark_mode is None else dark_mode
+    reflection = REFLECTIONS[int(rng.choice(3, p=[0.4, 0.3, 0.3]))]
+    return Look(screen, camera, dark, reflection)
 
 
 def qr_modules(payload: str | bytes, error: str = "q") -> np.ndarray:
@@ -126,8 +197,26 @@ def render_phone_sequence(
     return frames
 
 
+def render_varied_frame(
+    code: str | bytes | np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = HD,
+    difficulty: str | Difficulty = "hard",
+    look: Look | None = None,
+) -> np.ndarray:
+    """A frame like ``render_phone_frame``'s through a screen and camera model (``look``, drawn
+    at random when None), with dark mode, rolling shutter, reflections and JPEG as it says."""
+    look = random_look(rng) if look is None else look
+    phone, homography, frame, level = _held_phone(code, rng, size, difficulty, look.dark_mode)
+    # Rolling shutter: rows are exposed one after another, so a moving phone is sheared.
+    skew = rng.uniform(*look.camera.shutter_skew) * (1 if rng.random() < 0.5 else -1) / frame[1]
+    homography = np.array([[1.0, skew, -skew * frame[1] / 2], [0, 1, 0], [0, 0, 1]]) @ homography
+    return _camera(phone, homography, frame, level, rng, rng, look)
+
+
 def _held_phone(code: str | bytes | np.ndarray, rng: np.random.Generator, size: tuple[int, int],
-                difficulty: str | Difficulty) -> tuple[np.ndarray, np.ndarray, tuple[int, int], Difficulty]:
+                difficulty: str | Difficulty, dark_mode: bool = False,
+                ) -> tuple[np.ndarray, np.ndarray, tuple[int, int], Difficulty]:
     """The phone raster, its pose in the camera, the frame size and the difficulty, checked."""
     modules = code if isinstance(code, np.ndarray) else qr_modules(code)
     if modules.ndim != 2 or modules.shape[0] != modules.shape[1] or modules.shape[0] < 21:
@@ -135,6 +224,9 @@ def _held_phone(code: str | bytes | np.ndarray, rng: np.random.Generator, size: 
     level = _difficulty(difficulty)
     frame = _frame_size(size)
     phone, screen_rect = _phone_raster(modules, rng)
+    if dark_mode:  # the app's dark theme: light modules and text on a dark screen
+        screen = phone >= 0.0
+        phone[screen] = 1.0 - phone[screen]
     px = rng.uniform(*level.px_per_module)
     homography = _pose(phone.shape, screen_rect, modules.shape[0], px, frame, level, rng)
     return phone, homography, frame, level
@@ -257,11 +349,13 @@ def _background(frame: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 
 def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tuple[int, int],
-            level: Difficulty, scene_rng: np.random.Generator, frame_rng: np.random.Generator) -> np.ndarray:
+            level: Difficulty, scene_rng: np.random.Generator, frame_rng: np.random.Generator,
+            look: Look | None = None) -> np.ndarray:
     """Image the scene: place the phone, light it, blur, add glare, moiré and noise, quantise.
 
     ``scene_rng`` draws what a still scene keeps (background, light, glare, focus, noise level);
-    ``frame_rng`` what changes every frame (motion blur, the noise itself).
+    ``frame_rng`` what changes every frame (motion blur, the noise itself). ``look`` adds its
+    screen's black level and moiré, a reflection, and its camera's sensor, sharpening and JPEG.
     """
     rng = scene_rng
     scene = _background(frame, rng)
@@ -279,10 +373,16 @@ def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tupl
         warped = cv2.resize(warped, box[2:], interpolation=cv2.INTER_AREA)
         mask = cv2.resize(mask, box[2:], interpolation=cv2.INTER_AREA)
         contrast = rng.uniform(*level.contrast)
+        if look is not None:
+            contrast = 1.0 - min(0.9, (1.0 - contrast) * look.screen.black)
         body = np.clip(warped / _BODY, 0.0, 1.0)
         # The backlight and reflections lift the screen's black; the body stays dark.
         lit = white * ((1.0 - contrast + contrast * np.clip(warped, 0.0, 1.0)) * (1.0 - body) + 0.06 * body)
-        lit *= 1.0 + rng.uniform(*level.moire) * _moire(box, rng)
+        if look is None:
+            lit *= 1.0 + rng.uniform(*level.moire) * _moire(box, rng)
+        else:
+            lit *= 1.0 + rng.uniform(*level.moire) * look.screen.moire * _moire(box, rng, look.screen.moire_period)
+            lit += white * _reflection(look.reflection, box, frame, homography, phone.shape, rng)
         lit += _glare(box, frame, homography, phone.shape, rng.uniform(*level.glare) / 255.0, rng)
         part = scene[y0:y1, x0:x1]  # a view: the phone is composited into the scene in place
         part *= 1.0 - mask
@@ -290,11 +390,59 @@ def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tupl
     scene = _defocus(scene, rng.uniform(*level.defocus_px))
     noise = rng.uniform(*level.noise)
     scene = _motion_blur(scene, frame_rng.uniform(*level.motion_px), frame_rng.uniform(0, math.pi))
+    if look is None:
+        return _sensor(scene, noise, frame_rng)
+    camera = look.camera
+    sensor = rng.uniform(*camera.sensor)
+    if sensor < 0.99:  # a low-resolution sensor, upscaled by the camera to the stream's size
+        small = (max(16, int(frame[0] * sensor)), max(16, int(frame[1] * sensor)))
+        scene = cv2.resize(scene, small, interpolation=cv2.INTER_AREA)
+    image = _sensor(scene, noise * camera.noise, frame_rng)
+    if image.shape[::-1] != frame:
+        image = cv2.resize(image, frame, interpolation=cv2.INTER_LINEAR)
+    amount = rng.uniform(*camera.sharpen)
+    if amount > 0.05:  # the camera's own sharpening: halos along every edge
+        soft = cv2.GaussianBlur(image, (0, 0), 1.2)
+        image = cv2.addWeighted(image, 1.0 + amount, soft, -amount, 0.0)
+    if camera.jpeg is not None:
+        quality = int(rng.integers(camera.jpeg[0], camera.jpeg[1] + 1))
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else image
+    return image
+
+
+def _sensor(scene: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Quantise the scene (0..1) to camera levels with read noise and shot noise."""
     levels = scene.astype(np.float32) * 255.0
     # Read noise plus shot noise (which grows with the light), drawn as one Gaussian per pixel.
     spread = np.sqrt(noise * noise + 0.0225 * np.maximum(levels, 0.0))
-    levels += frame_rng.standard_normal(levels.shape, dtype=np.float32) * spread
+    levels += rng.standard_normal(levels.shape, dtype=np.float32) * spread
     return np.clip(levels, 0, 255).astype(np.uint8)
+
+
+def _reflection(kind: str, box: tuple[int, int, int, int], frame: tuple[int, int], homography: np.ndarray,
+                phone_shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray | float:
+    """What the glass mirrors, added to the screen's light: the holder's face (a dim, large, soft
+    head-and-shoulders shape) or a ceiling light (a bright tube with soft edges, often saturating)."""
+    if kind == "none":
+        return 0.0
+    xs, ys = _grid(box)
+    src = np.array([[[rng.uniform(0.2, 0.8) * phone_shape[1], rng.uniform(0.2, 0.7) * phone_shape[0]]]], dtype=np.float32)
+    cx, cy = cv2.perspectiveTransform(src, homography)[0, 0]
+    scale = max(box[2], box[3])
+    if kind == "face":
+        strength = rng.uniform(0.08, 0.3)
+        rx, ry = scale * rng.uniform(0.15, 0.3), scale * rng.uniform(0.2, 0.4)
+        head = np.exp(-(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2) ** 2)
+        shoulders = np.exp(-(((xs - cx) / (2.5 * rx)) ** 2 + ((ys - cy - 1.6 * ry) / ry) ** 2) ** 2)
+        return strength * np.maximum(head, shoulders).astype(np.float32)
+    strength = rng.uniform(0.4, 1.3)
+    angle = rng.uniform(0, math.pi)
+    length, width = scale * rng.uniform(0.3, 0.9), scale * rng.uniform(0.02, 0.07)
+    dx, dy = xs - cx, ys - cy
+    u = (dx * math.cos(angle) + dy * math.sin(angle)) / length
+    v = (-dx * math.sin(angle) + dy * math.cos(angle)) / width
+    return strength * np.exp(-(u ** 8) - v * v).astype(np.float32)
 
 
 def _footprint(shape: tuple[int, int], homography: np.ndarray, frame: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -313,12 +461,13 @@ def _grid(box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(x0, x0 + w, dtype=np.float32)[None, :], np.arange(y0, y0 + h, dtype=np.float32)[:, None]
 
 
-def _moire(box: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+def _moire(box: tuple[int, int, int, int], rng: np.random.Generator,
+           periods: tuple[float, float] = (4.0, 14.0)) -> np.ndarray:
     """The beat between the screen's pixel grid and the sensor's: slow waves across the screen."""
     xs, ys = _grid(box)
     waves = np.zeros((box[3], box[2]), dtype=np.float32)
     for _ in range(2):  # the grid's rows and columns beat separately
-        period = rng.uniform(4.0, 14.0)
+        period = rng.uniform(*periods)
         angle = rng.uniform(0, math.pi)
         phase = rng.uniform(0, 2 * math.pi)
         waves += np.cos((xs * math.cos(angle) + ys * math.sin(angle)) * (2 * math.pi / period) + phase)
