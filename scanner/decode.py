@@ -1,11 +1,13 @@
 """The QR decoding stage: one grey video frame in, the code's text (or None) out.
 
-zxing-cpp reads most frames in one fast pass. What it misses are dense codes at 2.5-4 camera
+The stage's first pass over a frame is zxing-cpp's own default search (light-on-dark codes too,
+and a copy downscaled by 3), so the stage reads every frame zxing-cpp alone reads: mirrored,
+small, tilted and curved codes included. What zxing misses are dense codes at 2.5-4 camera
 pixels per module that are blurred or dim; for those the stage finds where the code is (where
 it was read a moment ago, zxing's own failed detections, or a cheap texture map of the frame)
 and retries on that crop only: a small Wiener filter undoes part of the defocus, and a bicubic
 2-3x enlargement lets zxing sample small modules. Frames with no code in them, which dominate
-a video loop, cost one zxing pass, the texture map and one retry per textured region.
+a video loop, cost one zxing search, the texture map and one retry per textured region.
 ``read_image`` is the thorough path for still images, and returns any QR text, not only HC1.
 """
 
@@ -96,17 +98,18 @@ def check_frame(gray: object) -> np.ndarray:
     return np.ascontiguousarray(gray)
 
 
-def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False) -> list[zxingcpp.Barcode]:
+def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False, invert: bool = False) -> list[zxingcpp.Barcode]:
     """zxing-cpp restricted to QR codes.
 
     ``whole`` is zxing-cpp's default search (also inverted, also downscaled by 3 when the image
     is over 500 pixels), which the stage's first pass must equal so that it reads all that zxing
     alone reads; rotation only matters to linear barcodes (QR detection is rotation-free), and
-    mirrored codes are read by zxing's QR decoder in every mode. Retries on crops skip the
-    extra layers: a crop is already enlarged, and is inverted beforehand when it looks light on dark.
+    mirrored codes are read by zxing's QR decoder in every mode. ``invert`` alone is for the
+    retries on crops: a crop is already enlarged, but may hold a light code on a dark screen
+    (dark mode); zxing inverts its own binarised crop, cheaper than a second call.
     """
     return zxingcpp.read_barcodes(
-        image, formats=_QR, try_rotate=False, try_downscale=whole, try_invert=whole, return_errors=errors)
+        image, formats=_QR, try_rotate=False, try_downscale=whole, try_invert=whole or invert, return_errors=errors)
 
 
 def _region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: int = 0, dy: int = 0) -> Region:
@@ -173,7 +176,8 @@ class QrDecoder:
             if text is not None and self._accept(text):
                 return self._done(text, "tracked")
             fallback = fallback or text
-        # 2. One fast pass over the whole frame; failed detections still tell where a code is.
+        # 2. zxing-cpp's default search of the whole frame, so the stage reads all that zxing alone
+        #    reads (dark mode included); failed detections still tell where a code is.
         found = _zxing(gray, errors=True, whole=True)
         best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is not None:
@@ -268,8 +272,6 @@ class QrDecoder:
         if region.w < _MIN_CROP_SIDE or region.h < _MIN_CROP_SIDE:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
-        if light_on_dark(crop):
-            crop = cv2.bitwise_not(crop)  # dark mode: the retries then see a dark-on-light code
         side = max(region.w, region.h)
         ladder = list(_LADDERS[tier])
         step = 0
@@ -277,7 +279,7 @@ class QrDecoder:
             retry = ladder[step]
             step += 1
             scale = min(retry.scale, _MAX_CROP_SIDE / side)
-            found = _zxing(retry.apply(crop, scale), errors=True)
+            found = _zxing(retry.apply(crop, scale), errors=True, invert=True)
             text = self._take(found, region, scale, retry)
             if text is not None:
                 return text
@@ -301,20 +303,6 @@ class QrDecoder:
         self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best))
         self.last_method = retry.name
         return best
-
-def light_on_dark(crop: np.ndarray) -> bool:
-    """True when a crop around a code looks like a light code on a dark ground (dark mode).
-
-    A code sits in a quiet zone of its background colour, so the crop's rim shows the ground;
-    a dark-on-light code's rim is brighter than its middle, a light-on-dark one's darker.
-    """
-    h, w = crop.shape
-    rim = max(2, min(h, w) // 10)
-    edges = np.concatenate((crop[:rim:2, ::4].ravel(), crop[h - rim::2, ::4].ravel(),
-                            crop[::4, :rim:2].ravel(), crop[::4, w - rim::2].ravel()))
-    middle = crop[h // 4:h - h // 4:3, w // 4:w - w // 4:3]
-    return float(np.median(edges)) < float(middle.mean())
-
 
 def wiener_kernel(sigma: float, noise: float) -> np.ndarray:
     """A small spatial Wiener filter that undoes a Gaussian blur of ``sigma`` pixels.

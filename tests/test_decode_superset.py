@@ -1,0 +1,161 @@
+"""The decoding stage reads every image zxing-cpp alone reads: dark mode, mirrored, small, low-res,
+curved and tilted codes, and phone screens through other screens and cameras.
+
+The images are made at test time from fixed seeds (``scanner/printed_scenes.py``,
+``scanner/phone_screen.py``) or are inverted and mirrored copies of tests/data/qr-photos. None
+of them comes from bench/decode.py's held-out seed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import segno
+
+from scanner import phone_screen, printed_scenes
+from scanner.decode import QrDecoder
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT / "tests" / "data" / "qr-photos"
+SEED = 4242  # not bench/decode.py's SEED nor its HELD_OUT_SEED
+PER_KIND = 10
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_decode_superset", ROOT / "bench" / "decode.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+@pytest.fixture(scope="module")
+def variant_result() -> dict:
+    return bench.run(bench.variant_sets(bench.folder_sets([PHOTOS])), ["chot", "zxing-cpp"])
+
+
+@pytest.fixture(scope="module")
+def scene_result() -> dict:
+    return bench.run(bench.scene_sets(PER_KIND, SEED), ["chot", "zxing-cpp"])
+
+
+@pytest.fixture(scope="module")
+def screen_result() -> dict:
+    return bench.run(bench.varied_sets(PER_KIND, seed=SEED), ["chot", "zxing-cpp"])
+
+
+def _misses_against_zxing(result: dict) -> dict[str, list[str]]:
+    return {name: [m["image"] for m in entry["stage_misses"] if "zxing-cpp" in m["read_by"]]
+            for name, entry in result["sets"].items()}
+
+
+def _shares(result: dict, set_name: str) -> tuple[float, float]:
+    decoders = result["sets"][set_name]["decoders"]
+    return decoders["chot"]["share"], decoders["zxing-cpp"]["share"]
+
+
+def test_inverted_and_mirrored_photos_are_read_whenever_zxing_reads_them(variant_result) -> None:
+    assert sorted(variant_result["sets"]) == ["qr-photos-inverted", "qr-photos-mirrored"]
+    assert _misses_against_zxing(variant_result) == {"qr-photos-inverted": [], "qr-photos-mirrored": []}
+    for name in variant_result["sets"]:
+        stage, zxing = _shares(variant_result, name)
+        assert variant_result["sets"][name]["count"] == 103
+        assert zxing >= 0.9, name  # the set is one zxing reads: the superset check means something
+        assert stage >= zxing, name
+
+
+@pytest.mark.parametrize("kind", printed_scenes.KINDS)
+def test_printed_scenes_are_read_whenever_zxing_reads_them(scene_result, kind: str) -> None:
+    name = f"scenes-{kind}"
+    assert _misses_against_zxing(scene_result)[name] == []
+    stage, zxing = _shares(scene_result, name)
+    assert zxing > 0.3, name
+    assert stage >= zxing, name
+
+
+def test_phone_screens_in_dark_mode_and_through_other_cameras(screen_result) -> None:
+    assert _misses_against_zxing(screen_result) == {"synthetic-varied-1280x720": [], "synthetic-dark-1280x720": []}
+    stage, zxing = _shares(screen_result, "synthetic-dark-1280x720")
+    assert zxing > 0.3  # dark frames zxing alone reads: the stage once read none of them
+    # Measured 9/10 against zxing's 5/10: the crop retries also try the code inverted.
+    assert stage > zxing
+    stage, zxing = _shares(screen_result, "synthetic-varied-1280x720")
+    assert stage >= zxing
+
+
+def _code_image(text: str, scale: int = 4) -> np.ndarray:
+    modules = np.pad(np.asarray(segno.make_qr(text, error="m").matrix, dtype=bool), 4)
+    return np.kron(~modules, np.ones((scale, scale), bool)).astype(np.uint8) * 255
+
+
+def test_light_on_dark_and_mirrored_codes_are_read_by_the_first_pass() -> None:
+    text = "https://example.vn/light-on-dark"
+    image = _code_image(text)
+    for variant in (printed_scenes.inverted(image), printed_scenes.mirrored(image),
+                    printed_scenes.inverted(printed_scenes.mirrored(image))):
+        decoder = QrDecoder(expect_prefix=None)
+        assert decoder.decode(variant) == text
+        assert decoder.last_method == "frame"
+
+
+def test_dark_mode_inverts_the_screen_not_the_body() -> None:
+    payload = phone_screen.hc1_like_payload(np.random.default_rng(1), 300)
+    easy = phone_screen.DIFFICULTIES["easy"]
+    frames = {}
+    for dark in (False, True):
+        look = phone_screen.Look(phone_screen.SCREENS["lcd"], phone_screen.CAMERAS["pi-camera-v2"], dark_mode=dark)
+        frames[dark] = phone_screen.render_varied_frame(payload, np.random.default_rng(5), phone_screen.VGA, easy, look)
+    # Same pose and scene: the screen area is bright in light mode and dark in dark mode.
+    differs = np.abs(frames[True].astype(int) - frames[False].astype(int)) > 40
+    assert 0.05 < differs.mean() < 0.9
+    assert frames[True][differs].mean() < frames[False][differs].mean()
+
+
+def test_varied_frames_are_seeded_and_each_model_renders() -> None:
+    payload = phone_screen.hc1_like_payload(np.random.default_rng(0), 200)
+    one = phone_screen.render_varied_frame(payload, np.random.default_rng(8), phone_screen.VGA)
+    two = phone_screen.render_varied_frame(payload, np.random.default_rng(8), phone_screen.VGA)
+    assert np.array_equal(one, two) and one.shape == (480, 640) and one.dtype == np.uint8
+    for screen in phone_screen.SCREENS.values():
+        for camera in phone_screen.CAMERAS.values():
+            for reflection in phone_screen.REFLECTIONS:
+                look = phone_screen.Look(screen, camera, reflection=reflection)
+                frame = phone_screen.render_varied_frame(payload, np.random.default_rng(2), (320, 240), "medium", look)
+                assert frame.shape == (240, 320)
+    looks = {phone_screen.random_look(np.random.default_rng(i)).name for i in range(40)}
+    assert len(looks) > 10  # the generator really varies
+
+
+def test_reflections_brighten_the_screen() -> None:
+    payload = phone_screen.hc1_like_payload(np.random.default_rng(0), 200)
+    easy = phone_screen.DIFFICULTIES["easy"]
+    means = {}
+    for reflection in phone_screen.REFLECTIONS:
+        look = phone_screen.Look(phone_screen.SCREENS["lcd"], phone_screen.CAMERAS["pi-camera-v2"],
+                                 dark_mode=True, reflection=reflection)
+        means[reflection] = phone_screen.render_varied_frame(payload, np.random.default_rng(3), phone_screen.VGA,
+                                                             easy, look).mean()
+    assert means["face"] > means["none"] and means["ceiling-light"] > means["none"]
+
+
+def test_scene_and_look_errors_are_readable() -> None:
+    with pytest.raises(phone_screen.PhoneScreenError, match="unknown scene"):
+        printed_scenes.render_scene("upside-down", "x", np.random.default_rng(0))
+    with pytest.raises(phone_screen.PhoneScreenError, match="unknown reflection"):
+        phone_screen.Look(phone_screen.SCREENS["lcd"], phone_screen.CAMERAS["pi-hq"], reflection="sun")
+
+
+def test_scenes_have_the_sizes_they_promise() -> None:
+    rng = np.random.default_rng(0)
+    assert printed_scenes.small_code_frame("https://example.vn/a", rng).shape == (1080, 1920)
+    low = printed_scenes.low_res_photo("https://example.vn/b", rng)
+    assert 100 <= low.shape[0] <= 320 and low.shape[0] == low.shape[1]
+    assert printed_scenes.curved_code_frame("https://example.vn/c", rng).shape == (480, 640)
+    assert printed_scenes.tilted_code_frame("https://example.vn/d", rng).shape == (480, 640)
