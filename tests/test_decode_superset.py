@@ -159,3 +159,20 @@ def test_scenes_have_the_sizes_they_promise() -> None:
     assert 100 <= low.shape[0] <= 320 and low.shape[0] == low.shape[1]
     assert printed_scenes.curved_code_frame("https://example.vn/c", rng).shape == (480, 640)
     assert printed_scenes.tilted_code_frame("https://example.vn/d", rng).shape == (480, 640)
+
+
+def test_bench_lists_the_new_sets_and_the_stage_misses() -> None:
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "decode.py"), str(PHOTOS / "zxing-qrcode-6"), "--variants",
+         "--scenes", "1", "--decoders", "chot,zxing-cpp", "--json"],
+        capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
+    result = json.loads(out.stdout)
+    assert list(result["sets"]) == ["zxing-qrcode-6", "zxing-qrcode-6-inverted", "zxing-qrcode-6-mirrored",
+                                    "scenes-small", "scenes-lowres", "scenes-curved", "scenes-tilted"]
+    for entry in result["sets"].values():
+        assert isinstance(entry["stage_misses"], list)
+        for miss in entry["stage_misses"]:
+            assert set(miss) == {"image", "read_by"} and miss["read_by"]
