@@ -38,6 +38,7 @@ _MAX_CROP_SIDE = 1600  # bounds the cost of one retry on a large region
 _MAX_PHOTO_SIDE = 2560  # still images are searched for a code at this size at most
 _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
 _MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
+_SMALL_IMAGE_SIDE = 480  # below every camera mode: such images are low-resolution photos
 _TRACKED, _TEXTURED, _DETECTED = 0, 1, 2  # how sure the stage is that a region holds a code
 
 
@@ -195,6 +196,15 @@ class QrDecoder:
             if text is not None and self._accept(text):
                 return self._done(text, self.last_method or "crop")  # the variant that read it
             fallback = fallback or text
+        # 4. A small image (a low-resolution photo, never a camera frame): enlarge all of it.
+        if max(h, w) < _SMALL_IMAGE_SIDE:
+            for scale in (2, 3):
+                big = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+                found = _zxing(big, errors=False, whole=True)
+                text = _best_text([b.text for b in found if b.valid], self.expect_prefix)
+                if text is not None and self._accept(text):
+                    return self._done(text, f"enlarged-x{scale}")
+                fallback = fallback or text
         if fallback is not None:
             return self._done(fallback, "other-code")
         return None

@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import segno
@@ -103,6 +104,18 @@ def test_light_on_dark_and_mirrored_codes_are_read_by_the_first_pass() -> None:
         decoder = QrDecoder(expect_prefix=None)
         assert decoder.decode(variant) == text
         assert decoder.last_method == "frame"
+
+
+def test_a_tiny_photo_is_enlarged_whole() -> None:
+    text = "https://example.vn/a-low-resolution-photo-of-a-poster"
+    code = _code_image(text, scale=8)
+    tiny = cv2.GaussianBlur(cv2.resize(code, None, fx=1.2 / 8, fy=1.2 / 8, interpolation=cv2.INTER_AREA), (0, 0), 0.5)
+    decoder = QrDecoder(expect_prefix=None)
+    assert decoder.decode(tiny) == text  # 1.2 px per module: zxing-cpp alone does not read it
+    assert decoder.last_method.startswith("enlarged")
+    camera = np.full((480, 640), 128, np.uint8)
+    camera[:tiny.shape[0], :tiny.shape[1]] = tiny
+    assert QrDecoder(expect_prefix=None).decode(camera) is None  # camera frames never pay for it
 
 
 def test_dark_mode_inverts_the_screen_not_the_body() -> None:
