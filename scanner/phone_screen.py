@@ -95,7 +95,7 @@ class CameraModel:
 SCREENS: dict[str, ScreenModel] = {
     "lcd": ScreenModel("lcd", black=1.0, moire=1.0, moire_period=(4.0, 14.0)),
     "oled": ScreenModel("oled", black=0.3, moire=1.5, moire_period=(2.5, 8.0)),  # pentile grid
-    "old-lcd": ScreenModel("old-lcd", black=1.4, moire=0.7, moire_period=(6.0, 20.0)),
+    "old-lcd": ScreenModel("old-lcd", black=1.15, moire=0.7, moire_period=(6.0, 20.0)),
 }
 CAMERAS: dict[str, CameraModel] = {
     "pi-camera-v2": CameraModel("pi-camera-v2", sensor=(1.0, 1.0), noise=1.0, jpeg=None,
@@ -374,7 +374,7 @@ def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tupl
         mask = cv2.resize(mask, box[2:], interpolation=cv2.INTER_AREA)
         contrast = rng.uniform(*level.contrast)
         if look is not None:
-            contrast = 1.0 - min(0.9, (1.0 - contrast) * look.screen.black)
+            contrast = 1.0 - min(0.7, (1.0 - contrast) * look.screen.black)  # even old LCDs keep 0.3
         body = np.clip(warped / _BODY, 0.0, 1.0)
         # The backlight and reflections lift the screen's black; the body stays dark.
         lit = white * ((1.0 - contrast + contrast * np.clip(warped, 0.0, 1.0)) * (1.0 - body) + 0.06 * body)
