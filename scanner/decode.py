@@ -196,8 +196,9 @@ class QrDecoder:
             if text is not None and self._accept(text):
                 return self._done(text, self.last_method or "crop")  # the variant that read it
             fallback = fallback or text
-        # 4. A small image (a low-resolution photo, never a camera frame): enlarge all of it.
-        if max(h, w) < _SMALL_IMAGE_SIDE:
+        # 4. A small image (a low-resolution photo, never a camera frame) where nothing was read:
+        #    enlarge all of it.
+        if fallback is None and max(h, w) < _SMALL_IMAGE_SIDE:
             for scale in (2, 3):
                 big = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
                 found = _zxing(big, errors=False, whole=True)
