@@ -212,6 +212,12 @@ def _officers_page(message: str | None = None, error: str | None = None, status:
                  rosters={cp: r.version for cp, r in rosters.items() if r is not None})
 
 
+def _checkpoint_province(checkpoint: str) -> str | None:
+    """The province of a registered checkpoint (for the audit log), or None."""
+    found = get_store().list_checkpoints(Scope.of(checkpoints=[checkpoint]))
+    return found[0].province if found else None
+
+
 @bp.get("/officers")
 @roles_required("admin")
 def officers() -> Any:
@@ -231,7 +237,8 @@ def add_officer() -> Any:
     except (AdminError, roster.OfficerError, trust_publisher.TrustPublishError, StoreError, BrokerError) as e:
         logger.warning("adding officer %s at %s failed: %s", officer_id, checkpoint, e)
         return _officers_page(error=str(e), status=400)
-    logger.info("officer %s at %s saved from the web by %s", officer_id, checkpoint, g.user.username)
+    audit_log.record("officer_saved", f"{checkpoint}/{officer_id}", _checkpoint_province(checkpoint),
+                     f"role {form.get('role', '')[:20]}")
     return _officers_page(message=translate("officer_saved", officer=officer_id, checkpoint=checkpoint))
 
 
@@ -245,7 +252,7 @@ def remove_officer(checkpoint_id: str, officer_id: str) -> Any:
     except (AdminError, roster.OfficerError, trust_publisher.TrustPublishError, StoreError, BrokerError) as e:
         logger.warning("removing officer %s at %s failed: %s", officer_id, checkpoint, e)
         return _officers_page(error=str(e), status=400)
-    logger.info("officer %s at %s revoked from the web by %s", officer_id, checkpoint, g.user.username)
+    audit_log.record("officer_removed", f"{checkpoint}/{officer_id}", _checkpoint_province(checkpoint))
     return _officers_page(message=translate("officer_removed", officer=officer_id, checkpoint=checkpoint))
 
 

@@ -82,6 +82,8 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "audit_device_added": ("đăng ký thiết bị", "device registered"),
     "audit_device_removed": ("thu hồi thiết bị", "device revoked"),
     "audit_trust_uploaded": ("tải lên danh sách tin cậy", "trust bundle uploaded"),
+    "audit_officer_saved": ("thêm/đổi PIN cán bộ", "officer added or re-PINned"),
+    "audit_officer_removed": ("thu hồi cán bộ", "officer revoked"),
     "audit_export": ("xuất số liệu", "data exported"),
     "audit_report": ("xuất báo cáo", "report exported"),
     "audit_province_outside": ("tỉnh {province} nằm ngoài phạm vi của bạn", "province {province} is outside your scope"),
