@@ -58,6 +58,16 @@ def _users_page(message: str | None = None, error: str | None = None, status: in
                  roles=roles, default_role=DEFAULT_ROLE, languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH)
 
 
+def _granted_scope(role: str, entries: list[str]) -> Scope:
+    """The scope an account with `role` gets from `entries`, checked against what the admin may
+    grant (AdminError when empty, pa.Overreach when above the admin's own)."""
+    scope = Scope.all() if role == "admin" else Scope.parse(entries)
+    if scope.is_empty:
+        raise AdminError(translate("scope_required"))
+    pa.check_new_user(get_store(), g.user, role, scope)
+    return scope
+
+
 @bp.get("/users")
 @roles_required("admin", "province_admin")
 def users() -> Any:
@@ -78,10 +88,7 @@ def create_user() -> Any:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise AdminError(translate("password_too_short", n=MIN_PASSWORD_LENGTH))
         lines = [line for line in form.get("scope", "").splitlines() if line.strip()]
-        scope = Scope.all() if role == "admin" else Scope.parse(lines)
-        if scope.is_empty:
-            raise AdminError(translate("scope_required"))
-        pa.check_new_user(get_store(), g.user, role, scope)
+        scope = _granted_scope(role, lines)
         get_store().create_user(username, hash_password(password), role, scope, language)
     except pa.Overreach as e:
         return _users_page(error=str(e), status=403)
@@ -107,10 +114,7 @@ def change_access(username: str) -> Any:
         if target.username == g.user.username:
             raise AdminError(translate("bad_request"))  # nobody widens or narrows their own access
         pa.check_user_target(store, g.user, target)
-        scope = Scope.all() if role == "admin" else Scope.parse(lines)
-        if scope.is_empty:
-            raise AdminError(translate("scope_required"))
-        pa.check_new_user(store, g.user, role, scope)
+        scope = _granted_scope(role, lines)
         store.set_user_access(username, role, scope)
     except pa.Overreach as e:
         return _users_page(error=str(e), status=403)
