@@ -10,6 +10,9 @@ all-time per-checkpoint totals `/metrics` reads, and opening a store (once per w
 Same seed, same data: the `digest` of every query's result is printed too, so two runs on
 different code can be checked to answer the same (`--json` gives the per-query digests).
 
+The daily report and its XLSX workbook are timed the same way; the overview snapshot, timed
+beside them, is their peer (the `report / overview` ratio is printed).
+
     .venv/bin/python bench/store.py [--events 100000 | --million] [--repeat 5] [--json]
 """
 
@@ -36,7 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import Event, SqliteStore  # noqa: E402
+from dashboard.web.reports import Area, report, report_sheets  # noqa: E402
 from dashboard.web.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
+from dashboard.web.spreadsheet import xlsx_bytes  # noqa: E402
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # A fixed "now" (mid-afternoon local, inside an hour) keeps runs comparable across days.
@@ -137,6 +142,11 @@ def measure(path: Path, repeat: int) -> list[dict[str, Any]]:
             "timeseries": lambda p: store.timeseries(scope, p.since, p.until, bucket_for(p)),
             "reasons": lambda p: store.reasons(scope, p.since, p.until),
             "overview snapshot": lambda p: overview(store, scope, settings, p, NOW),
+            # The daily report (by checkpoint and local hour, reasons, health, completeness) and
+            # the same as the XLSX workbook a supervisor downloads; its peer is the overview above.
+            "daily report": lambda p: report(store, Area(scope_name, scope_name, scope), p, settings, NOW),
+            "daily report XLSX": lambda p: len(xlsx_bytes(report_sheets(
+                report(store, Area(scope_name, scope_name, scope), p, settings, NOW), settings))),
         }
         for name, query in queries.items():
             row: dict[str, Any] = {"query": name, "scope": scope_name}
@@ -172,6 +182,14 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         else:
             key = "all time" if "all time" in row else "once"
             lines.append(f"{row['query']:40} {row['scope']:11} {row[key]:9.2f} {'':9}  {row.get(key + ' digest', '')}")
+    by_name = {(r["query"], r["scope"]): r for r in rows}
+    for scope in ("all", "province", "checkpoint"):
+        peer = by_name.get(("overview snapshot", scope))
+        for name in ("daily report", "daily report XLSX"):
+            row = by_name.get((name, scope))
+            if peer and row and peer["today"] and peer["7 days"]:
+                lines.append(f"{name + ' / overview':40} {scope:11} {row['today'] / peer['today']:8.1f}x"
+                             f" {row['7 days'] / peer['7 days']:8.1f}x")
     everything = digest([{k: v for k, v in r.items() if k.endswith("digest")} for r in rows])
     lines.append(f"digest of all results: {everything}")
     return "\n".join(lines)

@@ -229,7 +229,8 @@ def remove_device(ctx: click.Context, device_id: str) -> None:
 
 @dashboard.command("create-user")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "supervisor", "viewer"]), required=True, help="Account role.")
+@click.option("--role", type=click.Choice(["admin", "province_admin", "supervisor", "viewer"]), required=True,
+              help="Account role (province_admin: manages accounts and units of its --scope province:<code>).")
 @click.option("--scope", "scopes", multiple=True,
               help="Visible area: province:<code>, district:<code>, checkpoint:<id> or all (repeatable).")
 @click.option("--language", type=click.Choice(["vi", "en"]), default="vi", show_default=True, help="UI language.")
@@ -243,6 +244,8 @@ def create_user(ctx: click.Context, username: str, role: str, scopes: tuple[str,
     scope = Scope.parse(scopes)
     if role != "admin" and scope.is_empty:
         raise click.UsageError("a supervisor or viewer needs at least one --scope")
+    if role == "province_admin" and (scope.everything or scope.districts or scope.checkpoints):
+        raise click.UsageError("a province admin's --scope must be whole provinces (province:<code>)")
     password = os.environ.get(NEW_USER_PASSWORD_ENV) or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
     if len(password) < MIN_PASSWORD_LENGTH:

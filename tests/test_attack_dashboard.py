@@ -8,12 +8,15 @@ role may open is the table in docs/architecture.md ("dashboard web app"), restat
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from dashboard.scope import Scope
 
 from dashboard.web import create_app
 from tests.support.dashboard_web import (
@@ -27,29 +30,43 @@ from tests.support.dashboard_web import (
 from tests.test_dashboard_web_admin import admin, central  # noqa: F401 - fixtures
 
 METRICS_TOKEN = "attack-suite-metrics-token"
-ROLES = ("anonymous", "view_lc", "sup_lc", "sup_hn", "admin")
+ROLES = ("anonymous", "view_lc", "sup_lc", "sup_hn", "padmin_lc", "admin")
+LOGGED_IN = {"view_lc", "sup_lc", "sup_hn", "padmin_lc", "admin"}
+SUPERVISING = {"sup_lc", "sup_hn", "padmin_lc", "admin"}
+ADMINS = {"padmin_lc", "admin"}
 # Route prefix -> roles that may open it (first match wins); everything else is admin only.
 ALLOWED: list[tuple[str, set[str]]] = [
     ("/login", set(ROLES)),
     ("/language", set(ROLES)),
-    ("/logout", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/api/v1/me", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/api/v1/overview", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/api/v1/checkpoints", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/api/v1/devices", {"sup_lc", "sup_hn", "admin"}),
-    ("/api/v1/alarms", {"sup_lc", "sup_hn", "admin"}),
-    ("/api/v1/trust", {"sup_lc", "sup_hn", "admin"}),
-    ("/stream/overview", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/stream/checkpoint", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/stream/devices", {"sup_lc", "sup_hn", "admin"}),
-    ("/checkpoints", {"view_lc", "sup_lc", "sup_hn", "admin"}),
-    ("/devices", {"sup_lc", "sup_hn", "admin"}),
+    ("/logout", LOGGED_IN),
+    ("/api/v1/me", LOGGED_IN),
+    ("/api/v1/overview", LOGGED_IN),
+    ("/api/v1/checkpoints", LOGGED_IN),
+    ("/api/v1/report", LOGGED_IN),
+    ("/api/v1/devices", SUPERVISING),
+    ("/api/v1/alarms", SUPERVISING),
+    ("/api/v1/trust", SUPERVISING),
+    ("/api/v1/users", ADMINS),
+    ("/api/v1/audit", ADMINS),
+    ("/stream/overview", LOGGED_IN),
+    ("/stream/checkpoint", LOGGED_IN),
+    ("/stream/devices", SUPERVISING),
+    ("/checkpoints", LOGGED_IN),
+    ("/provinces", LOGGED_IN),
+    ("/export/devices", SUPERVISING),
+    ("/export", LOGGED_IN),
+    ("/reports", LOGGED_IN),
+    ("/reports.xlsx", LOGGED_IN),
+    ("/devices", SUPERVISING),
+    ("/admin/users", ADMINS),
+    ("/admin/devices", ADMINS),
+    ("/admin/audit", ADMINS),
     ("/admin", {"admin"}),
     ("/metrics", {"admin"}),
 ]
 # Checkpoint ids and where they are: IC7 and XSS1 in Lào Cai (10), HN-GIA in Hà Nội (01).
 PROVINCE_OF = {"IC7": "10", "XSS1": "10", "HN-GIA": "01", "NOWHERE": None}
-SCOPE_OF = {"view_lc": "10", "sup_lc": "10", "sup_hn": "01"}
+SCOPE_OF = {"view_lc": "10", "sup_lc": "10", "sup_hn": "01", "padmin_lc": "10"}
 SECRET_OF_LC = ("IC7 Nội Bài", "u-ic7-1")  # what a Hà Nội account must never see
 SECRET_OF_HN = ("Chốt Gia Lâm", "u-hn-1")
 INJECTIONS = ('<script>alert("x")</script>', '"><img src=x onerror=alert(1)>', "</textarea><svg onload=alert(1)>",
@@ -58,9 +75,9 @@ INJECTIONS = ('<script>alert("x")</script>', '"><img src=x onerror=alert(1)>', "
 
 def allowed_roles(path: str) -> set[str]:
     for prefix, roles in ALLOWED:
-        if path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + "?"):
+        if path == prefix or path.startswith((prefix + "/", prefix + "?", prefix + ".")):
             return roles
-    return {"admin"} if path != "/" else {"view_lc", "sup_lc", "sup_hn", "admin"}
+    return {"admin"} if path != "/" else LOGGED_IN
 
 
 def routes(app: Any) -> Iterator[tuple[str, str]]:
@@ -75,6 +92,16 @@ def routes(app: Any) -> Iterator[tuple[str, str]]:
             elif "<device_id>" in rule.rule:
                 for device in ("u-ic7-1", "u-hn-1", "../../etc/passwd"):
                     yield method, rule.rule.replace("<device_id>", device)
+            elif "<code>" in rule.rule:
+                for code in ("10", "01", "99", "<b>"):
+                    yield method, rule.rule.replace("<code>", code)
+            elif "<username>" in rule.rule:
+                for username in ("sup_hn", "view_lc", "nobody"):
+                    yield method, rule.rule.replace("<username>", username)
+            elif "<table>" in rule.rule:
+                for table in ("by_checkpoint", "devices", "reasons", "nothing"):
+                    for fmt in ("csv", "xlsx", "pdf"):
+                        yield method, rule.rule.replace("<table>", table).replace("<fmt>", fmt)
             else:
                 yield method, rule.rule
 
@@ -99,6 +126,18 @@ def request_as(c: Any, method: str, path: str) -> Any:
     return c.post(path, data={"csrf_token": token})
 
 
+def body_text(resp: Any) -> str:
+    """The answer as text; a workbook's every cell, so scope checks read inside XLSX files too."""
+    if resp.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+        import openpyxl
+
+        book = openpyxl.load_workbook(io.BytesIO(resp.get_data()))
+        return "\n".join(str(c.value) for ws in book for row in ws.iter_rows() for c in row if c.value is not None)
+    if resp.is_json:  # as the text it carries, not its \u escapes
+        return json.dumps(resp.get_json(), ensure_ascii=False)
+    return resp.get_data(as_text=True)
+
+
 def expected_refusal(role: str, path: str) -> bool:
     """True when `role` must be refused `path` (by role, or by scope for a checkpoint)."""
     if role not in allowed_roles(path):
@@ -106,18 +145,24 @@ def expected_refusal(role: str, path: str) -> bool:
     match = re.search(r"/checkpoints?/([^/?]+)$", path)
     if match and role in SCOPE_OF:
         return PROVINCE_OF.get(match.group(1)) != SCOPE_OF[role]
+    match = re.search(r"^/provinces/([^?]+)$", path)
+    if match and role in SCOPE_OF:
+        return match.group(1) != SCOPE_OF[role]
     return False
 
 
 def test_every_route_for_every_role_and_scope(app: Any, seeded: Seeded) -> None:
     tried = refused = 0
     for role in ROLES:
+        # Each role's empty POST /login below is a failed login from this address; forget them,
+        # or the sixth role would be throttled before it logs in.
+        seeded.store.clear_login_failures("", "127.0.0.1")
         c = client_for(app, role)
         for method, path in routes(app):
             if method == "POST" and path in ("/logout",) or "/remove" in path:
                 continue  # state changing for a permitted role; their refusals are checked below
             resp = request_as(c, method, path)
-            body = resp.get_data(as_text=True)
+            body = body_text(resp)
             tried += 1
             assert resp.status_code < 500, (role, method, path, resp.status_code)
             if expected_refusal(role, path) and not (path == "/login" or path == "/language"):
@@ -131,7 +176,7 @@ def test_every_route_for_every_role_and_scope(app: Any, seeded: Seeded) -> None:
                     assert resp.headers["Location"].startswith("/login")
                 for secret in SECRET_OF_LC + SECRET_OF_HN:
                     assert secret not in body, (role, path, secret)
-            elif role == "sup_hn" or role == "view_lc" or role == "sup_lc":
+            elif role in SCOPE_OF:
                 # Allowed, but still scoped: nothing of the other province in the answer.
                 others = SECRET_OF_LC if SCOPE_OF[role] == "01" else SECRET_OF_HN
                 for secret in others:
@@ -279,3 +324,88 @@ def test_app_without_a_config_never_accepts_a_default_secret(tmp_path: Path) -> 
     b = create_app(test_config={"TESTING": True, "INSTANCE_PATH": str(tmp_path / "b"),
                                 "CHOT_DATABASE": str(tmp_path / "b.db")})
     assert a.secret_key and b.secret_key and a.secret_key != b.secret_key
+
+
+# -- reports, exports, province admins, the audit log ----------------------------------------
+REPORT_ROUTES = ("/reports", "/reports.xlsx", "/api/v1/report", "/export/by_checkpoint.csv")
+BAD_RANGES = {
+    "from=2026-11-25&to=2026-11-20": ("bị đảo", 400),
+    "from=2026-09-01&to=2026-11-25": ("dài quá 31 ngày", 400),
+    "from=2026-11-26&to=2026-11-26": ("tương lai", 400),
+    "from=2026-11-24&to=2026-11-28": ("tương lai", 400),
+    "from=hôm-qua": ("YYYY-MM-DD", 400),
+}
+# area -> the province it lies in (None: nowhere)
+AREAS = {"province:10": "10", "province:01": "01", "checkpoint:IC7": "10", "checkpoint:HN-GIA": "01",
+         "district:080": "10", "district:004": "01", "checkpoint:NOWHERE": None, "province:99": "99"}
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "anonymous"])
+def test_bad_report_ranges_are_refused_with_the_reason_for_every_role(app: Any, role: str) -> None:
+    c = client_for(app, role)
+    for path in REPORT_ROUTES[:3]:
+        for query, (reason, status) in BAD_RANGES.items():
+            resp = c.get(f"{path}?{query}")
+            assert resp.status_code == status, (role, path, query, resp.status_code)
+            assert reason in body_text(resp), (role, path, query)
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "anonymous"])
+def test_a_report_or_export_of_an_area_outside_the_scope_is_refused(app: Any, role: str) -> None:
+    c = client_for(app, role)
+    for area, province in AREAS.items():
+        if role == "admin":
+            inside = province is not None  # any province, even an empty one; never a checkpoint that is not
+        else:
+            inside = province == SCOPE_OF[role]
+        for path in REPORT_ROUTES:
+            resp = c.get(f"{path}?area={area}&from=2026-11-25")
+            body = body_text(resp)
+            if inside:
+                assert resp.status_code == 200, (role, path, area, resp.status_code)
+            else:
+                assert resp.status_code == 403, (role, path, area, resp.status_code)
+                assert "nằm ngoài phạm vi" in body, (role, path, area)
+                for secret in SECRET_OF_LC + SECRET_OF_HN:
+                    assert secret not in body
+
+
+def test_a_province_admin_can_never_reach_outside_its_province(app: Any, seeded: Seeded) -> None:
+    c = client_for(app, "padmin_lc")
+    token = page_token(c, "/admin/users")
+    attempts = {
+        "/admin/users": [
+            ({"username": "mallory", "role": "admin", "scope": "all"}, "chỉ được tạo vai trò"),
+            ({"username": "mallory", "role": "supervisor", "scope": "province:01"}, "province:01"),
+            ({"username": "mallory", "role": "supervisor", "scope": "province:10\nprovince:01"}, "province:01"),
+            ({"username": "mallory", "role": "viewer", "scope": "district:004"}, "district:004"),
+            ({"username": "mallory", "role": "viewer", "scope": "checkpoint:HN-GIA"}, "checkpoint:HN-GIA"),
+            ({"username": "mallory", "role": "viewer", "scope": "checkpoint:NOWHERE"}, "checkpoint:NOWHERE"),
+            ({"username": "mallory", "role": "viewer", "scope": "all"}, "all"),
+            ({"username": "mallory", "role": "province_admin", "scope": "district:080"}, "một hay nhiều tỉnh"),
+        ],
+        "/admin/devices": [
+            ({"device": "evil", "checkpoint": "HN-GIA"}, "HN-GIA"),
+            ({"device": "evil", "checkpoint": "NEW1", "district": "004", "province": "01"}, "NEW1"),
+            ({"device": "evil", "checkpoint": "IC7", "province": "01"}, "IC7"),
+            ({"device": "evil", "checkpoint": "NEW2"}, "NEW2"),
+            ({"device": "u-hn-1", "checkpoint": "IC7"}, "HN-GIA"),  # taking over another province's unit
+        ],
+        "/admin/devices/u-hn-1/remove": [({}, "HN-GIA")],
+        "/admin/users/sup_hn/remove": [({}, "sup_hn")],
+        "/admin/users/admin/remove": [({}, "admin")],
+    }
+    for path, tries in attempts.items():
+        for form, reason in tries:
+            resp = c.post(path, data={"password": "mallory-password-1", **form, "csrf_token": token})
+            assert resp.status_code == 403, (path, form, resp.status_code)
+            assert reason in resp.get_data(as_text=True), (path, form)
+    assert seeded.store.get_user("mallory") is None and seeded.store.get_device("evil") is None
+    assert seeded.store.get_device("u-hn-1").checkpoint == "HN-GIA"
+    assert seeded.store.get_user("sup_hn") is not None and seeded.store.get_user("admin") is not None
+    assert seeded.store.list_checkpoints(Scope.of(checkpoints=["NEW1", "NEW2"])) == []
+    for path in ("/admin/audit?province=01", "/api/v1/audit?province=01"):
+        resp = c.get(path)
+        assert resp.status_code == 403 and "tỉnh 01 nằm ngoài phạm vi" in body_text(resp), path
+    assert c.get("/admin/trust").status_code == 403  # trust bundles stay national
+    assert seeded.store.audit_log(Scope.all()) == []  # nothing was done, so nothing was logged

@@ -39,11 +39,13 @@ SCREENSHOTS = Path(os.environ.get("CHOT_SCREENSHOTS") or tempfile.mkdtemp(prefix
 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 REASONS_RED = ("signature", "cwt_expired", "revoked", "kid_unknown")
 
-# A unit as its own process: logs in, leaves a last will, reports online, then waits to be killed.
+# A unit as its own process: logs in, leaves a last will, reports online (with an optional outbox
+# backlog), then waits to be killed.
 UNIT_SCRIPT = """
 import json, sys, time
 import paho.mqtt.client as mqtt
 port, device, password, checkpoint = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+backlog = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 topic = f"chot/v1/{checkpoint}/{device}/status"
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"unit-{device}", protocol=mqtt.MQTTv311)
 c.username_pw_set(device, password)
@@ -51,7 +53,7 @@ c.will_set(topic, json.dumps({"state": "offline"}), qos=1, retain=True)
 c.connect("127.0.0.1", int(port), keepalive=5)
 c.loop_start()
 status = {"state": "online", "software": "chot 0.1.0", "trust_version": 7, "trust_age_s": 5400,
-          "backlog": 0, "clock": "ok", "fps": 15.2, "temperature_c": 48.5, "uptime_s": 60,
+          "backlog": backlog, "clock": "ok", "fps": 15.2, "temperature_c": 48.5, "uptime_s": 60,
           "ts": "2026-11-25T00:00:00Z"}
 c.publish(topic, json.dumps(status), qos=1, retain=True).wait_for_publish(10)
 print("online", flush=True)
@@ -97,21 +99,28 @@ class Site:
             assert time.monotonic() < deadline, f"ingest stored fewer than {count} verdicts"
             time.sleep(0.05)
 
-    def start_unit(self, device: str) -> subprocess.Popen[str]:
-        """Run a unit process that reports online with a last will saying offline."""
+    def start_unit(self, device: str, backlog: int = 0) -> subprocess.Popen[str]:
+        """Run a unit process that reports online (`backlog` verdicts waiting) with a last will saying offline."""
         creds = self.units[device]
         proc = subprocess.Popen([sys.executable, "-c", UNIT_SCRIPT, str(self.central.port), device,
-                                 creds.password, creds.checkpoint], stdout=subprocess.PIPE, text=True)
+                                 creds.password, creds.checkpoint, str(backlog)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "online"
         return proc
 
 
 @pytest.fixture
 def site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) -> Iterator[Site]:
+    yield from run_site(tmp_path, mosquitto_factory, ministry, offline_after_s=1)
+
+
+def run_site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any,
+             offline_after_s: int) -> Iterator[Site]:
+    """The central side with three units registered and the test accounts, until the generator ends."""
     anchor = tmp_path / "anchor.pem"
     pem = ministry.anchor_pem
     anchor.write_bytes(pem if isinstance(pem, bytes) else pem.encode())
-    central = start_central(tmp_path, mosquitto_factory, alarms={"offline_after_s": 1}, anchor_file=str(anchor))
+    central = start_central(tmp_path, mosquitto_factory, alarms={"offline_after_s": offline_after_s},
+                            anchor_file=str(anchor))
     units = {
         "lc-ic7-01": central.add_device("lc-ic7-01", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai"),
         "lc-ic7-02": central.add_device("lc-ic7-02", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai"),

@@ -166,4 +166,6 @@ def test_admin_manages_officers_on_the_dashboard(tmp_path, mosquitto_factory):
     resp = client.post("/admin/officers/IC7/CA-0142/remove", data={"csrf_token": token})
     assert resp.status_code == 200 and central.store.list_officers(Scope.all()) == []
     assert central.store.latest_roster("IC7").version == 2
+    logged = [(e.actor, e.action, e.target, e.province) for e in central.store.audit_log(Scope.of(provinces=["10"]))]
+    assert logged == [("admin", "officer_removed", "IC7/CA-0142", "10"), ("admin", "officer_saved", "IC7/CA-0142", "10")]
     central.store.close()

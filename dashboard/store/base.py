@@ -24,7 +24,7 @@ from dashboard.scope import Scope
 logger = logging.getLogger(__name__)
 
 Result = Literal["green", "yellow", "red"]
-Role = Literal["admin", "supervisor", "viewer"]
+Role = Literal["admin", "province_admin", "supervisor", "viewer"]
 Level = Literal["province", "district", "checkpoint"]
 RESULTS: tuple[str, ...] = ("green", "yellow", "red")
 # Officer decisions are events too, counted beside the verdicts: "decision" after a scan,
@@ -33,7 +33,9 @@ DECISION_KINDS: tuple[str, ...] = ("decision", "manual")
 COUNTED: tuple[str, ...] = RESULTS + DECISION_KINDS
 OUTCOMES: tuple[str, ...] = ("let_through", "turned_back")
 OFFICER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-ROLES: tuple[str, ...] = ("admin", "supervisor", "viewer")
+ROLES: tuple[str, ...] = ("admin", "province_admin", "supervisor", "viewer")
+# Roles that administer: the national admin everything, a province admin inside its provinces.
+ADMIN_ROLES: tuple[str, ...] = ("admin", "province_admin")
 LEVELS: tuple[str, ...] = ("province", "district", "checkpoint")
 LANGUAGES: tuple[str, ...] = ("vi", "en")
 
@@ -197,6 +199,8 @@ class Device:
     fps: float | None = None
     temperature_c: float | None = None
     uptime_s: float | None = None
+    last_seq: int | None = None  # highest seq stored from it
+    complete_at: datetime | None = None  # last time it said, online, that its outbox was empty
 
     @property
     def online(self) -> bool:
@@ -315,6 +319,26 @@ class TrustRecord:
     next_update: datetime | None
     uploaded_at: datetime
     uploaded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One administrative action: who did what to which target, and when (no personal data of
+    scanned people; officers' and supervisors' account names are staff data)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    province: str | None = None  # the province it concerns, None for a national action
+    detail: str = ""
+
+
+AUDIT_ACTIONS: tuple[str, ...] = (
+    "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
+    "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
+)
 
 
 @dataclass(frozen=True)
@@ -471,6 +495,24 @@ class Store(ABC):
     @abstractmethod
     def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
         """Failures within `window`: the larger of those for this username and those from this ip."""
+
+    @abstractmethod
+    def delete_user(self, username: str) -> bool:
+        """Remove an account; False if there was none."""
+
+    @abstractmethod
+    def set_user_access(self, username: str, role: str, scopes: Scope) -> User:
+        """Change an account's role and scope (admins get everything); UnknownUser if absent."""
+
+    # -- audit -----------------------------------------------------------------------------
+    @abstractmethod
+    def record_audit(self, actor: str, action: str, target: str, province: str | None = None,
+                     detail: str = "", at: datetime | None = None) -> AuditEntry:
+        """Keep one administrative action (action one of AUDIT_ACTIONS)."""
+
+    @abstractmethod
+    def audit_log(self, scope: Scope, limit: int = 200) -> list[AuditEntry]:
+        """Newest first: everything for Scope.all(), else only entries of the scope's provinces."""
 
     # -- trust -----------------------------------------------------------------------------
     @abstractmethod

@@ -20,9 +20,10 @@ import sqlite_utils
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket,
-    Checkpoint, Counts, DecisionCount, Device, OfficerRecord, RosterRecord, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount,
-    OFFICER_RE, Store, StatusUpdate, StoreError, TrustRecord, UnknownCheckpoint, UnknownUser, User, check_id,
+    AUDIT_ACTIONS, CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE,
+    AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, OfficerRecord, RosterRecord, DuplicateUser, Event,
+    GroupCounts, InvalidRecord, ReasonCount, OFFICER_RE, Store, StatusUpdate, StoreError, TrustRecord, UnknownCheckpoint,
+    UnknownUser, User, check_id,
     counted_minute, from_ms, minute_range, to_ms,
 )
 
@@ -114,8 +115,21 @@ def _migration_4(db: Any) -> None:
     )
 
 
+def _migration_5(db: Any) -> None:
+    """Completeness (each unit's highest stored seq, and when it last said its outbox was empty)
+    and the audit log of administrative actions. Plain SQL, as a PostgreSQL port would write it."""
+    db.execute("ALTER TABLE devices ADD COLUMN last_seq INTEGER")
+    db.execute("ALTER TABLE devices ADD COLUMN complete_at INTEGER")
+    db.execute("UPDATE devices SET last_seq = (SELECT MAX(seq) FROM events WHERE events.device = devices.id)")
+    db.execute(
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL,"
+        " action TEXT NOT NULL, target TEXT NOT NULL, province TEXT, detail TEXT NOT NULL DEFAULT '')"
+    )
+    db.execute("CREATE INDEX audit_log_province ON audit_log (province, id)")
+
+
 # Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
-MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4)
+MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
 
 
 class SqliteStore(Store):
@@ -264,14 +278,15 @@ class SqliteStore(Store):
     _DEVICE_SELECT = (
         "SELECT d.id, d.checkpoint, c.district, c.province, c.name, d.created_at, d.state,"
         " d.last_seen, d.status_at, d.software, d.trust_version, d.trust_age_s, d.backlog, d.clock,"
-        " d.fps, d.temperature_c, d.uptime_s FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
+        " d.fps, d.temperature_c, d.uptime_s, d.last_seq, d.complete_at"
+        " FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
     )
 
     @staticmethod
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:],
+            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]),
         )
 
     def get_device(self, device_id: str) -> Device | None:
@@ -295,6 +310,7 @@ class SqliteStore(Store):
         increments: dict[tuple[int, str, str, str], int] = {}
         decisions: dict[tuple[Any, ...], int] = {}
         seen: dict[str, int] = {}
+        top_seq: dict[str, int] = {}
         rows = []
         for e in batch:
             received = to_ms(e.received_at)
@@ -302,6 +318,7 @@ class SqliteStore(Store):
                          e.reason, e.policy, e.trust_version, e.outcome, e.officer, e.follows_seq,
                          e.follows_result, e.follows_reason))
             seen[e.device] = max(seen.get(e.device, 0), received)
+            top_seq[e.device] = max(top_seq.get(e.device, -1), e.seq)
         new = 0
         with self._write() as conn:
             for start in range(0, len(rows), _INSERT_CHUNK):
@@ -336,8 +353,9 @@ class SqliteStore(Store):
                     [(*k, n) for k, n in decisions.items()],
                 )
             conn.executemany(
-                "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
-                [(at, device) for device, at in seen.items()],
+                "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?),"
+                " last_seq = MAX(COALESCE(last_seq, -1), ?) WHERE id = ?",
+                [(at, top_seq[device], device) for device, at in seen.items()],
             )
             if new:
                 conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (new,))
@@ -363,10 +381,14 @@ class SqliteStore(Store):
         sets = ", ".join(f"{name} = ?" for name in STATUS_COLUMNS)
         with self._write() as conn:
             if status.state == "online":
+                # An online unit with an empty outbox has delivered everything it judged until now.
+                empty = status.backlog == 0
                 cur = conn.execute(
                     f"UPDATE devices SET state = ?, status_at = ?, {sets},"
-                    " last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
-                    (status.state, at, *values, at, device_id),
+                    " last_seen = MAX(COALESCE(last_seen, 0), ?),"
+                    " complete_at = CASE WHEN ? THEN MAX(COALESCE(complete_at, 0), ?) ELSE complete_at END"
+                    " WHERE id = ?",
+                    (status.state, at, *values, at, 1 if empty else 0, at, device_id),
                 )
             else:
                 # An offline will carries no health: keep the last known values for the page.
@@ -604,7 +626,7 @@ class SqliteStore(Store):
         if not isinstance(username, str) or not USERNAME_RE.match(username):
             raise InvalidRecord(f"username must be 1-64 letters, digits, '_', '.', '@' or '-', got {username!r}")
         if role not in ROLES:
-            raise InvalidRecord(f"role must be admin, supervisor or viewer, got {role!r}")
+            raise InvalidRecord(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if language not in LANGUAGES:
             raise InvalidRecord(f"language must be vi or en, got {language!r}")
         if not password_hash:
@@ -667,6 +689,49 @@ class SqliteStore(Store):
         by_ip = conn.execute("SELECT COUNT(*) FROM login_failures WHERE ip = ? AND at >= ?",
                              (ip, since)).fetchone()[0]
         return int(max(by_user, by_ip))
+
+    def delete_user(self, username: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+    def set_user_access(self, username: str, role: str, scopes: Scope) -> User:
+        if role not in ROLES:
+            raise InvalidRecord(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        scope = Scope.all() if role == "admin" else scopes
+        with self._write() as conn:
+            cur = conn.execute("UPDATE users SET role = ?, scope = ? WHERE username = ?",
+                               (role, json.dumps(scope.to_json()), username))
+            if cur.rowcount == 0:
+                raise UnknownUser(username)
+        user = self.get_user(username)
+        assert user is not None
+        return user
+
+    # -- audit -------------------------------------------------------------------------------
+    def record_audit(self, actor: str, action: str, target: str, province: str | None = None,
+                     detail: str = "", at: datetime | None = None) -> AuditEntry:
+        if action not in AUDIT_ACTIONS:
+            raise InvalidRecord(f"audit action must be one of {', '.join(AUDIT_ACTIONS)}, got {action!r}")
+        when = to_ms(at or datetime.now(timezone.utc))
+        row = (when, str(actor)[:64], action, str(target)[:200], province, str(detail)[:500])
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO audit_log (at, actor, action, target, province, detail) VALUES (?, ?, ?, ?, ?, ?)", row)
+        return AuditEntry(int(cur.lastrowid), from_ms(when), *row[1:])  # type: ignore[arg-type]
+
+    def audit_log(self, scope: Scope, limit: int = 200) -> list[AuditEntry]:
+        limit = max(0, min(int(limit), 5000))
+        if scope.everything:
+            where, params = "1 = 1", []
+        else:
+            provinces = sorted(scope.provinces)
+            where = f"province IN ({', '.join('?' for _ in provinces)})" if provinces else "0 = 1"
+            params = provinces
+        rows = self._conn().execute(
+            f"SELECT id, at, actor, action, target, province, detail FROM audit_log WHERE {where}"
+            " ORDER BY id DESC LIMIT ?", [*params, limit],
+        ).fetchall()
+        return [AuditEntry(r[0], from_ms(r[1]), *r[2:]) for r in rows]  # type: ignore[arg-type]
 
     # -- trust -------------------------------------------------------------------------------
     def save_trust_bundle(

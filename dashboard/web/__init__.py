@@ -101,7 +101,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if not app.config["CHOT_DATABASE"] and not app.config["CHOT_STORE_FACTORY"]:
         raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file) or CHOT_STORE_FACTORY")
 
-    from dashboard.web import admin, api, auth, metrics, stream, views
+    from dashboard.web import admin, api, auth, exports, metrics, stream, views
     from dashboard.web.state import close_store
     from dashboard.web.templating import install_templating
 
@@ -110,7 +110,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     app.before_request(auth.check_csrf)
     app.teardown_appcontext(close_store)
     install_templating(app)
-    for blueprint in (auth.bp, views.bp, admin.bp, api.bp, stream.bp, metrics.bp):
+    for blueprint in (auth.bp, views.bp, admin.bp, api.bp, stream.bp, metrics.bp, exports.bp):
         app.register_blueprint(blueprint)
 
     @app.after_request

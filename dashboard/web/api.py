@@ -49,14 +49,14 @@ def checkpoint(checkpoint_id: str) -> Any:
 
 
 @bp.get("/devices")
-@roles_required("admin", "supervisor")
+@roles_required("admin", "province_admin", "supervisor")
 def devices() -> Any:
     """Units in scope with their health, the alarms, and the latest trust version."""
     return jsonify(devices_context()["data"])
 
 
 @bp.get("/alarms")
-@roles_required("admin", "supervisor")
+@roles_required("admin", "province_admin", "supervisor")
 def alarms() -> Any:
     """Only the alarms of the units in scope."""
     store = get_store()
@@ -64,18 +64,38 @@ def alarms() -> Any:
 
 
 @bp.get("/trust")
-@roles_required("admin", "supervisor")
+@roles_required("admin", "province_admin", "supervisor")
 def trust() -> Any:
     """The latest accepted trust bundle and how many units in scope run each version."""
     return jsonify(snapshots.trust_view(get_store(), user_scope()))
 
 
 @bp.get("/users")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def users() -> Any:
-    """All accounts (never their password hashes)."""
+    """The accounts the admin manages (all, or those inside a province admin's provinces),
+    never their password hashes."""
+    from dashboard.web.province_admin import visible_users
+
     return jsonify({"users": [
         {"username": u.username, "role": u.role, "scope": u.scope.entries(), "scope_text": scope_words(u.scope),
          "language": u.language}
-        for u in get_store().list_users()
+        for u in visible_users(get_store(), g.user)
+    ]})
+
+
+@bp.get("/audit")
+@roles_required("admin", "province_admin")
+def audit() -> Any:
+    """The audit log in the admin's scope (`province=<code>` narrows it; others are refused)."""
+    from dashboard.web.admin import audit_entries
+    from dashboard.web.province_admin import Overreach
+
+    try:
+        entries = audit_entries()
+    except Overreach as e:
+        return error_response(403, str(e))
+    return jsonify({"entries": [
+        {"id": e.id, "at": snapshots.iso(e.at), "actor": e.actor, "action": e.action, "target": e.target,
+         "province": e.province, "detail": e.detail} for e in entries
     ]})

@@ -243,3 +243,8 @@ def reason_text(code: str, lang: str | None = None) -> str:
     if pair is None:
         return code
     return pair[0] if lang == "vi" else pair[1]
+
+
+from dashboard.web.i18n_reports import REPORT_MESSAGES  # noqa: E402 - merged after the core texts
+
+MESSAGES.update({k: v for k, v in REPORT_MESSAGES.items() if k not in MESSAGES})

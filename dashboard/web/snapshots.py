@@ -14,10 +14,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dashboard.completeness import assess
 from dashboard.config import DEFAULT_OFFLINE_AFTER_S
 from dashboard.decisions import decision_view
 from dashboard.scope import Scope
 from dashboard.store import Counts, Device, GroupCounts, Store
+from dashboard.web.completeness_text import completeness_dict
 from dashboard.web.i18n import MESSAGES, reason_text, translate
 from dashboard.web.provinces import province_label
 
@@ -114,7 +116,7 @@ def _bucket_label(start: datetime, bucket_s: int, multi_day: bool, tz: ZoneInfo)
 
 
 def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, now: datetime,
-             officers: bool = False) -> dict[str, Any]:
+             officers: bool = False, trend_days: int = 7) -> dict[str, Any]:
     """Totals today and in `period`, rates by province and checkpoint, the chart, reasons, alarms.
 
     Aggregate queries are the expensive part under load, so each figure that can be derived
@@ -134,6 +136,8 @@ def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, 
     today_counts = period_counts if today == period else store.totals(scope, today.since, today.until)
     by_checkpoint = store.totals_by(scope, period.since, period.until, "checkpoint")
     decisions = decisions_snapshot(store, scope, settings, period, officers)
+    devices = store.list_devices(scope)
+    today_complete = completeness(devices, today, settings, now)
     return {
         "today": {"date": today.first.isoformat(), **today_counts.as_dict()},
         "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), **period_counts.as_dict()},
@@ -142,8 +146,18 @@ def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, 
         "timeseries": {"bucket_s": bucket_s, "buckets": series},
         "reasons": _reasons(store, scope, period),
         "decisions": decisions,
-        "alarms": alarms(store, store.list_devices(scope), settings, now) + decisions["alarms"],
+        "alarms": alarms(store, devices, settings, now) + decisions["alarms"],
+        "completeness": {"today": today_complete, "period": today_complete if today == period
+                         else completeness(devices, period, settings, now)},
+        "comparison": comparisons.compare_days(store, scope, settings, now, today_counts),
+        "trend": comparisons.trend(store, scope, settings, now, trend_days),
     }
+
+
+def completeness(devices: list[Device], period: Period, settings: WebSettings, now: datetime) -> dict[str, Any]:
+    """How complete the counts of `period` are, with the sentence saying so."""
+    return completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s),
+                             settings.timezone)
 
 
 def decisions_snapshot(store: Store, scope: Scope, settings: WebSettings, period: Period,
@@ -297,10 +311,12 @@ def devices_view(store: Store, scope: Scope, settings: WebSettings, now: datetim
     """Every unit in scope with its health, and the alarms among them."""
     devices = store.list_devices(scope)
     latest = store.latest_trust_bundle()
+    today = day_period(local_today(settings, now), local_today(settings, now), settings.timezone)
     return {
         "devices": [device_dict(d, now, settings) for d in devices],
         "alarms": alarms(store, devices, settings, now),
         "latest_trust_version": latest.version if latest else None,
+        "completeness": completeness(devices, today, settings, now),
     }
 
 
@@ -330,6 +346,7 @@ def checkpoint_view(
         ],
         "decisions": (decisions := decisions_snapshot(store, only, settings, today, officers)),
         "alarms": alarms(store, devices, settings, now) + decisions["alarms"],
+        "completeness": completeness(devices, today, settings, now),
     }
 
 
@@ -354,3 +371,6 @@ def trust_view(store: Store, scope: Scope) -> dict[str, Any]:
             for v, n in sorted(versions.items(), key=lambda kv: (kv[0] is None, -(kv[0] or 0)))
         ],
     }
+
+
+from dashboard.web import comparisons  # noqa: E402 - it reads this module's period helpers

@@ -149,12 +149,12 @@ def checkpoint(checkpoint_id: str) -> Any:
 
 
 @bp.get("/devices")
-@roles_required("admin", "supervisor")
+@roles_required("admin", "province_admin", "supervisor")
 def devices() -> Any:
     """Live device health and alarms."""
 
     def render() -> str | None:
-        if g.user.role not in ("admin", "supervisor"):
+        if g.user.role not in ("admin", "province_admin", "supervisor"):
             return None
         return render_template(LIVE_PARTIALS["devices"], **devices_context())
 

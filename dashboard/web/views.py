@@ -13,7 +13,8 @@ from typing import Any
 from flask import Blueprint, abort, g, render_template, request, url_for
 from markupsafe import Markup
 
-from dashboard.web import snapshots
+from dashboard.scope import Scope
+from dashboard.web import snapshots, tilemap
 from dashboard.web.auth import error_response, roles_required
 from dashboard.web.charts import ChartBar, timeseries_svg
 from dashboard.web.i18n import translate
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("views", __name__)
 
+# Query arguments of the overview kept in its links, downloads and live stream.
+PAGE_ARGS = ("from", "to", "map", "trend")
 # page name -> the partial template holding its live part
 LIVE_PARTIALS: dict[str, str] = {
     "overview": "_overview_live.html",
@@ -41,16 +44,21 @@ def chart_markup(data: Mapping[str, Any]) -> Markup:
 def sees_officers() -> bool:
     """Per-officer decision counts are for supervisors and admins, in their scope."""
     user = g.get("user")
-    return user is not None and user.role in ("admin", "supervisor")
+    return user is not None and user.role in ("admin", "province_admin", "supervisor")
 
 
-def overview_context(args: Mapping[str, str]) -> dict[str, Any]:
-    """Everything the overview shows for the period in `args` (raises PeriodError)."""
+def overview_context(args: Mapping[str, str], scope: Scope | None = None) -> dict[str, Any]:
+    """Everything the overview shows for the period in `args` (raises PeriodError), for the
+    user's scope or a narrower `scope` already checked against it."""
     cfg = settings()
     at = now()
     period = snapshots.parse_period(args.get("from"), args.get("to"), cfg, at)
-    data = snapshots.overview(get_store(), user_scope(), cfg, period, at, officers=sees_officers())
-    return {"data": data, "chart": chart_markup(data)}
+    trend_days = 30 if args.get("trend") == "30" else 7
+    data = snapshots.overview(get_store(), user_scope() if scope is None else scope, cfg, period, at,
+                              officers=sees_officers(), trend_days=trend_days)
+    page_args = {k: v for k, v in args.items() if k in PAGE_ARGS}
+    return {"data": data, "chart": chart_markup(data), "map": tilemap.map_markup(data, args.get("map")),
+            "page_args": page_args}
 
 
 def checkpoint_context(checkpoint_id: str) -> dict[str, Any] | None:
@@ -88,12 +96,31 @@ def overview() -> Any:
         context = overview_context(request.args)
     except snapshots.PeriodError as e:
         return error_response(400, f"{translate('bad_period')} {e}")
-    stream_args = {k: v for k, v in request.args.items() if k in ("from", "to")}
     return render_template(
         "overview.html",
         live_partial=LIVE_PARTIALS["overview"],
-        stream_url=url_for("stream.overview", **stream_args),
+        stream_url=url_for("stream.overview", **context["page_args"]),
         checkpoints=snapshots.checkpoints_list(get_store(), user_scope()),
+        **context,
+    )
+
+
+@bp.route("/provinces/<code>")
+def province(code: str) -> Any:
+    """One province's overview (its checkpoints), for users whose scope holds the whole province."""
+    scope = user_scope()
+    if not (scope.everything or code in scope.provinces):
+        abort(403)
+    try:
+        context = overview_context(request.args, Scope.of(provinces=[code]))
+    except snapshots.PeriodError as e:
+        return error_response(400, f"{translate('bad_period')} {e}")
+    return render_template(
+        "overview.html",
+        live_partial=LIVE_PARTIALS["overview"],
+        stream_url=None,
+        province=code,
+        checkpoints=snapshots.checkpoints_list(get_store(), Scope.of(provinces=[code])),
         **context,
     )
 
@@ -111,7 +138,7 @@ def checkpoint(checkpoint_id: str) -> Any:
 
 
 @bp.route("/devices")
-@roles_required("admin", "supervisor")
+@roles_required("admin", "province_admin", "supervisor")
 def devices() -> Any:
     """Units in scope: online or offline, last seen, software, trust, backlog, clock, camera, heat."""
     return render_template(

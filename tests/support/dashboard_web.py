@@ -29,6 +29,7 @@ ACCOUNTS: dict[str, tuple[str, str, Scope]] = {
     "sup_lc": ("lao-cai-password", "supervisor", Scope.of(provinces=["10"])),
     "view_lc": ("viewer-password-1", "viewer", Scope.of(provinces=["10"])),
     "sup_hn": ("ha-noi-password-1", "supervisor", Scope.of(provinces=["01"])),
+    "padmin_lc": ("lao-cai-admin-pw-1", "province_admin", Scope.of(provinces=["10"])),
 }
 
 

@@ -22,3 +22,11 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+// A report's print button (inline handlers are refused by the page's Content-Security-Policy).
+(function () {
+  "use strict";
+  document.addEventListener("click", function (e) {
+    var el = e.target.closest ? e.target.closest("[data-print]") : null;
+    if (el) window.print();
+  });
+})();
