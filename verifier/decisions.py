@@ -56,7 +56,9 @@ class DecisionError(VerificationError):
 class DecisionRulesError(VerificationError):
     """The policy's `decisions` section is malformed; names the path."""
 
-    code = "policy_invalid"
+    code = "decision_rules_invalid"
+    message_en = "The checkpoint's rules for officer decisions are invalid."
+    message_vi = "Quy định về quyết định của cán bộ tại chốt không hợp lệ."
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
