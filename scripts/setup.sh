@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(mosquitto mosquitto-clients libzbar0 chromium shellcheck systemd openssl)
+# postgresql: the scaled-out central's store; the tests start throwaway clusters with its initdb.
+apt_packages=(mosquitto mosquitto-clients libzbar0 chromium shellcheck systemd openssl postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -17,9 +18,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The system broker must not hold port 1883 for nothing: chot starts its own brokers.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl stop mosquitto 2>/dev/null || true
-fi
+# Likewise the system PostgreSQL and port 5432: tests and benches run their own clusters.
+for service in mosquitto postgresql; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" 2>/dev/null || true
+  fi
+done
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -4,6 +4,7 @@ import importlib.util
 
 pytest_plugins = [
     name
-    for name in ("tests.support.ministry", "tests.support.broker", "tests.support.browser")
+    for name in ("tests.support.ministry", "tests.support.broker", "tests.support.browser",
+                 "tests.support.postgres")
     if importlib.util.find_spec(name) is not None
 ]
