@@ -148,8 +148,11 @@ def add(conn: Any, increments: Increments, registered: Iterable[str]) -> None:
                 lambda k, size=size: (k[0] // size, k[2], k[3]))
     _upsert(conn, TOTALS_TABLE, ("checkpoint", "result"), increments, lambda k: (k[1], k[2]))
     first, last = min(k[0] for k in increments), max(k[0] for k in increments)
-    conn.execute("UPDATE meta SET value = MIN(COALESCE(value, ?), ?) WHERE key = 'first_minute'", (first, first))
-    conn.execute("UPDATE meta SET value = MAX(COALESCE(value, ?), ?) WHERE key = 'last_minute'", (last, last))
+    # Written only when the bounds move, so concurrent writers rarely wait on these rows.
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'first_minute' AND (value IS NULL OR value > ?)",
+                 (first, first))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'last_minute' AND (value IS NULL OR value < ?)",
+                 (last, last))
 
 
 def _upsert(conn: Any, table: str, columns: tuple[str, ...], increments: Increments,
@@ -160,10 +163,12 @@ def _upsert(conn: Any, table: str, columns: tuple[str, ...], increments: Increme
         k = key_of(key)
         merged[k] = merged.get(k, 0) + n
     if merged:
+        # Rows in key order: writers committing at once lock them in the same order (no deadlock),
+        # and `count = count + excluded.count` adds to what another writer committed meanwhile.
         conn.executemany(
             f"INSERT INTO {table} ({', '.join(columns)}, count) VALUES ({', '.join('?' * (len(columns) + 1))})"
-            " ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            [(*k, n) for k, n in merged.items()],
+            f" ON CONFLICT ({', '.join(columns)}) DO UPDATE SET count = {table}.count + excluded.count",
+            [(*k, n) for k, n in sorted(merged.items())],
         )
 
 
@@ -173,5 +178,6 @@ def include_checkpoint(conn: Any, checkpoint: str) -> None:
         conn.execute(
             f"INSERT INTO {table} (unit, result, reason, count) SELECT unit, result, reason, count"
             f" FROM {CHECKPOINT_TABLES[size]} WHERE checkpoint = ?"
-            " ON CONFLICT DO UPDATE SET count = count + excluded.count", (checkpoint,),
+            f" ON CONFLICT (unit, result, reason) DO UPDATE SET count = {table}.count + excluded.count",
+            (checkpoint,),
         )

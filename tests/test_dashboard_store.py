@@ -1,4 +1,5 @@
-"""SqliteStore on real files: schema, exact counts, scope filtering, users, trust; plus Scope and config."""
+"""The store on both backends (SQLite files, PostgreSQL databases): schema, exact counts, scope
+filtering, users, trust, concurrent writers; plus Scope and config."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dashboard.store import (
     InvalidRecord,
     SqliteStore,
     StatusUpdate,
+    Store,
     StoreError,
     UnknownCheckpoint,
     UnknownUser,
@@ -30,8 +32,8 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    s = SqliteStore(tmp_path / "chot.db")
+def store(store_target: str) -> Store:
+    s = open_store(store_target)
     # Two provinces: Hà Nội (01) with two districts, Lào Cai (10) with one.
     s.upsert_checkpoint("IC7", "IC7 Nội Bài", "017", "01")
     s.upsert_checkpoint("HN2", "Hà Nội 2", "018", "01")
@@ -101,8 +103,8 @@ def test_a_file_that_is_not_a_database_gives_a_reason(tmp_path: Path) -> None:
     path.write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(StoreError, match="cannot be used as the chot store"):
         SqliteStore(path)
-    with pytest.raises(StoreError, match="not supported yet"):
-        open_store("postgresql://user@host/chot")  # the user name is not echoed back either
+    with pytest.raises(StoreError, match="not supported"):
+        open_store("mysql://user@host/chot")
 
 
 def test_unopenable_path_gives_a_reason(tmp_path: Path) -> None:
@@ -296,33 +298,64 @@ def test_trust_bundles(store: SqliteStore) -> None:
 
 # -- concurrency ---------------------------------------------------------------------------
 
-def test_ingest_writer_and_web_readers_share_the_file(store: SqliteStore, tmp_path: Path) -> None:
-    reader = SqliteStore(tmp_path / "chot.db")  # a second process would open it the same way
+def test_ingest_writer_and_web_readers_share_the_store(store: Store, store_target: str) -> None:
+    """Two writers (ingest workers) and a reader (a web process), each with its own store, as
+    separate processes would have. The writers' batches overlap: every seq reaches both of them,
+    as a redelivery to two workers does, and is stored and counted once."""
+    reader = open_store(store_target)
     errors: list[BaseException] = []
     seen_markers: list[int] = []
+    stored: list[int] = []
 
-    def write(device: str, checkpoint: str) -> None:
-        writer = SqliteStore(tmp_path / "chot.db")
+    def write(order: int) -> None:
+        writer = open_store(store_target)
         try:
-            for start in range(0, 2000, 200):
-                writer.record_events([ev(device, checkpoint, s, T0) for s in range(start, start + 200)])
+            for start in range(0, 2000, 200)[::order]:
+                batch = [ev(d, cp, s, T0 + timedelta(seconds=s % 50), "green" if s % 3 else "red")
+                         for d, cp in (("u1", "IC7"), ("u4", "LC1")) for s in range(start, start + 200)]
+                stored.append(writer.record_events(batch))
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
         finally:
             writer.close()
 
-    threads = [threading.Thread(target=write, args=a) for a in (("u1", "IC7"), ("u4", "LC1"))]
+    marker = reader.change_marker()
+    threads = [threading.Thread(target=write, args=(order,)) for order in (1, -1)]
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
         seen_markers.append(reader.change_marker())
         reader.totals(Scope.all(), T0, T0 + timedelta(minutes=1))
     for t in threads:
-        t.join(30)
+        t.join(60)
     assert errors == []
-    assert reader.totals(Scope.all(), T0, T0 + timedelta(minutes=1)).total == 4000
+    assert sum(stored) == 4000  # each event new for exactly one writer
+    span = (T0, T0 + timedelta(minutes=1))
+    totals = reader.totals(Scope.all(), *span)
+    assert (totals.total, totals.red) == (4000, 2 * len([s for s in range(2000) if s % 3 == 0]))
+    # Every roll-up agrees: the day's, the hour's, the minutes' and the per-checkpoint ones.
+    assert reader.totals(Scope.all(), T0 - timedelta(hours=7), T0 + timedelta(hours=17)).total == 4000
+    assert sum(b.counts.total for b in reader.timeseries(Scope.all(), T0, T0 + timedelta(hours=1), 60)) == 4000
+    assert [(g.key, g.counts.total) for g in reader.totals_by(Scope.of(provinces=["01", "10"]), *span,
+                                                              "checkpoint")] == [("IC7", 2000), ("LC1", 2000)]
+    assert reader.change_marker() == marker + 4000
     assert seen_markers == sorted(seen_markers)
     reader.close()
+
+
+def test_ended_sessions_are_shared_where_the_store_keeps_them(store: Store, store_target: str) -> None:
+    if not store.shared_sessions:
+        with pytest.raises(NotImplementedError):
+            store.session_ended("x")
+        return
+    other = open_store(store_target)  # another web process
+    assert not other.session_ended("sid-1")
+    store.end_session("sid-1", T0 + timedelta(days=3650))
+    store.end_session("sid-old", T0 - timedelta(days=1))  # already expired: forgotten
+    assert other.session_ended("sid-1") and not other.session_ended("sid-2")
+    other.end_session("sid-2", datetime.now(timezone.utc) + timedelta(hours=1))
+    assert not store.session_ended("sid-old") and store.session_ended("sid-2")
+    other.close()
 
 
 # -- Scope -----------------------------------------------------------------------------------

@@ -49,6 +49,10 @@ class StoreError(Exception):
     """Base of every store error; `str(e)` is a reason a person can read."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached now (server down, network); the same call may work later."""
+
+
 class InvalidRecord(StoreError):
     """A record does not fit the schema (bad id, unknown result, personal-looking text...)."""
 
@@ -360,10 +364,26 @@ class StatusUpdate:
 class Store(ABC):
     """What the ingest and the web app need from storage; every query is limited by a Scope."""
 
+    shared: bool = False
+    """True when one instance may serve every thread of a process (a pool); False: one per thread
+    or request (SQLite connections belong to their thread)."""
+    shared_sessions: bool = False
+    """True when the store keeps ended sessions (`end_session`), so that a logout holds in every web
+    process; False: the web app keeps them in its own memory (the one-process profile)."""
+
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    # -- sessions (stores with shared_sessions) --------------------------------------------
+    def end_session(self, sid: str, until: datetime) -> None:
+        """Refuse the web session `sid` until `until` (it expires by itself then)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no sessions")
+
+    def session_ended(self, sid: str) -> bool:
+        """True if the web session `sid` was logged out."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no sessions")
 
     # -- registry --------------------------------------------------------------------------
     @abstractmethod

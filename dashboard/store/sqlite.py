@@ -26,6 +26,7 @@ from dashboard.store.base import (
     UnknownUser, User, check_id,
     counted_minute, from_ms, minute_range, to_ms,
 )
+from dashboard.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,10 @@ def _migration_5(db: Any) -> None:
 MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """The embedded store: one SQLite file in WAL mode, one connection per thread."""
+
+    _integrity_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
         self.path = str(path)

@@ -1,0 +1,392 @@
+"""The PostgreSQL backend of the central store (psycopg 3 with a connection pool).
+
+For the central at national scale: several ingest workers and web processes share one
+database. Most statements are the portable ones of `SqlStore` (written with `?`, turned into
+psycopg's `%s` here); this module adds the schema, its migrations, and the statements where
+PostgreSQL does better: a batch of events goes in as one `INSERT ... SELECT FROM unnest(...)
+ON CONFLICT (device, seq) DO NOTHING RETURNING`, so a redelivery is nothing, and the roll-ups
+are upserts (`count = count + EXCLUDED.count`) in the same transaction, taken in key order, so
+workers committing at once neither lose an update nor deadlock.
+
+One `PostgresStore` is safe to share between threads: each statement or transaction borrows a
+pooled connection. A database that cannot be reached raises `StoreUnavailable`, whose message
+names the URL without its password.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from dashboard import rollup
+from dashboard.store.base import (
+    STATUS_COLUMNS, Event, InvalidRecord, StatusUpdate, StoreError, StoreUnavailable, counted_minute, to_ms,
+)
+from dashboard.store.sql import SqlStore
+
+logger = logging.getLogger(__name__)
+
+URL_SCHEMES = ("postgresql", "postgres")
+# A deadlock or serialization failure: the transaction is rolled back and may simply run again.
+_RETRYABLE = (psycopg.errors.TransactionRollback, psycopg.errors.DeadlockDetected,
+              psycopg.errors.SerializationFailure)
+_MIGRATION_LOCK = 0x63686F74  # pg_advisory_xact_lock key: one migrating process at a time
+_ROLLUP_DDL = "(checkpoint text NOT NULL, unit bigint NOT NULL, result text NOT NULL, reason text NOT NULL," \
+              " count bigint NOT NULL, PRIMARY KEY (checkpoint, unit, result, reason))"
+_COUNTRY_DDL = "(unit bigint NOT NULL, result text NOT NULL, reason text NOT NULL, count bigint NOT NULL," \
+               " PRIMARY KEY (unit, result, reason))"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, fit for a log line or an error message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://(unparsable URL)"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return text or type(error).__name__
+
+
+# The schema at its first version: what SQLite reaches at its schema 3 (roll-ups included),
+# plus the ended-sessions table the web processes share.
+_SCHEMA_1 = [
+    "CREATE TABLE meta (key text PRIMARY KEY, value bigint)",
+    "INSERT INTO meta (key, value) VALUES ('changes', 0), ('first_minute', NULL), ('last_minute', NULL)",
+    "CREATE TABLE checkpoints (id text PRIMARY KEY, name text NOT NULL, district text NOT NULL,"
+    " province text NOT NULL, policy text)",
+    "CREATE INDEX checkpoints_place ON checkpoints (province, district)",
+    "CREATE TABLE devices (id text PRIMARY KEY, checkpoint text NOT NULL REFERENCES checkpoints (id),"
+    " created_at bigint NOT NULL, state text NOT NULL DEFAULT 'unknown', last_seen bigint, status_at bigint,"
+    " software text, trust_version bigint, trust_age_s double precision, backlog bigint, clock text,"
+    " fps double precision, temperature_c double precision, uptime_s double precision)",
+    "CREATE INDEX devices_checkpoint ON devices (checkpoint)",
+    "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, device text NOT NULL,"
+    " seq bigint NOT NULL, checkpoint text NOT NULL, ts bigint NOT NULL, received_at bigint NOT NULL,"
+    " minute bigint NOT NULL, result text NOT NULL, reason text NOT NULL, policy text NOT NULL,"
+    " trust_version bigint, CONSTRAINT events_device_seq UNIQUE (device, seq))",
+    "CREATE INDEX events_checkpoint_recent ON events (checkpoint, id)",  # a checkpoint's latest events
+    "CREATE INDEX events_received ON events (received_at)",  # pruning
+    *(f"CREATE TABLE {table} {_ROLLUP_DDL}" for table in rollup.CHECKPOINT_TABLES.values()),
+    *(f"CREATE TABLE {table} {_COUNTRY_DDL}" for table in rollup.COUNTRY_TABLES.values()),
+    f"CREATE TABLE {rollup.TOTALS_TABLE} (checkpoint text NOT NULL, result text NOT NULL, count bigint NOT NULL,"
+    " PRIMARY KEY (checkpoint, result))",
+    "CREATE TABLE ingest_rejects (reason text PRIMARY KEY, count bigint NOT NULL)",
+    "CREATE TABLE users (username text PRIMARY KEY, password_hash text NOT NULL, role text NOT NULL,"
+    " scope text NOT NULL, language text NOT NULL, created_at bigint NOT NULL)",
+    "CREATE TABLE login_failures (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, username text,"
+    " ip text, at bigint)",
+    "CREATE INDEX login_failures_user ON login_failures (username, at)",
+    "CREATE INDEX login_failures_ip ON login_failures (ip, at)",
+    "CREATE TABLE trust_bundles (version bigint PRIMARY KEY, raw bytea NOT NULL, issued_at bigint,"
+    " next_update bigint, uploaded_at bigint NOT NULL, uploaded_by text)",
+    "CREATE TABLE ended_sessions (sid text PRIMARY KEY, until bigint NOT NULL)",
+]
+
+# Append-only, like SQLite's: entry N brings the schema from version N to N+1.
+MIGRATIONS: tuple[Sequence[str], ...] = (tuple(_SCHEMA_1),)
+
+
+@functools.lru_cache(maxsize=512)
+def _dialect(sql: str) -> str:
+    """Portable `?` placeholders as psycopg's `%s` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Conn:
+    """A psycopg connection speaking the portable SQL of `SqlStore`."""
+
+    def __init__(self, conn: psycopg.Connection[Any], location: str) -> None:
+        self.raw = conn
+        self._location = location
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a portable statement (`?` placeholders)."""
+        return self.native(_dialect(sql), list(params))
+
+    def native(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a statement written for psycopg (`%s` placeholders)."""
+        with self._translated():
+            return self.raw.execute(sql, params)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._translated(), self.raw.cursor() as cur:
+            cur.executemany(_dialect(sql), rows)  # type: ignore[arg-type]
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """A lost server as StoreUnavailable; a deadlock or serialization failure stays itself (retried)."""
+        try:
+            yield
+        except _RETRYABLE:
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+            raise StoreUnavailable(f"PostgreSQL at {self._location} is unavailable: {_one_line(e)}") from None
+
+
+class _Rows:
+    """The fetched result of one statement run outside a transaction (its connection is back in the pool)."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class _PooledStatements:
+    """Runs each statement on a connection borrowed from the pool for just that statement."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        with self._store._borrow() as conn:
+            cur = conn.execute(sql, params)
+            rows = cur.fetchall() if cur.description is not None else []
+            return _Rows(rows, cur.rowcount)
+
+
+class PostgresStore(SqlStore):
+    """The central store in PostgreSQL; one instance serves every thread of a process."""
+
+    shared = True  # one per process, not one per request (see dashboard.web.state)
+    shared_sessions = True
+    _integrity_errors = (psycopg.errors.UniqueViolation,)
+
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout_s: float = 10.0) -> None:
+        if urlsplit(url).scheme not in URL_SCHEMES:
+            raise StoreError(f"{redact_url(url)} is not a postgresql:// URL")
+        self.url = url
+        self.location = redact_url(url)
+        self._timeout_s = connect_timeout_s
+        self._local = threading.local()
+        self.migrate()  # first, on a connection of its own: its error says why the database is out of reach
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, name="chot-store", timeout=connect_timeout_s,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout_s))},
+            check=ConnectionPool.check_connection, reconnect_timeout=0,
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except PoolTimeout:
+            self._pool.close()
+            raise StoreUnavailable(f"PostgreSQL at {self.location} is unreachable: no connection in "
+                                   f"{connect_timeout_s:.0f} s") from None
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._timeout_s)))
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"PostgreSQL at {self.location} is unreachable: {_one_line(e)}") from None
+
+    @contextmanager
+    def _borrow(self) -> Iterator[_Conn]:
+        current = getattr(self._local, "conn", None)
+        if current is not None:  # inside a transaction of this thread: its connection
+            yield current
+            return
+        try:
+            cm = self._pool.connection()
+            raw = cm.__enter__()
+        except (PoolTimeout, psycopg.OperationalError) as e:
+            raise StoreUnavailable(f"PostgreSQL at {self.location} is unavailable: {_one_line(e)}") from None
+        try:
+            yield _Conn(raw, self.location)
+        except BaseException as e:
+            cm.__exit__(type(e), e, e.__traceback__)
+            raise
+        else:
+            cm.__exit__(None, None, None)
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[_Conn]:
+        if getattr(self._local, "conn", None) is not None:  # nested: part of the outer one
+            yield self._local.conn
+            return
+        with self._borrow() as conn:
+            conn.execute(begin)
+            self._local.conn = conn
+            try:
+                yield conn
+            except BaseException:
+                self._local.conn = None
+                try:
+                    conn.native("ROLLBACK")
+                except psycopg.Error:
+                    pass  # a broken connection: the pool throws it away
+                raise
+            self._local.conn = None
+            conn.execute("COMMIT")
+
+    def _conn(self) -> Any:
+        current = getattr(self._local, "conn", None)
+        return current if current is not None else _PooledStatements(self)
+
+    def _write(self) -> Any:
+        return self._transaction("BEGIN")
+
+    def _read(self) -> Any:
+        """One snapshot for every statement of a query, as SQLite's read transaction gives."""
+        return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+
+    # -- schema ------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The schema version of the database."""
+        row = self._conn().execute(
+            "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0"
+            " ELSE (SELECT COALESCE(MAX(version), 0) FROM schema_version) END").fetchone()
+        return int(row[0])
+
+    def migrate(self) -> None:
+        """Bring the database to the newest schema, one migration per transaction, one process at a time."""
+        with self._connect() as raw:
+            conn = _Conn(raw, self.location)
+            while True:
+                with raw.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint PRIMARY KEY,"
+                                 " applied_at bigint NOT NULL)")
+                    current = int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+                                  .fetchone()[0])
+                    if current > len(MIGRATIONS):
+                        raise StoreError(f"{self.location} has schema version {current}, newer than this chot"
+                                         f" ({len(MIGRATIONS)})")
+                    if current == len(MIGRATIONS):
+                        return
+                    for statement in MIGRATIONS[current]:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                                 (current + 1, to_ms(datetime.now(timezone.utc))))
+                logger.info("store %s migrated to schema version %d", self.location, current + 1)
+
+    # -- ingest ------------------------------------------------------------------------------
+    def record_events(self, batch: Sequence[Event]) -> int:
+        if not batch:
+            return 0
+        for event in batch:
+            if not isinstance(event, Event):
+                raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
+        # Key order: two workers storing overlapping batches lock the same rows in the same order.
+        ordered = sorted(batch, key=lambda e: (e.device, e.seq))
+        for attempt in range(5):
+            try:
+                return self._record_events(ordered)
+            except _RETRYABLE as e:  # a deadlock or serialization failure
+                logger.warning("storing a batch was rolled back (%s); trying again", _one_line(e))
+                time.sleep(0.05 * (attempt + 1))
+        return self._record_events(ordered)
+
+    def _record_events(self, batch: Sequence[Event]) -> int:
+        columns: list[list[Any]] = [[] for _ in range(10)]
+        seen: dict[str, int] = {}
+        for e in batch:
+            received = to_ms(e.received_at)
+            for column, value in zip(columns, (e.device, e.seq, e.checkpoint, to_ms(e.ts), received,
+                                               counted_minute(e), e.result, e.reason, e.policy,
+                                               e.trust_version)):
+                column.append(value)
+            seen[e.device] = max(seen.get(e.device, 0), received)
+        increments: dict[tuple[int, str, str, str], int] = {}
+        with self._write() as conn:
+            # One statement for the whole batch; RETURNING yields only the rows really inserted.
+            inserted = conn.native(
+                "INSERT INTO events (device, seq, checkpoint, ts, received_at, minute, result, reason, policy,"
+                " trust_version) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[],"
+                " %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
+                " ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq, minute, checkpoint, result, reason",
+                columns,
+            ).fetchall()
+            for _device, _seq, *key in inserted:
+                increments[tuple(key)] = increments.get(tuple(key), 0) + 1  # type: ignore[index]
+            if len(inserted) < len(batch):
+                self._warn_reused_seqs(conn, batch, {(d, q) for d, q, *_ in inserted})
+            if increments:
+                registered = [row[0] for row in conn.native(
+                    "SELECT id FROM checkpoints WHERE id = ANY(%s)", [sorted({k[1] for k in increments})])]
+                rollup.add(conn, increments, registered)
+            conn.executemany(
+                "UPDATE devices SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)",
+                [(at, device, at) for device, at in sorted(seen.items())],
+            )
+            if inserted:
+                conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (len(inserted),))
+        return len(inserted)
+
+    @staticmethod
+    def _warn_reused_seqs(conn: _Conn, batch: Sequence[Event], inserted: set[tuple[str, int]]) -> None:
+        """As in SQLite: a known (device, seq) with another time means the unit's counter was reset."""
+        others = [e for e in batch if (e.device, e.seq) not in inserted]
+        stored = {(d, q): ts for d, q, ts in conn.native(
+            "SELECT e.device, e.seq, e.ts FROM events e JOIN unnest(%s::text[], %s::bigint[]) AS k(device, seq)"
+            " ON e.device = k.device AND e.seq = k.seq", [[e.device for e in others], [e.seq for e in others]])}
+        warned: set[str] = set()
+        for e in others:
+            ts = stored.get((e.device, e.seq))
+            if e.device not in warned and ts is not None and ts != to_ms(e.ts):
+                warned.add(e.device)
+                logger.warning("device %s sent seq %d again with another time: its sequence counter was"
+                               " reset, so these events are not counted; register it under a new id",
+                               e.device, e.seq)
+
+    def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
+        at = to_ms(received_at)
+        values = [getattr(status, name) for name in STATUS_COLUMNS]
+        sets = ", ".join(f"{name} = ?" for name in STATUS_COLUMNS)
+        with self._write() as conn:
+            if status.state == "online":
+                cur = conn.execute(
+                    f"UPDATE devices SET state = ?, status_at = ?, {sets},"
+                    " last_seen = GREATEST(COALESCE(last_seen, 0), ?) WHERE id = ?",
+                    (status.state, at, *values, at, device_id),
+                )
+            else:
+                cur = conn.execute("UPDATE devices SET state = ?, status_at = ? WHERE id = ?",
+                                   (status.state, at, device_id))
+            if cur.rowcount:
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
+            return bool(cur.rowcount > 0)
+
+    # -- sessions shared by every web process -------------------------------------------------
+    def end_session(self, sid: str, until: datetime) -> None:
+        now = to_ms(datetime.now(timezone.utc))
+        with self._write() as conn:
+            conn.execute("INSERT INTO ended_sessions (sid, until) VALUES (?, ?) ON CONFLICT (sid) DO UPDATE"
+                         " SET until = excluded.until", (sid[:64], to_ms(until)))
+            conn.execute("DELETE FROM ended_sessions WHERE until < ?", (now,))  # expired anyway
+
+    def session_ended(self, sid: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM ended_sessions WHERE sid = ?", (sid,)).fetchone() is not None
