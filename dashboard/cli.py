@@ -28,10 +28,23 @@ def _config(ctx: click.Context) -> DashboardConfig:
 def _store(ctx: click.Context) -> Any:
     from dashboard.store import StoreError, open_store  # noqa: PLC0415 - keeps --help fast
 
+    cfg = _config(ctx)
     try:
-        return open_store(_config(ctx).database or "")
+        return open_store(cfg.store_target(), pool_size=cfg.store.pool_size)
     except StoreError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _store_name(cfg: DashboardConfig) -> str:
+    """The store as a person may read it: a path, or the URL without its password."""
+    from dashboard.store import is_postgres_url  # noqa: PLC0415
+
+    target = cfg.store_target()
+    if is_postgres_url(target):
+        from dashboard.store.postgres import redact_url  # noqa: PLC0415
+
+        return redact_url(target)
+    return target
 
 
 def _fail_readably(func: Any) -> Any:
@@ -69,7 +82,7 @@ def dashboard(ctx: click.Context, config_path: str | None) -> None:
 def check_config(ctx: click.Context) -> None:
     """Check the config file and print the resolved paths (secrets are not shown)."""
     cfg = _config(ctx)
-    click.echo(f"database: {cfg.database}")
+    click.echo(f"store: {_store_name(cfg)}")
     click.echo(f"broker config: {cfg.broker.mosquitto_conf}")
     click.echo(f"mqtt: {cfg.mqtt.host}:{cfg.mqtt.port} tls={cfg.mqtt.tls}")
     for name, account in (("ingest", cfg.mqtt.ingest), ("dashboard", cfg.mqtt.dashboard)):
@@ -90,7 +103,7 @@ def init(ctx: click.Context) -> None:
         made = init_broker(store, cfg)
     finally:
         store.close()
-    click.echo(f"store ready: {cfg.database}")
+    click.echo(f"store ready: {_store_name(cfg)}")
     click.echo(f"broker config written: {cfg.broker.mosquitto_conf} (start: mosquitto -c {cfg.broker.mosquitto_conf})")
     for name, password in made.items():
         account = getattr(cfg.mqtt, name)

@@ -185,12 +185,36 @@ class IngestConfig:
 
 
 @dataclass
+class StoreConfig:
+    """Where the central keeps its data when it is not the embedded SQLite file."""
+
+    url: str | None = None
+    """postgresql://user:password@host:port/database (several ingest workers and web processes);
+    None keeps SQLite at `database`. Prefer `url_env` or the credential: the URL holds a password."""
+    url_env: str = "CHOT_STORE_URL"
+    url_credential: str = "store-url"
+    pool_size: int = 10
+    """Connections each process keeps open at most (PostgreSQL only)."""
+
+    def __post_init__(self) -> None:
+        if self.url is not None and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("store.url must be a postgresql:// URL (leave it out for SQLite)")
+        if not 1 <= self.pool_size <= 100:
+            raise ValueError(f"store.pool_size must be 1-100, got {self.pool_size}")
+
+    def resolved_url(self) -> str | None:
+        """The PostgreSQL URL from credential, environment or file, or None for SQLite."""
+        return secret(self.url, self.url_env, self.url_credential)
+
+
+@dataclass
 class DashboardConfig:
     """The whole central service's configuration."""
 
     data_dir: Path = DEFAULT_DATA_DIR
     database: str | None = None
-    """SQLite file path; defaults to <data_dir>/chot.db."""
+    """SQLite file path; defaults to <data_dir>/chot.db (unused when `store.url` is set)."""
+    store: StoreConfig = field(default_factory=StoreConfig)
     timezone: str = "Asia/Ho_Chi_Minh"
     anchor_file: Path | None = None
     """The ministry trust-list public key (PEM) that uploaded bundles must be signed by."""
@@ -220,6 +244,11 @@ class DashboardConfig:
             raise ValueError(f"timezone {self.timezone!r} is not a known IANA zone") from None
 
 
+    def store_target(self) -> str:
+        """What `open_store` opens: the PostgreSQL URL if one is configured, else the SQLite path."""
+        return self.store.resolved_url() or str(self.database)
+
+
 def parse_config(data: dict[str, Any]) -> DashboardConfig:
     """Build the config from a dict (tests build it this way)."""
     return parse(DashboardConfig, data)
@@ -234,4 +263,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DashboardConfig:
 
 
 __all__ = ["AlarmsConfig", "BrokerConfig", "ConfigError", "DashboardConfig", "IngestConfig",
-           "MqttAccount", "MqttConfig", "WebConfig", "load_config", "parse_config"]
+           "MqttAccount", "MqttConfig", "StoreConfig", "WebConfig", "load_config", "parse_config"]

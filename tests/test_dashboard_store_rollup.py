@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 
 from dashboard import rollup
 from dashboard.scope import Scope
-from dashboard.store import MIGRATIONS, Bucket, Counts, Event, GroupCounts, ReasonCount, SqliteStore
+from dashboard.store import (
+    MIGRATIONS, Bucket, Counts, Event, GroupCounts, ReasonCount, SqliteStore, Store, open_store,
+)
+from tests.support.stores import BACKENDS, new_target
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 SPAN = timedelta(days=3)
@@ -47,7 +50,7 @@ def make_events(rng: random.Random, count: int, checkpoints: list[str]) -> list[
     return events
 
 
-def fill(store: SqliteStore, seed: int = 7) -> None:
+def fill(store: Store, seed: int = 7) -> None:
     """Registry plus events: some for a checkpoint registered later, some for one never registered."""
     rng = random.Random(seed)
     for cp, district, province in CHECKPOINTS:
@@ -63,9 +66,10 @@ def fill(store: SqliteStore, seed: int = 7) -> None:
     store.record_events(events[:100])  # redelivered: counted once
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> SqliteStore:
-    store = SqliteStore(tmp_path_factory.mktemp("rollup") / "chot.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """The filled store on each backend (the same events, so the same answers)."""
+    store = open_store(new_target(request.param, request, tmp_path_factory.mktemp("rollup") / "chot.db"))
     fill(store)
     yield store
     store.close()
@@ -145,7 +149,7 @@ BUCKETS = st.one_of(st.sampled_from([60, 300, 900, 3600, 7200, 21600, 86400, 2 *
 
 @FAST
 @given(scope=scopes(), a=instants(), b=instants())
-def test_totals_reasons_and_groups_match_brute_force(filled: SqliteStore, scope: Scope, a: datetime,
+def test_totals_reasons_and_groups_match_brute_force(filled: Store, scope: Scope, a: datetime,
                                                       b: datetime) -> None:
     since, until = min(a, b), max(a, b)
     rows = brute_rows(filled._conn(), scope, since, until)
@@ -157,7 +161,7 @@ def test_totals_reasons_and_groups_match_brute_force(filled: SqliteStore, scope:
 
 @FAST
 @given(scope=scopes(), a=instants(), b=instants(), bucket_s=BUCKETS)
-def test_timeseries_matches_brute_force(filled: SqliteStore, scope: Scope, a: datetime, b: datetime,
+def test_timeseries_matches_brute_force(filled: Store, scope: Scope, a: datetime, b: datetime,
                                         bucket_s: int) -> None:
     since, until = min(a, b), max(a, b)
     if (until - since).total_seconds() / bucket_s > 4000:
@@ -166,7 +170,7 @@ def test_timeseries_matches_brute_force(filled: SqliteStore, scope: Scope, a: da
     assert filled.timeseries(scope, since, until, bucket_s) == brute_timeseries(rows, since, until, bucket_s)
 
 
-def test_aligned_ranges_use_the_coarse_tables(filled: SqliteStore) -> None:
+def test_aligned_ranges_use_the_coarse_tables(filled: Store) -> None:
     # The cases the pages ask for: local days (UTC+7) and whole periods, charted by hour or more.
     since = datetime(2026, 11, 19, 17, 0, tzinfo=timezone.utc)
     until = since + timedelta(days=2)
@@ -185,7 +189,7 @@ def test_aligned_ranges_use_the_coarse_tables(filled: SqliteStore) -> None:
                     == brute_timeseries(rows, day_since, day_until, bucket_s))
 
 
-def test_all_time_totals_come_from_running_totals(filled: SqliteStore) -> None:
+def test_all_time_totals_come_from_running_totals(filled: Store) -> None:
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     far = T0 + timedelta(days=400)
     for scope in (Scope.all(), Scope.of(provinces=["02"]), Scope.none()):

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 # Defaults of every setting the web app reads; `config` (DashboardConfig) and `test_config` override.
 DEFAULTS: dict[str, Any] = {
     "CHOT_DATABASE": None,
-    "CHOT_STORE_FACTORY": None,  # a callable returning a Store (tests); else open_store(CHOT_DATABASE)
+    "CHOT_STORE_FACTORY": None,
+    "CHOT_STORE_POOL_SIZE": 10,  # PostgreSQL connections this process keeps at most  # a callable returning a Store (tests); else open_store(CHOT_DATABASE)
     "CHOT_CONFIG": None,  # the DashboardConfig, for device registration and trust publishing
     "CHOT_TIMEZONE": "Asia/Ho_Chi_Minh",
     "CHOT_OFFLINE_ALARM_S": DEFAULT_OFFLINE_AFTER_S,
@@ -53,7 +54,8 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
     alarms = config.alarms
     out: dict[str, Any] = {
         "CHOT_CONFIG": config,
-        "CHOT_DATABASE": config.database,
+        "CHOT_DATABASE": config.store_target(),
+        "CHOT_STORE_POOL_SIZE": config.store.pool_size,
         "CHOT_TIMEZONE": config.timezone,
         "CHOT_OFFLINE_ALARM_S": alarms.offline_after_s,
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
@@ -99,7 +101,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
     if not app.config["CHOT_DATABASE"] and not app.config["CHOT_STORE_FACTORY"]:
-        raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file) or CHOT_STORE_FACTORY")
+        raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file or postgresql:// URL) or CHOT_STORE_FACTORY")
 
     from dashboard.web import admin, api, auth, exports, metrics, stream, views
     from dashboard.web.state import close_store
@@ -132,5 +134,5 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if proxies > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
-    logger.info("dashboard web app ready (database %s)", app.config["CHOT_DATABASE"])
+    logger.info("dashboard web app ready")
     return app

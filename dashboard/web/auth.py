@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -114,6 +114,25 @@ def _ended_sessions() -> EndedSessions:
     return current_app.extensions.setdefault("chot_ended_sessions", EndedSessions())
 
 
+def session_was_ended(sid: str) -> bool:
+    """True if `sid` was logged out: in the store when it keeps sessions (so a logout on one web
+    process holds on all), else in this process's memory (the one-process profile)."""
+    store = get_store()
+    if store.shared_sessions:
+        return bool(sid) and store.session_ended(sid)
+    return _ended_sessions().ended(sid)
+
+
+def end_this_session(sid: str) -> None:
+    """Refuse `sid` from now on, wherever sessions are kept."""
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    store = get_store()
+    if store.shared_sessions:
+        store.end_session(sid, datetime.now(timezone.utc) + timedelta(seconds=lifetime))
+    else:
+        _ended_sessions().end(sid, lifetime)
+
+
 def load_user() -> None:
     """before_request: put the session's user (or None) on `g`."""
     g.user = None
@@ -122,7 +141,7 @@ def load_user() -> None:
     username = session.get("user")
     if not username:
         return
-    if _ended_sessions().ended(session.get("sid", "")):
+    if session_was_ended(session.get("sid", "")):
         session.clear()
         return
     user = get_store().get_user(username)
@@ -253,8 +272,7 @@ def login() -> Any:
 def logout() -> Any:
     """End the session, here and for any copy of its cookie."""
     if session.get("sid"):
-        lifetime = current_app.permanent_session_lifetime.total_seconds()
-        _ended_sessions().end(session["sid"], lifetime)
+        end_this_session(session["sid"])
     session.clear()
     return redirect(url_for("auth.login"))
 

@@ -38,6 +38,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("Bạn không có quyền xem trang này.", "You are not allowed to see this page."),
     "not_found": ("Không tìm thấy trang.", "Page not found."),
+    "store_unavailable": ("Kho dữ liệu tạm thời không truy cập được. Trang sẽ thử lại sau ít phút.",
+                          "The data store is unavailable right now. Please try again in a few minutes."),
     "bad_request": ("Yêu cầu không hợp lệ.", "Bad request."),
     "language": ("Ngôn ngữ", "Language"),
     "lang_vi": ("Tiếng Việt", "Tiếng Việt"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -16,22 +17,42 @@ from dashboard.web.snapshots import WebSettings
 logger = logging.getLogger(__name__)
 
 
-def get_store() -> Store:
-    """The store for this request, opened on first use and closed when the request ends.
+_shared_lock = threading.Lock()
 
-    SQLite connections belong to the thread that made them and the dev server runs each request
-    in its own thread, so a store lives exactly as long as one request (or one live stream).
+
+def get_store() -> Store:
+    """The store for this request.
+
+    SQLite connections belong to the thread that made them and the server runs each request in
+    its own thread, so a SQLite store lives exactly as long as one request (or one live stream).
+    A pooled store (PostgreSQL, `Store.shared`) is opened once per process and kept: opening a
+    pool per request would cost a connection each time.
     """
     if "chot_store" not in g:
-        factory: Callable[[], Store] | None = current_app.config.get("CHOT_STORE_FACTORY")
-        g.chot_store = factory() if factory else open_store(current_app.config["CHOT_DATABASE"])
+        shared: Store | None = current_app.extensions.get("chot_shared_store")
+        if shared is None:
+            with _shared_lock:
+                shared = current_app.extensions.get("chot_shared_store")
+                if shared is None:
+                    store = _open()
+                    if not store.shared:
+                        g.chot_store = store
+                        return store
+                    current_app.extensions["chot_shared_store"] = shared = store
+        g.chot_store = shared
     return g.chot_store
 
 
+def _open() -> Store:
+    cfg = current_app.config
+    factory: Callable[[], Store] | None = cfg.get("CHOT_STORE_FACTORY")
+    return factory() if factory else open_store(cfg["CHOT_DATABASE"], pool_size=int(cfg["CHOT_STORE_POOL_SIZE"]))
+
+
 def close_store(_exc: BaseException | None = None) -> None:
-    """Teardown hook: release this request's store."""
+    """Teardown hook: release this request's store (a shared one stays open for the next)."""
     store = g.pop("chot_store", None)
-    if store is not None:
+    if store is not None and not store.shared:
         store.close()
 
 

@@ -6,10 +6,11 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from dashboard.scope import Scope
+from dashboard.store import StoreUnavailable
 from dashboard.web.auth import csrf_token, error_response
 from dashboard.web.i18n import current_language, reason_text, translate
 from dashboard.web.provinces import province_label
@@ -90,6 +91,14 @@ def install_templating(app: Flask) -> None:
     def user_context() -> dict[str, Any]:
         """Every template sees the logged-in user (or None)."""
         return {"user": g.get("user")}
+
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(e: StoreUnavailable) -> Any:
+        """The database is away (PostgreSQL restarting, network): say so, never a stack trace."""
+        logger.warning("store unavailable on %s: %s", request.path, e)
+        response = error_response(503, translate("store_unavailable"))
+        response.headers["Retry-After"] = "10"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Any:
