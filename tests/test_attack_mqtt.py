@@ -21,6 +21,12 @@ from dashboard.scope import Scope
 from tests.support.central import Central, central, wait_until  # noqa: F401 - central is a fixture
 from tests.test_broker_acl import connect
 
+
+@pytest.fixture
+def backend() -> str:
+    """The broker is under test here, not the store: the central runs on SQLite only."""
+    return "sqlite"
+
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 

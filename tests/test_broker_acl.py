@@ -26,6 +26,12 @@ from dashboard.scope import Scope
 from tests.support.broker import free_port
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
 
+
+@pytest.fixture
+def backend() -> str:
+    """The broker is under test here, not the store: the central runs on SQLite only."""
+    return "sqlite"
+
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 NOW = dt.datetime.now(dt.timezone.utc)
 DAY = (NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from dashboard.broker import BrokerError
 from dashboard.ingest import Ingest, Rejected, parse_event, parse_status
 from dashboard.scope import Scope
-from dashboard.store import Event, SqliteStore
+from dashboard.store import Event, Store
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
@@ -76,7 +77,7 @@ class Unit:
 def ingest_factory(central: Central) -> Iterator[Callable[..., Ingest]]:
     started: list[Ingest] = []
 
-    def make(store: SqliteStore | None = None) -> Ingest:
+    def make(store: Store | None = None) -> Ingest:
         ingest = Ingest(store or central.store, central.config)
         ingest.start()
         started.append(ingest)
@@ -87,7 +88,7 @@ def ingest_factory(central: Central) -> Iterator[Callable[..., Ingest]]:
         ingest.stop()
 
 
-def stored_total(store: SqliteStore) -> int:
+def stored_total(store: Store) -> int:
     return store.totals(Scope.all(), *DAY).total
 
 
@@ -109,27 +110,28 @@ def test_duplicates_counted_once(central: Central, ingest_factory: Callable[...,
     assert [e.seq for e in recent] == [20, 19, 18, 17, 16]
 
 
-class _GatedStore(SqliteStore):
-    """Commits the first batch, then holds (as if the ingest hung before acknowledging)."""
+def gated_store(central: Central) -> Any:
+    """A second store on the central's data that commits the first batch, then holds (as if
+    the ingest hung before acknowledging)."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.committed_first = threading.Event()
-        self.release = threading.Event()
+    class Gated(type(central.store)):  # type: ignore[misc]
+        committed_first = threading.Event()
+        release = threading.Event()
 
-    def record_events(self, batch: Sequence[Event]) -> int:
-        new = super().record_events(batch)
-        if not self.committed_first.is_set():
-            self.committed_first.set()
-            self.release.wait(20)
-        return new
+        def record_events(self, batch: Sequence[Event]) -> int:
+            new = super().record_events(batch)
+            if not self.committed_first.is_set():
+                self.committed_first.set()
+                self.release.wait(20)
+            return new
+
+    return Gated(central.target)
 
 
 def test_broker_redelivery_after_lost_link_counted_once(central: Central,
                                                          ingest_factory: Callable[..., Ingest]) -> None:
     creds = central.add_device("u1", "IC7")
-    assert central.config.database is not None
-    gated = _GatedStore(central.config.database)
+    gated = gated_store(central)
     ingest = ingest_factory(gated)
     unit = Unit(central, "u1", creds.password)
     unit.events(range(1, 11))

@@ -261,7 +261,7 @@ class SqlStore(Store):
         with self._write() as conn:
             conn.executemany(
                 "INSERT INTO ingest_rejects (reason, count) VALUES (?, ?)"
-                " ON CONFLICT(reason) DO UPDATE SET count = count + excluded.count", rows,
+                " ON CONFLICT(reason) DO UPDATE SET count = ingest_rejects.count + excluded.count", rows,
             )
 
     def reject_counts(self) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -47,6 +48,13 @@ def _open() -> Store:
     cfg = current_app.config
     factory: Callable[[], Store] | None = cfg.get("CHOT_STORE_FACTORY")
     return factory() if factory else open_store(cfg["CHOT_DATABASE"], pool_size=int(cfg["CHOT_STORE_POOL_SIZE"]))
+
+
+def close_shared_store(app: Any) -> None:
+    """Close the process's pooled store, if one was opened (at the end of serving, or of a test)."""
+    store = app.extensions.pop("chot_shared_store", None)
+    if store is not None:
+        store.close()
 
 
 def close_store(_exc: BaseException | None = None) -> None:

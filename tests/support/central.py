@@ -1,5 +1,8 @@
 """The central service in a test: config in a tmp folder, the shipped broker config, a real store.
 
+The `central` fixture runs on each store backend (SQLite file, PostgreSQL database: see
+tests/support/stores.py); `start_central(..., store_target=url)` puts one on PostgreSQL.
+
 `start_central(tmp_path, mosquitto_factory)` renders firmware-config/mosquitto/ through
 dashboard.broker (so the tested config is the shipped one), starts Mosquitto from it and returns
 a `Central` with the config, the store and the broker. Add units with `central.add_device(...)`.
@@ -19,7 +22,7 @@ import pytest
 
 from dashboard.config import DashboardConfig, parse_config
 from dashboard.devices import Credentials, add_device, init_broker
-from dashboard.store import SqliteStore
+from dashboard.store import Store, is_postgres_url, open_store
 from tests.support.broker import Mosquitto, free_port
 
 
@@ -28,8 +31,13 @@ class Central:
     """A running central broker with its store and config."""
 
     config: DashboardConfig
-    store: SqliteStore
+    store: Store
     broker: Mosquitto
+
+    @property
+    def target(self) -> str:
+        """The store's SQLite path or PostgreSQL URL (what `open_store` takes)."""
+        return self.config.store_target()
 
     @property
     def port(self) -> int:
@@ -72,11 +80,15 @@ def central_config(tmp_path: Path, port: int, **overrides: Any) -> DashboardConf
     return parse_config(data)
 
 
-def start_central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], **overrides: Any) -> Central:
-    """Render the shipped broker config, start Mosquitto from it, open the store."""
+def start_central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], *, store_target: str | None = None,
+                  **overrides: Any) -> Central:
+    """Render the shipped broker config, start Mosquitto from it, open the store (SQLite in the
+    data folder, or the PostgreSQL database `store_target` names)."""
     port = free_port()
+    if store_target is not None and is_postgres_url(store_target):
+        overrides["store"] = {**overrides.get("store", {}), "url": store_target}
     config = central_config(tmp_path, port, **overrides)
-    store = SqliteStore(config.database)
+    store = open_store(config.store_target())
     init_broker(store, config)
     assert config.broker.mosquitto_conf is not None
     broker = mosquitto_factory(conf_text=config.broker.mosquitto_conf.read_text(), port=port)
@@ -84,9 +96,9 @@ def start_central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], *
 
 
 @pytest.fixture
-def central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto]) -> Iterator[Central]:
-    """A running central (import this fixture into a test module to use it)."""
-    c = start_central(tmp_path, mosquitto_factory)
+def central(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], store_target: str) -> Iterator[Central]:
+    """A running central on each store backend (import this fixture into a test module to use it)."""
+    c = start_central(tmp_path, mosquitto_factory, store_target=store_target)
     yield c
     c.store.close()
 

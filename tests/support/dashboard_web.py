@@ -1,4 +1,4 @@
-"""Helpers for the dashboard web tests: a seeded SQLite store, accounts, logging in.
+"""Helpers for the dashboard web tests: a seeded store (SQLite or PostgreSQL), accounts, logging in.
 
 Not a plugin: the web test modules import what they use.
 """
@@ -6,7 +6,7 @@ Not a plugin: the web test modules import what they use.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dashboard.scope import Scope
-from dashboard.store import Event, SqliteStore, StatusUpdate, Store
+from dashboard.store import Event, StatusUpdate, Store, open_store
 from dashboard.web.auth import hash_password
 
 # Noon in Hà Nội: far from a local midnight, so "today" is one unambiguous day in every test.
@@ -44,9 +44,20 @@ class Seeded:
     """What `seed` put in the store, for assertions."""
 
     store: Store
-    path: Path
+    target: str
+    """The SQLite path or PostgreSQL URL the store was opened on (the app opens the same)."""
     now: datetime
     seq: int = 1000
+    apps: list[Any] = field(default_factory=list)
+    """Apps made on this store by `make_app`: their pooled stores are closed with it."""
+
+    def close(self) -> None:
+        """Close the store and every app's pooled store (before the database is dropped)."""
+        from dashboard.web.state import close_shared_store  # noqa: PLC0415
+
+        for app in self.apps:
+            close_shared_store(app)
+        self.store.close()
 
     def events(self, device: str, checkpoint: str, results: list[tuple[str, str]], at: datetime | None = None) -> int:
         """Store verdicts (result, reason) from `device`; returns how many were new."""
@@ -59,21 +70,21 @@ class Seeded:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Any:
-    """A seeded store in a fresh file (import this fixture into the test module)."""
-    s = seed(tmp_path / "chot.db")
+def seeded(store_target: str) -> Any:
+    """A seeded store on each backend, fresh per test (import this fixture into the test module)."""
+    s = seed(store_target)
     yield s
-    s.store.close()
+    s.close()
 
 
-def seed(path: Path, now: datetime = PINNED_NOW) -> Seeded:
+def seed(target: str | Path, now: datetime = PINNED_NOW) -> Seeded:
     """A store with two provinces, three checkpoints, three units, four accounts and some verdicts.
 
     Lào Cai (10): IC7 with u-ic7-1 (online) and u-ic7-2 (offline for an hour): 5 green, 2 yellow,
     3 red. Hà Nội (01): HN-GIA with u-hn-1 (online, clock behind): 4 green, 1 red. Lào Cai also
     has XSS1, whose name is a script tag.
     """
-    store = SqliteStore(str(path))
+    store = open_store(str(target))
     store.upsert_checkpoint("IC7", "IC7 Nội Bài–Lào Cai", "080", "10")
     store.upsert_checkpoint("HN-GIA", "Chốt Gia Lâm", "004", "01")
     store.upsert_checkpoint("XSS1", XSS_NAME, "081", "10")
@@ -87,7 +98,7 @@ def seed(path: Path, now: datetime = PINNED_NOW) -> Seeded:
     store.record_status("u-ic7-2", StatusUpdate("offline"), now - timedelta(hours=1))
     store.record_status("u-hn-1", StatusUpdate("online", **{**healthy, "clock": "behind_bundle",
                                                            "software": XSS_SOFTWARE}), now)
-    seeded = Seeded(store, path, now)
+    seeded = Seeded(store, str(target), now)
     seeded.events("u-ic7-1", "IC7", [("green", "complete_series")] * 5 + [("yellow", "partial")] * 2
                   + [("red", "signature")] * 2 + [("red", "cwt_expired")])
     seeded.events("u-hn-1", "HN-GIA", [("green", "complete_series")] * 4 + [("red", "revoked")])
@@ -98,10 +109,12 @@ def make_app(seeded: Seeded, instance: Path, **overrides: Any) -> Any:
     """The web app on the seeded file, its clock pinned to the seed's `now`."""
     from dashboard.web import create_app
 
-    config = {"TESTING": True, "SECRET_KEY": "test-secret-key", "CHOT_DATABASE": str(seeded.path),
+    config = {"TESTING": True, "SECRET_KEY": "test-secret-key", "CHOT_DATABASE": seeded.target,
               "CHOT_NOW": lambda: seeded.now, "INSTANCE_PATH": str(instance),
               "CHOT_STREAM_MAX_S": 0.5, "CHOT_STREAM_POLL_S": 0.05}
-    return create_app(test_config={**config, **overrides})
+    app = create_app(test_config={**config, **overrides})
+    seeded.apps.append(app)
+    return app
 
 
 def csrf_from(html: str) -> str:
