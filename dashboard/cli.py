@@ -279,15 +279,20 @@ def _stop_on_signals() -> threading.Event:
 
 
 @dashboard.command()
+@click.option("--worker", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Which of the ingest.workers processes this is (each has its own broker account).")
 @click.pass_context
 @_fail_readably
-def ingest(ctx: click.Context) -> None:
-    """Run the MQTT ingest until SIGTERM/SIGINT (events and status into the store)."""
+def ingest(ctx: click.Context, worker: int) -> None:
+    """Run the MQTT ingest (or one of several workers) until SIGTERM/SIGINT."""
     from dashboard.ingest import run_ingest  # noqa: PLC0415
 
+    workers = _config(ctx).ingest.workers
+    if worker > workers:
+        raise click.UsageError(f"--worker {worker} is above ingest.workers ({workers})")
     store = _store(ctx)
     try:
-        stats = run_ingest(store, _config(ctx), _stop_on_signals())
+        stats = run_ingest(store, _config(ctx), _stop_on_signals(), worker=worker)
     finally:
         store.close()
     click.echo(f"ingest stopped: {stats.stored} stored, {stats.duplicates} duplicates, "

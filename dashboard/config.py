@@ -182,6 +182,30 @@ class IngestConfig:
     batch_wait_s: float = 0.02
     device_refresh_s: float = 5.0
     """How often the registry cache is reread (new devices are also looked up on first sight)."""
+    workers: int = 1
+    """Ingest processes sharing the events (`chot dashboard ingest --worker K`, K = 1..workers).
+    Above 1 they take events from one MQTT shared subscription, so each event reaches one of them
+    and a stopped worker's share goes to the others; the store must be PostgreSQL."""
+    share_group: str = "chot-ingest"
+    """The shared subscription's group name (`$share/<group>/chot/v1/+/+/event`)."""
+    shared_session_expiry_s: int = 0
+    """Session expiry of a worker (workers > 1): 0 lets the broker forget a stopped worker at
+    once, so no events wait in its queue; units resend what no worker acknowledged."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 64:
+            raise ValueError(f"ingest.workers must be 1-64, got {self.workers}")
+        if not self.share_group or any(c in self.share_group for c in "/+#"):
+            raise ValueError("ingest.share_group must be a name without '/', '+' or '#'")
+        if self.shared_session_expiry_s < 0:
+            raise ValueError("ingest.shared_session_expiry_s must not be negative")
+
+    def worker_username(self, base: str, worker: int) -> str:
+        """The MQTT account of ingest worker `worker` (the broker uses it as the client id, so
+        each worker needs its own): worker 1 is `base`, worker K is `base-K`."""
+        if not 1 <= worker <= self.workers:
+            raise ValueError(f"worker must be 1-{self.workers} (ingest.workers), got {worker}")
+        return base if worker == 1 else f"{base}-{worker}"
 
 
 @dataclass

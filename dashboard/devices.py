@@ -26,10 +26,16 @@ class Credentials:
         return f"{broker.TOPIC_ROOT}/{self.checkpoint}/{self.device}"
 
 
+def ingest_usernames(config: DashboardConfig) -> list[str]:
+    """The MQTT accounts of every ingest worker (one unless `ingest.workers` says more)."""
+    base = config.mqtt.ingest.username
+    return [config.ingest.worker_username(base, k) for k in range(1, config.ingest.workers + 1)]
+
+
 def sync_acl(store: Store, config: DashboardConfig) -> None:
     """Rewrite the ACL file from the registry (the registry is the source of truth)."""
     grants = [broker.DeviceGrant(d.id, d.checkpoint) for d in store.list_devices(Scope.all())]
-    text = broker.render_acl(config.mqtt.ingest.username, config.mqtt.dashboard.username, grants)
+    text = broker.render_acl(ingest_usernames(config), config.mqtt.dashboard.username, grants)
     assert config.broker.acl_file is not None
     broker.write_private(config.broker.acl_file, text)
 
@@ -47,7 +53,7 @@ def add_device(
 ) -> Credentials:
     """Register (or re-key) a unit, write its password and ACL entry, reload the broker."""
     check_id("device", device_id)
-    if device_id in (config.mqtt.ingest.username, config.mqtt.dashboard.username):
+    if device_id in (*ingest_usernames(config), config.mqtt.dashboard.username):
         raise broker.BrokerError(f"{device_id!r} is a service account name, not a device id")
     if district is not None and province is not None:
         store.upsert_checkpoint(checkpoint, checkpoint_name or checkpoint, district, province, policy)
@@ -94,7 +100,8 @@ def set_service_password(config: DashboardConfig, account: str, password: str) -
     if account not in names:
         raise ValueError(f"account must be ingest or dashboard, got {account!r}")
     assert config.broker.password_file is not None
-    broker.set_password(config.broker.password_file, names[account], password)
+    for username in ingest_usernames(config) if account == "ingest" else [names[account]]:
+        broker.set_password(config.broker.password_file, username, password)  # workers share it
 
 
 def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
@@ -111,6 +118,9 @@ def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
         password = account.resolved_password()
         if not password:
             if account.username in existing:
+                if name == "ingest" and not set(ingest_usernames(config)) <= set(existing):
+                    logger.warning("ingest worker accounts are missing and the ingest password is not"
+                                   " configured: set $%s and run init again", account.password_env)
                 continue  # running init again must not lock out the running ingest
             password = made[name] = broker.new_password()
         set_service_password(config, name, password)

@@ -14,6 +14,7 @@ had acknowledged to the unit loses nothing (scanner/mqtt.py sends it again).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -33,7 +34,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from dashboard import broker
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
-from dashboard.store import Event, InvalidRecord, StatusUpdate, Store
+from dashboard.store import Event, InvalidRecord, StatusUpdate, Store, StoreUnavailable
 from verifier.decisions import DECISION_FIELDS, DecisionFieldError, counted_as, validate_decision
 
 logger = logging.getLogger(__name__)
@@ -197,11 +198,19 @@ class _Item:
 class Ingest:
     """Subscribes to every unit's events and status and writes them to the store in batches."""
 
-    def __init__(self, store: Store, config: DashboardConfig, client_id: str | None = None) -> None:
+    def __init__(self, store: Store, config: DashboardConfig, client_id: str | None = None, worker: int = 1) -> None:
         self.store = store
         self.config = config
         self.stats = IngestStats()
-        self._client_id = client_id or config.mqtt.client_id
+        self.worker = worker
+        self.shared = config.ingest.workers > 1
+        # A worker logs in with its own account (the broker makes the username the client id).
+        self._account = dataclasses.replace(
+            config.mqtt.ingest, username=config.ingest.worker_username(config.mqtt.ingest.username, worker))
+        if self.shared and not store.shared:
+            raise broker.BrokerError("several ingest workers need a store they can share: set store.url"
+                                     " to a PostgreSQL database")
+        self._client_id = client_id or (self._account.username if self.shared else config.mqtt.client_id)
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._stop = threading.Event()
         self._accepting = threading.Event()
@@ -221,16 +230,20 @@ class Ingest:
         """Connect, subscribe and start the writer; raises broker.BrokerError if no connection."""
         self._refresh_devices(force=True)
         cfg = self.config.mqtt
-        client = broker.mqtt_client(cfg, cfg.ingest, self._client_id, manual_ack=True, buffered=True)
+        client = broker.mqtt_client(cfg, self._account, self._client_id, manual_ack=True, buffered=True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = cfg.session_expiry_s
+        # One ingest: a long session, so the broker queues events while it is down. Workers: the
+        # others take a stopped worker's share, so its session should not hold events for it.
+        props.SessionExpiryInterval = self.config.ingest.shared_session_expiry_s if self.shared else cfg.session_expiry_s
         props.ReceiveMaximum = 1000
         self._client = client
         self._stop.clear()
+        self._connected_or_refused.clear()  # a stopped ingest may be started again
+        self._refused = None
         self._accepting.set()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
@@ -246,6 +259,11 @@ class Ingest:
             self.stop()
             why = self._refused or f"no answer in {timeout:.0f} s"
             raise broker.BrokerError(f"broker at {cfg.host}:{cfg.port} did not accept the ingest login: {why}")
+
+    def event_filter(self) -> str:
+        """The events' subscription: shared by the workers' group when there are several."""
+        events = f"{broker.TOPIC_ROOT}/+/+/event"
+        return f"$share/{self.config.ingest.share_group}/{events}" if self.shared else events
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, commit and acknowledge what was taken, then disconnect."""
@@ -283,8 +301,11 @@ class Ingest:
             self._generation += 1
         # retain_handling=1: retained status only for a new subscription, not on every reconnect.
         opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        client.subscribe([("chot/v1/+/+/event", opts), ("chot/v1/+/+/status", opts)])
-        logger.info("ingest connected (session present: %s)", flags.session_present)
+        # Workers share the events; each sees every status (retained messages are not sent to
+        # shared subscriptions, and a status written N times is still one row).
+        client.subscribe([(self.event_filter(), opts), ("chot/v1/+/+/status", opts)])
+        logger.info("ingest%s connected (session present: %s)",
+                    f" worker {self.worker}" if self.shared else "", flags.session_present)
         self._connected.set()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -400,12 +421,18 @@ class Ingest:
             try:
                 self._commit(batch)
                 return
+            except StoreUnavailable as e:
+                # The database is away: nothing is acknowledged, so units keep their events and the
+                # broker holds the rest back; this loop carries on by itself once it returns.
+                attempt += 1
+                if attempt == 1 or attempt % 20 == 0:
+                    logger.warning("store unavailable, %d messages wait (attempt %d): %s", len(batch), attempt, e)
             except Exception:  # noqa: BLE001 - the ingest must outlive a bad moment of its store
                 attempt += 1
                 logger.exception("could not store a batch of %d messages (attempt %d)", len(batch), attempt)
-                if self._stop.wait(min(5.0, 0.5 * attempt)):
-                    logger.warning("stopping with %d messages not stored: the broker resends them", len(batch))
-                    return
+            if self._stop.wait(min(5.0, 0.5 * attempt)):
+                logger.warning("stopping with %d messages not stored: the broker resends them", len(batch))
+                return
 
     def _commit(self, batch: list[_Item]) -> None:
         events = [item.event for item in batch if item.event is not None]
@@ -452,9 +479,11 @@ class Ingest:
                 client.ack(item.mid, item.qos)
 
 
-def run_ingest(store: Store, config: DashboardConfig, stop: threading.Event, report_every_s: float = 60.0) -> IngestStats:
-    """Run the ingest until `stop` is set, logging its counters now and then (the CLI's loop)."""
-    ingest = Ingest(store, config)
+def run_ingest(store: Store, config: DashboardConfig, stop: threading.Event, report_every_s: float = 60.0,
+               worker: int = 1) -> IngestStats:
+    """Run the ingest (or worker `worker` of several) until `stop` is set, logging its counters
+    now and then (the CLI's loop)."""
+    ingest = Ingest(store, config, worker=worker)
     ingest.start()
     try:
         while not stop.wait(report_every_s):
