@@ -190,7 +190,8 @@ class PostgresStore(SqlStore):
         self._local = threading.local()
         self.migrate()  # first, on a connection of its own: its error says why the database is out of reach
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, name="chot-store", timeout=connect_timeout_s,
+            # A request waits at most 5 s for a connection: a page then says the store is away.
+            url, min_size=1, max_size=pool_size, open=False, name="chot-store", timeout=min(5.0, connect_timeout_s),
             kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout_s))},
             check=ConnectionPool.check_connection, reconnect_timeout=0,
         )
