@@ -1,7 +1,8 @@
 """The dashboard in Debian's chromium: live counts and chart from a real broker and the real ingest.
 
 Each test runs the whole central side: Mosquitto from the shipped config, the ingest, and the
-web app on a threaded HTTP server with a real SQLite file. Units publish over MQTT with their
+web app on a threaded HTTP server, on each store backend (a SQLite file, a PostgreSQL database).
+Units publish over MQTT with their
 own credentials. Screenshots of the main pages go to docs/screenshots/ for the README.
 """
 
@@ -26,8 +27,9 @@ import pytest
 from dashboard.devices import Credentials
 from dashboard.ingest import Ingest
 from dashboard.scope import Scope
-from dashboard.store import SqliteStore
+from dashboard.store import open_store
 from dashboard.web import create_app
+from dashboard.web.state import close_shared_store
 from tests.support.central import Central, start_central
 from tests.support.dashboard_web import ACCOUNTS, LiveServer, password_hash
 
@@ -109,17 +111,18 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) -> Iterator[Site]:
-    yield from run_site(tmp_path, mosquitto_factory, ministry, offline_after_s=1)
+def site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any, store_target: str) -> Iterator[Site]:
+    yield from run_site(tmp_path, mosquitto_factory, ministry, offline_after_s=1, store_target=store_target)
 
 
 def run_site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any,
-             offline_after_s: int) -> Iterator[Site]:
+             offline_after_s: int, store_target: str | None = None) -> Iterator[Site]:
     """The central side with three units registered and the test accounts, until the generator ends."""
     anchor = tmp_path / "anchor.pem"
     pem = ministry.anchor_pem
     anchor.write_bytes(pem if isinstance(pem, bytes) else pem.encode())
-    central = start_central(tmp_path, mosquitto_factory, alarms={"offline_after_s": offline_after_s},
+    central = start_central(tmp_path, mosquitto_factory, store_target=store_target,
+                            alarms={"offline_after_s": offline_after_s},
                             anchor_file=str(anchor))
     units = {
         "lc-ic7-01": central.add_device("lc-ic7-01", "IC7", "080", "10", "IC7 Nội Bài–Lào Cai"),
@@ -128,7 +131,7 @@ def run_site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: An
     }
     for username, (password, role, scope) in ACCOUNTS.items():
         central.store.create_user(username, password_hash(password), role, scope)
-    ingest = Ingest(SqliteStore(central.config.database), central.config)
+    ingest = Ingest(open_store(central.target), central.config)
     ingest.start()
     app = create_app(central.config, {"SECRET_KEY": "browser-test-key", "CHOT_STREAM_MAX_S": 30.0})
     server = LiveServer(app)
@@ -136,6 +139,7 @@ def run_site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: An
         yield Site(central, server, units)
     finally:
         server.stop()
+        close_shared_store(app)
         ingest.stop()
         ingest.store.close()
         central.store.close()
