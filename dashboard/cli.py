@@ -342,6 +342,45 @@ def prune(ctx: click.Context, keep_days: int) -> None:
     click.echo(f"{deleted} events older than {keep_days} days deleted; counts unchanged")
 
 
+@dashboard.command("migrate-store")
+@click.option("--to", "to_url", help="postgresql:// URL of a new, empty database (default: store.url).")
+@click.option("--from", "from_path", type=click.Path(exists=True, dir_okay=False),
+              help="SQLite store to copy (default: the config's database path).")
+@click.pass_context
+@_fail_readably
+def migrate_store(ctx: click.Context, to_url: str | None, from_path: str | None) -> None:
+    """Copy a SQLite store into PostgreSQL, then check every table's rows and digest match.
+
+    Stop the ingest and the web app first (or accept that what they write meanwhile stays behind);
+    afterwards set store.url and start them on PostgreSQL.
+    """
+    from dashboard.store import SqliteStore, is_postgres_url  # noqa: PLC0415
+    from dashboard.store.postgres import PostgresStore  # noqa: PLC0415
+    from dashboard.store.transfer import migrate_store as move  # noqa: PLC0415
+
+    cfg = _config(ctx)
+    url = to_url or cfg.store.resolved_url()
+    if not url or not is_postgres_url(url):
+        raise click.UsageError("give --to postgresql://... (or set store.url)")
+    source = SqliteStore(from_path or str(cfg.database))
+    try:
+        target = PostgresStore(url, pool_size=2)
+        try:
+            click.echo(f"copying {source.path} to {target.location}")
+            checks = move(source, target, progress=lambda table, n: click.echo(f"  {table}: {n} rows"))
+        finally:
+            target.close()
+    finally:
+        source.close()
+    for check in checks:
+        click.echo(f"{'ok  ' if check.ok else 'DIFF'} {check.table}: {check.source_rows} -> {check.target_rows} rows,"
+                   f" digest {check.source_digest[:16]}{'' if check.ok else ' != ' + check.target_digest[:16]}")
+    if not all(check.ok for check in checks):
+        raise click.ClickException("the copy does not match the source: do not switch to it")
+    click.echo(f"store copied and checked: {sum(c.target_rows for c in checks)} rows in {len(checks)} tables match;"
+               " set store.url to use it")
+
+
 @dashboard.command("publish-trust")
 @click.argument("bundle", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--republish", is_flag=True, help="Publish the newest accepted bundle again instead.")
