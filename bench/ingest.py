@@ -16,9 +16,16 @@ One run, one broker started from the shipped config (firmware-config/mosquitto/)
 The simulated units send prebuilt MQTT 3.1.1 packets over raw sockets (so they are not the
 bottleneck) from their own process; the probe runs in its own process, as a browser would.
 
-    .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--json]
+4. backends: the flood of step 2 again for each store backend and worker count (by default
+   SQLite with 1 worker, PostgreSQL with 1, 2 and 4), each worker a `chot dashboard ingest
+   --worker K` process of its own as deployed, sharing the events through the broker's shared
+   subscription; rate = events / (start -> all stored, read from the store's change marker),
+   beside the bare rate of the same round. PostgreSQL runs durably (fsync on), as SQLite does.
+
+    .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--backend all] [--workers 1,2,4] [--json]
 
 Aims (issue 4): ingest >= half the bare rate and >= 5,000 events/s; stream delay p95 < 500 ms.
+Aims (issue 14): PostgreSQL with 4 workers >= SQLite with 1, and >= 5,000 events/s.
 """
 
 from __future__ import annotations
@@ -60,9 +67,10 @@ from dashboard.config import DashboardConfig, parse_config  # noqa: E402
 from dashboard.devices import add_device, init_broker  # noqa: E402
 from dashboard.ingest import Ingest  # noqa: E402
 from dashboard.scope import Scope  # noqa: E402
-from dashboard.store import SqliteStore  # noqa: E402
+from dashboard.store import Store, open_store  # noqa: E402
 from common.localnet import free_port, wait_for_port  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
+from tests.support.postgres import PostgresCluster  # noqa: E402
 
 REPRODUCE = ".venv/bin/python bench/ingest.py"
 PROBE_CHECKPOINT = "PROBE"
@@ -264,18 +272,25 @@ def probe(port: int, web_port: int, device: str, password: str, user: tuple[str,
 
 # -- the run -----------------------------------------------------------------------------------
 
-def _bench_config(folder: Path, port: int, web_port: int) -> tuple[DashboardConfig, Path]:
+def _bench_config(folder: Path, port: int, web_port: int, store_url: str | None = None,
+                  workers: int = 1) -> tuple[DashboardConfig, Path]:
     data: dict[str, Any] = {
         "data_dir": str(folder / "central"),
         "mqtt": {"port": port, "ingest": {"username": "chot-ingest", "password": secrets.token_urlsafe(12)},
                  "dashboard": {"username": "chot-dashboard", "password": secrets.token_urlsafe(12)}},
         "broker": {"listen_port": port, "user": getpass.getuser()},
         "web": {"port": web_port, "secret_key": secrets.token_urlsafe(32)},
+        "ingest": {"workers": workers},
     }
+    if store_url:
+        data["store"] = {"url": store_url}
     path = folder / "central.toml"
     lines = [f'data_dir = "{data["data_dir"]}"', "[web]", f"port = {web_port}",
              f'secret_key = "{data["web"]["secret_key"]}"', "[mqtt]", f"port = {port}",
-             "[broker]", f"listen_port = {port}", f'user = "{getpass.getuser()}"']
+             "[broker]", f"listen_port = {port}", f'user = "{getpass.getuser()}"',
+             "[ingest]", f"workers = {workers}"]
+    if store_url:
+        lines += ["[store]", f'url = "{store_url}"']
     path.write_text("\n".join(lines) + "\n")
     return parse_config(data), path
 
@@ -349,21 +364,22 @@ class _Central:
     web_port: int
     config: DashboardConfig
     toml_path: Path
-    store: SqliteStore
+    store: Store
+    broker: Mosquitto
     units: list[tuple[str, str, str]]
     probe_password: str
     web_password: str
 
 
 @contextlib.contextmanager
-def _central(devices: int) -> Iterator[_Central]:
+def _central(devices: int, store_url: str | None = None, workers: int = 1) -> Iterator[_Central]:
     """Set up a fresh central with `devices` units (plus a probe unit and an admin), then tear down."""
     from dashboard.web.auth import hash_password  # noqa: PLC0415 - the web app's own hasher
 
     folder = Path(tempfile.mkdtemp(prefix="chot-bench-ingest-"))
     port, web_port = free_port(), free_port()
-    config, toml_path = _bench_config(folder, port, web_port)
-    store = SqliteStore(config.database or "")
+    config, toml_path = _bench_config(folder, port, web_port, store_url, workers)
+    store = open_store(config.store_target())
     broker = None
     try:
         init_broker(store, config)
@@ -379,7 +395,8 @@ def _central(devices: int) -> Iterator[_Central]:
         assert config.broker.mosquitto_conf is not None
         broker = Mosquitto(folder, config.broker.mosquitto_conf.read_text(), port)
         broker.start()
-        yield _Central(folder, port, web_port, config, toml_path, store, units, probe_creds.password, web_password)
+        yield _Central(folder, port, web_port, config, toml_path, store, broker, units, probe_creds.password,
+                       web_password)
     finally:
         if broker is not None:
             broker.stop()
@@ -443,12 +460,89 @@ def _stream_delay(devices: int, probes: int, paced_rate: float, paced_s: float, 
         return {"paced": paced, "paced_rate": paced_rate, "probe": probed}
 
 
+def _start_workers(c: _Central, workers: int) -> list[subprocess.Popen[bytes]]:
+    """`chot dashboard ingest --worker K` processes, returned once each is subscribed."""
+    env = {**os.environ, "CHOT_INGEST_MQTT_PASSWORD": c.config.mqtt.ingest.resolved_password() or ""}
+    procs = []
+    for k in range(1, workers + 1):
+        log = open(c.folder / f"ingest-{k}.log", "wb")  # noqa: SIM115 - closed with the folder
+        procs.append(subprocess.Popen([sys.executable, "-m", "chot", "-v", "dashboard", "-c", str(c.toml_path),
+                                       "ingest", "--worker", str(k)], cwd=ROOT, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+    for k, proc in enumerate(procs, start=1):
+        log_path = c.folder / f"ingest-{k}.log"
+        if not _wait(lambda: "connected" in log_path.read_text(errors="replace") or proc.poll() is not None, 60):
+            raise RuntimeError(f"ingest worker {k} did not connect: {log_path.read_text(errors='replace')[-500:]}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"ingest worker {k} exited: {log_path.read_text(errors='replace')[-500:]}")
+    time.sleep(0.3)  # the subscribe right after the connection
+    return procs
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _backend_flood(devices: int, per_unit: int, timeout: float, store_url: str | None, workers: int) -> dict[str, Any]:
+    """One round of one backend and worker count: bare flood, then the flood into the workers."""
+    with _central(devices, store_url, workers) as c:
+        bare = _bare_rate(c.port, c.units, per_unit, 1, c.config, timeout)
+        procs = _start_workers(c, workers)
+        try:
+            base = c.store.change_marker()
+            chot = _run_load(c.port, c.units, per_unit, per_unit + 1, lambda: c.store.change_marker() - base, timeout)
+        finally:
+            _stop_workers(procs)
+        chot.pop("started", None)
+        stored = c.store.change_marker() - base
+        return {"bare": bare, "chot": chot, "stored": stored, "duplicates": 0 if stored == chot["events"] else None}
+
+
+def backend_combinations(backend: str, workers: list[int]) -> list[tuple[str, int]]:
+    """(backend, workers) pairs to measure: SQLite runs one worker only (it cannot share a store)."""
+    combos = []
+    if backend in ("all", "sqlite"):
+        combos.append(("sqlite", 1))
+    if backend in ("all", "postgres"):
+        combos += [("postgres", n) for n in workers]
+    return combos
+
+
+def run_backends(devices: int, per_unit: int, timeout: float, combos: list[tuple[str, int]],
+                 rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """Every combination, `rounds` times each, on a fresh central (and database) every round."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    cluster = None
+    try:
+        if any(b == "postgres" for b, _ in combos):
+            cluster = PostgresCluster(durable=True)
+            cluster.start()
+        for backend, workers in combos:
+            key = f"{backend}_{workers}w"
+            for r in range(rounds):
+                url = cluster.create_database(f"bench_{key}_{r}") if backend == "postgres" and cluster else None
+                results.setdefault(key, []).append(_backend_flood(devices, per_unit, timeout, url, workers))
+    finally:
+        if cluster is not None:
+            cluster.remove()
+    return results
+
+
 def run(devices: int, per_unit: int, probes: int, timeout: float, paced_rate: float = 5000.0,
-        paced_s: float = 8.0, rounds: int = 3) -> dict[str, Any]:
-    """Flood rounds (each on a fresh central), then the stream-delay run; returns the raw figures."""
+        paced_s: float = 8.0, rounds: int = 3, combos: list[tuple[str, int]] | None = None) -> dict[str, Any]:
+    """Flood rounds (each on a fresh central), then the stream-delay run, then the backends;
+    returns the raw figures."""
     floods = [_floods(devices, per_unit, timeout) for _ in range(rounds)]
-    return {"rounds": floods, "devices": devices, "per_unit": per_unit,
-            **_stream_delay(devices, probes, paced_rate, paced_s, timeout)}
+    raw = {"rounds": floods, "devices": devices, "per_unit": per_unit,
+           **_stream_delay(devices, probes, paced_rate, paced_s, timeout)}
+    raw["backends"] = run_backends(devices, per_unit, timeout, combos or [], rounds) if combos else {}
+    return raw
 
 
 def _rate(part: dict[str, Any]) -> float:
@@ -483,10 +577,36 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "probe_error": raw["probe"].get("error"),
         "aims": {"chot_ge_half_bare": bool(bare) and chot >= bare / 2, "chot_ge_5000": chot >= 5000,
                  "stream_p95_lt_500ms": bool(delays) and (pct(0.95) or 1e9) < 500},
+        **_summarize_backends(raw.get("backends", {})),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average": [round(x, 1) for x in os.getloadavg()]},
         "command": REPRODUCE,
     }
+
+
+NATIONAL_CHECKPOINTS, SCANS_PER_HOUR = 10_000, 300  # peak: every checkpoint busy at once
+NATIONAL_EVENTS_PER_S = NATIONAL_CHECKPOINTS * SCANS_PER_HOUR / 3600
+
+
+def _summarize_backends(backends: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per combination (`sqlite_1w`, `postgres_4w`, ...): best rate with acks, bare rate of that
+    round, their ratio; the issue's aims; headroom over the national peak load."""
+    if not backends:
+        return {}
+    out: dict[str, Any] = {}
+    for key, rounds in backends.items():
+        best = max(rounds, key=lambda r: _rate(r["chot"]))
+        rate, bare = _rate(best["chot"]), _rate(best["bare"])
+        out[key] = {"events_per_s": round(rate), "bare_events_per_s": round(bare),
+                    "over_bare": round(rate / bare, 3) if bare else None,
+                    "each_round": [round(_rate(r["chot"])) for r in rounds],
+                    "complete": all(r["chot"]["complete"] for r in rounds),
+                    "stored_exactly": all(r["stored"] == r["chot"]["events"] for r in rounds),
+                    "national_headroom": round(rate / NATIONAL_EVENTS_PER_S, 1)}
+    pg4, sq1 = out.get("postgres_4w", {}).get("events_per_s"), out.get("sqlite_1w", {}).get("events_per_s")
+    return {"backends": out, "national_events_per_s": round(NATIONAL_EVENTS_PER_S),
+            "backend_aims": {"postgres_4w_ge_sqlite_1w": None if pg4 is None or sq1 is None else pg4 >= sq1,
+                             "postgres_4w_ge_5000": None if pg4 is None else pg4 >= 5000}}
 
 
 @click.command()
@@ -498,11 +618,20 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--seconds", "paced_s", default=8.0, show_default=True, help="Length of the steady load.")
 @click.option("--rounds", default=3, show_default=True, help="Flood rounds (fresh broker each); best counts.")
 @click.option("--timeout", default=120.0, show_default=True, help="Upper bound of each wait, seconds.")
+@click.option("--backend", type=click.Choice(["all", "sqlite", "postgres", "none"]), default="all", show_default=True,
+              help="Store backends of the per-backend table (none: skip it).")
+@click.option("--workers", "workers_list", default="1,2,4", show_default=True,
+              help="Ingest worker counts to measure on PostgreSQL (comma-separated).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def main(devices: int, per_unit: int, probes: int, paced_rate: float, paced_s: float, rounds: int,
-         timeout: float, as_json: bool) -> None:
+         timeout: float, backend: str, workers_list: str, as_json: bool) -> None:
     """Ingest throughput vs the bare broker, and publish-to-live-stream delay under that load."""
-    summary = summarize(run(devices, per_unit, probes, timeout, paced_rate, paced_s, rounds))
+    try:
+        workers = [int(w) for w in workers_list.split(",") if w.strip()]
+    except ValueError:
+        raise click.BadParameter("--workers takes numbers like 1,2,4") from None
+    combos = [] if backend == "none" else backend_combinations(backend, workers)
+    summary = summarize(run(devices, per_unit, probes, timeout, paced_rate, paced_s, rounds, combos))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -531,6 +660,16 @@ def main(devices: int, per_unit: int, probes: int, paced_rate: float, paced_s: f
     if summary["probe_error"]:
         click.echo(f"  probe error: {summary['probe_error']}")
     click.echo(f"aims met: {summary['aims']}")
+    if summary.get("backends"):
+        click.echo(f"per backend, each worker its own process (best of {rounds}; national peak "
+                   f"{summary['national_events_per_s']:,} ev/s = {NATIONAL_CHECKPOINTS:,} checkpoints x "
+                   f"{SCANS_PER_HOUR} scans/h):")
+        click.echo(f"  {'backend':<16} {'stored+acked':>14} {'bare':>12} {'ratio':>7} {'headroom':>9}  rounds")
+        for key, b in summary["backends"].items():
+            click.echo(f"  {key:<16} {b['events_per_s']:>10,} ev/s {b['bare_events_per_s']:>8,} ev/s "
+                       f"{b['over_bare']!s:>7} {b['national_headroom']:>8}x  {b['each_round']}"
+                       f"{'' if b['complete'] and b['stored_exactly'] else '  INCOMPLETE'}")
+        click.echo(f"backend aims met: {summary['backend_aims']}")
     click.echo(f"reproduce: {REPRODUCE}")
 
 

@@ -9,11 +9,13 @@ all-time per-checkpoint totals `/metrics` reads, and opening a store (once per w
 
 Same seed, same data: the `digest` of every query's result is printed too, so two runs on
 different code can be checked to answer the same (`--json` gives the per-query digests).
+Each backend (SQLite, and PostgreSQL in a throwaway durable cluster) is built from the same
+events and asked the same queries in one run; their digests must agree.
 
 The daily report and its XLSX workbook are timed the same way; the overview snapshot, timed
 beside them, is their peer (the `report / overview` ratio is printed).
 
-    .venv/bin/python bench/store.py [--events 100000 | --million] [--repeat 5] [--json]
+    .venv/bin/python bench/store.py [--events 100000 | --million] [--repeat 5] [--backend all] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.scope import Scope  # noqa: E402
-from dashboard.store import Event, SqliteStore  # noqa: E402
+from dashboard.store import Event, Store, open_store  # noqa: E402
 from dashboard.web.reports import Area, report, report_sheets  # noqa: E402
 from dashboard.web.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
 from dashboard.web.spreadsheet import xlsx_bytes  # noqa: E402
@@ -58,10 +60,10 @@ REASONS = {
 }
 
 
-def build(path: Path, events: int, seed: int) -> dict[str, Any]:
-    """Fill a new store at `path` with the bench's registry and `events` verdicts."""
+def build(target: str, events: int, seed: int) -> dict[str, Any]:
+    """Fill a new store at `target` (path or URL) with the bench's registry and `events` verdicts."""
     rng = random.Random(seed)
-    store = SqliteStore(path)
+    store = open_store(target)
     checkpoints = []
     for i in range(CHECKPOINTS):
         province = f"{i % PROVINCES + 1:02d}"
@@ -126,9 +128,9 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def measure(path: Path, repeat: int) -> list[dict[str, Any]]:
+def measure(target: str, repeat: int) -> list[dict[str, Any]]:
     """Time every query for every scope and period; one row per (query, scope)."""
-    store = SqliteStore(path)
+    store: Store = open_store(target)
     today = NOW.astimezone(TZ).date()
     periods = {"today": day_period(today, today, TZ), "7 days": day_period(today - timedelta(days=6), today, TZ)}
     scopes = {"all": Scope.all(), "province": Scope.of(provinces=["01"]), "checkpoint": Scope.of(checkpoints=["CP000"])}
@@ -159,13 +161,18 @@ def measure(path: Path, repeat: int) -> list[dict[str, Any]]:
     ms, result = timed(lambda: store.totals_by(Scope.all(), epoch, NOW + timedelta(days=1), "checkpoint"), repeat)
     rows.append({"query": "/metrics all-time totals_by checkpoint", "scope": "all", "all time": round(ms, 2),
                  "all time digest": digest(result)})
-    store.close()
+    if store.shared:
+        # A pooled store is opened once per web process; a request only borrows a connection.
+        ms, _ = timed(lambda: store.list_checkpoints(Scope.none()), max(repeat, 20))
+        store.close()
+    else:
+        store.close()
 
-    def open_close() -> None:
-        SqliteStore(path).list_checkpoints(Scope.none())  # open, first read, as a web request does
+        def open_close() -> None:
+            open_store(target).list_checkpoints(Scope.none())  # open, first read, as a web request does
 
-    ms, _ = timed(open_close, max(repeat, 20))
-    rows.append({"query": "open a store (per web request)", "scope": "-", "once": round(ms, 2)})
+        ms, _ = timed(open_close, max(repeat, 20))
+    rows.append({"query": "store for a web request (open or borrow)", "scope": "-", "once": round(ms, 2)})
     return rows
 
 
@@ -195,32 +202,63 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_backend(backend: str, events: int, seed: int, repeat: int, db_path: Path | None) -> dict[str, Any]:
+    """Build (or reuse, SQLite with --db) and measure one backend."""
+    with tempfile.TemporaryDirectory(prefix="chot-bench-store-") as tmp:
+        cluster = None
+        try:
+            if backend == "postgres":
+                from tests.support.postgres import PostgresCluster  # noqa: PLC0415 - only when asked for
+
+                cluster = PostgresCluster(durable=True)  # its own folder: the server user must reach it
+                cluster.start()
+                target = cluster.create_database("bench_store")
+            else:
+                target = str(db_path or Path(tmp) / "chot.db")
+            if backend == "sqlite" and db_path and db_path.exists():
+                info: dict[str, Any] = {"events": events, "build_s": 0.0, "events_per_s": 0, "reused": str(db_path)}
+            else:
+                info = build(target, events, seed)
+            info["repeat"] = repeat
+            info["backend"] = backend
+            with flask.Flask("bench").test_request_context():  # the overview's texts read the request's language
+                rows = measure(target, repeat)
+        finally:
+            if cluster is not None:
+                cluster.remove()
+    return {"info": info, "rows": rows,
+            "digest": digest([{k: v for k, v in r.items() if k.endswith("digest")} for r in rows])}
+
+
 @click.command()
 @click.option("--events", default=100_000, show_default=True, help="Verdicts to store.")
 @click.option("--million", is_flag=True, help="Store 1,000,000 verdicts (overrides --events).")
 @click.option("--repeat", default=5, show_default=True, help="Runs per query; the median is reported.")
 @click.option("--seed", default=4, show_default=True, help="Random seed of the data.")
+@click.option("--backend", type=click.Choice(["all", "sqlite", "postgres"]), default="all", show_default=True,
+              help="Which store backends to build and query (all: both, in one run).")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Keep the built store here (reused when it exists) instead of a temporary file.")
+              help="Keep the built SQLite store here (reused when it exists) instead of a temporary file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def main(events: int, million: bool, repeat: int, seed: int, db_path: Path | None, as_json: bool) -> None:
-    """Time the dashboard's store queries on a store of national size."""
+def main(events: int, million: bool, repeat: int, seed: int, backend: str, db_path: Path | None,
+         as_json: bool) -> None:
+    """Time the dashboard's store queries on a store of national size, on each backend."""
     events = 1_000_000 if million else events
     if not 1 <= events <= 5_000_000 or not 1 <= repeat <= 100:
         raise click.BadParameter("--events must be 1..5,000,000 and --repeat 1..100")
-    with tempfile.TemporaryDirectory(prefix="chot-bench-store-") as tmp:
-        path = db_path or Path(tmp) / "chot.db"
-        if db_path and db_path.exists():
-            info: dict[str, Any] = {"events": events, "build_s": 0.0, "events_per_s": 0, "reused": str(db_path)}
-        else:
-            info = build(path, events, seed)
-        info["repeat"] = repeat
-        with flask.Flask("bench").test_request_context():  # the overview's texts read the request's language
-            rows = measure(path, repeat)
+    names = ["sqlite", "postgres"] if backend == "all" else [backend]
+    results = {name: run_backend(name, events, seed, repeat, db_path) for name in names}
+    same = len({r["digest"] for r in results.values()}) == 1
     if as_json:
-        click.echo(json.dumps({"info": info, "rows": rows}, indent=2))
-    else:
-        click.echo(render(info, rows))
+        first = results[names[0]]
+        click.echo(json.dumps({"info": first["info"], "rows": first["rows"], "backends": results,
+                               "same_answers": same}, indent=2))
+        return
+    for name, result in results.items():
+        click.echo(f"== {name}")
+        click.echo(render(result["info"], result["rows"]))
+    if len(results) > 1:
+        click.echo(f"same answers on every backend: {same}")
 
 
 if __name__ == "__main__":

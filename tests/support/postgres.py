@@ -47,7 +47,9 @@ class PostgresCluster:
     """One PostgreSQL server with its own data folder; `url(db)` names a database on it.
 
     `durable=False` (tests) turns fsync off: a test never survives a power cut. Benches pass
-    `durable=True` so commits cost what they cost in production.
+    `durable=True` so commits cost what they cost in production. A given `root` must be
+    reachable by the server user (as root: not inside a 0700 folder such as pytest's tmp_path);
+    by default a fresh folder under the system's temp folder is made.
     """
 
     def __init__(self, root: Path | None = None, *, port: int | None = None, durable: bool = False,
