@@ -310,6 +310,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, dev: bool) -> 
     from dashboard.web import create_app  # noqa: PLC0415
 
     cfg = _config(ctx)
+    _store(ctx).close()  # an unreachable or unusable store stops the start with its reason
     app = create_app(cfg)
     if dev:
         app.run(host=host or cfg.web.host, port=cfg.web.port if port is None else port, threaded=True,
@@ -362,7 +363,10 @@ def migrate_store(ctx: click.Context, to_url: str | None, from_path: str | None)
     url = to_url or cfg.store.resolved_url()
     if not url or not is_postgres_url(url):
         raise click.UsageError("give --to postgresql://... (or set store.url)")
-    source = SqliteStore(from_path or str(cfg.database))
+    source_path = from_path or str(cfg.database)
+    if not Path(source_path).is_file():
+        raise click.ClickException(f"no SQLite store at {source_path} to copy (give --from)")
+    source = SqliteStore(source_path)
     try:
         target = PostgresStore(url, pool_size=2)
         try:

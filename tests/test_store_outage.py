@@ -16,7 +16,7 @@ from chot.cli import main
 from common.localnet import free_port
 from dashboard.ingest import Ingest
 from dashboard.scope import Scope
-from dashboard.store import StoreUnavailable, open_store
+from dashboard.store import SqliteStore, StoreUnavailable, open_store
 from dashboard.store.postgres import PostgresStore, redact_url
 from tests.support.central import start_central, wait_until
 from tests.support.dashboard_web import login, make_app, seed
@@ -46,7 +46,9 @@ def test_unreachable_at_start_is_one_line_naming_the_url_without_its_password(tm
     url = f"postgresql://chot:very-secret-pw@127.0.0.1:{port}/chot"
     conf = tmp_path / "central.toml"
     conf.write_text(f'data_dir = "{tmp_path / "data"}"\n[store]\nurl = "{url}"\n')
-    for command in (["init"], ["ingest"], ["create-user", "x", "--role", "admin"], ["prune"]):
+    SqliteStore(tmp_path / "old.db").close()  # something for migrate-store to copy
+    for command in (["init"], ["ingest"], ["serve"], ["create-user", "x", "--role", "admin"], ["prune"],
+                    ["migrate-store", "--from", str(tmp_path / "old.db")]):
         result = CliRunner().invoke(main, ["dashboard", "-c", str(conf), *command],
                                     env={"CHOT_NEW_USER_PASSWORD": "long-enough-password"})
         assert result.exit_code != 0, result.output
