@@ -31,9 +31,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import rollup
 from dashboard.store.base import (
-    STATUS_COLUMNS, Event, InvalidRecord, StatusUpdate, StoreError, StoreUnavailable, counted_minute, to_ms,
+    Event, InvalidRecord, StoreError, StoreUnavailable, counted_minute, to_ms,
 )
-from dashboard.store.sql import SqlStore
+from dashboard.store.sql import SqlStore, check_events, warn_counter_reset
 
 logger = logging.getLogger(__name__)
 
@@ -298,9 +298,7 @@ class PostgresStore(SqlStore):
     def record_events(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
-        for event in batch:
-            if not isinstance(event, Event):
-                raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
+        check_events(batch)
         # Key order: two workers storing overlapping batches lock the same rows in the same order.
         ordered = sorted(batch, key=lambda e: (e.device, e.seq))
         for attempt in range(5):
@@ -359,27 +357,7 @@ class PostgresStore(SqlStore):
             ts = stored.get((e.device, e.seq))
             if e.device not in warned and ts is not None and ts != to_ms(e.ts):
                 warned.add(e.device)
-                logger.warning("device %s sent seq %d again with another time: its sequence counter was"
-                               " reset, so these events are not counted; register it under a new id",
-                               e.device, e.seq)
-
-    def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
-        at = to_ms(received_at)
-        values = [getattr(status, name) for name in STATUS_COLUMNS]
-        sets = ", ".join(f"{name} = ?" for name in STATUS_COLUMNS)
-        with self._write() as conn:
-            if status.state == "online":
-                cur = conn.execute(
-                    f"UPDATE devices SET state = ?, status_at = ?, {sets},"
-                    " last_seen = GREATEST(COALESCE(last_seen, 0), ?) WHERE id = ?",
-                    (status.state, at, *values, at, device_id),
-                )
-            else:
-                cur = conn.execute("UPDATE devices SET state = ?, status_at = ? WHERE id = ?",
-                                   (status.state, at, device_id))
-            if cur.rowcount:
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
-            return bool(cur.rowcount > 0)
+                warn_counter_reset(e.device, e.seq)
 
     # -- sessions shared by every web process -------------------------------------------------
     def end_session(self, sid: str, until: datetime) -> None:

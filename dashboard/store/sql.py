@@ -19,12 +19,26 @@ from typing import Any
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    CODE_RE, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, USERNAME_RE, Bucket, Checkpoint, Counts,
-    Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount, Store, TrustRecord,
+    CODE_RE, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket, Checkpoint,
+    Counts, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount, StatusUpdate, Store, TrustRecord,
     UnknownCheckpoint, UnknownUser, User, check_id, from_ms, minute_range, to_ms,
 )
 
 logger = logging.getLogger(__name__)
+
+
+def check_events(batch: Sequence[Event]) -> None:
+    """Refuse a batch holding anything but Event records (they are what was validated)."""
+    for event in batch:
+        if not isinstance(event, Event):
+            raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
+
+
+def warn_counter_reset(device: str, seq: int) -> None:
+    """A duplicate (device, seq) with a different time is not a redelivery: the unit's counter
+    restarted (a new SD card?), and its new events would be dropped. Say so loudly."""
+    logger.warning("device %s sent seq %d again with another time: its sequence counter was"
+                   " reset, so these events are not counted; register it under a new id", device, seq)
 
 
 class SqlStore(Store):
@@ -116,6 +130,25 @@ class SqlStore(Store):
             self._DEVICE_SELECT + f" WHERE {where} ORDER BY d.checkpoint, d.id", params
         ).fetchall()
         return [self._device(row) for row in rows]
+
+    def record_status(self, device_id: str, status: StatusUpdate, received_at: datetime) -> bool:
+        at = to_ms(received_at)
+        values = [getattr(status, name) for name in STATUS_COLUMNS]
+        sets = ", ".join(f"{name} = ?" for name in STATUS_COLUMNS)
+        with self._write() as conn:
+            if status.state == "online":
+                cur = conn.execute(
+                    f"UPDATE devices SET state = ?, status_at = ?, {sets}, last_seen = CASE WHEN last_seen IS NULL"
+                    " OR last_seen < ? THEN ? ELSE last_seen END WHERE id = ?",
+                    (status.state, at, *values, at, at, device_id),
+                )
+            else:
+                # An offline will carries no health: keep the last known values for the page.
+                cur = conn.execute("UPDATE devices SET state = ?, status_at = ? WHERE id = ?",
+                                   (status.state, at, device_id))
+            if cur.rowcount:
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
+            return bool(cur.rowcount > 0)
 
     # -- queries -----------------------------------------------------------------------------
     def _sum_counts(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], str], *,
