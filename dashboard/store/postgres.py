@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import rollup
 from dashboard.store.base import (
-    Event, InvalidRecord, StoreError, StoreUnavailable, counted_minute, to_ms,
+    Event, StoreError, StoreUnavailable, counted_minute, to_ms,
 )
 from dashboard.store.sql import SqlStore, check_events, warn_counter_reset
 
