@@ -89,8 +89,9 @@ class EndedSessions:
     """Ids of sessions ended by logout, kept until they would have expired anyway.
 
     Sessions live in signed cookies, so a copied cookie would outlive its logout; remembering
-    the ended ids refuses it. Kept in this process's memory: a restart forgets them (the
-    cookies still expire after PERMANENT_SESSION_LIFETIME).
+    the ended ids refuses it. Kept in this process's memory when the store keeps no sessions
+    (SQLite, one web process): a restart forgets them (the cookies still expire after
+    PERMANENT_SESSION_LIFETIME). With PostgreSQL they live in the store (`session_was_ended`).
     """
 
     def __init__(self) -> None:
