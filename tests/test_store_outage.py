@@ -121,3 +121,21 @@ def test_pages_say_the_store_is_unavailable_and_come_back(tmp_path: Path, own_cl
     assert wait_until(lambda: client.get("/").status_code == 200, 30)  # no restart needed
     assert seeded.store.totals(Scope.all(), *DAY).total >= 0
     seeded.close()
+
+
+def test_a_live_stream_ends_cleanly_when_the_store_goes(tmp_path: Path, own_cluster: PostgresCluster) -> None:
+    seeded = seed(own_cluster.create_database("live"))
+    app = make_app(seeded, tmp_path / "instance", CHOT_STREAM_MAX_S=60.0)
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    stream = client.get("/stream/overview", buffered=False)
+    chunks = iter(stream.response)
+    assert b"retry: 1000" in next(chunks) and b"event: update" in next(chunks)
+    own_cluster.stop()
+    rest = b"".join(chunks)  # ends by itself (well before its 60 s), no exception
+    assert b"retry: 10000" in rest and b"event: unavailable" in rest
+    stream.close()
+    assert client.get("/stream/overview").status_code == 503  # a new stream is refused with a reason
+    own_cluster.start()
+    assert wait_until(lambda: client.get("/").status_code == 200, 30)
+    seeded.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, request, stream_with_context
 
+from dashboard.store import StoreUnavailable
 from dashboard.web import snapshots
 from dashboard.web.auth import error_response, roles_required
 from dashboard.web.i18n import current_language, translate
@@ -86,6 +87,16 @@ def live_stream(page: str, view_key: tuple[Any, ...], render: Callable[[], str |
 
     def events() -> Iterator[str]:
         yield "retry: 1000\n\n"
+        try:
+            yield from updates()
+        except StoreUnavailable as e:
+            # The database went away: end the stream cleanly; the browser tries again later
+            # (and gets the 503 page's reason until the store is back).
+            logger.warning("live stream of %s ended: %s", page, e)
+            yield "retry: 10000\n\n"
+            yield sse_message("unavailable", {"page": page})
+
+    def updates() -> Iterator[str]:
         deadline = time.monotonic() + max_s
         last_marker: int | None = None
         last_html: str | None = None

@@ -9,7 +9,12 @@
     function setState(s) { if (status) status.setAttribute("data-state", s); }
     var source = new EventSource(region.getAttribute("data-stream"));
     source.onopen = function () { setState("open"); };
-    source.onerror = function () { setState("lost"); };
+    source.onerror = function () {
+      setState("lost");
+      // Refused outright (the store unavailable: a 503) EventSource gives up; try again later.
+      if (source.readyState === EventSource.CLOSED) window.setTimeout(start, 15000);
+    };
+    source.addEventListener("unavailable", function () { setState("lost"); });
     source.addEventListener("update", function (e) {
       var msg = JSON.parse(e.data);
       if (msg.page !== region.getAttribute("data-live")) return;
