@@ -25,10 +25,10 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
 UTC = timezone.utc
 
 
-def test_roster_to_unit_and_decisions_to_store_exactly_once(tmp_path, mosquitto_factory, ministry):
+def test_roster_to_unit_and_decisions_to_store_exactly_once(tmp_path, mosquitto_factory, ministry, store_target):
     anchor = tmp_path / "anchor.pem"
     anchor.write_bytes(ministry.anchor_pem)
-    central = start_central(tmp_path, mosquitto_factory, anchor_file=str(anchor))
+    central = start_central(tmp_path, mosquitto_factory, store_target=store_target, anchor_file=str(anchor))
     creds = central.add_device("ic7-lane1", "IC7")
     central.add_device("ic7-lane2", "IC7")
     officers.add_officer(central.store, central.config, "IC7", "CA-0142", "Nguyễn Văn An", "police", "482159")

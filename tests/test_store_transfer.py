@@ -30,6 +30,8 @@ def answers(store: object) -> list[object]:
         out.append(store.recent_events(scope, limit=20))  # type: ignore[attr-defined]
     out += [store.list_users(), store.latest_trust_bundle(), store.reject_counts(),  # type: ignore[attr-defined]
             store.list_devices(Scope.all()), store.change_marker(),  # type: ignore[attr-defined]
+            store.decision_counts(Scope.all(), EPOCH, FAR), store.list_officers(Scope.all()),  # type: ignore[attr-defined]
+            store.latest_roster("C1"),  # type: ignore[attr-defined]
             store.login_failures("hanoi", "10.0.0.1", timedelta(days=3650))]  # type: ignore[attr-defined]
     return out
 
@@ -44,6 +46,14 @@ def test_a_sqlite_store_moves_to_postgres_with_every_answer_kept(tmp_path: Path,
     sqlite.record_login_failure("hanoi", "10.0.0.1", at=T0)
     sqlite.save_trust_bundle(4, b"\x00signed\xff", T0, T0 + timedelta(days=1), "root")
     sqlite.record_rejects({"bad_json": 3})
+    sqlite.upsert_officer("C1", "CA-0142", "Nguyễn Văn An", "police", '{"scrypt": "hash"}')
+    sqlite.save_roster("C1", 3, b"\x01signed roster")
+    at = T0 + timedelta(days=2)
+    sqlite.record_events([Event("d-C1", "C1", 9_000, at, "decision", "paper_proof", "vn-2021", 1, at,
+                                outcome="let_through", officer="CA-0142", follows_seq=8_999, follows_result="red",
+                                follows_reason="too_soon_after_dose"),
+                          Event("d-C1", "C1", 9_001, at, "manual", "paper_proof", "vn-2021", 1, at,
+                                outcome="turned_back", officer="CA-0142")])
     expected = answers(sqlite)
 
     conf = tmp_path / "central.toml"

@@ -68,6 +68,9 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+DECISION_KEY = ("checkpoint", "minute", "officer", "outcome", "reason", "follows_result", "follows_reason")
+_DECISION_TYPES = ("text", "bigint", "text", "text", "text", "text", "text")
+
 # The schema at its first version: what SQLite reaches at its schema 3 (roll-ups included),
 # plus the ended-sessions table the web processes share.
 _SCHEMA_1 = [
@@ -84,7 +87,8 @@ _SCHEMA_1 = [
     "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, device text NOT NULL,"
     " seq bigint NOT NULL, checkpoint text NOT NULL, ts bigint NOT NULL, received_at bigint NOT NULL,"
     " minute bigint NOT NULL, result text NOT NULL, reason text NOT NULL, policy text NOT NULL,"
-    " trust_version bigint, CONSTRAINT events_device_seq UNIQUE (device, seq))",
+    " trust_version bigint, outcome text, officer text, follows_seq bigint, follows_result text, follows_reason text,"
+    " CONSTRAINT events_device_seq UNIQUE (device, seq))",
     "CREATE INDEX events_checkpoint_recent ON events (checkpoint, id)",  # a checkpoint's latest events
     "CREATE INDEX events_received ON events (received_at)",  # pruning
     *(f"CREATE TABLE {table} {_ROLLUP_DDL}" for table in rollup.CHECKPOINT_TABLES.values()),
@@ -101,6 +105,14 @@ _SCHEMA_1 = [
     "CREATE TABLE trust_bundles (version bigint PRIMARY KEY, raw bytea NOT NULL, issued_at bigint,"
     " next_update bigint, uploaded_at bigint NOT NULL, uploaded_by text)",
     "CREATE TABLE ended_sessions (sid text PRIMARY KEY, until bigint NOT NULL)",
+    # Officer decisions (SQLite's schema 4): their roll-up per minute, the officers, the rosters.
+    f"CREATE TABLE decision_counts ({', '.join(f'{c} {t} NOT NULL' for c, t in zip(DECISION_KEY, _DECISION_TYPES))},"
+    f" count bigint NOT NULL, PRIMARY KEY ({', '.join(DECISION_KEY)}))",
+    "CREATE TABLE officers (checkpoint text NOT NULL REFERENCES checkpoints (id), id text NOT NULL,"
+    " name text NOT NULL, role text NOT NULL, pin text NOT NULL, updated_at bigint NOT NULL,"
+    " PRIMARY KEY (checkpoint, id))",
+    "CREATE TABLE rosters (checkpoint text PRIMARY KEY, version bigint NOT NULL, raw bytea NOT NULL,"
+    " published_at bigint NOT NULL)",
 ]
 
 # Append-only, like SQLite's: entry N brings the schema from version N to N+1.
@@ -310,33 +322,49 @@ class PostgresStore(SqlStore):
         return self._record_events(ordered)
 
     def _record_events(self, batch: Sequence[Event]) -> int:
-        columns: list[list[Any]] = [[] for _ in range(10)]
+        columns: list[list[Any]] = [[] for _ in range(15)]
         seen: dict[str, int] = {}
         for e in batch:
             received = to_ms(e.received_at)
             for column, value in zip(columns, (e.device, e.seq, e.checkpoint, to_ms(e.ts), received,
                                                counted_minute(e), e.result, e.reason, e.policy,
-                                               e.trust_version)):
+                                               e.trust_version, e.outcome, e.officer, e.follows_seq,
+                                               e.follows_result, e.follows_reason)):
                 column.append(value)
             seen[e.device] = max(seen.get(e.device, 0), received)
         increments: dict[tuple[int, str, str, str], int] = {}
+        decisions: dict[tuple[Any, ...], int] = {}
         with self._write() as conn:
             # One statement for the whole batch; RETURNING yields only the rows really inserted.
             inserted = conn.native(
                 "INSERT INTO events (device, seq, checkpoint, ts, received_at, minute, result, reason, policy,"
-                " trust_version) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[],"
-                " %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
-                " ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq, minute, checkpoint, result, reason",
+                " trust_version, outcome, officer, follows_seq, follows_result, follows_reason)"
+                " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[],"
+                " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[],"
+                " %s::bigint[], %s::text[], %s::text[])"
+                " ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq, minute, checkpoint, result, reason,"
+                " officer, outcome, follows_result, follows_reason",
                 columns,
             ).fetchall()
-            for _device, _seq, *key in inserted:
-                increments[tuple(key)] = increments.get(tuple(key), 0) + 1  # type: ignore[index]
+            for _device, _seq, minute, cp, result, reason, officer, outcome, f_result, f_reason in inserted:
+                key = (minute, cp, result, reason)
+                increments[key] = increments.get(key, 0) + 1
+                if officer is not None:
+                    dkey = (cp, minute, officer, outcome, reason, f_result or "", f_reason or "")
+                    decisions[dkey] = decisions.get(dkey, 0) + 1
             if len(inserted) < len(batch):
                 self._warn_reused_seqs(conn, batch, {(d, q) for d, q, *_ in inserted})
             if increments:
                 registered = [row[0] for row in conn.native(
                     "SELECT id FROM checkpoints WHERE id = ANY(%s)", [sorted({k[1] for k in increments})])]
                 rollup.add(conn, increments, registered)
+            if decisions:
+                conn.executemany(
+                    f"INSERT INTO decision_counts ({', '.join(DECISION_KEY)}, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    f" ON CONFLICT ({', '.join(DECISION_KEY)}) DO UPDATE"
+                    " SET count = decision_counts.count + excluded.count",
+                    [(*k, n) for k, n in sorted(decisions.items())],
+                )
             conn.executemany(
                 "UPDATE devices SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)",
                 [(at, device, at) for device, at in sorted(seen.items())],

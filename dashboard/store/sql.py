@@ -19,9 +19,10 @@ from typing import Any
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    CODE_RE, LANGUAGES, LEVELS, MAX_BUCKETS, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE, Bucket, Checkpoint,
-    Counts, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, ReasonCount, StatusUpdate, Store, TrustRecord,
-    UnknownCheckpoint, UnknownUser, User, check_id, from_ms, minute_range, to_ms,
+    CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, OFFICER_RE, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE,
+    Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord,
+    OfficerRecord, ReasonCount, RosterRecord, StatusUpdate, Store, TrustRecord, UnknownCheckpoint, UnknownUser,
+    User, check_id, from_ms, minute_range, to_ms,
 )
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class SqlStore(Store):
                     by_result[result] = by_result.get(result, 0) + n
             else:
                 by_result = {key[0]: n for key, n in self._sum_counts(scope, start, end, lambda p: "result").items()}
-        return Counts(**{result: n for result, n in by_result.items() if result in RESULTS and n})
+        return Counts(**{result: n for result, n in by_result.items() if result in COUNTED and n})
 
     def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
         if level not in LEVELS:
@@ -250,7 +251,21 @@ class SqlStore(Store):
         with self._read():
             sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
         ordered = sorted(sums.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
-        return [ReasonCount(result, reason, n) for (result, reason), n in ordered]
+        # Verdict reasons only: decisions have their own counts (decision_counts).
+        return [ReasonCount(result, reason, n) for (result, reason), n in ordered if result in RESULTS]
+
+    def decision_counts(self, scope: Scope, since: datetime, until: datetime) -> list[DecisionCount]:
+        start, end = minute_range(since, until)
+        inner, params = scope.sql("province", "district", "id")
+        rows = self._conn().execute(
+            "SELECT checkpoint, officer, outcome, reason, follows_result, follows_reason, SUM(count)"
+            " FROM decision_counts WHERE minute >= ? AND minute < ?"
+            f" AND checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
+            " GROUP BY checkpoint, officer, outcome, reason, follows_result, follows_reason"
+            " ORDER BY checkpoint, officer, outcome, reason, follows_result, follows_reason",
+            [start, end, *params],
+        ).fetchall()
+        return [DecisionCount(*row[:6], int(row[6])) for row in rows]
 
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         limit = max(0, min(int(limit), 1000))
@@ -260,12 +275,13 @@ class SqlStore(Store):
             params.append(checkpoint)
         rows = self._conn().execute(
             "SELECT e.device, e.checkpoint, e.seq, e.ts, e.result, e.reason, e.policy,"
-            " e.trust_version, e.received_at FROM events e JOIN checkpoints c ON c.id = e.checkpoint"
+            " e.trust_version, e.received_at, e.outcome, e.officer, e.follows_seq, e.follows_result,"
+            " e.follows_reason FROM events e JOIN checkpoints c ON c.id = e.checkpoint"
             f" WHERE {where} ORDER BY e.id DESC LIMIT ?", [*params, limit],
         ).fetchall()
         return [
-            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec))  # type: ignore[arg-type]
-            for d, cp, seq, ts, res, reason, pol, tv, rec in rows
+            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec), *rest)  # type: ignore[arg-type]
+            for d, cp, seq, ts, res, reason, pol, tv, rec, *rest in rows
         ]
 
     def change_marker(self) -> int:
@@ -300,6 +316,60 @@ class SqlStore(Store):
     def reject_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT reason, count FROM ingest_rejects ORDER BY reason")
         return {reason: int(n) for reason, n in rows}
+
+    # -- officers and rosters ------------------------------------------------------------------
+    def upsert_officer(self, checkpoint: str, officer_id: str, name: str, role: str, pin: str) -> OfficerRecord:
+        if not isinstance(officer_id, str) or not OFFICER_RE.match(officer_id):
+            raise InvalidRecord(f"officer id must be 1-32 letters, digits, '_', '.' or '-', got {officer_id!r}")
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+            raise InvalidRecord("officer name must be 1-100 characters")
+        if not isinstance(pin, str) or not pin.startswith("{"):
+            raise InvalidRecord("an officer needs a PIN hash")
+        now = to_ms(datetime.now(timezone.utc))
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM checkpoints WHERE id = ?", (checkpoint,)).fetchone() is None:
+                raise UnknownCheckpoint(checkpoint)
+            conn.execute(
+                "INSERT INTO officers (checkpoint, id, name, role, pin, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (checkpoint, id) DO UPDATE SET name = excluded.name, role = excluded.role,"
+                " pin = excluded.pin, updated_at = excluded.updated_at",
+                (checkpoint, officer_id, name.strip(), role, pin, now),
+            )
+        return OfficerRecord(checkpoint, officer_id, name.strip(), role, pin, from_ms(now))
+
+    def remove_officer(self, checkpoint: str, officer_id: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM officers WHERE checkpoint = ? AND id = ?", (checkpoint, officer_id))
+            return cur.rowcount > 0
+
+    def list_officers(self, scope: Scope, checkpoint: str | None = None) -> list[OfficerRecord]:
+        inner, params = scope.sql("province", "district", "id")
+        where = f"checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
+        if checkpoint is not None:
+            where += " AND checkpoint = ?"
+            params.append(checkpoint)
+        rows = self._conn().execute(
+            f"SELECT checkpoint, id, name, role, pin, updated_at FROM officers WHERE {where} ORDER BY checkpoint, id",
+            params,
+        ).fetchall()
+        return [OfficerRecord(*row[:5], from_ms(row[5])) for row in rows]
+
+    def save_roster(self, checkpoint: str, version: int, raw: bytes) -> RosterRecord:
+        now = to_ms(datetime.now(timezone.utc))
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO rosters (checkpoint, version, raw, published_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (checkpoint) DO UPDATE SET version = excluded.version, raw = excluded.raw,"
+                " published_at = excluded.published_at",
+                (checkpoint, int(version), bytes(raw), now),
+            )
+        return RosterRecord(checkpoint, int(version), bytes(raw), from_ms(now))
+
+    def latest_roster(self, checkpoint: str) -> RosterRecord | None:
+        row = self._conn().execute(
+            "SELECT checkpoint, version, raw, published_at FROM rosters WHERE checkpoint = ?", (checkpoint,)
+        ).fetchone()
+        return None if row is None else RosterRecord(row[0], row[1], bytes(row[2]), from_ms(row[3]))
 
     # -- users -------------------------------------------------------------------------------
     def create_user(
@@ -406,5 +476,3 @@ class SqlStore(Store):
             return None
         return TrustRecord(row[0], bytes(row[1]), from_ms(row[2]), from_ms(row[3]),
                            from_ms(row[4]), row[5])  # type: ignore[arg-type]
-
-

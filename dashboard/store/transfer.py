@@ -16,7 +16,7 @@ from typing import Any
 
 from dashboard import rollup
 from dashboard.store.base import StoreError
-from dashboard.store.postgres import PostgresStore
+from dashboard.store.postgres import DECISION_KEY, PostgresStore
 from dashboard.store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     "devices": ("id", "checkpoint", "created_at", "state", "last_seen", "status_at", "software", "trust_version",
                 "trust_age_s", "backlog", "clock", "fps", "temperature_c", "uptime_s"),
     "events": ("id", "device", "seq", "checkpoint", "ts", "received_at", "minute", "result", "reason", "policy",
-               "trust_version"),
+               "trust_version", "outcome", "officer", "follows_seq", "follows_result", "follows_reason"),
+    "decision_counts": (*DECISION_KEY, "count"),
+    "officers": ("checkpoint", "id", "name", "role", "pin", "updated_at"),
+    "rosters": ("checkpoint", "version", "raw", "published_at"),
     **{t: ("checkpoint", "unit", "result", "reason", "count") for t in rollup.CHECKPOINT_TABLES.values()},
     **{t: ("unit", "result", "reason", "count") for t in rollup.COUNTRY_TABLES.values()},
     rollup.TOTALS_TABLE: ("checkpoint", "result", "count"),
