@@ -448,3 +448,35 @@ def test_cli_reports_config_errors_by_key(tmp_path: Path) -> None:
     conf.write_text('[mqtt]\nport = "high"\n')
     result = CliRunner().invoke(main, ["dashboard", "-c", str(conf), "check-config"])
     assert result.exit_code != 0 and "mqtt.port" in result.output and "Traceback" not in result.output
+
+
+# -- officer decisions on every backend --------------------------------------------------------
+
+def test_decisions_officers_and_rosters(store: Store) -> None:
+    decision = dict(outcome="let_through", officer="CA-0142", follows_seq=1, follows_result="red",
+                    follows_reason="too_soon_after_dose")
+    batch = [ev("u1", "IC7", 1, T0, "red", "too_soon_after_dose"),
+             Event("u1", "IC7", 2, T0, "decision", "paper_proof", "vn-2021", 3, T0, **decision),
+             Event("u1", "IC7", 3, T0, "manual", "paper_proof", "vn-2021", 3, T0, outcome="turned_back",
+                   officer="CA-0142")]
+    assert store.record_events(batch) == 3 and store.record_events(batch[1:]) == 0  # resent: once
+    span = (T0, T0 + timedelta(minutes=1))
+    totals = store.totals(Scope.all(), *span)
+    assert (totals.red, totals.decision, totals.manual, totals.total) == (1, 1, 1, 1)
+    assert [r.reason for r in store.reasons(Scope.all(), *span)] == ["too_soon_after_dose"]  # verdicts only
+    rows = store.decision_counts(Scope.of(provinces=["01"]), *span)
+    assert [(r.officer, r.outcome, r.follows_result, r.count) for r in rows] == [
+        ("CA-0142", "let_through", "red", 1), ("CA-0142", "turned_back", "", 1)]
+    assert store.decision_counts(Scope.of(provinces=["10"]), *span) == []
+    assert store.recent_events(Scope.all(), limit=1)[0].officer == "CA-0142"
+    store.upsert_officer("IC7", "CA-0142", "Nguyễn Văn An", "police", '{"scrypt": "x"}')
+    store.upsert_officer("IC7", "CA-0142", "Nguyễn Văn Ân", "police", '{"scrypt": "y"}')  # changed
+    with pytest.raises(UnknownCheckpoint):
+        store.upsert_officer("NOPE", "CA-1", "A", "police", '{"scrypt": "x"}')
+    assert [(o.id, o.name) for o in store.list_officers(Scope.of(provinces=["01"]))] == [("CA-0142", "Nguyễn Văn Ân")]
+    assert store.list_officers(Scope.of(provinces=["10"])) == []
+    store.save_roster("IC7", 1, b"one")
+    store.save_roster("IC7", 2, b"two")
+    latest = store.latest_roster("IC7")
+    assert latest is not None and (latest.version, latest.raw) == (2, b"two") and store.latest_roster("LC1") is None
+    assert store.remove_officer("IC7", "CA-0142") and not store.remove_officer("IC7", "CA-0142")
