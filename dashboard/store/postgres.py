@@ -33,7 +33,7 @@ from dashboard import rollup
 from dashboard.store.base import (
     Event, StoreError, StoreUnavailable, counted_minute, to_ms,
 )
-from dashboard.store.sql import SqlStore, check_events, warn_counter_reset
+from dashboard.store.sql import SqlStore, check_events, count_inserted, warn_counter_reset
 
 logger = logging.getLogger(__name__)
 
@@ -346,12 +346,7 @@ class PostgresStore(SqlStore):
                 " officer, outcome, follows_result, follows_reason",
                 columns,
             ).fetchall()
-            for _device, _seq, minute, cp, result, reason, officer, outcome, f_result, f_reason in inserted:
-                key = (minute, cp, result, reason)
-                increments[key] = increments.get(key, 0) + 1
-                if officer is not None:
-                    dkey = (cp, minute, officer, outcome, reason, f_result or "", f_reason or "")
-                    decisions[dkey] = decisions.get(dkey, 0) + 1
+            count_inserted(inserted, increments, decisions)
             if len(inserted) < len(batch):
                 self._warn_reused_seqs(conn, batch, {(d, q) for d, q, *_ in inserted})
             if increments:

@@ -35,6 +35,19 @@ def check_events(batch: Sequence[Event]) -> None:
             raise InvalidRecord(f"record_events takes Event records, got {type(event).__name__}")
 
 
+def count_inserted(rows: Sequence[Sequence[Any]], increments: dict[tuple[int, str, str, str], int],
+                   decisions: dict[tuple[Any, ...], int]) -> None:
+    """Add the events a batch really inserted (RETURNING device, seq, minute, checkpoint, result,
+    reason, officer, outcome, follows_result, follows_reason) to its roll-up increments:
+    (minute, checkpoint, result, reason), and for decisions the decision_counts key."""
+    for _device, _seq, minute, cp, result, reason, officer, outcome, f_result, f_reason in rows:
+        key = (minute, cp, result, reason)
+        increments[key] = increments.get(key, 0) + 1
+        if officer is not None:
+            dkey = (cp, minute, officer, outcome, reason, f_result or "", f_reason or "")
+            decisions[dkey] = decisions.get(dkey, 0) + 1
+
+
 def warn_counter_reset(device: str, seq: int) -> None:
     """A duplicate (device, seq) with a different time is not a redelivery: the unit's counter
     restarted (a new SD card?), and its new events would be dropped. Say so loudly."""
