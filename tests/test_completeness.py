@@ -15,7 +15,7 @@ import pytest
 
 from dashboard.completeness import as_dict, assess
 from dashboard.scope import Scope
-from dashboard.store import Device, Event, SqliteStore, StatusUpdate
+from dashboard.store import Device, Event, SqliteStore, StatusUpdate, open_store
 from dashboard.web.completeness_text import describe
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -90,8 +90,8 @@ def test_a_unit_silent_beyond_the_alarm_or_never_heard_from_is_not_counted_compl
     assert yesterday.units == 0
 
 
-def test_the_store_keeps_last_seq_and_the_last_time_the_outbox_was_empty(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "chot.db")
+def test_the_store_keeps_last_seq_and_the_last_time_the_outbox_was_empty(store_target: str) -> None:
+    store = open_store(store_target)  # on each backend
     try:
         store.upsert_checkpoint("IC7", "IC7 Nội Bài–Lào Cai", "080", "25")
         store.add_device("lane1", "IC7")

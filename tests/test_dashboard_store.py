@@ -480,3 +480,19 @@ def test_decisions_officers_and_rosters(store: Store) -> None:
     latest = store.latest_roster("IC7")
     assert latest is not None and (latest.version, latest.raw) == (2, b"two") and store.latest_roster("LC1") is None
     assert store.remove_officer("IC7", "CA-0142") and not store.remove_officer("IC7", "CA-0142")
+
+
+def test_audit_log_and_account_changes(store: Store) -> None:
+    first = store.record_audit("root", "user_created", "hanoi", province="01", at=T0)
+    second = store.record_audit("root", "trust_uploaded", "v7", at=T0)
+    assert second.id > first.id
+    assert [e.action for e in store.audit_log(Scope.all())] == ["trust_uploaded", "user_created"]
+    assert [e.target for e in store.audit_log(Scope.of(provinces=["01"]))] == ["hanoi"]
+    assert store.audit_log(Scope.of(provinces=["10"])) == []
+    with pytest.raises(InvalidRecord):
+        store.record_audit("root", "coffee", "x")
+    store.create_user("hanoi", "h", "viewer", Scope.of(provinces=["01"]))
+    assert store.set_user_access("hanoi", "admin", Scope.none()).scope == Scope.all()
+    with pytest.raises(UnknownUser):
+        store.set_user_access("nobody", "viewer", Scope.none())
+    assert store.delete_user("hanoi") and not store.delete_user("hanoi")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from chot.cli import main
 from dashboard.scope import Scope
-from dashboard.store import Event, SqliteStore
+from dashboard.store import Event, SqliteStore, StatusUpdate
 from dashboard.store.postgres import PostgresStore
 from dashboard.store.transfer import check_transfer, digest
 from tests.test_dashboard_store_rollup import SPAN, T0, fill
@@ -31,7 +31,7 @@ def answers(store: object) -> list[object]:
     out += [store.list_users(), store.latest_trust_bundle(), store.reject_counts(),  # type: ignore[attr-defined]
             store.list_devices(Scope.all()), store.change_marker(),  # type: ignore[attr-defined]
             store.decision_counts(Scope.all(), EPOCH, FAR), store.list_officers(Scope.all()),  # type: ignore[attr-defined]
-            store.latest_roster("C1"),  # type: ignore[attr-defined]
+            store.latest_roster("C1"), store.audit_log(Scope.all()),  # type: ignore[attr-defined]
             store.login_failures("hanoi", "10.0.0.1", timedelta(days=3650))]  # type: ignore[attr-defined]
     return out
 
@@ -46,6 +46,8 @@ def test_a_sqlite_store_moves_to_postgres_with_every_answer_kept(tmp_path: Path,
     sqlite.record_login_failure("hanoi", "10.0.0.1", at=T0)
     sqlite.save_trust_bundle(4, b"\x00signed\xff", T0, T0 + timedelta(days=1), "root")
     sqlite.record_rejects({"bad_json": 3})
+    sqlite.record_audit("root", "user_created", "hanoi", province="01", at=T0)
+    sqlite.record_status("d-C1", StatusUpdate("online", backlog=0), T0 + timedelta(days=2))
     sqlite.upsert_officer("C1", "CA-0142", "Nguyễn Văn An", "police", '{"scrypt": "hash"}')
     sqlite.save_roster("C1", 3, b"\x01signed roster")
     at = T0 + timedelta(days=2)

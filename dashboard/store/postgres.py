@@ -71,8 +71,8 @@ def _one_line(error: BaseException) -> str:
 DECISION_KEY = ("checkpoint", "minute", "officer", "outcome", "reason", "follows_result", "follows_reason")
 _DECISION_TYPES = ("text", "bigint", "text", "text", "text", "text", "text")
 
-# The schema at its first version: what SQLite reaches at its schema 3 (roll-ups included),
-# plus the ended-sessions table the web processes share.
+# The schema at its first version: what SQLite reaches at its schema 5 (roll-ups, decisions,
+# officers, rosters, completeness, audit log), plus the ended sessions the web processes share.
 _SCHEMA_1 = [
     "CREATE TABLE meta (key text PRIMARY KEY, value bigint)",
     "INSERT INTO meta (key, value) VALUES ('changes', 0), ('first_minute', NULL), ('last_minute', NULL)",
@@ -82,7 +82,8 @@ _SCHEMA_1 = [
     "CREATE TABLE devices (id text PRIMARY KEY, checkpoint text NOT NULL REFERENCES checkpoints (id),"
     " created_at bigint NOT NULL, state text NOT NULL DEFAULT 'unknown', last_seen bigint, status_at bigint,"
     " software text, trust_version bigint, trust_age_s double precision, backlog bigint, clock text,"
-    " fps double precision, temperature_c double precision, uptime_s double precision)",
+    " fps double precision, temperature_c double precision, uptime_s double precision, last_seq bigint,"
+    " complete_at bigint)",
     "CREATE INDEX devices_checkpoint ON devices (checkpoint)",
     "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, device text NOT NULL,"
     " seq bigint NOT NULL, checkpoint text NOT NULL, ts bigint NOT NULL, received_at bigint NOT NULL,"
@@ -113,6 +114,10 @@ _SCHEMA_1 = [
     " PRIMARY KEY (checkpoint, id))",
     "CREATE TABLE rosters (checkpoint text PRIMARY KEY, version bigint NOT NULL, raw bytea NOT NULL,"
     " published_at bigint NOT NULL)",
+    # Completeness (devices.last_seq, complete_at above) and the audit log (SQLite's schema 5).
+    "CREATE TABLE audit_log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at bigint NOT NULL,"
+    " actor text NOT NULL, action text NOT NULL, target text NOT NULL, province text, detail text NOT NULL DEFAULT '')",
+    "CREATE INDEX audit_log_province ON audit_log (province, id)",
 ]
 
 # Append-only, like SQLite's: entry N brings the schema from version N to N+1.
@@ -324,8 +329,10 @@ class PostgresStore(SqlStore):
     def _record_events(self, batch: Sequence[Event]) -> int:
         columns: list[list[Any]] = [[] for _ in range(15)]
         seen: dict[str, int] = {}
+        top_seq: dict[str, int] = {}
         for e in batch:
             received = to_ms(e.received_at)
+            top_seq[e.device] = max(top_seq.get(e.device, -1), e.seq)
             for column, value in zip(columns, (e.device, e.seq, e.checkpoint, to_ms(e.ts), received,
                                                counted_minute(e), e.result, e.reason, e.policy,
                                                e.trust_version, e.outcome, e.officer, e.follows_seq,
@@ -361,8 +368,9 @@ class PostgresStore(SqlStore):
                     [(*k, n) for k, n in sorted(decisions.items())],
                 )
             conn.executemany(
-                "UPDATE devices SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)",
-                [(at, device, at) for device, at in sorted(seen.items())],
+                "UPDATE devices SET last_seen = GREATEST(COALESCE(last_seen, 0), ?),"
+                " last_seq = GREATEST(COALESCE(last_seq, -1), ?) WHERE id = ?",
+                [(at, top_seq[device], device) for device, at in sorted(seen.items())],
             )
             if inserted:
                 conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (len(inserted),))

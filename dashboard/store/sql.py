@@ -19,8 +19,8 @@ from typing import Any
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, OFFICER_RE, RESULTS, ROLES, STATUS_COLUMNS, USERNAME_RE,
-    Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord,
+    AUDIT_ACTIONS, CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, OFFICER_RE, RESULTS, ROLES, STATUS_COLUMNS,
+    USERNAME_RE, AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord,
     OfficerRecord, ReasonCount, RosterRecord, StatusUpdate, Store, TrustRecord, UnknownCheckpoint, UnknownUser,
     User, check_id, from_ms, minute_range, to_ms,
 )
@@ -124,14 +124,15 @@ class SqlStore(Store):
     _DEVICE_SELECT = (
         "SELECT d.id, d.checkpoint, c.district, c.province, c.name, d.created_at, d.state,"
         " d.last_seen, d.status_at, d.software, d.trust_version, d.trust_age_s, d.backlog, d.clock,"
-        " d.fps, d.temperature_c, d.uptime_s FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
+        " d.fps, d.temperature_c, d.uptime_s, d.last_seq, d.complete_at"
+        " FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
     )
 
     @staticmethod
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:],
+            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]),
         )
 
     def get_device(self, device_id: str) -> Device | None:
@@ -151,10 +152,13 @@ class SqlStore(Store):
         sets = ", ".join(f"{name} = ?" for name in STATUS_COLUMNS)
         with self._write() as conn:
             if status.state == "online":
+                # An online unit with an empty outbox has delivered everything it judged until now.
+                empty = 1 if status.backlog == 0 else 0
                 cur = conn.execute(
                     f"UPDATE devices SET state = ?, status_at = ?, {sets}, last_seen = CASE WHEN last_seen IS NULL"
-                    " OR last_seen < ? THEN ? ELSE last_seen END WHERE id = ?",
-                    (status.state, at, *values, at, at, device_id),
+                    " OR last_seen < ? THEN ? ELSE last_seen END, complete_at = CASE WHEN ? = 1 AND"
+                    " (complete_at IS NULL OR complete_at < ?) THEN ? ELSE complete_at END WHERE id = ?",
+                    (status.state, at, *values, at, at, empty, at, at, device_id),
                 )
             else:
                 # An offline will carries no health: keep the last known values for the page.
@@ -391,7 +395,7 @@ class SqlStore(Store):
         if not isinstance(username, str) or not USERNAME_RE.match(username):
             raise InvalidRecord(f"username must be 1-64 letters, digits, '_', '.', '@' or '-', got {username!r}")
         if role not in ROLES:
-            raise InvalidRecord(f"role must be admin, supervisor or viewer, got {role!r}")
+            raise InvalidRecord(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if language not in LANGUAGES:
             raise InvalidRecord(f"language must be vi or en, got {language!r}")
         if not password_hash:
@@ -454,6 +458,50 @@ class SqlStore(Store):
         by_ip = conn.execute("SELECT COUNT(*) FROM login_failures WHERE ip = ? AND at >= ?",
                              (ip, since)).fetchone()[0]
         return int(max(by_user, by_ip))
+
+    def delete_user(self, username: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+    def set_user_access(self, username: str, role: str, scopes: Scope) -> User:
+        if role not in ROLES:
+            raise InvalidRecord(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        scope = Scope.all() if role == "admin" else scopes
+        with self._write() as conn:
+            cur = conn.execute("UPDATE users SET role = ?, scope = ? WHERE username = ?",
+                               (role, json.dumps(scope.to_json()), username))
+            if cur.rowcount == 0:
+                raise UnknownUser(username)
+        user = self.get_user(username)
+        assert user is not None
+        return user
+
+    # -- audit -------------------------------------------------------------------------------
+    def record_audit(self, actor: str, action: str, target: str, province: str | None = None,
+                     detail: str = "", at: datetime | None = None) -> AuditEntry:
+        if action not in AUDIT_ACTIONS:
+            raise InvalidRecord(f"audit action must be one of {', '.join(AUDIT_ACTIONS)}, got {action!r}")
+        when = to_ms(at or datetime.now(timezone.utc))
+        row = (when, str(actor)[:64], action, str(target)[:200], province, str(detail)[:500])
+        with self._write() as conn:
+            new_id = conn.execute(
+                "INSERT INTO audit_log (at, actor, action, target, province, detail) VALUES (?, ?, ?, ?, ?, ?)"
+                " RETURNING id", row).fetchone()[0]
+        return AuditEntry(int(new_id), from_ms(when), *row[1:])  # type: ignore[arg-type]
+
+    def audit_log(self, scope: Scope, limit: int = 200) -> list[AuditEntry]:
+        limit = max(0, min(int(limit), 5000))
+        if scope.everything:
+            where, params = "1 = 1", []
+        else:
+            provinces = sorted(scope.provinces)
+            where = f"province IN ({', '.join('?' for _ in provinces)})" if provinces else "0 = 1"
+            params = provinces
+        rows = self._conn().execute(
+            f"SELECT id, at, actor, action, target, province, detail FROM audit_log WHERE {where}"
+            " ORDER BY id DESC LIMIT ?", [*params, limit],
+        ).fetchall()
+        return [AuditEntry(r[0], from_ms(r[1]), *r[2:]) for r in rows]  # type: ignore[arg-type]
 
     # -- trust -------------------------------------------------------------------------------
     def save_trust_bundle(

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 TABLES: dict[str, tuple[str, ...]] = {
     "checkpoints": ("id", "name", "district", "province", "policy"),
     "devices": ("id", "checkpoint", "created_at", "state", "last_seen", "status_at", "software", "trust_version",
-                "trust_age_s", "backlog", "clock", "fps", "temperature_c", "uptime_s"),
+                "trust_age_s", "backlog", "clock", "fps", "temperature_c", "uptime_s", "last_seq", "complete_at"),
     "events": ("id", "device", "seq", "checkpoint", "ts", "received_at", "minute", "result", "reason", "policy",
                "trust_version", "outcome", "officer", "follows_seq", "follows_result", "follows_reason"),
     "decision_counts": (*DECISION_KEY, "count"),
@@ -39,9 +39,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     "users": ("username", "password_hash", "role", "scope", "language", "created_at"),
     "login_failures": ("id", "username", "ip", "at"),
     "trust_bundles": ("version", "raw", "issued_at", "next_update", "uploaded_at", "uploaded_by"),
+    "audit_log": ("id", "at", "actor", "action", "target", "province", "detail"),
     "meta": ("key", "value"),
 }
-IDENTITY_TABLES = ("events", "login_failures")  # their id sequences continue after the copied ids
+IDENTITY_TABLES = ("events", "login_failures", "audit_log")  # their id sequences continue after the copied ids
 NOT_COPIED = frozenset({"schema_version"})  # each backend keeps its own migrations
 
 
