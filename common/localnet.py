@@ -28,3 +28,21 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """("host", port) from "host:port", "host" or "[v6]:port"; ValueError with a readable reason."""
+    if not isinstance(text, str) or not text.strip() or any(c.isspace() for c in text):
+        raise ValueError(f"broker address must be host or host:port, got {text!r}")
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host or (port_text and not port_text.isdigit()):
+        raise ValueError(f"broker address must be host or host:port, got {text!r}")
+    port = int(port_text) if port_text else default_port
+    if not 1 <= port <= 65535:
+        raise ValueError(f"broker port must be between 1 and 65535, got {port} in {text!r}")
+    return host, port

@@ -1,6 +1,7 @@
 """Write the small nested config dicts that the demo, benches and tests hand to `chot` as TOML.
 
-Only what those configs hold: strings, numbers, booleans, lists of scalars and nested tables.
+Only what those configs hold: strings, numbers, booleans, lists, nested tables and (as inline
+tables) tables inside lists, such as the national profile's broker nodes.
 `tomllib` reads; the standard library has no writer, and these files are too simple to need one.
 """
 
@@ -17,6 +18,8 @@ def _value(v: Any) -> str:
         return repr(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + "}"
     return json.dumps(str(v), ensure_ascii=False)
 
 

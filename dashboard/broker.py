@@ -18,7 +18,7 @@ import signal
 import ssl
 import string
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,9 +172,10 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def set_password(path: Path, username: str, password: str) -> None:
-    """Add or replace one account in the password file."""
-    hashed = hash_password(password)
+def set_password(path: Path, username: str, password: str,
+                 hasher: Callable[[str], str] = hash_password) -> None:
+    """Add or replace one account in the password file (Mosquitto's hash unless told otherwise)."""
+    hashed = hasher(password)
     with _file_lock(path):
         entries = read_password_file(path)
         entries[username] = hashed
@@ -263,8 +264,12 @@ class _BufferedClient(mqtt.Client):
 
 
 def mqtt_client(cfg: MqttConfig, account: MqttAccount, client_id: str, *, manual_ack: bool = False,
-                buffered: bool = False) -> mqtt.Client:
-    """A paho MQTT 5 client logged in as a central account, with TLS if configured."""
+                buffered: bool = False, persistent: bool = False) -> mqtt.Client:
+    """A paho client logged in as a central account, with TLS if configured.
+
+    MQTT 5 or 3.1.1 as `cfg.protocol` says; under 3.1.1 `persistent` asks for a kept session
+    (clean_session false), which MQTT 5 asks for at connect time (clean_start, session expiry).
+    """
     password = account.resolved_password()
     if not password:
         raise BrokerError(
@@ -272,10 +277,48 @@ def mqtt_client(cfg: MqttConfig, account: MqttAccount, client_id: str, *, manual
             f" {account.password_credential} credential"
         )
     client_class = _BufferedClient if buffered else mqtt.Client
-    client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                          protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    if cfg.protocol == "5":
+        client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                              protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    else:
+        client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                              protocol=mqtt.MQTTv311, manual_ack=manual_ack, clean_session=not persistent)
     client.username_pw_set(account.username, password)
     if cfg.tls:
         client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
+
+
+def connect_first(client: mqtt.Client, cfg: MqttConfig, **v5: Any) -> tuple[str, int]:
+    """Connect to the first broker address that answers (a cluster's nodes in turn).
+
+    `v5` are MQTT 5 connect arguments (clean_start, properties), left out under 3.1.1. Raises
+    BrokerError naming every address tried when none answers.
+    """
+    problems = []
+    for host, port in cfg.addresses():
+        try:
+            client.connect(host, port, keepalive=cfg.keepalive_s, **(v5 if cfg.protocol == "5" else {}))
+            return host, port
+        except OSError as e:
+            problems.append(f"{host}:{port}: {e}")
+    raise BrokerError(f"cannot reach the broker: {'; '.join(problems)}")
+
+
+def next_address(client: mqtt.Client, cfg: MqttConfig) -> str | None:
+    """Point a closed client at the next broker address (call it on disconnect or a failed
+    reconnect, before paho's loop reconnects); returns it, or None on a single broker."""
+    addresses = cfg.addresses()
+    if len(addresses) < 2:
+        return None
+    try:
+        at = addresses.index((client.host, client.port))
+    except ValueError:
+        at = -1
+    host, port = addresses[(at + 1) % len(addresses)]
+    try:
+        client.host, client.port = host, port
+    except RuntimeError:  # still open: paho reconnects where it was
+        return None
+    return f"{host}:{port}"

@@ -240,6 +240,23 @@ def remove_device(ctx: click.Context, device_id: str) -> None:
     click.echo(f"device {device_id} revoked")
 
 
+@dashboard.command("rotate-password")
+@click.argument("device_id")
+@click.pass_context
+@_fail_readably
+def rotate_password(ctx: click.Context, device_id: str) -> None:
+    """Give a unit a new broker password (shown once); the old one stops working at once."""
+    from dashboard import devices  # noqa: PLC0415
+
+    store = _store(ctx)
+    try:
+        creds = devices.rotate_password(store, _config(ctx), device_id)
+    finally:
+        store.close()
+    click.echo(f"device {creds.device} has a new password")
+    click.echo(f"mqtt password (shown once): {creds.password}")
+
+
 @dashboard.command("create-user")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["admin", "province_admin", "supervisor", "viewer"]), required=True,

@@ -10,12 +10,14 @@ import os
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from common.localnet import parse_address
 from common.typedconfig import ConfigError, load_toml, parse, secret
 
 DEFAULT_DATA_DIR = Path("/var/lib/chot-dashboard")
 SHIPPED_BROKER_TEMPLATE = Path(__file__).resolve().parent.parent / "firmware-config" / "mosquitto" / "mosquitto.conf"
+SHIPPED_NATS_TEMPLATE = Path(__file__).resolve().parent.parent / "firmware-config" / "nats" / "nats-node.conf"
 
 
 @dataclass
@@ -87,6 +89,14 @@ class MqttConfig:
 
     host: str = "127.0.0.1"
     port: int = 1883
+    brokers: list[str] = field(default_factory=list)
+    """More broker nodes of the national cluster ("host" or "host:port"): tried in turn after
+    host:port when the node in use is gone."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT version: "5" for Mosquitto, "3.1.1" for the NATS cluster (NATS refuses MQTT 5)."""
+    nats_urls: list[str] = field(default_factory=list)
+    """NATS client URLs of the cluster (nats://host:port): the ingest then reads events as a
+    JetStream durable consumer shared by every worker instead of an MQTT session."""
     tls: bool = False
     ca_file: Path | None = None
     """CA that signed the broker's certificate (TLS only); None uses the system store."""
@@ -101,6 +111,34 @@ class MqttConfig:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"mqtt.port must be 1-65535, got {self.port}")
+        self.addresses()
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every broker address to try, host:port first, then `brokers` (duplicates dropped)."""
+        found = [(self.host, self.port)]
+        for text in self.brokers:
+            address = parse_address(text, self.port)
+            if address not in found:
+                found.append(address)
+        return found
+
+
+@dataclass
+class NatsNode:
+    """One node of the national NATS cluster."""
+
+    name: str
+    mqtt_port: int
+    client_port: int
+    cluster_port: int
+    host: str = "127.0.0.1"
+    monitor_port: int | None = None
+    """HTTP monitoring (/healthz, /jsz, /connz) on loopback; None = off."""
+
+    def __post_init__(self) -> None:
+        for port in (self.mqtt_port, self.client_port, self.cluster_port):
+            if not 0 < port < 65536:
+                raise ValueError(f"node {self.name}: ports must be 1-65535, got {port}")
 
 
 @dataclass
@@ -124,10 +162,28 @@ class BrokerConfig:
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     tls_cafile: Path | None = None
+    kind: Literal["mosquitto", "nats"] = "mosquitto"
+    """"mosquitto": one broker (embedded default); "nats": the national cluster of `nodes`."""
+    nodes: list[NatsNode] = field(default_factory=list)
+    """The NATS cluster's nodes (kind = "nats"), three for the national profile."""
+    nats_dir: Path | None = None
+    """Each node's folder <nats_dir>/<name> (config, pid, log, JetStream store)."""
+    users_file: Path | None = None
+    """The NATS accounts file every node includes (rewritten from the device registry)."""
+    nats_password_file: Path | None = None
+    """user:bcrypt-hash lines the accounts file is rendered from."""
+    nats_template: Path = SHIPPED_NATS_TEMPLATE
+    cluster_name: str = "chot"
+    max_file_store: str = "10GB"
 
     def __post_init__(self) -> None:
         if self.tls_port is not None and not (self.tls_certfile and self.tls_keyfile):
             raise ValueError("broker.tls_port needs broker.tls_certfile and broker.tls_keyfile")
+        if self.kind == "nats" and not self.nodes:
+            raise ValueError('broker.kind = "nats" needs [[broker.nodes]]')
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ValueError("broker.nodes names must differ")
 
 
 # A unit reports its status every 60 s (scanner/mqtt.py) and the broker sends its last will
@@ -262,6 +318,9 @@ class DashboardConfig:
         b.pid_file = b.pid_file or d / "mosquitto" / "mosquitto.pid"
         b.persistence_dir = b.persistence_dir or d / "mosquitto" / "data"
         b.log_file = b.log_file or d / "mosquitto" / "mosquitto.log"
+        b.nats_dir = b.nats_dir or d / "nats"
+        b.users_file = b.users_file or d / "nats" / "accounts.conf"
+        b.nats_password_file = b.nats_password_file or d / "nats" / "passwd"
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -287,4 +346,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DashboardConfig:
 
 
 __all__ = ["AlarmsConfig", "BrokerConfig", "ConfigError", "DashboardConfig", "IngestConfig",
-           "MqttAccount", "MqttConfig", "StoreConfig", "WebConfig", "load_config", "parse_config"]
+           "MqttAccount", "MqttConfig", "NatsNode", "StoreConfig", "WebConfig", "load_config", "parse_config"]

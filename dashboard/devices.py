@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from dashboard import broker
+from dashboard import nats as natsconf
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
-from dashboard.store import Store, check_id
+from dashboard.store import Store, UnknownDevice, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,21 @@ class Credentials:
         return f"{broker.TOPIC_ROOT}/{self.checkpoint}/{self.device}"
 
 
+def _nats(config: DashboardConfig) -> bool:
+    return config.broker.kind == "nats"
+
+
+def _password_file(config: DashboardConfig) -> Path:
+    path = config.broker.nats_password_file if _nats(config) else config.broker.password_file
+    assert path is not None
+    return path
+
+
+def _set_password(config: DashboardConfig, username: str, password: str) -> None:
+    hasher = natsconf.hash_password if _nats(config) else broker.hash_password
+    broker.set_password(_password_file(config), username, password, hasher)
+
+
 def ingest_usernames(config: DashboardConfig) -> list[str]:
     """The MQTT accounts of every ingest worker (one unless `ingest.workers` says more)."""
     base = config.mqtt.ingest.username
@@ -33,11 +50,24 @@ def ingest_usernames(config: DashboardConfig) -> list[str]:
 
 
 def sync_acl(store: Store, config: DashboardConfig) -> None:
-    """Rewrite the ACL file from the registry (the registry is the source of truth)."""
+    """Rewrite the ACL (Mosquitto) or the accounts file (NATS) from the registry, its source of truth."""
     grants = [broker.DeviceGrant(d.id, d.checkpoint) for d in store.list_devices(Scope.all())]
-    text = broker.render_acl(ingest_usernames(config), config.mqtt.dashboard.username, grants)
+    ingest, dashboard = ingest_usernames(config), config.mqtt.dashboard.username
+    if _nats(config):
+        assert config.broker.users_file is not None
+        hashes = broker.read_password_file(_password_file(config))
+        broker.write_private(config.broker.users_file, natsconf.render_accounts(ingest, dashboard, grants, hashes))
+        return
     assert config.broker.acl_file is not None
-    broker.write_private(config.broker.acl_file, text)
+    broker.write_private(config.broker.acl_file, broker.render_acl(ingest, dashboard, grants))
+
+
+def reload_broker(config: DashboardConfig) -> bool:
+    """Make the running broker (every local NATS node) reread its files; False if none runs here."""
+    if _nats(config):
+        return natsconf.reload_nodes(config.broker) > 0
+    assert config.broker.pid_file is not None
+    return broker.reload_broker(config.broker.pid_file)
 
 
 def add_device(
@@ -59,13 +89,31 @@ def add_device(
         store.upsert_checkpoint(checkpoint, checkpoint_name or checkpoint, district, province, policy)
     store.add_device(device_id, checkpoint)
     password = broker.new_password()
-    assert config.broker.password_file is not None
-    broker.set_password(config.broker.password_file, device_id, password)
+    _set_password(config, device_id, password)
     sync_acl(store, config)
     if reload:
-        broker.reload_broker(config.broker.pid_file)  # type: ignore[arg-type]
+        reload_broker(config)
     logger.info("device %s registered at checkpoint %s", device_id, checkpoint)
     return Credentials(device_id, checkpoint, password)
+
+
+def rotate_password(store: Store, config: DashboardConfig, device_id: str, reload: bool = True) -> Credentials:
+    """A new password for a registered unit; the old one stops working at the broker's reload.
+
+    Raises UnknownDevice for a unit that is not registered. Both brokers close the unit's open
+    connection at the reload (Mosquitto 2.0 and NATS check every client against the new files),
+    so the unit is offline until it has the new password.
+    """
+    device = store.get_device(device_id)
+    if device is None:
+        raise UnknownDevice(device_id)
+    password = broker.new_password()
+    _set_password(config, device_id, password)
+    sync_acl(store, config)
+    if reload:
+        reload_broker(config)
+    logger.info("device %s has a new password", device_id)
+    return Credentials(device_id, device.checkpoint, password)
 
 
 def remove_device(store: Store, config: DashboardConfig, device_id: str, reload: bool = True) -> bool:
@@ -84,11 +132,10 @@ def remove_device(store: Store, config: DashboardConfig, device_id: str, reload:
         except (officers.OfficerError, trust.TrustPublishError) as e:
             logger.error("device %s revoked, but the roster for %s was not published: %s", device_id,
                          device.checkpoint, e)
-    assert config.broker.password_file is not None
-    had_password = broker.delete_password(config.broker.password_file, device_id)
+    had_password = broker.delete_password(_password_file(config), device_id)
     sync_acl(store, config)
     if reload:
-        broker.reload_broker(config.broker.pid_file)  # type: ignore[arg-type]
+        reload_broker(config)
     if known or had_password:
         logger.info("device %s revoked", device_id)
     return known or had_password
@@ -99,9 +146,8 @@ def set_service_password(config: DashboardConfig, account: str, password: str) -
     names = {"ingest": config.mqtt.ingest.username, "dashboard": config.mqtt.dashboard.username}
     if account not in names:
         raise ValueError(f"account must be ingest or dashboard, got {account!r}")
-    assert config.broker.password_file is not None
     for username in ingest_usernames(config) if account == "ingest" else [names[account]]:
-        broker.set_password(config.broker.password_file, username, password)  # workers share it
+        _set_password(config, username, password)  # workers share it
 
 
 def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
@@ -110,9 +156,11 @@ def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
     Service passwords come from the config (credential, env or file); a missing one is kept if the
     password file already has it, else generated and returned so the caller can show it once.
     """
-    broker.write_config(config.broker)
-    assert config.broker.password_file is not None
-    existing = broker.read_password_file(config.broker.password_file)
+    if _nats(config):
+        natsconf.write_node_configs(config.broker)
+    else:
+        broker.write_config(config.broker)
+    existing = broker.read_password_file(_password_file(config))
     made: dict[str, str] = {}
     for name, account in (("ingest", config.mqtt.ingest), ("dashboard", config.mqtt.dashboard)):
         password = account.resolved_password()

@@ -42,11 +42,12 @@ logger = logging.getLogger(__name__)
 EVENT_FIELDS = frozenset({"seq", "ts", "result", "reason", "policy", "trust_version"})
 DECISION_EVENT_FIELDS = frozenset({"seq", "ts", *DECISION_FIELDS})
 STATUS_FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
-                           "fps", "temperature_c", "uptime_s", "ts"})
+                           "fps", "temperature_c", "uptime_s", "ts", "broker"})
 STATES = ("online", "offline")
 CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
 MAX_PAYLOAD = 2048
 _TOPIC_RE = re.compile(r"^chot/v1/([^/]+)/([^/]+)/(event|status)$")
+_NODE_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]{1,100}$")
 _REJECT_LOG_PER_MINUTE = 50
 ACK_RANGES_PER_MESSAGE = 500  # about 12 KB of JSON at most; units refuse acks over 64 KiB
 
@@ -155,6 +156,9 @@ def parse_status(payload: bytes) -> StatusUpdate:
     software = data.get("software")
     if software is not None and (not isinstance(software, str) or len(software) > 64):
         raise Rejected("bad_field", "status software must be a short string")
+    node = data.get("broker")  # which node of a clustered broker the unit is on
+    if node is not None and (not isinstance(node, str) or not _NODE_RE.match(node)):
+        raise Rejected("bad_field", "status broker must be a host:port")
     clock = data.get("clock")
     if clock is not None and clock not in CLOCK_STATES:
         raise Rejected("bad_field", f"status clock must be one of {', '.join(CLOCK_STATES)}")
@@ -162,7 +166,7 @@ def parse_status(payload: bytes) -> StatusUpdate:
         state=state, software=software, trust_version=_number(data, "trust_version", int),
         trust_age_s=_number(data, "trust_age_s", float), backlog=_number(data, "backlog", int),
         clock=clock, fps=_number(data, "fps", float), temperature_c=_number(data, "temperature_c", float),
-        uptime_s=_number(data, "uptime_s", float),
+        uptime_s=_number(data, "uptime_s", float), broker=node,
     )
 
 
@@ -193,6 +197,7 @@ class _Item:
     event: Event | None = None
     status: tuple[str, StatusUpdate, datetime] | None = None
     rejected: str | None = None
+    token: Any = None  # what the transport needs to acknowledge it (a JetStream message)
 
 
 class Ingest:
@@ -230,10 +235,13 @@ class Ingest:
         """Connect, subscribe and start the writer; raises broker.BrokerError if no connection."""
         self._refresh_devices(force=True)
         cfg = self.config.mqtt
-        client = broker.mqtt_client(cfg, self._account, self._client_id, manual_ack=True, buffered=True)
+        client = broker.mqtt_client(cfg, self._account, self._client_id, manual_ack=True, buffered=True,
+                                    persistent=True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
         # One ingest: a long session, so the broker queues events while it is down. Workers: the
@@ -248,17 +256,16 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
         try:
-            client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False,
-                           properties=props)
-        except OSError as e:
+            host, port = broker.connect_first(client, cfg, clean_start=False, properties=props)
+        except broker.BrokerError:
             self._shutdown_writer()
-            raise broker.BrokerError(f"cannot reach the broker at {cfg.host}:{cfg.port}: {e}") from None
+            raise
         client.loop_start()
         self._connected_or_refused.wait(timeout)
         if not self._connected.is_set():
             self.stop()
             why = self._refused or f"no answer in {timeout:.0f} s"
-            raise broker.BrokerError(f"broker at {cfg.host}:{cfg.port} did not accept the ingest login: {why}")
+            raise broker.BrokerError(f"broker at {host}:{port} did not accept the ingest login: {why}")
 
     def event_filter(self) -> str:
         """The events' subscription: shared by the workers' group when there are several."""
@@ -299,11 +306,7 @@ class Ingest:
             return
         with self._lock:
             self._generation += 1
-        # retain_handling=1: retained status only for a new subscription, not on every reconnect.
-        opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        # Workers share the events; each sees every status (retained messages are not sent to
-        # shared subscriptions, and a status written N times is still one row).
-        client.subscribe([(self.event_filter(), opts), ("chot/v1/+/+/status", opts)])
+        self._subscribe(client)
         logger.info("ingest%s connected (session present: %s)",
                     f" worker {self.worker}" if self.shared else "", flags.session_present)
         self._connected.set()
@@ -321,7 +324,33 @@ class Ingest:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
         if self._accepting.is_set():
-            logger.warning("ingest lost the broker (%s); reconnecting", reason)
+            moved = broker.next_address(client, self.config.mqtt)
+            logger.warning("ingest lost the broker (%s); reconnecting%s", reason, f" to {moved}" if moved else "")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        if any(code.is_failure for code in codes) and self._accepting.is_set():
+            # A cluster node refuses while it elects new leaders after losing a peer: ask again.
+            logger.warning("the broker refused the ingest's subscriptions (%s); asking again in 1 s",
+                           ", ".join(str(c) for c in codes))
+            retry = threading.Timer(1.0, self._subscribe, (client,))
+            retry.daemon = True
+            retry.start()
+
+    def _subscribe(self, client: mqtt.Client) -> None:
+        if self.config.mqtt.protocol == "5":
+            # retain_handling=1: retained status only for a new subscription, not on every reconnect.
+            opts: Any = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        else:
+            opts = 1  # 3.1.1 has no retain handling: a reconnect gets the retained status again
+        # Workers share the events; each sees every status (retained messages are not sent to
+        # shared subscriptions, and a status written N times is still one row).
+        client.subscribe([(self.event_filter(), opts), ("chot/v1/+/+/status", opts)])
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        if self._accepting.is_set():
+            moved = broker.next_address(client, self.config.mqtt)
+            if moved:
+                logger.info("ingest: broker unreachable, trying %s", moved)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if not self._accepting.is_set():
@@ -459,14 +488,19 @@ class Ingest:
         client = self._client
         if client is None or not events:
             return
-        by_unit: dict[tuple[str, str], list[int]] = {}
-        for event in events:
-            by_unit.setdefault((event.checkpoint, event.device), []).append(event.seq)
-        for (checkpoint, device), seqs in by_unit.items():
+        for (checkpoint, device), seqs in self._seqs_by_unit(events).items():
             for payload in ack_payloads(seqs):
                 # Queued by paho if the link is down; a lost ack only means the unit resends.
                 client.publish(ack_topic(checkpoint, device), payload, qos=1)
                 self.stats.acks += 1
+
+    @staticmethod
+    def _seqs_by_unit(events: list[Event]) -> dict[tuple[str, str], list[int]]:
+        """(checkpoint, device) -> the seqs of its events in a batch."""
+        by_unit: dict[tuple[str, str], list[int]] = {}
+        for event in events:
+            by_unit.setdefault((event.checkpoint, event.device), []).append(event.seq)
+        return by_unit
 
     def _ack(self, batch: list[_Item]) -> None:
         client = self._client
@@ -479,11 +513,21 @@ class Ingest:
                 client.ack(item.mid, item.qos)
 
 
+def make_ingest(store: Store, config: DashboardConfig, worker: int = 1) -> Ingest:
+    """The MQTT ingest (worker `worker` of several), or on the national cluster (mqtt.nats_urls
+    set) a worker of the JetStream consumer."""
+    if config.mqtt.nats_urls:
+        from dashboard.ingest_jetstream import JetStreamIngest  # noqa: PLC0415 - needs nats-py
+
+        return JetStreamIngest(store, config, worker=worker)
+    return Ingest(store, config, worker=worker)
+
+
 def run_ingest(store: Store, config: DashboardConfig, stop: threading.Event, report_every_s: float = 60.0,
                worker: int = 1) -> IngestStats:
     """Run the ingest (or worker `worker` of several) until `stop` is set, logging its counters
     now and then (the CLI's loop)."""
-    ingest = Ingest(store, config, worker=worker)
+    ingest = make_ingest(store, config, worker)
     ingest.start()
     try:
         while not stop.wait(report_every_s):

@@ -58,11 +58,10 @@ def publish_raw(config: DashboardConfig, raw: bytes, timeout: float = 10.0, topi
 
     client.on_connect = on_connect
     client.on_publish = on_publish
-    cfg = config.mqtt
     try:
-        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
-    except OSError as e:
-        raise TrustPublishError(f"cannot reach the broker at {cfg.host}:{cfg.port}: {e}") from None
+        broker.connect_first(client, config.mqtt)
+    except broker.BrokerError as e:
+        raise TrustPublishError(str(e)) from None
     client.loop_start()
     try:
         if not connected.wait(timeout) or refused:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from common.localnet import parse_address
 from common.typedconfig import ConfigError, load_toml, parse, secret
 
 Language = Literal["vi", "en"]
@@ -114,6 +115,12 @@ class MqttConfig:
     """Broker host name or address."""
     port: int = 1883
     """Broker TCP port (8883 is usual with TLS)."""
+    brokers: list[str] = field(default_factory=list)
+    """More broker nodes ("host" or "host:port", port defaulting to `port`) of a clustered
+    broker: the unit moves to the next one when the one it is on is gone."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT version: "5" (Mosquitto, the embedded default) or "3.1.1" (the national NATS
+    cluster, which refuses MQTT 5)."""
     username: str | None = None
     """MQTT username; defaults to the unit's device_id."""
     password: str | None = None
@@ -153,6 +160,16 @@ class MqttConfig:
             raise ValueError(f"status_interval_s must be between 1 and 3600, got {self.status_interval_s}")
         if not 0.5 <= self.central_ack_timeout_s <= 86400:
             raise ValueError("central_ack_timeout_s must be between 0.5 and 86400 seconds")
+        self.addresses()  # a bad broker address is a config error now, not at the first reconnect
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every broker to try, `host:port` first, then `brokers` in order (duplicates dropped)."""
+        found = [(self.host, self.port)]
+        for text in self.brokers:
+            address = parse_address(text, self.port)
+            if address not in found:
+                found.append(address)
+        return found
 
     def resolved_password(self) -> str | None:
         """The password from the systemd credential, the environment, or the literal value."""

@@ -5,7 +5,11 @@ marks an event handed over: it leaves the outbox when the central's ingest, afte
 names its seq on the unit's ack topic (`.../<device>/ack`, `{"seqs": [[first, last], ...]}`).
 A broker killed before it delivered what it had acknowledged therefore loses nothing.
 
-Each connection uses a fresh paho client with a clean session. Events handed over but not
+Each connection uses a fresh paho client with a clean session, MQTT 5 (Mosquitto) or 3.1.1 (the
+national NATS cluster, which speaks no MQTT 5). With several broker addresses (a cluster's
+nodes), a unit starts on one picked from its device id, so units spread over the nodes, and
+moves to the next as soon as the one it is on is gone: the outbox and its resends do not care
+which node carries an event, so exactly-once holds across the move. Events handed over but not
 acknowledged by the central are sent again after every reconnect, and while connected once they
 are `central_ack_timeout_s` old (the ingest keeps `(device, seq)` unique, so a repeat is
 harmless). Such resends go one window at a time: the next window only after the central
@@ -21,6 +25,7 @@ import random
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +106,10 @@ class MqttLink:
         self.trust_topic = f"{config.topic_prefix}/trust"
         # The checkpoint's signed officer roster, retained (published by the dashboard).
         self.roster_topic = f"{config.topic_prefix}/{checkpoint}/roster"
+        self._addresses = config.addresses()
+        self._at = zlib.crc32(device_id.encode()) % len(self._addresses)
+        self._failures = 0  # connection attempts that failed since the last that got through
+        self._v5 = config.protocol == "5"
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,12 +137,23 @@ class MqttLink:
         the broker's Receive Maximum)."""
         self.connects = 0
         """Successful connections since start."""
+        self.moves = 0
+        """Times the unit went on to another broker address after losing or missing one."""
 
     # -- public API ----------------------------------------------------------------------
     @property
     def connected(self) -> bool:
         """True while a session with the broker is up."""
         return self._connected
+
+    @property
+    def broker(self) -> str | None:
+        """"host:port" of the broker node the unit is connected to, None while disconnected."""
+        return self._address_text() if self._connected else None
+
+    def _address_text(self) -> str:
+        host, port = self._addresses[self._at]
+        return f"{host}:{port}"
 
     @property
     def inflight(self) -> int:
@@ -176,14 +196,31 @@ class MqttLink:
                 break
             if was_up:
                 delay = self.backoff_min
+                self._failures = 0
+            else:
+                self._failures += 1
+            if len(self._addresses) > 1:
+                # The node is gone (or refused us): the next one now; back off only once every
+                # address has failed in a row.
+                self._at = (self._at + 1) % len(self._addresses)
+                self.moves += 1
+                if self._failures < len(self._addresses):
+                    pause = random.uniform(0, self.backoff_min)
+                    logger.info("mqtt: moving to broker %s in %.1fs", self._address_text(), pause)
+                    self._stop.wait(pause)
+                    continue
             pause = random.uniform(delay / 2, delay)  # jitter: units restarted together spread out
-            logger.info("mqtt: reconnecting to %s:%d in %.1fs", self.config.host, self.config.port, pause)
+            logger.info("mqtt: reconnecting to %s in %.1fs", self._address_text(), pause)
             self._stop.wait(pause)
             delay = min(delay * 2, self.backoff_max)
 
     def _new_client(self) -> paho.Client:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id,
-                             protocol=MQTTProtocolVersion.MQTTv5)
+        if self._v5:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                                 protocol=MQTTProtocolVersion.MQTTv5)
+        else:  # 3.1.1: a clean session per connection, as clean_start is under MQTT 5
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                                 protocol=MQTTProtocolVersion.MQTTv311, clean_session=True)
         username = self.config.username or self.device_id
         client.username_pw_set(username, self.config.resolved_password())
         if self.config.tls:
@@ -204,10 +241,14 @@ class MqttLink:
         self._refused = None
         self._last_stable = None
         client = self._new_client()
+        host, port = self._addresses[self._at]
         try:
-            client.connect(self.config.host, self.config.port, self.config.keepalive, clean_start=True)
+            if self._v5:
+                client.connect(host, port, self.config.keepalive, clean_start=True)
+            else:
+                client.connect(host, port, self.config.keepalive)
         except (OSError, ValueError) as e:
-            logger.warning("mqtt: cannot connect to %s:%d: %s", self.config.host, self.config.port, e)
+            logger.warning("mqtt: cannot connect to %s:%d: %s", host, port, e)
             return False
         started = time.monotonic()
         was_up = False
@@ -218,6 +259,7 @@ class MqttLink:
                     logger.warning("mqtt: connection lost (%s)", paho.error_string(rc))
                     break
                 if self._refused:
+                    was_up = False  # counts as a failed attempt: back off, do not spin
                     break
                 if not self._connected:
                     if was_up:
@@ -298,6 +340,8 @@ class MqttLink:
             logger.exception("status_fn failed; sending a bare online status")
             status = {}
         status.setdefault("state", "online")
+        if len(self._addresses) > 1:
+            status["broker"] = self._address_text()  # which node of the cluster carries this unit
         return status
 
     def _say_offline(self, client: paho.Client) -> None:
@@ -313,8 +357,7 @@ class MqttLink:
                     properties: Any) -> None:
         if reason_code.is_failure:
             self._refused = str(reason_code)
-            logger.error("mqtt: broker %s:%d refused the connection: %s",
-                         self.config.host, self.config.port, reason_code)
+            logger.error("mqtt: broker %s refused the connection: %s", self._address_text(), reason_code)
             return
         # The broker's Receive Maximum (MQTT v5) caps our window: exceeding it gets us cut off.
         receive_maximum = getattr(properties, "ReceiveMaximum", None)
@@ -324,7 +367,7 @@ class MqttLink:
         self._resend_due = 0.0
         self._probing = False
         self.connects += 1
-        logger.info("mqtt: connected to %s:%d", self.config.host, self.config.port)
+        logger.info("mqtt: connected to %s", self._address_text())
         try:
             waiting = self.outbox.backlog() - self.outbox.unsent()
         except sqlite3.Error:
@@ -366,7 +409,11 @@ class MqttLink:
         topics = [topic for topic, _qos in self._subscriptions()]
         for topic, code in zip(topics, reason_codes):
             if code.is_failure:
-                logger.error("mqtt: broker refused the subscription to %s: %s", topic, code)
+                # Without its ack subscription a unit never hears that events are stored. A
+                # cluster node refuses while it elects new leaders after losing a peer: go on
+                # to the next node (or try again later), as after a refused connection.
+                logger.error("mqtt: broker refused the subscription to %s: %s; reconnecting", topic, code)
+                self._refused = f"subscription to {topic} refused"
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if message.topic == self.ack_topic:

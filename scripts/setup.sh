@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# postgresql and nginx: the scaled-out central (its store; the proxy in front of several web
-# processes); the tests start throwaway clusters with initdb and their own nginx.
-apt_packages=(mosquitto mosquitto-clients libzbar0 chromium shellcheck systemd openssl postgresql nginx)
+# postgresql, nginx and nats-server: the national central (its store; the proxy in front of
+# several web processes; the clustered broker); the tests start throwaway ones of each.
+apt_packages=(mosquitto mosquitto-clients nats-server libzbar0 chromium shellcheck systemd openssl postgresql nginx)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -19,8 +19,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The system broker must not hold port 1883 for nothing: chot starts its own brokers.
-# Likewise the system PostgreSQL and port 5432: tests and benches run their own clusters.
-for service in mosquitto postgresql nginx; do
+# Likewise the system nats-server, PostgreSQL (port 5432) and nginx: tests and benches run their own.
+for service in mosquitto nats-server postgresql nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl stop "$service" 2>/dev/null || true
   fi

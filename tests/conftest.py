@@ -5,6 +5,6 @@ import importlib.util
 pytest_plugins = [
     name
     for name in ("tests.support.ministry", "tests.support.broker", "tests.support.browser",
-                 "tests.support.postgres", "tests.support.stores")
+                 "tests.support.postgres", "tests.support.stores", "tests.support.nats")
     if importlib.util.find_spec(name) is not None
 ]

@@ -205,6 +205,7 @@ class Device:
     uptime_s: float | None = None
     last_seq: int | None = None  # highest seq stored from it
     complete_at: datetime | None = None  # last time it said, online, that its outbox was empty
+    broker: str | None = None  # "host:port" of the cluster node it last said it is on
 
     @property
     def online(self) -> bool:
@@ -358,6 +359,7 @@ class StatusUpdate:
     fps: float | None = None
     temperature_c: float | None = None
     uptime_s: float | None = None
+    broker: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -558,7 +560,7 @@ MAX_CLOCK_AHEAD_S = 300
 EARLIEST_PLAUSIBLE_TS = datetime(2021, 1, 1, tzinfo=timezone.utc)
 MAX_BUCKETS = 5000
 STATUS_COLUMNS = ("software", "trust_version", "trust_age_s", "backlog", "clock", "fps",
-                   "temperature_c", "uptime_s")
+                   "temperature_c", "uptime_s", "broker")
 
 
 def to_ms(value: datetime) -> int:

@@ -121,7 +121,11 @@ _SCHEMA_1 = [
 ]
 
 # Append-only, like SQLite's: entry N brings the schema from version N to N+1.
-MIGRATIONS: tuple[Sequence[str], ...] = (tuple(_SCHEMA_1),)
+MIGRATIONS: tuple[Sequence[str], ...] = (
+    tuple(_SCHEMA_1),
+    # The broker node each unit last said it is on (national cluster).
+    ("ALTER TABLE devices ADD COLUMN broker text",),
+)
 
 
 @functools.lru_cache(maxsize=512)

@@ -124,7 +124,7 @@ class SqlStore(Store):
     _DEVICE_SELECT = (
         "SELECT d.id, d.checkpoint, c.district, c.province, c.name, d.created_at, d.state,"
         " d.last_seen, d.status_at, d.software, d.trust_version, d.trust_age_s, d.backlog, d.clock,"
-        " d.fps, d.temperature_c, d.uptime_s, d.last_seq, d.complete_at"
+        " d.fps, d.temperature_c, d.uptime_s, d.last_seq, d.complete_at, d.broker"
         " FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
     )
 
@@ -132,7 +132,7 @@ class SqlStore(Store):
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]),
+            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]), row[19],
         )
 
     def get_device(self, device_id: str) -> Device | None:

@@ -124,8 +124,14 @@ def _migration_5(db: Any) -> None:
     db.execute("CREATE INDEX audit_log_province ON audit_log (province, id)")
 
 
+def _migration_6(db: Any) -> None:
+    """The broker node each unit last said it is on (national cluster; NULL on one broker)."""
+    db.execute("ALTER TABLE devices ADD COLUMN broker TEXT")
+
+
 # Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
-MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
+MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+                                _migration_6)
 
 
 class SqliteStore(SqlStore):

@@ -206,6 +206,19 @@ def remove_device(device_id: str) -> Any:
     return _devices_page(message=translate("device_removed", device=device_id))
 
 
+@bp.post("/devices/<device_id>/rotate")
+@roles_required("admin")
+def rotate_password(device_id: str) -> Any:
+    """A new broker password for a unit through dashboard.devices (the old one stops at once)."""
+    try:
+        creds = registry.rotate_password(get_store(), _dashboard_config(), device_id)
+    except (AdminError, StoreError, BrokerError, OSError, ValueError) as e:
+        logger.warning("rotating the password of device %s failed: %s", device_id, e)
+        return _devices_page(error=str(e), status=400)
+    logger.info("device %s got a new password from the web by %s", device_id, g.user.username)
+    return _devices_page(message=translate("password_rotated", device=creds.device, password=creds.password))
+
+
 # -- officers ---------------------------------------------------------------------------------
 def _officers_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
     store = get_store()

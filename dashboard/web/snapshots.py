@@ -251,6 +251,7 @@ def device_dict(device: Device, now: datetime, settings: WebSettings | None = No
         "fps": device.fps,
         "temperature_c": device.temperature_c,
         "uptime_s": device.uptime_s,
+        "broker": device.broker,
     }
 
 

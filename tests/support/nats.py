@@ -1,0 +1,283 @@
+"""A real 3-node NATS cluster (JetStream, MQTT 3.1.1) on free loopback ports, for tests.
+
+Each node is rendered from the shipped template (firmware-config/nats/nats-node.conf) through
+dashboard.nats, with its own folder, store and ports, so what is tested is what ships. Nodes
+start, stop (SIGTERM) and die (SIGKILL) one at a time; `wait_ready()` waits until every running
+node sees a JetStream meta leader and answers its health check.
+
+`nats_cluster_factory(tmp_path, users=...)` (a fixture) starts clusters and stops them at
+teardown, printing each node's log when the test failed. For a central with units on the
+cluster, build the config with `national_broker(...)` and `dashboard.devices.init_broker`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.localnet import free_port, wait_for_port
+from dashboard import nats as natsconf
+from dashboard.config import BrokerConfig, NatsNode
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def national_broker(data_dir: Path, nodes: int = 3) -> dict[str, Any]:
+    """The `[broker]` table of a NATS cluster on free loopback ports under `data_dir`."""
+    ports = set()
+
+    def port() -> int:
+        while True:
+            p = free_port()
+            if p not in ports:
+                ports.add(p)
+                return p
+
+    return {"kind": "nats", "nats_dir": str(data_dir / "nats"),
+            "users_file": str(data_dir / "nats" / "accounts.conf"),
+            "nats_password_file": str(data_dir / "nats" / "passwd"),
+            "max_file_store": "256MB",
+            "nodes": [{"name": f"n{i + 1}", "mqtt_port": port(), "client_port": port(),
+                       "cluster_port": port(), "monitor_port": port()} for i in range(nodes)]}
+
+
+class NatsNodeProcess:
+    """One nats-server process of the cluster."""
+
+    def __init__(self, cfg: BrokerConfig, node: NatsNode) -> None:
+        self.cfg = cfg
+        self.node = node
+        self.dir = natsconf.node_dir(cfg, node)
+        self.conf_path = self.dir / "nats.conf"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def mqtt_port(self) -> int:
+        return self.node.mqtt_port
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        stderr = open(self.dir / "nats.stderr", "ab")
+        self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path)], stdout=stderr,
+                                     stderr=stderr, start_new_session=True)
+        if not wait_for_port(self.node.mqtt_port, 30):
+            self.kill()
+            raise RuntimeError(f"NATS node {self.name} did not open its MQTT port:\n{self.log_text()}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Graceful stop (SIGTERM), as an upgrade would."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), as a power cut would."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def monitor(self, path: str) -> dict[str, Any] | None:
+        """A monitoring endpoint's JSON, or None if the node does not answer (200 or 503)."""
+        url = f"http://127.0.0.1:{self.node.monitor_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            try:
+                return json.loads(e.read())
+            except (ValueError, OSError):
+                return None
+        except (OSError, ValueError):
+            return None
+
+    def leader(self, healthy: bool = True) -> str | None:
+        """The JetStream meta leader this node sees (if `healthy`, only once /healthz says ok:
+        every stream and consumer replica it holds is current, which it is not while a peer is
+        down)."""
+        if healthy and (self.monitor("/healthz") or {}).get("status") != "ok":
+            return None
+        jsz = self.monitor("/jsz")
+        return ((jsz or {}).get("meta_cluster") or {}).get("leader") or None
+
+    def mqtt_clients(self) -> list[str]:
+        """Client ids of the MQTT connections open on this node."""
+        connz = self.monitor("/connz?subs=0&limit=1024") or {}
+        return [c.get("mqtt_client", "") for c in connz.get("connections") or [] if c.get("mqtt_client")]
+
+    def log_text(self) -> str:
+        parts = []
+        for name in ("nats.log", "nats.stderr"):
+            p = self.dir / name
+            if p.exists():
+                parts.append(p.read_text(errors="replace"))
+        return "\n".join(parts)
+
+
+class NatsCluster:
+    """The cluster's node processes, rendered from `cfg` (a `[broker]` with kind = "nats")."""
+
+    def __init__(self, cfg: BrokerConfig) -> None:
+        self.cfg = cfg
+        natsconf.write_node_configs(cfg)
+        self.nodes = [NatsNodeProcess(cfg, node) for node in cfg.nodes]
+
+    def __getitem__(self, index: int) -> NatsNodeProcess:
+        return self.nodes[index]
+
+    def start(self, timeout: float = 60.0) -> None:
+        for node in self.nodes:
+            node.start()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every running node agrees on a running JetStream leader, and with every node up
+        until each is healthy (or RuntimeError)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [n for n in self.nodes if n.running]
+            whole = len(running) == len(self.nodes)
+            leaders = {n.leader(healthy=whole) for n in running}
+            # After a node's loss the others name it as leader until they elect a new one.
+            if len(leaders) == 1 and leaders & {n.name for n in running}:
+                return
+            time.sleep(0.2)
+        logs = "\n".join(f"--- {n.name} ---\n{n.log_text()[-3000:]}" for n in self.nodes)
+        raise RuntimeError(f"NATS cluster not ready after {timeout}s\n{logs}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill() if node.running else None
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every node's MQTT address."""
+        return [(n.node.host, n.mqtt_port) for n in self.nodes]
+
+    def log_text(self) -> str:
+        return "\n".join(f"--- {n.name} ---\n{n.log_text()}" for n in self.nodes)
+
+
+@pytest.fixture
+def nats_cluster_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[BrokerConfig], NatsCluster]]:
+    """Start clusters from `[broker]` configs (kind = "nats"); killed at teardown."""
+    started: list[NatsCluster] = []
+
+    def make(cfg: BrokerConfig, start: bool = True) -> NatsCluster:
+        cluster = NatsCluster(cfg)
+        started.append(cluster)
+        if start:
+            cluster.start()
+        return cluster
+
+    yield make
+    failed = getattr(request.node, "rep_call", None)
+    for cluster in started:
+        if failed is not None and failed.failed:
+            print(cluster.log_text()[-20000:])
+        cluster.stop()
+
+
+class NationalCentral:
+    """A central on a running NATS cluster: config, store, cluster; `add_device` waits for the reload."""
+
+    def __init__(self, config: Any, store: Any, cluster: NatsCluster) -> None:
+        self.config = config
+        self.store = store
+        self.cluster = cluster
+
+    def reloads(self) -> int:
+        return sum(n.log_text().count("Reloaded server configuration") for n in self.cluster.nodes if n.running)
+
+    def wait_reloaded(self, before: int) -> None:
+        """Until every running node has reread the accounts file once more than at `before`."""
+        want = before + sum(1 for n in self.cluster.nodes if n.running)
+        deadline = time.monotonic() + 15
+        while self.reloads() < want and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def add_device(self, device: str, checkpoint: str, district: str = "001", province: str = "01") -> Any:
+        from dashboard.devices import add_device  # noqa: PLC0415
+
+        before = self.reloads()
+        creds = add_device(self.store, self.config, device, checkpoint, district, province)
+        self.wait_reloaded(before)
+        return creds
+
+
+def national_config(tmp_path: Path, **overrides: Any) -> Any:
+    """A central config on a 3-node cluster under tmp_path (MQTT 3.1.1, every node listed)."""
+    from dashboard.config import parse_config  # noqa: PLC0415
+
+    return parse_config(national_config_data(tmp_path, **overrides))
+
+
+def national_config_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The central config's TOML data for a 3-node cluster under tmp_path."""
+    import secrets  # noqa: PLC0415
+
+    data_dir = tmp_path / "central"
+    brokers = national_broker(data_dir)
+    first, *rest = brokers["nodes"]
+    data: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "broker": brokers,
+        "mqtt": {"host": "127.0.0.1", "port": first["mqtt_port"], "protocol": "3.1.1",
+                 "brokers": [f"127.0.0.1:{n['mqtt_port']}" for n in rest],
+                 "nats_urls": [f"nats://127.0.0.1:{n['client_port']}" for n in brokers["nodes"]],
+                 "ingest": {"username": "chot-ingest", "password": secrets.token_urlsafe(12)},
+                 "dashboard": {"username": "chot-dashboard", "password": secrets.token_urlsafe(12)}},
+        "ingest": {"device_refresh_s": 0.5},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    return data
+
+
+def start_national_central(tmp_path: Path, factory: Callable[[BrokerConfig], NatsCluster],
+                           **overrides: Any) -> NationalCentral:
+    """Render the cluster's files through dashboard.devices.init_broker, start the 3 nodes."""
+    from dashboard.devices import init_broker  # noqa: PLC0415
+    from dashboard.store import open_store  # noqa: PLC0415
+
+    config = national_config(tmp_path, **overrides)
+    store = open_store(config.database)
+    init_broker(store, config)
+    return NationalCentral(config, store, factory(config.broker))
+
+
+@pytest.fixture
+def national(tmp_path: Path, nats_cluster_factory: Callable[[BrokerConfig], NatsCluster]) -> Iterator[NationalCentral]:
+    """A central on a running 3-node cluster (SQLite store)."""
+    c = start_national_central(tmp_path, nats_cluster_factory)
+    yield c
+    c.store.close()
