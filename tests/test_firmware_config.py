@@ -201,7 +201,8 @@ def template_keys(path: Path) -> dict[str, set[str]]:
     keys: dict[str, set[str]] = {"": set()}
     section = ""
     for line in path.read_text().splitlines():
-        if m := re.match(r"^\[([\w.]+)\]\s*$", line):
+        # `[[a.b]]`, shown commented too: an array of tables (the national cluster's nodes).
+        if m := re.match(r"^\[([\w.]+)\]\s*$", line) or re.match(r"^(?:# )?\[\[([\w.]+)\]\]\s*$", line):
             section = m.group(1)
             keys.setdefault(section, set())
         elif m := re.match(r"^(?:# )?(\w+) = ", line):
