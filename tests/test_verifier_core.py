@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import tracemalloc
 import zlib
 
@@ -293,28 +292,30 @@ def test_non_text_payload_is_red(store):
 
 
 def _bounded(func):
+    """Run `func`; its result and the peak of memory allocated meanwhile (bytes): the work bound.
+
+    Speed is bench/verify.py's; a hang is caught by pytest-timeout."""
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         result = func()
-        return result, time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+        return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
 def test_zlib_bomb_is_refused_quickly_in_bounded_memory(store):
     bomb = "HC1:" + b45encode(zlib.compress(b"\x00" * (4 * 1024 * 1024), 9))
-    verdict, seconds, peak = _bounded(lambda: verify(bomb, store, NOW, POLICY))
+    verdict, peak = _bounded(lambda: verify(bomb, store, NOW, POLICY))
     assert verdict.reason == "zlib_bomb"
-    assert seconds < 0.5 and peak < 1024 * 1024
+    assert peak < 1024 * 1024  # 4 MiB of zeros never inflated
 
 
 def test_inflate_cap_holds_for_a_bigger_bomb():
     compressed = zlib.compress(b"\x00" * (64 * 1024 * 1024), 9)
     with pytest.raises(ZlibBomb):
         _bounded(lambda: inflate(compressed))
-    _, seconds, peak = _bounded(lambda: pytest.raises(ZlibBomb, inflate, compressed))
-    assert seconds < 0.2 and peak < 256 * 1024 + len(compressed)
+    _, peak = _bounded(lambda: pytest.raises(ZlibBomb, inflate, compressed))
+    assert peak < 256 * 1024 + len(compressed)  # 64 MiB of zeros: inflating stopped at the cap
     assert inflate(zlib.compress(b"x" * 1000)) == b"x" * 1000
 
 
@@ -341,9 +342,9 @@ BOMBS = {
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_oversized_cbor_inside_a_signed_certificate_is_refused(ministry, store, name):
     cose = _signed_claims(ministry, BOMBS[name])
-    verdict, seconds, peak = _bounded(lambda: verify(hc1.wrap(cose), store, NOW, POLICY))
+    verdict, peak = _bounded(lambda: verify(hc1.wrap(cose), store, NOW, POLICY))
     assert (verdict.result, verdict.reason) == ("red", "cbor_limits")
-    assert seconds < 0.5 and peak < 4 * 1024 * 1024
+    assert peak < 4 * 1024 * 1024
 
 
 @pytest.mark.parametrize("name", ["deep_cose", "deep_claims", "declared_huge_string", "declared_huge_array",
@@ -363,10 +364,10 @@ def test_cbor_bombs_are_refused_quickly(ministry, store, name):
         cose = sign_raw(ministry.general, {1: -7, 4: kid}, b"\xd8\x1c\x81\xd8\x1d\x00")
     else:
         cose = sign_raw(ministry.general, {1: -7, 4: kid}, b"\xc5\x82\x1b\x00\x00\x00\x0f\xff\xff\xff\xff\x01")
-    verdict, seconds, peak = _bounded(lambda: verify(hc1.wrap(cose), store, NOW, POLICY))
+    verdict, peak = _bounded(lambda: verify(hc1.wrap(cose), store, NOW, POLICY))
     assert verdict.result == "red"
     assert verdict.reason == ("cbor_limits" if name.startswith("deep") else "cwt")
-    assert seconds < 0.5 and peak < 4 * 1024 * 1024
+    assert peak < 4 * 1024 * 1024  # a declared 2**40 bytes or items is never allocated
 
 
 def test_lenient_eku_reader_handles_empty_sequence_and_critical_flag():
