@@ -148,6 +148,8 @@ def test_signer_restricted_to_tests_cannot_sign_vaccinations(ministry, store):
     (NOW + dt.timedelta(minutes=4), NOW + dt.timedelta(days=300), 300, "valid"),
     (NOW + dt.timedelta(minutes=4), NOW + dt.timedelta(days=300), 0, "cwt_not_yet_valid"),
     (NOW - dt.timedelta(days=400), NOW - dt.timedelta(minutes=2), 300, "valid"),
+    # Issued after it expires: inside the skew on both sides, and still valid at no time.
+    (NOW + dt.timedelta(minutes=1), NOW - dt.timedelta(minutes=1), 300, "cwt"),
 ])
 def test_cwt_times_with_clock_skew(ministry, store, iat, exp, skew, reason):
     text = issue(ministry.general, iat=iat, exp=exp)

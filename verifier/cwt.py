@@ -97,11 +97,14 @@ def parse_claims(payload: bytes) -> Claims:
 
 
 def check_times(claims: Claims, now: datetime, skew: timedelta = timedelta(0)) -> None:
-    """Check `iat <= now <= exp`, each side widened by the allowed clock skew.
+    """Check `iat <= exp` and `iat <= now <= exp`, the last two widened by the allowed clock skew.
 
+    :raises CwtError: when issued after it expires (valid at no time; the skew must not rescue it).
     :raises CwtNotYetValid: when issued after `now` + skew.
     :raises CwtExpired: when expired before `now` - skew.
     """
+    if claims.iat is not None and claims.exp is not None and claims.iat > claims.exp:
+        raise CwtError(f"iat {claims.iat} after exp {claims.exp}")
     t = now.timestamp()
     allowance = skew.total_seconds()
     if claims.iat is not None and claims.iat > t + allowance:
