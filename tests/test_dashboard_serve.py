@@ -53,17 +53,16 @@ class Served:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def connect(self, timeout: float = 5.0) -> http.client.HTTPConnection:
+    def connect(self, timeout: float = 30.0) -> http.client.HTTPConnection:
+        """A connection whose every read gives up after `timeout` s: a hang guard, not a limit."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         self.opened.append(conn)
         return conn
 
-    def stop(self, timeout: float = 10.0) -> float:
-        """SIGTERM; returns the seconds until the process was gone."""
-        started = time.monotonic()
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM; the exit code (raises TimeoutExpired after `timeout` s: a hang guard)."""
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout)
-        return time.monotonic() - started
+        return self.proc.wait(timeout)
 
 
 @pytest.fixture
@@ -116,25 +115,23 @@ class Browser:
         self.cookie = ""
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes, float]:
-        """One request on a fresh connection: (response, body, seconds taken)."""
+                headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes]:
+        """One request on a fresh connection: (response, body)."""
         conn = self.served.connect()
         all_headers = {"Cookie": self.cookie, **(headers or {})}
-        started = time.monotonic()
         conn.request(method, path, body=body, headers=all_headers)
         resp = conn.getresponse()
         data = resp.read()
-        took = time.monotonic() - started
         conn.close()
         if match := re.match(r"(chot_session=[^;]*)", resp.getheader("Set-Cookie") or ""):
             self.cookie = match.group(1)
-        return resp, data, took
+        return resp, data
 
     def login(self, username: str, password: str | None = None, headers: dict[str, str] | None = None) -> int:
-        _, page, _ = self.request("GET", "/login")
+        _, page = self.request("GET", "/login")
         form = {"username": username, "password": ACCOUNTS[username][0] if password is None else password,
                 "csrf_token": csrf_from(page.decode())}
-        resp, _, _ = self.request("POST", "/login", urlencode(form).encode(),
+        resp, _ = self.request("POST", "/login", urlencode(form).encode(),
                                   {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
         return resp.status
 
@@ -153,7 +150,7 @@ def admitted(first_line: str) -> bool:
     return first_line == "retry: 1000"
 
 
-def read_event(resp: http.client.HTTPResponse, name: str, timeout_s: float = 10.0) -> str:
+def read_event(resp: http.client.HTTPResponse, name: str, timeout_s: float = 60.0) -> str:
     """Read SSE lines until an `event: <name>` block's data line; fails after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     seen = False
@@ -203,15 +200,17 @@ def test_pages_answer_while_more_streams_than_page_threads_are_open(serve: Calla
             assert resp.getheader(name), f"stream lost {name}"
         assert resp.getheader("Cache-Control") == "no-store" and resp.getheader("X-Accel-Buffering") == "no"
 
-    # Pages, API and static files still answer, one after another and all at once.
+    # Pages, API and static files still answer, one after another and all at once. Were a page
+    # queued behind the streams (which last CHOT_STREAM_MAX_S, 300 s), its read would hit the
+    # connection's 30 s hang guard and fail; how fast pages answer is bench/store.py's figure.
     paths = ["/", "/devices", "/checkpoints/IC7", "/api/v1/overview", "/api/v1/devices", "/static/app.css"]
     for path in paths:
-        resp, _, took = browser.request("GET", path)
-        assert resp.status == 200 and took < 3, (path, resp.status, took)
+        resp, _ = browser.request("GET", path)
+        assert resp.status == 200, (path, resp.status)
     with ThreadPoolExecutor(len(paths) * 2) as pool:
         answers = list(pool.map(lambda p: browser.request("GET", p), paths * 2))
-    assert all(resp.status == 200 and took < 5 for resp, _, took in answers), [(r.status, t) for r, _, t in answers]
-    page, html, _ = browser.request("GET", "/")
+    assert all(resp.status == 200 for resp, _ in answers), [r.status for r, _ in answers]
+    page, html = browser.request("GET", "/")
     assert "text/html" in page.getheader("Content-Type", "")
     for name in SECURITY_HEADERS:
         assert page.getheader(name), f"page lost {name}"
@@ -256,8 +255,8 @@ def test_pages_answer_while_more_streams_than_page_threads_are_open(serve: Calla
     assert failures_by_address(served.db, "203.0.113.7", "127.0.0.1") == [0, 1]
 
 
-def test_sigterm_ends_the_server_within_seconds_with_streams_open(serve: Callable[..., Served]) -> None:
-    served = serve(threads=2, max_streams=3)
+def test_sigterm_ends_the_server_without_waiting_for_open_streams(serve: Callable[..., Served]) -> None:
+    served = serve(threads=2, max_streams=3, shutdown_timeout_s=300)
     browser = Browser(served)
     assert browser.login("sup_lc") == 302
     streams = [browser.open_stream("/stream/devices")[1] for _ in range(2)]
@@ -265,9 +264,10 @@ def test_sigterm_ends_the_server_within_seconds_with_streams_open(serve: Callabl
     idle.request("GET", "/", headers={"Cookie": browser.cookie})
     idle.getresponse().read()
 
-    took = served.stop(timeout=10)
-    assert took < 4, f"SIGTERM took {took:.1f} s"
-    assert served.proc.returncode == 0, served.output()
+    # Streams are not requests in flight: had the stop waited for them, it would wait out its
+    # 300 s grace and stop()'s 60 s hang guard would fail the test.
+    assert served.stop() == 0, served.output()
+    assert "still running after" not in served.output()
     for resp in streams:
         resp.fp.raw._sock.settimeout(2)  # type: ignore[union-attr]
         try:
@@ -290,9 +290,9 @@ def test_trusted_proxy_address_reaches_the_login_throttle(serve: Callable[..., S
 
 def test_dev_flag_keeps_flasks_development_server(serve: Callable[..., Served]) -> None:
     served = serve("--dev")
-    resp, _, _ = Browser(served).request("GET", "/login")
+    resp, _ = Browser(served).request("GET", "/login")
     assert resp.status == 200 and resp.getheader("Server", "").startswith("Werkzeug/")
-    assert served.stop() < 5
+    served.stop()  # SIGTERM ends it (a hang would time out)
 
 
 def test_a_taken_port_is_a_readable_error(tmp_path: Path) -> None:
@@ -317,46 +317,54 @@ def test_bad_server_settings_name_their_key(web: dict[str, Any], key: str) -> No
     assert key in str(e.value)
 
 
-def slow_app(seconds: float) -> Callable[..., Any]:
-    """A WSGI app whose every answer takes `seconds` (a long report, an upload being checked)."""
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        time.sleep(seconds)
+class HeldApp:
+    """A WSGI app whose every answer waits until the test releases it (a long report, an upload
+    being checked): the test decides when work ends, so nothing depends on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        self.entered.set()
+        self.release.wait(120)
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
         return [b"done"]
 
-    return app
 
-
-@pytest.mark.parametrize("work_s, grace_s, answered", [(1.0, 10.0, True), (5.0, 0.5, False)])
-def test_stop_lets_requests_in_flight_finish_within_the_grace(work_s: float, grace_s: float, answered: bool) -> None:
-    server = DashboardServer(slow_app(work_s), WebConfig(threads=2, max_streams=1, shutdown_timeout_s=grace_s),
-                             "127.0.0.1", 0)
+@pytest.mark.parametrize("grace_s, answered", [(300.0, True), (0.5, False)])
+def test_stop_lets_requests_in_flight_finish_within_the_grace(grace_s: float, answered: bool) -> None:
+    app = HeldApp()
+    server = DashboardServer(app, WebConfig(threads=2, max_streams=1, shutdown_timeout_s=grace_s), "127.0.0.1", 0)
     stop = threading.Event()
     stats: list[Any] = []
     runner = threading.Thread(target=lambda: stats.append(server.serve_until(stop)), name="serve-under-test")
     runner.start()
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
         conn.request("GET", "/report")
-        time.sleep(0.3)  # the request is in the app now
-        stopped_at = time.monotonic()
+        assert app.entered.wait(60)  # the request is in the app now
         stop.set()
-        with pytest.raises(OSError):  # the listener closes at once
-            wait_closed = time.monotonic() + 2
-            while time.monotonic() < wait_closed:
+        with pytest.raises(OSError):  # the listener closes at once (60 s: a hang guard)
+            closed_by = time.monotonic() + 60
+            while time.monotonic() < closed_by:
                 socket.create_connection(("127.0.0.1", server.port), timeout=0.5).close()
                 time.sleep(0.05)
         if answered:
+            runner.join(0.5)
+            assert runner.is_alive()  # still waiting for the request (the grace is 300 s)
+            app.release.set()
             resp = conn.getresponse()
             assert (resp.status, resp.read()) == (200, b"done")
+            runner.join(60)  # ends once the request is done, long before the grace
         else:
             with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
-                conn.getresponse()
-        runner.join(grace_s + 5)
+                conn.getresponse()  # cut after the 0.5 s grace, while the app still held it
+            runner.join(60)
+            assert not app.release.is_set()
         assert not runner.is_alive()
-        assert time.monotonic() - stopped_at < min(work_s, grace_s) + 1.5
         assert stats[0].pages_in_flight == (0 if answered else 1)
     finally:
         conn.close()
+        app.release.set()
         stop.set()
         runner.join(10)

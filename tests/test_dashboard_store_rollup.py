@@ -299,11 +299,11 @@ def test_opening_a_current_store_takes_no_write_lock(tmp_path: Path) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # the ingest, mid-batch
     try:
-        started = time.monotonic()
+        # A store that wanted the write lock would wait its whole busy timeout and then fail
+        # ("database is locked"): succeeding at all while the lock is held is the proof.
         store = SqliteStore(path, timeout_s=2.0)
         assert store.totals(Scope.all(), T0, T0 + SPAN) == Counts()
         store.close()
-        assert time.monotonic() - started < 1.0
     finally:
         holder.execute("ROLLBACK")
         holder.close()

@@ -101,15 +101,47 @@ def test_image_folder_loops(image_folder: Path) -> None:
     assert [mark(f) for f in frames] == [0, 1, 2, 3, 4] * 2 + [0, 1]
 
 
-def test_replay_is_paced_to_its_frame_rate(image_folder: Path) -> None:
+class _FakeClock:
+    """The replay pacer's clock and stop event in one: waiting moves the clock, nothing sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.now += seconds
+        return False
+
+
+def test_replay_pacer_releases_one_frame_per_interval_and_never_bursts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.camera import replay
+
+    clock = _FakeClock()
+    monkeypatch.setattr(replay, "time", clock)  # the pacer's only clock
+    pacer = replay.Pacer(20, clock)  # type: ignore[arg-type]
+    for _ in range(10):
+        pacer.wait()
+    # The first frame at once, then one every 1/20 s: 10 frames span 9 intervals.
+    assert clock.waits == pytest.approx([0.05] * 9) and clock.now == pytest.approx(1000.45)
+    clock.now += 3.0  # a stall (a slow decode): no burst of frames to catch up afterwards
+    pacer.wait()
+    pacer.wait()
+    assert clock.waits[9:] == pytest.approx([0.05])
+    assert replay.Pacer(0, clock).interval == 0.0  # fps 0: as fast as frames can be read
+
+
+def test_replay_camera_reads_paced_frames_in_order(image_folder: Path) -> None:
     camera = ImageFolderCamera(image_folder, fps=20, loop=True)
     camera.start()
-    started = time.monotonic()
-    for _ in range(10):
-        camera.read()
-    elapsed = time.monotonic() - started
-    camera.stop()
-    assert 0.35 <= elapsed <= 5.0  # 10 frames at 20 fps: about 0.45 s after the first (slower on a loaded machine)
+    try:
+        frames = [camera.read() for _ in range(7)]
+    finally:
+        camera.stop()
+    assert [mark(f) for f in frames] == [0, 1, 2, 3, 4, 0, 1]
 
 
 def test_video_file_replay(video_file: Path) -> None:
