@@ -36,8 +36,14 @@ def event(seq: int, **extra: object) -> bytes:
     return json.dumps(body).encode()
 
 
+GRANTED_QOS1 = 1  # SUBACK reason code: granted at QoS 1 (MQTT 5, 3.9.3); 0x80 and above refuse
+
+
 class Listener:
-    """A connected client that records every message it is sent."""
+    """A connected client that records every message it is sent and the SUBACK codes it got.
+
+    It waits for the SUBACK of every topic and fails if none comes, so a negative check ("nothing
+    arrived") is never passed by a subscription that was never made."""
 
     def __init__(self, port: int, username: str | None, password: str | None, topics: list[str],
                  client_id: str | None = None) -> None:
@@ -50,7 +56,7 @@ class Listener:
         self.client.on_subscribe = lambda c, u, mid, codes, props: self.granted.extend(r.value for r in codes)
         for topic in topics:
             self.client.subscribe(topic, qos=1)
-        wait_until(lambda: len(self.granted) == len(topics), 5)
+        assert wait_until(lambda: len(self.granted) == len(topics), 30), f"no SUBACK for {topics}"
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -116,19 +122,27 @@ def test_forged_publishes_reach_no_one(central: Central, units: dict[str, str]) 
             forger.loop_stop()
         own, outcome = connect(central.port, "ua", units["ua"])
         assert outcome == "ok"
-        own.publish("chot/v1/IC7/ua/event", event(2), qos=1).wait_for_publish(5)
+        own.publish("chot/v1/IC7/ua/event", event(2), qos=1).wait_for_publish(30)
+        # The unit's own retained status: what a late subscriber must see, and all it may see.
+        own.publish("chot/v1/IC7/ua/status", b'{"state": "online"}', qos=1, retain=True).wait_for_publish(30)
         own.disconnect()
         own.loop_stop()
-        assert wait_until(lambda: watcher.topics() != [], 5)
+        assert watcher.granted == [GRANTED_QOS1], watcher.granted  # the watcher really listens
+        assert wait_until(lambda: len(watcher.topics()) >= 2, 30)
         time.sleep(0.3)
-        assert watcher.topics() == ["chot/v1/IC7/ua/event"], "a forged message got through"
+        assert watcher.topics() == ["chot/v1/IC7/ua/event", "chot/v1/IC7/ua/status"], "a forged message got through"
     finally:
         watcher.close()
-    # Nothing forged was retained either: a late subscriber sees no retained message.
+    # Nothing forged was retained either: a late subscriber gets the retained messages there are
+    # (the unit's own status, which shows retained delivery works) and no other.
     late = Listener(central.port, user, password, ["chot/v1/#"], client_id="late")
-    time.sleep(0.5)
-    assert late.topics() == []
-    late.close()
+    try:
+        assert late.granted == [GRANTED_QOS1], late.granted
+        assert wait_until(lambda: late.topics() != [], 30), "the retained status never came"
+        time.sleep(0.5)
+        assert late.messages == [("chot/v1/IC7/ua/status", b'{"state": "online"}', True)], late.messages
+    finally:
+        late.close()
 
 
 def test_a_unit_reads_nothing_but_the_trust_topic(central: Central, units: dict[str, str]) -> None:
@@ -150,6 +164,9 @@ def test_a_unit_reads_nothing_but_the_trust_topic(central: Central, units: dict[
             other.disconnect()
             other.loop_stop()
         time.sleep(1.0)
+        # Each subscription was answered: refused outright, or granted and then given nothing.
+        assert len(spy.granted) == 7 and all(c == GRANTED_QOS1 or c >= 0x80 for c in spy.granted), spy.granted
+        assert spy.granted[-1] == GRANTED_QOS1  # the trust topic, which it must read
         assert set(spy.topics()) == {broker.TRUST_TOPIC}, spy.topics()
     finally:
         spy.close()
@@ -172,7 +189,8 @@ def test_a_unit_cannot_replace_the_trust_bundle(central: Central, units: dict[st
         forger.loop_stop()
     reader = Listener(central.port, "ub", units["ub"], [broker.TRUST_TOPIC], client_id="ub")
     try:
-        assert wait_until(lambda: reader.messages != [], 5)
+        assert reader.granted == [GRANTED_QOS1], reader.granted
+        assert wait_until(lambda: reader.messages != [], 30)
         time.sleep(0.3)
         assert [(t, p) for t, p, _ in reader.messages] == [(broker.TRUST_TOPIC, genuine)]
     finally:
