@@ -34,9 +34,13 @@ def normalise_revocations(revocations: Mapping[str, Iterable[str]] | None) -> di
 
 
 def hashes_for_uci(uci: str, country: str) -> dict[str, list[str]]:
-    """The UCI and COUNTRYCODEUCI hashes of a certificate identifier."""
-    uci = uci.strip()
-    if not uci:
+    """The UCI and COUNTRYCODEUCI hashes of a certificate identifier typed by an officer."""
+    return _identifier_hashes(uci.strip(), country)
+
+
+def _identifier_hashes(uci: str, country: str) -> dict[str, list[str]]:
+    # Over the identifier exactly as given: a verifier hashes the certificate's `ci` as it is.
+    if not uci.strip():
         raise KeysError("the certificate identifier is empty")
     if not country or not country.isalpha():
         raise KeysError("the issuing country must be a letter code such as VN")
@@ -59,7 +63,7 @@ def hashes_for_hc1(text: str) -> dict[str, list[str]]:
     uci, country = entry.get("ci"), entry.get("co")
     if not isinstance(uci, str) or not isinstance(country, str):
         raise HC1DecodeError("the DCC entry lacks its identifier (ci) or country (co)")
-    found = hashes_for_uci(uci, country)
+    found = _identifier_hashes(uci, country)
     found["SIGNATURE"] = [signature_hash(unpacked.signature, unpacked.alg)]
     return found
 
