@@ -148,6 +148,20 @@ def test_a_list_computed_from_the_definition_revokes(signer: tuple[Any, bytes, b
     assert verify(_issue(signer, uci + "X"), store, NOW, _Green()).reason == "valid"  # another certificate
 
 
+def test_countrycode_uci_takes_the_entrys_country_as_the_reference_verifier_does() -> None:
+    """Vaccinated in DE, certificate issued (CWT iss) by VN: the `co` reading is chot's, and the
+    ministry tool and the unit agree on it."""
+    signer = _signer("ES256")
+    uci = "URN:UVCI:01:VN:ABROAD0001#M"
+    text = _issue(signer, uci, country="DE")
+    _, country, issuer, _, _ = parts(text)
+    assert (country, issuer) == ("DE", "VN")
+    entry = spec_countrycode_uci("DE", uci)
+    assert hashes_for_hc1(text)["COUNTRYCODEUCI"] == [entry]
+    store = TrustStore([SignerKey.from_certificate(signer[2])], revocations={"COUNTRYCODEUCI": [entry]})
+    assert verify(text, store, NOW, _Green()).reason == "revoked"
+
+
 def test_an_ecdsa_entry_over_the_whole_signature_does_not_revoke() -> None:
     """The cut matters: a list that hashed r||s (not the definition) would never match chot."""
     signer = _signer("ES256")
