@@ -37,12 +37,12 @@ def judged(fn, data: bytes):  # noqa: ANN001, ANN201 - the targets check the ver
 
 # --- the colour the specification demands for signed claims, computed independently ------------
 # hcert spec 3.3 (CWT claims: iss 1, iat 6, exp 4 as NumericDate; the DCC at -260/1), RFC 8392
-# NumericDate; the DCC JSON schema 1.3 (the project's copy, validated with jsonschema); the
-# vn-2021 policy's own text (README "Policies"): green = dn >= sd and at least 14 days since dt,
-# yellow = at least one dose at least 14 days ago, red otherwise.
+# NumericDate; the DCC JSON schema 1.3.0, which the claims declare (the shipped copy, validated
+# with jsonschema); the vn-2021 policy's own text (README "Policies"): green = dn >= sd and at
+# least 14 days since dt, yellow = at least one dose at least 14 days ago, red otherwise.
 
-_SCHEMA = json.loads((Path(__file__).parent.parent / "verifier" / "data" / "DCC.combined-schema.json")
-                     .read_text(encoding="utf-8"))
+_SCHEMA = json.loads((Path(__file__).parent.parent / "verifier" / "data" / "schemas" / "1.3.0.json")
+                     .read_text(encoding="utf-8"))  # the version every claim here declares
 _FORMATS = jsonschema.FormatChecker()
 
 
@@ -95,6 +95,7 @@ def spec_colour(claims_cbor: bytes, now: datetime = targets.NOW) -> str:
         return "red"  # issued after it expires: valid at no time, whatever the clock skew
     if iat > t + _SKEW.total_seconds() or exp < t - _SKEW.total_seconds():
         return "red"  # not yet valid, or expired
+    assert dcc.get("ver") == "1.3.0", "the oracle knows schema 1.3.0 only"
     if not _plain_json(dcc) or not _DCC.is_valid(dcc):
         return "red"
     (entry,) = dcc["v"]  # the oracle knows vaccinations only; a test or recovery here is a test bug
