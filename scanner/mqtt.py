@@ -88,6 +88,7 @@ class MqttLink:
         backoff_max: float = 60.0,
         connack_timeout: float = 10.0,
         on_roster: Callable[[bytes], None] | None = None,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.config = config
         self.device_id = device_id
@@ -99,6 +100,7 @@ class MqttLink:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.connack_timeout = connack_timeout
+        self.jitter = jitter  # the pause before a reconnect, within (low, high); tests read the schedule here
         base = f"{config.topic_prefix}/{checkpoint}/{device_id}"
         self.event_topic = f"{base}/event"
         self.status_topic = f"{base}/status"
@@ -205,11 +207,11 @@ class MqttLink:
                 self._at = (self._at + 1) % len(self._addresses)
                 self.moves += 1
                 if self._failures < len(self._addresses):
-                    pause = random.uniform(0, self.backoff_min)
+                    pause = self.jitter(0, self.backoff_min)
                     logger.info("mqtt: moving to broker %s in %.1fs", self._address_text(), pause)
                     self._stop.wait(pause)
                     continue
-            pause = random.uniform(delay / 2, delay)  # jitter: units restarted together spread out
+            pause = self.jitter(delay / 2, delay)  # units restarted together spread out
             logger.info("mqtt: reconnecting to %s in %.1fs", self._address_text(), pause)
             self._stop.wait(pause)
             delay = min(delay * 2, self.backoff_max)

@@ -117,12 +117,11 @@ class _FakeClock:
         return False
 
 
-def test_replay_pacer_releases_one_frame_per_interval_and_never_bursts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_pacer_releases_one_frame_per_interval_and_never_bursts() -> None:
     from scanner.camera import replay
 
     clock = _FakeClock()
-    monkeypatch.setattr(replay, "time", clock)  # the pacer's only clock
-    pacer = replay.Pacer(20, clock)  # type: ignore[arg-type]
+    pacer = replay.Pacer(20, clock, clock.monotonic)  # type: ignore[arg-type]
     for _ in range(10):
         pacer.wait()
     # The first frame at once, then one every 1/20 s: 10 frames span 9 intervals.

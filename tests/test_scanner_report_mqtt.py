@@ -290,25 +290,22 @@ def test_tls_to_a_broker_checked_against_the_configured_ca(tmp_path, outbox, mos
     assert link.sent == 5
 
 
-def test_reconnects_back_off_exponentially(outbox, closer, monkeypatch):
+def test_reconnects_back_off_exponentially(outbox, closer):
     """A broker that hangs up at once must see fewer and fewer attempts, not a tight loop.
 
-    The link's pause comes from random.uniform(delay / 2, delay) (jitter); the test takes that
-    seam to read the schedule the link asks for, and answers with the shortest pause so the
+    The link draws each pause from its jitter (random.uniform(delay / 2, delay) by default); the
+    test's jitter records the window the link asks for, and answers with the shortest pause so the
     test is quick, then with an hour: one attempt per pause, and none while it lasts."""
-    import scanner.mqtt
-
     windows: list[tuple[float, float]] = []
 
-    class Schedule:
-        def uniform(self, low: float, high: float) -> float:
-            windows.append((low, high))
-            return low if len(windows) < 6 else 3600.0
+    def schedule(low: float, high: float) -> float:
+        windows.append((low, high))
+        return low if len(windows) < 6 else 3600.0
 
-    monkeypatch.setattr(scanner.mqtt, "random", Schedule())
     server = closer(socket.create_server(("127.0.0.1", 0)))
     server.settimeout(0.2)
-    link = started(closer, make_link(outbox, server.getsockname()[1], backoff_min=0.1, backoff_max=0.8))
+    link = started(closer, make_link(outbox, server.getsockname()[1], backoff_min=0.1, backoff_max=0.8,
+                                     jitter=schedule))
     attempts = 0
     quiet_until = None  # once the hour-long pause has begun, watch 1 s more for a stray attempt
     hang_guard = time.monotonic() + 60

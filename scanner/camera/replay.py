@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -33,16 +33,17 @@ _CACHE_BYTES = 64 * 1024 * 1024
 class Pacer:
     """Releases one frame per 1/fps seconds; never bursts to catch up after a stall."""
 
-    def __init__(self, fps: float, stopped: threading.Event) -> None:
+    def __init__(self, fps: float, stopped: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / fps if fps > 0 else 0.0
         self._stopped = stopped
+        self._clock = clock
         self._due = 0.0
 
     def wait(self) -> None:
         """Sleep until the next frame is due (returns early when stopped)."""
         if not self.interval:
             return
-        now = time.monotonic()
+        now = self._clock()
         if self._due > now:
             self._stopped.wait(self._due - now)
             self._due += self.interval
