@@ -446,20 +446,33 @@ class ChaosRun:
         except (OSError, ValueError):
             return None
 
-    def units_keep_scanning(self, during: str, window_s: float) -> None:
-        """Poll every live unit's screen over `window_s`: each must show at least one new verdict."""
+    def units_keep_scanning(self, during: str, window_s: float, patience_s: float = 60.0) -> None:
+        """Poll every live unit's screen for at least `window_s`: each must show a new verdict.
+
+        The outage lasts while this watches. Past `window_s` it goes on until every unit has shown
+        one (at most `patience_s`, a hang guard), so a unit slowed by a loaded machine is not taken
+        for a stalled one: whether a verdict comes counts, not how soon."""
         before = {u.device: self._last_id(u) for u in self.units if u.proc is not None}
-        deadline = time.monotonic() + window_s
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+
+        def waiting() -> list[UnitProc]:
+            return [u for u in self.units if u.device in before and u.proc is not None and not self._finished(u)
+                    and self._ids.get(u.device, 0) <= (before[u.device] or 0)]
+
+        while True:
             time.sleep(0.25)
             for u in self.units:
                 if u.device in before:
                     self._last_id(u)
+            elapsed = time.monotonic() - started
+            if elapsed >= patience_s or (elapsed >= window_s and not waiting()):
+                break
+        stalled = {u.device for u in waiting()}
         for u in self.units:
             if u.device not in before or u.proc is None or self._finished(u):
                 continue
             self.report.screen_checks += 1
-            if self._ids.get(u.device, 0) <= (before[u.device] or 0):
+            if u.device in stalled:
                 self.report.screen_stalls.append(f"{u.device} showed nothing new during {during}")
 
     def _last_id(self, unit: UnitProc) -> int | None:

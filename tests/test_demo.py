@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from common.localnet import free_port
+
 
 @pytest.mark.slow
 def test_demo_counts_arrive_exactly_once(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "chot", "demo", "--duration", "50", "--people", "60", "--fps", "6",
-         "--port", "18999", "--workdir", str(workdir), "--json"],
+         "--port", str(free_port()), "--workdir", str(workdir), "--json"],  # never a fixed port: suites run side by side
         capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
