@@ -159,7 +159,7 @@ def test_every_route_for_every_role_and_scope(app: Any, seeded: Seeded) -> None:
         seeded.store.clear_login_failures("", "127.0.0.1")
         c = client_for(app, role)
         for method, path in routes(app):
-            if method == "POST" and path in ("/logout",) or "/remove" in path:
+            if method == "POST" and path in ("/logout",) or "/remove" in path or "/rotate" in path:
                 continue  # state changing for a permitted role; their refusals are checked below
             resp = request_as(c, method, path)
             body = body_text(resp)
@@ -192,6 +192,7 @@ def test_admin_posts_refused_to_every_other_role(app: Any, seeded: Seeded) -> No
         forms = {"/admin/users": {"username": "mallory", "password": "mallory-password-1", "role": "admin"},
                  "/admin/devices": {"device": "evil", "checkpoint": "IC7"},
                  "/admin/devices/u-ic7-1/remove": {},
+                 "/admin/devices/u-ic7-1/rotate": {},
                  "/admin/trust": {}}
         for path, form in forms.items():
             assert c.post(path, data={**form, "csrf_token": token}).status_code == 403, (role, path)
@@ -392,6 +393,7 @@ def test_a_province_admin_can_never_reach_outside_its_province(app: Any, seeded:
             ({"device": "u-hn-1", "checkpoint": "IC7"}, "HN-GIA"),  # taking over another province's unit
         ],
         "/admin/devices/u-hn-1/remove": [({}, "HN-GIA")],
+        "/admin/devices/u-hn-1/rotate": [({}, "HN-GIA")],
         "/admin/users/sup_hn/remove": [({}, "sup_hn")],
         "/admin/users/admin/remove": [({}, "admin")],
     }

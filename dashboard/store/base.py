@@ -342,7 +342,7 @@ class AuditEntry:
 
 AUDIT_ACTIONS: tuple[str, ...] = (
     "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
-    "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
+    "device_password_rotated", "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
 )
 
 

@@ -207,14 +207,21 @@ def remove_device(device_id: str) -> Any:
 
 
 @bp.post("/devices/<device_id>/rotate")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def rotate_password(device_id: str) -> Any:
     """A new broker password for a unit through dashboard.devices (the old one stops at once)."""
+    device = get_store().get_device(device_id)
+    try:
+        pa.check_device_target(g.user, device, device_id)
+    except pa.Overreach as e:
+        return _devices_page(error=str(e), status=403)
     try:
         creds = registry.rotate_password(get_store(), _dashboard_config(), device_id)
     except (AdminError, StoreError, BrokerError, OSError, ValueError) as e:
         logger.warning("rotating the password of device %s failed: %s", device_id, e)
         return _devices_page(error=str(e), status=400)
+    audit_log.record("device_password_rotated", device_id, device.province if device else None,
+                     f"checkpoint {device.checkpoint}" if device else "")
     logger.info("device %s got a new password from the web by %s", device_id, g.user.username)
     return _devices_page(message=translate("password_rotated", device=creds.device, password=creds.password))
 

@@ -81,6 +81,7 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "audit_user_scope_changed": ("đổi vai trò/phạm vi", "role or scope changed"),
     "audit_device_added": ("đăng ký thiết bị", "device registered"),
     "audit_device_removed": ("thu hồi thiết bị", "device revoked"),
+    "audit_device_password_rotated": ("cấp mật khẩu mới cho thiết bị", "device password rotated"),
     "audit_trust_uploaded": ("tải lên danh sách tin cậy", "trust bundle uploaded"),
     "audit_officer_saved": ("thêm/đổi PIN cán bộ", "officer added or re-PINned"),
     "audit_officer_removed": ("thu hồi cán bộ", "officer revoked"),
