@@ -19,7 +19,6 @@ from dashboard.scope import Scope
 from dashboard.store import Store, open_store
 from tests.support.central import Central, start_central, wait_until
 from tests.test_dashboard_ingest import DAY, Unit, stored_total
-from tests.test_dashboard_ingest import event_payload as payload
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-import verifier
 from verifier.errors import VerificationError
 from verifier.words import COLOURS, REASONS, reason_words
 

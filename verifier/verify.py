@@ -35,7 +35,7 @@ from verifier.errors import (
 from verifier.cbor import MAP_TYPES
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
-from verifier.verdict import DESCRIBE, GREEN, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
+from verifier.verdict import DESCRIBE, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
 
 logger = logging.getLogger(__name__)
 _LISTS = (list, tuple)

@@ -18,6 +18,7 @@ import pytest
 
 from common import localnet
 from common.localnet import free_port
+from tests.support.server_process import ServerProcess
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -55,7 +56,7 @@ def write_password_file(path: Path, passwords: dict[str, str]) -> None:
     os.chmod(path, 0o600)
 
 
-class Mosquitto:
+class Mosquitto(ServerProcess):
     """One Mosquitto process; config rendered with `{port}`, `{workdir}` and `{user}` placeholders."""
 
     def __init__(self, workdir: Path, conf_text: str, port: int) -> None:
@@ -84,28 +85,6 @@ class Mosquitto:
         except TimeoutError:
             self.kill()
             raise RuntimeError(f"mosquitto did not start:\n{self.log_text()}") from None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Graceful stop (SIGTERM): Mosquitto saves its persistence file."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def kill(self) -> None:
-        """Hard stop (SIGKILL), as a power cut would."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
 
     def restart(self, timeout: float = 30.0) -> None:
         self.stop()

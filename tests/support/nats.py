@@ -27,6 +27,7 @@ import pytest
 from common.localnet import free_port, wait_for_port
 from dashboard import nats as natsconf
 from dashboard.config import BrokerConfig, NatsNode
+from tests.support.server_process import ServerProcess
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -50,7 +51,7 @@ def national_broker(data_dir: Path, nodes: int = 3) -> dict[str, Any]:
                        "cluster_port": port(), "monitor_port": port()} for i in range(nodes)]}
 
 
-class NatsNodeProcess:
+class NatsNodeProcess(ServerProcess):
     """One nats-server process of the cluster."""
 
     def __init__(self, cfg: BrokerConfig, node: NatsNode) -> None:
@@ -59,6 +60,7 @@ class NatsNodeProcess:
         self.dir = natsconf.node_dir(cfg, node)
         self.conf_path = self.dir / "nats.conf"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_timeout_s = 20.0
 
     @property
     def name(self) -> str:
@@ -81,28 +83,6 @@ class NatsNodeProcess:
         if not wait_for_port(self.node.mqtt_port, 30):
             self.kill()
             raise RuntimeError(f"NATS node {self.name} did not open its MQTT port:\n{self.log_text()}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Graceful stop (SIGTERM), as an upgrade would."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def kill(self) -> None:
-        """Hard stop (SIGKILL), as a power cut would."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
 
     def monitor(self, path: str) -> dict[str, Any] | None:
         """A monitoring endpoint's JSON, or None if the node does not answer (200 or 503)."""
