@@ -117,7 +117,7 @@ init_central() {
 system "render the broker config, service accounts and ACL (chot dashboard init)" init_central
 
 # --- 6. services ---------------------------------------------------------------------------------
-for unit in chot-broker.service chot-ingest.service chot-dashboard.service; do
+for unit in chot-broker.service chot-ingest.service chot-dashboard.service chot-rosters.service chot-rosters.timer; do
   put "$fw/systemd/$unit" "$systemd_dir/system/$unit" 0644
 done
 put "$fw/systemd/journald-central.conf" "$systemd_dir/journald.conf.d/chot.conf" 0644
@@ -126,5 +126,5 @@ if [ -z "$prefix" ] && systemctl is-enabled --quiet mosquitto.service 2>/dev/nul
   system "stop and disable Debian's mosquitto.service (chot-broker replaces it)" \
     systemctl disable --now mosquitto.service
 fi
-start_services chot-broker.service chot-ingest.service chot-dashboard.service
+start_services chot-broker.service chot-ingest.service chot-dashboard.service chot-rosters.timer
 finish "central provisioned; next: sudo chot-central create-user NAME --role admin, then sudo chot-central add-device ..."

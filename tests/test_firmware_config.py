@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
 FW = ROOT / "firmware-config"
-UNITS = sorted((FW / "systemd").glob("*.service"))
+UNITS = sorted((FW / "systemd").glob("*.service")) + sorted((FW / "systemd").glob("*.timer"))
 PROVISION = FW / "provision.sh"
 PROVISION_CENTRAL = FW / "provision-central.sh"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -106,11 +106,14 @@ def exposure(unit_file: Path) -> float:
 
 def test_every_expected_unit_is_shipped() -> None:
     assert {u.name for u in UNITS} == {"chot-scanner.service", "chot-kiosk.service", "chot-broker.service",
-                                       "chot-ingest.service", "chot-dashboard.service"}
+                                       "chot-ingest.service", "chot-dashboard.service", "chot-rosters.service",
+                                       "chot-rosters.timer"}
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
 def test_systemd_analyze_verify_passes(unit: Path, tmp_path: Path) -> None:
+    if unit.suffix == ".timer":  # a timer is verified beside the service it starts
+        installable_copy(unit.with_suffix(".service"), tmp_path)
     assert verify_problems(installable_copy(unit, tmp_path)) == []
 
 
@@ -139,7 +142,7 @@ def test_uninstalled_binary_paths_are_not_papered_over(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("unit, limit", [
     ("chot-scanner.service", 2.0), ("chot-broker.service", 1.5), ("chot-ingest.service", 1.5),
-    ("chot-dashboard.service", 1.5), ("chot-kiosk.service", 5.0),
+    ("chot-dashboard.service", 1.5), ("chot-kiosk.service", 5.0), ("chot-rosters.service", 1.5),
 ])
 def test_hardening_score(unit: str, limit: float, tmp_path: Path) -> None:
     score = exposure(installable_copy(FW / "systemd" / unit, tmp_path))
@@ -613,7 +616,8 @@ def test_central_dry_run_prints_steps_and_changes_nothing(tmp_path: Path) -> Non
     steps = [ln for ln in result.stdout.splitlines() if ln.startswith("would  ")]
     for expected in (f"install {prefix}/etc/chot/central.toml", "dashboard-secret-key (mode 0600)",
                      "ingest-mqtt-password (mode 0600)", f"{prefix}/etc/systemd/system/chot-broker.service",
-                     "enable and start chot-broker.service chot-ingest.service chot-dashboard.service"):
+                     "enable and start chot-broker.service chot-ingest.service chot-dashboard.service chot-rosters.timer",
+                     f"{prefix}/etc/systemd/system/chot-rosters.timer"):
         assert any(expected in s for s in steps), f"no step {expected!r} in:\n{result.stdout}"
     assert tree(prefix) == {}
 
@@ -787,3 +791,15 @@ def test_a_provisioned_unit_runs_as_its_service_would(
     # Nothing personal in what the service wrote to its journal (its stdout and stderr).
     person = enrolment["people"].read_text().strip()
     assert person[:40] not in output and central.passwords["unit-ic7-01"] not in output
+
+
+def test_rosters_are_republished_well_inside_their_validity() -> None:
+    """Units stop taking sign-ins when their roster expires: the timer must run long before that."""
+    from dashboard.config import OfficersConfig
+
+    timer = unit_directives(FW / "systemd" / "chot-rosters.timer")
+    service = unit_directives(FW / "systemd" / "chot-rosters.service")
+    assert timer["OnCalendar"] == ["daily"] and timer["Persistent"] == ["true"]
+    assert timer["Unit"] == ["chot-rosters.service"] and service["Type"] == ["oneshot"]
+    assert service["ExecStart"][0].endswith("chot dashboard publish-rosters")
+    assert OfficersConfig().roster_days >= 3  # a day's period plus its random delay, with room to miss two runs
