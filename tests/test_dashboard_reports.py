@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import pytest
 from dashboard.scope import Scope
 from dashboard.web import create_app
 from dashboard.web.provinces import PROVINCES
+from dashboard.web.tilemap import MISSING_COLOURS, NO_DATA, map_svg
 from tests.support.central import Central
 from tests.support.dashboard_web import ACCOUNTS, Seeded, login, make_app, page_token, password_hash
 from tests.support.dashboard_web import seeded  # noqa: F401 - fixture
+from tests.test_dashboard_decisions import decide
 from tests.test_dashboard_web_admin import central  # noqa: F401 - fixture
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -142,7 +145,7 @@ def test_comparisons_take_the_same_time_of_day_and_the_trend_has_its_days(app: A
 def test_the_map_draws_every_province_and_links_only_those_in_scope(app: Any) -> None:
     admin = client_for(app, "admin").get("/?map=pass").get_data(as_text=True)
     assert admin.count("<rect") >= len(PROVINCES) and 'data-mode="pass"' in admin
-    assert admin.count('data-test-id="map-') == len(PROVINCES) + 3  # + the two mode links and the legend
+    assert admin.count('data-test-id="map-') == len(PROVINCES) + 4  # + the three mode links and the legend
     lc = client_for(app, "sup_lc")
     html = lc.get("/").get_data(as_text=True)
     assert 'href="/provinces/10"' in html and 'href="/provinces/01"' not in html
@@ -150,6 +153,69 @@ def test_the_map_draws_every_province_and_links_only_those_in_scope(app: Any) ->
     page = lc.get("/provinces/10")
     assert page.status_code == 200 and "Lào Cai (10)" in page.get_data(as_text=True)
     assert lc.get("/provinces/01").status_code == 403
+
+
+def tile(html: str, code: str) -> tuple[str, str]:
+    """(data-gap-share, fill) of a province's square on a "missing" map."""
+    found = re.search(rf'data-province="{code}" data-total="\d+" data-gap-share="([0-9.]*)"[^>]*><rect [^>]*fill="([^"]+)"',
+                      html)
+    assert found, code
+    return found.group(1), found.group(2)
+
+
+def test_no_lifted_record_gap_red_is_zero_percent_but_no_red_is_no_data(app: Any) -> None:
+    gaps = [{"key": "01", "gap_reds": 2, "gap_lifted": 0, "gap_lifted_share": 0.0},
+            {"key": "10", "gap_reds": 0, "gap_lifted": 0, "gap_lifted_share": None}]
+    with app.test_request_context():
+        html = str(map_svg([], "missing", {"01", "10"}, lambda code: f"/provinces/{code}", gaps))
+    assert tile(html, "01") == ("0.0000", MISSING_COLOURS[0]) and tile(html, "10") == ("", NO_DATA)
+
+
+def test_the_missing_records_map_shades_provinces_by_reds_lifted_on_paper(app: Any, seeded: Seeded) -> None:
+    # Lào Cai (10): 4 reds for a record gap, 3 let through on paper proof (75%).
+    for _ in range(3):
+        decide(seeded, "u-ic7-1", "IC7", "CA-1", "let_through", "paper_proof", ("red", "too_soon_after_dose"))
+    seeded.events("u-ic7-1", "IC7", [("red", "incomplete_series")])
+    # Hà Nội (01): 4 record-gap reds, 1 lifted on paper (25%); one turned back, and a paper proof
+    # after a signature red, which is no record gap and must not count.
+    decide(seeded, "u-hn-1", "HN-GIA", "HN-9", "let_through", "paper_proof", ("red", "policy_not_met"))
+    decide(seeded, "u-hn-1", "HN-GIA", "HN-9", "turned_back", "no_proof", ("red", "partial_vaccination"))
+    decide(seeded, "u-hn-1", "HN-GIA", "HN-9", "let_through", "paper_proof", ("red", "signature"))
+    seeded.events("u-hn-1", "HN-GIA", [("red", "policy_not_met")] * 2)
+    # TP. Hồ Chí Minh (79): verdicts, but no record-gap red: no data, not 0%.
+    seeded.store.upsert_checkpoint("HCM-1", "Chốt Thủ Đức", "079", "79")
+    seeded.store.add_device("u-hcm-1", "HCM-1")
+    seeded.events("u-hcm-1", "HCM-1", [("green", "complete_series")] * 3 + [("red", "signature")])
+
+    admin = client_for(app, "admin").get("/?map=missing").get_data(as_text=True)
+    assert 'data-mode="missing"' in admin
+    assert tile(admin, "10") == ("0.7500", MISSING_COLOURS[4])
+    assert tile(admin, "01") == ("0.2500", MISSING_COLOURS[2])
+    assert tile(admin, "79") == ("", NO_DATA) and 'data-province="79" data-total="4"' in admin
+    assert tile(admin, "02") == ("", NO_DATA)  # no checkpoint at all
+    assert "Lào Cai: 3/4 · 75.0%" in admin and "TP. Hồ Chí Minh: không có số liệu" in admin
+    # Vietnamese first: the mode link and the legend's caption and "no data" key.
+    assert ">Nơi thiếu dữ liệu</a>" in admin
+    legend = admin[admin.index('data-test-id="map-legend"'):]
+    assert legend.index("Tỷ lệ đỏ do thiếu dữ liệu được cho qua nhờ giấy xác nhận") < legend.index("≥ 75%")
+    assert "không có số liệu" in legend[:legend.index("</p>")]
+    # Every square still links to its province page; the other modes offer this one.
+    assert admin.count('data-test-id="map-') == len(PROVINCES) + 4 and 'href="/provinces/79"' in admin
+    assert "map=missing" in client_for(app, "admin").get("/?map=pass").get_data(as_text=True)
+
+    # A Lào Cai supervisor sees only Lào Cai's share; Hà Nội is grey and not a link.
+    lc = client_for(app, "sup_lc")
+    html = lc.get("/?map=missing").get_data(as_text=True)
+    assert tile(html, "10") == ("0.7500", MISSING_COLOURS[4])
+    assert tile(html, "01") == ("", NO_DATA) and 'href="/provinces/01"' not in html
+    assert tile(lc.get("/provinces/10?map=missing").get_data(as_text=True), "10") == ("0.7500", MISSING_COLOURS[4])
+    hn = client_for(app, "sup_hn").get("/?map=missing").get_data(as_text=True)
+    assert tile(hn, "01") == ("0.2500", MISSING_COLOURS[2]) and tile(hn, "10") == ("", NO_DATA)
+    # English second, same figures.
+    assert lc.post("/language", data={"lang": "en", "csrf_token": page_token(lc)}).status_code == 302
+    english = lc.get("/?map=missing").get_data(as_text=True)
+    assert ">Where records are missing</a>" in english and "Share of record-gap reds let through on paper proof" in english
+    assert "Hà Nội: no data" in english and tile(english, "10") == ("0.7500", MISSING_COLOURS[4])
 
 
 def test_a_province_admin_manages_accounts_in_its_province_and_the_audit_log_shows_it(app: Any, seeded: Seeded) -> None:
