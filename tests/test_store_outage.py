@@ -17,6 +17,7 @@ from common.localnet import free_port
 from dashboard.ingest import Ingest
 from dashboard.scope import Scope
 from dashboard.store import SqliteStore, StoreUnavailable, open_store
+from dashboard.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from dashboard.store.postgres import PostgresStore, redact_url
 from tests.support.central import start_central, wait_until
 from tests.support.dashboard_web import login, make_app, seed
@@ -69,7 +70,7 @@ def test_init_creates_then_upgrades_nothing_on_postgres(tmp_path: Path, postgres
         assert "store ready: postgresql://postgres:***@" in result.output
         assert postgres_url.split(":")[2].split("@")[0] not in result.output  # the password
     store = PostgresStore(postgres_url)
-    assert store.schema_version() == 1
+    assert store.schema_version() == len(POSTGRES_MIGRATIONS)
     store.close()
 
 

@@ -108,18 +108,18 @@ def test_a_session_from_one_process_works_on_the_other_and_logout_holds_on_both(
     assert user.login("sup_lc") == 302
     copy = Browser(site.b)  # type: ignore[arg-type]
     copy.cookie = user.cookie  # the same cookie, as a proxy sends it to either process
-    resp, _, _ = copy.request("GET", "/")
+    resp, _ = copy.request("GET", "/")
     assert resp.status == 200
-    _, page, _ = copy.request("GET", "/")
+    _, page = copy.request("GET", "/")
     token = page.decode().split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     stolen = user.cookie  # a copy of the cookie kept elsewhere
-    resp, _, _ = copy.request("POST", "/logout", urlencode({"csrf_token": token}).encode(),
+    resp, _ = copy.request("POST", "/logout", urlencode({"csrf_token": token}).encode(),
                               {"Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status == 302
     for endpoint in (site.a, site.b, site.proxy):
         thief = Browser(endpoint)  # type: ignore[arg-type]
         thief.cookie = stolen
-        resp, _, _ = thief.request("GET", "/")
+        resp, _ = thief.request("GET", "/")
         assert resp.status == 302 and "/login" in (resp.getheader("Location") or "")
 
 
@@ -134,7 +134,7 @@ def test_pages_and_live_streams_through_nginx_see_what_any_process_stored(site: 
     browser = Browser(site.proxy)  # type: ignore[arg-type]
     assert browser.login("admin") == 302
     for _ in range(4):  # least_conn spreads them over both processes
-        resp, body, _ = browser.request("GET", "/")
+        resp, body = browser.request("GET", "/")
         assert resp.status == 200 and "IC7" in body.decode()
     conn = site.proxy.connect()
     conn.request("GET", "/stream/overview", headers={"Cookie": browser.cookie, "Accept": "text/event-stream"})
