@@ -226,6 +226,6 @@ class ScreenHandler(BaseHTTPRequestHandler):
                 wait = self.server.preview_interval - (time.monotonic() - started)
                 self.server.stopping.wait(max(wait, 0.01))
         except (BrokenPipeError, ConnectionResetError, OSError):
-            pass
+            pass  # the viewer closed the preview; nothing to send it
         finally:
             self.server.watching(-1)
