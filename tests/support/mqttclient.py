@@ -63,7 +63,7 @@ def logs_in(port: int, username: str, password: str, client_id: str) -> bool:
 
 
 def connect_when_ready(port: int, username: str, password: str, client_id: str, *, clean: bool = True,
-                       timeout: float = 45.0) -> Client:
+                       timeout: float = 120.0) -> Client:
     """A connected client, trying again while a cluster node refuses (it elects new stream
     leaders for a few seconds after losing a peer; units retry the same way)."""
     deadline = time.monotonic() + timeout

@@ -137,13 +137,15 @@ class NatsCluster:
             node.start()
         self.wait_ready(timeout)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until every running node agrees on a running JetStream leader, and with every node up
-        until each is healthy (or RuntimeError)."""
+    def wait_ready(self, timeout: float = 60.0, healthy: bool = True) -> None:
+        """Until every running node agrees on a running JetStream leader, and (with every node up
+        and `healthy`) until each is healthy (or RuntimeError). `healthy=False` asks only for a
+        working quorum: a rejoining node can take minutes on a loaded machine to bring every
+        per-session MQTT consumer it holds up to date, and the cluster serves meanwhile."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             running = [n for n in self.nodes if n.running]
-            whole = len(running) == len(self.nodes)
+            whole = len(running) == len(self.nodes) and healthy
             leaders = {n.leader(healthy=whole) for n in running}
             # After a node's loss the others name it as leader until they elect a new one.
             if len(leaders) == 1 and leaders & {n.name for n in running}:
