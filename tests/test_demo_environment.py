@@ -4,6 +4,7 @@ of the central's (issue 11). Checked on the real child processes through /proc/<
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,16 @@ def test_environments_are_built_from_plain_settings_and_the_roles_own_secrets() 
     assert central_environment("publish-rosters", BASE, SECRETS) == {**plain, DASHBOARD_PASSWORD: "dash-pw"}
 
 
-def environ_of(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
+def environ_of(demo: Demo, name: str) -> dict[str, str]:
+    """The child's environment, read while it runs (an exited child's /proc entry has none)."""
+    proc = demo.procs[name]
+    alive_before = proc.poll() is None
+    try:
+        raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    except OSError:
+        raw = b""
+    if not alive_before or proc.poll() is not None:
+        pytest.fail(f"{name} is not running, its environment cannot be read: {demo.exit_reason(name)}")
     return dict(item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if "=" in item)
 
 
@@ -42,10 +51,17 @@ def test_each_demo_child_holds_only_its_own_credential(tmp_path: Path, monkeypat
     monkeypatch.setenv("SOME_OPERATOR_TOKEN", "never-inherited")
     demo = Demo(tmp_path / "demo", web_port=free_port(), people=12, fps=4, duration=40, out=io.StringIO())
     demo.setup()
+    # Something else takes one unit's screen port before the unit starts (as any local connection
+    # may): that unit is started again on another port, and runs like the others.
+    squatted = UNITS[1].device
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", demo.screen_ports[squatted]))
     try:
         demo.start()
-        envs = {name: environ_of(proc.pid) for name, proc in demo.procs.items()}
+        envs = {name: environ_of(demo, name) for name in demo.procs}
+        assert demo.screen_ports[squatted] != squatter.getsockname()[1]
     finally:
+        squatter.close()
         demo.shutdown()
     assert set(envs) == {"mosquitto", "ingest", "dashboard", *(u.device for u in UNITS)}
     unit_passwords = {u.device: demo.credentials[u.device].password for u in UNITS}

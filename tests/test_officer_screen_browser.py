@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from dashboard import officers
 from dashboard.ingest import Ingest
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(240)]
 SCREENSHOTS = Path(os.environ.get("CHOT_SCREENSHOTS") or tempfile.mkdtemp(prefix="chot-screenshots-"))
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 PIN = "482159"
+WAIT_MS = 30_000  # expect()s retry until then: a hang guard on a loaded machine, not a deadline
 
 
 class HandDecoder:
@@ -117,7 +119,7 @@ def test_officer_signs_in_decides_and_the_dashboard_counts_it(world: dict[str, A
     unit = world["unit"]
     page.goto(unit.screen.url)
     by_id(page, "desk").wait_for()
-    assert "Chưa có cán bộ đăng nhập" in by_id(page, "desk-officer").inner_text()
+    expect(by_id(page, "desk-officer")).to_contain_text("Chưa có cán bộ đăng nhập", timeout=WAIT_MS)
 
     # Sign in: a wrong PIN is refused on screen, the right one (typed on the keypad) is taken.
     by_id(page, "signin-open").click()
@@ -133,23 +135,23 @@ def test_officer_signs_in_decides_and_the_dashboard_counts_it(world: dict[str, A
     # A red for a dose given too recently: the next step names the ministry's channel (signed policy).
     show(world, page, "recent_dose", "KHÔNG HỢP LỆ")
     correction = by_id(page, "correction")
-    correction.wait_for()
-    assert "1900 9095" in correction.inner_text() and "tiemchungcovid19.gov.vn" in correction.inner_text()
+    expect(correction).to_contain_text("1900 9095", timeout=WAIT_MS)
+    expect(correction).to_contain_text("tiemchungcovid19.gov.vn", timeout=WAIT_MS)
     choice = by_id(page, "choice-paper_proof")
     choice.wait_for()
     page.screenshot(path=str(SCREENSHOTS / "officer-deciding.png"))
     choice.dblclick()  # a double tap
     by_id(page, "desk-message").filter(has_text="Đã ghi").wait_for()
     # (the syllables of one word are joined by a no-break space: verifier/words.py)
-    assert by_id(page, "headline").inner_text().replace("\xa0", " ") == "KHÔNG HỢP LỆ"  # stayed up while deciding
-    assert by_id(page, "choice-paper_proof").count() == 0
+    expect(by_id(page, "headline")).to_have_text("KHÔNG\xa0HỢP\xa0LỆ", timeout=WAIT_MS)  # stayed up while deciding
+    expect(by_id(page, "choice-paper_proof")).to_have_count(0, timeout=WAIT_MS)
 
     # A yellow (one dose of two): turned back, chosen with the keyboard.
     show(world, page, "one_dose", "CẦN KIỂM TRA")
     by_id(page, "choice-no_proof").wait_for()
-    labels = [b.inner_text() for b in page.locator(".desk .choices button").all()]
+    labels = page.locator(".desk .choices button").all_inner_texts()  # read at once, not one by one
     page.keyboard.press(str(next(i for i, text in enumerate(labels, 1) if "không có giấy tờ" in text.lower())))
-    wait_until(lambda: by_id(page, "choice-no_proof").count() == 0, 10, "the turn-back to be recorded")
+    expect(by_id(page, "choice-no_proof")).to_have_count(0, timeout=WAIT_MS)  # the turn-back is recorded
 
     # A person with no phone: a manual check on the paper certificate.
     by_id(page, "manual-open").click()
@@ -173,7 +175,7 @@ def test_officer_signs_in_decides_and_the_dashboard_counts_it(world: dict[str, A
     by_id(page, "login-submit").click()
     page.wait_for_selector("[data-test-id=current-user]")
     by_id(page, "today-decisions").filter(has_text="2").wait_for()
-    assert by_id(page, "today-manual").inner_text().strip() == "1"
+    expect(by_id(page, "today-manual")).to_have_text("1", timeout=WAIT_MS)
     by_id(page, "officer-IC7-CA-0142").wait_for()
     by_id(page, "decisions-gap").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "dashboard-decisions.png"), full_page=True)

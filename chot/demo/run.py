@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import logging
 import os
 import random
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,8 @@ PASSPHRASE_ENV = "CHOT_DEMO_PASSPHRASE"
 DEMO_STATUS_INTERVAL_S = 3.0
 DEMO_KEEPALIVE_S = 5
 DEMO_OFFLINE_AFTER_S = 10
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+UNIT_START_ATTEMPTS = 3  # a unit whose screen port was taken meanwhile is tried again on another
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,7 @@ class Demo:
     def _setup_units(self, population: list[DemoCertificate]) -> None:
         rng = random.Random(self.seed + 1)
         self.unit_dirs: dict[str, Path] = {}
+        self.unit_configs: dict[str, dict] = {}
         self.screen_ports: dict[str, int] = {}
         for spec in UNITS:
             udir = self.workdir / "units" / spec.device
@@ -218,7 +223,7 @@ class Demo:
                 crowd = crowd[: max(1, int(frames // per_person))]
             (udir / "people.txt").write_text("".join(c.payload + "\n" for c in crowd), encoding="utf-8")
             self.screen_ports[spec.device] = free_port()
-            config = {
+            self.unit_configs[spec.device] = config = {
                 "unit": {"device_id": spec.device, "checkpoint": spec.checkpoint, "policy": spec.policy},
                 "camera": {"backend": "scripted", "source": str(udir / "people.txt"), "fps": self.fps,
                            "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,
@@ -231,8 +236,11 @@ class Demo:
                 "storage": {"data_dir": str(udir / "data")},
                 "screen": {"enabled": True, "host": "127.0.0.1", "port": self.screen_ports[spec.device]},
             }
-            (udir / "unit.toml").write_text(_toml(config), encoding="utf-8")
             self.unit_dirs[spec.device] = udir
+            self._write_unit_config(spec.device)
+
+    def _write_unit_config(self, device: str) -> None:
+        (self.unit_dirs[device] / "unit.toml").write_text(_toml(self.unit_configs[device]), encoding="utf-8")
 
     # -- processes -----------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -258,8 +266,9 @@ class Demo:
         self._publish_rosters()
         for spec in UNITS:
             self._start_unit(spec)
-        if not wait_for_port(self.web_port, 30):
-            raise RuntimeError(f"the dashboard did not start: see {self.workdir / 'logs' / 'dashboard.log'}")
+        self._await_units()
+        if not wait_for_port(self.web_port, 30) or self.procs["dashboard"].poll() is not None:
+            raise RuntimeError(f"the dashboard did not start: {self.exit_reason('dashboard')}")
         for i, spec in enumerate(UNITS):
             officer = SimulatedOfficer(spec.device, self.screen_ports[spec.device], OFFICERS[spec.device][0],
                                        self.pins[spec.device], no_phone=self.no_phone, seed=self.seed + 10 + i)
@@ -267,15 +276,61 @@ class Demo:
             self.officers.append(officer)
 
     def _start_unit(self, spec: UnitSpec) -> None:
-        config = self.unit_dirs[spec.device] / "unit.toml"
         if spec.flaky_link:
             if self.link is None:
                 self.link = LinkCutter(self.broker_port)
                 self.link.start()
-            text = config.read_text(encoding="utf-8").replace(f"port = {self.broker_port}", f"port = {self.link.port}")
-            config.write_text(text, encoding="utf-8")
+            self.unit_configs[spec.device]["mqtt"]["port"] = self.link.port
+            self._write_unit_config(spec.device)
+        config = self.unit_dirs[spec.device] / "unit.toml"
         env = unit_environment(os.environ, self.credentials[spec.device].password)
         self._spawn(spec.device, self._chot() + ["scanner", "run", "--config", str(config)], env)
+
+    def _await_units(self, timeout: float = 90.0) -> None:
+        """Wait until every unit serves its officer screen. A screen port is picked free before the
+        unit starts, and something else on the machine may take it meanwhile (any outgoing
+        connection's local port comes from the same range): such a unit exits saying so, and is
+        started again on another port, a few times. Any other early exit is an error, with why."""
+        for spec in UNITS:
+            for attempt in range(1, UNIT_START_ATTEMPTS + 1):
+                if self._screen_up(spec.device, timeout):
+                    break
+                reason = self.exit_reason(spec.device)
+                if "screen.port: cannot listen" not in reason or attempt == UNIT_START_ATTEMPTS:
+                    raise RuntimeError(f"unit {spec.device} did not start: {reason}")
+                logger.warning("unit %s: its screen port was taken, trying another: %s", spec.device, reason)
+                self.screen_ports[spec.device] = free_port()
+                self.unit_configs[spec.device]["screen"]["port"] = self.screen_ports[spec.device]
+                self._write_unit_config(spec.device)
+                self._start_unit(spec)
+
+    def _screen_up(self, device: str, timeout: float) -> bool:
+        """True once the unit's own screen answers (its /state page), False if the unit exited or
+        did not answer in `timeout` seconds (then it is stopped)."""
+        proc, port = self.procs[device], self.screen_ports[device]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with _DIRECT.open(f"http://127.0.0.1:{port}/state", timeout=2) as answer:
+                    if "desk" in json.loads(answer.read()) and proc.poll() is None:
+                        return True
+            except (OSError, ValueError):  # not listening yet, or not our screen
+                pass
+            time.sleep(0.2)
+        self._terminate(device)
+        return False
+
+    def exit_reason(self, name: str) -> str:
+        """How a child ended (or that it still runs) and the last lines of its log."""
+        proc = self.procs[name]
+        code = proc.poll()
+        state = "still running" if code is None else f"exited with code {code}"
+        log = self.workdir / "logs" / f"{name}.log"
+        try:
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            tail = []
+        return f"{state}; {log}: " + (" | ".join(tail) or "(empty)")
 
     def _publish_trust(self) -> None:
         """Check and publish the signed bundle retained on the trust topic, as an operator would."""

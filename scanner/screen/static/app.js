@@ -47,6 +47,7 @@ const TEXT = {
 let lang = localStorage.getItem("chot.lang");
 let last = null;
 let lastSoundId = 0;
+let lastVerdictKey = null;  // what the verdict lines and next step were last drawn from
 let audio = null;
 
 const $ = (id) => document.querySelector(`[data-test-id="${id}"]`);
@@ -108,6 +109,20 @@ function render(state) {
   setText("name", v && v.name);
   setText("name-t", v && v.name_t && v.name_t !== v.name ? v.name_t : "");
   setText("dob", v && v.dob ? `${t.dob}: ${dayMonthYear(v.dob, false)}` : "");
+  // The status lines change every second; the verdict's nodes are rebuilt only when it changes,
+  // so what the officer reads (or a click lands on) is not replaced under them.
+  const verdictKey = JSON.stringify([v && v.lines, v && v.next_step, current]);
+  if (verdictKey !== lastVerdictKey) {
+    lastVerdictKey = verdictKey;
+    renderLines(v, current);
+    renderNextStep(v && v.next_step, t, current);
+  }
+  if (v && v.id !== lastSoundId) { lastSoundId = v.id; playSound(v.result); }
+  renderStatus(state.status || {}, t);
+  renderDesk(state, t, current);
+}
+
+function renderLines(v, current) {
   const lines = $("lines");
   lines.replaceChildren();
   for (const line of (v && v.lines) || []) {
@@ -118,10 +133,6 @@ function render(state) {
     dd.textContent = line.kind ? dayMonthYear(value, line.kind === "datetime") : value;
     lines.append(dt, dd);
   }
-  renderNextStep(v && v.next_step, t, current);
-  if (v && v.id !== lastSoundId) { lastSoundId = v.id; playSound(v.result); }
-  renderStatus(state.status || {}, t);
-  renderDesk(state, t, current);
 }
 
 // What the person can do next, and the ministry's correction channel (from the signed policy).
@@ -193,7 +204,8 @@ async function act(path, body, after) {
   busy = false;
   if (answer.ok) { localMessage = null; if (after) after(answer); }
   else say(errorText(answer, t, current), true);
-  choicesKey = "";
+  // The same choices stay (enabled again); they are rebuilt only if what is asked changed.
+  document.querySelectorAll(".desk .choices button").forEach((b) => { b.disabled = false; });
   if (last) render(last);
 }
 
