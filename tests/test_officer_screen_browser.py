@@ -2,8 +2,9 @@
 
 A real `Unit` (screen, outbox, MQTT link) runs against Mosquitto from the shipped config and the
 ingest; the dashboard signs and publishes the checkpoint's roster, the ministry's bundle lists the
-dashboard's roster key. Frames come from the scripted camera; which certificate the camera
-"reads" is chosen by the test (a hand-fed decoder), so each verdict stays until the test moves on.
+dashboard's roster key. The camera is the scripted camera's phone renderings (the Pi camera is the
+only hardware here), with the test choosing which phone is held up and when it is taken away;
+the unit's own decoder reads the frames, so each verdict stays until the test moves on.
 The officer signs in with the on-screen keypad, decides on a red and on a yellow (a double tap is
 one decision), records a manual check, and the counts appear on the dashboard's overview.
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
@@ -26,6 +28,8 @@ from dashboard.ingest import Ingest
 from dashboard.scope import Scope
 from dashboard.store import SqliteStore
 from dashboard.web import create_app
+from scanner.camera import SourceEnded
+from scanner.camera.replay import ScriptedCamera
 from scanner.config import parse_unit_config
 from scanner.unit import Unit
 from tests.support.central import start_central
@@ -39,17 +43,21 @@ PIN = "482159"
 WAIT_MS = 30_000  # expect()s retry until then: a hang guard on a loaded machine, not a deadline
 
 
-class HandDecoder:
-    """A decoder that 'reads' whatever payload the test holds up (None: nothing in view)."""
+class HeldUpCamera(ScriptedCamera):
+    """The scripted camera's rendered phones, but the test holds one up (by index) or none."""
 
-    def __init__(self) -> None:
-        self.payload: str | None = None
+    def __init__(self, payloads: list[str]) -> None:
+        super().__init__(payloads, 640, 480, fps=10, loop=True, difficulty="easy")
+        self.held: int | None = None
 
-    def decode(self, gray: Any) -> str | None:
-        return self.payload
-
-    def reset(self) -> None:
-        pass
+    def read(self) -> np.ndarray:
+        if self._stopped.is_set():
+            raise SourceEnded("held-up")
+        self._tick += 1
+        frame = self._empty if self.held is None else self._frames[self.held][self._tick % self.variants]
+        self._pacer.wait()
+        assert frame is not None
+        return frame
 
 
 @pytest.fixture
@@ -81,8 +89,9 @@ def world(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) 
         "mqtt": {"host": "127.0.0.1", "port": central.port, "password": creds.password,
                  "password_credential": "none", "password_env": "CHOT_TEST_NO_SUCH_VAR", "keepalive": 10},
     }, unit_dir)
-    decoder = HandDecoder()
-    unit = Unit(config, decoder=decoder)
+    names = ["recent_dose", "one_dose"]  # the phones the officer is shown
+    camera = HeldUpCamera([samples[n].payload for n in names])
+    unit = Unit(config, camera=camera)
     stop = threading.Event()
     runner = threading.Thread(target=unit.run, args=(stop,), name="test-unit")
     runner.start()
@@ -91,7 +100,7 @@ def world(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) 
     try:
         wait_until(lambda: unit.screen is not None and unit.roster is not None and unit.roster.current is not None,
                    30, "the unit to hear its checkpoint's roster")
-        yield {"central": central, "unit": unit, "decoder": decoder, "samples": samples, "server": server}
+        yield {"central": central, "unit": unit, "camera": camera, "names": names, "server": server}
     finally:
         stop.set()
         runner.join(30)
@@ -107,11 +116,11 @@ def by_id(page: Any, test_id: str) -> Any:
 
 def show(world: dict[str, Any], page: Any, sample: str, headline: str) -> None:
     """Hold a certificate up to the camera until its verdict is on screen, then take it away."""
-    unit, decoder = world["unit"], world["decoder"]
+    unit, camera = world["unit"], world["camera"]
     scans = unit.pipeline.stats.scans
-    decoder.payload = world["samples"][sample].payload
-    wait_until(lambda: unit.pipeline.stats.scans > scans, 20, f"the unit to scan {sample}")
-    decoder.payload = None
+    camera.held = world["names"].index(sample)
+    wait_until(lambda: unit.pipeline.stats.scans > scans, 60, f"the unit to scan {sample}")
+    camera.held = None
     by_id(page, "headline").filter(has_text=headline).wait_for()
 
 
