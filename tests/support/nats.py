@@ -1,169 +1,26 @@
-"""A real 3-node NATS cluster (JetStream, MQTT 3.1.1) on free loopback ports, for tests.
-
-Each node is rendered from the shipped template (firmware-config/nats/nats-node.conf) through
-dashboard.nats, with its own folder, store and ports, so what is tested is what ships. Nodes
-start, stop (SIGTERM) and die (SIGKILL) one at a time; `wait_ready()` waits until every running
-node sees a JetStream meta leader and answers its health check.
+"""A NATS cluster for tests (a pytest plugin): the launcher is chot.localservices.nats.
 
 `nats_cluster_factory(tmp_path, users=...)` (a fixture) starts clusters and stops them at
-teardown, printing each node's log when the test failed. For a central with units on the
-cluster, build the config with `national_broker(...)` and `dashboard.devices.init_broker`.
+teardown, printing each node's log when the test failed. `start_national_central` renders a
+central's cluster through dashboard.devices.init_broker and starts it; `national` is one such
+central (SQLite store).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from common.localnet import free_port, wait_for_port
-from dashboard import nats as natsconf
-from dashboard.config import BrokerConfig, NatsNode
-from tests.support.server_process import ServerProcess
+from chot.localservices.nats import NATS_SERVER, NatsCluster, NatsNodeProcess, national_broker
+from dashboard.config import BrokerConfig
 
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def national_broker(data_dir: Path, nodes: int = 3) -> dict[str, Any]:
-    """The `[broker]` table of a NATS cluster on free loopback ports under `data_dir`."""
-    ports = set()
-
-    def port() -> int:
-        while True:
-            p = free_port()
-            if p not in ports:
-                ports.add(p)
-                return p
-
-    return {"kind": "nats", "nats_dir": str(data_dir / "nats"),
-            "users_file": str(data_dir / "nats" / "accounts.conf"),
-            "nats_password_file": str(data_dir / "nats" / "passwd"),
-            "max_file_store": "256MB",
-            "nodes": [{"name": f"n{i + 1}", "mqtt_port": port(), "client_port": port(),
-                       "cluster_port": port(), "monitor_port": port()} for i in range(nodes)]}
-
-
-class NatsNodeProcess(ServerProcess):
-    """One nats-server process of the cluster."""
-
-    def __init__(self, cfg: BrokerConfig, node: NatsNode) -> None:
-        self.cfg = cfg
-        self.node = node
-        self.dir = natsconf.node_dir(cfg, node)
-        self.conf_path = self.dir / "nats.conf"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stop_timeout_s = 20.0
-
-    @property
-    def name(self) -> str:
-        return self.node.name
-
-    @property
-    def mqtt_port(self) -> int:
-        return self.node.mqtt_port
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        stderr = open(self.dir / "nats.stderr", "ab")
-        self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path)], stdout=stderr,
-                                     stderr=stderr, start_new_session=True)
-        if not wait_for_port(self.node.mqtt_port, 30):
-            self.kill()
-            raise RuntimeError(f"NATS node {self.name} did not open its MQTT port:\n{self.log_text()}")
-
-    def monitor(self, path: str) -> dict[str, Any] | None:
-        """A monitoring endpoint's JSON, or None if the node does not answer (200 or 503)."""
-        url = f"http://127.0.0.1:{self.node.monitor_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            try:
-                return json.loads(e.read())
-            except (ValueError, OSError):
-                return None
-        except (OSError, ValueError):
-            return None
-
-    def leader(self, healthy: bool = True) -> str | None:
-        """The JetStream meta leader this node sees (if `healthy`, only once /healthz says ok:
-        every stream and consumer replica it holds is current, which it is not while a peer is
-        down)."""
-        if healthy and (self.monitor("/healthz") or {}).get("status") != "ok":
-            return None
-        jsz = self.monitor("/jsz")
-        return ((jsz or {}).get("meta_cluster") or {}).get("leader") or None
-
-    def mqtt_clients(self) -> list[str]:
-        """Client ids of the MQTT connections open on this node."""
-        connz = self.monitor("/connz?subs=0&limit=1024") or {}
-        return [c.get("mqtt_client", "") for c in connz.get("connections") or [] if c.get("mqtt_client")]
-
-    def log_text(self) -> str:
-        parts = []
-        for name in ("nats.log", "nats.stderr"):
-            p = self.dir / name
-            if p.exists():
-                parts.append(p.read_text(errors="replace"))
-        return "\n".join(parts)
-
-
-class NatsCluster:
-    """The cluster's node processes, rendered from `cfg` (a `[broker]` with kind = "nats")."""
-
-    def __init__(self, cfg: BrokerConfig) -> None:
-        self.cfg = cfg
-        natsconf.write_node_configs(cfg)
-        self.nodes = [NatsNodeProcess(cfg, node) for node in cfg.nodes]
-
-    def __getitem__(self, index: int) -> NatsNodeProcess:
-        return self.nodes[index]
-
-    def start(self, timeout: float = 60.0) -> None:
-        for node in self.nodes:
-            node.start()
-        self.wait_ready(timeout)
-
-    def wait_ready(self, timeout: float = 60.0, healthy: bool = True) -> None:
-        """Until every running node agrees on a running JetStream leader, and (with every node up
-        and `healthy`) until each is healthy (or RuntimeError). `healthy=False` asks only for a
-        working quorum: a rejoining node can take minutes on a loaded machine to bring every
-        per-session MQTT consumer it holds up to date, and the cluster serves meanwhile."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            running = [n for n in self.nodes if n.running]
-            whole = len(running) == len(self.nodes) and healthy
-            leaders = {n.leader(healthy=whole) for n in running}
-            # After a node's loss the others name it as leader until they elect a new one.
-            if len(leaders) == 1 and leaders & {n.name for n in running}:
-                return
-            time.sleep(0.2)
-        logs = "\n".join(f"--- {n.name} ---\n{n.log_text()[-3000:]}" for n in self.nodes)
-        raise RuntimeError(f"NATS cluster not ready after {timeout}s\n{logs}")
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.kill() if node.running else None
-
-    def addresses(self) -> list[tuple[str, int]]:
-        """Every node's MQTT address."""
-        return [(n.node.host, n.mqtt_port) for n in self.nodes]
-
-    def log_text(self) -> str:
-        return "\n".join(f"--- {n.name} ---\n{n.log_text()}" for n in self.nodes)
+__all__ = ["NATS_SERVER", "NatsCluster", "NatsNodeProcess", "national_broker", "NationalCentral",
+           "national_config", "national_config_data", "start_national_central", "nats_cluster_factory",
+           "national"]
 
 
 @pytest.fixture
