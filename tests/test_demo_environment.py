@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, UNIT_PASSWORD, central_environment,
-                           plain_environment, unit_environment)
+from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, STORE_URL, UNIT_PASSWORD,
+                           central_environment, plain_environment, unit_environment)
 from chot.demo.run import UNITS, Demo
 from common.localnet import free_port
 
@@ -29,6 +29,16 @@ def test_environments_are_built_from_plain_settings_and_the_roles_own_secrets() 
                                                                 SECRET_KEY: "web-key"}
     assert central_environment("publish-trust", BASE, SECRETS) == {**plain, DASHBOARD_PASSWORD: "dash-pw"}
     assert central_environment("publish-rosters", BASE, SECRETS) == {**plain, DASHBOARD_PASSWORD: "dash-pw"}
+
+
+def test_the_postgresql_url_goes_only_to_the_central_processes_that_open_the_store() -> None:
+    """The national demo's store URL holds a password: the engines and the units never get it."""
+    national = {**SECRETS, STORE_URL: "postgresql://postgres:pw@127.0.0.1:5432/chot"}
+    for role in ("ingest", "dashboard", "publish-trust", "publish-rosters"):
+        assert central_environment(role, BASE, national)[STORE_URL] == national[STORE_URL]
+    for role in ("mosquitto", "nats", "nginx", "postgres"):
+        assert central_environment(role, BASE, national) == plain_environment(BASE)
+    assert STORE_URL not in unit_environment({**BASE, STORE_URL: "leaked"}, "unit-pw")
 
 
 def environ_of(demo: Demo, name: str) -> dict[str, str]:

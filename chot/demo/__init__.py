@@ -23,14 +23,22 @@ import click
               show_default=True, help="Folder for the demo's keys, databases and logs (emptied first).")
 @click.option("--seed", type=int, default=2021, show_default=True, help="Seed for the synthetic people.")
 @click.option("--json", "as_json", is_flag=True, help="With --duration: print the final reconciliation as JSON.")
+@click.option("--national", is_flag=True,
+              help="The national profile instead: PostgreSQL, a 3-node NATS cluster (one node is stopped and"
+                   " started again), two ingest workers, two web processes behind nginx.")
 def demo(duration: float | None, web_port: int, people: int, fps: float, difficulty: str, workdir: Path,
-         seed: int, as_json: bool) -> None:
+         seed: int, as_json: bool, national: bool) -> None:
     """Run a ministry, broker, ingest, dashboard and four checkpoint units on this machine."""
     import json
 
     from chot.demo.run import Demo
 
-    d = Demo(workdir, web_port=web_port, people=people, seed=seed, fps=fps, duration=duration,
+    kind: type[Demo] = Demo
+    if national:
+        from chot.demo.national import NationalDemo
+
+        kind = NationalDemo
+    d = kind(workdir, web_port=web_port, people=people, seed=seed, fps=fps, duration=duration,
              difficulty=difficulty)
     signal.signal(signal.SIGINT, lambda *_: d.stop_requested())
     signal.signal(signal.SIGTERM, lambda *_: d.stop_requested())

@@ -97,3 +97,38 @@ class LinkCutter:
                     s.close()
                 except OSError:
                     pass
+
+
+class CutLinks:
+    """One LinkCutter per broker address a unit knows, cut and restored together.
+
+    A checkpoint's mobile link carries its way to every broker node: with several nodes, cutting
+    one path would only make the unit fail over to the next node, not go offline.
+    """
+
+    def __init__(self, target_ports: list[int]) -> None:
+        self._cutters = {port: LinkCutter(port) for port in target_ports}
+
+    def start(self) -> None:
+        for cutter in self._cutters.values():
+            cutter.start()
+
+    def port(self, target_port: int) -> int:
+        """The local port that forwards to the broker on `target_port` while the link is up."""
+        return self._cutters[target_port].port
+
+    @property
+    def up(self) -> bool:
+        return all(c.up for c in self._cutters.values())
+
+    def cut(self) -> None:
+        for cutter in self._cutters.values():
+            cutter.cut()
+
+    def restore(self) -> None:
+        for cutter in self._cutters.values():
+            cutter.restore()
+
+    def stop(self) -> None:
+        for cutter in self._cutters.values():
+            cutter.stop()

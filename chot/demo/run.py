@@ -25,14 +25,16 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from common.localnet import free_port, wait_for_port
 from common.tomlwrite import dumps as _toml
+from chot.demo import central_counts
 from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, central_environment,
                            unit_environment)
 from chot.demo.officer import SimulatedOfficer
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
-from chot.demo.proxy import LinkCutter
+from chot.demo.proxy import CutLinks
 from chot.demo.watch import DashboardWatch
 
 logger = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ class Demo:
         self.out = out
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.secrets: dict[str, str] = {}  # the central's; each child gets only its own (chot/demo/env.py)
-        self.link: LinkCutter | None = None
+        self.link: CutLinks | None = None
         self.passwords: dict[str, str] = {}
         self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self._stopping = threading.Event()
@@ -164,17 +166,8 @@ class Demo:
         from dashboard.store import open_store
         from dashboard.web.auth import hash_password
 
-        self.broker_port = free_port()
-        self.web_port = free_port(self.web_port_wanted)
         central = self.workdir / "central"
-        data = {
-            "data_dir": str(central),
-            "anchor_file": str(self.anchor_file),
-            "web": {"host": "127.0.0.1", "port": self.web_port},
-            "mqtt": {"host": "127.0.0.1", "port": self.broker_port},
-            "broker": {"user": getpass.getuser(), "listen_host": "127.0.0.1", "listen_port": self.broker_port},
-            "alarms": {"offline_after_s": DEMO_OFFLINE_AFTER_S},
-        }
+        data = self._central_data(central)
         self.central_toml = self.workdir / "central.toml"
         self.central_toml.write_text(_toml(data), encoding="utf-8")
         self.central = parse_config(data)
@@ -184,7 +177,7 @@ class Demo:
         self.central.mqtt.ingest.password = self.secrets[INGEST_PASSWORD]
         self.central.mqtt.dashboard.password = self.secrets[DASHBOARD_PASSWORD]
         central.mkdir(parents=True, exist_ok=True)
-        store = open_store(self.central.database)
+        store = open_store(self._store_target())
         init_broker(store, self.central)
         self.credentials = {}
         for spec in UNITS:
@@ -205,6 +198,35 @@ class Demo:
         store.create_user("giamsat-phutho", hash_password(self.passwords["giamsat-phutho"]), "supervisor",
                           Scope.of(provinces=[SUPERVISOR_PROVINCE]))
         store.close()
+
+    def _central_data(self, central: Path) -> dict[str, Any]:
+        """The central's config (the embedded default: Mosquitto, SQLite, one ingest, one web process)."""
+        self.broker_port = free_port()
+        self.web_port = free_port(self.web_port_wanted)
+        return {
+            "data_dir": str(central),
+            "anchor_file": str(self.anchor_file),
+            "web": {"host": "127.0.0.1", "port": self.web_port},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker_port},
+            "broker": {"user": getpass.getuser(), "listen_host": "127.0.0.1", "listen_port": self.broker_port},
+            "alarms": {"offline_after_s": DEMO_OFFLINE_AFTER_S},
+        }
+
+    def _store_target(self) -> str:
+        """What the central store is: the SQLite file here, a postgresql:// URL in the national profile."""
+        return str(self.central.database)
+
+    def _broker_ports(self) -> list[int]:
+        """The MQTT ports of the broker (one Mosquitto here; every node of a cluster)."""
+        return [self.broker_port]
+
+    def _unit_broker(self, via: Callable[[int], int] | None = None) -> dict[str, Any]:
+        """A unit's `[mqtt]` address keys; `via` maps each broker port to the port the unit dials."""
+        first, *rest = [via(p) if via else p for p in self._broker_ports()]
+        table: dict[str, Any] = {"host": "127.0.0.1", "port": first}
+        if rest:
+            table["brokers"] = [f"127.0.0.1:{p}" for p in rest]
+        return table
 
     def _setup_units(self, population: list[DemoCertificate]) -> None:
         rng = random.Random(self.seed + 1)
@@ -228,7 +250,7 @@ class Demo:
                 "camera": {"backend": "scripted", "source": str(udir / "people.txt"), "fps": self.fps,
                            "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,
                            "difficulty": self.difficulty},
-                "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "max_inflight": 10,
+                "mqtt": {**self._unit_broker(), "max_inflight": 10,
                          "reconnect_max_s": 8.0, "keepalive": DEMO_KEEPALIVE_S,
                          "status_interval_s": DEMO_STATUS_INTERVAL_S},
                 "trust": {"anchor_file": str(self.anchor_file), "cache_dir": str(udir / "data" / "trust"),
@@ -254,33 +276,45 @@ class Demo:
         return [sys.executable, "-m", "chot"]
 
     def start(self) -> None:
-        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self._spawn("mosquitto", [mosquitto, "-c", str(self.central.broker.mosquitto_conf)],
-                    central_environment("mosquitto", os.environ, self.secrets))
-        if not wait_for_port(self.broker_port, 15):
-            raise RuntimeError(f"mosquitto did not start: see {self.workdir / 'logs' / 'mosquitto.log'}")
-        central = self._chot() + ["dashboard", "--config", str(self.central_toml)]
-        self._spawn("ingest", central + ["ingest"], central_environment("ingest", os.environ, self.secrets))
-        self._spawn("dashboard", central + ["serve"], central_environment("dashboard", os.environ, self.secrets))
+        self._start_broker()
+        self._start_central_services()
         self._publish_trust()
         self._publish_rosters()
         for spec in UNITS:
             self._start_unit(spec)
         self._await_units()
-        if not wait_for_port(self.web_port, 30) or self.procs["dashboard"].poll() is not None:
-            raise RuntimeError(f"the dashboard did not start: {self.exit_reason('dashboard')}")
+        self._await_dashboard()
         for i, spec in enumerate(UNITS):
             officer = SimulatedOfficer(spec.device, self.screen_ports[spec.device], OFFICERS[spec.device][0],
                                        self.pins[spec.device], no_phone=self.no_phone, seed=self.seed + 10 + i)
             officer.start()
             self.officers.append(officer)
 
+    def _start_broker(self) -> None:
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self._spawn("mosquitto", [mosquitto, "-c", str(self.central.broker.mosquitto_conf)],
+                    central_environment("mosquitto", os.environ, self.secrets))
+        if not wait_for_port(self.broker_port, 15):
+            raise RuntimeError(f"mosquitto did not start: see {self.workdir / 'logs' / 'mosquitto.log'}")
+
+    def _central_command(self) -> list[str]:
+        return self._chot() + ["dashboard", "--config", str(self.central_toml)]
+
+    def _start_central_services(self) -> None:
+        central = self._central_command()
+        self._spawn("ingest", central + ["ingest"], central_environment("ingest", os.environ, self.secrets))
+        self._spawn("dashboard", central + ["serve"], central_environment("dashboard", os.environ, self.secrets))
+
+    def _await_dashboard(self) -> None:
+        if not wait_for_port(self.web_port, 30) or self.procs["dashboard"].poll() is not None:
+            raise RuntimeError(f"the dashboard did not start: {self.exit_reason('dashboard')}")
+
     def _start_unit(self, spec: UnitSpec) -> None:
         if spec.flaky_link:
             if self.link is None:
-                self.link = LinkCutter(self.broker_port)
+                self.link = CutLinks(self._broker_ports())
                 self.link.start()
-            self.unit_configs[spec.device]["mqtt"]["port"] = self.link.port
+            self.unit_configs[spec.device]["mqtt"].update(self._unit_broker(self.link.port))
             self._write_unit_config(spec.device)
         config = self.unit_dirs[spec.device] / "unit.toml"
         env = unit_environment(os.environ, self.credentials[spec.device].password)
@@ -361,9 +395,12 @@ class Demo:
             officer_id, name, _role = OFFICERS[spec.device]
             self.say(f"  Officer at {spec.device:<14} {name} ({officer_id}), PIN {self.pins[spec.device]}"
                      " (a simulated officer signs in and decides)")
-        self.say(f"  Broker on 127.0.0.1:{self.broker_port}; logs in {self.workdir / 'logs'}")
+        self.say(f"  {self._central_line()}; logs in {self.workdir / 'logs'}")
         self.say("  Ctrl-C stops everything." if self.duration is None else f"  Ends by itself after {self.duration:.0f} s.")
         self.say("")
+
+    def _central_line(self) -> str:
+        return f"Broker on 127.0.0.1:{self.broker_port}"
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> Reconciliation:
@@ -386,6 +423,7 @@ class Demo:
                     self.say(f"[{elapsed:5.0f}s] link of {self._flaky().device} back: at its next retry it reconnects and its backlog drains")
                 if self.link is not None and not self.link.up and not alarm_seen:
                     alarm_seen = self._report_alarm(watch, elapsed)
+                self._faults(elapsed)
                 for name, proc in self.procs.items():
                     if proc.poll() is not None:
                         raise RuntimeError(f"{name} exited with code {proc.returncode}: see {self.workdir / 'logs' / (name + '.log')}")
@@ -396,7 +434,14 @@ class Demo:
         finally:
             if self.link is not None:
                 self.link.restore()
+            self._end_faults()
         return self.finish()
+
+    def _faults(self, elapsed: float) -> None:
+        """More failures to show while running (none in the embedded default)."""
+
+    def _end_faults(self) -> None:
+        """Undo what `_faults` broke before the backlogs drain."""
 
     def _report_alarm(self, watch: DashboardWatch, elapsed: float) -> bool:
         """Say so once the dashboard shows the cut unit's offline alarm (as a supervisor sees it)."""
@@ -460,7 +505,7 @@ class Demo:
         return produced == self._stored_counts()
 
     def _seqs(self, path: Path, query: str, *args: str) -> dict[int, str]:
-        """seq -> result from a unit's outbox or the central store, read-only."""
+        """seq -> result from a unit's outbox, read-only."""
         if not path.exists():
             return {}
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -474,7 +519,7 @@ class Demo:
     def _accounted(self, device: str) -> dict[str, int]:
         """Per result, the seqs stored centrally or still queued on the unit, each counted once."""
         queued = self._seqs(self.unit_dirs[device] / "data" / "outbox.sqlite", "SELECT seq, result FROM events")
-        stored = self._seqs(Path(self.central.database), "SELECT seq, result FROM events WHERE device = ?", device)
+        stored = central_counts.stored_seqs(self._store_target(), device)
         out: dict[str, int] = {}
         for result in {**queued, **stored}.values():
             out[result] = out.get(result, 0) + 1
@@ -496,17 +541,7 @@ class Demo:
         return {r: int(n) for r, n in rows if n}, int(pending)
 
     def _stored_counts(self) -> dict[str, dict[str, int]]:
-        conn = sqlite3.connect(f"file:{self.central.database}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT device, result, count(*) FROM events GROUP BY device, result").fetchall()
-        except sqlite3.Error:
-            return {}
-        finally:
-            conn.close()
-        out: dict[str, dict[str, int]] = {d: {} for d in self.unit_dirs}
-        for device, result, n in rows:
-            out.setdefault(device, {})[result] = int(n)
-        return out
+        return central_counts.stored_counts(self._store_target(), list(self.unit_dirs))
 
     def reconcile(self) -> Reconciliation:
         rec = Reconciliation()
@@ -516,13 +551,7 @@ class Demo:
             rec.pending[device] = pending
             rec.accounted[device] = self._accounted(device)
         rec.stored = self._stored_counts()
-        conn = sqlite3.connect(f"file:{self.central.database}?mode=ro", uri=True, timeout=5)
-        try:
-            rec.duplicates = conn.execute(
-                "SELECT count(*) FROM (SELECT device, seq FROM events GROUP BY device, seq HAVING count(*) > 1)"
-            ).fetchone()[0]
-        finally:
-            conn.close()
+        rec.duplicates = central_counts.doubled(self._store_target())
         return rec
 
     def _terminate(self, name: str, timeout: float = 15.0) -> None:
