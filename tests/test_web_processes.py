@@ -22,13 +22,12 @@ import pytest
 from common.localnet import free_port, wait_for_port
 from dashboard.store import Event, open_store
 from tests.support.dashboard_web import seed
+from tests.support.nginx import start_nginx
 from tests.test_dashboard_serve import Browser, read_event
 
 pytestmark = [pytest.mark.timeout(180)]
 
 REPO = Path(__file__).resolve().parent.parent
-NGINX_DIR = REPO / "firmware-config" / "nginx"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 @dataclass
@@ -52,22 +51,6 @@ class Site:
     target: str
 
 
-def _nginx_conf(workdir: Path, listen: int, ports: list[int]) -> Path:
-    """nginx.conf for the test: the shipped upstream (ports swapped in) and proxy snippet,
-    in a plain-HTTP loopback server (TLS is the site file's job, not under test here)."""
-    upstream = (NGINX_DIR / "chot-upstream.conf").read_text()
-    upstream = upstream.replace("127.0.0.1:8080", f"127.0.0.1:{ports[0]}").replace("127.0.0.1:8081",
-                                                                                    f"127.0.0.1:{ports[1]}")
-    (workdir / "chot-upstream.conf").write_text(upstream)
-    conf = workdir / "nginx.conf"
-    conf.write_text(
-        f"pid {workdir}/nginx.pid;\nerror_log {workdir}/error.log;\ndaemon off;\nevents {{}}\n"
-        f"http {{\n access_log {workdir}/access.log;\n client_body_temp_path {workdir}/body;\n"
-        f" proxy_temp_path {workdir}/proxy;\n include {workdir}/chot-upstream.conf;\n"
-        f" server {{\n  listen 127.0.0.1:{listen};\n  include {NGINX_DIR / 'chot-proxy.conf'};\n }}\n}}\n")
-    return conf
-
-
 @pytest.fixture
 def site(postgres_url: str) -> Iterator[Site]:
     seeded = seed(postgres_url)
@@ -86,9 +69,7 @@ def site(postgres_url: str) -> Iterator[Site]:
                                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL))
         listen = free_port()
-        with open(workdir / "nginx.out", "wb") as log:
-            procs.append(subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(_nginx_conf(workdir, listen, ports))],
-                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        procs.append(start_nginx(workdir, listen, ports))
         for port in (*ports, listen):
             assert wait_for_port(port, 30), (workdir / "serve-0.log").read_text(errors="replace")
         yield Site(Endpoint(ports[0]), Endpoint(ports[1]), Endpoint(listen), postgres_url)
