@@ -1,6 +1,7 @@
 """Chaos run: real units, broker and ingest under faults; the counts must still come out exact.
 
     .venv/bin/python -m bench.chaos --units 20 --people 400 --broker-restarts 12 --json
+    .venv/bin/python -m bench.chaos --national [--units 50] [--json]   (bench/chaos_national.py)
 
 Every part is the real program: `chot scanner run` processes on replay cameras (QR images of
 certificates issued for the run, one person per frame), the shipped Mosquitto config rendered by
@@ -673,7 +674,12 @@ def _end(proc: subprocess.Popen[bytes], sig: int, timeout: float = 20) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the chaos bench and print the figures."""
+    """Run the chaos bench and print the figures (`--national`: the national profile's run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--national" in argv:
+        from bench.chaos_national import main as national_main  # noqa: PLC0415 - its own parts and options
+
+        return national_main([a for a in argv if a != "--national"])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=20, help="unit processes")
     p.add_argument("--people", type=int, default=400, help="frames (people) per unit camera")
@@ -696,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     report = ChaosRun(workdir, opts).run().as_dict()
     report["workdir"] = str(workdir)
-    report["command"] = "python -m bench.chaos " + " ".join(argv if argv is not None else sys.argv[1:])
+    report["command"] = "python -m bench.chaos " + " ".join(argv)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

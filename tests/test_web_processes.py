@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chot.localservices.nginx import nginx_argv, nginx_conf
+from chot.localservices.nginx import start_nginx
 from common.localnet import free_port, wait_for_port
 from dashboard.store import Event, open_store
 from tests.support.dashboard_web import seed
@@ -69,9 +69,7 @@ def site(postgres_url: str) -> Iterator[Site]:
                                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL))
         listen = free_port()
-        with open(workdir / "nginx.out", "wb") as log:
-            procs.append(subprocess.Popen(nginx_argv(nginx_conf(workdir, listen, ports)),
-                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        procs.append(start_nginx(workdir, listen, ports))
         for port in (*ports, listen):
             assert wait_for_port(port, 30), (workdir / "serve-0.log").read_text(errors="replace")
         yield Site(Endpoint(ports[0]), Endpoint(ports[1]), Endpoint(listen), postgres_url)

@@ -75,8 +75,10 @@ class NatsNodeProcess(ServerProcess):
         if self.running:
             return
         stderr = open(self.dir / "nats.stderr", "ab")
+        # In its own folder: nats-server 2.9.10 was seen writing a consumer's meta.inf/meta.sum
+        # into its working directory (not its store_dir) during node restarts.
         self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path)], stdout=stderr,
-                                     stderr=stderr, start_new_session=True, env=self.env)
+                                     stderr=stderr, start_new_session=True, env=self.env, cwd=self.dir)
         if not wait_for_port(self.node.mqtt_port, 30):
             self.kill()
             raise RuntimeError(f"NATS node {self.name} did not open its MQTT port:\n{self.log_text()}")

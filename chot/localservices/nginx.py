@@ -9,6 +9,7 @@ given ports) and `chot-proxy.conf` in a plain-HTTP server: TLS is the site file'
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -37,3 +38,11 @@ def nginx_conf(workdir: Path, listen: int, ports: list[int]) -> Path:
 def nginx_argv(conf: Path) -> list[str]:
     """The command line running nginx with `conf` (its prefix is the config's folder)."""
     return [NGINX, "-p", str(conf.parent), "-c", str(conf)]
+
+
+def start_nginx(workdir: Path, listen: int, ports: list[int]) -> subprocess.Popen[bytes]:
+    """nginx in the foreground on 127.0.0.1:`listen` in front of `ports`, its output in
+    `workdir/nginx.out` (the caller waits for the port and stops the process)."""
+    conf = nginx_conf(workdir, listen, ports)
+    with open(workdir / "nginx.out", "wb") as log:
+        return subprocess.Popen(nginx_argv(conf), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

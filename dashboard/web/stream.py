@@ -90,10 +90,11 @@ def live_stream(page: str, view_key: tuple[Any, ...], render: Callable[[], str |
         try:
             yield from updates()
         except StoreUnavailable as e:
-            # The database went away: end the stream cleanly; the browser tries again later
-            # (and gets the 503 page's reason until the store is back).
+            # The database went away: end the stream cleanly; the browser tries again in 3 s
+            # (a restart is over by then, and a stream already waited for the pool's timeout);
+            # while the store stays down it gets the 503, and the page's script waits 15 s.
             logger.warning("live stream of %s ended: %s", page, e)
-            yield "retry: 10000\n\n"
+            yield "retry: 3000\n\n"
             yield sse_message("unavailable", {"page": page})
 
     def updates() -> Iterator[str]:
