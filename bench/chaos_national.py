@@ -307,12 +307,20 @@ def run(workdir: Path, options: RigOptions, command: str, settle_s: float = 10.0
                             load_average_start=[round(x, 2) for x in os.getloadavg()])
     rig = NationalRig(workdir, options)
     chaos = NationalChaos(rig, report, settle_s)
+    # nats-server inherits this working directory; 2.9.10 was seen writing a consumer's
+    # meta.inf/meta.sum there during node restarts, so give it a folder of its own to show.
+    nats_cwd = workdir / "nats-cwd"
+    nats_cwd.mkdir(exist_ok=True)
+    back_to = os.getcwd()
+    os.chdir(nats_cwd)
     try:
         rig.start()
         try:
             chaos.run()
         except Exception as e:  # noqa: BLE001 - still drain and count what the units recorded
             report.error = str(e)[:2000]
+        if report.error:
+            rig.revive_nodes()
         rig.stop_units(options.drain_s + 30)
         chaos.reconcile()
         if chaos.live is not None:  # for a closer look at the gaps
@@ -321,10 +329,8 @@ def run(workdir: Path, options: RigOptions, command: str, settle_s: float = 10.0
         report.error = report.error or str(e)[:2000]
     finally:
         rig.shutdown()
-        # Each node runs in its own folder (chot/localservices/nats.py), where nats-server 2.9.10
-        # was seen writing a consumer's meta.inf/meta.sum during node restarts: show them.
-        nodes = rig.cluster.nodes if rig.cluster is not None else []
-        report.stray_nats_files = sorted(f"{n.name}/{p.name}" for n in nodes for p in n.dir.glob("meta.*"))
+        os.chdir(back_to)
+        report.stray_nats_files = sorted(p.name for p in nats_cwd.iterdir())
         report.seconds = time.monotonic() - started
         report.load_average = [round(x, 2) for x in os.getloadavg()]
     return report

@@ -234,6 +234,12 @@ class NationalRig:
         return out
 
     # -- ending ------------------------------------------------------------------------------
+    def revive_nodes(self) -> None:
+        """Start any broker node a failed fault left stopped, so that the units can drain."""
+        for node in self.cluster.nodes if self.cluster is not None else []:
+            if not node.running:
+                node.start()
+
     def stop_units(self, timeout: float) -> None:
         """Units stop judging and wait for the central to acknowledge everything (bounded)."""
         self.stop_file.touch()

@@ -75,10 +75,8 @@ class NatsNodeProcess(ServerProcess):
         if self.running:
             return
         stderr = open(self.dir / "nats.stderr", "ab")
-        # In its own folder: nats-server 2.9.10 was seen writing a consumer's meta.inf/meta.sum
-        # into its working directory (not its store_dir) during node restarts.
         self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path)], stdout=stderr,
-                                     stderr=stderr, start_new_session=True, env=self.env, cwd=self.dir)
+                                     stderr=stderr, start_new_session=True, env=self.env)
         if not wait_for_port(self.node.mqtt_port, 30):
             self.kill()
             raise RuntimeError(f"NATS node {self.name} did not open its MQTT port:\n{self.log_text()}")
@@ -105,6 +103,27 @@ class NatsNodeProcess(ServerProcess):
             return None
         jsz = self.monitor("/jsz")
         return ((jsz or {}).get("meta_cluster") or {}).get("leader") or None
+
+    def lagging(self) -> list[str]:
+        """The streams and consumers this node leads that have a replica not yet current (or
+        offline), as their leader sees them; ["(no answer)"] if the node does not answer.
+        /healthz can say ok on a restarted node while it still catches up a consumer's log, and
+        losing the next node then leaves that consumer without a quorum."""
+        jsz = self.monitor("/jsz?accounts=true&streams=true&consumers=true&config=false")
+        if jsz is None:
+            return ["(no answer)"]
+        behind = []
+        for account in jsz.get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                groups = [(stream.get("name", "?"), stream.get("cluster"))]
+                groups += [(f"{stream.get('name')} > {c.get('name')}", c.get("cluster"))
+                           for c in stream.get("consumer_detail") or []]
+                for name, group in groups:
+                    if (group or {}).get("leader") != self.name:
+                        continue
+                    if any(not r.get("current") or r.get("offline") for r in group.get("replicas") or []):
+                        behind.append(name)
+        return behind
 
     def mqtt_clients(self) -> list[str]:
         """Client ids of the MQTT connections open on this node."""
@@ -140,7 +159,9 @@ class NatsCluster:
         """Until every running node agrees on a running JetStream leader, and (with every node up
         and `healthy`) until each is healthy (or RuntimeError). `healthy=False` asks only for a
         working quorum: a rejoining node can take minutes on a loaded machine to bring every
-        per-session MQTT consumer it holds up to date, and the cluster serves meanwhile."""
+        per-session MQTT consumer it holds up to date, and the cluster serves meanwhile. The
+        whole, healthy cluster is ready only once every stream and consumer leader sees all its
+        replicas current: the next node may then go down without stalling any of them."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             running = [n for n in self.nodes if n.running]
@@ -148,7 +169,8 @@ class NatsCluster:
             leaders = {n.leader(healthy=whole) for n in running}
             # After a node's loss the others name it as leader until they elect a new one.
             if len(leaders) == 1 and leaders & {n.name for n in running}:
-                return
+                if not whole or not any(n.lagging() for n in running):
+                    return
             time.sleep(0.2)
         logs = "\n".join(f"--- {n.name} ---\n{n.log_text()[-3000:]}" for n in self.nodes)
         raise RuntimeError(f"NATS cluster not ready after {timeout}s\n{logs}")
