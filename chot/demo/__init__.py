@@ -55,7 +55,8 @@ def demo(duration: float | None, web_port: int, people: int, fps: float, difficu
     else:
         click.echo("Reconciliation (unit counts vs dashboard counts, per device):")
         for device in sorted(rec.produced):
-            click.echo(f"  {device:<14} units {rec.produced[device]}  dashboard {rec.stored.get(device, {})}"
+            stored = dict(sorted(rec.stored.get(device, {}).items()))  # the same order as the unit's
+            click.echo(f"  {device:<14} units {dict(sorted(rec.produced[device].items()))}  dashboard {stored}"
                        f"  still queued {rec.pending[device]}")
         if not rec.exact:
             click.echo("  MISMATCH: dashboard + still queued differs from what the units produced")
