@@ -63,7 +63,7 @@ class LivePage:
         if conn is not None and conn.sock is not None:
             try:
                 conn.sock.shutdown(2)  # wakes the reader blocked on the stream
-            except OSError:
+            except OSError:  # already closed by the server or nginx: nothing to wake
                 pass
         self._thread.join(READ_TIMEOUT_S + 5)
 

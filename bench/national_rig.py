@@ -81,7 +81,7 @@ class WebProcess:
                     with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login", timeout=5) as r:
                         if r.status == 200:
                             return True
-                except (OSError, urllib.error.URLError):
+                except (OSError, urllib.error.URLError):  # not listening yet: ask again
                     pass
             time.sleep(0.2)
         return False

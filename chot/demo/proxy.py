@@ -43,7 +43,7 @@ class LinkCutter:
             for s in (a, b):
                 try:
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
+                except OSError:  # the other side already closed it
                     pass
                 s.close()
 
@@ -95,7 +95,7 @@ class LinkCutter:
             for s in (a, b):
                 try:
                     s.close()
-                except OSError:
+                except OSError:  # closing a dead socket: nothing left to free
                     pass
 
 
