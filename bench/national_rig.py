@@ -31,6 +31,7 @@ from dashboard.store import open_store
 from dashboard.web.auth import hash_password
 from tests.support.cluster_unit import UnitProcess, Worker, unit_entry, unit_group_config
 from tests.support.nats import NatsCluster, national_config_data
+from chot.demo import central_counts
 from chot.localservices.nginx import start_nginx
 from tests.support.postgres import PostgresCluster
 
@@ -51,12 +52,6 @@ class RigOptions:
     """Seconds between two verdicts of one unit."""
     drain_s: float = 300.0
     """How long units wait, once told to stop, for the central to acknowledge their backlog."""
-
-
-def _connect(url: str) -> Any:
-    import psycopg  # noqa: PLC0415 - the national profile's driver
-
-    return psycopg.connect(url, connect_timeout=3, autocommit=True)
 
 
 class WebProcess:
@@ -205,19 +200,17 @@ class NationalRig:
     # -- reading what happened ---------------------------------------------------------------
     def stored_count(self) -> int:
         """Events in the store, or -1 while PostgreSQL does not answer."""
-        try:
-            with _connect(self.url) as conn:
-                return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        except Exception:  # noqa: BLE001 - PostgreSQL is being restarted
-            return -1
+        found = central_counts.rows(self.url, "SELECT count(*) FROM events")  # [] while it restarts
+        return int(found[0][0]) if found else -1
 
     def stored_seqs(self) -> tuple[dict[str, list[int]], int]:
         """Each device's stored seqs, and the sum of the roll-up totals (what the dashboard counts)."""
-        with _connect(self.url) as conn:
-            seqs: dict[str, list[int]] = {}
-            for device, seq in conn.execute("SELECT device, seq FROM events ORDER BY device, seq"):
-                seqs.setdefault(device, []).append(int(seq))
-            counted = conn.execute(f"SELECT coalesce(sum(count), 0) FROM {rollup.TOTALS_TABLE}").fetchone()[0]
+        seqs: dict[str, list[int]] = {}
+        for device, seq in central_counts.rows(self.url, "SELECT device, seq FROM events ORDER BY device, seq",
+                                               strict=True):
+            seqs.setdefault(device, []).append(int(seq))
+        counted = central_counts.rows(self.url, f"SELECT coalesce(sum(count), 0) FROM {rollup.TOTALS_TABLE}",
+                                      strict=True)[0][0]
         return seqs, int(counted)
 
     def recorded(self) -> dict[str, list[tuple[int, float]]]:
