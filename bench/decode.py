@@ -65,6 +65,7 @@ class Sample:
     text: str | None = None
     raw: bytes | None = None
     clip: int = -1  # frames of one video clip share a number; -1 is a lone image
+    truth: phone_screen.Scene | None = None  # where a rendered frame's code truly lies
 
     def matches(self, texts: list[str]) -> bool:
         """True when a decoder's texts hold the expected content (or nothing, for an empty frame)."""
@@ -236,7 +237,8 @@ def synthetic_sets(count: int, difficulty: str = "hard", seed: int = SEED) -> di
         samples = []
         for i in range(count):
             payload = synthetic_payload(rng)
-            samples.append(Sample(f"{i:04d}", phone_screen.render_phone_frame(payload, rng, size, difficulty), payload))
+            scene = phone_screen.render_phone_scene(payload, rng, size, difficulty)
+            samples.append(Sample(f"{i:04d}", scene.frame, payload, truth=scene))
         sets[f"synthetic-{difficulty}-{size[0]}x{size[1]}"] = samples
     rng = np.random.default_rng([seed, 0])
     sets["synthetic-empty-1280x720"] = [Sample(f"{i:04d}", phone_screen.empty_frame(rng, phone_screen.HD, difficulty))
@@ -253,8 +255,8 @@ def varied_sets(count: int, difficulty: str = "hard", seed: int = SEED, prefix: 
         for i in range(count):
             payload = synthetic_payload(rng)
             look = phone_screen.random_look(rng, dark)
-            gray = phone_screen.render_varied_frame(payload, rng, phone_screen.HD, difficulty, look)
-            samples.append(Sample(f"{i:04d}-{look.name.replace('/', '-')}", gray, payload))
+            scene = phone_screen.render_varied_scene(payload, rng, phone_screen.HD, difficulty, look)
+            samples.append(Sample(f"{i:04d}-{look.name.replace('/', '-')}", scene.frame, payload, truth=scene))
         sets[f"{prefix}-{kind}-1280x720"] = samples
     return sets
 

@@ -159,6 +159,16 @@ def hc1_like_payload(rng: np.random.Generator, length: int = 600) -> str:
     return "HC1:" + text
 
 
+@dataclass(frozen=True)
+class Scene:
+    """A rendered frame and the truth about its code, for measuring readers against it."""
+
+    frame: np.ndarray  # grey HxW uint8
+    corners: np.ndarray  # 4x2 float: the module grid's corners in frame pixels (TL, TR, BR, BL as drawn)
+    modules: np.ndarray  # the module grid (True = dark as drawn; dark mode shows it inverted)
+    dark_mode: bool = False
+
+
 def render_phone_frame(
     code: str | bytes | np.ndarray,
     rng: np.random.Generator,
@@ -169,8 +179,18 @@ def render_phone_frame(
 
     ``code`` is a payload (encoded at level Q) or a ready module grid (True = dark).
     """
-    phone, homography, frame, level = _held_phone(code, rng, size, difficulty)
-    return _camera(phone, homography, frame, level, rng, rng)
+    return render_phone_scene(code, rng, size, difficulty).frame
+
+
+def render_phone_scene(
+    code: str | bytes | np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = HD,
+    difficulty: str | Difficulty = "hard",
+) -> Scene:
+    """``render_phone_frame``'s frame, draw for draw, with where its code truly lies."""
+    phone, homography, frame, level, held = _held_phone(code, rng, size, difficulty)
+    return Scene(_camera(phone, homography, frame, level, rng, rng), held.corners_in(homography), held.modules)
 
 
 def render_phone_sequence(
@@ -187,7 +207,7 @@ def render_phone_sequence(
     """
     if not 1 <= count <= 1000:
         raise PhoneScreenError(f"a sequence has 1..1000 frames, got {count}")
-    phone, homography, frame, level = _held_phone(code, rng, size, difficulty)
+    phone, homography, frame, level, _ = _held_phone(code, rng, size, difficulty)
     scene_seed = int(rng.integers(2**63))
     frames = []
     for _ in range(count):
@@ -206,18 +226,44 @@ def render_varied_frame(
 ) -> np.ndarray:
     """A frame like ``render_phone_frame``'s through a screen and camera model (``look``, drawn
     at random when None), with dark mode, rolling shutter, reflections and JPEG as it says."""
+    return render_varied_scene(code, rng, size, difficulty, look).frame
+
+
+def render_varied_scene(
+    code: str | bytes | np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = HD,
+    difficulty: str | Difficulty = "hard",
+    look: Look | None = None,
+) -> Scene:
+    """``render_varied_frame``'s frame, draw for draw, with where its code truly lies."""
     look = random_look(rng) if look is None else look
-    phone, homography, frame, level = _held_phone(code, rng, size, difficulty, look.dark_mode)
+    phone, homography, frame, level, held = _held_phone(code, rng, size, difficulty, look.dark_mode)
     # Rolling shutter: rows are exposed one after another, so a moving phone is sheared.
     skew = rng.uniform(*look.camera.shutter_skew) * (1 if rng.random() < 0.5 else -1) / frame[1]
     homography = np.array([[1.0, skew, -skew * frame[1] / 2], [0, 1, 0], [0, 0, 1]]) @ homography
-    return _camera(phone, homography, frame, level, rng, rng, look)
+    image = _camera(phone, homography, frame, level, rng, rng, look)
+    return Scene(image, held.corners_in(homography), held.modules, look.dark_mode)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The code's module grid and its rectangle on the phone raster (x, y, w, h)."""
+
+    modules: np.ndarray
+    rect: tuple[int, int, int, int]
+
+    def corners_in(self, homography: np.ndarray) -> np.ndarray:
+        """The grid's corners (TL, TR, BR, BL) in frame pixels under ``homography``."""
+        x, y, w, h = self.rect
+        raster = np.array([[[x, y], [x + w, y], [x + w, y + h], [x, y + h]]], dtype=np.float64)
+        return cv2.perspectiveTransform(raster, homography)[0]
 
 
 def _held_phone(code: str | bytes | np.ndarray, rng: np.random.Generator, size: tuple[int, int],
                 difficulty: str | Difficulty, dark_mode: bool = False,
-                ) -> tuple[np.ndarray, np.ndarray, tuple[int, int], Difficulty]:
-    """The phone raster, its pose in the camera, the frame size and the difficulty, checked."""
+                ) -> tuple[np.ndarray, np.ndarray, tuple[int, int], Difficulty, _Held]:
+    """The phone raster, its pose in the camera, the frame size, the difficulty and the code."""
     modules = code if isinstance(code, np.ndarray) else qr_modules(code)
     if modules.ndim != 2 or modules.shape[0] != modules.shape[1] or modules.shape[0] < 21:
         raise PhoneScreenError(f"a QR module grid must be square and at least 21 wide, got {modules.shape}")
@@ -229,7 +275,7 @@ def _held_phone(code: str | bytes | np.ndarray, rng: np.random.Generator, size: 
         phone[screen] = 1.0 - phone[screen]
     px = rng.uniform(*level.px_per_module)
     homography = _pose(phone.shape, screen_rect, modules.shape[0], px, frame, level, rng)
-    return phone, homography, frame, level
+    return phone, homography, frame, level, _Held(modules.astype(bool), screen_rect)
 
 
 def empty_frame(rng: np.random.Generator, size: tuple[int, int] = HD, difficulty: str | Difficulty = "hard") -> np.ndarray:

@@ -1,0 +1,166 @@
+"""What the synthetic phone-screen frames allow: chot's stage against a reader told where the code is.
+
+    .venv/bin/python bench/decode_ceiling.py --synthetic 100
+    .venv/bin/python bench/decode_ceiling.py --synthetic 100 --json
+
+For the rendered sets of ``bench/decode.py`` (hard 1280x720 and 640x480, varied and dark mode at
+1280x720, from the tuning seed and the held-out seed), runs chot's per-frame stage, zxing-cpp
+alone, and a *pose-known reader*: it is told the code's true corners and module count, as no
+camera-side reader can be. It undoes the pose (a perspective warp to a few pixels per module),
+takes each module's centre against the level of the modules round it, and gives zxing-cpp a clean
+drawing of those modules, so that the code's own error correction decides; it tries the frame as
+it is and after the stage's Wiener filter, and zxing-cpp on the straightened code as well.
+
+A frame the pose-known reader cannot read has more damaged modules (glare, blur, low contrast)
+than level Q corrects even where they truly are: no reader can be expected to read it. Its share
+is an estimate of what a set allows, not a peer (it cannot run on a camera), so it is not timed;
+``bench/decode.py`` times the stage. The table gives, per set, the stage, zxing-cpp alone, the
+pose-known reader, the frames either reads ("allowed"), and how many frames the stage misses that
+the pose-known reader reads (what a better locator could still win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import zxingcpp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.decode import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets  # noqa: E402
+from scanner import phone_screen  # noqa: E402
+from scanner.decode import QrDecoder, wiener_kernel  # noqa: E402
+
+_QR = zxingcpp.BarcodeFormat.QRCode
+_PX = 6  # pixels per module of the straightened code
+_QUIET = 4  # modules of quiet zone kept round it
+_DRAW_PX = 4  # pixels per module of the clean drawing
+_WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
+
+
+def straighten(gray: np.ndarray, corners: np.ndarray, n: int) -> np.ndarray:
+    """The code seen square-on at ``_PX`` pixels per module, with its quiet zone."""
+    q, side = _QUIET * _PX, (n + 2 * _QUIET) * _PX
+    target = np.float32([[q, q], [q + n * _PX, q], [q + n * _PX, q + n * _PX], [q, q + n * _PX]])
+    warp = cv2.getPerspectiveTransform(np.float32(corners), target)
+    return cv2.warpPerspective(gray, warp, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def sample_modules(square: np.ndarray, n: int) -> np.ndarray:
+    """True where a module's centre is darker than the modules round it (n x n)."""
+    q = _QUIET * _PX
+    grid = square[q:q + n * _PX, q:q + n * _PX].astype(np.float32).reshape(n, _PX, n, _PX)
+    inner = slice(_PX // 3, _PX - _PX // 3)  # the centre third: least mixed with the neighbours
+    centres = grid[:, inner, :, inner].mean(axis=(1, 3))
+    level = cv2.GaussianBlur(centres, (0, 0), 2.5, borderType=cv2.BORDER_REFLECT)
+    return centres < level
+
+
+def draw(modules: np.ndarray) -> np.ndarray:
+    """A clean picture of a module grid (dark = True), with a quiet zone."""
+    n = modules.shape[0]
+    image = np.full((n + 2 * _QUIET, n + 2 * _QUIET), 255, dtype=np.uint8)
+    image[_QUIET:_QUIET + n, _QUIET:_QUIET + n] = np.where(modules, 0, 255)
+    return cv2.resize(image, None, fx=_DRAW_PX, fy=_DRAW_PX, interpolation=cv2.INTER_NEAREST)
+
+
+def read_knowing_pose(gray: np.ndarray, truth: phone_screen.Scene) -> list[str]:
+    """What a reader told the code's corners and module count reads in ``gray``."""
+    n = truth.modules.shape[0]
+    for image in (gray, cv2.filter2D(gray, -1, _WIENER)):
+        square = straighten(image, truth.corners, n)
+        found = [b.text for b in zxingcpp.read_barcodes(square, formats=_QR, try_rotate=False, try_downscale=False)
+                 if b.valid]
+        if found:
+            return found
+        dark = sample_modules(square, n)
+        for modules in (dark, ~dark):  # dark mode shows the code light on dark
+            found = [b.text for b in zxingcpp.read_barcodes(draw(modules), formats=_QR, is_pure=True,
+                                                             try_rotate=False, try_downscale=False, try_invert=False)
+                     if b.valid]
+            if found:
+                return found
+    return []
+
+
+def rendered_sets(count: int) -> dict[str, list[Sample]]:
+    """The code-bearing synthetic sets of bench/decode.py, from the tuning and the held-out seed."""
+    sets: dict[str, list[Sample]] = {}
+    for seed, prefix in ((SEED, "synthetic"), (HELD_OUT_SEED, "heldout")):
+        made = synthetic_sets(count, "hard", seed)
+        made.update(varied_sets(count, "hard", seed))
+        sets.update({name.replace("synthetic-", f"{prefix}-"): samples
+                     for name, samples in made.items() if "-empty-" not in name})
+    return sets
+
+
+def run(sets: dict[str, list[Sample]]) -> dict:
+    """Per set: frames read by the stage, by zxing-cpp alone, by the pose-known reader, by either."""
+    result: dict = {"sets": {}}
+    for name, samples in sets.items():
+        decoder = QrDecoder()
+        stage = zxing = posed = either = 0
+        headroom = []
+        for sample in samples:
+            decoder.reset()
+            text = decoder.decode(sample.gray)
+            by_stage = sample.matches([text] if text else [])
+            alone = [b.text for b in zxingcpp.read_barcodes(sample.gray, formats=_QR) if b.valid]
+            by_posed = sample.truth is not None and sample.matches(read_knowing_pose(sample.gray, sample.truth))
+            stage += by_stage
+            zxing += sample.matches(alone)
+            posed += by_posed
+            either += by_stage or by_posed
+            if by_posed and not by_stage:
+                headroom.append(sample.name)
+        count = len(samples)
+        result["sets"][name] = {
+            "count": count,
+            "stage_share": stage / count, "zxing_share": zxing / count,
+            "pose_known_share": posed / count, "allowed_share": either / count,
+            "stage_misses_pose_known_reads": headroom,
+        }
+    return result
+
+
+def print_table(result: dict, out=sys.stdout) -> None:
+    print(f"{'set':28} {'frames':>6} {'stage':>7} {'zxing':>7} {'pose-known':>10} {'allowed':>8} "
+          f"{'stage/allowed':>13} {'to win':>6}", file=out)
+    for name, entry in result["sets"].items():
+        allowed = entry["allowed_share"]
+        ratio = entry["stage_share"] / allowed if allowed else 0.0
+        print(f"{name:28} {entry['count']:>6} {100 * entry['stage_share']:6.1f}% {100 * entry['zxing_share']:6.1f}% "
+              f"{100 * entry['pose_known_share']:9.1f}% {100 * allowed:7.1f}% {100 * ratio:12.1f}% "
+              f"{len(entry['stage_misses_pose_known_reads']):>6}", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--synthetic", type=int, default=100, metavar="N", help="frames per set (default 100)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args(argv)
+    if not 1 <= args.synthetic <= 2000:
+        parser.error("--synthetic takes 1..2000 frames per set")
+    cv2.setNumThreads(1)
+    result = run(rendered_sets(args.synthetic))
+    result["command"] = shlex.join([".venv/bin/python", "bench/decode_ceiling.py",
+                                    *(sys.argv[1:] if argv is None else argv)])
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_table(result)
+        print(f"reproduce: {result['command']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
