@@ -5,9 +5,12 @@ and a copy downscaled by 3), so the stage reads every frame zxing-cpp alone read
 small, tilted and curved codes included. What zxing misses are dense codes at 2.5-4 camera
 pixels per module that are blurred or dim; for those the stage finds where the code is (where
 it was read a moment ago, zxing's own failed detections, or a cheap texture map of the frame)
-and retries on that crop only: a small Wiener filter undoes part of the defocus, and a bicubic
-2-3x enlargement lets zxing sample small modules. Frames with no code in them, which dominate
-a video loop, cost one zxing search, the texture map and one retry per textured region.
+and retries on that crop only: a small Wiener filter undoes part of the defocus, a bicubic
+2-3x enlargement lets zxing sample small modules, and on the likeliest region the stage's own
+binarisation (smoothed, against the level of the modules round each pixel) keeps the modules
+that noise and glare flip in zxing's. Frames with no code in them, which dominate a video
+loop, cost one zxing search, the texture map, one retry per textured region and the binarised
+retry on the most textured.
 ``read_image`` is the thorough path for still images, and returns any QR text, not only HC1.
 """
 
@@ -39,7 +42,7 @@ _MAX_PHOTO_SIDE = 2560  # still images are searched for a code at this size at m
 _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
 _MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
 _SMALL_IMAGE_SIDE = 480  # below every camera mode: such images are low-resolution photos
-_TRACKED, _TEXTURED, _DETECTED = 0, 1, 2  # how sure the stage is that a region holds a code
+_TRACKED, _TEXTURED, _MOST_TEXTURED, _DETECTED = 0, 1, 2, 3  # how sure the stage is that a region holds a code
 
 
 class DecodeError(Exception):
@@ -99,7 +102,8 @@ def check_frame(gray: object) -> np.ndarray:
     return np.ascontiguousarray(gray)
 
 
-def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False, invert: bool = False) -> list[zxingcpp.Barcode]:
+def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False, invert: bool = False,
+           binary: bool = False) -> list[zxingcpp.Barcode]:
     """zxing-cpp restricted to QR codes.
 
     ``whole`` is zxing-cpp's default search (also inverted, also downscaled by 3 when the image
@@ -107,10 +111,12 @@ def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False, inve
     alone reads; rotation only matters to linear barcodes (QR detection is rotation-free), and
     mirrored codes are read by zxing's QR decoder in every mode. ``invert`` alone is for the
     retries on crops: a crop is already enlarged, but may hold a light code on a dark screen
-    (dark mode); zxing inverts its own binarised crop, cheaper than a second call.
+    (dark mode); zxing inverts its own binarised crop, cheaper than a second call. ``binary``
+    says the image is already binarised (0 or 255): zxing takes it as it is.
     """
     return zxingcpp.read_barcodes(
-        image, formats=_QR, try_rotate=False, try_downscale=whole, try_invert=whole or invert, return_errors=errors)
+        image, formats=_QR, try_rotate=False, try_downscale=whole, try_invert=whole or invert, return_errors=errors,
+        binarizer=zxingcpp.Binarizer.BoolCast if binary else zxingcpp.Binarizer.LocalAverage)
 
 
 def _region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: int = 0, dy: int = 0) -> Region:
@@ -188,9 +194,9 @@ class QrDecoder:
             fallback = fallback or best
         candidates = [(_region_of(b).grown(0.15, w, h), _DETECTED) for b in found if not b.valid]
         # 3. Regions whose texture looks like a dense code's modules.
-        for region in self._textured_regions(gray):
+        for rank, region in enumerate(self._textured_regions(gray)):
             if not any(region.same_as(c) for c, _ in candidates):
-                candidates.append((region, _TEXTURED))
+                candidates.append((region, _TEXTURED if rank else _MOST_TEXTURED))
         for region, tier in candidates[:_MAX_REGIONS + 1]:
             text = self._read_crop(gray, region, tier)
             if text is not None and self._accept(text):
@@ -290,7 +296,7 @@ class QrDecoder:
             retry = ladder[step]
             step += 1
             scale = min(retry.scale, _MAX_CROP_SIDE / side)
-            found = _zxing(retry.apply(crop, scale), errors=True, invert=True)
+            found = _zxing(retry.apply(crop, scale), errors=True, invert=True, binary=retry.binarise)
             text = self._take(found, region, scale, retry)
             if text is not None:
                 return text
@@ -337,17 +343,42 @@ class _Retry:
 
     scale: float
     deblur: tuple[float, float] | None = None  # (sigma, noise) of the Wiener filter
+    binarise: bool = False  # threshold here, smoothed, against the level of the modules round each pixel
 
     @property
     def name(self) -> str:
-        return (f"wiener{self.deblur[0]}+" if self.deblur else "") + f"x{self.scale}"
+        return (f"wiener{self.deblur[0]}+" if self.deblur else "") + f"x{self.scale}" + ("+binary" if self.binarise else "")
 
     def apply(self, crop: np.ndarray, scale: float) -> np.ndarray:
-        """The crop, deblurred and enlarged by ``scale`` (at most ``self.scale``)."""
+        """The crop, deblurred and enlarged by ``scale`` (at most ``self.scale``), binarised if asked."""
+        if self.binarise:
+            return _binarised(crop, scale)
         image = cv2.filter2D(crop, -1, _KERNELS[self.deblur]) if self.deblur else crop
         if scale == 1.0:
             return image  # zxing reads strided views: no copy
         return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+
+_SMOOTH = cv2.getGaussianKernel(5, 0.5)
+_LEVEL = cv2.getGaussianKernel(17, 2.6)
+
+
+def _binarised(crop: np.ndarray, scale: float) -> np.ndarray:
+    """The crop enlarged by ``scale`` and thresholded against the level of the modules round it.
+
+    zxing's own binariser compares single pixels with 8-pixel block means, so at 2.5-4 camera
+    pixels per module sensor noise flips modules. Here each pixel is first smoothed over half a
+    camera pixel, then compared with a Gaussian mean of sigma 2.6 camera pixels (about one module:
+    the level of its neighbours, whatever glare or screen shading lies under them). Both are
+    computed at camera scale, where they cost a sixth of what they would enlarged.
+    """
+    smooth = cv2.sepFilter2D(crop, -1, _SMOOTH, _SMOOTH)  # separable by hand: half GaussianBlur's time here
+    level = cv2.sepFilter2D(crop, -1, _LEVEL, _LEVEL)
+    # The difference, offset to 128, enlarged once: its sign is the pixel's side of the threshold.
+    difference = cv2.addWeighted(smooth, 1.0, level, -1.0, 128.0)
+    if scale != 1.0:
+        difference = cv2.resize(difference, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    return cv2.threshold(difference, 128, 255, cv2.THRESH_BINARY)[1]
 
 
 # Retries on a located crop, in order of reads gained per millisecond on hard phone-screen
@@ -356,9 +387,14 @@ class _Retry:
 _RETRIES = (_Retry(2.5, (1.25, 0.05)), _Retry(3.0), _Retry(2.0, (1.5, 0.05)), _Retry(2.0, (1.25, 0.01)))
 _KERNELS = {r.deblur: wiener_kernel(*r.deblur) for r in _RETRIES if r.deblur}
 # Per tier: a tracked crop is first read as it is (the code was read there a moment ago), a
-# textured region gets the best retry; either gets the whole ladder once zxing sees finder
-# patterns, and a region where zxing saw a code gets it from the start.
-_LADDERS = {_TRACKED: (_Retry(1.0), _RETRIES[0]), _TEXTURED: _RETRIES[:1], _DETECTED: _RETRIES}
+# textured region gets the best retry, and the most textured one (where a code is, when there is
+# one) also the stage's own binarisation; any gets the whole ladder once zxing sees finder
+# patterns, and a region where zxing saw a code gets it from the start. The binarised retry
+# was chosen on the tuning seed's misses and kept for what it adds on the held-out seed too
+# (bench/decode.py, bench/decode_ceiling.py).
+_BINARISED = _Retry(2.5, binarise=True)
+_LADDERS = {_TRACKED: (_Retry(1.0), _RETRIES[0]), _TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED),
+            _DETECTED: (_RETRIES[0], _BINARISED, *_RETRIES[1:])}
 
 
 def _pyzbar(image: np.ndarray) -> str | None:
