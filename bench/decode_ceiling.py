@@ -11,9 +11,9 @@ takes each module's centre against the level of the modules round it, and gives 
 drawing of those modules, so that the code's own error correction decides; it tries the frame as
 it is and after the stage's Wiener filter, and zxing-cpp on the straightened code as well.
 
-A frame the pose-known reader cannot read has more damaged modules (glare, blur, low contrast)
-than level Q corrects even where they truly are: no reader can be expected to read it. Its share
-is an estimate of what a set allows, not a peer (it cannot run on a camera), so it is not timed;
+A frame the pose-known reader cannot read has more modules lost to glare, blur and low contrast
+than level Q corrects, even sampled where they truly are. Its share is an estimate of what a set
+allows (a cleverer sampler might read a little more), not a peer: it cannot run on a camera, so it is not timed;
 ``bench/decode.py`` times the stage. The table gives, per set, the stage, zxing-cpp alone, the
 pose-known reader, the frames either reads ("allowed"), and how many frames the stage misses that
 the pose-known reader reads (what a better locator could still win).
