@@ -8,9 +8,10 @@ it was read a moment ago, zxing's own failed detections, or a cheap texture map 
 and retries on that crop only: a small Wiener filter undoes part of the defocus, a bicubic
 2-3x enlargement lets zxing sample small modules, and on the likeliest region the stage's own
 binarisation (smoothed, against the level of the modules round each pixel) keeps the modules
-that noise and glare flip in zxing's. Frames with no code in them, which dominate a video
-loop, cost one zxing search, the texture map, one retry per textured region and the binarised
-retry on the most textured.
+that noise and glare flip in zxing's. Where a code was read a moment ago, its crop is looked
+at first, the way it was read then. Frames with no code in them, which dominate a video loop,
+cost one zxing search, the texture map, one retry per textured region and the binarised retry
+on the most textured.
 ``read_image`` is the thorough path for still images, and returns any QR text, not only HC1.
 """
 
@@ -159,6 +160,7 @@ class QrDecoder:
     def reset(self) -> None:
         """Forget where the code was (a new scene or a new camera)."""
         self._tracked: Region | None = None
+        self._tracked_by: _Retry = _WHOLE  # how the tracked code was read: tried first next frame
         self._tracked_age = 0
         self.last_method: str | None = None
 
@@ -179,7 +181,7 @@ class QrDecoder:
         fallback: str | None = None
         # 1. Where the code was a moment ago: the phone rarely moves far between frames.
         if self._tracked is not None:
-            text = self._read_crop(gray, self._tracked.grown(0.25, w, h), _TRACKED)
+            text = self._read_crop(gray, self._tracked.grown(0.25, w, h), _TRACKED, self._tracked_ladder())
             if text is not None and self._accept(text):
                 return self._done(text, "tracked")
             fallback = fallback or text
@@ -188,7 +190,7 @@ class QrDecoder:
         found = _zxing(gray, errors=True, whole=True)
         best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is not None:
-            self._track(next(_region_of(b) for b in found if b.valid and b.text == best))
+            self._track(next(_region_of(b) for b in found if b.valid and b.text == best), _WHOLE)
             if self._accept(best):
                 return self._done(best, "frame")
             fallback = fallback or best
@@ -225,10 +227,20 @@ class QrDecoder:
         self._tracked_age = 0
         return text
 
-    def _track(self, region: Region) -> None:
-        """Remember where the code was read: the next frame looks there first."""
+    def _track(self, region: Region, how: _Retry) -> None:
+        """Remember where the code was read, and how: the next frame looks there first."""
         self._tracked = region
+        self._tracked_by = how
         self._tracked_age = 0
+
+    def _tracked_ladder(self) -> tuple[_Retry, ...]:
+        """The tracked crop is read the way the code was last read: zxing's own search of the
+        crop if the frame pass read it (a large code gains nothing from deblurring and
+        enlarging, which costs 10 ms on a phone-sized crop), else the crop as it is, then the
+        retry that read it."""
+        if self._tracked_by.whole:
+            return (_WHOLE,)
+        return (_AS_IS, self._tracked_by) if self._tracked_by != _AS_IS else (_AS_IS,)
 
     def _prepare(self, shape: tuple[int, int]) -> None:
         """Allocate the texture map's buffers once per frame size: the video path reuses them."""
@@ -280,7 +292,7 @@ class QrDecoder:
         boxes.sort(key=lambda item: -item[0])
         return [region for _, region in boxes[:_MAX_REGIONS]]
 
-    def _read_crop(self, gray: np.ndarray, region: Region, tier: int) -> str | None:
+    def _read_crop(self, gray: np.ndarray, region: Region, tier: int, ladder: tuple[_Retry, ...] = ()) -> str | None:
         """Retry on one region, more the surer it holds a code: deblurred and enlarged, then pyzbar.
 
         How many retries depends on the tier (see ``_LADDERS``); frames without a code (most of
@@ -290,17 +302,19 @@ class QrDecoder:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
         side = max(region.w, region.h)
-        ladder = list(_LADDERS[tier])
+        ladder = list(ladder or _LADDERS[tier])
         step = 0
         while step < len(ladder):
             retry = ladder[step]
             step += 1
             scale = min(retry.scale, _MAX_CROP_SIDE / side)
-            found = _zxing(retry.apply(crop, scale), errors=True, invert=True, binary=retry.binarise)
+            found = _zxing(retry.apply(crop, scale), errors=True, invert=True, whole=retry.whole, binary=retry.binarise)
             text = self._take(found, region, scale, retry)
             if text is not None:
                 return text
-            if found and tier != _DETECTED:
+            # zxing's own search failing is left to the frame pass, whose failed detections get
+            # the whole ladder anyway.
+            if found and tier != _DETECTED and not retry.whole:
                 tier = _DETECTED  # finder patterns seen: a code is there, worth the whole ladder
                 ladder += [r for r in _LADDERS[_DETECTED] if r not in ladder]
         if tier != _DETECTED:
@@ -317,7 +331,7 @@ class QrDecoder:
         best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
         if best is None:
             return None
-        self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best))
+        self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best), retry)
         self.last_method = retry.name
         return best
 
@@ -344,10 +358,12 @@ class _Retry:
     scale: float
     deblur: tuple[float, float] | None = None  # (sigma, noise) of the Wiener filter
     binarise: bool = False  # threshold here, smoothed, against the level of the modules round each pixel
+    whole: bool = False  # zxing-cpp's own default search of the crop (also downscaled and inverted)
 
     @property
     def name(self) -> str:
-        return (f"wiener{self.deblur[0]}+" if self.deblur else "") + f"x{self.scale}" + ("+binary" if self.binarise else "")
+        suffix = ("+binary" if self.binarise else "") + ("+whole" if self.whole else "")
+        return (f"wiener{self.deblur[0]}+" if self.deblur else "") + f"x{self.scale}" + suffix
 
     def apply(self, crop: np.ndarray, scale: float) -> np.ndarray:
         """The crop, deblurred and enlarged by ``scale`` (at most ``self.scale``), binarised if asked."""
@@ -386,14 +402,15 @@ def _binarised(crop: np.ndarray, scale: float) -> np.ndarray:
 # modules better after enlarging.
 _RETRIES = (_Retry(2.5, (1.25, 0.05)), _Retry(3.0), _Retry(2.0, (1.5, 0.05)), _Retry(2.0, (1.25, 0.01)))
 _KERNELS = {r.deblur: wiener_kernel(*r.deblur) for r in _RETRIES if r.deblur}
-# Per tier: a tracked crop is first read as it is (the code was read there a moment ago), a
+# Per tier (a tracked crop has its own ladder, QrDecoder._tracked_ladder): a
 # textured region gets the best retry, and the most textured one (where a code is, when there is
 # one) also the stage's own binarisation; any gets the whole ladder once zxing sees finder
 # patterns, and a region where zxing saw a code gets it from the start. The binarised retry
 # was chosen on the tuning seed's misses and kept for what it adds on the held-out seed too
 # (bench/decode.py, bench/decode_ceiling.py).
 _BINARISED = _Retry(2.5, binarise=True)
-_LADDERS = {_TRACKED: (_Retry(1.0), _RETRIES[0]), _TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED),
+_AS_IS, _WHOLE = _Retry(1.0), _Retry(1.0, whole=True)
+_LADDERS = {_TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED),
             _DETECTED: (_RETRIES[0], _BINARISED, *_RETRIES[1:])}
 
 

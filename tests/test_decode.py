@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import segno
 
+import scanner.decode as stage
 from scanner import phone_screen
 from scanner.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
 
@@ -114,6 +115,39 @@ def test_tracking_reads_the_next_frames_in_the_crop() -> None:
     assert decoder.decode(frames[1]) == payload
     decoder.reset()
     assert decoder.decode(frames[2]) == payload and decoder.last_method != "tracked"
+
+
+def test_a_code_the_frame_pass_read_is_tracked_without_deblurring_or_enlarging(monkeypatch) -> None:
+    """A large code read by zxing's own search is looked for the same way in its tracked crop:
+    deblurring and enlarging a phone-sized crop cost about 10 ms a frame and read nothing more.
+    A phone held still (a few frames of hand shake), then the person gone: no retry deblurs or
+    enlarges the tracked crop in any of those frames."""
+    rng = np.random.default_rng(8)
+    payload = phone_screen.hc1_like_payload(rng)
+    frames = phone_screen.render_phone_sequence(payload, rng, 4, difficulty="easy")
+    decoder = QrDecoder()
+    assert decoder.decode(frames[0]) == payload and decoder.last_method == "frame"
+    applied: list[str] = []
+    original = stage._Retry.apply
+    monkeypatch.setattr(stage._Retry, "apply",
+                        lambda self, crop, scale: applied.append(self.name) or original(self, crop, scale))
+    monkeypatch.setattr(stage.QrDecoder, "_textured_regions", lambda self, gray: [])  # the tracked crop alone
+    for frame in frames[1:]:
+        assert decoder.decode(frame) == payload
+    assert applied and set(applied) == {"x1.0+whole"}
+    applied.clear()
+    assert decoder.decode(np.full_like(frames[0], 90)) is None  # the phone is gone
+    assert applied == ["x1.0+whole"]
+
+
+def test_a_code_a_retry_read_is_tracked_with_that_retry() -> None:
+    decoder = QrDecoder()
+    decoder._tracked_by = decoder._tracked_ladder()[0]
+    assert [r.name for r in decoder._tracked_ladder()] == ["x1.0+whole"]
+    decoder._tracked_by = stage._BINARISED
+    assert [r.name for r in decoder._tracked_ladder()] == ["x1.0", "x2.5+binary"]
+    decoder._tracked_by = stage._AS_IS
+    assert [r.name for r in decoder._tracked_ladder()] == ["x1.0"]
 
 
 def _canvas_with_codes(*payloads: str) -> np.ndarray:
