@@ -9,7 +9,9 @@ alone, and a *pose-known reader*: it is told the code's true corners and module 
 camera-side reader can be. It undoes the pose (a perspective warp to a few pixels per module),
 takes each module's centre against the level of the modules round it, and gives zxing-cpp a clean
 drawing of those modules, so that the code's own error correction decides; it tries the frame as
-it is and after the stage's Wiener filter, and zxing-cpp on the straightened code as well.
+it is and after the stage's Wiener filter, and zxing-cpp on the straightened code as well. The
+straightening, sampling and drawing are the stage's own locator's (``scanner.locate``), which
+finds the pose itself; here it is given.
 
 A frame the pose-known reader cannot read has more modules lost to glare, blur and low contrast
 than level Q corrects, even sampled where they truly are. Its share is an estimate of what a set
@@ -37,58 +39,32 @@ import zxingcpp  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.decode import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets  # noqa: E402
-from scanner import phone_screen  # noqa: E402
+from scanner import locate, phone_screen  # noqa: E402
 from scanner.decode import QrDecoder, wiener_kernel  # noqa: E402
 
 _QR = zxingcpp.BarcodeFormat.QRCode
-_PX = 6  # pixels per module of the straightened code
-_QUIET = 4  # modules of quiet zone kept round it
-_DRAW_PX = 4  # pixels per module of the clean drawing
 _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
+sample_modules = locate.sample_modules
 
 
 def straighten(gray: np.ndarray, corners: np.ndarray, n: int) -> np.ndarray:
-    """The code seen square-on at ``_PX`` pixels per module, with its quiet zone."""
-    q, side = _QUIET * _PX, (n + 2 * _QUIET) * _PX
-    target = np.float32([[q, q], [q + n * _PX, q], [q + n * _PX, q + n * _PX], [q, q + n * _PX]])
-    warp = cv2.getPerspectiveTransform(np.float32(corners), target)
-    return cv2.warpPerspective(gray, warp, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def sample_modules(square: np.ndarray, n: int) -> np.ndarray:
-    """True where a module's centre is darker than the modules round it (n x n)."""
-    q = _QUIET * _PX
-    grid = square[q:q + n * _PX, q:q + n * _PX].astype(np.float32).reshape(n, _PX, n, _PX)
-    inner = slice(_PX // 3, _PX - _PX // 3)  # the centre third: least mixed with the neighbours
-    centres = grid[:, inner, :, inner].mean(axis=(1, 3))
-    level = cv2.GaussianBlur(centres, (0, 0), 2.5, borderType=cv2.BORDER_REFLECT)
-    return centres < level
-
-
-def draw(modules: np.ndarray) -> np.ndarray:
-    """A clean picture of a module grid (dark = True), with a quiet zone."""
-    n = modules.shape[0]
-    image = np.full((n + 2 * _QUIET, n + 2 * _QUIET), 255, dtype=np.uint8)
-    image[_QUIET:_QUIET + n, _QUIET:_QUIET + n] = np.where(modules, 0, 255)
-    return cv2.resize(image, None, fx=_DRAW_PX, fy=_DRAW_PX, interpolation=cv2.INTER_NEAREST)
+    """The code seen square-on, with its quiet zone (``scanner.locate.straighten`` from corners)."""
+    return locate.straighten(gray, locate.pose_from_corners(corners, n), n)
 
 
 def read_knowing_pose(gray: np.ndarray, truth: phone_screen.Scene) -> list[str]:
     """What a reader told the code's corners and module count reads in ``gray``."""
     n = truth.modules.shape[0]
+    pose = locate.pose_from_corners(truth.corners, n)
     for image in (gray, cv2.filter2D(gray, -1, _WIENER)):
-        square = straighten(image, truth.corners, n)
+        square = locate.straighten(image, pose, n)
         found = [b.text for b in zxingcpp.read_barcodes(square, formats=_QR, try_rotate=False, try_downscale=False)
                  if b.valid]
         if found:
             return found
-        dark = sample_modules(square, n)
-        for modules in (dark, ~dark):  # dark mode shows the code light on dark
-            found = [b.text for b in zxingcpp.read_barcodes(draw(modules), formats=_QR, is_pure=True,
-                                                             try_rotate=False, try_downscale=False, try_invert=False)
-                     if b.valid]
-            if found:
-                return found
+        found = locate.read_at((image,), pose, n)  # modules sampled, both polarities (dark mode)
+        if found:
+            return found
     return []
 
 

@@ -8,10 +8,12 @@ it was read a moment ago, zxing's own failed detections, or a cheap texture map 
 and retries on that crop only: a small Wiener filter undoes part of the defocus, a bicubic
 2-3x enlargement lets zxing sample small modules, and on the likeliest region the stage's own
 binarisation (smoothed, against the level of the modules round each pixel) keeps the modules
-that noise and glare flip in zxing's. Where a code was read a moment ago, its crop is looked
+that noise and glare flip in zxing's; where even that finds no code, the stage's own locator
+(``scanner.locate``) looks for the finder and alignment patterns itself and reads the modules
+where they put them. Where a code was read a moment ago, its crop is looked
 at first, the way it was read then. Frames with no code in them, which dominate a video loop,
 cost one zxing search, the texture map, one retry per textured region and the binarised retry
-on the most textured.
+and the locator's search for finder patterns on the most textured.
 ``read_image`` is the thorough path for still images, and returns any QR text, not only HC1.
 """
 
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 import zxingcpp
 
+from scanner import locate
 from scanner.imageheader import refuse_before_decoding
 
 logger = logging.getLogger(__name__)
@@ -307,6 +310,11 @@ class QrDecoder:
         while step < len(ladder):
             retry = ladder[step]
             step += 1
+            if retry.locate:
+                text = self._read_located(crop, region)
+                if text is not None:
+                    return text
+                continue
             scale = min(retry.scale, _MAX_CROP_SIDE / side)
             found = _zxing(retry.apply(crop, scale), errors=True, invert=True, whole=retry.whole, binary=retry.binarise)
             text = self._take(found, region, scale, retry)
@@ -316,7 +324,8 @@ class QrDecoder:
             # the whole ladder anyway.
             if found and tier != _DETECTED and not retry.whole:
                 tier = _DETECTED  # finder patterns seen: a code is there, worth the whole ladder
-                ladder += [r for r in _LADDERS[_DETECTED] if r not in ladder]
+                # what is left, in the whole ladder's order (the locator last)
+                ladder = ladder[:step] + [r for r in _LADDERS[_DETECTED] if r not in ladder[:step]]
         if tier != _DETECTED:
             return None
         if self.use_pyzbar and side <= _MAX_PYZBAR_SIDE:
@@ -324,6 +333,26 @@ class QrDecoder:
             if text is not None:
                 self.last_method = "pyzbar"
                 return text
+        return None
+
+    def _read_located(self, crop: np.ndarray, region: Region) -> str | None:
+        """The code where the stage's own locator puts it (finder and alignment patterns)."""
+        deblurred = None
+        # a 3x3 median drops the specks sensor noise leaves in a flat region's binarisation,
+        # which would cost findContours thousands of contours, and keeps 2-px module edges
+        binary = cv2.medianBlur(_binarised(crop, 1.0), 3)
+        for pose in locate.locate(crop, binary):
+            if deblurred is None:  # only once a pose is found: most crops give none
+                deblurred = cv2.filter2D(crop, -1, _KERNELS[_RETRIES[0].deblur])
+            texts = locate.read_at((crop, deblurred), pose.homography, pose.size, pose.dark_mode)
+            best = _best_text(texts, self.expect_prefix)
+            if best is not None:
+                xs, ys = pose.corners()[:, 0], pose.corners()[:, 1]
+                x0, y0 = max(0, int(xs.min())), max(0, int(ys.min()))
+                self._track(Region(region.x + x0, region.y + y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1),
+                            _LOCATED)
+                self.last_method = _LOCATED.name
+                return best
         return None
 
     def _take(self, found: list[zxingcpp.Barcode], region: Region, scale: float, retry: _Retry) -> str | None:
@@ -359,9 +388,12 @@ class _Retry:
     deblur: tuple[float, float] | None = None  # (sigma, noise) of the Wiener filter
     binarise: bool = False  # threshold here, smoothed, against the level of the modules round each pixel
     whole: bool = False  # zxing-cpp's own default search of the crop (also downscaled and inverted)
+    locate: bool = False  # not zxing's detector: the stage's own locator (scanner.locate)
 
     @property
     def name(self) -> str:
+        if self.locate:
+            return "located"
         suffix = ("+binary" if self.binarise else "") + ("+whole" if self.whole else "")
         return (f"wiener{self.deblur[0]}+" if self.deblur else "") + f"x{self.scale}" + suffix
 
@@ -404,14 +436,16 @@ _RETRIES = (_Retry(2.5, (1.25, 0.05)), _Retry(3.0), _Retry(2.0, (1.5, 0.05)), _R
 _KERNELS = {r.deblur: wiener_kernel(*r.deblur) for r in _RETRIES if r.deblur}
 # Per tier (a tracked crop has its own ladder, QrDecoder._tracked_ladder): a
 # textured region gets the best retry, and the most textured one (where a code is, when there is
-# one) also the stage's own binarisation; any gets the whole ladder once zxing sees finder
-# patterns, and a region where zxing saw a code gets it from the start. The binarised retry
-# was chosen on the tuning seed's misses and kept for what it adds on the held-out seed too
+# one) also the stage's own binarisation and then its own locator; any gets the whole ladder once
+# zxing sees finder patterns, and a region where zxing saw a code gets it from the start. The
+# binarised retry was chosen on the tuning seed's misses and kept for what it adds on the
+# held-out seed too; the locator reads what the frames allow to a reader told the code's pose
 # (bench/decode.py, bench/decode_ceiling.py).
 _BINARISED = _Retry(2.5, binarise=True)
+_LOCATED = _Retry(1.0, locate=True)
 _AS_IS, _WHOLE = _Retry(1.0), _Retry(1.0, whole=True)
-_LADDERS = {_TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED),
-            _DETECTED: (_RETRIES[0], _BINARISED, *_RETRIES[1:])}
+_LADDERS = {_TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED, _LOCATED),
+            _DETECTED: (_RETRIES[0], _BINARISED, *_RETRIES[1:], _LOCATED)}
 
 
 def _pyzbar(image: np.ndarray) -> str | None:

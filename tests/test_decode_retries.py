@@ -1,4 +1,5 @@
-"""The stage's own binarisation, the retry that zxing-cpp's binariser lacks on small noisy modules."""
+"""The stage's own binarisation, the retry that zxing-cpp's binariser lacks on small noisy modules,
+and its own locator after it, each adding reads on frames of a seed never tuned on."""
 
 from __future__ import annotations
 
@@ -51,15 +52,16 @@ def tuning_frames() -> dict[str, list]:
     ("synthetic-hard-1280x720", 12), ("synthetic-hard-1280x720", 47),
     ("synthetic-dark-1280x720", 18), ("synthetic-dark-1280x720", 69),
 ])
-def test_frames_only_the_binarised_retry_reads(tuning_frames: dict[str, list], set_name: str, index: int,
+def test_frames_the_binarised_retry_reads(tuning_frames: dict[str, list], set_name: str, index: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Frames of bench/decode.py's tuning seed that the stage reads through its own binarisation,
-    and does not read once that retry is taken away."""
+    and does not read once that retry is taken away (with the locator that comes after it,
+    which reads some of them as well)."""
     sample = tuning_frames[set_name][index]
     decoder = stage.QrDecoder()
     assert decoder.decode(sample.gray) == sample.text
     assert decoder.last_method == "x2.5+binary"
-    ladders = {tier: tuple(r for r in ladder if not r.binarise) for tier, ladder in stage._LADDERS.items()}
+    ladders = {tier: tuple(r for r in ladder if not (r.binarise or r.locate)) for tier, ladder in stage._LADDERS.items()}
     monkeypatch.setattr(stage, "_LADDERS", ladders)
     assert stage.QrDecoder().decode(sample.gray) != sample.text
 
@@ -71,17 +73,34 @@ def test_a_frame_without_a_code_stays_unread_by_every_retry() -> None:
         assert decoder.decode(sample.gray) is None
 
 
-def test_on_frames_of_a_third_seed_the_retry_only_adds_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+def _reads(sets: dict[str, list], ladders: dict) -> dict[str, set[str]]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stage, "_LADDERS", ladders)
+        return {name: {s.name for s in samples if stage.QrDecoder().decode(s.gray) == s.text}
+                for name, samples in sets.items()}
+
+
+def _without(**kinds: bool) -> dict:
+    """The stage's ladders without the retries of the kinds named (``binarise``, ``locate``)."""
+    return {tier: tuple(r for r in ladder if not any(getattr(r, k) for k in kinds))
+            for tier, ladder in stage._LADDERS.items()}
+
+
+@pytest.fixture(scope="module")
+def third_seed() -> dict[str, list]:
+    return varied_sets(30, seed=4242)
+
+
+@pytest.mark.parametrize(("adding", "before", "after"), [
+    ("the binarised retry", {"binarise": True, "locate": True}, {"locate": True}),
+    ("the locator", {"locate": True}, {}),
+])
+def test_on_frames_of_a_third_seed_each_step_only_adds_reads(third_seed: dict[str, list], adding: str,
+                                                             before: dict, after: dict) -> None:
     """Varied and dark-mode phone frames from seed 4242, neither the tuning seed nor the held-out
-    one: every frame the stage reads without its own binarisation it reads with it, and the
-    retry reads some more."""
-    sets = varied_sets(30, seed=4242)
-    with_retry = {name: {s.name for s in samples if stage.QrDecoder().decode(s.gray) == s.text}
-                  for name, samples in sets.items()}
-    ladders = {tier: tuple(r for r in ladder if not r.binarise) for tier, ladder in stage._LADDERS.items()}
-    monkeypatch.setattr(stage, "_LADDERS", ladders)
-    without = {name: {s.name for s in samples if stage.QrDecoder().decode(s.gray) == s.text}
-               for name, samples in sets.items()}
-    for name in sets:
-        assert without[name] <= with_retry[name], name
-    assert sum(map(len, with_retry.values())) > sum(map(len, without.values()))
+    one: every frame the stage reads without a step it reads with it, and the step reads some
+    more (the stage's own binarisation, then its own locator after it)."""
+    without, with_step = _reads(third_seed, _without(**before)), _reads(third_seed, _without(**after))
+    for name in third_seed:
+        assert without[name] <= with_step[name], (adding, name)
+    assert sum(map(len, with_step.values())) > sum(map(len, without.values())), adding

@@ -120,18 +120,28 @@ def test_events_across_broker_restart_arrive_exactly_once(outbox, mosquitto, clo
     fill(outbox, 600)
     link = started(closer, make_link(outbox, mosquitto.port, max_inflight=5))
     wait_until(lambda: link.sent >= 100, 20, "sending to be under way")
-    mosquitto.restart()  # mid-send: some PUBLISHes are in flight
+    awaiting = [restart_counting_unacknowledged(mosquitto, outbox)]  # mid-send: PUBLISHes in flight
     fill(outbox, 100)  # verdicts keep coming while the link reconnects
     wait_until(lambda: link.connects >= 2 and link.sent >= 250, 20, "sending to resume")
-    mosquitto.restart()
+    awaiting.append(restart_counting_unacknowledged(mosquitto, outbox))
     wait_until(lambda: outbox.backlog() == 0, 30, "the outbox to drain")
     wait_until(lambda: len(collector.distinct_seqs()) == 700, 20, "all 700 at the collector")
     assert collector.distinct_seqs() == set(range(1, 701))
     collector.assert_duplicates_identical()
     assert link.connects >= 3
-    # Repeats per restart: the in-flight window, plus events the broker took whose central ack
-    # the restart cut off (the collector acks as the ingest does), a window or two more.
-    assert len(collector.events()) - 700 <= 2 * 3 * 5
+    # Repeats per restart: only what the central had not acknowledged when the broker went (the
+    # collector acks as the ingest does; how many that is depends on the machine's load), and
+    # the window in flight.
+    assert len(collector.events()) - 700 <= sum(awaiting) + 2 * 5
+
+
+def restart_counting_unacknowledged(mosquitto, outbox: Outbox) -> int:
+    """Restart the broker; the events handed over and not acknowledged by the central while it
+    was down (nothing is sent or acknowledged then)."""
+    mosquitto.stop()
+    awaiting = outbox.backlog() - outbox.unsent()
+    mosquitto.start()
+    return awaiting
 
 
 def test_retained_status_updates_on_change_and_says_offline_on_stop(outbox, mosquitto, closer):
