@@ -148,6 +148,42 @@ def test_a_code_a_retry_read_is_tracked_with_that_retry() -> None:
     assert [r.name for r in decoder._tracked_ladder()] == ["x1.0", "x2.5+binary"]
     decoder._tracked_by = stage._AS_IS
     assert [r.name for r in decoder._tracked_ladder()] == ["x1.0"]
+    decoder._tracked_by = stage._LOCATED
+    assert [r.name for r in decoder._tracked_ladder()] == ["x1.0", "located"]
+
+
+def test_finder_patterns_seen_bring_the_whole_ladder_with_the_locator_last(monkeypatch) -> None:
+    """On the most textured region, zxing reporting a code it cannot read (finder patterns seen)
+    brings the retries of the whole ladder, in its order, and the stage's own locator last."""
+    tried: list[str] = []
+
+    class Failed:  # what zxing-cpp returns for a code it found and could not decode
+        valid, text = False, ""
+
+    def zxing(image, **flags):
+        tried.append("binary" if flags.get("binary") else f"{image.shape[1]}")
+        return [Failed()]
+
+    monkeypatch.setattr(stage, "_zxing", zxing)
+    monkeypatch.setattr(stage.QrDecoder, "_read_located", lambda self, crop, region: tried.append("located"))
+    gray = np.random.default_rng(9).integers(0, 255, (400, 400), dtype=np.uint8)
+    assert QrDecoder()._read_crop(gray, stage.Region(50, 50, 200, 200), stage._MOST_TEXTURED) is None
+    ladder = stage._LADDERS[stage._DETECTED]
+    assert [r.name for r in ladder] == ["wiener1.25+x2.5", "x2.5+binary", "x3.0", "wiener1.5+x2.0",
+                                        "wiener1.25+x2.0", "located"]
+    assert tried == ["500", "binary", "600", "400", "400", "located"]
+
+
+def test_a_textured_region_without_finder_patterns_gets_the_locator_after_its_retries(monkeypatch) -> None:
+    tried: list[str] = []
+    monkeypatch.setattr(stage, "_zxing", lambda image, **flags: tried.append("zxing") or [])
+    monkeypatch.setattr(stage.QrDecoder, "_read_located", lambda self, crop, region: tried.append("located"))
+    gray = np.zeros((400, 400), np.uint8)
+    assert QrDecoder()._read_crop(gray, stage.Region(0, 0, 300, 300), stage._MOST_TEXTURED) is None
+    assert tried == ["zxing", "zxing", "located"]
+    tried.clear()
+    assert QrDecoder()._read_crop(gray, stage.Region(0, 0, 300, 300), stage._TEXTURED) is None
+    assert tried == ["zxing"]  # other textured regions (most of an empty frame's): one retry
 
 
 def _canvas_with_codes(*payloads: str) -> np.ndarray:
