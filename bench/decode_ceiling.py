@@ -47,15 +47,21 @@ _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
 sample_modules = locate.sample_modules
 
 
+def scene_pose(corners: np.ndarray, n: int) -> np.ndarray:
+    """The pose of a rendered code from its true corners. A ``Scene``'s corners are where the
+    grid's edges fall (pixel i spans i..i+1); ``scanner.locate`` counts from pixel centres."""
+    return locate.pose_from_corners(np.asarray(corners, np.float64) - 0.5, n)
+
+
 def straighten(gray: np.ndarray, corners: np.ndarray, n: int) -> np.ndarray:
     """The code seen square-on, with its quiet zone (``scanner.locate.straighten`` from corners)."""
-    return locate.straighten(gray, locate.pose_from_corners(corners, n), n)
+    return locate.straighten(gray, scene_pose(corners, n), n)
 
 
 def read_knowing_pose(gray: np.ndarray, truth: phone_screen.Scene) -> list[str]:
     """What a reader told the code's corners and module count reads in ``gray``."""
     n = truth.modules.shape[0]
-    pose = locate.pose_from_corners(truth.corners, n)
+    pose = scene_pose(truth.corners, n)
     for image in (gray, cv2.filter2D(gray, -1, _WIENER)):
         square = locate.straighten(image, pose, n)
         found = [b.text for b in zxingcpp.read_barcodes(square, formats=_QR, try_rotate=False, try_downscale=False)
