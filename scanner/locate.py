@@ -11,12 +11,13 @@ webcam's JPEG, that tracing fails even where the modules can still be told apart
 3. for each plausible version the pose starts as the affine map through the three centres and is
    refined ring by ring outwards from the top-left on the alignment patterns that version has
    (ISO/IEC 18004, Annex E), each found by template matching near where the pose puts it; the
-   version and polarity (dark mode) whose alignment patterns match best win;
+   versions whose alignment patterns match best win, and dark mode is read off the finders;
 4. each module's centre is sampled against the level of the modules round it and zxing-cpp
    decodes a clean drawing of them in pure mode, so that the code's own Reed-Solomon decides
    whether the pose was right (a wrong pose reads nothing, it cannot read wrong text).
 
-It costs a few milliseconds and runs only where the decoding stage expects a code and its
+On this machine it costs 1-3 ms on a crop without finder patterns (the contour search) and
+5-10 ms where it finds three, and runs only where the decoding stage expects a code and its
 retries failed (``scanner/decode.py``).
 """
 
