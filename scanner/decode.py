@@ -347,7 +347,8 @@ class QrDecoder:
             texts = locate.read_at((crop, deblurred), pose.homography, pose.size, pose.dark_mode)
             best = _best_text(texts, self.expect_prefix)
             if best is not None:
-                xs, ys = pose.corners()[:, 0], pose.corners()[:, 1]
+                corners = pose.corners()
+                xs, ys = corners[:, 0], corners[:, 1]
                 x0, y0 = max(0, int(xs.min())), max(0, int(ys.min()))
                 self._track(Region(region.x + x0, region.y + y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1),
                             _LOCATED)

@@ -124,6 +124,19 @@ def test_a_dense_code_in_perspective_is_located_and_read(seed: int, dark_mode: b
     assert locate.read_at((seen,), poses[0].homography, n, dark_mode) == [payload]
 
 
+def test_a_mirrored_code_in_perspective_is_located_and_read() -> None:
+    """A code seen from behind a screen protector or in a mirror: its finders turn the other
+    way, the locator names them by the turn as drawn, and the grid sampled is the code
+    transposed, which zxing-cpp reads as the standard lets a mirrored code be read."""
+    rng = np.random.default_rng(9)
+    payload = phone_screen.hc1_like_payload(rng, 600)
+    square, modules = _drawn(payload)
+    seen, _ = _photographed(np.ascontiguousarray(square[:, ::-1]), rng)
+    poses = list(locate.locate(seen, _binary(seen)))
+    assert poses and poses[0].size == modules.shape[0]
+    assert payload in locate.read_at((seen,), poses[0].homography, poses[0].size)
+
+
 def test_a_pose_off_by_a_few_modules_reads_nothing() -> None:
     """The code's own Reed-Solomon decides: a wrong pose gives no text, never a wrong one."""
     rng = np.random.default_rng(5)
