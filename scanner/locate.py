@@ -5,13 +5,17 @@ dense code at 2.5-4 camera pixels per module, under glare, on a dark-mode screen
 webcam's JPEG, that tracing fails even where the modules can still be told apart. Here:
 
 1. finder patterns are nested contours (a square, a ring, a core) in the stage's own
-   binarisation of the crop, each giving its centre and module size;
-2. three of like size at a right angle are the code's corners: top-left at the right angle,
-   top-right and bottom-left told apart by the direction of the turn;
-3. for each plausible version the pose starts as the affine map through the three centres and is
-   refined ring by ring outwards from the top-left on the alignment patterns that version has
-   (ISO/IEC 18004, Annex E), each found by template matching near where the pose puts it; the
-   versions whose alignment patterns match best win, and dark mode is read off the finders;
+   binarisation of the crop, each giving its centre, its module size and the corners of the
+   square through the middle of its ring (lines fitted to the sides, which blur cannot round);
+2. three whose squares fit one plane grid are the code's corners, however far the code is
+   tilted; else three of like size at a right angle. Top-left is the corner, top-right and
+   bottom-left are told apart by the direction of the turn;
+3. for each plausible version the pose starts as the homography through the finders' twelve
+   square corners (the versions they fit best: their sizes against their spacing fix it under
+   perspective), or the affine map through the three centres, and is refined ring by ring
+   outwards from the top-left on the alignment patterns that version has (ISO/IEC 18004,
+   Annex E), each found by template matching near where the pose puts it; the versions whose
+   alignment patterns match best win, and dark mode is read off the finders;
 4. each module's centre is sampled against the level of the modules round it and zxing-cpp
    decodes a clean drawing of them in pure mode, so that the code's own Reed-Solomon decides
    whether the pose was right (a wrong pose reads nothing, it cannot read wrong text).
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -39,6 +43,12 @@ _MAX_FINDERS = 10  # largest candidates kept: a code's finders are its largest n
 _MAX_TRIPLES = 3  # corner triples tried per crop, squarest first
 _MAX_COSINE = 0.5  # the top-left corner's angle: 60-120 degrees (tilt and perspective)
 _MAX_SIDE_RATIO = 1.6  # top and left sides, and the finders' module sizes, this alike
+_MAX_TILT_COSINE = 0.85  # a corner seen at 65 degrees of tilt may look 30-150 degrees wide
+_MAX_TILT_RATIO = 2.8  # sides and finder sizes this unlike when the finders' squares fit a grid
+_MAX_FIT_ERROR = 0.35  # modules: the finders' twelve square corners against one homography
+_MIN_SIDE_COSINE = 0.94  # within 20 degrees: perspective bends a grid line's image that little here
+_MAX_FITTED = 6  # triples whose squares are fitted to a grid per crop, most nearly square first
+_VERSIONS_WIDE = 4  # versions tried either side of the mean-size estimate by the squares' fit
 _VERSIONS_AROUND = 2  # versions tried either side of the finders' estimate (2% in module size)
 _POSES_READ = 2  # best-matching (version, polarity) poses sampled and decoded
 READ_PX = 6  # pixels per module of a straightened code
@@ -48,11 +58,14 @@ _DRAW_PX = 4  # pixels per module of the clean drawing
 
 @dataclass(frozen=True)
 class Finder:
-    """A finder-pattern candidate: its centre in crop pixels and its module size."""
+    """A finder-pattern candidate: its centre in crop pixels, its module size and, where its edges
+    are straight enough, the corners of the square through the middle of its ring (6 modules a
+    side, in the order the ring's outer edge runs)."""
 
     x: float
     y: float
     module: float
+    square: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ def finder_patterns(binary: np.ndarray) -> list[Finder]:
     A contour tree nests both ways (a region's hole is a contour too), so one polarity finds a
     finder pattern drawn dark on light and light on dark (dark mode) alike.
     """
-    found: list[tuple[float, Finder]] = []
+    found: list[tuple[float, Finder, int]] = []
     contours, hierarchy = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is not None:
         links = hierarchy[0]
@@ -109,36 +122,191 @@ def finder_patterns(binary: np.ndarray) -> list[Finder]:
             # moves both outwards alike, so their sum is 12 modules whatever the threshold
             module = (np.sqrt(outer_area) + np.sqrt(inner_area)) / 12.0
             if module > 0.5:
-                found.append((outer_area, Finder(m["m10"] / m["m00"], m["m01"] / m["m00"], float(module))))
+                found.append((outer_area, Finder(m["m10"] / m["m00"], m["m01"] / m["m00"], float(module)), i))
     found.sort(key=lambda item: -item[0])
-    kept: list[Finder] = []
-    for _, f in found:  # one pattern seen as a region and as a hole, or its quiet zone round it
-        if all(np.hypot(f.x - k.x, f.y - k.y) > 2 * max(f.module, k.module) for k in kept):
-            kept.append(f)
-    return kept[:_MAX_FINDERS]
+    kept: list[tuple[Finder, int]] = []
+    for _, f, i in found:  # one pattern seen as a region and as a hole, or its quiet zone round it
+        if all(np.hypot(f.x - k.x, f.y - k.y) > 2 * max(f.module, k.module) for k, _ in kept):
+            kept.append((f, i))
+    return [replace(f, square=_ring_square(contours[i], contours[links[i, 2]])) for f, i in kept[:_MAX_FINDERS]]
+
+
+def _along(vertices: np.ndarray, step: float = 0.5) -> np.ndarray:
+    """Points every ``step`` pixels round a closed polyline (a contour kept as its vertices)."""
+    closed = np.vstack([vertices, vertices[:1]])
+    run = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(closed, axis=0).T))])
+    at = np.arange(0.0, run[-1], step)
+    return np.column_stack([np.interp(at, run, closed[:, 0]), np.interp(at, run, closed[:, 1])])
+
+
+def _quad(contour: np.ndarray) -> np.ndarray | None:
+    """The four corners of a contour that is a quadrilateral (tilt and perspective allowed).
+
+    Blur and a threshold round a square's corners, and a polygon through the contour cuts them:
+    each corner is instead where the lines fitted to the middles of its two sides meet."""
+    hull = cv2.convexHull(contour)
+    rough = cv2.approxPolyDP(hull, 0.06 * cv2.arcLength(hull, True), True)
+    if len(rough) != 4:
+        return None
+    rough = rough.reshape(4, 2).astype(np.float64)
+    points = _along(contour.reshape(-1, 2).astype(np.float64))
+    lines = []
+    for a, b in zip(rough, np.roll(rough, -1, axis=0)):
+        side = b - a
+        length = float(np.hypot(*side))
+        if length < 4:
+            return None
+        along = (points - a) @ side / length ** 2  # 0 at a, 1 at b
+        across = np.abs((points - a) @ np.array([-side[1], side[0]])) / length
+        middle = points[(along > 0.2) & (along < 0.8) & (across < 0.15 * length)]
+        if len(middle) < 3:
+            return None
+        vx, vy, x0, y0 = cv2.fitLine(middle.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).reshape(4)
+        lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
+    corners = []
+    for i in range(4):  # corner i joins side i - 1 (from the corner before) and side i
+        (p0, d0), (p1, d1) = lines[i - 1], lines[i]
+        turn = d0[0] * d1[1] - d0[1] * d1[0]
+        if abs(turn) < 0.2:  # sides nearly parallel: no corner to speak of
+            return None
+        t = ((p1[0] - p0[0]) * d1[1] - (p1[1] - p0[1]) * d1[0]) / turn
+        corners.append(p0 + t * d0)
+    return np.array(corners)
+
+
+def _ring_square(outer: np.ndarray, inner: np.ndarray) -> tuple[tuple[float, float], ...] | None:
+    """The corners of the square midway between a finder ring's outer edge (7 modules) and inner
+    edge (5 modules): a threshold moves the two edges opposite ways, so the middle stays put."""
+    out, into = _quad(outer), _quad(inner)
+    if out is None or into is None:
+        return None
+    nearest = [int(np.argmin(np.hypot(*(into - corner).T))) for corner in out]
+    if len(set(nearest)) != 4:
+        return None
+    middle = (out + into[nearest]) / 2
+    return tuple((float(x), float(y)) for x, y in middle)
+
+
+def square_points(corners: tuple[Finder, Finder, Finder], n: int) -> tuple[list, list] | None:
+    """The finders' square corners as module coordinates and pixels, for a code of ``n`` modules
+    with these top-left, top-right and bottom-left finders (None if a finder has no square).
+
+    A corner's place on its finder (which of the four) is the sign of its offset from the
+    finder's centre along the code's two sides, as the finders' centres draw them."""
+    tl, tr, bl = corners
+    sides = np.array([[tr.x - tl.x, bl.x - tl.x], [tr.y - tl.y, bl.y - tl.y]])
+    if abs(np.linalg.det(sides)) < 1e-6:
+        return None
+    to_sides = np.linalg.inv(sides)
+    modules, pixels = [], []
+    for finder, (ox, oy) in zip(corners, ((0, 0), (n - 7, 0), (0, n - 7))):
+        if finder.square is None:
+            return None
+        seen = set()
+        for x, y in finder.square:
+            a, b = to_sides @ (x - finder.x, y - finder.y)
+            seen.add((a > 0, b > 0))
+            modules.append((ox + (6.5 if a > 0 else 0.5), oy + (6.5 if b > 0 else 0.5)))
+            pixels.append((x, y))
+        if len(seen) != 4:
+            return None
+    return modules, pixels
+
+
+def fit_error(homography: np.ndarray, modules: list, pixels: list) -> float:
+    """The root-mean-square distance, in modules, between ``modules`` and ``pixels`` mapped back."""
+    back = cv2.perspectiveTransform(np.float64([pixels]), np.linalg.inv(homography)).reshape(-1, 2)
+    return float(np.sqrt(np.mean(np.sum((back - np.float64(modules)) ** 2, axis=1))))
 
 
 def corner_triples(finders: list[Finder]) -> list[tuple[Finder, Finder, Finder]]:
-    """(top-left, top-right, bottom-left) triples that could be one code's finders, squarest first."""
-    ranked = []
+    """(top-left, top-right, bottom-left) triples that could be one code's finders, best first.
+
+    Triples whose finders' squares fit one plane grid come first, closest fit first: tilt and
+    perspective may make a code's corner far from square and its finders unlike in size. Then
+    those near a right angle with finders of like size, squarest first (a blurred finder's
+    square may be lost while its centre holds)."""
+    candidates = []
     for trio in itertools.combinations(finders, 3):
         sizes = [f.module for f in trio]
-        if max(sizes) > _MAX_SIDE_RATIO * min(sizes):
+        if max(sizes) > _MAX_TILT_RATIO * min(sizes):
             continue
+        alike = max(sizes) <= _MAX_SIDE_RATIO * min(sizes)
         for i in range(3):
             tl = trio[i]
             a, b = (f for j, f in enumerate(trio) if j != i)
             va, vb = np.array([a.x - tl.x, a.y - tl.y]), np.array([b.x - tl.x, b.y - tl.y])
             la, lb = float(np.hypot(*va)), float(np.hypot(*vb))
-            if min(la, lb) < 10 * tl.module or max(la, lb) > _MAX_SIDE_RATIO * min(la, lb):
+            if min(la, lb) < 10 * min(sizes) or max(la, lb) > _MAX_TILT_RATIO * min(la, lb):
                 continue
             cosine = abs(float(va @ vb)) / (la * lb)
-            if cosine < _MAX_COSINE:
+            if cosine < _MAX_TILT_COSINE:
                 # image y points down: a clockwise turn from a to b makes a the top-right
-                tr, bl = (a, b) if va[0] * vb[1] - va[1] * vb[0] > 0 else (b, a)
-                ranked.append((cosine, (tl, tr, bl)))
-    ranked.sort(key=lambda item: item[0])
+                corners = (tl, a, b) if va[0] * vb[1] - va[1] * vb[0] > 0 else (tl, b, a)
+                square = alike and cosine < _MAX_COSINE and max(la, lb) <= _MAX_SIDE_RATIO * min(la, lb)
+                candidates.append((cosine, square, corners))
+    candidates.sort(key=lambda item: item[0])
+    fitted, square, fits = [], [], 0
+    for cosine, alike, corners in candidates:
+        # fitting costs about 2 ms: a page of several codes could offer dozens of triples
+        error = float("inf")
+        if fits < _MAX_FITTED and _lined_up(corners):
+            fits += 1
+            found = _start_poses(corners, _VERSIONS_AROUND)
+            error = found[0][0] if found else error
+        if error <= _MAX_FIT_ERROR:
+            fitted.append((error, corners))
+        elif alike:
+            square.append((cosine, corners))
+    ranked = sorted(fitted, key=lambda item: item[0]) + square
     return [trio for _, trio in ranked[:_MAX_TRIPLES]]
+
+
+def _along_a_side(finder: Finder, direction: np.ndarray) -> bool:
+    """True when ``direction`` (a unit vector) runs along one of the finder square's sides: the
+    line through two finders' centres is a grid line, as the squares' sides are."""
+    corners = np.array(finder.square)
+    sides = np.diff(corners[:3], axis=0)
+    cosines = np.abs(sides @ direction) / np.hypot(*sides.T)
+    return bool(cosines.max() >= _MIN_SIDE_COSINE)
+
+
+def _lined_up(corners: tuple[Finder, Finder, Finder]) -> bool:
+    """True when every finder has a square and the lines through the centres run along their
+    sides, as a code's two sides do."""
+    tl, tr, bl = corners
+    if any(f.square is None for f in corners):
+        return False
+    along_top, along_left = np.array([tr.x - tl.x, tr.y - tl.y]), np.array([bl.x - tl.x, bl.y - tl.y])
+    along_top, along_left = along_top / np.hypot(*along_top), along_left / np.hypot(*along_left)
+    return (_along_a_side(tl, along_top) and _along_a_side(tl, along_left)
+            and _along_a_side(tr, along_top) and _along_a_side(bl, along_left))
+
+
+def _version_guess(corners: tuple[Finder, Finder, Finder]) -> int:
+    """The version the finders' spacing implies, measured in their mean module size."""
+    tl, tr, bl = corners
+    span = (np.hypot(tr.x - tl.x, tr.y - tl.y) + np.hypot(bl.x - tl.x, bl.y - tl.y)) / 2
+    module = np.mean([f.module for f in corners])
+    return round((span / module + 7 - 17) / 4)  # finder centres are n - 7 modules apart
+
+
+def _start_poses(corners: tuple[Finder, Finder, Finder], around: int = _VERSIONS_WIDE) -> list[tuple[float, int, np.ndarray, list, list]]:
+    """(fit error, version, homography, modules, pixels) for the versions around the finders'
+    estimate whose squares fit one plane grid, closest fit first; empty when a finder has no
+    square. Under perspective the sizes of the finders against their spacing fix the version
+    (a cross-ratio), where their mean size alone can be several versions off."""
+    guess = _version_guess(corners)
+    fits = []
+    for version in range(max(2, guess - around), min(40, guess + around) + 1):
+        points = square_points(corners, 17 + 4 * version)
+        if points is None:
+            return []
+        homography = homography_fit(*points)
+        if homography is not None:
+            fits.append((fit_error(homography, *points), version, homography, *points))
+    fits.sort(key=lambda item: item[0])
+    return fits
 
 
 def dark_mode_of(gray: np.ndarray, finders: Iterable[Finder]) -> bool:
@@ -208,13 +376,12 @@ def homography_fit(modules: list[tuple[float, float]], pixels: list[tuple[float,
 
 
 def _refine(gray: np.ndarray, start: np.ndarray, version: int, dark_mode: bool,
-            corners: tuple[Finder, Finder, Finder]) -> Pose:
+            modules: list[tuple[float, float]], pixels: list[tuple[float, float]]) -> Pose:
     """The pose refitted on the version's alignment patterns, ring by ring from the top-left,
     so that each ring is looked for where the rings before it put it. A ring where nothing
     matches ends the search: a wrong version or polarity stops there, cheaply."""
     n = 17 + 4 * version
-    modules = [(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]
-    pixels = [(f.x, f.y) for f in corners]
+    modules, pixels = list(modules), list(pixels)  # the finders' points the pose starts from
     homography, scores = start, []
     centres = alignment_centres(version)
     for ring in sorted({max(c) for c in centres}):
@@ -248,22 +415,28 @@ def locate(gray: np.ndarray, binary: np.ndarray) -> Iterator[Pose]:
 
 
 def poses_of(gray: np.ndarray, corners: tuple[Finder, Finder, Finder]) -> list[Pose]:
-    """The best-matching poses of a code with these top-left, top-right and bottom-left finders."""
-    tl, tr, bl = corners
-    span = (np.hypot(tr.x - tl.x, tr.y - tl.y) + np.hypot(bl.x - tl.x, bl.y - tl.y)) / 2
-    module = np.mean([f.module for f in corners])
-    guess = round((span / module + 7 - 17) / 4)  # finder centres are n - 7 modules apart
+    """The best-matching poses of a code with these top-left, top-right and bottom-left finders.
+
+    The pose starts from the homography through the finders' squares where they fit one grid
+    (perspective allowed), else from the affine map through the finders' centres."""
     dark = dark_mode_of(gray, corners)
-    found = []
-    for version in range(max(2, guess - _VERSIONS_AROUND), min(40, guess + _VERSIONS_AROUND) + 1):
-        n = 17 + 4 * version
-        affine = cv2.getAffineTransform(np.float32([[3.5, 3.5], [n - 3.5, 3.5], [3.5, n - 3.5]]),
-                                        np.float32([[tl.x, tl.y], [tr.x, tr.y], [bl.x, bl.y]]))
-        found.append(_refine(gray, np.vstack([affine, [0, 0, 1]]).astype(np.float64), version, dark, corners))
-    found.sort(key=lambda p: -p.match)
+    starts = [(version, homography, modules, pixels)
+              for error, version, homography, modules, pixels in _start_poses(corners)[:2 * _VERSIONS_AROUND + 1]
+              if error <= _MAX_FIT_ERROR]
+    if not starts:
+        guess = _version_guess(corners)
+        pixels = [(f.x, f.y) for f in corners]
+        for version in range(max(2, guess - _VERSIONS_AROUND), min(40, guess + _VERSIONS_AROUND) + 1):
+            n = 17 + 4 * version
+            modules = [(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]
+            affine = cv2.getAffineTransform(np.float32(modules), np.float32(pixels))
+            starts.append((version, np.vstack([affine, [0, 0, 1]]).astype(np.float64), modules, pixels))
+    found = [(_refine(gray, homography, version, dark, modules, pixels), modules, pixels)
+             for version, homography, modules, pixels in starts]
+    found.sort(key=lambda item: -item[0].match)
     # a second pass from the first one's pose: the far rings were looked for with a rougher one
-    return [_refine(gray, p.homography, (p.size - 17) // 4, dark, corners)
-            for p in found[:_POSES_READ] if p.match > 0]
+    return [_refine(gray, p.homography, (p.size - 17) // 4, dark, modules, pixels)
+            for p, modules, pixels in found[:_POSES_READ] if p.match > 0]
 
 
 def straighten(gray: np.ndarray, homography: np.ndarray, n: int) -> np.ndarray:

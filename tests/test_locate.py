@@ -206,3 +206,77 @@ def test_the_stage_reads_through_its_locator_and_then_tracks_the_code(
     ladders = {tier: tuple(r for r in ladder if not r.locate) for tier, ladder in stage._LADDERS.items()}
     monkeypatch.setattr(stage, "_LADDERS", ladders)
     assert stage.QrDecoder().decode(sample.gray) is None
+
+
+def _turned_away(image: np.ndarray, narrow: float, far: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image seen turned about its upright axis: its right side ``narrow`` as wide as the
+    whole and, being further away, ``far`` as tall (a strong tilt in perspective)."""
+    h, w = image.shape
+    inset = (1 - far) / 2 * h
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[20, 20], [20 + narrow * w, 20 + inset], [20 + narrow * w, 20 + h - inset], [20, 20 + h]])
+    warp = cv2.getPerspectiveTransform(src, dst)
+    seen = cv2.warpPerspective(image, warp, (int(narrow * w) + 40, h + 40), flags=cv2.INTER_AREA, borderValue=200)
+    seen = cv2.GaussianBlur(seen, (0, 0), 0.8)
+    return seen, warp.astype(np.float64)
+
+
+def test_a_finders_square_is_found_through_blur_and_perspective() -> None:
+    """The square through the middle of a finder's ring (modules 0.5 to 6.5) is where the
+    perspective puts it, each corner within a quarter of a module (4 pixels here), though blur
+    rounds the ring's corners: near enough to start the pose, which the alignment patterns refine."""
+    rng = np.random.default_rng(11)
+    image, modules = _drawn("HC1:" + "C" * 300)
+    n = modules.shape[0]
+    seen, warp = _photographed(image, rng, blur=1.2, noise=2.0)
+    pose = warp @ _square_pose(n)
+    finders = locate.finder_patterns(_binary(seen))
+    for x0, y0 in ((0, 0), (n - 7, 0), (0, n - 7)):
+        truth = cv2.perspectiveTransform(
+            np.float64([[x0 + 0.5, y0 + 0.5], [x0 + 6.5, y0 + 0.5], [x0 + 6.5, y0 + 6.5], [x0 + 0.5, y0 + 6.5]])
+            .reshape(-1, 1, 2), pose).reshape(-1, 2)
+        centre = truth.mean(axis=0)
+        finder = min(finders, key=lambda f: np.hypot(f.x - centre[0], f.y - centre[1]))
+        assert finder.square is not None
+        square = np.array(finder.square)
+        errors = [np.hypot(*(square - corner).T).min() for corner in truth]
+        assert max(errors) < 0.25 * _PX and np.mean(errors) < 0.2 * _PX
+
+
+def test_a_code_turned_far_away_is_located_by_its_finders_squares() -> None:
+    """A code turned about 60 degrees away: its top side looks half its left side's length and
+    its finders unlike in size, which the near-square rule alone refuses. The finders' squares
+    fit one grid, give the version by their sizes against their spacing, and the code reads."""
+    rng = np.random.default_rng(12)
+    payload = phone_screen.hc1_like_payload(rng, 300)
+    image, modules = _drawn(payload)
+    n = modules.shape[0]
+    seen, _ = _turned_away(cv2.resize(image, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC), 0.5, 0.7)
+    finders = locate.finder_patterns(_binary(seen))
+    trios = locate.corner_triples(finders)
+    assert trios
+    tl, tr, bl = trios[0]
+    top, left = np.hypot(tr.x - tl.x, tr.y - tl.y), np.hypot(bl.x - tl.x, bl.y - tl.y)
+    assert left / top > locate._MAX_SIDE_RATIO  # outside the near-square rule
+    starts = locate._start_poses(trios[0])
+    assert starts[0][0] <= locate._MAX_FIT_ERROR
+    assert (n - 17) // 4 in [version for _, version, *_ in starts[:2 * locate._VERSIONS_AROUND + 1]]
+    poses = locate.poses_of(seen, trios[0])
+    assert poses and poses[0].size == n
+    assert locate.read_at((seen,), poses[0].homography, n, poses[0].dark_mode) == [payload]
+
+
+def test_grid_fits_per_crop_are_bounded_where_many_codes_line_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sheet of four codes in rows: many triples of its twelve finders line up on one plane
+    grid, and fitting each costs about 2 ms, so no more than ``_MAX_FITTED`` are fitted."""
+    tiles = [np.pad(_drawn(f"https://example.vn/{i}" * 3)[0], 8, constant_values=200) for i in range(4)]
+    side = max(t.shape[0] for t in tiles)
+    tiles = [cv2.resize(t, (side, side), interpolation=cv2.INTER_NEAREST) for t in tiles]
+    sheet = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
+    fits = []
+    real = locate._start_poses
+    monkeypatch.setattr(locate, "_start_poses", lambda *args: fits.append(1) or real(*args))
+    finders = locate.finder_patterns(_binary(sheet))
+    assert len(finders) == locate._MAX_FINDERS
+    assert len(locate.corner_triples(finders)) == locate._MAX_TRIPLES
+    assert 0 < len(fits) <= locate._MAX_FITTED
