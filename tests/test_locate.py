@@ -280,3 +280,41 @@ def test_grid_fits_per_crop_are_bounded_where_many_codes_line_up(monkeypatch: py
     assert len(finders) == locate._MAX_FINDERS
     assert len(locate.corner_triples(finders)) == locate._MAX_TRIPLES
     assert 0 < len(fits) <= locate._MAX_FITTED
+
+
+@pytest.mark.parametrize(("hidden", "role"), [((0, 0), "diagonal"), (("n", 0), "left"), ((0, "n"), "top")])
+def test_a_code_with_a_finder_under_glare_is_read_from_the_other_two(hidden: tuple, role: str) -> None:
+    """Glare washes out one finder: no three make the corners, but the other two line up along a
+    side (or a diagonal, when the top-left is lost), the third is put where they say it is, and
+    the pose through their squares, refined on the alignment patterns, reads the code."""
+    rng = np.random.default_rng(13)
+    payload = phone_screen.hc1_like_payload(rng, 600)
+    image, modules = _drawn(payload)
+    n = modules.shape[0]
+    x0, y0 = ((n - 7 if v == "n" else v) for v in hidden)
+    top, left = (_QUIET + y0 - 1) * _PX, (_QUIET + x0 - 1) * _PX
+    image[top:top + 9 * _PX, left:left + 9 * _PX] = 235  # the finder and its separator, washed out
+    seen, _ = _photographed(image, rng, blur=0.8, noise=2.0)
+    finders = locate.finder_patterns(_binary(seen))
+    assert locate.corner_triples(finders) == []
+    pairs = locate.corner_pairs(finders)
+    assert pairs
+    poses = locate.pair_poses(seen, pairs[0])
+    assert poses and poses[0].size == n
+    assert locate.read_at((seen,), poses[0].homography, n, poses[0].dark_mode) == [payload]
+    assert list(locate.locate(seen, _binary(seen)))  # and the locator goes on to pairs by itself
+
+
+def test_two_finders_off_each_others_sides_and_diagonals_are_no_pair() -> None:
+    """Two finder-shaped squares whose joining line runs 22 degrees off their sides (and 23 off
+    their diagonals) cannot be two corners of one code."""
+    finder = np.kron(np.pad(np.pad(np.ones((3, 3)), 1, constant_values=0), 1, constant_values=1), np.ones((5, 5)))
+    image = np.full((300, 400), 200, np.uint8)
+    for x, y in ((40, 60), (240, 140)):
+        image[y:y + 35, x:x + 35] = np.where(finder > 0, 40, 200)
+    finders = locate.finder_patterns(_binary(image))
+    assert len(finders) == 2 and all(f.square is not None for f in finders)
+    assert locate.corner_pairs(finders) == []
+    image[140:175, 240:275] = 200
+    image[60:95, 240:275] = np.where(finder > 0, 40, 200)  # now level with the first: a side
+    assert len(locate.corner_pairs(locate.finder_patterns(_binary(image)))) == 1
