@@ -15,8 +15,9 @@ The ``heldout-*`` sets are the same kinds drawn from ``HELD_OUT_SEED``, a seed n
 the stage was tuned on: their figures are the honest ones.
 ``--clips N`` adds N short videos (8 frames each) of a phone held still per resolution: chot's
 stage keeps its state within a clip, and "clips read" is the share read in at least one frame.
-``--variants`` adds an inverted (light-on-dark) and a mirrored copy of every folder image, one
-set each per folder given. ``--scenes N`` adds N rendered photos of printed codes per kind:
+``--variants`` adds an inverted (light-on-dark), a mirrored and a rephotographed (tilted, smaller,
+soft, JPEG: ``printed_scenes.rephotographed``) copy of every folder image, one set each per folder
+given. ``--scenes N`` adds N rendered photos of printed codes per kind:
 small codes in 1920x1080 frames, low-resolution photos, codes on a cylinder, codes tilted 45-65
 degrees (``scanner/printed_scenes.py``).
 After the table, every image that chot's stage misses and some library alone reads is listed
@@ -29,6 +30,7 @@ time by default (steady on a shared machine); ``--clock wall`` gives wall-clock 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -269,12 +271,15 @@ def held_out_sets(count: int, difficulty: str = "hard") -> dict[str, list[Sample
     return sets
 
 
-def variant_sets(sets: dict[str, list[Sample]]) -> dict[str, list[Sample]]:
-    """An inverted and a mirrored copy of the given sets, pooled per top folder."""
+def variant_sets(sets: dict[str, list[Sample]], seed: int = SEED) -> dict[str, list[Sample]]:
+    """An inverted, a mirrored and a rephotographed copy of the given sets, pooled per top folder."""
     variants: dict[str, list[Sample]] = {}
+    rng = np.random.default_rng([seed, 3])
+    rephotographed = functools.partial(printed_scenes.rephotographed, rng=rng)
     for set_name, samples in sets.items():
         top = set_name.split("/")[0]
-        for kind, change in (("inverted", printed_scenes.inverted), ("mirrored", printed_scenes.mirrored)):
+        for kind, change in (("inverted", printed_scenes.inverted), ("mirrored", printed_scenes.mirrored),
+                             ("rephotographed", rephotographed)):
             variants.setdefault(f"{top}-{kind}", []).extend(
                 Sample(f"{set_name}/{s.name}", change(s.gray), s.text, s.raw) for s in samples)
     return variants
@@ -377,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=0, metavar="N",
                         help="also render N video clips (8 frames of a phone held still) per resolution")
     parser.add_argument("--variants", action="store_true",
-                        help="also run an inverted and a mirrored copy of every folder image")
+                        help="also run an inverted, a mirrored and a rephotographed copy of every folder image")
     parser.add_argument("--scenes", type=int, default=0, metavar="N",
                         help="also render N photos of printed codes per kind (small, lowres, curved, tilted)")
     parser.add_argument("--no-held-out", dest="held_out", action="store_false",

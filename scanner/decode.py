@@ -45,7 +45,7 @@ _MAX_CROP_SIDE = 1600  # bounds the cost of one retry on a large region
 _MAX_PHOTO_SIDE = 2560  # still images are searched for a code at this size at most
 _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight regions
 _MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
-_SMALL_IMAGE_SIDE = 480  # below every camera mode: such images are low-resolution photos
+_SMALL_IMAGE_SIDE = 640  # under the smallest camera mode's width (640x480): a photo, not a frame
 _TRACKED, _TEXTURED, _MOST_TEXTURED, _DETECTED = 0, 1, 2, 3  # how sure the stage is that a region holds a code
 
 
@@ -207,15 +207,16 @@ class QrDecoder:
             if text is not None and self._accept(text):
                 return self._done(text, self.last_method or "crop")  # the variant that read it
             fallback = fallback or text
-        # 4. A small image (a low-resolution photo, never a camera frame) where nothing was read:
-        #    enlarge all of it.
+        # 4. A small image (a photo, never a camera frame) where nothing was read: all of it
+        #    enlarged, then through the crops' deblurring retries (a small code in a soft photo
+        #    has no region big enough for them).
         if fallback is None and max(h, w) < _SMALL_IMAGE_SIDE:
-            for scale in (2, 3):
-                big = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-                found = _zxing(big, errors=False, whole=True)
+            for retry in _WHOLE_IMAGE:
+                scale = min(retry.scale, _MAX_CROP_SIDE / max(h, w))
+                found = _zxing(retry.apply(gray, scale), errors=False, whole=True)
                 text = _best_text([b.text for b in found if b.valid], self.expect_prefix)
                 if text is not None and self._accept(text):
-                    return self._done(text, f"enlarged-x{scale}")
+                    return self._done(text, f"enlarged-{retry.name}")
                 fallback = fallback or text
         if fallback is not None:
             return self._done(fallback, "other-code")
@@ -445,6 +446,7 @@ _KERNELS = {r.deblur: wiener_kernel(*r.deblur) for r in _RETRIES if r.deblur}
 _BINARISED = _Retry(2.5, binarise=True)
 _LOCATED = _Retry(1.0, locate=True)
 _AS_IS, _WHOLE = _Retry(1.0), _Retry(1.0, whole=True)
+_WHOLE_IMAGE = (_Retry(2.0), *_RETRIES)  # a small photo's last steps (_RETRIES[1] is plain x3)
 _LADDERS = {_TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED, _LOCATED),
             _DETECTED: (_RETRIES[0], _BINARISED, *_RETRIES[1:], _LOCATED)}
 

@@ -10,7 +10,9 @@ the same image on every machine) and returning a grey uint8 image:
 - ``curved_code_frame``: a code printed on a bottle or a can, wrapped round a cylinder;
 - ``tilted_code_frame``: a code seen at 45-65 degrees from its normal;
 - ``inverted`` and ``mirrored``: light-on-dark and left-right flipped copies of any image, as
-  dark-mode apps and front cameras (or a code seen through glass) give.
+  dark-mode apps and front cameras (or a code seen through glass) give;
+- ``rephotographed``: any image filmed again, tilted, smaller, soft, noisy and JPEG-compressed
+  (a photo of a photo: a certificate's picture shown on a phone and held to the camera).
 
 The optics are those of ``phone_screen``: defocus, sensor noise, a cluttered background.
 """
@@ -37,6 +39,30 @@ def inverted(gray: np.ndarray) -> np.ndarray:
 def mirrored(gray: np.ndarray) -> np.ndarray:
     """The image flipped left to right (a contiguous copy)."""
     return np.ascontiguousarray(gray[:, ::-1])
+
+
+def rephotographed(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image filmed again: shown on a screen or printed, seen by another camera at 15-35
+    degrees, defocused, noisy and JPEG-compressed (a photo of a photo). Its long side comes out
+    70-100% of its own or of 320 pixels, whichever is more: a camera's frame (640x480 at least)
+    holds a small picture at a third of its width or more."""
+    h, w = gray.shape
+    scale = rng.uniform(0.7, 1.0) * max(1.0, 320 / max(h, w))
+    size = (max(16, int(w * scale)), max(16, int(h * scale)))
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    shrink = rng.uniform(0.12, 0.3)  # one side further away: 15-35 degrees of tilt
+    side = int(rng.integers(4))
+    far = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])
+    near = far.copy()
+    a, b = side, (side + 1) % 4  # the far side's two corners move towards each other
+    near[a] = far[a] + (far[b] - far[a]) * shrink / 2
+    near[b] = far[b] + (far[a] - far[b]) * shrink / 2
+    jitter = rng.uniform(-0.03, 0.03, (4, 2)).astype(np.float32)
+    target = (0.05 + 0.9 * (near + jitter)) * np.float32(size)
+    warp = cv2.getPerspectiveTransform(corners, target.astype(np.float32))
+    scene = cv2.warpPerspective(gray.astype(np.float32) / 255.0, warp, size, flags=cv2.INTER_AREA,
+                                borderMode=cv2.BORDER_REPLICATE)
+    return _photograph(scene, rng, (0.4, 1.1), (1.5, 4.0), (45, 85))
 
 
 def scene_text(rng: np.random.Generator) -> str:

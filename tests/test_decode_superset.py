@@ -2,7 +2,8 @@
 curved and tilted codes, and phone screens through other screens and cameras.
 
 The images are made at test time from fixed seeds (``scanner/printed_scenes.py``,
-``scanner/phone_screen.py``) or are inverted and mirrored copies of tests/data/qr-photos. None
+``scanner/phone_screen.py``) or are inverted, mirrored and rephotographed copies of
+tests/data/qr-photos. None
 of them comes from bench/decode.py's held-out seed.
 """
 
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import segno
+import zxingcpp
 
 from scanner import phone_screen, printed_scenes
 from scanner.decode import QrDecoder
@@ -39,7 +41,7 @@ bench = _load_bench()
 
 @pytest.fixture(scope="module")
 def variant_result() -> dict:
-    return bench.run(bench.variant_sets(bench.folder_sets([PHOTOS])), ["chot", "zxing-cpp"])
+    return bench.run(bench.variant_sets(bench.folder_sets([PHOTOS]), seed=SEED), ["chot", "zxing-cpp"])
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +64,15 @@ def _shares(result: dict, set_name: str) -> tuple[float, float]:
     return decoders["chot"]["share"], decoders["zxing-cpp"]["share"]
 
 
-def test_inverted_and_mirrored_photos_are_read_whenever_zxing_reads_them(variant_result) -> None:
-    assert sorted(variant_result["sets"]) == ["qr-photos-inverted", "qr-photos-mirrored"]
-    assert _misses_against_zxing(variant_result) == {"qr-photos-inverted": [], "qr-photos-mirrored": []}
-    for name in variant_result["sets"]:
+def test_inverted_mirrored_and_rephotographed_photos_are_read_whenever_zxing_reads_them(variant_result) -> None:
+    names = ["qr-photos-inverted", "qr-photos-mirrored", "qr-photos-rephotographed"]
+    assert sorted(variant_result["sets"]) == names
+    assert _misses_against_zxing(variant_result) == {name: [] for name in names}
+    for name in names:
         stage, zxing = _shares(variant_result, name)
         assert variant_result["sets"][name]["count"] == 103
-        assert zxing >= 0.9, name  # the set is one zxing reads: the superset check means something
+        # sets zxing mostly reads, so that the superset check means something
+        assert zxing >= (0.9 if "rephotographed" not in name else 0.6), name
         assert stage >= zxing, name
 
 
@@ -116,6 +120,26 @@ def test_a_tiny_photo_is_enlarged_whole() -> None:
     camera = np.full((480, 640), 128, np.uint8)
     camera[:tiny.shape[0], :tiny.shape[1]] = tiny
     assert QrDecoder(expect_prefix=None).decode(camera) is None  # camera frames never pay for it
+
+
+def test_a_soft_small_photo_gets_the_deblurring_retries_whole() -> None:
+    """A photo of a photo (zxing's qrcode-6/12 filmed again, seed 4242): its code is too small
+    for a crop retry and too soft for zxing-cpp, even enlarged; deblurred and enlarged, it reads.
+    A camera frame holding the same picture does not pay for that step."""
+    sample = next(s for s in bench.variant_sets(bench.folder_sets([PHOTOS]), seed=SEED)["qr-photos-rephotographed"]
+                  if s.name == "qr-photos/zxing-qrcode-6/12")
+    assert max(sample.gray.shape) < 640
+    assert not sample.matches([b.text for b in zxingcpp.read_barcodes(sample.gray) if b.valid])
+    big = cv2.resize(sample.gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    assert not sample.matches([b.text for b in zxingcpp.read_barcodes(big) if b.valid])
+    decoder = QrDecoder(expect_prefix=None)
+    assert sample.matches([decoder.decode(sample.gray)])
+    assert decoder.last_method.startswith("enlarged-wiener")
+    camera = np.full((480, 640), int(np.median(sample.gray)), np.uint8)
+    camera[:sample.gray.shape[0], :sample.gray.shape[1]] = sample.gray
+    decoder = QrDecoder(expect_prefix=None)
+    decoder.decode(camera)
+    assert not (decoder.last_method or "").startswith("enlarged")
 
 
 def test_dark_mode_inverts_the_screen_not_the_body() -> None:
@@ -172,6 +196,11 @@ def test_scenes_have_the_sizes_they_promise() -> None:
     assert 100 <= low.shape[0] <= 320 and low.shape[0] == low.shape[1]
     assert printed_scenes.curved_code_frame("https://example.vn/c", rng).shape == (480, 640)
     assert printed_scenes.tilted_code_frame("https://example.vn/d", rng).shape == (480, 640)
+    small, large = np.full((240, 240), 200, np.uint8), np.full((600, 1000), 200, np.uint8)
+    assert max(printed_scenes.rephotographed(small, rng).shape) >= 0.7 * 320  # a camera frame holds it, not a thumbnail
+    assert 700 <= printed_scenes.rephotographed(large, rng).shape[1] <= 1000
+    again = [printed_scenes.rephotographed(large, np.random.default_rng(5)) for _ in range(2)]
+    assert np.array_equal(*again)
 
 
 def test_bench_lists_the_new_sets_and_the_stage_misses() -> None:
@@ -184,7 +213,7 @@ def test_bench_lists_the_new_sets_and_the_stage_misses() -> None:
         capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
     result = json.loads(out.stdout)
     assert list(result["sets"]) == ["zxing-qrcode-6", "zxing-qrcode-6-inverted", "zxing-qrcode-6-mirrored",
-                                    "scenes-small", "scenes-lowres", "scenes-curved", "scenes-tilted"]
+                                    "zxing-qrcode-6-rephotographed", "scenes-small", "scenes-lowres", "scenes-curved", "scenes-tilted"]
     for entry in result["sets"].values():
         assert isinstance(entry["stage_misses"], list)
         for miss in entry["stage_misses"]:
