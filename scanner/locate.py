@@ -6,10 +6,11 @@ webcam's JPEG, that tracing fails even where the modules can still be told apart
 
 1. finder patterns are nested contours (a square, a ring, a core) in the stage's own
    binarisation of the crop, each giving its centre, its module size and the corners of the
-   square through the middle of its ring (lines fitted to the sides, which blur cannot round);
+   square through the middle of its ring (``scanner/finders.py``);
 2. three whose squares fit one plane grid are the code's corners, however far the code is
    tilted; else three of like size at a right angle. Top-left is the corner, top-right and
-   bottom-left are told apart by the direction of the turn;
+   bottom-left are told apart by the direction of the turn. Where no three do, two whose
+   squares line up are tried as each pair of corners they could be;
 3. for each plausible version the pose starts as the homography through the finders' twelve
    square corners (the versions they fit best: their sizes against their spacing fix it under
    perspective), or the affine map through the three centres, and is refined ring by ring
@@ -29,24 +30,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import zxingcpp
 
+from scanner.finders import Finder, dark_mode_of, finder_patterns, runs_along
+
 _QR = zxingcpp.BarcodeFormat.QRCode
 _MATCH_PX = 4  # pixels per module where alignment patterns are matched
 _SEARCH = 2  # modules either way round the predicted place of an alignment pattern
 _MIN_MATCH = 0.5  # the best of a window's correlations: noise and data modules reach about 0.4
-_MAX_FINDERS = 10  # largest candidates kept: a code's finders are its largest nested squares
 _MAX_TRIPLES = 3  # corner triples tried per crop, squarest first
 _MAX_COSINE = 0.5  # the top-left corner's angle: 60-120 degrees (tilt and perspective)
 _MAX_SIDE_RATIO = 1.6  # top and left sides, and the finders' module sizes, this alike
 _MAX_TILT_COSINE = 0.85  # a corner seen at 65 degrees of tilt may look 30-150 degrees wide
 _MAX_TILT_RATIO = 2.8  # sides and finder sizes this unlike when the finders' squares fit a grid
 _MAX_FIT_ERROR = 0.35  # modules: the finders' twelve square corners against one homography
-_MIN_SIDE_COSINE = 0.94  # within 20 degrees: perspective bends a grid line's image that little here
 _MAX_FITTED = 6  # triples whose squares are fitted to a grid per crop, most nearly square first
 _MAX_PAIRS = 2  # pairs of finders tried per crop where no three make a code's corners
 _OUTSIDE = 0.1  # how far past the crop's edge (of its size) a code may stick out
@@ -56,18 +57,6 @@ _POSES_READ = 2  # best-matching (version, polarity) poses sampled and decoded
 READ_PX = 6  # pixels per module of a straightened code
 QUIET = 4  # modules of quiet zone kept round a straightened or drawn code
 _DRAW_PX = 4  # pixels per module of the clean drawing
-
-
-@dataclass(frozen=True)
-class Finder:
-    """A finder-pattern candidate: its centre in crop pixels, its module size and, where its edges
-    are straight enough, the corners of the square through the middle of its ring (6 modules a
-    side, in the order the ring's outer edge runs)."""
-
-    x: float
-    y: float
-    module: float
-    square: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,98 +84,6 @@ def alignment_centres(version: int) -> list[tuple[int, int]]:
     rows = [6] + [last - i * step for i in reversed(range(count - 1))]
     finders = {(6, 6), (6, last), (last, 6)}
     return [(x, y) for y in rows for x in rows if (x, y) not in finders]
-
-
-def finder_patterns(binary: np.ndarray) -> list[Finder]:
-    """Nested-square candidates in a binarised image, largest first.
-
-    A contour tree nests both ways (a region's hole is a contour too), so one polarity finds a
-    finder pattern drawn dark on light and light on dark (dark mode) alike.
-    """
-    found: list[tuple[float, Finder, int]] = []
-    contours, hierarchy = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is not None:
-        links = hierarchy[0]
-        # [next, previous, first child, parent]: a square whose first child has a child
-        child = links[:, 2]
-        grandchild = np.where(child >= 0, links[np.maximum(child, 0), 2], -1)
-        for i in np.flatnonzero(grandchild >= 0):
-            core = grandchild[i]
-            outer_area, core_area = cv2.contourArea(contours[i]), cv2.contourArea(contours[core])
-            inner_area = cv2.contourArea(contours[child[i]])  # the ring's inner edge, 5x5 modules
-            # 7x7 modules round 3x3: an area ratio of 5.4, give or take blur and tilt
-            if outer_area < 60 or core_area <= 0 or not 2.0 < outer_area / core_area < 12.0:
-                continue
-            m = cv2.moments(contours[core])
-            if m["m00"] <= 0:
-                continue
-            # the outer edge spans 7 modules and the inner 5; a threshold that grows dark areas
-            # moves both outwards alike, so their sum is 12 modules whatever the threshold
-            module = (np.sqrt(outer_area) + np.sqrt(inner_area)) / 12.0
-            if module > 0.5:
-                found.append((outer_area, Finder(m["m10"] / m["m00"], m["m01"] / m["m00"], float(module)), i))
-    found.sort(key=lambda item: -item[0])
-    kept: list[tuple[Finder, int]] = []
-    for _, f, i in found:  # one pattern seen as a region and as a hole, or its quiet zone round it
-        if all(np.hypot(f.x - k.x, f.y - k.y) > 2 * max(f.module, k.module) for k, _ in kept):
-            kept.append((f, i))
-    return [replace(f, square=_ring_square(contours[i], contours[links[i, 2]])) for f, i in kept[:_MAX_FINDERS]]
-
-
-def _along(vertices: np.ndarray, step: float = 0.5) -> np.ndarray:
-    """Points every ``step`` pixels round a closed polyline (a contour kept as its vertices)."""
-    closed = np.vstack([vertices, vertices[:1]])
-    run = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(closed, axis=0).T))])
-    at = np.arange(0.0, run[-1], step)
-    return np.column_stack([np.interp(at, run, closed[:, 0]), np.interp(at, run, closed[:, 1])])
-
-
-def _quad(contour: np.ndarray) -> np.ndarray | None:
-    """The four corners of a contour that is a quadrilateral (tilt and perspective allowed).
-
-    Blur and a threshold round a square's corners, and a polygon through the contour cuts them:
-    each corner is instead where the lines fitted to the middles of its two sides meet."""
-    hull = cv2.convexHull(contour)
-    rough = cv2.approxPolyDP(hull, 0.06 * cv2.arcLength(hull, True), True)
-    if len(rough) != 4:
-        return None
-    rough = rough.reshape(4, 2).astype(np.float64)
-    points = _along(contour.reshape(-1, 2).astype(np.float64))
-    lines = []
-    for a, b in zip(rough, np.roll(rough, -1, axis=0)):
-        side = b - a
-        length = float(np.hypot(*side))
-        if length < 4:
-            return None
-        along = (points - a) @ side / length ** 2  # 0 at a, 1 at b
-        across = np.abs((points - a) @ np.array([-side[1], side[0]])) / length
-        middle = points[(along > 0.2) & (along < 0.8) & (across < 0.15 * length)]
-        if len(middle) < 3:
-            return None
-        vx, vy, x0, y0 = cv2.fitLine(middle.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).reshape(4)
-        lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
-    corners = []
-    for i in range(4):  # corner i joins side i - 1 (from the corner before) and side i
-        (p0, d0), (p1, d1) = lines[i - 1], lines[i]
-        turn = d0[0] * d1[1] - d0[1] * d1[0]
-        if abs(turn) < 0.2:  # sides nearly parallel: no corner to speak of
-            return None
-        t = ((p1[0] - p0[0]) * d1[1] - (p1[1] - p0[1]) * d1[0]) / turn
-        corners.append(p0 + t * d0)
-    return np.array(corners)
-
-
-def _ring_square(outer: np.ndarray, inner: np.ndarray) -> tuple[tuple[float, float], ...] | None:
-    """The corners of the square midway between a finder ring's outer edge (7 modules) and inner
-    edge (5 modules): a threshold moves the two edges opposite ways, so the middle stays put."""
-    out, into = _quad(outer), _quad(inner)
-    if out is None or into is None:
-        return None
-    nearest = [int(np.argmin(np.hypot(*(into - corner).T))) for corner in out]
-    if len(set(nearest)) != 4:
-        return None
-    middle = (out + into[nearest]) / 2
-    return tuple((float(x), float(y)) for x, y in middle)
 
 
 def square_points(corners: tuple[Finder, Finder, Finder], n: int, hidden: Finder | None = None) -> tuple[list, list] | None:
@@ -231,12 +128,20 @@ def corner_triples(finders: list[Finder]) -> list[tuple[Finder, Finder, Finder]]
     perspective may make a code's corner far from square and its finders unlike in size. Then
     those near a right angle with finders of like size, squarest first (a blurred finder's
     square may be lost while its centre holds)."""
+    return [trio for trio, _ in _ranked_triples(finders)]
+
+
+_Fit = tuple[float, int, np.ndarray, list, list]  # fit error, version, homography, modules, pixels
+
+
+def _ranked_triples(finders: list[Finder]) -> list[tuple[tuple[Finder, Finder, Finder], list[_Fit]]]:
+    """``corner_triples`` with the grid fits made while ranking them, for ``poses_of`` to reuse."""
     candidates = []
     for trio in itertools.combinations(finders, 3):
         sizes = [f.module for f in trio]
         if max(sizes) > _MAX_TILT_RATIO * min(sizes):
             continue
-        alike = max(sizes) <= _MAX_SIDE_RATIO * min(sizes)
+        alike_sizes = max(sizes) <= _MAX_SIDE_RATIO * min(sizes)
         for i in range(3):
             tl = trio[i]
             a, b = (f for j, f in enumerate(trio) if j != i)
@@ -248,32 +153,22 @@ def corner_triples(finders: list[Finder]) -> list[tuple[Finder, Finder, Finder]]
             if cosine < _MAX_TILT_COSINE:
                 # image y points down: a clockwise turn from a to b makes a the top-right
                 corners = (tl, a, b) if va[0] * vb[1] - va[1] * vb[0] > 0 else (tl, b, a)
-                square = alike and cosine < _MAX_COSINE and max(la, lb) <= _MAX_SIDE_RATIO * min(la, lb)
-                candidates.append((cosine, square, corners))
+                near_square = alike_sizes and cosine < _MAX_COSINE and max(la, lb) <= _MAX_SIDE_RATIO * min(la, lb)
+                candidates.append((cosine, near_square, corners))
     candidates.sort(key=lambda item: item[0])
-    fitted, square, fits = [], [], 0
-    for cosine, alike, corners in candidates:
+    fitted, squarest, fitted_count = [], [], 0
+    for cosine, near_square, corners in candidates:
         # fitting costs about 2 ms: a page of several codes could offer dozens of triples
-        error = float("inf")
-        if fits < _MAX_FITTED and _lined_up(corners):
-            fits += 1
-            found = _start_poses(corners, _VERSIONS_AROUND)
-            error = found[0][0] if found else error
-        if error <= _MAX_FIT_ERROR:
-            fitted.append((error, corners))
-        elif alike:
-            square.append((cosine, corners))
-    ranked = sorted(fitted, key=lambda item: item[0]) + square
-    return [trio for _, trio in ranked[:_MAX_TRIPLES]]
-
-
-def _along_a_side(finder: Finder, direction: np.ndarray) -> bool:
-    """True when ``direction`` (a unit vector) runs along one of the finder square's sides: the
-    line through two finders' centres is a grid line, as the squares' sides are."""
-    corners = np.array(finder.square)
-    sides = np.diff(corners[:3], axis=0)
-    cosines = np.abs(sides @ direction) / np.hypot(*sides.T)
-    return bool(cosines.max() >= _MIN_SIDE_COSINE)
+        fits: list[_Fit] = []
+        if fitted_count < _MAX_FITTED and _lined_up(corners):
+            fitted_count += 1
+            fits = _start_poses(corners, _VERSIONS_AROUND)
+        if fits and fits[0][0] <= _MAX_FIT_ERROR:
+            fitted.append((fits[0][0], corners, fits))
+        elif near_square:
+            squarest.append((cosine, corners, fits))
+    ranked = sorted(fitted, key=lambda item: item[0]) + squarest
+    return [(trio, fits) for _, trio, fits in ranked[:_MAX_TRIPLES]]
 
 
 def _lined_up(corners: tuple[Finder, Finder, Finder]) -> bool:
@@ -284,8 +179,8 @@ def _lined_up(corners: tuple[Finder, Finder, Finder]) -> bool:
         return False
     along_top, along_left = np.array([tr.x - tl.x, tr.y - tl.y]), np.array([bl.x - tl.x, bl.y - tl.y])
     along_top, along_left = along_top / np.hypot(*along_top), along_left / np.hypot(*along_left)
-    return (_along_a_side(tl, along_top) and _along_a_side(tl, along_left)
-            and _along_a_side(tr, along_top) and _along_a_side(bl, along_left))
+    return (runs_along(tl, along_top) and runs_along(tl, along_left)
+            and runs_along(tr, along_top) and runs_along(bl, along_left))
 
 
 def _version_guess(corners: tuple[Finder, Finder, Finder]) -> int:
@@ -296,14 +191,22 @@ def _version_guess(corners: tuple[Finder, Finder, Finder]) -> int:
     return round((span / module + 7 - 17) / 4)  # finder centres are n - 7 modules apart
 
 
-def _start_poses(corners: tuple[Finder, Finder, Finder], around: int = _VERSIONS_WIDE) -> list[tuple[float, int, np.ndarray, list, list]]:
-    """(fit error, version, homography, modules, pixels) for the versions around the finders'
-    estimate whose squares fit one plane grid, closest fit first; empty when a finder has no
-    square. Under perspective the sizes of the finders against their spacing fix the version
+def _versions_round(guess: int, around: int) -> range:
+    """The versions (2-40: version 1 has no alignment pattern) within ``around`` of ``guess``."""
+    return range(max(2, guess - around), min(40, guess + around) + 1)
+
+
+def _start_poses(corners: tuple[Finder, Finder, Finder], around: int = _VERSIONS_WIDE,
+                 known: Iterable[_Fit] = ()) -> list[_Fit]:
+    """The fits of the finders' squares to one plane grid for the versions around the finders'
+    estimate, closest fit first (``known`` ones are not fitted again); empty when a finder has
+    no square. Under perspective the sizes of the finders against their spacing fix the version
     (a cross-ratio), where their mean size alone can be several versions off."""
-    guess = _version_guess(corners)
-    fits = []
-    for version in range(max(2, guess - around), min(40, guess + around) + 1):
+    fits = list(known)
+    done = {fit[1] for fit in fits}
+    for version in _versions_round(_version_guess(corners), around):
+        if version in done:
+            continue
         points = square_points(corners, 17 + 4 * version)
         if points is None:
             return []
@@ -312,19 +215,6 @@ def _start_poses(corners: tuple[Finder, Finder, Finder], around: int = _VERSIONS
             fits.append((fit_error(homography, *points), version, homography, *points))
     fits.sort(key=lambda item: item[0])
     return fits
-
-
-def dark_mode_of(gray: np.ndarray, finders: Iterable[Finder]) -> bool:
-    """True when the finders' cores are lighter than their inner rings (a light code on a dark
-    screen): the core's centre against the ring two modules out."""
-    blurred = cv2.GaussianBlur(gray, (0, 0), 0.7)
-    lighter = 0.0
-    for f in finders:
-        core = cv2.getRectSubPix(blurred, (1, 1), (f.x, f.y))[0, 0]
-        ring = [cv2.getRectSubPix(blurred, (1, 1), (f.x + dx * 2 * f.module, f.y + dy * 2 * f.module))[0, 0]
-                for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
-        lighter += float(core) - float(np.mean(ring))
-    return lighter > 0
 
 
 def _template(dark_mode: bool) -> np.ndarray:
@@ -416,12 +306,32 @@ def locate(gray: np.ndarray, binary: np.ndarray) -> Iterator[Pose]:
     are tried as each pair of corners they could be.
     """
     finders = finder_patterns(binary)
-    trios = corner_triples(finders)
-    for trio in trios:
-        yield from poses_of(gray, trio)
-    if not trios:
+    ranked = _ranked_triples(finders)
+    for trio, fits in ranked:
+        yield from poses_of(gray, trio, fits)
+    if not ranked:
         for pair in corner_pairs(finders):
             yield from pair_poses(gray, pair)
+
+
+def poses_of(gray: np.ndarray, corners: tuple[Finder, Finder, Finder], fits: Iterable[_Fit] = ()) -> list[Pose]:
+    """The best-matching poses of a code with these top-left, top-right and bottom-left finders.
+
+    The pose starts from the homography through the finders' squares where they fit one grid
+    (perspective allowed; ``fits`` already made are reused), else from the affine map through
+    the finders' centres."""
+    starts = [(version, homography, modules, pixels)
+              for error, version, homography, modules, pixels in
+              _start_poses(corners, _VERSIONS_WIDE, fits)[:2 * _VERSIONS_AROUND + 1]
+              if error <= _MAX_FIT_ERROR]
+    if not starts:
+        pixels = [(f.x, f.y) for f in corners]
+        for version in _versions_round(_version_guess(corners), _VERSIONS_AROUND):
+            n = 17 + 4 * version
+            modules = [(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]
+            affine = cv2.getAffineTransform(np.float32(modules), np.float32(pixels))
+            starts.append((version, np.vstack([affine, [0, 0, 1]]).astype(np.float64), modules, pixels))
+    return _best_poses(gray, starts, dark_mode_of(gray, corners), 0.0)
 
 
 def corner_pairs(finders: list[Finder]) -> list[tuple[Finder, Finder]]:
@@ -436,19 +346,10 @@ def corner_pairs(finders: list[Finder]) -> list[tuple[Finder, Finder]]:
         if ratio > _MAX_SIDE_RATIO or length < 10 * min(a.module, b.module):
             continue
         direction = between / length
-        if (_along_a_side(a, direction) and _along_a_side(b, direction)) or (
-                _along_a_diagonal(a, direction) and _along_a_diagonal(b, direction)):
+        if any(runs_along(a, direction, diagonal) and runs_along(b, direction, diagonal) for diagonal in (False, True)):
             ranked.append((ratio, (a, b)))
     ranked.sort(key=lambda item: item[0])
     return [pair for _, pair in ranked[:_MAX_PAIRS]]
-
-
-def _along_a_diagonal(finder: Finder, direction: np.ndarray) -> bool:
-    """True when ``direction`` (a unit vector) runs along one of the finder square's diagonals."""
-    corners = np.array(finder.square)
-    diagonals = corners[2:] - corners[:2]
-    cosines = np.abs(diagonals @ direction) / np.hypot(*diagonals.T)
-    return bool(cosines.max() >= _MIN_SIDE_COSINE)
 
 
 def _with_hidden(a: Finder, b: Finder) -> list[tuple[tuple[Finder, Finder, Finder], Finder]]:
@@ -458,13 +359,13 @@ def _with_hidden(a: Finder, b: Finder) -> list[tuple[tuple[Finder, Finder, Finde
     found = []
     for first, second in ((a, b), (b, a)):
         p, q = complex(first.x, first.y), complex(second.x, second.y)
+        middle = (p + q) / 2
         # image y points down, so multiplying by 1j turns a quarter clockwise
-        for role, where in (("top", p + (q - p) * 1j), ("left", p + (q - p) * -1j),
-                            ("diagonal", (p + q) / 2 + (q - (p + q) / 2) * -1j)):
+        top, left, diagonal = p + (q - p) * 1j, p + (q - p) * -1j, middle + (q - middle) * -1j
+        for trio, where in (((first, second, None), top), ((first, None, second), left),
+                            ((None, second, first), diagonal)):
             hidden = Finder(where.real, where.imag, module)
-            trio = {"top": (first, second, hidden), "left": (first, hidden, second),
-                    "diagonal": (hidden, second, first)}[role]
-            found.append((trio, hidden))
+            found.append((tuple(hidden if f is None else f for f in trio), hidden))
     return found
 
 
@@ -475,48 +376,31 @@ def pair_poses(gray: np.ndarray, pair: tuple[Finder, Finder]) -> list[Pose]:
     through the two squares' eight corners, refined on the alignment patterns as a whole
     code's is; a pose whose code would stick out of the crop is not tried."""
     h, w = gray.shape
-    dark = dark_mode_of(gray, pair)
-    tried = []
+    starts = []
     for trio, hidden in _with_hidden(*pair):
-        guess = _version_guess(trio)
-        for version in range(max(2, guess - _VERSIONS_AROUND), min(40, guess + _VERSIONS_AROUND) + 1):
+        for version in _versions_round(_version_guess(trio), _VERSIONS_AROUND):
             n = 17 + 4 * version
             points = square_points(trio, n, hidden)
             homography = homography_fit(*points) if points is not None else None
             if homography is None:
                 continue
-            corners = cv2.perspectiveTransform(np.float64([[[0, 0]], [[n, 0]], [[n, n]], [[0, n]]]), homography)
-            if (np.maximum(-corners, corners - [w, h]).max() > _OUTSIDE * max(w, h)):
+            corners = Pose(homography, n, False, 0.0).corners()
+            if np.maximum(-corners, corners - [w, h]).max() > _OUTSIDE * max(w, h):
                 continue
-            tried.append((_refine(gray, homography, version, dark, *points), points))
-    tried.sort(key=lambda item: -item[0].match)
-    return [_refine(gray, p.homography, (p.size - 17) // 4, dark, *points)
-            for p, points in tried[:_POSES_READ] if p.match >= _MIN_MATCH]
+            starts.append((version, homography, *points))
+    return _best_poses(gray, starts, dark_mode_of(gray, pair), _MIN_MATCH)
 
 
-def poses_of(gray: np.ndarray, corners: tuple[Finder, Finder, Finder]) -> list[Pose]:
-    """The best-matching poses of a code with these top-left, top-right and bottom-left finders.
-
-    The pose starts from the homography through the finders' squares where they fit one grid
-    (perspective allowed), else from the affine map through the finders' centres."""
-    dark = dark_mode_of(gray, corners)
-    starts = [(version, homography, modules, pixels)
-              for error, version, homography, modules, pixels in _start_poses(corners)[:2 * _VERSIONS_AROUND + 1]
-              if error <= _MAX_FIT_ERROR]
-    if not starts:
-        guess = _version_guess(corners)
-        pixels = [(f.x, f.y) for f in corners]
-        for version in range(max(2, guess - _VERSIONS_AROUND), min(40, guess + _VERSIONS_AROUND) + 1):
-            n = 17 + 4 * version
-            modules = [(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]
-            affine = cv2.getAffineTransform(np.float32(modules), np.float32(pixels))
-            starts.append((version, np.vstack([affine, [0, 0, 1]]).astype(np.float64), modules, pixels))
-    found = [(_refine(gray, homography, version, dark, modules, pixels), modules, pixels)
+def _best_poses(gray: np.ndarray, starts: list[tuple[int, np.ndarray, list, list]], dark_mode: bool,
+                least: float) -> list[Pose]:
+    """Each start (version, homography, modules, pixels) refined on the alignment patterns; the
+    best-matching ``_POSES_READ`` that match above 0 and at least ``least`` are refined once
+    more from their own pose (the far rings were looked for with a rougher one)."""
+    tried = [(_refine(gray, homography, version, dark_mode, modules, pixels), modules, pixels)
              for version, homography, modules, pixels in starts]
-    found.sort(key=lambda item: -item[0].match)
-    # a second pass from the first one's pose: the far rings were looked for with a rougher one
-    return [_refine(gray, p.homography, (p.size - 17) // 4, dark, modules, pixels)
-            for p, modules, pixels in found[:_POSES_READ] if p.match > 0]
+    tried.sort(key=lambda item: -item[0].match)
+    return [_refine(gray, pose.homography, (pose.size - 17) // 4, dark_mode, modules, pixels)
+            for pose, modules, pixels in tried[:_POSES_READ] if pose.match > 0 and pose.match >= least]
 
 
 def straighten(gray: np.ndarray, homography: np.ndarray, n: int) -> np.ndarray:

@@ -9,6 +9,7 @@ import zxingcpp
 
 import scanner.decode as stage
 from bench.decode import varied_sets
+from scanner import finders as finders_module
 from scanner import locate, phone_screen
 
 _PX, _QUIET = 4, 6
@@ -277,7 +278,7 @@ def test_grid_fits_per_crop_are_bounded_where_many_codes_line_up(monkeypatch: py
     real = locate._start_poses
     monkeypatch.setattr(locate, "_start_poses", lambda *args: fits.append(1) or real(*args))
     finders = locate.finder_patterns(_binary(sheet))
-    assert len(finders) == locate._MAX_FINDERS
+    assert len(finders) == finders_module._MAX_FINDERS
     assert len(locate.corner_triples(finders)) == locate._MAX_TRIPLES
     assert 0 < len(fits) <= locate._MAX_FITTED
 
