@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     sets = folder_sets(args.folders)
     if args.variants:
-        sets.update(variant_sets(sets))
+        sets.update(variant_sets(sets, args.seed))
     if args.synthetic > 0:
         sets.update(synthetic_sets(args.synthetic, args.difficulty, args.seed))
         sets.update(varied_sets(args.synthetic, args.difficulty, args.seed))
