@@ -142,6 +142,33 @@ def test_a_soft_small_photo_gets_the_deblurring_retries_whole() -> None:
     assert not (decoder.last_method or "").startswith("enlarged")
 
 
+@pytest.mark.parametrize(("module_px", "defocus"), [(1.8, 1.0), (2.0, 1.2), (2.2, 1.2)])
+def test_a_soft_code_in_a_photo_narrower_than_a_camera_frame_is_deblurred_whole(module_px: float,
+                                                                                 defocus: float) -> None:
+    """A rendered 560x420 photo (under the 640x480 camera mode, over the old 480-pixel limit) of
+    a code at about 2 pixels per module, defocused: zxing-cpp reads it neither as it is nor
+    enlarged 2x or 3x; the deblurring retries on the whole image read it. The same picture in a
+    640x480 camera frame never takes that step."""
+    text = "https://example.vn/a-soft-photo-of-a-poster-at-a-checkpoint"
+    code = cv2.resize(_code_image(text, scale=8).astype(np.float32) / 255, None, fx=module_px / 8,
+                      fy=module_px / 8, interpolation=cv2.INTER_AREA)
+    scene = np.full((420, 560), 0.55, np.float32)
+    scene[150:150 + code.shape[0], 200:200 + code.shape[1]] = 0.15 + 0.7 * code
+    noise = np.random.default_rng(1).normal(0, 2, scene.shape)
+    photo = np.clip(cv2.GaussianBlur(scene, (0, 0), defocus) * 255 + noise, 0, 255).astype(np.uint8)
+    for scale in (1, 2, 3):
+        enlarged = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        assert text not in [b.text for b in zxingcpp.read_barcodes(enlarged) if b.valid]
+    decoder = QrDecoder(expect_prefix=None)
+    assert decoder.decode(photo) == text
+    assert decoder.last_method.startswith("enlarged-wiener")
+    frame = np.full((480, 640), 140, np.uint8)
+    frame[:420, :560] = photo
+    decoder = QrDecoder(expect_prefix=None)
+    decoder.decode(frame)
+    assert not (decoder.last_method or "").startswith("enlarged")
+
+
 def test_dark_mode_inverts_the_screen_not_the_body() -> None:
     payload = phone_screen.hc1_like_payload(np.random.default_rng(1), 300)
     easy = phone_screen.DIFFICULTIES["easy"]
