@@ -158,7 +158,7 @@ def _ranked_triples(finders: list[Finder]) -> list[tuple[tuple[Finder, Finder, F
     candidates.sort(key=lambda item: item[0])
     fitted, squarest, fitted_count = [], [], 0
     for cosine, near_square, corners in candidates:
-        # fitting costs about 2 ms: a page of several codes could offer dozens of triples
+        # a fit per version per triple: a page of several codes could offer dozens of triples
         fits: list[_Fit] = []
         if fitted_count < _MAX_FITTED and _lined_up(corners):
             fitted_count += 1
