@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_CONFIG": None,  # the DashboardConfig, for device registration and trust publishing
     "CHOT_TIMEZONE": "Asia/Ho_Chi_Minh",
     "CHOT_OFFLINE_ALARM_S": DEFAULT_OFFLINE_AFTER_S,
+    "CHOT_UNIT_REPORT_INTERVAL_S": 60.0,  # the units' status interval: bounds "in flight" (completeness)
     "CHOT_TRUST_MAX_AGE_S": 48 * 3600,
     "CHOT_CLOCK_ALARM": True,
     "CHOT_LET_THROUGH_ABOVE_AREA": 0.3,
@@ -58,6 +59,7 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_STORE_POOL_SIZE": config.store.pool_size,
         "CHOT_TIMEZONE": config.timezone,
         "CHOT_OFFLINE_ALARM_S": alarms.offline_after_s,
+        "CHOT_UNIT_REPORT_INTERVAL_S": alarms.unit_report_interval_s,
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
         "CHOT_CLOCK_ALARM": alarms.clock,
         "CHOT_LET_THROUGH_ABOVE_AREA": alarms.let_through_above_area,

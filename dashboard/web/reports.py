@@ -125,7 +125,8 @@ def report(store: Store, area: Area, period: Period, settings: WebSettings, now:
         "reasons": [{"result": r.result, "reason": r.reason, "text": reason_text(r.reason), "count": r.count}
                     for r in store.reasons(scope, period.since, period.until) if r.result != "green"],
         "devices": [device_dict(d, now, settings) for d in devices],
-        "completeness": completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s),
+        "completeness": completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s,
+                                                         settings.unit_report_interval_s),
                                           settings.timezone),
     }
 

@@ -45,6 +45,7 @@ class WebSettings:
 
     timezone: ZoneInfo
     offline_alarm_s: float = DEFAULT_OFFLINE_ALARM_S
+    unit_report_interval_s: float = 60.0
     trust_max_age_s: float = 2 * 86400.0
     clock_alarm: bool = True
     let_through_above_area: float = 0.3
@@ -156,7 +157,8 @@ def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, 
 
 def completeness(devices: list[Device], period: Period, settings: WebSettings, now: datetime) -> dict[str, Any]:
     """How complete the counts of `period` are, with the sentence saying so."""
-    return completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s),
+    return completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s,
+                                    settings.unit_report_interval_s),
                              settings.timezone)
 
 
