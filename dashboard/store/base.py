@@ -216,7 +216,8 @@ class Device:
 @dataclass(frozen=True)
 class Counts:
     """Verdict counts and, beside them, officer decisions after a scan and manual checks;
-    `total` (verdicts only) and `pass_rate` (green + yellow over total) are derived."""
+    `total` (verdicts only), `pass_rate` (green + yellow over total: let through) and
+    `green_rate` (green only over total: fully valid) are derived."""
 
     green: int = 0
     yellow: int = 0
@@ -234,10 +235,15 @@ class Counts:
         """Share of verdicts that let the person through, or None when there are none."""
         return (self.green + self.yellow) / self.total if self.total else None
 
+    @property
+    def green_rate(self) -> float | None:
+        """Share of verdicts fully valid (green only), or None when there are none."""
+        return self.green / self.total if self.total else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the API."""
         return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
-                "pass_rate": self.pass_rate, "decisions": self.decision, "manual_checks": self.manual}
+                "pass_rate": self.pass_rate, "green_rate": self.green_rate, "decisions": self.decision, "manual_checks": self.manual}
 
 
 @dataclass(frozen=True)

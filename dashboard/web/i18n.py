@@ -52,7 +52,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "total": ("Tổng số", "Total"),
     # One name per colour across the system, the unit's headline words (verifier/words.py).
     **COLOURS,
-    "pass_rate": ("Tỷ lệ đạt", "Pass rate"),
+    # Two rates, said plainly: yellow lets the person through but is listed among the reasons.
+    "pass_rate": ("Tỷ lệ cho qua (xanh + vàng)", "Let through (green + yellow)"),
+    "green_rate": ("Tỷ lệ hợp lệ đầy đủ (chỉ xanh)", "Fully valid (green only)"),
     "fail_rate": ("Tỷ lệ không đạt", "Fail rate"),
     "by_province": ("Theo tỉnh/thành", "By province"),
     "by_checkpoint": ("Theo chốt", "By checkpoint"),
@@ -61,7 +63,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "checkpoint": ("Chốt", "Checkpoint"),
     "checkpoints": ("Các chốt", "Checkpoints"),
     "chart_title": ("Kết quả theo thời gian", "Results over time"),
-    "failure_reasons": ("Lý do không đạt", "Failure reasons"),
+    "failure_reasons": ("Lý do không xanh (vàng và đỏ)", "Reasons for yellow and red"),
     "recent_reasons": ("Kết quả gần đây", "Recent results"),
     "reason": ("Lý do", "Reason"),
     "result": ("Kết quả", "Result"),

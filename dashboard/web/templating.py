@@ -66,6 +66,23 @@ def scope_words(scope: Scope) -> str:
     return ", ".join(parts) or "–"
 
 
+def tz_name(value: str) -> str:
+    """A timezone as people say it: "giờ Việt Nam (UTC+7)" rather than "Asia/Ho_Chi_Minh"."""
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    try:
+        offset = datetime.now(ZoneInfo(str(value))).utcoffset()
+    except (KeyError, ValueError):
+        return str(value)
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    utc = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+    if str(value) in ("Asia/Ho_Chi_Minh", "Asia/Saigon"):
+        return translate("tz_vietnam", utc=utc)
+    return f"{value} ({utc})"
+
+
 def decimal(value: float | None, digits: int = 1) -> str:
     """A measurement with `digits` decimals in the reader's convention."""
     if value is None:
@@ -84,7 +101,7 @@ def install_templating(app: Flask) -> None:
     )
     app.jinja_env.filters.update(
         number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal,
-        province=province_label, day=day, scope_words=scope_words,
+        province=province_label, day=day, scope_words=scope_words, tz_name=tz_name,
     )
 
     @app.context_processor

@@ -1,0 +1,128 @@
+"""What supervisors meet around the numbers (issue 28): officer decisions and manual checks in
+every report and export, the two rates said plainly, spreadsheets a spreadsheet can filter,
+counts per unit on the checkpoint page, words in Vietnamese.
+
+Decisions are made through the store with the same events units send (`decide`); every figure
+is read back from the download and compared with the JSON API.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from tests.support.dashboard_web import Seeded, login, make_app
+from tests.support.dashboard_web import seeded  # noqa: F401 - fixture
+from tests.test_dashboard_decisions import decide
+
+NBSP = ("\u00a0", "\u202f")
+
+
+@pytest.fixture
+def decided(seeded: Seeded) -> Seeded:  # noqa: F811
+    # IC7 (Lào Cai): 2 officer decisions after a red, 1 manual check. HN-GIA: 1 decision.
+    for _ in range(2):
+        decide(seeded, "u-ic7-1", "IC7", "CA-1", "let_through", "paper_proof", ("red", "too_soon_after_dose"))
+    decide(seeded, "u-ic7-2", "IC7", "CA-2", "turned_back", "no_proof", None)
+    decide(seeded, "u-hn-1", "HN-GIA", "HN-9", "turned_back", "no_proof", ("red", "signature"))
+    return seeded
+
+
+@pytest.fixture
+def app(decided: Seeded, tmp_path: Path) -> Any:
+    return make_app(decided, tmp_path / "instance")
+
+
+def client_for(app: Any, username: str) -> Any:
+    c = app.test_client()
+    assert login(c, username).status_code == 302
+    return c
+
+
+def csv_rows(body: bytes) -> list[list[str]]:
+    assert body.startswith(b"\xef\xbb\xbf")
+    return list(csv.reader(io.StringIO(body[3:].decode("utf-8"))))
+
+
+def sheet_cells(body: bytes, index: int = 0) -> tuple[Any, list[list[Any]]]:
+    ws = openpyxl.load_workbook(io.BytesIO(body)).worksheets[index]
+    return ws, [[c.value for c in row] for row in ws.iter_rows()]
+
+
+def test_report_page_workbook_and_exports_carry_decisions_and_manual_checks(app: Any) -> None:
+    c = client_for(app, "admin")
+    api = c.get("/api/v1/overview").get_json()
+    ic7 = next(g for g in api["by_checkpoint"] if g["key"] == "IC7")
+    assert (ic7["decisions"], ic7["manual_checks"]) == (2, 1)  # what the overview already knew
+
+    report = c.get("/api/v1/report").get_json()
+    row = next(r for r in report["by_checkpoint"] if r["id"] == "IC7")
+    assert (row["decisions"], row["manual_checks"]) == (2, 1)
+    assert (report["totals"]["decisions"], report["totals"]["manual_checks"]) == (3, 1)
+    page = c.get("/reports").get_data(as_text=True)
+    assert 'data-test-id="report-cp-IC7-decisions">2<' in page and 'data-test-id="report-cp-IC7-manual">1<' in page
+    assert 'data-test-id="report-total-decisions">3<' in page
+
+    _, cells = sheet_cells(c.get("/reports.xlsx").get_data())
+    header = next(r for r in cells if r and r[0] == "Chốt")
+    ic7_cells = dict(zip(header, next(r for r in cells if r[0] == "IC7 Nội Bài–Lào Cai")))
+    assert (ic7_cells["Quyết định của cán bộ"], ic7_cells["Kiểm tra thủ công"]) == (2, 1)
+    total = dict(zip(header, next(r for r in cells if r[0] == "Tổng số")))
+    assert (total["Quyết định của cán bộ"], total["Kiểm tra thủ công"]) == (3, 1)
+
+    for table, key in (("by_checkpoint", "IC7"), ("by_province", "10")):
+        rows = csv_rows(c.get(f"/export/{table}.csv").get_data())
+        want = next(g for g in api[table] if g["key"] == key)
+        got = dict(zip(rows[0], next(r for r in rows[1:] if r[0] == want["label"])))
+        assert (int(got["Quyết định của cán bộ"]), int(got["Kiểm tra thủ công"])) == (2, 1)
+
+
+def test_both_rates_are_named_and_agree_with_the_reasons_table(app: Any) -> None:
+    c = client_for(app, "sup_lc")
+    api = c.get("/api/v1/checkpoints/IC7").get_json()
+    today = api["today"]
+    assert today["pass_rate"] == pytest.approx((today["green"] + today["yellow"]) / today["total"])
+    assert today["green_rate"] == pytest.approx(today["green"] / today["total"])
+    # The reasons beside the rates list exactly the non-green verdicts: the green rate's complement.
+    assert sum(r["count"] for r in api["reasons"]) == today["total"] - today["green"]
+    page = c.get("/checkpoints/IC7").get_data(as_text=True)
+    assert "Tỷ lệ cho qua (xanh + vàng)" in page and "Tỷ lệ hợp lệ đầy đủ (chỉ xanh)" in page
+    assert "Lý do không xanh (vàng và đỏ)" in page and "Lý do không đạt" not in page
+    assert 'data-test-id="checkpoint-today-green-rate"' in page
+
+
+def test_spreadsheets_filterable_frozen_dated_and_csv_header_first(app: Any, decided: Seeded) -> None:
+    c = client_for(app, "admin")
+    for table in ("by_province", "by_checkpoint", "timeseries", "reasons", "devices"):
+        body = c.get(f"/export/{table}.csv").get_data()
+        rows = csv_rows(body)
+        assert rows[0][0] in ("Tỉnh/thành", "Chốt", "Bắt đầu", "Kết quả", "Thiết bị"), (table, rows[0])
+        assert [] not in rows and not any(ch in body.decode("utf-8") for ch in NBSP), table
+        ws, cells = sheet_cells(c.get(f"/export/{table}.xlsx").get_data())
+        blank = next(i for i, r in enumerate(cells) if all(v is None for v in r))
+        assert cells[blank + 1][:len(rows[0])] == [h.replace(" (%)", "") for h in rows[0]], table
+        header_row = blank + 2  # 1-based
+        assert ws.freeze_panes == f"A{header_row + 1}", table
+        assert not any(ch in str(v) for r in cells for v in r if v is not None for ch in NBSP), table
+    _, cells = sheet_cells(c.get("/export/timeseries.xlsx").get_data())
+    starts = [r[0] for r in cells[cells.index(next(r for r in cells if r[0] == "Bắt đầu")) + 1:]]
+    assert starts and all(isinstance(v, datetime) for v in starts)
+    book = openpyxl.load_workbook(io.BytesIO(c.get("/reports.xlsx").get_data()))
+    devices = [[x.value for x in r] for r in book.worksheets[4].iter_rows()]
+    seen = [r[3] for r in devices[devices.index(next(r for r in devices if r[0] == "Thiết bị")) + 1:]]
+    assert any(isinstance(v, datetime) for v in seen)
+    assert "u-ic7-1" in {r[0] for r in devices}
+    day = decided.now.date().isoformat()
+    by_day = [[x.value for x in r] for r in book.worksheets[2].iter_rows()]
+    assert any(isinstance(r[0], datetime) and r[0].date() == date.fromisoformat(day) for r in by_day)
+    # The devices CSV says states in words, provinces by name, dates as ISO.
+    rows = csv_rows(c.get("/export/devices.csv").get_data())
+    u1 = dict(zip(rows[0], next(r for r in rows if r[0] == "u-ic7-1")))
+    assert u1["Tỉnh/thành"].startswith("Lào Cai") and u1["Trạng thái"] != "online"
+    assert datetime.fromisoformat(u1[rows[0][4]])
