@@ -126,3 +126,19 @@ def test_spreadsheets_filterable_frozen_dated_and_csv_header_first(app: Any, dec
     u1 = dict(zip(rows[0], next(r for r in rows if r[0] == "u-ic7-1")))
     assert u1["Tỉnh/thành"].startswith("Lào Cai") and u1["Trạng thái"] != "online"
     assert datetime.fromisoformat(u1[rows[0][4]])
+
+
+def test_the_checkpoint_page_counts_per_unit_as_each_units_own_counter(app: Any) -> None:
+    c = client_for(app, "sup_lc")
+    api = c.get("/api/v1/checkpoints/IC7").get_json()
+    per_unit = {u["device"]: u for u in api["by_device"]}
+    assert set(per_unit) == {"u-ic7-1", "u-ic7-2"}  # every unit, with or without results
+    one, two = per_unit["u-ic7-1"], per_unit["u-ic7-2"]
+    # Seeded 5 green, 2 yellow, 3 red on u-ic7-1, then two reds each lifted by an officer.
+    assert (one["green"], one["yellow"], one["red"], one["decisions"], one["manual_checks"]) == (5, 2, 5, 2, 0)
+    assert (two["total"], two["manual_checks"]) == (0, 1)
+    for kind in ("green", "yellow", "red", "decisions", "manual_checks"):
+        assert sum(u[kind] for u in per_unit.values()) == api["today"][kind], kind
+    page = c.get("/checkpoints/IC7").get_data(as_text=True)
+    row = page.split('data-test-id="unit-counts-u-ic7-1"')[1].split("</tr>")[0]
+    assert [cell.split("</td>")[0] for cell in row.split('class="num">')[1:]] == ["12", "5", "2", "5", "2", "0"]

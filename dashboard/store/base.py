@@ -447,6 +447,12 @@ class Store(ABC):
         """Counts per (result, reason), largest first."""
 
     @abstractmethod
+    def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
+        """Per unit of `checkpoint`, its verdicts, decisions and manual checks with since <= ts <
+        until, read from the single events (kept `prune --keep-days`, at least a day): what each
+        unit's own screen counter shows for its day."""
+
+    @abstractmethod
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         """The latest stored events inside `scope` (optionally one checkpoint), newest first."""
 

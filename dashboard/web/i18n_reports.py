@@ -55,6 +55,11 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_format": ("Định dạng {fmt} không hỗ trợ (csv hoặc xlsx).", "Format {fmt} is not supported (csv or xlsx)."),
     "table_by_province": ("Theo tỉnh/thành", "By province"),
     "table_by_checkpoint": ("Theo chốt", "By checkpoint"),
+    "unit_counts": ("Số đếm theo thiết bị hôm nay", "Counts per unit today"),
+    "unit_counts_hint": ("So với bộ đếm trên màn hình của từng thiết bị: hai số phải bằng nhau khi thiết bị"
+                         " không còn kết quả chờ gửi.",
+                         "Compare with the counter on each unit's screen: they match once the unit has"
+                         " nothing waiting to send."),
     "tz_vietnam": ("giờ Việt Nam ({utc})", "Vietnam time ({utc})"),
     "table_reasons": ("Lý do không xanh (vàng và đỏ)", "Reasons for yellow and red"),
     "table_timeseries": ("Theo thời gian", "Over time"),
