@@ -17,7 +17,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.support.dashboard_web import Seeded, login, make_app
+from tests.support.dashboard_web import Seeded, login, make_app, page_token
 from tests.support.dashboard_web import seeded  # noqa: F401 - fixture
 from tests.test_dashboard_decisions import decide
 
@@ -142,3 +142,102 @@ def test_the_checkpoint_page_counts_per_unit_as_each_units_own_counter(app: Any)
     page = c.get("/checkpoints/IC7").get_data(as_text=True)
     row = page.split('data-test-id="unit-counts-u-ic7-1"')[1].split("</tr>")[0]
     assert [cell.split("</td>")[0] for cell in row.split('class="num">')[1:]] == ["12", "5", "2", "5", "2", "0"]
+
+
+def audit_rows(decided: Seeded, action: str) -> list[Any]:
+    from dashboard.scope import Scope
+
+    return [e for e in decided.store.audit_log(Scope.all(), limit=500) if e.action == action]
+
+
+def test_refusals_and_json_reports_are_in_the_audit_log(app: Any, decided: Seeded) -> None:
+    hn = client_for(app, "sup_hn")
+    assert hn.get("/export/by_checkpoint.csv?area=province:10").status_code == 403
+    assert hn.get("/reports?area=province:10").status_code == 403
+    refused = audit_rows(decided, "refused")
+    assert [(e.actor, e.target.split("?")[0], e.province) for e in refused][:2] == [
+        ("sup_hn", "GET /reports", "01"), ("sup_hn", "GET /export/by_checkpoint.csv", "01")]
+    assert "Lào Cai (10)" in refused[0].detail and "province:10" not in refused[0].detail
+    pa = client_for(app, "padmin_lc")
+    token = page_token(pa, "/admin/users")
+    assert pa.post("/admin/users/sup_hn/remove", data={"csrf_token": token}).status_code == 403
+    last = audit_rows(decided, "refused")[0]
+    assert (last.actor, last.target, last.province) == ("padmin_lc", "POST /admin/users/sup_hn/remove", "10")
+    # The national admin and Lào Cai's admin both see Lào Cai's refusal; a JSON report is logged too.
+    assert "refused" in pa.get("/admin/audit").get_data(as_text=True) or "bị từ chối" in pa.get("/admin/audit").get_data(as_text=True)
+    lc = client_for(app, "sup_lc")
+    assert lc.get("/api/v1/report?area=province:10").status_code == 200
+    report = audit_rows(decided, "report")[0]
+    assert (report.actor, report.province) == ("sup_lc", "10") and "JSON" in report.target
+
+
+def test_an_area_outside_the_scope_is_refused_alike_on_pages_api_and_exports(app: Any) -> None:
+    hn = client_for(app, "sup_hn")
+    for path in ("/?area=province:10", "/api/v1/overview?area=province:10", "/export/by_province.xlsx?area=province:10",
+                 "/reports?area=province:10", "/api/v1/report?area=checkpoint:IC7"):
+        resp = hn.get(path)
+        assert resp.status_code == 403, path
+        body = resp.get_json()["error"] if resp.is_json else resp.get_data(as_text=True)
+        assert "nằm ngoài phạm vi của bạn" in body and ":" in body, path
+    lc = client_for(app, "sup_lc")
+    narrowed = lc.get("/api/v1/overview?area=checkpoint:IC7").get_json()
+    assert [g["key"] for g in narrowed["by_checkpoint"]] == ["IC7"]
+    assert lc.get("/?area=province:10").status_code == 200
+
+
+def test_province_admins_manage_their_checkpoints_officers_and_not_each_other(app: Any, decided: Seeded) -> None:
+    from dashboard.scope import Scope
+    from tests.support.dashboard_web import password_hash
+
+    decided.store.create_user("padmin_lc2", password_hash("lao-cai-admin-pw-2"), "province_admin",
+                              Scope.of(provinces=["10"]))
+    pa = client_for(app, "padmin_lc")
+    page = pa.get("/admin/officers")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "IC7 Nội Bài–Lào Cai" in html and "Chốt Gia Lâm" not in html
+    assert 'data-test-id="nav-admin-officers"' in html
+    token = page_token(pa, "/admin/officers")
+    refused = pa.post("/admin/officers", data={"checkpoint": "HN-GIA", "officer": "X-1", "name": "A", "role": "police",
+                                               "pin": "482159", "csrf_token": token})
+    assert refused.status_code == 403 and "nằm ngoài tỉnh của bạn" in refused.get_data(as_text=True)
+    # Two admins of one province: neither removes nor changes the other; the national admin can.
+    token = page_token(pa, "/admin/users")
+    peer = pa.post("/admin/users/padmin_lc2/remove", data={"csrf_token": token})
+    assert peer.status_code == 403 and "ngang cấp" in peer.get_data(as_text=True)
+    assert pa.post("/admin/users/padmin_lc2/access", data={"role": "viewer", "scope": "province:10",
+                                                          "csrf_token": token}).status_code == 403
+    assert decided.store.get_user("padmin_lc2") is not None
+    admin = client_for(app, "admin")
+    assert admin.post("/admin/users/padmin_lc2/remove", data={"csrf_token": page_token(admin, "/admin/users")}).status_code == 200
+
+
+def test_destructive_buttons_ask_first(app: Any) -> None:
+    html = client_for(app, "admin").get("/admin/users").get_data(as_text=True)
+    first = html.split('data-test-id="remove-user-sup_hn"')[0].rsplit("<", 1)[1]
+    assert first.startswith("summary")  # the first click only opens the question
+    assert 'data-test-id="confirm-remove-user-sup_hn"' in html and "Xoá hẳn tài khoản sup_hn?" in html
+    html = client_for(app, "admin").get("/admin/devices").get_data(as_text=True)
+    assert html.split('data-test-id="remove-u-ic7-1"')[0].rsplit("<", 1)[1].startswith("summary")
+
+
+def test_vietnamese_pages_say_things_in_words(app: Any, decided: Seeded) -> None:
+    from verifier.words import reason_words
+
+    lc = client_for(app, "sup_lc")
+    page = lc.get("/checkpoints/IC7").get_data(as_text=True)
+    assert "Cho qua: Cho qua:" not in page and "Cho qua: có giấy xác nhận tiêm chủng" in page
+    report = lc.get("/reports").get_data(as_text=True)
+    assert "giờ Việt Nam (UTC+7)" in report and "Asia/Ho_Chi_Minh" not in report
+    for code in ("prefix", "base45"):
+        words = reason_words(code, "vi") or ""
+        assert words and "Base45" not in words and "HC1" not in words, words
+    metrics = lc.get("/metrics")
+    assert metrics.status_code == 403 and "cần mã truy cập" in metrics.get_json()["error"]
+    devices = lc.get("/devices").get_data(as_text=True)
+    assert "≥ 0<" not in devices
+    pa = client_for(app, "padmin_lc")
+    refused = pa.post("/admin/users", data={"username": "x_new", "password": "a-long-password-1", "role": "viewer",
+                                            "scope": "province:01", "language": "vi",
+                                            "csrf_token": page_token(pa, "/admin/users")})
+    assert refused.status_code == 403 and "Hà Nội (01)" in refused.get_data(as_text=True)

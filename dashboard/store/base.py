@@ -349,6 +349,7 @@ class AuditEntry:
 AUDIT_ACTIONS: tuple[str, ...] = (
     "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
     "device_password_rotated", "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
+    "refused",  # a logged-in user was refused (403): target = what was asked, detail = the reason
 )
 
 

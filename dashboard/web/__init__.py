@@ -105,7 +105,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if not app.config["CHOT_DATABASE"] and not app.config["CHOT_STORE_FACTORY"]:
         raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file or postgresql:// URL) or CHOT_STORE_FACTORY")
 
-    from dashboard.web import admin, api, auth, exports, metrics, stream, views
+    from dashboard.web import admin, api, audit, auth, exports, metrics, stream, views
     from dashboard.web.state import close_store
     from dashboard.web.templating import install_templating
 
@@ -114,6 +114,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     app.before_request(auth.check_csrf)
     app.teardown_appcontext(close_store)
     install_templating(app)
+    audit.install_refusal_log(app)
     for blueprint in (auth.bp, views.bp, admin.bp, api.bp, stream.bp, metrics.bp, exports.bp):
         app.register_blueprint(blueprint)
 

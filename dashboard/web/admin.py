@@ -44,6 +44,8 @@ def _dashboard_config() -> Any:
 
 def _page(template: str, message: str | None = None, error: str | None = None, status: int = 200,
           **extra: Any) -> Any:
+    if status == 403:
+        g.refusal = error  # for the audit log of refusals (dashboard.web.audit)
     return render_template(template, message=message, error=error, **extra), status
 
 
@@ -229,11 +231,19 @@ def rotate_password(device_id: str) -> Any:
 # -- officers ---------------------------------------------------------------------------------
 def _officers_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
     store = get_store()
-    listed = store.list_officers(Scope.all())
-    rosters = {c["id"]: store.latest_roster(c["id"]) for c in snapshots.checkpoints_list(store, Scope.all())}
-    return _page("admin_officers.html", message, error, status, officers=listed,
-                 checkpoints=snapshots.checkpoints_list(store, Scope.all()),
+    scope = user_scope()  # the national admin: every checkpoint; a province admin: its provinces'
+    checkpoints = snapshots.checkpoints_list(store, scope)
+    listed = store.list_officers(scope)
+    rosters = {c["id"]: store.latest_roster(c["id"]) for c in checkpoints}
+    return _page("admin_officers.html", message, error, status, officers=listed, checkpoints=checkpoints,
+                 checkpoint_names={c["id"]: c["name"] for c in checkpoints},
                  rosters={cp: r.version for cp, r in rosters.items() if r is not None})
+
+
+def _check_officer_checkpoint(checkpoint: str) -> None:
+    """A province admin manages the officers of its own provinces' checkpoints only."""
+    if not any(c.id == checkpoint for c in get_store().list_checkpoints(user_scope())):
+        raise pa.Overreach(translate("pa_checkpoint_outside", checkpoint=checkpoint[:40]))
 
 
 def _checkpoint_province(checkpoint: str) -> str | None:
@@ -243,18 +253,22 @@ def _checkpoint_province(checkpoint: str) -> str | None:
 
 
 @bp.get("/officers")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def officers() -> Any:
     """Officers per checkpoint, their rosters' versions, and the form to add one."""
     return _officers_page()
 
 
 @bp.post("/officers")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def add_officer() -> Any:
     """Add an officer (or set a new PIN) and publish the checkpoint's signed roster."""
     form = request.form
     checkpoint, officer_id = form.get("checkpoint", "").strip(), form.get("officer", "").strip()
+    try:
+        _check_officer_checkpoint(checkpoint)
+    except pa.Overreach as e:
+        return _officers_page(error=str(e), status=403)
     try:
         roster.add_officer(get_store(), _dashboard_config(), checkpoint, officer_id, form.get("name", ""),
                            form.get("role", ""), form.get("pin", ""))
@@ -267,10 +281,14 @@ def add_officer() -> Any:
 
 
 @bp.post("/officers/<checkpoint_id>/<officer_id>/remove")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def remove_officer(checkpoint_id: str, officer_id: str) -> Any:
     """Revoke an officer: the checkpoint's next roster, published now, leaves them out."""
     checkpoint = checkpoint_id
+    try:
+        _check_officer_checkpoint(checkpoint)
+    except pa.Overreach as e:
+        return _officers_page(error=str(e), status=403)
     try:
         roster.remove_officer(get_store(), _dashboard_config(), checkpoint, officer_id)
     except (AdminError, roster.OfficerError, trust_publisher.TrustPublishError, StoreError, BrokerError) as e:

@@ -114,9 +114,9 @@ def _report_data() -> tuple[reports.Area, dict[str, Any]]:
     return area, reports.report(get_store(), area, period, cfg, at)
 
 
-@bp.errorhandler(reports.ReportError)
+@bp.app_errorhandler(reports.ReportError)
 def _report_refusal(e: reports.ReportError) -> Response:
-    """A bad range or area, for every route here: 403 outside the scope, 400 otherwise."""
+    """A bad range or area, on every page, API route and export: 403 outside the scope, 400 otherwise."""
     return error_response(403 if isinstance(e, reports.AreaOutsideScope) else 400, str(e))
 
 
@@ -152,5 +152,7 @@ def report_xlsx() -> Any:
 
 @bp.get("/api/v1/report")
 def report_api() -> Any:
-    """The daily report as JSON (the same figures as the page and the workbook)."""
-    return _report_data()[1]
+    """The daily report as JSON (the same figures as the page and the workbook); logged like the workbook."""
+    area, data = _report_data()
+    audit.record("report", f"{area.entry} {data['from']}..{data['to']} (JSON)", _province_of(area))
+    return data

@@ -258,3 +258,18 @@ def reason_text(code: str, lang: str | None = None) -> str:
 from dashboard.web.i18n_reports import REPORT_MESSAGES  # noqa: E402 - merged after the core texts
 
 MESSAGES.update({k: v for k, v in REPORT_MESSAGES.items() if k not in MESSAGES})
+
+
+def entry_words(entry: str, lang: str | None = None) -> str:
+    """A scope or area entry as people say it: "province:25" -> "Phú Thọ (25)", "checkpoint:IC7"
+    -> "Chốt IC7", "all" -> "Toàn quốc"; anything else as it is."""
+    from dashboard.web.provinces import province_label  # noqa: PLC0415 - provinces imports nothing of ours
+
+    kind, _, code = entry.partition(":")
+    if entry == "all":
+        return translate("scope_all", lang)
+    if kind == "province" and code:
+        return province_label(code)
+    if kind in ("district", "checkpoint") and code:
+        return translate(f"scope_{kind}", lang, code=code)
+    return entry

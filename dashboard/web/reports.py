@@ -15,7 +15,7 @@ from dashboard.completeness import assess
 from dashboard.scope import Scope
 from dashboard.store import Counts, Store
 from dashboard.web.completeness_text import completeness_dict
-from dashboard.web.i18n import reason_text, translate
+from dashboard.web.i18n import entry_words, reason_text, translate
 from dashboard.web.provinces import province_label
 from dashboard.web.snapshots import Period, WebSettings, day_period, device_dict, local_today
 from dashboard.web.spreadsheet import Sheet
@@ -67,7 +67,7 @@ def parse_area(entry: str | None, user_scope: Scope, store: Store) -> Area:
     code = code.strip()
     if kind not in ("province", "district", "checkpoint") or not code:
         raise ReportError(f"{translate('bad_area')} {translate('area_unknown', area=entry)}")
-    outside = AreaOutsideScope(f"{translate('bad_area')} {translate('area_outside_scope', area=entry)}")
+    outside = AreaOutsideScope(f"{translate('bad_area')} {translate('area_outside_scope', area=entry_words(entry))}")
     visible = store.list_checkpoints(user_scope)
     if kind == "province":
         if not (user_scope.everything or code in user_scope.provinces):
