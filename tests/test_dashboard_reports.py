@@ -296,9 +296,13 @@ def test_changing_an_accounts_role_and_scope_is_bounded_and_audited(app: Any, se
                                                         "csrf_token": token}).status_code == 400  # not one's own
     assert seeded.store.get_user("view_lc").scope == Scope.of(provinces=["10"])
     assert seeded.store.get_user("sup_hn").scope == Scope.of(provinces=["01"])
-    entry = seeded.store.audit_log(Scope.of(provinces=["10"]))[0]
+    log = seeded.store.audit_log(Scope.of(provinces=["10"]))
+    entry = next(e for e in log if e.action == "user_scope_changed")
     assert (entry.action, entry.target, entry.detail) == (
         "user_scope_changed", "view_lc", "viewer province:10 -> supervisor province:10")
+    # The three refused tries are on record too, newest first.
+    assert [e.target for e in log if e.action == "refused"] == [
+        "POST /admin/users/sup_hn/access", "POST /admin/users/view_lc/access", "POST /admin/users/view_lc/access"]
     admin = client_for(app, "admin")
     token = page_token(admin, "/admin/users")
     assert admin.post("/admin/users/sup_hn/access", data={"role": "viewer", "scope": "province:01 checkpoint:IC7",

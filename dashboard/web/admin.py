@@ -24,6 +24,7 @@ from dashboard.web import province_admin as pa
 from dashboard.web import snapshots
 from dashboard.web.auth import MIN_PASSWORD_LENGTH, error_response, hash_password, roles_required
 from dashboard.web.i18n import translate
+from dashboard.web.provinces import province_label
 from dashboard.web.state import get_store, now, user_scope
 
 logger = logging.getLogger(__name__)
@@ -334,7 +335,7 @@ def audit_entries() -> list[Any]:
     province = request.args.get("province", "").strip()[:10]
     if province:
         if not (scope.everything or province in scope.provinces):
-            raise pa.Overreach(translate("audit_province_outside", province=province))
+            raise pa.Overreach(translate("audit_province_outside", province=province_label(province)))
         scope = Scope.of(provinces=[province])
     return get_store().audit_log(scope, limit=500)
 
