@@ -126,3 +126,31 @@ def test_on_a_phone_no_page_scrolls_sideways_and_the_header_is_compact(browser: 
     finally:
         context.close()
     assert site.console_errors == []
+
+
+def test_trend_is_labelled_map_labels_readable_and_no_data_unlike_zero(page: Any, people_site: PeopleSite) -> None:
+    site = people_site
+    # Hà Nội: 3 reds for a missing record, none let through (0%); Lào Cai: no such reds (no data).
+    site.seeded.events("u-hn-1", "HN-GIA", [("red", "incomplete_series")] * 3)
+    log_in(page, site, "admin")  # type: ignore[arg-type]
+    trend = by_id(page, "trend")
+    assert "lượt quét mỗi ngày" in by_id(page, "trend-caption").inner_text()
+    assert trend.locator('[data-test-id="trend-bar"]').count() == 7
+    days = [d.text_content() for d in trend.locator('[data-test-id="trend-day"]').all()]
+    assert len(days) == 7 and days[-1] == "25/11"  # today on the right, dd/mm
+    for label in page.locator("svg.tilemap text").all()[:10]:
+        box = label.bounding_box()
+        assert box is not None and box["height"] >= 11, box
+        assert float(label.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 11
+    page.goto(f"{site.server.url}/?map=missing")
+    zero = page.locator('svg.tilemap [data-province="01"] rect')
+    none = page.locator('svg.tilemap [data-province="10"] rect')
+    assert page.locator('svg.tilemap [data-province="01"]').get_attribute("data-gap-share") == "0.0000"
+    assert none.get_attribute("class") == "nodata" and zero.get_attribute("class") is None
+    fills = [tile.get_attribute("fill") or "" for tile in (zero, none)]
+    rgb = [tuple(int(f[i:i + 2], 16) for i in (1, 3, 5)) for f in fills]
+    assert sum(abs(a - b) for a, b in zip(*rgb)) >= 60, fills  # clearly another colour, not a near-grey
+    dash = none.evaluate("e => getComputedStyle(e).strokeDasharray")
+    assert dash not in ("none", ""), dash  # and drawn with a dashed edge
+    by_id(page, "map").screenshot(path=str(SCREENSHOTS / "map-missing.png"))
+    assert site.console_errors == []

@@ -241,3 +241,18 @@ def test_vietnamese_pages_say_things_in_words(app: Any, decided: Seeded) -> None
                                             "scope": "province:01", "language": "vi",
                                             "csrf_token": page_token(pa, "/admin/users")})
     assert refused.status_code == 403 and "Hà Nội (01)" in refused.get_data(as_text=True)
+
+
+def test_every_province_tile_touches_its_true_nearest_neighbour() -> None:
+    import math
+
+    from dashboard.web.province_positions import POSITIONS
+    from dashboard.web.tilemap import CELL_LAT, CELL_LON, layout
+
+    cells = layout()
+    assert len(set(cells.values())) == len(cells) == 63
+    for code, (lat, lon) in POSITIONS.items():
+        nearest = min((k for k in POSITIONS if k != code),
+                      key=lambda k: math.hypot((lat - POSITIONS[k][0]) / CELL_LAT, (lon - POSITIONS[k][1]) / CELL_LON))
+        (a, b), (c, d) = cells[code], cells[nearest]
+        assert max(abs(a - c), abs(b - d)) == 1, (code, nearest)  # side by side or corner to corner
