@@ -256,3 +256,18 @@ def test_every_province_tile_touches_its_true_nearest_neighbour() -> None:
                       key=lambda k: math.hypot((lat - POSITIONS[k][0]) / CELL_LAT, (lon - POSITIONS[k][1]) / CELL_LON))
         (a, b), (c, d) = cells[code], cells[nearest]
         assert max(abs(a - c), abs(b - d)) == 1, (code, nearest)  # side by side or corner to corner
+
+
+def test_the_audit_page_says_details_in_words(app: Any) -> None:
+    lc = client_for(app, "sup_lc")
+    assert lc.get("/export/by_checkpoint.csv").status_code == 200
+    assert lc.get("/export/reasons.xlsx?area=checkpoint:IC7&from=2026-11-25").status_code == 200
+    admin = client_for(app, "admin")
+    token = page_token(admin, "/admin/users")
+    assert admin.post("/admin/users/view_lc/access", data={"role": "supervisor", "scope": "province:10 checkpoint:IC7",
+                                                          "csrf_token": token}).status_code == 200
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    assert "Khu vực: toàn bộ phạm vi của tài khoản" in page and "Khu vực: Chốt IC7; Khoảng thời gian: 25/11/2026" in page
+    assert "Người xem (Lào Cai (10)) → Giám sát (Lào Cai (10), Chốt IC7)" in page
+    for raw in ("area all", "period ", "province:10", "checkpoint:IC7", "-> supervisor"):
+        assert raw not in page.split('data-test-id="audit-table"')[1], raw
