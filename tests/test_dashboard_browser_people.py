@@ -22,8 +22,8 @@ from tests.test_dashboard_browser import SCREENSHOTS, by_id, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-HEALTHY = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, clock="ok", fps=14.5,
-               temperature_c=52.3, uptime_s=7200.0)
+HEALTHY: dict[str, Any] = {"software": "chot 0.1.0", "trust_version": 7, "trust_age_s": 3600.0, "clock": "ok",
+                           "fps": 14.5, "temperature_c": 52.3, "uptime_s": 7200.0}
 
 
 class PeopleSite:

@@ -17,8 +17,13 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.support.dashboard_web import Seeded, login, make_app, page_token
-from tests.support.dashboard_web import seeded  # noqa: F401 - fixture
+from tests.support.dashboard_web import (
+    Seeded,
+    login,
+    make_app,
+    page_token,
+    seeded,  # noqa: F401 - fixture
+)
 from tests.test_dashboard_decisions import decide
 
 NBSP = ("\u00a0", "\u202f")

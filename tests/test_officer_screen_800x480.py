@@ -15,8 +15,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_officer_screen_browser import PIN, SCREENSHOTS, WAIT_MS, by_id, show
-from tests.test_officer_screen_browser import world  # noqa: F401 - fixture
+from tests.test_officer_screen_browser import (
+    PIN,
+    SCREENSHOTS,
+    WAIT_MS,
+    by_id,
+    show,
+    world,  # noqa: F401 - fixture
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(240)]
 

@@ -263,7 +263,7 @@ MESSAGES.update({k: v for k, v in REPORT_MESSAGES.items() if k not in MESSAGES})
 def entry_words(entry: str, lang: str | None = None) -> str:
     """A scope or area entry as people say it: "province:25" -> "Phú Thọ (25)", "checkpoint:IC7"
     -> "Chốt IC7", "all" -> "Toàn quốc"; anything else as it is."""
-    from dashboard.web.provinces import province_label  # noqa: PLC0415 - provinces imports nothing of ours
+    from dashboard.web.provinces import province_label  # provinces imports nothing of ours
 
     kind, _, code = entry.partition(":")
     if entry == "all":

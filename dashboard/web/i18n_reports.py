@@ -56,10 +56,10 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "table_by_province": ("Theo tỉnh/thành", "By province"),
     "table_by_checkpoint": ("Theo chốt", "By checkpoint"),
     "unit_counts": ("Số đếm theo thiết bị hôm nay", "Counts per unit today"),
-    "unit_counts_hint": ("So với bộ đếm trên màn hình của từng thiết bị: hai số phải bằng nhau khi thiết bị"
-                         " không còn kết quả chờ gửi.",
-                         "Compare with the counter on each unit's screen: they match once the unit has"
-                         " nothing waiting to send."),
+    "unit_counts_hint": (("So với bộ đếm trên màn hình của từng thiết bị: hai số phải bằng nhau khi thiết bị"
+                          " không còn kết quả chờ gửi."),
+                         ("Compare with the counter on each unit's screen: they match once the unit has"
+                          " nothing waiting to send.")),
     "metrics_forbidden": ("Số liệu giám sát (/metrics) cần mã truy cập (Bearer) hoặc đăng nhập quản trị viên.",
                           "Metrics need a bearer token or an admin login."),
     "tz_vietnam": ("giờ Việt Nam ({utc})", "Vietnam time ({utc})"),
@@ -73,10 +73,10 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "map_missing_legend": ("Tỷ lệ đỏ do thiếu dữ liệu được cho qua nhờ giấy xác nhận",
                            "Share of record-gap reds let through on paper proof"),
     "map_no_data": ("không có số liệu", "no data"),
-    "map_note": ("Mỗi ô là một tỉnh/thành, đặt cạnh các tỉnh láng giềng thật; ô trắng viền đứt: không có số liệu;"
-                 " ô mờ: ngoài phạm vi của bạn.",
-                 "Each square is a province, placed beside its real neighbours; white with a dashed edge: no data;"
-                 " faded: outside your scope."),
+    "map_note": (("Mỗi ô là một tỉnh/thành, đặt cạnh các tỉnh láng giềng thật; ô trắng viền đứt: không có số liệu;"
+                  " ô mờ: ngoài phạm vi của bạn."),
+                 ("Each square is a province, placed beside its real neighbours; white with a dashed edge: no data;"
+                  " faded: outside your scope.")),
     "compare_title": ("So sánh", "Comparison"),
     "compare_today": ("Hôm nay", "Today"),
     "compare_yesterday": ("Hôm qua", "Yesterday"),

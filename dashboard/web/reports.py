@@ -17,7 +17,13 @@ from dashboard.store import Counts, Store
 from dashboard.web.completeness_text import completeness_dict
 from dashboard.web.i18n import entry_words, reason_text, translate
 from dashboard.web.provinces import province_label
-from dashboard.web.snapshots import Period, WebSettings, day_period, device_dict, local_today
+from dashboard.web.snapshots import (
+    Period,
+    WebSettings,
+    day_period,
+    device_dict,
+    local_today,
+)
 from dashboard.web.spreadsheet import Sheet
 
 MAX_REPORT_DAYS = 31

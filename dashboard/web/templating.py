@@ -69,7 +69,7 @@ def scope_words(scope: Scope) -> str:
 
 def tz_name(value: str) -> str:
     """A timezone as people say it: "giờ Việt Nam (UTC+7)" rather than "Asia/Ho_Chi_Minh"."""
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
+    from zoneinfo import ZoneInfo
 
     try:
         offset = datetime.now(ZoneInfo(str(value))).utcoffset()

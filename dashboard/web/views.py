@@ -56,7 +56,8 @@ def overview_context(args: Mapping[str, str], scope: Scope | None = None) -> dic
     if scope is None and args.get("area"):
         # An area asked for narrows the view, or is refused (403) outside the user's scope: the
         # same answer as the exports and the report give, never silently the whole scope instead.
-        from dashboard.web.reports import parse_area  # noqa: PLC0415 - reports builds on snapshots
+        # Imported here: reports builds on snapshots, as this module does.
+        from dashboard.web.reports import parse_area
 
         scope = parse_area(args.get("area"), user_scope(), get_store()).scope
     trend_days = 30 if args.get("trend") == "30" else 7
