@@ -276,3 +276,40 @@ def test_the_audit_page_says_details_in_words(app: Any) -> None:
     assert "Người xem (Lào Cai (10)) → Giám sát (Lào Cai (10), Chốt IC7)" in page
     for raw in ("area all", "period ", "province:10", "checkpoint:IC7", "-> supervisor"):
         assert raw not in page.split('data-test-id="audit-table"')[1], raw
+
+
+def test_a_units_own_counter_equals_its_row_on_the_checkpoint_page(tmp_path: Path) -> None:
+    """A real outbox records verdicts, decisions and a manual check; its events go through the
+    central's parser into the store; the unit's screen counter and the page's row agree."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from dashboard.ingest import parse_event
+    from scanner.outbox import COUNTED_KINDS, RESULTS, Outbox
+    from tests.support.dashboard_web import seed
+
+    seeded = seed(tmp_path / "central.db")
+    try:
+        box = Outbox(tmp_path / "outbox.sqlite")
+        at = seeded.now
+        verdicts = [("green", "complete_series")] * 4 + [("yellow", "partial")] + [("red", "signature")] * 2
+        seqs = [box.record({"result": r, "reason": why, "policy": "vn-2021", "trust_version": 7}, at)
+                for r, why in verdicts]
+        box.record({"kind": "decision", "outcome": "turned_back", "reason": "no_proof", "officer": "CA-1",
+                    "follows_seq": seqs[-1], "follows_result": "red", "follows_reason": "signature",
+                    "policy": "vn-2021", "trust_version": 7}, at)
+        box.record({"kind": "decision", "outcome": "let_through", "reason": "paper_proof", "officer": "CA-1",
+                    "policy": "vn-2021", "trust_version": 7}, at)
+        events = [parse_event("IC7", "u-ic7-2", e.payload(), at) for e in box.pending(100)]
+        assert seeded.store.record_events(events) == len(events) == 9
+        day = at.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+        counter = {**box.counts_today(day), **box.counts_today(day, COUNTED_KINDS)}
+        box.close()
+        app = make_app(seeded, tmp_path / "instance")
+        row = next(u for u in client_for(app, "sup_lc").get("/api/v1/checkpoints/IC7").get_json()["by_device"]
+                   if u["device"] == "u-ic7-2")
+        assert {k: row[k] for k in RESULTS} == {k: counter[k] for k in RESULTS} == {"green": 4, "yellow": 1, "red": 2}
+        assert (row["decisions"], row["manual_checks"]) == (counter["decision"], counter["manual"]) == (1, 1)
+        assert dt.date.fromisoformat(client_for(app, "sup_lc").get("/api/v1/checkpoints/IC7").get_json()["today"]["date"]) == day
+    finally:
+        seeded.close()
