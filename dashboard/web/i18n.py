@@ -263,7 +263,8 @@ MESSAGES.update({k: v for k, v in REPORT_MESSAGES.items() if k not in MESSAGES})
 def entry_words(entry: str, lang: str | None = None) -> str:
     """A scope or area entry as people say it: "province:25" -> "Phú Thọ (25)", "checkpoint:IC7"
     -> "Chốt IC7", "all" -> "Toàn quốc"; anything else as it is."""
-    from dashboard.web.provinces import province_label  # provinces imports nothing of ours
+    # Imported here, where it is used: provinces imports nothing of ours, but i18n is loaded first.
+    from dashboard.web.provinces import province_label
 
     kind, _, code = entry.partition(":")
     if entry == "all":
@@ -273,3 +274,21 @@ def entry_words(entry: str, lang: str | None = None) -> str:
     if kind in ("district", "checkpoint") and code:
         return translate(f"scope_{kind}", lang, code=code)
     return entry
+
+
+def tz_name(value: str) -> str:
+    """A timezone as people say it: "giờ Việt Nam (UTC+7)" rather than "Asia/Ho_Chi_Minh"."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        offset = datetime.now(ZoneInfo(str(value))).utcoffset()
+    except (KeyError, ValueError):
+        return str(value)
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    utc = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+    if str(value) in ("Asia/Ho_Chi_Minh", "Asia/Saigon"):
+        return translate("tz_vietnam", utc=utc)
+    return f"{value} ({utc})"

@@ -25,7 +25,7 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "report_title": ("Báo cáo ngày", "Daily report"),
     "report_area": ("Khu vực", "Area"),
     "report_all": ("Toàn bộ phạm vi của tôi", "All of my scope"),
-    "report_generated": ("Lập lúc {time} (giờ Việt Nam)", "Generated {time} (Vietnam time)"),
+    "report_generated": ("Lập lúc {time} ({tz})", "Generated {time} ({tz})"),
     "report_by_hour": ("Theo chốt và giờ", "By checkpoint and hour"),
     "report_health": ("Tình trạng thiết bị", "Device health"),
     "report_print": ("In", "Print"),

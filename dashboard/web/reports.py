@@ -15,7 +15,7 @@ from dashboard.completeness import assess
 from dashboard.scope import Scope
 from dashboard.store import Counts, Store
 from dashboard.web.completeness_text import completeness_dict
-from dashboard.web.i18n import entry_words, reason_text, translate
+from dashboard.web.i18n import entry_words, reason_text, translate, tz_name
 from dashboard.web.provinces import province_label
 from dashboard.web.snapshots import (
     Period,
@@ -158,7 +158,7 @@ def report_sheets(data: dict[str, Any], settings: WebSettings) -> list[Sheet]:
     """The report as workbook sheets: summary by checkpoint, by hour, by day, reasons, devices."""
     t = translate
     head = [f"{t('report_title')} · {data['area']['label']} · {_days(data)}", data["completeness"]["text"],
-            t("report_generated", time=local_text(data["generated_at"], settings))]
+            t("report_generated", time=local_text(data["generated_at"], settings), tz=tz_name(str(settings.timezone)))]
     summary = Sheet(t("table_by_checkpoint"), head, [t("checkpoint"), t("province"), *counts_columns()],
                     percent_columns=frozenset(c + 1 for c in RATE_COLUMNS))
     for r in data["by_checkpoint"]:

@@ -13,7 +13,13 @@ from werkzeug.exceptions import HTTPException
 from dashboard.scope import Scope
 from dashboard.store import StoreUnavailable
 from dashboard.web.auth import csrf_token, error_response
-from dashboard.web.i18n import current_language, entry_words, reason_text, translate
+from dashboard.web.i18n import (
+    current_language,
+    entry_words,
+    reason_text,
+    translate,
+    tz_name,
+)
 from dashboard.web.provinces import province_label
 from dashboard.web.snapshots import duration_text
 from dashboard.web.state import settings
@@ -65,23 +71,6 @@ def scope_words(scope: Scope) -> str:
     parts += [translate("scope_district", code=d) for d in sorted(scope.districts)]
     parts += [translate("scope_checkpoint", code=c) for c in sorted(scope.checkpoints)]
     return ", ".join(parts) or "–"
-
-
-def tz_name(value: str) -> str:
-    """A timezone as people say it: "giờ Việt Nam (UTC+7)" rather than "Asia/Ho_Chi_Minh"."""
-    from zoneinfo import ZoneInfo
-
-    try:
-        offset = datetime.now(ZoneInfo(str(value))).utcoffset()
-    except (KeyError, ValueError):
-        return str(value)
-    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    utc = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
-    if str(value) in ("Asia/Ho_Chi_Minh", "Asia/Saigon"):
-        return translate("tz_vietnam", utc=utc)
-    return f"{value} ({utc})"
 
 
 def _role(code: str) -> str:
