@@ -313,3 +313,11 @@ def test_a_units_own_counter_equals_its_row_on_the_checkpoint_page(tmp_path: Pat
         assert dt.date.fromisoformat(client_for(app, "sup_lc").get("/api/v1/checkpoints/IC7").get_json()["today"]["date"]) == day
     finally:
         seeded.close()
+
+
+def test_scope_fields_offer_their_codes_with_names(app: Any) -> None:
+    html = client_for(app, "padmin_lc").get("/admin/users").get_data(as_text=True)
+    codes = html.split('data-test-id="scope-codes"')[1].split("</ul>")[0]
+    assert "<code>province:10</code>: Lào Cai (10)" in codes and "<code>checkpoint:IC7</code>: IC7 Nội Bài–Lào Cai" in codes
+    assert "province:01" not in codes  # only what this admin may grant
+    assert 'title="Lào Cai (10)"' in html  # each account's field says its scope in words

@@ -58,7 +58,17 @@ DEFAULT_ROLE = "viewer"
 def _users_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
     roles = ROLES if pa.is_national(g.user) else pa.GRANTABLE_BY_PROVINCE_ADMIN
     return _page("admin_users.html", message, error, status, users=pa.visible_users(get_store(), g.user),
-                 roles=roles, default_role=DEFAULT_ROLE, languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH)
+                 roles=roles, default_role=DEFAULT_ROLE, languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH,
+                 scope_choices=_scope_choices())
+
+
+def _scope_choices() -> list[tuple[str, str]]:
+    """The scope entries this admin may grant, each with its name: provinces, then checkpoints."""
+    scope = user_scope()
+    checkpoints = get_store().list_checkpoints(scope)
+    provinces = sorted({c.province for c in checkpoints if scope.everything or c.province in scope.provinces})
+    return ([(f"province:{p}", province_label(p)) for p in provinces]
+            + [(f"checkpoint:{c.id}", c.name) for c in checkpoints])
 
 
 def _granted_scope(role: str, entries: list[str]) -> Scope:

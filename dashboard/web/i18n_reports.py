@@ -102,6 +102,7 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "audit_officer_removed": ("thu hồi cán bộ", "officer revoked"),
     "audit_export": ("xuất số liệu", "data exported"),
     "audit_report": ("xuất báo cáo", "report exported"),
+    "scope_codes": ("Mã phạm vi và tên", "Scope codes and names"),
     "audit_area_all": ("toàn bộ phạm vi của tài khoản", "the account's whole scope"),
     "audit_refused": ("bị từ chối (ngoài quyền hoặc phạm vi)", "refused (outside role or scope)"),
     "confirm_yes": ("Xác nhận", "Confirm"),
