@@ -119,7 +119,6 @@ def test_on_a_phone_no_page_scrolls_sideways_and_the_header_is_compact(browser: 
             assert header is not None and header["height"] <= 110, f"{path}: header {header}"
             if path == "/":
                 page.screenshot(path=str(SCREENSHOTS / "overview-phone.png"))
-            page.screenshot(path=f"/tmp/i28/phone{path.replace('/', '_')}.png", full_page=True)
         # Wide tables scroll inside their card: the per-unit counts are all there to be scrolled to.
         page.goto(site.server.url + "/checkpoints/IC7")
         assert by_id(page, "unit-counts-u-ic7-1").count() == 1
