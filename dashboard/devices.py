@@ -11,6 +11,7 @@ from dashboard import nats as natsconf
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
 from dashboard.store import Store, UnknownDevice, check_id
+from protocol import topics
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class Credentials:
 
     def topic_prefix(self) -> str:
         """Where this unit may publish."""
-        return f"{broker.TOPIC_ROOT}/{self.checkpoint}/{self.device}"
+        return topics.unit(self.checkpoint, self.device)
 
 
 def _nats(config: DashboardConfig) -> bool:

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections import Counter
@@ -31,143 +30,34 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+import protocol.events
+import protocol.status
 from dashboard import broker
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
 from dashboard.store import Event, InvalidRecord, StatusUpdate, Store, StoreUnavailable
-from verifier.decisions import DECISION_FIELDS, DecisionFieldError, counted_as, validate_decision
+from protocol import topics
+from protocol.ack import encode_acks as ack_payloads
+from protocol.message import Rejected
 
 logger = logging.getLogger(__name__)
 
-EVENT_FIELDS = frozenset({"seq", "ts", "result", "reason", "policy", "trust_version"})
-DECISION_EVENT_FIELDS = frozenset({"seq", "ts", *DECISION_FIELDS})
-STATUS_FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
-                           "fps", "temperature_c", "uptime_s", "ts", "broker"})
-STATES = ("online", "offline")
-CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
-MAX_PAYLOAD = 2048
-_TOPIC_RE = re.compile(r"^chot/v1/([^/]+)/([^/]+)/(event|status)$")
-_NODE_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]{1,100}$")
 _REJECT_LOG_PER_MINUTE = 50
-ACK_RANGES_PER_MESSAGE = 500  # about 12 KB of JSON at most; units refuse acks over 64 KiB
-
-
-def ack_topic(checkpoint: str, device: str) -> str:
-    """Where one unit hears which of its events the central has stored."""
-    return f"{broker.TOPIC_ROOT}/{checkpoint}/{device}/ack"
-
-
-def ack_payloads(seqs: list[int]) -> list[bytes]:
-    """`{"seqs": [[first, last], ...]}` messages covering exactly `seqs` (consecutive ones merged)."""
-    ranges: list[list[int]] = []
-    for seq in sorted(set(seqs)):
-        if ranges and seq == ranges[-1][1] + 1:
-            ranges[-1][1] = seq
-        else:
-            ranges.append([seq, seq])
-    return [json.dumps({"seqs": ranges[i:i + ACK_RANGES_PER_MESSAGE]}, separators=(",", ":")).encode()
-            for i in range(0, len(ranges), ACK_RANGES_PER_MESSAGE)]
-
-
-class Rejected(Exception):
-    """A message that cannot be stored; `reason` is a short code, the message says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
-
-
-def parse_time(value: Any) -> datetime:
-    """An ISO 8601 timestamp with a zone (as units send `ts`) as aware UTC."""
-    if not isinstance(value, str) or len(value) > 40:
-        raise Rejected("bad_ts", "ts must be an ISO 8601 string")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Rejected("bad_ts", "ts is not ISO 8601") from None
-    if parsed.tzinfo is None:
-        raise Rejected("bad_ts", "ts has no timezone")
-    return parsed.astimezone(timezone.utc)
-
-
-def _json_object(payload: bytes, allowed: frozenset[str]) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD:
-        raise Rejected("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise Rejected("bad_json", "payload is not UTF-8 JSON") from None
-    if not isinstance(data, dict):
-        raise Rejected("bad_json", "payload is not a JSON object")
-    unknown = set(data) - allowed
-    if unknown:
-        # Field names only: the values may be exactly what must not be logged.
-        raise Rejected("unknown_field", f"unknown fields {sorted(unknown)[:5]}")
-    return data
 
 
 def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datetime) -> Event:
     """Validate an event payload (a verdict, or an officer's decision with `kind`) against the v1
-    contract and build the stored record."""
-    data = _json_object(payload, EVENT_FIELDS | DECISION_EVENT_FIELDS)
-    if "kind" in data:
-        return _parse_decision(checkpoint, device, data, received_at)
-    unknown = set(data) - EVENT_FIELDS
-    if unknown:
-        raise Rejected("unknown_field", f"unknown fields {sorted(unknown)[:5]}")
-    missing = EVENT_FIELDS - set(data) - {"trust_version"}
-    if missing:
-        raise Rejected("missing_field", f"missing fields {sorted(missing)}")
+    contract (protocol.events) and build the stored record."""
+    fields = protocol.events.parse_event(payload)
     try:
-        return Event(device, checkpoint, data["seq"], parse_time(data["ts"]), data["result"],
-                     data["reason"], data["policy"], data.get("trust_version"), received_at)
+        return Event(device, checkpoint, received_at=received_at, **fields)
     except InvalidRecord as e:
         raise Rejected("bad_field", str(e)) from None
 
 
-def _parse_decision(checkpoint: str, device: str, data: dict[str, Any], received_at: datetime) -> Event:
-    missing = {"seq", "ts", "outcome", "reason", "officer", "policy"} - set(data)
-    if missing:
-        raise Rejected("missing_field", f"missing fields {sorted(missing)}")
-    try:
-        fields = validate_decision({k: v for k, v in data.items() if k not in ("seq", "ts")})
-        return Event(device, checkpoint, data["seq"], parse_time(data["ts"]), counted_as(fields), fields["reason"],
-                     fields["policy"], fields["trust_version"], received_at, fields["outcome"], fields["officer"],
-                     fields["follows_seq"], fields["follows_result"], fields["follows_reason"])
-    except (DecisionFieldError, InvalidRecord) as e:
-        raise Rejected("bad_field", str(e)) from None
-
-
-def _number(data: dict[str, Any], name: str, kind: type) -> Any:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise Rejected("bad_field", f"status {name} must be a number")
-    return kind(value)
-
-
 def parse_status(payload: bytes) -> StatusUpdate:
-    """Validate a status payload (online health, or the offline last will)."""
-    data = _json_object(payload, STATUS_FIELDS)
-    state = data.get("state")
-    if state not in STATES:
-        raise Rejected("bad_field", "status state must be online or offline")
-    software = data.get("software")
-    if software is not None and (not isinstance(software, str) or len(software) > 64):
-        raise Rejected("bad_field", "status software must be a short string")
-    node = data.get("broker")  # which node of a clustered broker the unit is on
-    if node is not None and (not isinstance(node, str) or not _NODE_RE.match(node)):
-        raise Rejected("bad_field", "status broker must be a host:port")
-    clock = data.get("clock")
-    if clock is not None and clock not in CLOCK_STATES:
-        raise Rejected("bad_field", f"status clock must be one of {', '.join(CLOCK_STATES)}")
-    return StatusUpdate(
-        state=state, software=software, trust_version=_number(data, "trust_version", int),
-        trust_age_s=_number(data, "trust_age_s", float), backlog=_number(data, "backlog", int),
-        clock=clock, fps=_number(data, "fps", float), temperature_c=_number(data, "temperature_c", float),
-        uptime_s=_number(data, "uptime_s", float), broker=node,
-    )
+    """Validate a status payload (online health, or the offline last will; protocol.status)."""
+    return StatusUpdate(**protocol.status.parse_status(payload))
 
 
 @dataclass
@@ -269,7 +159,7 @@ class Ingest:
 
     def event_filter(self) -> str:
         """The events' subscription: shared by the workers' group when there are several."""
-        events = f"{broker.TOPIC_ROOT}/+/+/event"
+        events = topics.ALL_EVENTS
         return f"$share/{self.config.ingest.share_group}/{events}" if self.shared else events
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -344,7 +234,7 @@ class Ingest:
             opts = 1  # 3.1.1 has no retain handling: a reconnect gets the retained status again
         # Workers share the events; each sees every status (retained messages are not sent to
         # shared subscriptions, and a status written N times is still one row).
-        client.subscribe([(self.event_filter(), opts), ("chot/v1/+/+/status", opts)])
+        client.subscribe([(self.event_filter(), opts), (topics.ALL_STATUS, opts)])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         if self._accepting.is_set():
@@ -365,10 +255,10 @@ class Ingest:
         self._queue.put(item)  # rejected ones too: acknowledged in order, after what came before
 
     def _parse(self, topic: str, payload: bytes, item: _Item) -> None:
-        match = _TOPIC_RE.match(topic)
-        if match is None:
-            raise Rejected("bad_topic", "topic is not chot/v1/<checkpoint>/<device>/event|status")
-        checkpoint, device, kind = match.groups()
+        parsed = topics.parse_unit_topic(topic)
+        if parsed is None:
+            raise Rejected("bad_topic", f"topic is not {topics.PREFIX}/<checkpoint>/<device>/event|status")
+        checkpoint, device, kind = parsed
         registered = self._checkpoint_of(device, checkpoint)
         if registered is None:
             raise Rejected("unregistered_device", "device is not registered")
@@ -491,7 +381,7 @@ class Ingest:
         for (checkpoint, device), seqs in self._seqs_by_unit(events).items():
             for payload in ack_payloads(seqs):
                 # Queued by paho if the link is down; a lost ack only means the unit resends.
-                client.publish(ack_topic(checkpoint, device), payload, qos=1)
+                client.publish(topics.ack(checkpoint, device), payload, qos=1)
                 self.stats.acks += 1
 
     @staticmethod

@@ -26,12 +26,13 @@ from dashboard import nats as natsconf
 from dashboard.config import DashboardConfig
 from dashboard.ingest import Ingest, Rejected, _Item, ack_payloads
 from dashboard.store import Event, Store
+from protocol import topics
 
 logger = logging.getLogger(__name__)
 
 STREAM = natsconf.EVENT_STREAM
 CONSUMER = "chot-ingest"
-SUBJECTS = [f"{natsconf.subject(broker.TOPIC_ROOT)}.*.*.event", f"{natsconf.subject(broker.TOPIC_ROOT)}.*.*.status"]
+SUBJECTS = [natsconf.wildcard(topics.ALL_EVENTS), natsconf.wildcard(topics.ALL_STATUS)]
 ACK_WAIT_S = 30.0
 MAX_ACK_PENDING = 20000
 FETCH_WAIT_S = 0.05
@@ -225,6 +226,6 @@ class JetStreamIngest(Ingest):
         messages = []
         for (checkpoint, device), seqs in self._seqs_by_unit(events).items():
             for payload in ack_payloads(seqs):
-                messages.append((natsconf.subject(f"{broker.TOPIC_ROOT}/{checkpoint}/{device}/ack"), payload))
+                messages.append((natsconf.subject(topics.ack(checkpoint, device)), payload))
                 self.stats.acks += 1
         self._run(self._publish_all(messages))

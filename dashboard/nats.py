@@ -21,7 +21,7 @@ import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from dashboard.broker import TOPIC_ROOT, TRUST_TOPIC, BrokerError, DeviceGrant, write_private
+from dashboard.broker import BrokerError, DeviceGrant, write_private
 from dashboard.config import BrokerConfig, NatsNode
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,11 @@ def subject(topic: str) -> str:
     return ".".join(level.replace(".", "//") for level in topic.split("/"))
 
 
+def wildcard(topic_filter: str) -> str:
+    """The NATS subject filter of an MQTT topic filter with single-level wildcards ('+' -> '*')."""
+    return ".".join("*" if level == "+" else level.replace(".", "//") for level in topic_filter.split("/"))
+
+
 def _quoted(items: Iterable[str]) -> str:
     return ", ".join(f'"{item}"' for item in items)
 
@@ -69,9 +74,9 @@ def _user(name: str, hashed: str, publish: list[str], subscribe: list[str], kind
 
 def device_permissions(grant: DeviceGrant) -> tuple[list[str], list[str]]:
     """(publish, subscribe) subjects of one unit: what the Mosquitto ACL grants it, no more."""
-    own = f"{TOPIC_ROOT}/{grant.checkpoint}/{grant.device}"
-    return ([subject(f"{own}/event"), subject(f"{own}/status")],
-            [subject(f"{own}/ack"), subject(TRUST_TOPIC), subject(f"{TOPIC_ROOT}/{grant.checkpoint}/roster"),
+    cp, dev = grant.checkpoint, grant.device
+    return ([subject(topics.event(cp, dev)), subject(topics.status(cp, dev))],
+            [subject(topics.ack(cp, dev)), subject(topics.TRUST), subject(topics.roster(cp)),
              MQTT_DELIVERY])
 
 
@@ -81,15 +86,14 @@ def ingest_permissions() -> tuple[list[str], list[str]]:
     It may read them as an MQTT client or as a JetStream consumer of the event stream
     (`$JS.API` requests, replies on `_INBOX`), so both sets are granted.
     """
-    root = subject(TOPIC_ROOT)
-    return ([f"{root}.*.*.ack", *JS_INGEST],
-            [f"{root}.*.*.event", f"{root}.*.*.status", MQTT_DELIVERY, INBOX])
+    return ([wildcard(topics.ALL_ACKS), *JS_INGEST],
+            [wildcard(topics.ALL_EVENTS), wildcard(topics.ALL_STATUS), MQTT_DELIVERY, INBOX])
 
 
 def dashboard_permissions() -> tuple[list[str], list[str]]:
     """(publish, subscribe) of the dashboard: the trust topic and the checkpoints' rosters."""
-    rosters = f"{subject(TOPIC_ROOT)}.*.roster"
-    return [subject(TRUST_TOPIC), rosters], [subject(TRUST_TOPIC), rosters, MQTT_DELIVERY]
+    rosters = wildcard(topics.ALL_ROSTERS)
+    return [subject(topics.TRUST), rosters], [subject(topics.TRUST), rosters, MQTT_DELIVERY]
 
 
 def render_accounts(ingest_users: str | Sequence[str], dashboard_user: str, devices: Iterable[DeviceGrant],

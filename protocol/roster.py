@@ -28,14 +28,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from protocol.fields import ID, OFFICER_ID
 from verifier.bundle import b64_field, signer_id, time_field  # the trust bundle's key id and fields
 from verifier.errors import VerificationError
 
 FORMAT = "chot-roster/1"
 MAX_ROSTER_BYTES = 256 * 1024
 MAX_OFFICERS = 500
-OFFICER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEVICE_ID = ID
 PIN = re.compile(r"^[0-9]{4,8}$")
 ROLES = ("police", "health", "supervisor", "staff")
 # scrypt cost: 16 MiB and 48 ms of CPU per guess on the development machine (bench/pin.py),

@@ -1,6 +1,6 @@
-"""The words people read for verdict colours and reason codes, in Vietnamese and English.
+"""The words people read for verdict colours, reason codes and decisions, in Vietnamese and English.
 
-Data only, defined once here in the core so that the unit's officer screen and the central
+Data only, defined once here in the contract so that the unit's officer screen and the central
 dashboard (which may not import each other) say the same thing: one name per colour, chosen for
 what it tells the officer to do, and words for every reason code a verdict can carry. Codes
 stay the stable interface (MQTT, the store, the API); these words are only ever shown beside them.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import protocol
 import verifier
 from verifier.errors import VerificationError
 
@@ -45,13 +46,25 @@ POLICY_REASONS: dict[str, tuple[str, str]] = {
     "trust_stale": ("Danh sách tin cậy đã cũ", "Trust list out of date"),
 }
 
+# A decision's outcome and how decisions are counted beside the colours.
+OUTCOMES: dict[str, tuple[str, str]] = {
+    "let_through": ("Cho qua", "Let through"),
+    "turned_back": ("Không cho qua", "Turned back"),
+}
+DECISION_KINDS: dict[str, tuple[str, str]] = {
+    "decision": ("Cán bộ quyết định", "Officer decision"),
+    "manual": ("Kiểm tra thủ công", "Manual check"),
+}
+
 
 def _error_reasons() -> dict[str, tuple[str, str]]:
     """The message of every verifier error class, by its code (walking the hierarchy)."""
-    # Every module of the core first: error classes live beside what raises them (bundle, roster...).
-    for module in pkgutil.iter_modules(verifier.__path__):
-        if module.name != "words":
-            importlib.import_module(f"verifier.{module.name}")
+    # Every module of the core and the contract first: error classes live beside what raises
+    # them (bundle, roster...).
+    for package in (verifier, protocol):
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.name != "words":
+                importlib.import_module(f"{package.__name__}.{module.name}")
     found: dict[str, tuple[str, str]] = {}
     todo: list[type[VerificationError]] = [VerificationError]
     while todo:

@@ -23,6 +23,7 @@ from dashboard import broker
 from dashboard.devices import remove_device
 from dashboard.ingest import Ingest
 from dashboard.scope import Scope
+from protocol import topics
 from tests.support.broker import free_port
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
 
@@ -126,10 +127,10 @@ def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, inges
     v5.loop_stop()
     # Mosquitto 2.0 also drops a client after a refused publish, so each forgery gets its own
     # connection: as another unit, under another checkpoint, on the trust topic.
-    for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC8/ub/event", broker.TRUST_TOPIC):
+    for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC8/ub/event", topics.TRUST):
         forger, outcome = connect(central.port, "ua", a.password, protocol=mqtt.MQTTv311)
         assert outcome == "ok"
-        forger.publish(topic, event(1), qos=1, retain=topic == broker.TRUST_TOPIC)
+        forger.publish(topic, event(1), qos=1, retain=topic == topics.TRUST)
         time.sleep(0.1)
         forger.disconnect()
         forger.loop_stop()
@@ -319,7 +320,7 @@ def test_trust_bundle_is_checked_published_retained_and_kept(
         assert outcome == "ok"
         got: list[bytes] = []
         unit.on_message = lambda c, u, m: got.append(m.payload)
-        unit.subscribe(broker.TRUST_TOPIC, qos=1)
+        unit.subscribe(topics.TRUST, qos=1)
         assert wait_until(lambda: bool(got), 5)
         assert parse_bundle(got[0], ministry.anchor_pem).version == 4  # type: ignore[attr-defined]
         unit.disconnect()

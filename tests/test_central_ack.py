@@ -23,7 +23,8 @@ import pytest
 from dashboard.ingest import Ingest, ack_payloads
 from dashboard.scope import Scope
 from scanner.config import MqttConfig
-from scanner.mqtt import AckError, MqttLink, parse_ack
+from protocol.ack import AckError, parse_ack
+from scanner.mqtt import MqttLink
 from scanner.outbox import Outbox
 from tests.support.broker import Mosquitto
 from tests.support.central import Central, start_central

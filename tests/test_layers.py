@@ -5,8 +5,10 @@ a lazy import is still a dependency) is parsed with `ast`; relative imports are 
 their package. The rules:
 - `common` (typed config, version, loopback helpers) imports no part of chot;
 - `verifier` (the pure core) imports only `common`;
+- `protocol` (the unit-central contract) imports only `verifier` and `common`;
 - `keys` (the ministry side) imports only `verifier` and `common`;
-- `scanner` and `dashboard` import `verifier` and `common`, not each other, not `keys`, not `chot`;
+- `scanner` and `dashboard` import `protocol`, `verifier` and `common`, not each other, not `keys`,
+  not `chot`;
 - nothing but `chot` itself imports the `chot` command package (tests and benches may).
 """
 
@@ -18,15 +20,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("common", "verifier", "keys", "scanner", "dashboard", "chot")
+PARTS = ("common", "verifier", "protocol", "keys", "scanner", "dashboard", "chot")
 
 ALLOWED: dict[str, set[str]] = {
     "common": set(),
     "verifier": {"common"},
+    "protocol": {"verifier", "common"},
     "keys": {"verifier", "common"},
-    "scanner": {"verifier", "common"},
-    "dashboard": {"verifier", "common"},
-    "chot": {"common", "verifier", "keys", "scanner", "dashboard"},
+    "scanner": {"protocol", "verifier", "common"},
+    "dashboard": {"protocol", "verifier", "common"},
+    "chot": {"common", "verifier", "protocol", "keys", "scanner", "dashboard"},
 }
 
 

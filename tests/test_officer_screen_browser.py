@@ -151,7 +151,7 @@ def test_officer_signs_in_decides_and_the_dashboard_counts_it(world: dict[str, A
     page.screenshot(path=str(SCREENSHOTS / "officer-deciding.png"))
     choice.dblclick()  # a double tap
     by_id(page, "desk-message").filter(has_text="Đã ghi").wait_for()
-    # (the syllables of one word are joined by a no-break space: verifier/words.py)
+    # (the syllables of one word are joined by a no-break space: protocol/words.py)
     expect(by_id(page, "headline")).to_have_text("KHÔNG\xa0HỢP\xa0LỆ", timeout=WAIT_MS)  # stayed up while deciding
     expect(by_id(page, "choice-paper_proof")).to_have_count(0, timeout=WAIT_MS)
 
