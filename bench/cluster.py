@@ -47,7 +47,7 @@ from common import tomlwrite  # noqa: E402
 from dashboard.broker import mqtt_client  # noqa: E402
 from dashboard.config import DashboardConfig, parse_config  # noqa: E402
 from dashboard.devices import add_device, init_broker  # noqa: E402
-from dashboard.ingest_jetstream import FETCH_WAIT_S, STREAM, SUBJECTS  # noqa: E402
+from dashboard.ingest.jetstream import FETCH_WAIT_S, STREAM, SUBJECTS  # noqa: E402
 from dashboard.store import Store, open_store  # noqa: E402
 from tests.support.nats import NatsCluster, national_config_data  # noqa: E402
 from tests.support.postgres import PostgresCluster  # noqa: E402

@@ -4,7 +4,7 @@ and the delay from a unit's publish to the change showing in a browser's live st
 One run, one broker started from the shipped config (firmware-config/mosquitto/):
 1. bare: 200 simulated units (own logins, QoS 1) publish events; a plain paho subscriber (QoS 1,
    no store) receives them. Rate = events / (start signal -> last event received).
-2. chot: the same units publish as many new events; the real `dashboard.ingest.Ingest` stores
+2. chot: the same units publish as many new events; the real `dashboard.ingest.MqttIngest` stores
    them (one commit per batch, acknowledged after commit). Rate = events / (start -> all stored).
    Steps 1 and 2 are one round on a fresh broker and store; the best of --rounds counts, since
    this shared machine's other load comes and goes.
@@ -65,7 +65,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from dashboard.broker import mqtt_client  # noqa: E402
 from dashboard.config import DashboardConfig, parse_config  # noqa: E402
 from dashboard.devices import add_device, init_broker  # noqa: E402
-from dashboard.ingest import Ingest  # noqa: E402
+from dashboard.ingest import MqttIngest  # noqa: E402
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import Store, open_store  # noqa: E402
 from common.localnet import free_port, wait_for_port  # noqa: E402
@@ -408,7 +408,7 @@ def _floods(devices: int, per_unit: int, timeout: float) -> dict[str, Any]:
     """One round: the bare flood, then the same flood into the real ingest (a fresh central)."""
     with _central(devices) as c:
         bare = _bare_rate(c.port, c.units, per_unit, 1, c.config, timeout)
-        ingest = Ingest(c.store, c.config)
+        ingest = MqttIngest(c.store, c.config)
         ingest.start()
         try:
             chot = _run_load(c.port, c.units, per_unit, per_unit + 1, lambda: ingest.stats.stored, timeout)
@@ -428,7 +428,7 @@ def _stream_delay(devices: int, probes: int, paced_rate: float, paced_s: float, 
         env = {**os.environ, "CHOT_DASHBOARD_CONFIG": str(c.toml_path)}
         server = subprocess.Popen([sys.executable, "-c", "from chot.cli import main; main()", "dashboard", "serve"],
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ingest = Ingest(c.store, c.config)
+        ingest = MqttIngest(c.store, c.config)
         ctx = mp.get_context("spawn")
         prober = None
         try:

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard import broker
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from protocol import topics
 from tests.support.central import Central, central, wait_until  # noqa: F401 - central is a fixture
@@ -201,7 +201,7 @@ def test_a_unit_cannot_replace_the_trust_bundle(central: Central, units: dict[st
 def test_oversized_messages_are_refused(central: Central, units: dict[str, str]) -> None:
     text = central.config.broker.mosquitto_conf.read_text()  # type: ignore[union-attr]
     assert "max_packet_size" in text, "the shipped broker config sets no packet size limit"
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     try:
         user = "ua"
@@ -228,7 +228,7 @@ def test_oversized_messages_are_refused(central: Central, units: dict[str, str])
 def test_a_stolen_unit_cannot_take_over_another_session(central: Central, units: dict[str, str]) -> None:
     """Connecting with the ingest's or another unit's client id must not kick them off or steal
     the ingest's persistent session (its queued events)."""
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     victim, outcome = connect(central.port, "ub", units["ub"], client_id="ub")
     assert outcome == "ok"

@@ -20,8 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dashboard import broker
+from dashboard.broker import base as broker_base
+from dashboard.broker import mosquitto
 from dashboard.devices import remove_device
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from protocol import topics
 from tests.support.broker import free_port
@@ -72,7 +74,7 @@ def connect(port: int, username: str | None, password: str | None, *, tls_ca: Pa
 
 @pytest.fixture
 def ingest(central: Central) -> Iterator[Ingest]:
-    i = Ingest(central.store, central.config)
+    i = MqttIngest(central.store, central.config)
     i.start()
     yield i
     i.stop()
@@ -176,7 +178,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
     def register(start: int) -> None:
         try:
             for i in range(start, start + 15):
-                broker.set_password(path, f"u{i:03d}", "pw")
+                broker_base.set_password(path, f"u{i:03d}", "pw", mosquitto.hash_password)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
@@ -189,7 +191,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
 
 
 def test_password_hash_format_matches_mosquitto() -> None:
-    hashed = broker.hash_password("secret", rounds=101, salt=b"0123456789ab")
+    hashed = mosquitto.hash_password("secret", rounds=101, salt=b"0123456789ab")
     kind, rounds, salt, digest = hashed.split("$")[1:]
     assert (kind, rounds, salt) == ("7", "101", "MDEyMzQ1Njc4OWFi")
     assert len(digest) == 88  # 64-byte SHA-512 output in base64
@@ -240,7 +242,7 @@ def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[.
     assert wait_until(lambda: _opened_ports(central) == {central.port, tls_port}, 5)
     # The ingest connects over TLS too, checking the broker's certificate against the CA.
     central.config.mqtt.port, central.config.mqtt.tls, central.config.mqtt.ca_file = tls_port, True, ca_file
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     try:
         creds = central.add_device("u1", "IC7")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from tests.support.central import wait_until
 from tests.support.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
@@ -24,7 +24,7 @@ EVENTS = 150
 def test_units_move_to_another_node_and_exactly_once_holds(tmp_path: Path, national: NationalCentral) -> None:
     devices = [f"u{i}" for i in range(1, 4)]
     passwords = {d: national.add_device(d, "IC7").password for d in devices}
-    ingest = Ingest(national.store, national.config)
+    ingest = MqttIngest(national.store, national.config)
     ingest.start(timeout=30)
     cluster = national.cluster
     units = {d: UnitProcess(unit_config(tmp_path / f"{d}.json", device=d, checkpoint="IC7",

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.broker import BrokerError
-from dashboard.ingest import Ingest, Rejected, parse_event, parse_status
+from dashboard.ingest import MqttIngest, Rejected, parse_event, parse_status
 from dashboard.scope import Scope
 from dashboard.store import Event, Store
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
@@ -77,7 +77,7 @@ def ingest_factory(central: Central) -> Iterator[Callable[..., Ingest]]:
     started: list[Ingest] = []
 
     def make(store: Store | None = None) -> Ingest:
-        ingest = Ingest(store or central.store, central.config)
+        ingest = MqttIngest(store or central.store, central.config)
         ingest.start()
         started.append(ingest)
         return ingest
@@ -286,7 +286,7 @@ def test_ingest_with_a_wrong_password_fails_fast_with_a_reason(central: Central)
     # Fast means from the broker's refusal, not after waiting out the start timeout (whose
     # message would be "no answer in 60 s"): the match says which one happened.
     with pytest.raises(BrokerError, match="did not accept the ingest login: Not authorized|Bad user"):
-        Ingest(central.store, central.config).start(timeout=60)
+        MqttIngest(central.store, central.config).start(timeout=60)
 
 
 @pytest.mark.slow

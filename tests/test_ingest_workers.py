@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.broker import BrokerError
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from dashboard.store import Store, open_store
 from tests.support.central import Central, start_central, wait_until
@@ -63,7 +63,7 @@ def workers(shared_central: Central) -> Iterator[list[Ingest]]:
     started: list[Ingest] = []
     for k in range(1, WORKERS + 1):
         stores.append(open_store(shared_central.target))
-        ingest = Ingest(stores[-1], shared_central.config, worker=k)
+        ingest = MqttIngest(stores[-1], shared_central.config, worker=k)
         ingest.start()
         started.append(ingest)
     yield started
@@ -125,7 +125,7 @@ def test_a_copy_reaching_two_workers_is_stored_once_and_acknowledged_by_both(
 def test_several_workers_need_a_shared_store(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> None:
     central = start_central(tmp_path, mosquitto_factory, ingest={"workers": 2})  # SQLite
     with pytest.raises(BrokerError, match="PostgreSQL"):
-        Ingest(central.store, central.config, worker=2)
+        MqttIngest(central.store, central.config, worker=2)
     with pytest.raises(ValueError, match="worker must be 1-2"):
-        Ingest(central.store, central.config, worker=3)
+        MqttIngest(central.store, central.config, worker=3)
     central.store.close()

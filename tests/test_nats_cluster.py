@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard import broker
-from dashboard import nats as natsconf
+from dashboard.broker import nats as natsconf
 from protocol import topics
 from tests.support.central import wait_until
 from tests.support.mqttclient import Client, connect_when_ready

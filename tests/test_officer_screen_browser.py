@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard import officers
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from dashboard.store import SqliteStore
 from dashboard.web import create_app
@@ -69,7 +69,7 @@ def world(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) 
     for username, (password, role, scope) in ACCOUNTS.items():
         central.store.create_user(username, password_hash(password), role, scope)
     officers.add_officer(central.store, central.config, "IC7", "CA-0142", "Nguyễn Văn An", "police", PIN)
-    ingest = Ingest(SqliteStore(central.config.database), central.config)
+    ingest = MqttIngest(SqliteStore(central.config.database), central.config)
     ingest.start()
     unit_dir = tmp_path / "unit"
     unit_dir.mkdir()

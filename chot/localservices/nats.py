@@ -1,7 +1,7 @@
 """A real 3-node NATS cluster (JetStream, MQTT 3.1.1) on free loopback ports (the demo, tests, benches).
 
 Each node is rendered from the shipped template (firmware-config/nats/nats-node.conf) through
-dashboard.nats, with its own folder, store and ports, so what runs is what ships. Nodes
+dashboard.broker.nats, with its own folder, store and ports, so what runs is what ships. Nodes
 start, stop (SIGTERM) and die (SIGKILL) one at a time; `wait_ready()` waits until every running
 node sees a JetStream meta leader and answers its health check. For a central with units on the
 cluster, build the config with `national_broker(...)` and `dashboard.devices.init_broker`.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.localnet import free_port, wait_for_port
-from dashboard import nats as natsconf
+from dashboard.broker import nats as natsconf
 from dashboard.config import BrokerConfig, NatsNode
 from chot.localservices.process import ServerProcess
 

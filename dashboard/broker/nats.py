@@ -21,8 +21,9 @@ import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from dashboard.broker import BrokerError, DeviceGrant, write_private
+from dashboard.broker.base import Broker, BrokerError, DeviceGrant, read_password_file, write_private
 from dashboard.config import BrokerConfig, NatsNode
+from protocol import topics
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ ACCOUNT = "CHOT"
 # to subscribe to (NATS docs, MQTT configuration, "Special permissions").
 MQTT_DELIVERY = "$MQTT.sub.>"
 # What the ingest's JetStream consumer needs besides its data subjects, scoped to its own
-# stream (dashboard/ingest_jetstream.py): stream info and creation, consumer creation, info and
+# stream (dashboard/ingest/jetstream.py): stream info and creation, consumer creation, info and
 # pulls, acks; replies come on its inbox.
 EVENT_STREAM = "CHOT_EVENTS"
 JS_INGEST = ["$JS.API.INFO", f"$JS.API.STREAM.*.{EVENT_STREAM}", f"$JS.API.CONSUMER.*.{EVENT_STREAM}.>",
@@ -191,3 +192,27 @@ def reload_nodes(cfg: BrokerConfig) -> int:
     if told == 0:
         logger.warning("no NATS node running here: the accounts file takes effect when they start")
     return told
+
+
+class NatsBroker(Broker):
+    """The national cluster: one config per node, bcrypt password file, the accounts file."""
+
+    @property
+    def password_file(self) -> Path:
+        assert self.cfg.nats_password_file is not None
+        return self.cfg.nats_password_file
+
+    def hash_password(self, password: str) -> str:
+        return hash_password(password)
+
+    def write_config(self) -> list[Path]:
+        return write_node_configs(self.cfg)
+
+    def write_grants(self, ingest_users: Sequence[str], dashboard_user: str, grants: Iterable[DeviceGrant]) -> None:
+        # The accounts file carries the hashes too: it is rendered from the password file.
+        assert self.cfg.users_file is not None
+        hashes = read_password_file(self.password_file)
+        write_private(self.cfg.users_file, render_accounts(ingest_users, dashboard_user, grants, hashes))
+
+    def reload(self) -> bool:
+        return reload_nodes(self.cfg) > 0

@@ -1,34 +1,29 @@
-"""MQTT ingest: units' events and status from the broker into the store, exactly once.
+"""The ingest's shared part: units' events and status from a transport into the store, exactly once.
 
-A persistent MQTT 5 session (fixed client id, session expiry, clean_start False) makes the
-broker queue events while the ingest is down. Messages are acknowledged by hand, only after the
-batch holding them is committed, so a crash between receipt and commit means a redelivery,
-which the store's unique (device, seq) turns into nothing. Bad messages are counted as rejected
-with a log line naming the reason and topic; their payload is never logged.
+Messages are acknowledged to the transport only after the batch holding them is committed, so
+a crash between receipt and commit means a redelivery, which the store's unique (device, seq)
+turns into nothing. Bad messages are counted as rejected with a log line naming the reason and
+topic; their payload is never logged. After each commit the ingest tells every unit in the
+batch which of its seqs are now stored (protocol.ack), duplicates included: a unit keeps each
+event until then, so a broker that dies before delivering what it had acknowledged to the unit
+loses nothing (scanner/mqtt.py sends it again).
 
-After each commit the ingest tells every unit in the batch which of its seqs are now stored
-(`chot/v1/<checkpoint>/<device>/ack`, QoS 1, `{"seqs": [[first, last], ...]}`), duplicates
-included: a unit keeps each event until then, so a broker that dies before delivering what it
-had acknowledged to the unit loses nothing (scanner/mqtt.py sends it again).
+Each transport is a module of this package (`mqtt.py`, `jetstream.py`) subclassing `Ingest`;
+`dashboard.ingest.make_ingest` picks one from the config.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import protocol.events
 import protocol.status
@@ -37,7 +32,6 @@ from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
 from dashboard.store import Event, InvalidRecord, StatusUpdate, Store, StoreUnavailable
 from protocol import topics
-from protocol.ack import encode_acks as ack_payloads
 from protocol.message import Rejected
 
 logger = logging.getLogger(__name__)
@@ -80,7 +74,9 @@ class IngestStats:
 
 
 @dataclass
-class _Item:
+class Item:
+    """One message taken from the transport, parsed, waiting for its batch's commit."""
+
     generation: int
     mid: int
     qos: int
@@ -90,8 +86,9 @@ class _Item:
     token: Any = None  # what the transport needs to acknowledge it (a JetStream message)
 
 
-class Ingest:
-    """Subscribes to every unit's events and status and writes them to the store in batches."""
+class Ingest(ABC):
+    """Takes every unit's events and status from a transport and writes them to the store in
+    batches; the transport (MQTT, JetStream) says how messages come in and are acknowledged."""
 
     def __init__(self, store: Store, config: DashboardConfig, client_id: str | None = None, worker: int = 1) -> None:
         self.store = store
@@ -106,7 +103,7 @@ class Ingest:
             raise broker.BrokerError("several ingest workers need a store they can share: set store.url"
                                      " to a PostgreSQL database")
         self._client_id = client_id or (self._account.username if self.shared else config.mqtt.client_id)
-        self._queue: queue.Queue[_Item] = queue.Queue()
+        self._queue: queue.Queue[Item] = queue.Queue()
         self._stop = threading.Event()
         self._accepting = threading.Event()
         self._connected = threading.Event()
@@ -118,59 +115,15 @@ class Ingest:
         self._devices_loaded_at = 0.0
         self._reject_log: tuple[int, int] = (0, 0)
         self._writer: threading.Thread | None = None
-        self._client: mqtt.Client | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- lifecycle (each transport) -----------------------------------------------------------
+    @abstractmethod
     def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe and start the writer; raises broker.BrokerError if no connection."""
-        self._refresh_devices(force=True)
-        cfg = self.config.mqtt
-        client = broker.mqtt_client(cfg, self._account, self._client_id, manual_ack=True, buffered=True,
-                                    persistent=True)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        props = Properties(PacketTypes.CONNECT)
-        # One ingest: a long session, so the broker queues events while it is down. Workers: the
-        # others take a stopped worker's share, so its session should not hold events for it.
-        props.SessionExpiryInterval = self.config.ingest.shared_session_expiry_s if self.shared else cfg.session_expiry_s
-        props.ReceiveMaximum = 1000
-        self._client = client
-        self._stop.clear()
-        self._connected_or_refused.clear()  # a stopped ingest may be started again
-        self._refused = None
-        self._accepting.set()
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        self._writer.start()
-        try:
-            host, port = broker.connect_first(client, cfg, clean_start=False, properties=props)
-        except broker.BrokerError:
-            self._shutdown_writer()
-            raise
-        client.loop_start()
-        self._connected_or_refused.wait(timeout)
-        if not self._connected.is_set():
-            self.stop()
-            why = self._refused or f"no answer in {timeout:.0f} s"
-            raise broker.BrokerError(f"broker at {host}:{port} did not accept the ingest login: {why}")
 
-    def event_filter(self) -> str:
-        """The events' subscription: shared by the workers' group when there are several."""
-        events = topics.ALL_EVENTS
-        return f"$share/{self.config.ingest.share_group}/{events}" if self.shared else events
-
+    @abstractmethod
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, commit and acknowledge what was taken, then disconnect."""
-        self._accepting.clear()
-        self._shutdown_writer(timeout)
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
-        self._connected.clear()
 
     def _shutdown_writer(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -187,74 +140,7 @@ class Ingest:
             time.sleep(0.01)
         return False
 
-    # -- MQTT callbacks (network thread) ---------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            logger.error("broker refused the ingest login: %s", reason)
-            self._refused = str(reason)
-            self._connected_or_refused.set()
-            return
-        with self._lock:
-            self._generation += 1
-        self._subscribe(client)
-        logger.info("ingest%s connected (session present: %s)",
-                    f" worker {self.worker}" if self.shared else "", flags.session_present)
-        self._connected.set()
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        # start() returns only once the broker has granted the subscriptions: on a new session,
-        # events published between CONNACK and SUBACK would otherwise reach no one.
-        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
-        if refused:
-            logger.error("broker refused the ingest's subscriptions: %s", ", ".join(refused))
-            self._refused = "subscriptions refused: " + ", ".join(refused)
-            self._connected.clear()
-        self._connected_or_refused.set()
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        self._connected.clear()
-        if self._accepting.is_set():
-            moved = broker.next_address(client, self.config.mqtt)
-            logger.warning("ingest lost the broker (%s); reconnecting%s", reason, f" to {moved}" if moved else "")
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
-        if any(code.is_failure for code in codes) and self._accepting.is_set():
-            # A cluster node refuses while it elects new leaders after losing a peer: ask again.
-            logger.warning("the broker refused the ingest's subscriptions (%s); asking again in 1 s",
-                           ", ".join(str(c) for c in codes))
-            retry = threading.Timer(1.0, self._subscribe, (client,))
-            retry.daemon = True
-            retry.start()
-
-    def _subscribe(self, client: mqtt.Client) -> None:
-        if self.config.mqtt.protocol == "5":
-            # retain_handling=1: retained status only for a new subscription, not on every reconnect.
-            opts: Any = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        else:
-            opts = 1  # 3.1.1 has no retain handling: a reconnect gets the retained status again
-        # Workers share the events; each sees every status (retained messages are not sent to
-        # shared subscriptions, and a status written N times is still one row).
-        client.subscribe([(self.event_filter(), opts), (topics.ALL_STATUS, opts)])
-
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        if self._accepting.is_set():
-            moved = broker.next_address(client, self.config.mqtt)
-            if moved:
-                logger.info("ingest: broker unreachable, trying %s", moved)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if not self._accepting.is_set():
-            return  # not acknowledged: the broker delivers it again to the next session
-        self.stats.received += 1
-        item = _Item(self._generation, msg.mid, msg.qos)
-        try:
-            self._parse(msg.topic, msg.payload, item)
-        except Rejected as e:
-            item.rejected = e.reason
-            self._reject(e.reason, msg.topic, str(e))
-        self._queue.put(item)  # rejected ones too: acknowledged in order, after what came before
-
-    def _parse(self, topic: str, payload: bytes, item: _Item) -> None:
+    def _parse(self, topic: str, payload: bytes, item: Item) -> None:
         parsed = topics.parse_unit_topic(topic)
         if parsed is None:
             raise Rejected("bad_topic", f"topic is not {topics.PREFIX}/<checkpoint>/<device>/event|status")
@@ -303,7 +189,7 @@ class Ingest:
         return self.store.list_devices(Scope.all())
 
     # -- writer thread -----------------------------------------------------------------------
-    def _take_batch(self) -> list[_Item]:
+    def _take_batch(self) -> list[Item]:
         try:
             first = self._queue.get(timeout=0.1)
         except queue.Empty:
@@ -333,7 +219,7 @@ class Ingest:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _commit_with_retry(self, batch: list[_Item]) -> None:
+    def _commit_with_retry(self, batch: list[Item]) -> None:
         """Commit, retrying while the store refuses (e.g. locked); unacked messages stay safe."""
         attempt = 0
         while True:
@@ -353,7 +239,7 @@ class Ingest:
                 logger.warning("stopping with %d messages not stored: the broker resends them", len(batch))
                 return
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
         events = [item.event for item in batch if item.event is not None]
         if events:
             new = self.store.record_events(events)
@@ -372,17 +258,10 @@ class Ingest:
         self._ack(batch)
         self._acknowledge_units(events)
 
+    @abstractmethod
     def _acknowledge_units(self, events: list[Event]) -> None:
         """Tell each unit which of its seqs are stored now, new and duplicate alike (a unit that
         sends an event again has not heard the first ack). Nothing but seqs goes out."""
-        client = self._client
-        if client is None or not events:
-            return
-        for (checkpoint, device), seqs in self._seqs_by_unit(events).items():
-            for payload in ack_payloads(seqs):
-                # Queued by paho if the link is down; a lost ack only means the unit resends.
-                client.publish(topics.ack(checkpoint, device), payload, qos=1)
-                self.stats.acks += 1
 
     @staticmethod
     def _seqs_by_unit(events: list[Event]) -> dict[tuple[str, str], list[int]]:
@@ -392,38 +271,6 @@ class Ingest:
             by_unit.setdefault((event.checkpoint, event.device), []).append(event.seq)
         return by_unit
 
-    def _ack(self, batch: list[_Item]) -> None:
-        client = self._client
-        generation = self._generation
-        if client is None:
-            return
-        for item in batch:
-            # A message from an earlier connection is redelivered by the broker: no stale ack.
-            if item.qos > 0 and item.generation == generation:
-                client.ack(item.mid, item.qos)
-
-
-def make_ingest(store: Store, config: DashboardConfig, worker: int = 1) -> Ingest:
-    """The MQTT ingest (worker `worker` of several), or on the national cluster (mqtt.nats_urls
-    set) a worker of the JetStream consumer."""
-    if config.mqtt.nats_urls:
-        from dashboard.ingest_jetstream import JetStreamIngest  # noqa: PLC0415 - needs nats-py
-
-        return JetStreamIngest(store, config, worker=worker)
-    return Ingest(store, config, worker=worker)
-
-
-def run_ingest(store: Store, config: DashboardConfig, stop: threading.Event, report_every_s: float = 60.0,
-               worker: int = 1) -> IngestStats:
-    """Run the ingest (or worker `worker` of several) until `stop` is set, logging its counters
-    now and then (the CLI's loop)."""
-    ingest = make_ingest(store, config, worker)
-    ingest.start()
-    try:
-        while not stop.wait(report_every_s):
-            s = ingest.stats
-            logger.info("ingest: %d received, %d stored, %d duplicates, %d statuses, %d rejected",
-                        s.received, s.stored, s.duplicates, s.statuses, s.rejected_total)
-    finally:
-        ingest.stop()
-    return ingest.stats
+    @abstractmethod
+    def _ack(self, batch: list[Item]) -> None:
+        """Acknowledge the batch's messages to the transport, once they are committed."""

@@ -8,8 +8,8 @@ worker acknowledges it, after the batch holding it is committed. A worker that d
 unacknowledged messages to be redelivered (`ack_wait`) to the others; the store's unique
 (device, seq) absorbs what was committed but not yet acknowledged.
 
-Validation, batching, commits and the units' end-to-end acks are the MQTT ingest's
-(`dashboard.ingest.Ingest`); only the transport differs. Acks to units go out as plain NATS
+Validation, batching, commits and the units' end-to-end acks are the shared ingest's
+(`dashboard.ingest.base.Ingest`); only the transport differs. Acks to units go out as plain NATS
 messages on their ack subjects, which their MQTT subscriptions receive (at QoS 0: a lost one
 only means the unit sends the event again, which is acknowledged again).
 """
@@ -22,11 +22,12 @@ import threading
 from typing import Any
 
 from dashboard import broker
-from dashboard import nats as natsconf
+from dashboard.broker import nats as natsconf
 from dashboard.config import DashboardConfig
-from dashboard.ingest import Ingest, Rejected, _Item, ack_payloads
+from dashboard.ingest.base import Ingest, Item, Rejected
 from dashboard.store import Event, Store
 from protocol import topics
+from protocol.ack import encode_acks
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ FETCH_WAIT_S = 0.05
 
 
 def topic(subject: str) -> str:
-    """The MQTT topic of a NATS subject (the inverse of dashboard.nats.subject)."""
+    """The MQTT topic of a NATS subject (the inverse of dashboard.broker.nats.subject)."""
     return "/".join(subject.replace("//", "\0").split(".")).replace("\0", ".")
 
 
@@ -186,7 +187,7 @@ class JetStreamIngest(Ingest):
         if not self._accepting.is_set():
             return  # not acknowledged: redelivered to a worker after ack_wait
         self.stats.received += 1
-        item = _Item(self._generation, 0, 1, token=msg)
+        item = Item(self._generation, 0, 1, token=msg)
         t = topic(msg.subject)
         try:
             self._parse(t, msg.data, item)
@@ -210,7 +211,7 @@ class JetStreamIngest(Ingest):
             except Exception:  # noqa: BLE001 - an ack lost is a redelivery, deduplicated
                 logger.debug("ack of a stream message failed", exc_info=True)
 
-    def _ack(self, batch: list[_Item]) -> None:
+    def _ack(self, batch: list[Item]) -> None:
         self._run(self._ack_all([item.token for item in batch if item.token is not None]))
 
     async def _publish_all(self, messages: list[tuple[str, bytes]]) -> None:
@@ -225,7 +226,7 @@ class JetStreamIngest(Ingest):
             return
         messages = []
         for (checkpoint, device), seqs in self._seqs_by_unit(events).items():
-            for payload in ack_payloads(seqs):
+            for payload in encode_acks(seqs):
                 messages.append((natsconf.subject(topics.ack(checkpoint, device)), payload))
                 self.stats.acks += 1
         self._run(self._publish_all(messages))

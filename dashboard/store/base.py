@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from dashboard.scope import Scope
 # The contract's words and field rules (results, decision kinds, ids, codes): protocol.fields.
-from protocol.fields import COUNTED, DECISION_KINDS, FOLLOWED, NAME, OUTCOMES, REASON, RESULTS
+from protocol.fields import COUNTED, DECISION_KINDS, FOLLOWED, NAME, OUTCOMES, REASON
 from protocol.fields import ID as ID_RE
 from protocol.fields import OFFICER_ID as OFFICER_RE
 
