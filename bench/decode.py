@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scanner import phone_screen, printed_scenes  # noqa: E402
-from scanner.decode import QrDecoder, read_gray  # noqa: E402
+from scanner.qr.decode import QrDecoder, read_gray  # noqa: E402
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SEED = 20211001

@@ -10,7 +10,7 @@ camera-side reader can be. It undoes the pose (a perspective warp to a few pixel
 takes each module's centre against the level of the modules round it, and gives zxing-cpp a clean
 drawing of those modules, so that the code's own error correction decides; it tries the frame as
 it is and after the stage's Wiener filter, and zxing-cpp on the straightened code as well. The
-straightening, sampling and drawing are the stage's own locator's (``scanner.locate``), which
+straightening, sampling and drawing are the stage's own locator's (``scanner.qr.locate``), which
 finds the pose itself; here it is given.
 
 A frame the pose-known reader cannot read has more modules lost to glare, blur and low contrast
@@ -39,8 +39,9 @@ import zxingcpp  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.decode import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets  # noqa: E402
-from scanner import locate, phone_screen  # noqa: E402
-from scanner.decode import QrDecoder, wiener_kernel  # noqa: E402
+from scanner import phone_screen  # noqa: E402
+from scanner.qr import locate  # noqa: E402
+from scanner.qr.decode import QrDecoder, wiener_kernel  # noqa: E402
 
 _QR = zxingcpp.BarcodeFormat.QRCode
 _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
@@ -49,12 +50,12 @@ sample_modules = locate.sample_modules
 
 def scene_pose(corners: np.ndarray, n: int) -> np.ndarray:
     """The pose of a rendered code from its true corners. A ``Scene``'s corners are where the
-    grid's edges fall (pixel i spans i..i+1); ``scanner.locate`` counts from pixel centres."""
+    grid's edges fall (pixel i spans i..i+1); ``scanner.qr.locate`` counts from pixel centres."""
     return locate.pose_from_corners(np.asarray(corners, np.float64) - 0.5, n)
 
 
 def straighten(gray: np.ndarray, corners: np.ndarray, n: int) -> np.ndarray:
-    """The code seen square-on, with its quiet zone (``scanner.locate.straighten`` from corners)."""
+    """The code seen square-on, with its quiet zone (``scanner.qr.locate.straighten`` from corners)."""
     return locate.straighten(gray, scene_pose(corners, n), n)
 
 

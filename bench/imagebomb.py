@@ -23,7 +23,7 @@ _CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 import cv2, numpy as np
-from scanner.decode import UnreadableImageError, read_image
+from scanner.qr.decode import UnreadableImageError, read_image
 path, side = sys.argv[1], sys.argv[2]
 def peak_mb():  # VmHWM: unlike ru_maxrss, not carried over from the parent through fork and exec
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))

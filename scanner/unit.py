@@ -173,7 +173,7 @@ class Unit:
 
         decoder = self._decoder
         if decoder is None:
-            from scanner.decode import QrDecoder
+            from scanner.qr.decode import QrDecoder
 
             decoder = QrDecoder()
         camera = self._camera or open_camera(cfg.camera)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import segno
 
-import scanner.decode as stage
+import scanner.qr.decode as stage
 from scanner import phone_screen
-from scanner.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
+from scanner.qr.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "qr-photos"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scanner.decode as stage
+import scanner.qr.decode as stage
 from bench.decode import synthetic_sets, varied_sets
 
 

@@ -20,7 +20,7 @@ import segno
 import zxingcpp
 
 from scanner import phone_screen, printed_scenes
-from scanner.decode import QrDecoder
+from scanner.qr.decode import QrDecoder
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "qr-photos"

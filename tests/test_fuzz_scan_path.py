@@ -287,7 +287,7 @@ def test_a_png_claiming_more_than_it_holds_is_refused_before_opencv(tmp_path) ->
     import struct
     import zlib
 
-    from scanner.decode import UnreadableImageError, png_chunks_fit, read_image
+    from scanner.qr.decode import UnreadableImageError, png_chunks_fit, read_image
 
     def chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
         size = len(body) if length is None else length

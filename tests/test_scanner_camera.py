@@ -253,7 +253,7 @@ def test_capture_marks_a_finished_source_and_reports_a_broken_one(image_folder: 
 
 
 def test_scripted_camera_holds_each_phone_then_leaves_a_gap() -> None:
-    from scanner.decode import QrDecoder
+    from scanner.qr.decode import QrDecoder
 
     payloads = ["HC1:" + "A1B2C3" * 40, "HC1:" + "Z9Y8X7" * 40]
     camera = ScriptedCamera(payloads, 1280, 720, fps=0, loop=False, hold_frames=3, gap_frames=2)

@@ -178,7 +178,7 @@ def frame_to_verdict(data: bytes) -> Verdict | None:
     """Bytes as a raw grey camera frame (what picamera2 hands over): 2 bytes width, 2 height,
     then pixels, tiled to fill the frame; through the QR decoder and `verify`."""
     global _decoder
-    from scanner.decode import QrDecoder
+    from scanner.qr.decode import QrDecoder
 
     if len(data) < 5:
         return None
@@ -213,13 +213,13 @@ def seed_frames() -> list[bytes]:
 def image_to_verdict(data: bytes) -> Verdict | None:
     """Bytes as an image file -> grey frame -> QR decoder -> verify (None: no code read)."""
     global _decoder
-    from scanner.decode import QrDecoder, check_frame
+    from scanner.qr.decode import QrDecoder, check_frame
 
-    from scanner.decode import png_chunks_fit
-    from scanner.imageheader import ImageHeaderError, check_declared_size
+    from scanner.qr.decode import png_chunks_fit
+    from scanner.qr.imageheader import ImageHeaderError, check_declared_size
 
     if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_chunks_fit(data):
-        return None  # as scanner.decode.read_image refuses it: OpenCV would allocate gigabytes
+        return None  # as scanner.qr.decode.read_image refuses it: OpenCV would allocate gigabytes
     try:
         check_declared_size(data, 16, MAX_IMAGE_SIDE)  # as read_image does, before OpenCV allocates
     except ImageHeaderError:

@@ -9,7 +9,7 @@ and retries on that crop only: a small Wiener filter undoes part of the defocus,
 2-3x enlargement lets zxing sample small modules, and on the likeliest region the stage's own
 binarisation (smoothed, against the level of the modules round each pixel) keeps the modules
 that noise and glare flip in zxing's; where even that finds no code, the stage's own locator
-(``scanner.locate``) looks for the finder and alignment patterns itself and reads the modules
+(``scanner.qr.locate``) looks for the finder and alignment patterns itself and reads the modules
 where they put them. Where a code was read a moment ago, its crop is looked
 at first, the way it was read then. Frames with no code in them, which dominate a video loop,
 cost one zxing search, the texture map, one retry per textured region and the binarised retry
@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 import zxingcpp
 
-from scanner import locate
-from scanner.imageheader import refuse_before_decoding
+from scanner.qr import locate
+from scanner.qr.errors import BadFrameError, UnreadableImageError
+from scanner.qr.imageheader import refuse_before_decoding
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +48,6 @@ _MAX_PYZBAR_SIDE = 700  # pyzbar costs ~10 ms per 600x600 crop: only on tight re
 _MIN_CROP_SIDE = 120  # crop retries are for dense codes; small codes are read by the frame pass
 _SMALL_IMAGE_SIDE = 640  # under the smallest camera mode's width (640x480): a photo, not a frame
 _TRACKED, _TEXTURED, _MOST_TEXTURED, _DETECTED = 0, 1, 2, 3  # how sure the stage is that a region holds a code
-
-
-class DecodeError(Exception):
-    """Base of every error raised by the decoding stage."""
-
-
-class BadFrameError(DecodeError, ValueError):
-    """The frame is not a 2-D uint8 grey image of a usable size."""
-
-
-class UnreadableImageError(DecodeError):
-    """An image file does not exist or cannot be opened as an image."""
-
-    def __init__(self, path: Path, why: str) -> None:
-        super().__init__(f"cannot read image {path}: {why}")
-        self.path = path
-        self.why = why
 
 
 @dataclass(frozen=True)
@@ -390,7 +374,7 @@ class _Retry:
     deblur: tuple[float, float] | None = None  # (sigma, noise) of the Wiener filter
     binarise: bool = False  # threshold here, smoothed, against the level of the modules round each pixel
     whole: bool = False  # zxing-cpp's own default search of the crop (also downscaled and inverted)
-    locate: bool = False  # not zxing's detector: the stage's own locator (scanner.locate)
+    locate: bool = False  # not zxing's detector: the stage's own locator (scanner.qr.locate)
 
     @property
     def name(self) -> str:

@@ -3,7 +3,7 @@
 The three finder patterns of a QR code (ISO/IEC 18004, 6.3.3) are a dark 7x7 square ring, a
 light 5x5 ring and a dark 3x3 core. In the stage's own binarisation each shows as contours nested
 three deep; their areas give the module size and their sides, fitted as lines, the corners of
-the square through the middle of the ring (modules 0.5 to 6.5 of the pattern). ``scanner.locate``
+the square through the middle of the ring (modules 0.5 to 6.5 of the pattern). ``scanner.qr.locate``
 assembles a code's corners from them and finds its pose.
 """
 

@@ -19,19 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+from scanner.qr.errors import ImageHeaderError, UnreadableImageError
+
 Data = Union[bytes, mmap.mmap]
 
 MAX_FILE_BYTES = 128 << 20  # far above any photo of a QR code; read_image loads the whole file
 _MAX_TEXT_HEADER = 64 << 10  # PNM, PFM and HDR headers are text lines; real ones are tiny
 _MAX_BOXES = 10_000  # ISO boxes (AVIF, JPEG 2000) walked at most
-
-
-class ImageHeaderError(ValueError):
-    """The header is missing, unknown or broken; `why` says what (no file name)."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
 
 
 @dataclass(frozen=True)
@@ -366,12 +360,9 @@ def check_declared_size(data: Data, min_side: int, max_side: int) -> DeclaredSiz
 def refuse_before_decoding(path: str | Path, min_side: int = 16, max_side: int = 8192) -> None:
     """Raise the decoder's UnreadableImageError unless `path` is an image of a size it may decode.
 
-    Called first thing by ``scanner.decode.read_image``: missing files, files over
+    Called first thing by ``scanner.qr.decode.read_image``: missing files, files over
     MAX_FILE_BYTES, unknown formats and declared sizes outside the limits never reach OpenCV.
     """
-    # Imported here: scanner.decode imports this module, and its error is the one callers catch.
-    from scanner.decode import UnreadableImageError
-
     path = Path(path)
     try:
         with path.open("rb") as file:

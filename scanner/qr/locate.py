@@ -6,7 +6,7 @@ webcam's JPEG, that tracing fails even where the modules can still be told apart
 
 1. finder patterns are nested contours (a square, a ring, a core) in the stage's own
    binarisation of the crop, each giving its centre, its module size and the corners of the
-   square through the middle of its ring (``scanner/finders.py``);
+   square through the middle of its ring (``scanner/qr/finders.py``);
 2. three whose squares fit one plane grid are the code's corners, however far the code is
    tilted; else three of like size at a right angle. Top-left is the corner, top-right and
    bottom-left are told apart by the direction of the turn. Where no three do, two whose
@@ -23,7 +23,7 @@ webcam's JPEG, that tracing fails even where the modules can still be told apart
 
 On this machine it costs 1-3 ms on a crop without finder patterns (the contour search) and
 5-10 ms where it finds three, and runs only where the decoding stage expects a code and its
-retries failed (``scanner/decode.py``).
+retries failed (``scanner/qr/decode.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import zxingcpp
 
-from scanner.finders import Finder, dark_mode_of, finder_patterns, runs_along
+from scanner.qr.finders import Finder, dark_mode_of, finder_patterns, runs_along
 
 _QR = zxingcpp.BarcodeFormat.QRCode
 _MATCH_PX = 4  # pixels per module where alignment patterns are matched
