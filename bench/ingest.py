@@ -22,7 +22,7 @@ bottleneck) from their own process; the probe runs in its own process, as a brow
    subscription; rate = events / (start -> all stored, read from the store's change marker),
    beside the bare rate of the same round. PostgreSQL runs durably (fsync on), as SQLite does.
 
-    .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--backend all] [--workers 1,2,4] [--json]
+    .venv/bin/python -m bench.ingest [--devices 200] [--events 150] [--backend all] [--workers 1,2,4] [--json]
 
 Aims (issue 4): ingest >= half the bare rate and >= 5,000 events/s; stream delay p95 < 500 ms.
 Aims (issue 14): PostgreSQL with 4 workers >= SQLite with 1, and >= 5,000 events/s.
@@ -58,7 +58,6 @@ from typing import Any
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
@@ -69,10 +68,10 @@ from dashboard.ingest import MqttIngest  # noqa: E402
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import Store, open_store  # noqa: E402
 from common.localnet import free_port, wait_for_port  # noqa: E402
-from tests.support.broker import Mosquitto  # noqa: E402
-from tests.support.postgres import PostgresCluster  # noqa: E402
+from testbed.mosquitto import Mosquitto  # noqa: E402
+from testbed.postgres import PostgresCluster  # noqa: E402
 
-REPRODUCE = ".venv/bin/python bench/ingest.py"
+REPRODUCE = ".venv/bin/python -m bench.ingest"
 PROBE_CHECKPOINT = "PROBE"
 _TOTAL_RE = re.compile(r'data-test-id="checkpoint-today-total">([0-9.,\s]+)<')
 

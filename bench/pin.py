@@ -8,7 +8,7 @@ search of every 4- and 6-digit PIN of one officer takes on one core (the throttl
 does not apply once the roster file is copied off a stolen unit; the roster's expiry and
 revocation bound that).
 
-    .venv/bin/python bench/pin.py [--rounds 5] [--json]
+    .venv/bin/python -m bench.pin [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from protocol.roster import SCRYPT_N, SCRYPT_R, hash_pin  # noqa: E402
 

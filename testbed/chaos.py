@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.chaos --units 20 --people 400 --broker-restarts 12 --json
     .venv/bin/python -m bench.chaos --national [--units 50] [--json]   (bench/chaos_national.py)
 
+(bench/chaos.py is the command; this module is the rig it and the tests run.)
+
 Every part is the real program: `chot scanner run` processes on replay cameras (QR images of
 certificates issued for the run, one person per frame), the shipped Mosquitto config rendered by
 dashboard.broker with per-device accounts and ACL, and `chot dashboard ingest` writing into a
@@ -18,7 +20,6 @@ tests/test_reliability_chaos.py runs a small, bounded version of the same `Chaos
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import getpass
@@ -27,12 +28,10 @@ import logging
 import os
 import random
 import secrets
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -41,13 +40,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from common.localnet import free_port, wait_for_port  # noqa: E402
 from common.tomlwrite import dumps as to_toml  # noqa: E402
 from keys.qr import write_png  # noqa: E402
-from tests.support.broker import Mosquitto  # noqa: E402
-from tests.support.ministry import Ministry, tamper  # noqa: E402
+from testbed.mosquitto import Mosquitto  # noqa: E402
+from testbed.ministry import Ministry, tamper  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -373,7 +371,7 @@ class ChaosRun:
         for unit in self.units:
             wait_for_port(unit.screen_port, 60)
         if self.opt.officers:
-            from chot.demo.officer import SimulatedOfficer
+            from testbed.officer import SimulatedOfficer
 
             for i, unit in enumerate(self.units):
                 n = CHECKPOINTS.index(unit.checkpoint)
@@ -671,45 +669,3 @@ def _end(proc: subprocess.Popen[bytes], sig: int, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the chaos bench and print the figures (`--national`: the national profile's run)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--national" in argv:
-        from bench.chaos_national import main as national_main  # noqa: PLC0415 - its own parts and options
-
-        return national_main([a for a in argv if a != "--national"])
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--units", type=int, default=20, help="unit processes")
-    p.add_argument("--people", type=int, default=400, help="frames (people) per unit camera")
-    p.add_argument("--fps", type=float, default=10.0, help="camera frames per second")
-    p.add_argument("--broker-restarts", type=int, default=12, help="broker kills/restarts")
-    p.add_argument("--unit-kills", type=int, default=10, help="unit SIGKILLs")
-    p.add_argument("--ingest-restarts", type=int, default=6, help="ingest stops/restarts")
-    p.add_argument("--no-disk", action="store_true", help="skip the disk-full fault")
-    p.add_argument("--outage", type=float, default=2.0, help="seconds each outage lasts")
-    p.add_argument("--seed", type=int, default=2021, help="random seed of the fault schedule")
-    p.add_argument("--workdir", type=Path, help="keep the run's files here (default: a temp folder)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = p.parse_args(argv)
-    opts = ChaosOptions(units=args.units, people=args.people, fps=args.fps, broker_restarts=args.broker_restarts,
-                        unit_kills=args.unit_kills, ingest_restarts=args.ingest_restarts,
-                        fill_disk=not args.no_disk, outage_s=args.outage, seed=args.seed)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="chot-chaos-"))
-    if args.workdir and workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    report = ChaosRun(workdir, opts).run().as_dict()
-    report["workdir"] = str(workdir)
-    report["command"] = "python -m bench.chaos " + " ".join(argv)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for key, value in report.items():
-            print(f"{key:>20}: {value}")
-    return 0 if report["exact"] and not report["screen_stalls"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

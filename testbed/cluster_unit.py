@@ -1,6 +1,6 @@
 """A unit's reporting side as a real process, for failover tests: outbox + MqttLink, no camera.
 
-`python -m tests.support.cluster_unit CONFIG.json` records `record` events `pace` seconds apart
+`python -m testbed.cluster_unit CONFIG.json` records `record` events `pace` seconds apart
 in a real SQLite outbox and reports them through scanner.mqtt.MqttLink to the brokers the
 config lists, printing `recorded <seq> <device> <unix time>` for each and
 `broker <host:port> <device>` whenever the node it is on changes, until the central has
@@ -64,7 +64,7 @@ class UnitProcess:
         self.lines: list[str] = []
         # Its log (stderr) apart from its report lines (stdout), which must stay whole.
         self.log = config.with_suffix(".log")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.cluster_unit", str(config)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "testbed.cluster_unit", str(config)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.log, "ab"), text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

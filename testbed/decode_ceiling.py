@@ -1,7 +1,9 @@
 """What the synthetic phone-screen frames allow: chot's stage against a reader told where the code is.
 
-    .venv/bin/python bench/decode_ceiling.py --synthetic 100
-    .venv/bin/python bench/decode_ceiling.py --synthetic 100 --json
+    .venv/bin/python -m bench.decode_ceiling --synthetic 100
+    .venv/bin/python -m bench.decode_ceiling --synthetic 100 --json
+
+(bench/decode_ceiling.py is the command; the pose-known reader lives here so tests can use it.)
 
 For the rendered sets of ``bench/decode.py`` (hard 1280x720 and 640x480, varied and dark mode at
 1280x720, from the tuning seed and the held-out seed), runs chot's per-frame stage, zxing-cpp
@@ -28,20 +30,18 @@ import json
 import os
 import shlex
 import sys
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import zxingcpp  # noqa: E402
+import cv2
+import numpy as np
+import zxingcpp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.decode import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets  # noqa: E402
-from scanner import phone_screen  # noqa: E402
-from scanner.qr import locate  # noqa: E402
-from scanner.qr.decode import QrDecoder, wiener_kernel  # noqa: E402
+from testbed.decode_sets import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets
+from scanner import phone_screen
+from scanner.qr import locate
+from scanner.qr.decode import QrDecoder, wiener_kernel
 
 _QR = zxingcpp.BarcodeFormat.QRCode
 _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--synthetic takes 1..2000 frames per set")
     cv2.setNumThreads(1)
     result = run(rendered_sets(args.synthetic))
-    result["command"] = shlex.join([".venv/bin/python", "bench/decode_ceiling.py",
+    result["command"] = shlex.join([".venv/bin/python", "-m", "bench.decode_ceiling",
                                     *(sys.argv[1:] if argv is None else argv)])
     if args.json:
         print(json.dumps(result, indent=1))

@@ -1,4 +1,4 @@
-"""The `ministry` fixture: a test ministry made once per session, with real keys and certificates.
+"""A test ministry with real keys and certificates (tests get it as the `ministry` fixture).
 
 Use it from any test:
 
@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
-import pytest
 
 from keys import bundle as bundle_mod
 from keys import ca, dcc, hc1
@@ -252,9 +251,3 @@ def tamper(text: str, needle: bytes) -> str:
     swapped = b"B" if payload[at:at + 1] != b"B" else b"C"
     forged = payload[:at] + swapped + payload[at + 1:]
     return hc1.wrap(cbor2.dumps(cbor2.CBORTag(hc1.COSE_SIGN1_TAG, [protected, dict(unprotected), forged, signature])))
-
-
-@pytest.fixture(scope="session")
-def ministry() -> Ministry:
-    """The session's test ministry (keys generated once)."""
-    return Ministry()

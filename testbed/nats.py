@@ -23,7 +23,7 @@ from typing import Any
 from common.localnet import free_port, wait_for_port
 from dashboard.broker import nats as natsconf
 from dashboard.config import BrokerConfig, NatsNode
-from chot.localservices.process import ServerProcess
+from testbed.process import ServerProcess
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -185,3 +185,28 @@ class NatsCluster:
 
     def log_text(self) -> str:
         return "\n".join(f"--- {n.name} ---\n{n.log_text()}" for n in self.nodes)
+
+
+def national_config_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The central config's TOML data for a 3-node cluster under tmp_path."""
+    import secrets  # noqa: PLC0415
+
+    data_dir = tmp_path / "central"
+    brokers = national_broker(data_dir)
+    first, *rest = brokers["nodes"]
+    data: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "broker": brokers,
+        "mqtt": {"host": "127.0.0.1", "port": first["mqtt_port"], "protocol": "3.1.1",
+                 "brokers": [f"127.0.0.1:{n['mqtt_port']}" for n in rest],
+                 "nats_urls": [f"nats://127.0.0.1:{n['client_port']}" for n in brokers["nodes"]],
+                 "ingest": {"username": "chot-ingest", "password": secrets.token_urlsafe(12)},
+                 "dashboard": {"username": "chot-dashboard", "password": secrets.token_urlsafe(12)}},
+        "ingest": {"device_refresh_s": 0.5},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    return data

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 import paho.mqtt.client as mqtt
 import pytest
 
-from dashboard import broker
 from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from protocol import topics

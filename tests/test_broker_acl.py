@@ -73,7 +73,7 @@ def connect(port: int, username: str | None, password: str | None, *, tls_ca: Pa
 
 
 @pytest.fixture
-def ingest(central: Central) -> Iterator[Ingest]:
+def ingest(central: Central) -> Iterator[MqttIngest]:
     i = MqttIngest(central.store, central.config)
     i.start()
     yield i
@@ -113,7 +113,7 @@ def test_no_login_and_wrong_password_are_refused(central: Central) -> None:
     client.loop_stop()
 
 
-def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, ingest: Ingest) -> None:
+def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, ingest: MqttIngest) -> None:
     a = central.add_device("ua", "IC7")
     central.add_device("ub", "IC7")
     central.store.upsert_checkpoint("IC8", "IC8", "002", "01")
@@ -153,7 +153,7 @@ def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, inges
     spy.loop_stop()
 
 
-def test_removing_a_unit_revokes_it(central: Central, ingest: Ingest) -> None:
+def test_removing_a_unit_revokes_it(central: Central, ingest: MqttIngest) -> None:
     creds = central.add_device("u1", "IC7")
     time.sleep(0.3)
     client, outcome = connect(central.port, "u1", creds.password, protocol=mqtt.MQTTv311)

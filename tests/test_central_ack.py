@@ -54,7 +54,7 @@ class Rig:
     tmp_path: Path
     cleanups: list[Callable[[], object]]
 
-    def ingest(self) -> Ingest:
+    def ingest(self) -> MqttIngest:
         ingest = MqttIngest(self.central.store, self.central.config)
         ingest.start()
         self.cleanups.append(ingest.stop)

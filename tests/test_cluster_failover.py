@@ -1,7 +1,7 @@
 """Units and the ingest on the 3-node cluster: a node is SIGKILLed mid-run, nothing is lost or doubled.
 
 Real processes: three nats-server nodes, three unit processes (outbox + MqttLink,
-tests/support/cluster_unit.py), the ingest speaking MQTT 3.1.1 to the cluster.
+testbed/cluster_unit.py), the ingest speaking MQTT 3.1.1 to the cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from tests.support.central import wait_until
-from tests.support.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
+from testbed.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
 from tests.support.nats import NationalCentral, national  # noqa: F401 - national is a fixture
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(240)]

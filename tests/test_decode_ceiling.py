@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from bench import decode_ceiling
-from bench.decode import synthetic_payload
 from scanner import phone_screen
+from testbed import decode_ceiling
+from testbed.decode_sets import synthetic_payload
 
 
 def _scene(seed: int, difficulty: str = "easy", dark: bool | None = None) -> tuple[phone_screen.Scene, str]:

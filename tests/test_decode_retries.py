@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import scanner.qr.decode as stage
-from bench.decode import synthetic_sets, varied_sets
+from testbed.decode_sets import synthetic_sets, varied_sets
 
 
 def _grid(n: int, px: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Declared image sizes read from headers, and huge ones refused before decoding, in bounded memory.
 
 Sizes are checked against what OpenCV itself decodes from files it wrote, one per format the
-reader accepts; the huge files (bench/fuzz/hugeimages.py) are real encoded files with their size
+reader accepts; the huge files (testbed/fuzz/hugeimages.py) are real encoded files with their size
 fields rewritten. The memory test runs read_image in a child process and reads its peak RSS,
 (VmHWM), which sees OpenCV's C allocations (tracemalloc would not).
 """
@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.fuzz import targets
-from bench.fuzz.hugeimages import huge_images, png_bomb
+from testbed.fuzz import targets
+from testbed.fuzz.hugeimages import huge_images, png_bomb
 from scanner.qr.decode import UnreadableImageError, read_image
 from scanner.qr.imageheader import ImageHeaderError, check_declared_size, declared_size, is_image
 

@@ -57,10 +57,10 @@ def shared_central(tmp_path: Path, mosquitto_factory: Callable[..., Any], postgr
 
 
 @pytest.fixture
-def workers(shared_central: Central) -> Iterator[list[Ingest]]:
+def workers(shared_central: Central) -> Iterator[list[MqttIngest]]:
     """Each worker with a store of its own, as separate processes have."""
     stores: list[Store] = []
-    started: list[Ingest] = []
+    started: list[MqttIngest] = []
     for k in range(1, WORKERS + 1):
         stores.append(open_store(shared_central.target))
         ingest = MqttIngest(stores[-1], shared_central.config, worker=k)
@@ -73,7 +73,7 @@ def workers(shared_central: Central) -> Iterator[list[Ingest]]:
         store.close()
 
 
-def test_workers_share_the_events_and_count_each_once(shared_central: Central, workers: list[Ingest]) -> None:
+def test_workers_share_the_events_and_count_each_once(shared_central: Central, workers: list[MqttIngest]) -> None:
     assert [w.event_filter() for w in workers] == ["$share/chot-ingest/chot/v1/+/+/event"] * WORKERS
     units = [AckedUnit(shared_central, d, shared_central.add_device(d, "IC7").password) for d in ("u1", "u2")]
     for unit in units:
@@ -92,7 +92,7 @@ def test_workers_share_the_events_and_count_each_once(shared_central: Central, w
         unit.close()
 
 
-def test_a_stopped_workers_share_goes_to_the_others(shared_central: Central, workers: list[Ingest]) -> None:
+def test_a_stopped_workers_share_goes_to_the_others(shared_central: Central, workers: list[MqttIngest]) -> None:
     unit = AckedUnit(shared_central, "u1", shared_central.add_device("u1", "IC7").password)
     unit.events(range(1, 31))
     assert wait_until(lambda: stored_total(shared_central.store) == 30, 30)
@@ -107,7 +107,7 @@ def test_a_stopped_workers_share_goes_to_the_others(shared_central: Central, wor
 
 
 def test_a_copy_reaching_two_workers_is_stored_once_and_acknowledged_by_both(
-        shared_central: Central, workers: list[Ingest]) -> None:
+        shared_central: Central, workers: list[MqttIngest]) -> None:
     unit = AckedUnit(shared_central, "u1", shared_central.add_device("u1", "IC7").password)
     for w in workers[1:]:
         w.stop()  # only worker 1 is there for the first copy...

@@ -9,7 +9,11 @@ their package. The rules:
 - `keys` (the ministry side) imports only `verifier` and `common`;
 - `scanner` and `dashboard` import `protocol`, `verifier` and `common`, not each other, not `keys`,
   not `chot`;
+- `testbed` (launchers of local engines, synthetic scenes, shared rigs) imports the product but
+  not `chot` (the demo uses it), nor benches or tests;
 - nothing but `chot` itself imports the `chot` command package (tests and benches may);
+- benches do not import tests, tests do not import benches (what both need is in `testbed`), and
+  no bench edits `sys.path` (benches run as `python -m bench.NAME` from the repository root);
 - no import circle between modules anywhere (product, benches, tests), counting imports inside
   functions: module A importing B (at any depth) while B imports A.
 """
@@ -23,7 +27,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("common", "verifier", "protocol", "keys", "scanner", "dashboard", "chot")
+PARTS = ("common", "verifier", "protocol", "keys", "scanner", "dashboard", "testbed", "chot", "bench", "tests")
 
 ALLOWED: dict[str, set[str]] = {
     "common": set(),
@@ -32,7 +36,10 @@ ALLOWED: dict[str, set[str]] = {
     "keys": {"verifier", "common"},
     "scanner": {"protocol", "verifier", "common"},
     "dashboard": {"protocol", "verifier", "common"},
-    "chot": {"common", "verifier", "protocol", "keys", "scanner", "dashboard"},
+    "testbed": {"common", "verifier", "protocol", "keys", "scanner", "dashboard"},
+    "chot": {"common", "verifier", "protocol", "keys", "scanner", "dashboard", "testbed"},
+    "bench": {"common", "verifier", "protocol", "keys", "scanner", "dashboard", "testbed", "chot"},
+    "tests": {"common", "verifier", "protocol", "keys", "scanner", "dashboard", "testbed", "chot"},
 }
 
 
@@ -71,6 +78,17 @@ def test_package_imports_only_what_its_layer_allows(package: str) -> None:
     assert violations(package) == []
 
 
+def test_no_bench_edits_the_import_path() -> None:
+    """Benches run as modules from the repository root; a `sys.path` edit would hide a wrong import."""
+    edits = []
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
+                    and node.value.id == "sys":
+                edits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert edits == []
+
+
 def test_the_rule_reader_sees_imports_of_every_form(tmp_path: Path) -> None:
     """The reader must catch lazy, aliased and dotted imports, or the rules above prove nothing."""
     sample = tmp_path / "sample.py"
@@ -100,7 +118,7 @@ def test_a_forbidden_import_is_reported(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 # -- import circles ------------------------------------------------------------------------------
-CIRCLE_PARTS = PARTS + ("bench", "tests")
+CIRCLE_PARTS = PARTS
 
 
 def module_files(root: Path, parts: tuple[str, ...] = CIRCLE_PARTS) -> dict[str, Path]:

@@ -8,10 +8,10 @@ import pytest
 import zxingcpp
 
 import scanner.qr.decode as stage
-from bench.decode import varied_sets
 from scanner import phone_screen
 from scanner.qr import finders as finders_module
 from scanner.qr import locate
+from testbed.decode_sets import varied_sets
 
 _PX, _QUIET = 4, 6
 

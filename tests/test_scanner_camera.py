@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.fuzz.hugeimages import png_bomb
+from testbed.fuzz.hugeimages import png_bomb
 from scanner.camera import CameraUnavailable, SourceEnded, open_camera
 from scanner.camera.fake_picamera2 import FakePicamera2
 from scanner.camera.opencv import OpenCvCamera

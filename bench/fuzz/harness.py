@@ -13,7 +13,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["verifier", "scanner.qr.decode", "cbor2", "bench.fuzz"]):
-    from bench.fuzz import targets
+    from testbed.fuzz import targets
     from scanner.qr.errors import DecodeError
 
 

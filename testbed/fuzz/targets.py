@@ -57,7 +57,7 @@ def fixture() -> Fixture:
             signers[der] = SignerKey.from_certificate(der, kid=compute_kid(der))
         except Exception:  # noqa: BLE001 - some test cases carry deliberately broken DSCs
             continue
-    from bench.fuzz.hostile import fuzz_signer_key
+    from testbed.fuzz.hostile import fuzz_signer_key
 
     trust = TrustStore([*signers.values(), fuzz_signer_key()])
     return Fixture(trust, builtin_policy("vn-2021"), VerifyOptions(uci_key=b"fuzz-unit-secret"))
@@ -131,7 +131,7 @@ def cose_to_verdict(data: bytes) -> Verdict:
 def claims_to_verdict(data: bytes) -> Verdict:
     """Bytes as the signed CWT claims: signed by the trusted fuzz signer, so every byte is
     judged by the steps after the signature (CWT, CBOR limits, schema, value sets, policy)."""
-    from bench.fuzz.hostile import signed_hc1
+    from testbed.fuzz.hostile import signed_hc1
 
     return payload_to_verdict(signed_hc1(data))
 
