@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import Event, Store, open_store  # noqa: E402
-from dashboard.web.reports import Area, report, report_sheets  # noqa: E402
-from dashboard.web.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
-from dashboard.web.spreadsheet import xlsx_bytes  # noqa: E402
+from dashboard.web.data.reports import Area, report, report_sheets  # noqa: E402
+from dashboard.web.data.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
+from dashboard.web.data.spreadsheet import xlsx_bytes  # noqa: E402
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # A fixed "now" (mid-afternoon local, inside an hour) keeps runs comparable across days.

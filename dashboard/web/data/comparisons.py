@@ -7,7 +7,7 @@ from typing import Any
 
 from dashboard.scope import Scope
 from dashboard.store import Counts, Store
-from dashboard.web.periods import WebSettings, day_period, local_today
+from dashboard.web.data.periods import WebSettings, day_period, local_today
 
 TREND_DAYS: tuple[int, ...] = (7, 30)
 

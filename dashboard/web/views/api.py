@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from dashboard.web import snapshots
+from dashboard.web.data import snapshots
 from dashboard.web.auth import error_response, roles_required
 from dashboard.web.i18n import current_language, translate
 from dashboard.web.state import get_store, now, settings, user_scope
 from dashboard.web.templating import scope_words
-from dashboard.web.views import checkpoint_context_or_abort, devices_context, overview_context
+from dashboard.web.views.pages import checkpoint_context_or_abort, devices_context, overview_context
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def users() -> Any:
 @roles_required("admin", "province_admin")
 def audit() -> Any:
     """The audit log in the admin's scope (`province=<code>` narrows it; others are refused)."""
-    from dashboard.web.admin import audit_entries
+    from dashboard.web.views.admin import audit_entries
     from dashboard.web.province_admin import Overreach
 
     try:

@@ -12,13 +12,14 @@ from typing import Any
 
 from flask import Blueprint, Response, g, render_template, request
 
-from dashboard.web import audit, reports, snapshots
+from dashboard.web import audit
+from dashboard.web.data import reports, snapshots
 from dashboard.web.auth import error_response
 from dashboard.web.i18n import translate
 from dashboard.web.province_admin import province_of_user_scope
-from dashboard.web.spreadsheet import Sheet, csv_bytes, xlsx_bytes
+from dashboard.web.data.spreadsheet import Sheet, csv_bytes, xlsx_bytes
 from dashboard.web.state import get_store, now, settings, user_scope
-from dashboard.web.views import devices_context, overview_context
+from dashboard.web.views.pages import devices_context, overview_context
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def _areas() -> list[tuple[str, str]]:
     scope = user_scope()
     cps = get_store().list_checkpoints(scope)
     provinces = sorted({c.province for c in cps if scope.everything or c.province in scope.provinces})
-    from dashboard.web.provinces import province_label
+    from dashboard.web.data.provinces import province_label
 
     return ([("all", translate("report_all"))] + [(f"province:{p}", province_label(p)) for p in provinces]
             + [(f"checkpoint:{c.id}", c.name) for c in cps])
