@@ -103,7 +103,7 @@ def prepare(workdir: Path, difficulty: str) -> int:
 
 
 def run_child(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", str(workdir), "--seconds", str(args.seconds), "--fps", str(args.fps),
+    cmd = [sys.executable, "-m", "bench.scan", "--child", str(workdir), "--seconds", str(args.seconds), "--fps", str(args.fps),
            "--difficulty", args.difficulty]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds * 3 + 120, cwd=ROOT)
     if out.returncode != 0:

@@ -56,7 +56,7 @@ def unit_group_config(path: Path, units: list[dict[str, Any]], *, record: int, p
     return path
 
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class UnitProcess:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-NGINX_DIR = Path(__file__).resolve().parents[2] / "firmware-config" / "nginx"
+NGINX_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "nginx"
 SHIPPED_PORTS = ("127.0.0.1:8080", "127.0.0.1:8081")  # the upstream file's two server lines
 
 
