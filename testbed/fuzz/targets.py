@@ -21,12 +21,12 @@ import numpy as np
 from verifier import TrustStore, Verdict, VerifyOptions, verify
 from verifier.policy import Policy, builtin_policy
 from verifier.trust import SignerKey, compute_kid
+from verifier.verdict import RESULTS
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 DCC_DIR = ROOT / "tests" / "data" / "dcc"
-RESULTS = frozenset({"green", "yellow", "red"})
 NOW = datetime(2021, 6, 1, 12, 0, tzinfo=timezone.utc)
 MAX_IMAGE_SIDE = 2048  # larger fuzz images only cost time: the decoder itself caps at 8192
 
