@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from testbed.fuzz.hugeimages import png_bomb
-from scanner.camera import CameraUnavailable, SourceEnded, open_camera
+from scanner.camera import CameraUnavailable, SourceEnded
+from scanner.camera.backends import open_camera
 from scanner.camera.fake_picamera2 import FakePicamera2
 from scanner.camera.opencv import OpenCvCamera
 from scanner.camera.picamera2 import Picamera2Camera

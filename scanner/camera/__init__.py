@@ -1,41 +1,57 @@
-"""Cameras: one small interface, several backends, chosen by `open_camera(config)`.
+"""Cameras: one small interface, several backends, chosen by `backends.open_camera(config)`.
 
-The interface and its errors are `scanner.camera.base`; each backend is a module of this
-package. Backends import their libraries only when used, so the package imports on a laptop
-without picamera2.
+A `Camera` hands out frames one at a time (`read()` blocks until the next one); one thread
+starts, reads and stops it, and any other thread may `interrupt()` a blocked read. Keeping only
+the latest frame, and dropping old ones when decoding falls behind, is the capture thread's job
+(`scanner.capture.Capture.take()` is the latest-frame access). Backends import their libraries
+only when used, so the package imports on a laptop without picamera2.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from abc import ABC, abstractmethod
+import numpy as np
 
-from scanner.camera.base import Camera, CameraError, CameraUnavailable, SourceEnded
-
-if TYPE_CHECKING:
-    from scanner.config import CameraSection
-
-__all__ = ["Camera", "CameraError", "CameraUnavailable", "SourceEnded", "open_camera"]
+logger = logging.getLogger(__name__)
 
 
-def open_camera(config: CameraSection) -> Camera:
-    """Build the backend named in the config (not started yet)."""
-    if config.backend == "picamera2":
-        from scanner.camera.picamera2 import Picamera2Camera
+class CameraError(Exception):
+    """A camera problem, with a reason a technician can act on."""
 
-        return Picamera2Camera(config.width, config.height, config.fps)
-    if config.backend == "opencv":
-        from scanner.camera.opencv import OpenCvCamera
 
-        return OpenCvCamera(config.source or "0", config.width, config.height, config.fps,
-                            reconnect_seconds=config.reconnect_seconds)
-    if config.backend == "replay":
-        from scanner.camera.replay import open_replay
+class CameraUnavailable(CameraError):
+    """The camera or source cannot be opened (missing device, file, library or stream)."""
 
-        return open_replay(config.source, fps=config.fps, loop=config.loop)
-    if config.backend == "scripted":
-        from scanner.camera.replay import ScriptedCamera, read_payloads
 
-        return ScriptedCamera(read_payloads(config.source), config.width, config.height, fps=config.fps,
-                              loop=config.loop, hold_frames=config.hold_frames, gap_frames=config.gap_frames,
-                              difficulty=config.difficulty)
-    raise CameraUnavailable(f"unknown camera backend {config.backend!r}")
+class SourceEnded(CameraError):
+    """A non-looping replay source has no more frames."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__(f"no more frames in {source}")
+
+
+class Camera(ABC):
+    """A source of frames: `start()`, then `read()` in one thread, then `stop()`."""
+
+    name: str = "camera"
+
+    @abstractmethod
+    def start(self) -> None:
+        """Open the device or source; raise CameraUnavailable with the reason if it can't."""
+
+    @abstractmethod
+    def read(self) -> np.ndarray:
+        """Block until the next frame: a gray (H, W) or BGR/BGRA (H, W, C) uint8 array.
+
+        The array may be reused by the next call: copy what you keep. Raises SourceEnded at the
+        end of a non-looping source, CameraError on a failure the backend could not recover from.
+        """
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release the device; called by the thread that reads, safe to call twice."""
+
+    def interrupt(self) -> None:
+        """Ask a read() blocked in another thread to give up soon (no release here)."""

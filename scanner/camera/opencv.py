@@ -12,7 +12,7 @@ import threading
 import cv2
 import numpy as np
 
-from scanner.camera.base import Camera, CameraError, CameraUnavailable
+from scanner.camera import Camera, CameraError, CameraUnavailable
 
 logger = logging.getLogger(__name__)
 

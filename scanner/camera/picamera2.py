@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from scanner.camera.base import Camera, CameraError, CameraUnavailable
+from scanner.camera import Camera, CameraError, CameraUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scanner.camera.base import Camera, CameraUnavailable, SourceEnded
+from scanner.camera import Camera, CameraUnavailable, SourceEnded
 from scanner.qr.decode import UnreadableImageError
 from scanner.qr.imageheader import refuse_before_decoding
 
