@@ -251,8 +251,8 @@ def test_vietnamese_pages_say_things_in_words(app: Any, decided: Seeded) -> None
 def test_every_province_tile_touches_its_true_nearest_neighbour() -> None:
     import math
 
-    from dashboard.web.province_positions import POSITIONS
-    from dashboard.web.tilemap import CELL_LAT, CELL_LON, layout
+    from dashboard.web.data.province_positions import POSITIONS
+    from dashboard.web.data.tilemap import CELL_LAT, CELL_LON, layout
 
     cells = layout()
     assert len(set(cells.values())) == len(cells) == 63
