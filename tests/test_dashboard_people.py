@@ -227,7 +227,7 @@ def test_destructive_buttons_ask_first(app: Any) -> None:
 
 
 def test_vietnamese_pages_say_things_in_words(app: Any, decided: Seeded) -> None:
-    from verifier.words import reason_words
+    from protocol.words import reason_words
 
     lc = client_for(app, "sup_lc")
     page = lc.get("/checkpoints/IC7").get_data(as_text=True)
