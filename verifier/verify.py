@@ -205,9 +205,14 @@ def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) ->
     verdict_fields.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
 
 
-def _decide(policy: PolicyLike, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
+def _decide(policy: PolicyLike, dcc: Mapping[str, Any], now: datetime,
+            claims: cwt.Claims | None = None) -> tuple[str, str, str, str]:
     try:
-        outcome = policy.decide(dcc, now)  # the decoded DCC is ours alone: no copy needed
+        with_claims = getattr(policy, "decide_claims", None)  # EU rules read the CWT's iat, exp, iss too
+        if with_claims is not None and claims is not None:
+            outcome = with_claims(dcc, now, iat=claims.iat, exp=claims.exp, issuer_country=claims.iss)
+        else:
+            outcome = policy.decide(dcc, now)  # the decoded DCC is ours alone: no copy needed
         result, reason, message_en, message_vi = outcome
     except VerificationError:
         raise
@@ -246,7 +251,7 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     unreadable = quirks.unreadable_date(entry, kind)  # the schema no longer checks date formats
     if unreadable is not None:
         raise quirks.UnreadableDate(unreadable)
-    result, reason, message_en, message_vi = _decide(policy, dcc, now)
+    result, reason, message_en, message_vi = _decide(policy, dcc, now, claims)
     context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
     _cap(context, policy, options)
     return Verdict.complete(context)
