@@ -310,3 +310,46 @@ def test_folder_and_detection(tmp_path):
         import_list(DE_LIST, SNAPSHOT_DAY)
     with pytest.raises(TrustListFormatError):
         import_list(tmp_path / "empty", NOW, fmt="folder")
+
+
+# --- Bad input: a clear refusal, never a crash ------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                         st.sampled_from(["certificates", "kid", "rawData", "country", "timestamp", "signature",
+                                          "thumbprint", "x"]), inner, max_size=5), max_leaves=20)
+_FUZZ_KEY = ca.generate_key()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=_JSON)
+def test_signed_lists_of_any_shape_are_imported_or_refused(document) -> None:
+    for shape in (document, {"certificates": document}, {"certificates": [document]}):
+        body = json.dumps(shape).encode()
+        r, s = decode_dss_signature(_FUZZ_KEY.sign(body, ec.ECDSA(hashes.SHA256())))
+        data = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")) + b"\n" + body
+        for parse, arguments in ((dsclist.parse, (data, _pem(_FUZZ_KEY), NOW)), (gateway.parse, (body, NOW))):
+            try:
+                imported = parse(*arguments)
+            except TrustListError as err:
+                assert err.code.startswith("trust_list")
+            else:
+                assert not imported.signers  # nothing in these documents is a certificate
+
+
+@settings(max_examples=100, deadline=None)
+@given(flip=st.integers(min_value=0), cut=st.integers(min_value=0))
+def test_a_damaged_austrian_list_is_refused(flip: int, cut: int) -> None:
+    der, _ = _FUZZ_ISSUER.dsc()
+    data, sig = _austrian([(hashlib.sha256(der).digest()[:8], der)], _FUZZ_KEY, nbf=NOW, exp=NOW + dt.timedelta(days=1))
+    damaged = bytearray(data)
+    damaged[flip % len(damaged)] ^= 0x41
+    for list_bytes, sig_bytes in ((bytes(damaged), sig), (data, sig[: cut % len(sig)]), (data[: cut % len(data)], sig)):
+        with pytest.raises(TrustListError):
+            austria.parse(list_bytes, sig_bytes, _pem(_FUZZ_KEY), NOW)
+
+
+_FUZZ_ISSUER = Issuer("VN")

@@ -72,7 +72,7 @@ def parse(data: bytes, signature: bytes, key_pem: bytes | str, now: datetime, *,
                     not_before=not_before)
     try:
         document = cbor2.loads(data)  # signed bytes (hash checked above)
-    except (cbor2.CBORDecodeError, ValueError, TypeError) as err:
+    except Exception as err:
         raise TrustListFormatError("the list is not CBOR") from err
     entries = document.get("c") if isinstance(document, Mapping) else None
     if not isinstance(entries, list):

@@ -143,7 +143,7 @@ def check_entry(der: bytes, claimed_kid: bytes | None, country: str | None, now:
         not_after = cert.not_valid_after_utc
         names = cert.subject.get_attributes_for_oid(x509.NameOID.COUNTRY_NAME)
         SignerKey.from_certificate(der, kid=kid)  # the key and key usage must be readable too
-    except (ValueError, TypeError) as err:
+    except Exception as err:  # noqa: BLE001 - any fault reading one entry leaves out that entry only
         return f"certificate unreadable ({type(err).__name__})"
     subject_country = str(names[0].value) if names else None
     country = country or subject_country
@@ -181,7 +181,7 @@ def collect(entries: Iterable[tuple[bytes | None, bytes | None, str | None, str 
 def _subject_country(der: bytes) -> str | None:
     try:
         names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(x509.NameOID.COUNTRY_NAME)
-    except ValueError:
+    except Exception:  # noqa: BLE001 - only for naming the country of a refused entry
         return None
     return str(names[0].value) if names else None
 
