@@ -1,8 +1,10 @@
 """verify(): one scanned payload string in, one Verdict out. Never raises, never hangs.
 
 Steps (each failure is a red verdict with its own reason code): HC1 prefix, Base45, zlib
-(capped), COSE_Sign1, alg, kid, signer lookup, signature, signer validity, key usage, CWT
-times, DCC schema, revocation, then the checkpoint policy.
+(capped), COSE_Sign1, alg, kid, signer lookup, signature, the EU's special cases applied to the
+DCC (verifier.quirks: trimmed, nulls dropped), signer validity, key usage, CWT times, DCC schema,
+one event only, revocation, the policy's event dates readable, then the checkpoint policy (an
+EU rules policy also gets the CWT's iat, exp and issuer).
 
 Untrusted clock and stale trust: the core never looks at a clock, so the unit tells it through
 VerifyOptions. When `clock_trusted` is False, a result the policy would make green or
