@@ -130,6 +130,18 @@ def test_real_german_list_refused_as_a_rollback_or_too_old():
     assert again.signers
 
 
+@pytest.mark.parametrize("case, when, outcome", [
+    ("203", dt.datetime(2022, 1, 15, tzinfo=UTC), ("green", "complete_series")),
+    ("201", dt.datetime(2021, 9, 1, tzinfo=UTC), ("green", "recovered")),
+    ("201", dt.datetime(2022, 1, 15, tzinfo=UTC), ("red", "cwt_expired")),
+])
+def test_each_real_spanish_production_certificate(case: str, when: dt.datetime, outcome: tuple[str, str]):
+    trust = dsclist.parse(DE_LIST.read_bytes(), DE_KEY, when).trust_store()
+    verdict = verify(json.loads((ES_SAMPLES / f"{case}.json").read_text())["PREFIX"], trust, when,
+                     builtin_policy("vn-2021"))
+    assert (verdict.result, verdict.reason) == outcome
+
+
 def test_real_production_certificate_verifies_offline_against_the_real_list():
     # Spain's dgc-testdata cases 201-203 are signed by a production DSC of Aragon's health
     # service that Germany's production list carries (kid tCM87WnaaQE=); no Vietnamese
