@@ -210,11 +210,14 @@ def test_gateway_list_entries_checked_against_the_anchor():
     entries = [_entry(good, signature=_cms(good, upload, upload_key)),
                _entry(also, signature=_cms(also, upload, upload_key)),
                _entry(swapped, signature=_cms(good, upload, upload_key))]  # CMS over another cert
+    csca_der = vn.csca.public_bytes(Encoding.DER)
+    entries.append({**_entry(csca_der, signature=_cms(csca_der, upload, upload_key)), "certificateType": "CSCA"})
     data = json.dumps(entries).encode()
     anchor = upload.public_bytes(Encoding.PEM)
     imported = gateway.parse(data, NOW, anchors=[anchor])
     assert {s.der for s in imported.signers} == {good, also}
-    assert imported.report()["VN"]["refused"] == {"CMS digest does not match the certificate": 1}
+    assert imported.report()["VN"]["refused"] == {"CMS digest does not match the certificate": 1,
+                                                  "not a document signer (CSCA)": 1}
     # an anchor above the upload certificate counts too
     root_key = ca.generate_key()
     root = ca.make_csca(root_key, common_name="Gateway anchor", not_before=NOW - dt.timedelta(days=5))

@@ -239,6 +239,21 @@ def aware(now: datetime) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
+def only_signers(entries: list[Any]) -> tuple[list[Any], tuple[Refused, ...]]:
+    """The entries that are document signers; the gateway's other types (CSCA, UPLOAD,
+    AUTHENTICATION) are left out with their type as the reason."""
+    kept: list[Any] = []
+    refused: list[Refused] = []
+    for entry in entries:
+        kind = entry.get("certificateType") if isinstance(entry, Mapping) else None
+        if kind is None or kind == "DSC":
+            kept.append(entry)
+        else:
+            country = entry.get("country") if isinstance(entry.get("country"), str) else "??"
+            refused.append(Refused(country, str(entry.get("kid", ""))[:24], f"not a document signer ({str(kind)[:20]})"))
+    return kept, tuple(refused)
+
+
 def dsc_fields(entry: Any) -> tuple[bytes | None, bytes | None, str | None, str | None]:
     """(der, kid, country, thumbprint) of a gateway-shaped entry; der None when unreadable."""
     if not isinstance(entry, Mapping):

@@ -29,6 +29,7 @@ from verifier.trustlists.common import (
     dsc_fields,
     entries_of,
     load_public_key,
+    only_signers,
     parse_time,
 )
 
@@ -83,5 +84,6 @@ def parse(data: bytes, key_pem: bytes | str, now: datetime, *, last_import: date
              if isinstance(e, dict) and e.get("timestamp") is not None]
     issued_at = max(times) if times else None
     check_freshness(issued_at, now, last_import=last_import, max_age=max_age)
-    taken, refused = collect((dsc_fields(e) for e in entries), now)
-    return ImportedList(FORMAT, issued_at, taken, refused)
+    signers, other_types = only_signers(entries)
+    taken, refused = collect((dsc_fields(e) for e in signers), now)
+    return ImportedList(FORMAT, issued_at, taken, other_types + refused)

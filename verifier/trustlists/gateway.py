@@ -32,6 +32,7 @@ from verifier.trustlists.common import (
     collect,
     dsc_fields,
     entries_of,
+    only_signers,
     parse_time,
 )
 
@@ -139,6 +140,7 @@ def parse(data: bytes, now: datetime, *, anchors: Sequence[bytes] = (), last_imp
     issued_at = max(times) if times else None
     check_freshness(issued_at, now, last_import=last_import, max_age=max_age)
     anchor_certs = load_anchors(anchors)
+    entries, other_types = only_signers(entries)
     kept: list[Any] = []
     cms_refused: list[Refused] = []
     for entry in entries:
@@ -156,4 +158,4 @@ def parse(data: bytes, now: datetime, *, anchors: Sequence[bytes] = (), last_imp
     if anchor_certs and entries and not kept:
         raise TrustListSignatureError("no entry is signed by the given anchor(s)")
     taken, refused = collect((dsc_fields(e) for e in kept), now)
-    return ImportedList(FORMAT, issued_at, taken, tuple(cms_refused) + refused)
+    return ImportedList(FORMAT, issued_at, taken, other_types + tuple(cms_refused) + refused)
