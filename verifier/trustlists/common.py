@@ -250,7 +250,8 @@ def only_signers(entries: list[Any]) -> tuple[list[Any], tuple[Refused, ...]]:
             kept.append(entry)
         else:
             country = entry.get("country") if isinstance(entry.get("country"), str) else "??"
-            refused.append(Refused(country, str(entry.get("kid", ""))[:24], f"not a document signer ({str(kind)[:20]})"))
+            reason = f"not a document signer ({str(kind)[:20]})"
+            refused.append(Refused(country, str(entry.get("kid", ""))[:24], reason))
     return kept, tuple(refused)
 
 

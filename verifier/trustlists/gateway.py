@@ -37,7 +37,8 @@ from verifier.trustlists.common import (
 )
 
 FORMAT = "dcc-gateway"
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
 def looks_like(data: bytes) -> bool:
