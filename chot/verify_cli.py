@@ -84,7 +84,7 @@ def _read_payload(source: str | None) -> str:
         source.encode("utf-8")
     except UnicodeEncodeError:  # bytes the shell passed on that are not UTF-8 (surrogate escapes)
         raise VerifyUsageError("the argument is not UTF-8 text") from None
-    if source.startswith("HC1:"):
+    if source.startswith(("HC1:", "shc:/")):
         return source
     path = Path(source)
     try:
@@ -106,7 +106,7 @@ def _read_payload(source: str | None) -> str:
         texts = _read_image(path)
         if not texts:
             raise VerifyUsageError(f"{path}: no QR code found in the image")
-        return next((t for t in texts if t.startswith("HC1:")), texts[0])
+        return next((t for t in texts if t.startswith(("HC1:", "shc:/"))), texts[0])
     return _text(data, source)
 
 
@@ -120,7 +120,28 @@ def _load_certificate(path: Path) -> bytes:
     return data
 
 
-def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]) -> tuple[TrustStore, Any]:
+def _load_shc_issuers(path: Path | None) -> dict[str, Any]:
+    """SMART Health Card issuers from a JSON file: {"<iss URL>": <that issuer's JWKS>, ...}."""
+    if path is None:
+        return {}
+    from verifier.formats.shc import issuers_from_document
+
+    try:
+        return issuers_from_document(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise VerifyUsageError(f"--shc-issuers is unreadable: {err}") from err
+
+
+def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+                shc_issuers: Path | None = None) -> tuple[TrustStore, Any]:
+    issuers = _load_shc_issuers(shc_issuers)
+    trust, parsed = _load_dcc_trust(bundle, anchor, dscs, bool(issuers))
+    trust.shc_issuers = {**trust.shc_issuers, **issuers}
+    return trust, parsed
+
+
+def _load_dcc_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+                    optional: bool) -> tuple[TrustStore, Any]:
     if bundle is not None:
         from verifier.bundle import BundleError, parse_bundle
 
@@ -131,6 +152,8 @@ def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]
         except (BundleError, OSError) as err:
             raise VerifyUsageError(str(err)) from err
         return parsed.trust_store(), parsed
+    if not dscs and optional:
+        return TrustStore([]), None
     if not dscs:
         raise VerifyUsageError("give the trust list: --bundle FILE --anchor PEM, or --dsc FILE (repeatable)")
     try:
@@ -166,7 +189,7 @@ def _print_verdict(verdict: Any) -> None:
     if verdict.cert_type:
         detail = ", ".join(f"{k}={v}" for k, v in verdict.detail.items())
         click.echo(f"  type:    {verdict.cert_type}  {detail}")
-    for label, value in (("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
+    for label, value in (("format", verdict.format), ("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
                          ("expires", verdict.expires_at)):
         if value:
             click.echo(f"  {label + ':':<8} {value}")
@@ -180,6 +203,8 @@ def _print_verdict(verdict: Any) -> None:
               help="Pinned trust-list public key (PEM) that must have signed --bundle.")
 @click.option("--dsc", "dscs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A document signer certificate (DER or PEM) to trust; repeatable.")
+@click.option("--shc-issuers", "shc_issuers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SMART Health Card issuers to trust: a JSON object of iss URL -> that issuer's JWKS.")
 @click.option("--policy", "policy_name", default="vn-2021", show_default=True,
               help="Policy name (built in or from the bundle) or a policy JSON file.")
 @click.option("--now", "now_text", help="Validation time, ISO 8601 (default: this machine's clock).")
@@ -187,8 +212,8 @@ def _print_verdict(verdict: Any) -> None:
               help="Clock-skew allowance in seconds for the certificate's issue and expiry times.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
-           policy_name: str, now_text: str | None, skew: int, as_json: bool) -> None:
-    """Verify one certificate: SOURCE is the HC1: text, a file (text or QR image), or - / nothing for stdin.
+           shc_issuers: Path | None, policy_name: str, now_text: str | None, skew: int, as_json: bool) -> None:
+    """Verify one certificate: SOURCE is the HC1: or shc:/ text, a file (text or QR image), or - / nothing for stdin.
 
     Exit code: 0 green, 1 yellow, 2 red, 3 error: input that cannot be read (a missing file, a
     folder, an empty file or stdin, text that is not UTF-8, an image without a code or declaring a
@@ -198,7 +223,7 @@ def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: t
         now = parse_clock(now_text) if now_text else datetime.now(timezone.utc)
     except ValueError as err:
         raise VerifyUsageError(str(err)) from err
-    trust, parsed_bundle = _load_trust(bundle, anchor, dscs)
+    trust, parsed_bundle = _load_trust(bundle, anchor, dscs, shc_issuers)
     policy = _load_policy(policy_name, parsed_bundle)
     payload = _read_payload(source)
     verdict = verify_payload(payload, trust, now, policy, skew)
