@@ -272,3 +272,22 @@ def test_chot_verify_with_shc_issuers(tmp_path, key):
     bad = tmp_path / "bad.json"
     bad.write_text("[1]")
     assert CliRunner().invoke(main, ["verify", card, "--shc-issuers", str(bad)]).exit_code == 3
+
+
+def test_signed_trust_bundle_carries_shc_issuers(key):
+    from keys.bundle import make_bundle
+    from keys.ca import anchor_pem, generate_trust_list_key
+    from verifier.bundle import BundleFormatError, parse_bundle
+
+    anchor = generate_trust_list_key()
+    issued = dt.datetime(2022, 5, 31, tzinfo=dt.timezone.utc)
+    data = make_bundle(anchor, version=3, dscs=[], issued_at=issued, shc_issuers={ISS: issue.jwks(key)})
+    store = parse_bundle(data, anchor_pem(anchor)).trust_store()
+    verdict = verify(_card(key), store, NOW, POLICY)
+    assert (verdict.result, verdict.format, verdict.trust_version) == ("green", "shc", 3)
+    bad = make_bundle(anchor, version=4, dscs=[], issued_at=issued,
+                      shc_issuers={ISS: {"keys": [{**issue.public_jwk(key), "kid": "forged"}]}})
+    with pytest.raises(BundleFormatError):
+        parse_bundle(bad, anchor_pem(anchor))
+    older = make_bundle(anchor, version=5, dscs=[], issued_at=issued)  # a bundle without them
+    assert parse_bundle(older, anchor_pem(anchor)).trust_store().shc_issuers == {}

@@ -75,7 +75,7 @@ class ShcIssuer:
 
     @classmethod
     def from_jwks(cls, iss: str, jwks: Mapping[str, Any],
-                  crls: Iterable[Mapping[str, Any]] = ()) -> "ShcIssuer":
+                  crls: Iterable[Mapping[str, Any]] = ()) -> ShcIssuer:
         """Build from the issuer's JWKS (`/.well-known/jwks.json`) and its CRLs.
 
         Keys other than EC P-256 signing keys are skipped (an issuer may publish others);
@@ -113,7 +113,7 @@ def issuers_from_document(doc: Mapping[str, Any]) -> dict[str, ShcIssuer]:
     :raises ValueError: on anything malformed.
     """
     if not isinstance(doc, Mapping):
-        raise ValueError("SHC issuers: a JSON object of iss URL -> JWKS")
+        raise ValueError("SHC issuers: a JSON object of iss URL -> JWKS")  # noqa: TRY004 - callers catch ValueError
     return {iss: ShcIssuer.from_jwks(iss, jwks, jwks.get("crls", ()) if isinstance(jwks, Mapping) else ())
             for iss, jwks in doc.items()}
 
@@ -231,7 +231,7 @@ def load_json(data: bytes) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise JsonLimitsError("not UTF-8") from err
-    depth, deepest, in_string, escaped = 0, 0, False, False
+    depth, in_string, escaped = 0, False, False
     for char in text:
         if in_string:
             if escaped:
