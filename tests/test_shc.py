@@ -291,3 +291,15 @@ def test_signed_trust_bundle_carries_shc_issuers(key):
         parse_bundle(bad, anchor_pem(anchor))
     older = make_bundle(anchor, version=5, dscs=[], issued_at=issued)  # a bundle without them
     assert parse_bundle(older, anchor_pem(anchor)).trust_store().shc_issuers == {}
+
+
+def test_json_depth_limit_and_quadratic_strings():
+    from verifier.errors import JsonLimitsError
+    from verifier.formats.shc import MAX_DEPTH, load_json
+
+    assert load_json(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
+    for depth in (MAX_DEPTH + 1, 900, 20_000):
+        with pytest.raises(JsonLimitsError):
+            load_json(b"[" * depth + b"]" * depth)
+    with pytest.raises(JsonLimitsError):
+        load_json(b'"' + b'\\"' * 30_000)  # an unterminated string of escapes: refused, fast

@@ -62,6 +62,9 @@ MAX_DEPTH = 32             # a FHIR bundle nests about 10 deep
 CVX_SYSTEM = "http://hl7.org/fhir/sid/cvx"
 COVID_DISEASE = "840539006"  # SNOMED CT COVID-19, the DCC `tg`
 _CHUNKED = re.compile(r"\d+/\d+/")
+# Two decimal digits read as one hex byte -> their character (value + 45), 0 for a pair over 77.
+_PAIR_TO_CHAR = bytes((h >> 4) * 10 + (h & 15) + 45 if (h >> 4) * 10 + (h & 15) <= 77 and (h & 15) <= 9 else 0
+                      for h in range(256))
 
 
 @dataclass(frozen=True)
@@ -157,13 +160,12 @@ def numeric_to_jws(payload: str) -> str:
         raise ShcNumeric("not only digits after shc:/")
     if len(digits) % 2:
         raise ShcNumeric("odd number of digits")
-    chars = []
-    for i in range(0, len(digits), 2):
-        value = int(digits[i:i + 2])
-        if value > 77:  # 77 + 45 = 'z', the last base64url character
-            raise ShcNumeric(f"digit pair {value} above 77")
-        chars.append(chr(value + 45))
-    return "".join(chars)
+    # Read as hex, each pair of decimal digits is one byte (0x56 for "56"), which one table maps
+    # to its character: both steps run in C.
+    chars = bytes.fromhex(digits).translate(_PAIR_TO_CHAR)
+    if 0 in chars:  # 77 + 45 = 'z', the last base64url character
+        raise ShcNumeric("a digit pair above 77")
+    return chars.decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -223,35 +225,29 @@ def inflate_raw(data: bytes, max_size: int = MAX_INFLATED) -> bytes:
 
 
 def load_json(data: bytes) -> Any:
-    """Parse JSON, refusing nesting deeper than MAX_DEPTH before the parser recurses.
+    """Parse JSON, refusing nesting deeper than MAX_DEPTH.
+
+    The C parser stops itself (RecursionError) long before the stack is at risk; what it
+    parsed is then walked without recursion to enforce the much lower MAX_DEPTH.
 
     :raises JsonLimitsError: too deep, not UTF-8, or not JSON.
     """
     try:
-        text = data.decode("utf-8")
+        value = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise JsonLimitsError("not UTF-8") from err
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise JsonLimitsError(f"JSON nested deeper than {MAX_DEPTH}")
-        elif char in "]}":
-            depth -= 1
-    try:
-        return json.loads(text)
+    except RecursionError as err:
+        raise JsonLimitsError("JSON nested too deeply to parse") from err
     except ValueError as err:
         raise JsonLimitsError("not JSON") from err
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):  # after it, `level` would hold depth MAX_DEPTH + 1
+        nested = [v for item in level if isinstance(item, (dict, list))
+                  for v in (item.values() if isinstance(item, dict) else item)]
+        if not nested:
+            return value
+        level = nested
+    raise JsonLimitsError(f"JSON nested deeper than {MAX_DEPTH}")
 
 
 def check_signature(jws: Jws, key: ec.EllipticCurvePublicKey) -> None:
