@@ -303,3 +303,27 @@ def test_json_depth_limit_and_quadratic_strings():
             load_json(b"[" * depth + b"]" * depth)
     with pytest.raises(JsonLimitsError):
         load_json(b'"' + b'\\"' * 30_000)  # an unterminated string of escapes: refused, fast
+
+
+def test_chot_keys_shc_issue_then_chot_verify(tmp_path):
+    person = tmp_path / "p.json"
+    person.write_text(json.dumps({"fn": "Trần", "gn": "Thị Bình", "dob": "1985-05-06"}), encoding="utf-8")
+    issuer = tmp_path / "issuer"
+    runner = CliRunner()
+    common = ["keys", "shc-issue", "--issuer-dir", str(issuer), "--person", str(person), "--passphrase", "pw",
+              "--now", "2021-09-01"]
+    made = runner.invoke(main, [*common, "--dose", "208:2021-07-01", "--dose", "208:2021-08-01", "--out", "-"])
+    assert made.exit_code == 0, made.output
+    card = made.output.strip()
+    assert card.startswith("shc:/")
+    assert "BEGIN ENCRYPTED PRIVATE KEY" in (issuer / "shc-issuer-key.pem").read_text()
+    checked = runner.invoke(main, ["verify", card, "--shc-issuers", str(issuer / "shc-issuers.json"),
+                                   "--now", "2021-10-01T00:00:00Z", "--json"])
+    out = json.loads(checked.output)
+    assert (checked.exit_code, out["result"], out["format"], out["holder"]["dob"]) == (0, "green", "shc", "1985-05-06")
+    again = runner.invoke(main, [*common, "--dose", "208:2021-08-01", "--out", "-"])  # same key, second card
+    partial = runner.invoke(main, ["verify", again.output.strip(), "--shc-issuers", str(issuer / "shc-issuers.json"),
+                                   "--now", "2021-10-01T00:00:00Z", "--json"])
+    assert json.loads(partial.output)["reason"] == "partial_vaccination"
+    bad = runner.invoke(main, [*common, "--dose", "208/2021", "--out", "-"])
+    assert bad.exit_code != 0
