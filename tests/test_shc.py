@@ -327,3 +327,15 @@ def test_chot_keys_shc_issue_then_chot_verify(tmp_path):
     assert json.loads(partial.output)["reason"] == "partial_vaccination"
     bad = runner.invoke(main, [*common, "--dose", "208/2021", "--out", "-"])
     assert bad.exit_code != 0
+
+
+def test_chot_verify_reads_a_card_from_a_qr_image(tmp_path, key):
+    from keys import qr
+
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(json.dumps({ISS: issue.jwks(key)}))
+    image = qr.write_png(_card(key), tmp_path / "card.png")
+    result = CliRunner().invoke(main, ["verify", str(image), "--shc-issuers", str(issuers), "--now",
+                                       "2022-06-01T08:00:00Z", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["format"] == "shc"
