@@ -339,3 +339,17 @@ def test_chot_verify_reads_a_card_from_a_qr_image(tmp_path, key):
                                        "2022-06-01T08:00:00Z", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["format"] == "shc"
+
+
+def test_the_units_decoder_takes_a_card_at_once(key):
+    import cv2
+    import numpy as np
+
+    from keys import qr
+    from scanner.qr.decode import QrDecoder
+
+    card = _card(key)
+    gray = cv2.imdecode(np.frombuffer(qr.png_bytes(card, scale=3), np.uint8), cv2.IMREAD_GRAYSCALE)
+    decoder = QrDecoder()
+    assert decoder.decode(gray) == card
+    assert decoder.last_method != "other-code"  # an expected prefix, not a stray code's fallback
