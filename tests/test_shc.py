@@ -353,3 +353,14 @@ def test_the_units_decoder_takes_a_card_at_once(key):
     decoder = QrDecoder()
     assert decoder.decode(gray) == card
     assert decoder.last_method != "other-code"  # an expected prefix, not a stray code's fallback
+
+
+def test_the_officer_screen_names_a_foreign_format(key, trust):
+    from scanner.screen.view import verdict_view
+
+    lines = verdict_view(verify(_card(key), trust, NOW, POLICY))["lines"]
+    assert lines[0]["vi"] == "Định dạng" and lines[0]["value"] == "SMART Health Card"
+    assert any(line["en"] == "Doses" and line["value"] == "2/2" for line in lines)
+    unsupported = verdict_view(verify("B64:UEsDBBQ", trust, NOW, POLICY))["lines"]
+    assert unsupported == [{"vi": "Định dạng", "en": "Format", "value_vi": "DIVOC", "value_en": "DIVOC", "value": "DIVOC"}]
+    assert all(line["en"] != "Format" for line in verdict_view(verify("hello", trust, NOW, POLICY))["lines"])
