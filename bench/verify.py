@@ -14,7 +14,9 @@ reference's steps (prefix, Base45, zlib, COSE, signature, CWT expiry) but no sch
 ecdsa_floor_per_s, peer_pycose_per_s, chot_us, floor_us, peer_us, chot_cost_over_floor,
 peer_cost_over_chot, python, cryptography, machine, command; also chot_shown_us and
 chot_shown_cost_over_floor: verify() and then reading the verdict's holder, which makes the
-fields a unit's screen shows (holder, detail, keyed hash, times are made on first read).
+fields a unit's screen shows (holder, detail, keyed hash, times are made on first read);
+shc_us, shc_floor_us, shc_cost_over_floor: SMART Health Cards (`shc:/` numeric, our own P-256
+issuer) through verify() against the bare P-256 check of the same JWS signatures, same run.
 
 With every real signer (`--full-list`, default on): the same verify() with a trust store of the
 829 signers of the shipped snapshot of Germany's production list plus the bench DSC, interleaved
@@ -123,6 +125,48 @@ def measure_local(payloads: list[str], dsc_der: bytes, rounds: int) -> dict[str,
         best_chot = min(best_chot, time_per_op(chot, payloads))
         best_shown = min(best_shown, time_per_op(chot_shown, payloads))
     return {"chot": best_chot, "floor": best_floor, "shown": best_shown}
+
+
+def measure_shc(count: int, rounds: int) -> dict[str, float]:
+    """Best-of-rounds seconds per operation: SMART Health Cards through verify(), and the bare
+    P-256 check of their JWS signatures (the floor), interleaved round by round."""
+    from keys import shc as shc_keys
+    from verifier.formats.shc import ShcIssuer, numeric_to_jws, parse_jws
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    iss = shc_keys.EXAMPLE_ISS
+    trust = TrustStore([], shc_issuers={iss: ShcIssuer.from_jwks(iss, shc_keys.jwks(key))})
+    policy = builtin_policy("vn-2021")
+    rng = random.Random(23)
+    cards = []
+    for i in range(count):
+        person = synthetic_person(rng)
+        doses = [("208", "2021-07-01"), ("208", "2021-08-01")][: 1 + i % 2]
+        payload = shc_keys.card_payload(iss=iss, nbf=NOW - dt.timedelta(days=1), family=person.family_name,
+                                        given=[person.given_name], birth_date=person.dob, doses=doses)
+        cards.append(shc_keys.issue_card(key, payload))
+    results = {verify(c, trust, NOW, policy).result for c in cards}
+    if "red" in results:
+        raise SystemExit(f"a benchmark SMART Health Card did not verify: {results}")
+    floor_items = []
+    for card in cards:
+        jws = parse_jws(numeric_to_jws(card))
+        r, s_ = int.from_bytes(jws.signature[:32], "big"), int.from_bytes(jws.signature[32:], "big")
+        floor_items.append((jws.signing_input, encode_dss_signature(r, s_)))
+    public_key = key.public_key()
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def chot(card: str) -> None:
+        verify(card, trust, NOW, policy)
+
+    def floor(item: tuple[bytes, bytes]) -> None:
+        public_key.verify(item[1], item[0], algorithm)
+
+    best_chot = best_floor = float("inf")
+    for _ in range(rounds):
+        best_floor = min(best_floor, time_per_op(floor, floor_items))
+        best_chot = min(best_chot, time_per_op(chot, cards))
+    return {"chot": best_chot, "floor": best_floor}
 
 
 def real_signers() -> list[dict[str, str]]:
@@ -240,6 +284,7 @@ def main(count: int, rounds: int, no_peer: bool, full_list: bool, as_json: bool)
 
     payloads, dsc_der, _ = make_certificates(count)
     local = measure_local(payloads, dsc_der, rounds)
+    smart = measure_shc(count, rounds)
     peer = None if no_peer else measure_peer(payloads, dsc_der, rounds)
     full: dict[str, float] = {}
     if full_list:
@@ -259,6 +304,9 @@ def main(count: int, rounds: int, no_peer: bool, full_list: bool, as_json: bool)
         "chot_shown_us": round(local["shown"] * 1e6, 2),
         "chot_shown_cost_over_floor": round(local["shown"] / local["floor"], 3),
         "peer_cost_over_chot": round(peer / local["chot"], 2) if peer else None,
+        "shc_us": round(smart["chot"] * 1e6, 2),
+        "shc_floor_us": round(smart["floor"] * 1e6, 2),
+        "shc_cost_over_floor": round(smart["chot"] / smart["floor"], 3),
         "python": platform.python_version(),
         "cryptography": cryptography.__version__,
         "machine": platform.machine(),
@@ -286,6 +334,10 @@ def main(count: int, rounds: int, no_peer: bool, full_list: bool, as_json: bool)
         rows.append(("peer: pycose 1.1 + base45 (EU reference way)", peer))
     for label, seconds in rows:
         click.echo(f"{label:<44}{1 / seconds:>12.0f}{seconds * 1e6:>10.1f}{seconds / local['floor']:>9.2f}x")
+    click.echo(f"{'SHC: bare P-256 check of the JWS, floor':<44}{1 / smart['floor']:>12.0f}"
+               f"{smart['floor'] * 1e6:>10.1f}{1:>9.2f}x")
+    click.echo(f"{'SHC: chot verify(), shc:/ to verdict':<44}{1 / smart['chot']:>12.0f}"
+               f"{smart['chot'] * 1e6:>10.1f}{smart['chot'] / smart['floor']:>9.2f}x")
     click.echo(f"chot costs {figures['chot_cost_over_floor']:.2f}x the bare signature check (target <= 2, aim 1.5)")
     if peer:
         click.echo(f"chot is {figures['peer_cost_over_chot']:.1f}x faster than the pycose peer (aim >= 10)")

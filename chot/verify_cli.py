@@ -84,7 +84,7 @@ def _read_payload(source: str | None) -> str:
         source.encode("utf-8")
     except UnicodeEncodeError:  # bytes the shell passed on that are not UTF-8 (surrogate escapes)
         raise VerifyUsageError("the argument is not UTF-8 text") from None
-    if source.startswith("HC1:"):
+    if source.startswith(("HC1:", "shc:/")):
         return source
     path = Path(source)
     try:
@@ -106,7 +106,7 @@ def _read_payload(source: str | None) -> str:
         texts = _read_image(path)
         if not texts:
             raise VerifyUsageError(f"{path}: no QR code found in the image")
-        return next((t for t in texts if t.startswith("HC1:")), texts[0])
+        return next((t for t in texts if t.startswith(("HC1:", "shc:/"))), texts[0])
     return _text(data, source)
 
 
@@ -118,6 +118,18 @@ def _load_certificate(path: Path) -> bytes:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
     return data
+
+
+def _load_shc_issuers(path: Path | None) -> dict[str, Any]:
+    """SMART Health Card issuers from a JSON file: {"<iss URL>": <that issuer's JWKS>, ...}."""
+    if path is None:
+        return {}
+    from verifier.formats.shc import issuers_from_document
+
+    try:
+        return issuers_from_document(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise VerifyUsageError(f"--shc-issuers is unreadable: {err}") from err
 
 
 def _import_trust_list(path: Path, fmt: str | None, key: Path | None, anchors: tuple[Path, ...],
@@ -138,7 +150,16 @@ def _import_trust_list(path: Path, fmt: str | None, key: Path | None, anchors: t
     return imported.trust_store()
 
 
-def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]) -> tuple[TrustStore, Any]:
+def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+                shc_issuers: Path | None = None) -> tuple[TrustStore, Any]:
+    issuers = _load_shc_issuers(shc_issuers)
+    trust, parsed = _load_dcc_trust(bundle, anchor, dscs, bool(issuers))
+    trust.shc_issuers = {**trust.shc_issuers, **issuers}
+    return trust, parsed
+
+
+def _load_dcc_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+                    optional: bool) -> tuple[TrustStore, Any]:
     if bundle is not None:
         from verifier.bundle import BundleError, parse_bundle
 
@@ -149,6 +170,8 @@ def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]
         except (BundleError, OSError) as err:
             raise VerifyUsageError(str(err)) from err
         return parsed.trust_store(), parsed
+    if not dscs and optional:
+        return TrustStore([]), None
     if not dscs:
         raise VerifyUsageError("give the trust list: --bundle FILE --anchor PEM, --trust-list FILE "
                                "(with --trust-list-key or --trust-list-anchor), or --dsc FILE (repeatable)")
@@ -211,7 +234,7 @@ def _print_verdict(verdict: Any) -> None:
     if verdict.cert_type:
         detail = ", ".join(f"{k}={v}" for k, v in verdict.detail.items())
         click.echo(f"  type:    {verdict.cert_type}  {detail}")
-    for label, value in (("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
+    for label, value in (("format", verdict.format), ("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
                          ("expires", verdict.expires_at)):
         if value:
             click.echo(f"  {label + ':':<8} {value}")
@@ -225,6 +248,8 @@ def _print_verdict(verdict: Any) -> None:
               help="Pinned trust-list public key (PEM) that must have signed --bundle.")
 @click.option("--dsc", "dscs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A document signer certificate (DER or PEM) to trust; repeatable.")
+@click.option("--shc-issuers", "shc_issuers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SMART Health Card issuers to trust: a JSON object of iss URL -> that issuer's JWKS.")
 @click.option("--trust-list", "trust_list", type=click.Path(exists=True, path_type=Path),
               help="A published trust list: Germany's signed DSC list, DCC gateway JSON, Austria's CBOR list "
                    "(FILE.sig beside it) or a folder of PEM/DER DSCs.")
@@ -247,10 +272,11 @@ def _print_verdict(verdict: Any) -> None:
               help="Clock-skew allowance in seconds for the certificate's issue and expiry times.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
-           trust_list: Path | None, trust_list_format: str | None, trust_list_key: Path | None,
-           trust_list_anchors: tuple[Path, ...], value_sets: Path | None, rules: Path | None,
-           country: str | None, policy_name: str, now_text: str | None, skew: int, as_json: bool) -> None:
-    """Verify one certificate: SOURCE is the HC1: text, a file (text or QR image), or - / nothing for stdin.
+           shc_issuers: Path | None, trust_list: Path | None, trust_list_format: str | None,
+           trust_list_key: Path | None, trust_list_anchors: tuple[Path, ...], value_sets: Path | None,
+           rules: Path | None, country: str | None, policy_name: str, now_text: str | None, skew: int,
+           as_json: bool) -> None:
+    """Verify one certificate: SOURCE is the HC1: or shc:/ text, a file (text or QR image), or - / nothing for stdin.
 
     Exit code: 0 green, 1 yellow, 2 red, 3 error: input that cannot be read (a missing file, a
     folder, an empty file or stdin, text that is not UTF-8, an image without a code or declaring a
@@ -263,8 +289,9 @@ def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: t
     if trust_list is not None:
         trust, parsed_bundle = _import_trust_list(trust_list, trust_list_format, trust_list_key,
                                                   trust_list_anchors, now), None
+        trust.shc_issuers = {**trust.shc_issuers, **_load_shc_issuers(shc_issuers)}
     else:
-        trust, parsed_bundle = _load_trust(bundle, anchor, dscs)
+        trust, parsed_bundle = _load_trust(bundle, anchor, dscs, shc_issuers)
     rule_value_sets = _apply_value_sets(trust, value_sets)
     if rules is not None:
         policy = _load_eu_rules(rules, country, rule_value_sets)

@@ -88,7 +88,8 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
                    policies: Mapping[str, Any] | None = None, issued_at: dt.datetime,
                    next_update: dt.datetime | None = None, issuer: str = ISSUER,
                    value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = (),
-                   imported_dscs: Iterable[Mapping[str, Any]] = ()) -> bytes:
+                   imported_dscs: Iterable[Mapping[str, Any]] = (),
+                   shc_issuers: Mapping[str, Any] | None = None) -> bytes:
     """The UTF-8 JSON payload bytes of a bundle; `value_sets` (documents by name) only when given;
     `roster_keys` are PEM public keys whose officer rosters the units accept (a dashboard's roster
     key, see protocol.roster), also only when given. `imported_dscs` are `dscs` entries of other
@@ -108,6 +109,8 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
         payload["value_sets"] = dict(value_sets)
     if roster_keys:
         payload["roster_keys"] = [str(k) for k in roster_keys]
+    if shc_issuers:  # SMART Health Card issuers: iss URL -> JWKS (verifier.formats.shc)
+        payload["shc_issuers"] = dict(shc_issuers)
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 

@@ -294,3 +294,60 @@ def revoke_cmd(ministry_dir: Path, hc1_file: Any, uci: str | None, country: str)
     hashes = revoke.hashes_for_hc1(hc1_file.read()) if hc1_file else revoke.hashes_for_uci(uci or "", country)
     added = revoke.RevocationStore(ministry).add(hashes)
     click.echo(f"revoked: {added} new hashes ({', '.join(sorted(hashes))})")
+
+
+@keys.command("shc-issue")
+@click.option("--issuer-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The SMART Health Card issuer's folder: shc-issuer-key.pem (made on first use, encrypted "
+                   "with the passphrase) and shc-issuers.json (its JWKS by iss, for chot verify --shc-issuers).")
+@click.option("--iss", default=None, help="The issuer URL written in cards (default: the folder's, else a test URL).")
+@click.option("--person", "person_file", required=True, type=click.File("r", encoding="utf-8"),
+              help="JSON file with the person (as for `chot keys issue`).")
+@click.option("--dose", "doses", multiple=True, required=True, metavar="CVX:YYYY-MM-DD",
+              help="One vaccination: its CVX code and date; repeatable.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Where to write the shc:/ text ('-' for stdout).")
+@click.option("--qr", "qr_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the QR code PNG here.")
+@now_option
+@passphrase_option
+def shc_issue_cmd(issuer_dir: Path, iss: str | None, person_file: Any, doses: tuple[str, ...], out: Path,
+                  qr_out: Path | None, now: dt.datetime | None, passphrase: str | None) -> None:
+    """Issue one SMART Health Card (COVID-19 vaccination) with our own P-256 issuer key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keys import shc
+
+    try:
+        person = Person.from_mapping(json.load(person_file))
+    except json.JSONDecodeError as err:
+        raise click.BadParameter(f"not JSON: {err.msg} at line {err.lineno}", param_hint="--person") from None
+    pairs = []
+    for dose in doses:
+        code, _, when = dose.partition(":")
+        if not code.isdigit() or len(when) != 10:
+            raise click.BadParameter("write it as CVX:YYYY-MM-DD, e.g. 208:2021-08-01", param_hint="--dose")
+        pairs.append((code, when))
+    issuer_dir.mkdir(parents=True, exist_ok=True)
+    key_path, jwks_path = issuer_dir / "shc-issuer-key.pem", issuer_dir / "shc-issuers.json"
+    secret = _passphrase(passphrase, confirm=not key_path.exists())
+    if key_path.exists():
+        key = keystore.read_private_key(key_path, secret)
+        known = json.loads(jwks_path.read_text("utf-8")) if jwks_path.exists() else {}
+        iss = iss or next(iter(known), shc.EXAMPLE_ISS)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        keystore.write_private_key(key_path, key, secret)
+        iss = iss or shc.EXAMPLE_ISS
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeysError(f"{key_path} is not a P-256 key")
+    keystore.write_public_file(jwks_path, json.dumps({iss: shc.jwks(key)}, indent=1).encode("utf-8"))
+    payload = shc.card_payload(iss=iss, nbf=_now(now), family=person.family_name, given=person.given_name.split(),
+                               birth_date=person.dob, doses=pairs)
+    text = shc.issue_card(key, payload)
+    if str(out) == "-":
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="ascii")
+    if qr_out:
+        qr.write_png(text, qr_out)

@@ -51,6 +51,14 @@ POLICY_REASONS: dict[str, tuple[str, str]] = {
     "eu_no_rules": ("Không có quy định EU áp dụng", "No EU rules apply"),
 }
 
+# Certificate formats (verifier.formats) -> (Vietnamese, English): proper names, the same in both.
+FORMATS: dict[str, tuple[str, str]] = {
+    "dcc": ("EU DCC", "EU DCC"),
+    "shc": ("SMART Health Card", "SMART Health Card"),
+    "vds-nc": ("ICAO VDS-NC", "ICAO VDS-NC"),
+    "divoc": ("DIVOC", "DIVOC"),
+}
+
 # A decision's outcome and how decisions are counted beside the colours.
 OUTCOMES: dict[str, tuple[str, str]] = {
     "let_through": ("Cho qua", "Let through"),

@@ -254,6 +254,20 @@ def test_real_claims_mutated_then_signed(seed: bytes, data: st.DataObject) -> No
     judged(targets.claims_to_verdict, seed[:at] + bytes([value]) + seed[at + 1:])
 
 
+@FUZZ
+@given(st.sampled_from(targets.seed_shc_claims()), st.data())
+def test_smart_health_card_payloads_mutated_then_signed(seed: bytes, data: st.DataObject) -> None:
+    at = data.draw(st.integers(min_value=0, max_value=len(seed) - 1))
+    value = data.draw(st.integers(min_value=0, max_value=255))
+    verdict = judged(targets.shc_claims_to_verdict, seed[:at] + bytes([value]) + seed[at + 1:])
+    assert verdict.format == "shc"
+
+
+def test_smart_health_card_seeds_are_green() -> None:
+    for seed in targets.seed_shc_claims():
+        assert targets.shc_claims_to_verdict(seed).result == "green"
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=5, max_size=20_000))
 def test_arbitrary_camera_frames(data: bytes) -> None:

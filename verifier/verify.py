@@ -30,11 +30,14 @@ from verifier import cose, cwt, hcert, quirks
 from verifier.cbor import MAP_TYPES
 from verifier.errors import (
     BadSignature,
+    FormatUnsupported,
     InternalError,
     PolicyError,
     UnknownKid,
     VerificationError,
 )
+from verifier.formats import DCC, SHC, UNKNOWN, detect
+from verifier.formats import shc
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import (
@@ -229,6 +232,14 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
             options: VerifyOptions, context: dict[str, Any]) -> Verdict:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
+    if type(payload) is not str or not payload.startswith("HC1:"):  # HC1 is the hot path
+        kind_of_code = detect(payload)
+        if kind_of_code != DCC:
+            context["format"] = kind_of_code
+            if kind_of_code == SHC:
+                return _verify_shc(payload, trust, now, policy, options, context)
+            if kind_of_code != UNKNOWN:
+                raise FormatUnsupported(f"{kind_of_code} is recognised but not verified yet")
     msg = cose.parse_sign1(hcert.decode_transport(payload, options.max_inflated))
     cose.check_alg(msg)
     kid = cose.require_kid(msg)
@@ -257,6 +268,24 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
     _cap(context, policy, options)
     return Verdict.complete(context)
+
+
+def _verify_shc(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
+                options: VerifyOptions, context: dict[str, Any]) -> Verdict:
+    """A SMART Health Card (verifier.formats.shc), decided by the same policy on its DCC view."""
+    card = shc.read_card(payload, getattr(trust, "shc_issuers", {}), now, options.clock_skew,
+                         options.max_inflated, context)
+    context[DESCRIBE] = functools.partial(_shc_described, card)
+    result, reason, message_en, message_vi = _decide(policy, card.dcc, now)
+    context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
+    _cap(context, policy, options)
+    return Verdict.complete(context)
+
+
+def _shc_described(card: shc.Card) -> dict[str, Any]:
+    return {"holder": Holder.of(card.family_name, card.given_name, None, None, card.dob),
+            "detail": dict(card.detail), "uci_hash": None, "issued_at": card.issued_at,
+            "expires_at": card.expires_at}
 
 
 def _check_revoked(trust: TrustStore, entries: Any, msg: cose.Sign1) -> None:
@@ -295,7 +324,7 @@ def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     # the verdict is built from this dict without checks.
     context: dict[str, Any] = {
         "policy": getattr(policy, "name", None), "trust_version": getattr(trust, "version", None),
-        "kid": None, "issuer": None, "cert_type": None, "error_detail": "",
+        "kid": None, "issuer": None, "cert_type": None, "error_detail": "", "format": DCC,
     }
     try:
         return _verify(payload, trust, now, policy, options, context)
