@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 EVENT_FIELDS = frozenset({"seq", "ts", "result", "reason", "policy", "trust_version"})
 DECISION_EVENT_FIELDS = frozenset({"seq", "ts", *DECISION_FIELDS})
 STATUS_FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
-                           "fps", "temperature_c", "uptime_s", "ts", "broker"})
+                           "fps", "temperature_c", "uptime_s", "ts", "broker", "update"})
+# The unit's software-update status (scanner.update.agent.UpdateAgent.status): short strings or null.
+UPDATE_FIELDS = frozenset({"state", "target", "failed", "failure"})
 STATES = ("online", "offline")
 CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
 MAX_PAYLOAD = 2048
@@ -159,6 +161,10 @@ def parse_status(payload: bytes) -> StatusUpdate:
     node = data.get("broker")  # which node of a clustered broker the unit is on
     if node is not None and (not isinstance(node, str) or not _NODE_RE.match(node)):
         raise Rejected("bad_field", "status broker must be a host:port")
+    update = data.get("update")
+    if update is not None and (not isinstance(update, dict) or set(update) - UPDATE_FIELDS or any(
+            v is not None and (not isinstance(v, str) or len(v) > 64) for v in update.values())):
+        raise Rejected("bad_field", "status update must hold short state, target, failed and failure strings")
     clock = data.get("clock")
     if clock is not None and clock not in CLOCK_STATES:
         raise Rejected("bad_field", f"status clock must be one of {', '.join(CLOCK_STATES)}")

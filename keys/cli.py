@@ -237,3 +237,12 @@ def revoke_cmd(ministry_dir: Path, hc1_file: Any, uci: str | None, country: str)
     hashes = revoke.hashes_for_hc1(hc1_file.read()) if hc1_file else revoke.hashes_for_uci(uci or "", country)
     added = revoke.RevocationStore(ministry).add(hashes)
     click.echo(f"revoked: {added} new hashes ({', '.join(sorted(hashes))})")
+
+
+def _add_release_commands() -> None:
+    from keys.release_cli import release
+
+    keys.add_command(release)
+
+
+_add_release_commands()

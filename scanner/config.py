@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from common.localnet import parse_address
 from common.typedconfig import ConfigError, load_toml, parse, secret
+from scanner.update.config import UpdateSection
 
 Language = Literal["vi", "en"]
 CameraBackend = Literal["picamera2", "opencv", "replay", "scripted"]
@@ -363,6 +364,8 @@ class UnitConfig:
     """[clock]"""
     officers: OfficersSection = field(default_factory=OfficersSection)
     """[officers]"""
+    update: UpdateSection | None = None
+    """[update]; no section = software updated by hand only."""
 
     @property
     def screen_language(self) -> str:
@@ -400,6 +403,8 @@ def check_files(config: UnitConfig) -> list[ConfigError]:
         problems.append(ConfigError("trust.bundle_file", f"file not found: {config.trust.bundle_file}"))
     if config.mqtt is not None and config.mqtt.ca_file is not None and not config.mqtt.ca_file.is_file():
         problems.append(ConfigError("mqtt.ca_file", f"file not found: {config.mqtt.ca_file}"))
+    if config.update is not None and not config.update.root_file.is_file():
+        problems.append(ConfigError("update.root_file", f"file not found: {config.update.root_file}"))
     if config.camera.backend in ("replay", "scripted") and not Path(config.camera.source).exists():
         problems.append(ConfigError("camera.source", f"not found: {config.camera.source}"))
     return problems
@@ -415,6 +420,8 @@ def _resolve_paths(config: UnitConfig, base: Path) -> None:
     config.storage.data_dir = fix(config.storage.data_dir)  # type: ignore[assignment]
     if config.mqtt is not None:
         config.mqtt.ca_file = fix(config.mqtt.ca_file)
+    if config.update is not None:
+        config.update.resolve(base)
     cam = config.camera
     if cam.backend in ("replay", "scripted") and cam.source and not Path(cam.source).is_absolute():
         cam.source = str(base / cam.source)

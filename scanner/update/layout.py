@@ -70,6 +70,8 @@ class UpdateState:
     """Plain words on the last finished update ("updated 1.0.0 -> 1.1.0")."""
     last_failure: dict[str, Any] | None = None
     """{version, code, reason, at} of the last refused or rolled back update."""
+    bad_versions: list[str] = field(default_factory=list)
+    """Releases that failed their health gate here: never staged again (a fixed one gets a new version)."""
     updated_at: float = field(default_factory=time.time)
 
     @classmethod
@@ -268,6 +270,8 @@ class Layout:
         if good is not None and good != self.pointed("current"):
             self.point("current", good)
         state.last_failure = {"version": failed, "code": code, "reason": reason, "at": time.time()}
+        if failed is not None and failed not in state.bad_versions:
+            state.bad_versions = [*state.bad_versions, failed][-20:]
         state.last_result = f"rolled back {failed} -> {good}"
         state.phase, state.target, state.previous, state.starts = "idle", None, None, 0
         self.save(state)
