@@ -68,6 +68,19 @@ def publish(repo_dir: Path, archive: Path, version: str, channel: str, passphras
     click.echo(f"published {target} on channel {channel} (targets version {repo.targets().version})")
 
 
+@release.command("promote")
+@click.argument("repo_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--version", "version", required=True, help="A release already published.")
+@click.option("--channel", required=True, help="The ring's channel to point at it (e.g. canary, hanoi, stable).")
+@_PASS
+def promote(repo_dir: Path, version: str, channel: str, passphrase: str | None) -> None:
+    """Point CHANNEL (a ring of units) at a published release: the staged rollout's next step."""
+    from keys.releases import ReleaseRepo
+
+    ReleaseRepo.open(repo_dir, _passphrase(passphrase)).promote(version, channel)
+    click.echo(f"channel {channel} -> {version}")
+
+
 @release.command("timestamp")
 @click.argument("repo_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--hours", type=float, default=24.0, show_default=True, help="Validity of the new timestamp.")

@@ -224,6 +224,30 @@ class ReleaseRepo:
         self._publish(targets, now, expiry)
         return target_path
 
+    def promote(self, version: str, channel: str, *, now: dt.datetime | None = None,
+                expiry: Mapping[str, dt.timedelta] | None = None) -> None:
+        """Point `channel` (a ring: canary, a province, stable) at an already published release.
+
+        :raises ReleaseError: no such release, or it is not newer than the channel's.
+        """
+        if not _CHANNEL.match(channel):
+            raise ReleaseError(f"channel {channel!r}: use lower-case letters, digits and '-'")
+        target_path = f"chot-unit-{version}.tar.gz"
+        targets = self.targets()
+        if target_path not in targets.targets:
+            raise ReleaseError(f"release {version} is not published; publish it first")
+        current = self.channel(channel)
+        if current is not None and parse_version(version) <= parse_version(current["version"]):
+            raise ReleaseError(f"release {version} is not newer than {current['version']} on channel {channel}")
+        now = _utc(now)
+        expiry = {**DEFAULT_EXPIRY, **(expiry or {})}
+        pointer = json.dumps({"version": version, "target": target_path}, sort_keys=True).encode()
+        pointer_info = TargetFile.from_data(f"channels/{channel}.json", pointer, ["sha256"])
+        targets.targets[pointer_info.path] = self._store_target(pointer_info, pointer)
+        targets.version += 1
+        targets.expires = now + expiry["targets"]
+        self._publish(targets, now, expiry)
+
     def refresh_timestamp(self, *, now: dt.datetime | None = None,
                           expiry: dt.timedelta | None = None) -> int:
         """Re-sign the timestamp (same snapshot, next version, new expiry); returns its version."""
