@@ -57,14 +57,15 @@ def build(source: Path, version: str, out: Path) -> None:
 @click.argument("repo_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--version", "version", required=True, help="The archive's release version.")
-@click.option("--channel", default="stable", show_default=True, help="Channel to point at the release.")
+@click.option("--channel", default="stable", show_default=True,
+              help="Channel to point at the release; 'none' publishes it on no channel (then `rollout`).")
 @_PASS
 def publish(repo_dir: Path, archive: Path, version: str, channel: str, passphrase: str | None) -> None:
     """Add ARCHIVE as a release and point CHANNEL at it (targets, snapshot and timestamp re-signed)."""
     from keys.releases import ReleaseRepo
 
     repo = ReleaseRepo.open(repo_dir, _passphrase(passphrase))
-    target = repo.add_release(archive, version, channel=channel)
+    target = repo.add_release(archive, version, channel=None if channel == "none" else channel)
     click.echo(f"published {target} on channel {channel} (targets version {repo.targets().version})")
 
 
@@ -105,3 +106,44 @@ def list_releases(repo_dir: Path) -> None:
                 if p.startswith("channels/")}
     click.echo(json.dumps({"releases": repo.releases(),
                            "channels": {name: repo.channel(name) for name in channels}}, indent=2))
+
+
+@release.command("rollout")
+@click.argument("repo_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--version", "version", required=True, help="A published release.")
+@click.option("--ring", "rings", multiple=True, required=True, metavar="CHANNEL=CP/DEV,CP/DEV",
+              help="A ring, in order: its channel and its units (repeat: canary first, stable last).")
+@click.option("--mqtt", "mqtt_address", default="127.0.0.1:1883", show_default=True,
+              help="Broker holding the units' retained status topics.")
+@click.option("--mqtt-user", default=None, help="MQTT username (password from $CHOT_MQTT_PASSWORD).")
+@click.option("--ring-timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds every unit of a ring has to take the release.")
+@_PASS
+def rollout(repo_dir: Path, version: str, rings: tuple[str, ...], mqtt_address: str, mqtt_user: str | None,
+            ring_timeout: float, passphrase: str | None) -> None:
+    """Promote VERSION ring by ring; stop with an ALARM (exit 1) when a ring's units roll it back."""
+    import os
+
+    from common.localnet import parse_address
+    from keys.releases import ReleaseRepo
+    from keys.rollout import MqttStatuses, Ring, run_rollout
+
+    parsed = []
+    for spec in rings:
+        channel, _, units = spec.partition("=")
+        if not units:
+            raise click.BadParameter(f"{spec!r}: use CHANNEL=CP/DEV,CP/DEV", param_hint="--ring")
+        parsed.append(Ring(channel.strip(), tuple(u.strip() for u in units.split(",") if u.strip())))
+    repo = ReleaseRepo.open(repo_dir, _passphrase(passphrase))
+    try:
+        host, port = parse_address(mqtt_address, 1883)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--mqtt") from None
+    statuses = MqttStatuses(host, port, username=mqtt_user, password=os.environ.get("CHOT_MQTT_PASSWORD"))
+    try:
+        for report in run_rollout(repo, version, parsed, statuses, ring_timeout_s=ring_timeout,
+                                  on_report=lambda r: click.echo(f"{r.channel}: {len(r.updated)} updated, "
+                                                                 f"{len(r.waiting)} waiting", err=True)):
+            click.echo(f"ring {report.channel}: all {len(report.updated)} units run {version}")
+    finally:
+        statuses.close()

@@ -66,7 +66,7 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def _utc(now: dt.datetime | None) -> dt.datetime:
-    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
 
 
 def build_release(source: Path, version: str, out: Path, packages: Iterable[str] = APP_PACKAGES,
@@ -196,29 +196,28 @@ class ReleaseRepo:
                 for path, info in sorted(self.targets().targets.items()) if not path.startswith("channels/")]
 
     # -- publishing --------------------------------------------------------------------------
-    def add_release(self, artifact: Path, version: str, *, channel: str = "stable",
+    def add_release(self, artifact: Path, version: str, *, channel: str | None = "stable",
                     now: dt.datetime | None = None, expiry: Mapping[str, dt.timedelta] | None = None) -> str:
-        """Publish `artifact` as `chot-unit-<version>.tar.gz` and point `channel` at it; returns its target path.
+        """Publish `artifact` as `chot-unit-<version>.tar.gz` and point `channel` at it (None: no channel
+        yet, for a staged rollout); returns its target path.
 
         :raises ReleaseError: the version is not newer than the channel's, or the channel name is bad.
         """
-        if not _CHANNEL.match(channel):
-            raise ReleaseError(f"channel {channel!r}: use lower-case letters, digits and '-'")
-        current = self.channel(channel)
-        if current is not None and parse_version(version) <= parse_version(current["version"]):
-            raise ReleaseError(f"release {version} is not newer than {current['version']} on channel {channel}")
         parse_version(version)
+        target_path = f"chot-unit-{version}.tar.gz"
+        if target_path in self.targets().targets:
+            raise ReleaseError(f"release {version} is already published (a release never changes; use a new version)")
+        if channel is not None:
+            self._check_channel_move(channel, version)
         now = _utc(now)
         expiry = {**DEFAULT_EXPIRY, **(expiry or {})}
         targets = self.targets()
-        target_path = f"chot-unit-{version}.tar.gz"
         data = artifact.read_bytes()
         info = TargetFile.from_data(target_path, data, ["sha256"])
         info.unrecognized_fields["custom"] = {"version": version}
         targets.targets[target_path] = self._store_target(info, data)
-        pointer = json.dumps({"version": version, "target": target_path}, sort_keys=True).encode()
-        pointer_info = TargetFile.from_data(f"channels/{channel}.json", pointer, ["sha256"])
-        targets.targets[pointer_info.path] = self._store_target(pointer_info, pointer)
+        if channel is not None:
+            self._point_channel(targets, channel, version)
         targets.version += 1
         targets.expires = now + expiry["targets"]
         self._publish(targets, now, expiry)
@@ -230,23 +229,28 @@ class ReleaseRepo:
 
         :raises ReleaseError: no such release, or it is not newer than the channel's.
         """
-        if not _CHANNEL.match(channel):
-            raise ReleaseError(f"channel {channel!r}: use lower-case letters, digits and '-'")
-        target_path = f"chot-unit-{version}.tar.gz"
         targets = self.targets()
-        if target_path not in targets.targets:
+        if f"chot-unit-{version}.tar.gz" not in targets.targets:
             raise ReleaseError(f"release {version} is not published; publish it first")
-        current = self.channel(channel)
-        if current is not None and parse_version(version) <= parse_version(current["version"]):
-            raise ReleaseError(f"release {version} is not newer than {current['version']} on channel {channel}")
+        self._check_channel_move(channel, version)
         now = _utc(now)
         expiry = {**DEFAULT_EXPIRY, **(expiry or {})}
-        pointer = json.dumps({"version": version, "target": target_path}, sort_keys=True).encode()
-        pointer_info = TargetFile.from_data(f"channels/{channel}.json", pointer, ["sha256"])
-        targets.targets[pointer_info.path] = self._store_target(pointer_info, pointer)
+        self._point_channel(targets, channel, version)
         targets.version += 1
         targets.expires = now + expiry["targets"]
         self._publish(targets, now, expiry)
+
+    def _check_channel_move(self, channel: str, version: str) -> None:
+        if not _CHANNEL.match(channel):
+            raise ReleaseError(f"channel {channel!r}: use lower-case letters, digits and '-'")
+        current = self.channel(channel)
+        if current is not None and parse_version(version) <= parse_version(current["version"]):
+            raise ReleaseError(f"release {version} is not newer than {current['version']} on channel {channel}")
+
+    def _point_channel(self, targets: Targets, channel: str, version: str) -> None:
+        pointer = json.dumps({"version": version, "target": f"chot-unit-{version}.tar.gz"}, sort_keys=True).encode()
+        info = TargetFile.from_data(f"channels/{channel}.json", pointer, ["sha256"])
+        targets.targets[info.path] = self._store_target(info, pointer)
 
     def refresh_timestamp(self, *, now: dt.datetime | None = None,
                           expiry: dt.timedelta | None = None) -> int:
@@ -290,7 +294,7 @@ class ReleaseRepo:
         directory, _, name = info.path.rpartition("/")
         where = self.targets_dir / directory if directory else self.targets_dir
         where.mkdir(parents=True, exist_ok=True)
-        keystore_write(where / f"{info.hashes['sha256']}.{name}", data)
+        write_public(where / f"{info.hashes['sha256']}.{name}", data)
         return info
 
     def _target_file(self, info: TargetFile) -> Path:
@@ -298,10 +302,10 @@ class ReleaseRepo:
         return (self.targets_dir / directory) / f"{info.hashes['sha256']}.{name}"
 
     def _write(self, name: str, data: bytes) -> None:
-        keystore_write(self.metadata_dir / name, data)
+        write_public(self.metadata_dir / name, data)
 
 
-def keystore_write(path: Path, data: bytes) -> None:
+def write_public(path: Path, data: bytes) -> None:
     """Write a public file atomically (temp, fsync, rename): a web server never serves half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:

@@ -26,7 +26,7 @@ from scanner.update.errors import (
 from tests.support.update_repo import StaticServer
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture
@@ -64,9 +64,12 @@ def test_good_update_is_found_downloaded_and_matches_the_signed_hash(repo, tmp_p
 
 def test_publishing_an_older_or_equal_version_is_refused(repo, tmp_path):
     repo.add_release(small_release(tmp_path, "1.2.0"), "1.2.0")
-    for version in ("1.2.0", "1.1.9"):
-        with pytest.raises(ReleaseError, match="not newer"):
-            repo.add_release(small_release(tmp_path, "1.3.0"), version)
+    with pytest.raises(ReleaseError, match="already published"):
+        repo.add_release(small_release(tmp_path, "1.3.0"), "1.2.0")
+    with pytest.raises(ReleaseError, match="not newer than 1.2.0 on channel stable"):
+        repo.add_release(small_release(tmp_path, "1.3.0"), "1.1.9")
+    with pytest.raises(ReleaseError, match="not newer"):
+        repo.promote("1.2.0", "stable")
     with pytest.raises(ReleaseError, match="dotted numbers"):
         repo.add_release(small_release(tmp_path, "1.3.0"), "1.3.0-beta")
 

@@ -65,3 +65,35 @@ channel = "canary"
         assert (tmp_path / "sw" / "check-now").exists()  # wakes the running unit's updater
     finally:
         server.close()
+
+
+def test_update_section_checks_its_values_and_hours_window():
+    import pytest
+
+    from common.typedconfig import ConfigError, parse
+    from scanner.update.config import UpdateSection
+
+    base = {"root": "sw", "root_file": "root.json", "metadata_url": "https://c/m/", "targets_url": "https://c/t/"}
+    night = parse(UpdateSection, {**base, "hours": "22-05"})
+    assert [h for h in range(24) if night.in_hours(h)] == [0, 1, 2, 3, 4, 22, 23]
+    assert parse(UpdateSection, {**base, "hours": "09-17"}).in_hours(16)
+    assert not parse(UpdateSection, {**base, "hours": "09-17"}).in_hours(17)
+    assert all(parse(UpdateSection, base).in_hours(h) for h in range(24))
+    for bad, words in (({"hours": "9-17"}, "hours"), ({"metadata_url": "ftp://x/"}, "http"),
+                       ({"gate_s": 0}, "gate_s"), ({"max_starts": 0}, "max_starts"),
+                       ({"selftest_expect": "blue"}, "selftest_expect"), ({"surprise": 1}, "surprise")):
+        with pytest.raises(ConfigError, match=words):
+            parse(UpdateSection, {**base, **bad})
+
+
+def test_the_central_accepts_a_status_with_the_update_part_and_refuses_a_malformed_one():
+    import pytest
+
+    from dashboard.ingest import Rejected, parse_status
+
+    status = {"state": "online", "software": "1.0.0", "ts": "2026-12-08T04:00:00Z",
+              "update": {"state": "idle", "target": None, "failed": "1.2.0", "failure": "update_gate_failed"}}
+    assert parse_status(json.dumps(status).encode()).software == "1.0.0"
+    for update in ({"state": "idle", "payload": "x"}, {"state": 5}, ["idle"], {"failure": "x" * 65}):
+        with pytest.raises(Rejected, match="update"):
+            parse_status(json.dumps({**status, "update": update}).encode())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,7 @@ def site(tmp_path, ministry, archives):
     repo = ReleaseRepo.create(tmp_path / "repo", "test passphrase", kdf_iterations=1000)
     repo.add_release(archives["1.0.0"], "1.0.0")
     server = StaticServer(repo.path / "public")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     unit_dir = tmp_path / "unit"
     unit_dir.mkdir()
     (unit_dir / "payloads.txt").write_text("\n".join(ministry.issue_vaccination(now=now).hc1
@@ -220,9 +220,9 @@ def test_sigkill_at_every_step_comes_back_on_a_working_release(site, archives, s
     print(f"killed at {step} (state phase {killed_in}); recovered after {unit.starts} starts")
 
 
-def test_status_reports_version_and_last_failure(site, archives):
-    """The status payload (built in the unit process) carries the release and the update state."""
-    repo, unit, layout, state_dir = site
+def test_status_command_on_a_freshly_provisioned_unit(site):
+    """`chot scanner update status`: the first release is current and good, nothing in progress."""
+    _repo, unit, _layout, _state_dir = site
     result = CliRunner().invoke(scanner_cli, ["update", "status", "--config", str(unit.config)])
     status = json.loads(result.output)
     assert (status["current"], status["good"], status["installed"], status["phase"]) == \

@@ -100,7 +100,7 @@ class UpdateChannel:
             raise
         except (ValueError, KeyError, TypeError) as e:
             raise BadRelease(f"channel pointer unreadable: {e}") from None
-        except Exception as e:  # python-tuf raises its own tree plus OSError
+        except Exception as e:  # noqa: BLE001 - python-tuf raises its own tree, urllib3's and OSError
             raise _translate(e) from None
         if info is None:
             raise UpdateRefused(f"channel {self.channel} names {target}, which the targets role does not list")
@@ -126,7 +126,7 @@ class UpdateChannel:
         except UpdateError:
             part.unlink(missing_ok=True)
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - as in check(): every failure becomes a reason
             part.unlink(missing_ok=True)
             raise _translate(e) from None
         hold_point(staging.parent, "download")

@@ -310,7 +310,8 @@ class Layout:
             if state.phase in ("idle", "staged"):
                 self.clean_partials()
             if self.pointed("current") is None:  # dangling or missing: run the last good release
-                good = self.pointed("good") or (self.installed() or [None])[-1]
+                installed = sorted(self.installed(), key=version_key)
+                good = self.pointed("good") or (installed[-1] if installed else None)
                 if good is not None:
                     self.point("current", good)
             return state

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from scanner.update.agent import EXIT_RESTART
 
@@ -91,6 +93,27 @@ class ReleasedUnit:
             time.sleep(0.2)
         raise AssertionError(f"not done within {timeout} s; log:\n{self.log.read_text()[-4000:]}")
 
+    def supervise(self) -> None:
+        """Keep the unit running in a thread, as systemd's Restart= does, until `stop()`."""
+        import threading
+
+        self._supervising = True
+
+        def loop() -> None:
+            while self._supervising:
+                if self.proc is None or self.proc.poll() in (EXIT_RESTART, 1):
+                    self.start()
+                time.sleep(0.2)
+
+        self.start()
+        self._supervisor = threading.Thread(target=loop, name=f"systemd-{self.config.parent.name}", daemon=True)
+        self._supervisor.start()
+
+    def unsupervise(self) -> None:
+        self._supervising = False
+        if getattr(self, "_supervisor", None) is not None:
+            self._supervisor.join(5)
+
     def wait_file(self, path: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not path.exists():
@@ -100,3 +123,68 @@ class ReleasedUnit:
                 raise AssertionError(f"unit exited {self.proc.returncode} before {path.name}; log:\n"
                                      f"{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
+
+
+def write_unit(unit_dir: Path, *, ministry: Any, pinned_root: bytes, metadata_url: str, targets_url: str,
+               people: int, device: str = "unit-1", channel: str = "stable", mqtt_port: int | None = None,
+               gate_s: float = 6, max_starts: int = 2) -> Path:
+    """A unit's config and files: scripted people, self-test certificate, trust anchor and bundle, TUF root.
+
+    State (outbox, trust cache) goes to unit_dir/state, releases to unit_dir/opt.
+    """
+    now = datetime.now(UTC)
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    (unit_dir / "payloads.txt").write_text("\n".join(ministry.issue_vaccination(now=now).hc1
+                                                     for _ in range(people)) + "\n")
+    (unit_dir / "selftest.txt").write_text(ministry.issue_vaccination(now=now).hc1)
+    (unit_dir / "anchor.pem").write_bytes(ministry.anchor_pem)
+    (unit_dir / "bundle.json").write_bytes(ministry.bundle(version=1, policies={}))
+    (unit_dir / "tuf-root.json").write_bytes(pinned_root)
+    mqtt = "" if mqtt_port is None else f"""
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+keepalive = 10
+status_interval_s = 1
+"""
+    config = unit_dir / "unit.toml"
+    config.write_text(f"""
+[unit]
+device_id = "{device}"
+checkpoint = "ic7"
+policy = "vn-2021"
+
+[trust]
+anchor_file = "anchor.pem"
+cache_dir = "state/trust"
+bundle_file = "bundle.json"
+
+[storage]
+data_dir = "state/data"
+
+[camera]
+backend = "scripted"
+source = "payloads.txt"
+width = 960
+height = 720
+fps = 20
+loop = false
+hold_frames = 6
+gap_frames = 4
+
+[screen]
+enabled = false
+{mqtt}
+[update]
+root = "opt"
+root_file = "tuf-root.json"
+metadata_url = "{metadata_url}"
+targets_url = "{targets_url}"
+channel = "{channel}"
+check_every_s = 1
+idle_s = 1
+gate_s = {gate_s}
+max_starts = {max_starts}
+selftest_file = "selftest.txt"
+""")
+    return config
