@@ -177,6 +177,8 @@ class Layout:
                 for i, member in enumerate(members):
                     if not (member.isfile() or member.isdir()):
                         raise BadRelease(f"{member.name}: only files and directories may be in a release")
+                    if member.name.startswith("/") or ".." in Path(member.name).parts:
+                        raise BadRelease(f"{member.name}: unsafe path in a release archive")
                     tar.extract(member, partial, filter="data")
                     if i == len(members) // 2:
                         hold_point(self.root, "unpack")
