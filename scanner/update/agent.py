@@ -64,8 +64,6 @@ class UpdateAgent:
         self.gate_reasons: list[str] = []
         self._thread: threading.Thread | None = None
         self._last_check = 0.0 if config.check_every_s else float("inf")
-        self._reads: int | None = None
-        self._quiet_since = time.monotonic()
         self._switched = False
         if self.in_trial:
             logger.info("update: release %s on trial (start %d of %d), health gate %.0f s",
@@ -94,6 +92,12 @@ class UpdateAgent:
         if self.in_trial:
             self._judge_trial()
             return
+        state = self.layout.load()
+        if state.phase == "staged" and state.target is not None:
+            # Only the switch is left: wait for a moment between people (idle() is sampled every tick).
+            if self.idle() and self.config.in_hours(self.local_hour()):
+                self._switch(state.target)
+            return
         now = time.monotonic()
         trigger = self.layout.root / CHECK_NOW
         if (now - self._last_check >= self.config.check_every_s or trigger.exists()) and not self.checking:
@@ -101,10 +105,6 @@ class UpdateAgent:
             self._last_check = now
             self._thread = threading.Thread(target=self.check_and_stage, name="update", daemon=True)
             self._thread.start()
-        if self.idle() and self.config.in_hours(self.local_hour()) and not self.checking:
-            state = self.layout.load()
-            if state.phase == "staged" and state.target is not None:
-                self._switch(state.target)
 
     @property
     def checking(self) -> bool:
@@ -114,10 +114,8 @@ class UpdateAgent:
         """Between people: no code read for idle_s, nothing on screen, no decision waiting."""
         unit = self.unit
         pipeline = unit.pipeline
-        reads = pipeline.stats.reads if pipeline is not None else 0
-        if reads != self._reads:
-            self._reads, self._quiet_since = reads, time.monotonic()
-        if time.monotonic() - self._quiet_since < self.config.idle_s:
+        last_read = max(pipeline.stats.last_read_at if pipeline is not None else 0.0, self.started)
+        if time.monotonic() - last_read < self.config.idle_s:
             return False
         if unit.screen is not None and unit.screen.state.has_verdict:
             return False
