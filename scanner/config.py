@@ -403,8 +403,6 @@ def check_files(config: UnitConfig) -> list[ConfigError]:
         problems.append(ConfigError("trust.bundle_file", f"file not found: {config.trust.bundle_file}"))
     if config.mqtt is not None and config.mqtt.ca_file is not None and not config.mqtt.ca_file.is_file():
         problems.append(ConfigError("mqtt.ca_file", f"file not found: {config.mqtt.ca_file}"))
-    if config.update is not None and not config.update.root_file.is_file():
-        problems.append(ConfigError("update.root_file", f"file not found: {config.update.root_file}"))
     if config.camera.backend in ("replay", "scripted") and not Path(config.camera.source).exists():
         problems.append(ConfigError("camera.source", f"not found: {config.camera.source}"))
     return problems
