@@ -46,6 +46,8 @@ def archives(tmp_path_factory):
         "1.1.0": build_release(ROOT, "1.1.0", out / "1.1.0.tar.gz"),
         "1.2.0": build_release(ROOT, "1.2.0", out / "1.2.0.tar.gz",
                                patch={"scanner/pipeline.py": pipeline + CLOCK_BUG}),
+        "1.4.0": build_release(ROOT, "1.4.0", out / "1.4.0.tar.gz", patch={"scanner/capture.py": (
+            ROOT / "scanner" / "capture.py").read_bytes() + b"\nCapture.start = lambda self: None  # 1.4.0: no frames\n"}),
         "1.3.0": build_release(ROOT, "1.3.0", out / "1.3.0.tar.gz",
                                patch={"scanner/pipeline.py": pipeline + b"\nraise ImportError('1.3.0 does not start')\n"}),
     }
@@ -194,6 +196,21 @@ def test_release_that_cannot_start_is_switched_back_by_the_guard(site, archives)
     state = layout.load()
     assert state.last_failure["code"] == "update_gate_failed" and "in 2 starts" in state.last_failure["reason"]
     assert "1.3.0 does not start" in unit.log.read_text()
+    unit.run_until(lambda: len(outbox_rows(state_dir)) >= len(before) + PEOPLE, 60)
+    assert unit.stop() == 0
+    assert_nothing_lost_or_doubled(before, outbox_rows(state_dir))
+    assert trust_files(state_dir) == trust
+
+
+def test_release_without_camera_frames_fails_its_gate_in_time_and_switches_back(site, archives):
+    """Self-test passes, but the camera never delivers: the gate's deadline switches the unit back."""
+    repo, unit, layout, state_dir = site
+    before, trust = settle_on_first_release(unit, state_dir)
+    repo.add_release(archives["1.4.0"], "1.4.0")
+    unit.run_until(lambda: (layout.load().last_failure or {}).get("version") == "1.4.0"
+                   and layout.pointed("current") == "1.0.0", 120)
+    failure = layout.load().last_failure
+    assert failure["code"] == "update_gate_failed" and "no camera frame yet" in failure["reason"]
     unit.run_until(lambda: len(outbox_rows(state_dir)) >= len(before) + PEOPLE, 60)
     assert unit.stop() == 0
     assert_nothing_lost_or_doubled(before, outbox_rows(state_dir))
