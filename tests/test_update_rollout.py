@@ -95,3 +95,37 @@ def test_bad_release_stops_at_the_canary_ring_and_a_good_one_reaches_every_ring(
             unit.stop()
         statuses.close()
         server.close()
+
+
+def test_rollout_command_promotes_each_ring_and_raises_the_alarm_on_a_failed_unit(tmp_path, mosquitto, monkeypatch):
+    """`chot keys release rollout` against retained statuses on a real broker (as units leave them)."""
+    import json
+
+    import paho.mqtt.client as mqtt
+
+    from keys.cli import keys as keys_cli
+
+    monkeypatch.setenv("CHOT_KEY_PASSPHRASE", "test passphrase")
+    repo = ReleaseRepo.create(tmp_path / "repo", "test passphrase", kdf_iterations=1000)
+    repo.add_release(build_release(ROOT, "1.0.0", tmp_path / "a.tgz", packages=("scanner", "common")), "1.0.0")
+    repo.add_release(build_release(ROOT, "1.1.0", tmp_path / "b.tgz", packages=("scanner", "common")), "1.1.0",
+                     channel=None)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+
+    def report(device: str, software: str, update: dict) -> None:
+        client.publish(f"chot/v1/ic7/{device}/status", json.dumps(
+            {"state": "online", "software": software, "update": update}), qos=1, retain=True).wait_for_publish()
+
+    report("a", "1.1.0", {"state": "idle", "failed": None})
+    report("b", "1.0.0", {"state": "idle", "failed": "1.1.0", "failure": "update_gate_failed"})
+    args = ["release", "rollout", str(repo.path), "--version", "1.1.0", "--ring", "canary=ic7/a",
+            "--ring", "stable=ic7/b", "--mqtt", f"127.0.0.1:{mosquitto.port}", "--ring-timeout", "20"]
+    result = CliRunner().invoke(keys_cli, args)
+    assert result.exit_code == 1 and "ALARM" in result.output and "ic7/b (update_gate_failed)" in result.output
+    assert repo.channel("canary")["version"] == "1.1.0" and repo.channel("stable")["version"] == "1.1.0"
+    bad = CliRunner().invoke(keys_cli, [*args[:5], "--ring", "canary"])
+    assert bad.exit_code == 2 and "CHANNEL=CP/DEV" in bad.output
+    client.loop_stop()
+    client.disconnect()

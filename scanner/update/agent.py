@@ -65,6 +65,9 @@ class UpdateAgent:
         self._thread: threading.Thread | None = None
         self._last_check = 0.0 if config.check_every_s else float("inf")
         self._switched = False
+        if running is None:
+            logger.warning("update: not running from a release under %s (no release.json): updates are off",
+                           config.root)
         if self.in_trial:
             logger.info("update: release %s on trial (start %d of %d), health gate %.0f s",
                         running, state.starts, state.max_starts, config.gate_s)
@@ -87,7 +90,7 @@ class UpdateAgent:
 
     # -- the loop ----------------------------------------------------------------------------
     def tick(self) -> None:
-        if self._switched:
+        if self._switched or self.running is None:  # a source tree is updated with git, not here
             return
         if self.in_trial:
             self._judge_trial()
@@ -163,7 +166,8 @@ class UpdateAgent:
         """Compact update status for the status topic: state, target, last failure's code and version."""
         state = self.layout.load()
         failure = state.last_failure or {}
-        return {"state": "trial" if self.in_trial else state.phase, "target": state.target,
+        phase = "unmanaged" if self.running is None else "trial" if self.in_trial else state.phase
+        return {"state": phase, "target": state.target,
                 "failed": failure.get("version"), "failure": failure.get("code")}
 
 
