@@ -107,3 +107,27 @@ def test_unreadable_state_or_dangling_current_recover_to_a_release(layout):
     os.symlink("releases/9.9.9", layout.root / "current")
     state = layout.recover()
     assert state.phase == "idle" and layout.pointed("current") == "1.0.0"
+
+
+def test_agent_switches_a_staged_release_only_inside_the_allowed_hours(tmp_path, layout):
+    """The unit's loop offers the switch every tick; outside `hours` it waits, inside it switches and restarts."""
+    from types import SimpleNamespace
+
+    from common.typedconfig import parse
+    from scanner.update.agent import UpdateAgent
+    from scanner.update.config import UpdateSection
+
+    config = parse(UpdateSection, {"root": str(layout.root), "root_file": str(tmp_path / "root.json"),
+                                   "metadata_url": "http://127.0.0.1:9/m/", "targets_url": "http://127.0.0.1:9/t/",
+                                   "hours": "22-05", "idle_s": 0.0, "check_every_s": 0})
+    layout.save(UpdateState(phase="staged", target="1.1.0"))
+    hour, restarts = [12], []
+    idle_unit = SimpleNamespace(pipeline=None, screen=None, desk=None)  # no camera in this test: always idle
+    agent = UpdateAgent(config, idle_unit, running="1.0.0", request_restart=restarts.append,
+                        local_hour=lambda: hour[0])
+    agent.tick()
+    assert (layout.load().phase, layout.pointed("current"), restarts) == ("staged", "1.0.0", [])
+    hour[0] = 23
+    agent.tick()
+    assert (layout.load().phase, layout.pointed("current")) == ("trial", "1.1.0")
+    assert restarts == ["switched to release 1.1.0"] and agent.status()["state"] == "trial"
