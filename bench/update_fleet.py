@@ -20,6 +20,7 @@ switch versus the normal interval and versus the plain restart (as ratios).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import signal
 import sqlite3
@@ -67,7 +68,7 @@ def verdict_times(root: Path) -> tuple[list[int], list[float]]:
 
 def longest_gap(times: list[float], around: float | None = None, window: float = 60.0) -> float:
     """Longest interval between consecutive verdicts (only those ending within `window` s after `around`)."""
-    gaps = [(b - a, b) for a, b in zip(times, times[1:])]
+    gaps = [(b - a, b) for a, b in itertools.pairwise(times)]
     if around is not None:
         gaps = [(g, b) for g, b in gaps if around <= b <= around + window]
     return max((g for g, _ in gaps), default=0.0)
@@ -184,7 +185,7 @@ def run(units: int, canary: int, fps: float, workdir: Path) -> dict[str, Any]:
         # A seq is reserved before its row commits; a gap is a verdict never stored. No unit is
         # killed here (switches are clean exits), so any gap is a loss.
         lost += (max(seqs) - min(seqs) + 1 - len(set(seqs))) if seqs else 0
-        normal.extend(b - a for a, b in zip(times, times[1:]))
+        normal.extend(b - a for a, b in itertools.pairwise(times))
         switch_pauses.append(longest_gap(times, switch_at, result["rollout_s"] + 30))
     steps = [step_times(unit.log, "1.3.0") for unit in fleet.values()]
     for key in ("staged_to_switch_s", "switch_to_gate_passed_s"):

@@ -55,7 +55,9 @@ def check(config_file: Path) -> None:
         failure = state.last_failure or {}
         if failure and failure.get("at", 0) >= state.updated_at - 1:
             raise click.ClickException(f"{failure.get('code')}: {failure.get('reason')}")
-        click.echo(f"up to date: {layout.pointed('current')}")
+        refused = f" (not taking {', '.join(state.bad_versions)}: failed its health gate here)" \
+            if state.bad_versions else ""
+        click.echo(f"up to date: {layout.pointed('current')}{refused}")
         return
     (layout.root / CHECK_NOW).touch()  # wake a running unit's updater
     click.echo(f"staged {staged}; the unit switches to it between people")
