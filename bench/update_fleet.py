@@ -25,27 +25,25 @@ import json
 import signal
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
+from common.localnet import free_port
+from keys.releases import ReleaseRepo, build_release
+from keys.rollout import MqttStatuses, Ring, RolloutStopped, run_rollout
+from scanner.cli import scanner as scanner_cli
+from scanner.update.layout import Layout
+from testbed.ministry import Ministry
+from testbed.mosquitto import Mosquitto, make_conf
+from testbed.release_unit import ReleasedUnit, write_unit
+from testbed.update_repo import StaticServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from click.testing import CliRunner  # noqa: E402
-
-from common.localnet import free_port  # noqa: E402
-from keys.releases import ReleaseRepo, build_release  # noqa: E402
-from keys.rollout import MqttStatuses, Ring, RolloutStopped, run_rollout  # noqa: E402
-from scanner.cli import scanner as scanner_cli  # noqa: E402
-from scanner.update.layout import Layout  # noqa: E402
-from tests.support.broker import Mosquitto, make_conf  # noqa: E402
-from tests.support.ministry import Ministry  # noqa: E402
-from tests.support.release_unit import ReleasedUnit, write_unit  # noqa: E402
-from tests.support.update_repo import StaticServer  # noqa: E402
 
 CLOCK_BUG = b"""
 _released_verify = verify

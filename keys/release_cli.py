@@ -46,7 +46,7 @@ def init(repo_dir: Path, passphrase: str | None) -> None:
 @click.option("--version", "version", required=True, help="Release version, dotted numbers (1.4.0).")
 @click.argument("out", type=click.Path(path_type=Path))
 def build(source: Path, version: str, out: Path) -> None:
-    """Pack the unit's application (chot, common, keys, scanner, verifier) as a release archive OUT."""
+    """Pack the unit's application (chot, common, keys, protocol, scanner, verifier) as a release archive OUT."""
     from keys.releases import build_release
 
     build_release(source, version, out)

@@ -48,7 +48,7 @@ ROLES = ("root", "targets", "snapshot", "timestamp")
 DEFAULT_EXPIRY: dict[str, dt.timedelta] = {
     "root": dt.timedelta(days=365), "targets": dt.timedelta(days=90),
     "snapshot": dt.timedelta(days=7), "timestamp": dt.timedelta(days=1)}
-APP_PACKAGES = ("chot", "common", "keys", "scanner", "verifier")
+APP_PACKAGES = ("chot", "common", "keys", "protocol", "scanner", "verifier")
 RELEASE_MANIFEST = "release.json"
 _VERSION = re.compile(r"^\d{1,6}(\.\d{1,6}){1,3}$")
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")

@@ -23,7 +23,7 @@ from scanner.update.errors import (
     NotNewer,
     TargetMismatch,
 )
-from tests.support.update_repo import StaticServer
+from testbed.update_repo import StaticServer
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.UTC

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from keys.cli import keys as keys_cli
 from scanner.cli import scanner as scanner_cli
-from tests.support.update_repo import StaticServer
+from testbed.update_repo import StaticServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from keys.releases import ReleaseRepo, build_release
 from keys.rollout import MqttStatuses, Ring, RolloutStopped, judge_ring, run_rollout
 from scanner.cli import scanner as scanner_cli
 from scanner.update.layout import Layout
-from tests.support.release_unit import ReleasedUnit, write_unit
-from tests.support.update_repo import StaticServer
+from testbed.release_unit import ReleasedUnit, write_unit
+from testbed.update_repo import StaticServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_BUG = b"""

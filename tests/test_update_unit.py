@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from keys.releases import ReleaseRepo, build_release
 from scanner.cli import scanner as scanner_cli
 from scanner.update.layout import Layout
-from tests.support.release_unit import ReleasedUnit
-from tests.support.update_repo import StaticServer
+from testbed.release_unit import ReleasedUnit
+from testbed.update_repo import StaticServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parent.parent
