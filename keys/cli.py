@@ -351,3 +351,12 @@ def shc_issue_cmd(issuer_dir: Path, iss: str | None, person_file: Any, doses: tu
         out.write_text(text + "\n", encoding="ascii")
     if qr_out:
         qr.write_png(text, qr_out)
+
+
+def _add_release_commands() -> None:
+    from keys.release_cli import release
+
+    keys.add_command(release)
+
+
+_add_release_commands()

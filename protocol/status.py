@@ -1,5 +1,9 @@
 """A unit's retained status: `{state, software, trust_version, trust_age_s, backlog, clock, fps,
-temperature_c, uptime_s, ts, broker}` while online, `{"state": "offline"}` as its last will."""
+temperature_c, uptime_s, ts, broker, update}` while online, `{"state": "offline"}` as its last will.
+
+`update` (units with signed software updates): `{state, target, failed, failure}`, short strings
+or null: the update phase, the release being installed, the last release that failed here and why.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 from protocol.message import Rejected, json_object
 
 FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
-                    "fps", "temperature_c", "uptime_s", "ts", "broker"})
+                    "fps", "temperature_c", "uptime_s", "ts", "broker", "update"})
+UPDATE_FIELDS = frozenset({"state", "target", "failed", "failure"})
 STATES = ("online", "offline")
 CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
 OFFLINE = json.dumps({"state": "offline"}).encode()
@@ -38,6 +43,10 @@ def parse_status(payload: bytes) -> dict[str, Any]:
     node = data.get("broker")  # which node of a clustered broker the unit is on
     if node is not None and (not isinstance(node, str) or not _NODE.match(node)):
         raise Rejected("bad_field", "status broker must be a host:port")
+    update = data.get("update")
+    if update is not None and (not isinstance(update, dict) or set(update) - UPDATE_FIELDS or any(
+            v is not None and (not isinstance(v, str) or len(v) > 64) for v in update.values())):
+        raise Rejected("bad_field", "status update must hold short state, target, failed and failure strings")
     clock = data.get("clock")
     if clock is not None and clock not in CLOCK_STATES:
         raise Rejected("bad_field", f"status clock must be one of {', '.join(CLOCK_STATES)}")

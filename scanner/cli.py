@@ -62,7 +62,21 @@ def run(config_file: Path) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    unit = Unit(config)
     try:
-        Unit(config).run(stop)
+        unit.run(stop)
     except UnitError as e:
         raise click.ClickException(str(e)) from None
+    if unit.restart_reason is not None:  # a release switch: systemd starts it again (RestartForceExitStatus)
+        from scanner.update.agent import EXIT_RESTART
+
+        raise SystemExit(EXIT_RESTART)
+
+
+def _add_update_commands() -> None:
+    from scanner.update.cli import update
+
+    scanner.add_command(update)
+
+
+_add_update_commands()

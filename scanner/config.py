@@ -16,6 +16,7 @@ from typing import Any, Literal
 from common.localnet import parse_address
 from common.typedconfig import ConfigError, load_toml, parse, secret
 from protocol import topics
+from scanner.update.config import UpdateSection
 
 Language = Literal["vi", "en"]
 CameraBackend = Literal["picamera2", "opencv", "replay", "scripted"]
@@ -364,6 +365,8 @@ class UnitConfig:
     """[clock]"""
     officers: OfficersSection = field(default_factory=OfficersSection)
     """[officers]"""
+    update: UpdateSection | None = None
+    """[update]; no section = software updated by hand only."""
 
     @property
     def screen_language(self) -> str:
@@ -416,6 +419,8 @@ def _resolve_paths(config: UnitConfig, base: Path) -> None:
     config.storage.data_dir = fix(config.storage.data_dir)  # type: ignore[assignment]
     if config.mqtt is not None:
         config.mqtt.ca_file = fix(config.mqtt.ca_file)
+    if config.update is not None:
+        config.update.resolve(base)
     cam = config.camera
     if cam.backend in ("replay", "scripted") and cam.source and not Path(cam.source).is_absolute():
         cam.source = str(base / cam.source)

@@ -154,6 +154,8 @@ class PipelineStats:
         self.last_result: str | None = None
         self.last_loop_at = time.monotonic()
         """When the pipeline loop last went round (for the watchdog)."""
+        self.last_read_at = 0.0
+        """When a code was last in view (monotonic; the updater switches only after a quiet spell)."""
 
 
 class Pipeline:
@@ -212,6 +214,7 @@ class Pipeline:
         stats.decoded += 1
         if payload is not None:
             stats.reads += 1
+            stats.last_read_at = time.monotonic()
         if not self.debounce.frame(payload, time.monotonic()):
             stats.frame_ms.append((time.monotonic() - captured_at) * 1000)
             stats.frame_cpu_ms.append((time.thread_time() - cpu_start) * 1000)

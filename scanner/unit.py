@@ -101,6 +101,10 @@ class Unit:
         self.outbox_error: str | None = None
         self._last_usb = 0.0
         self._usb_seen: set[tuple[str, float]] = set()
+        self.updates: Any = None
+        self.restart_reason: str | None = None
+        """Set when the unit stops to be restarted on another release (exit status 75)."""
+        self._stop_event: threading.Event | None = None
 
     # -- building ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -136,6 +140,8 @@ class Unit:
         self.judge = judge
         self.trust.add_listener(judge.prepare)  # build the next trust store off the frame path
         judge.prepare(self.trust.current)
+        if cfg.update is not None:
+            self._start_updates()
         if cfg.officers.enabled:
             self._start_desk()
 
@@ -209,6 +215,19 @@ class Unit:
             logger.info("trust.bundle_file %s: %s", cfg.bundle_file, result.reason)
         self._check_usb(keeper)
         return keeper
+
+    def _start_updates(self) -> None:
+        """The updater; a release on trial must pass its self-test before it judges anyone."""
+        from scanner.update.agent import UpdateAgent, running_version
+        from scanner.update.errors import UpdateError
+
+        assert self.config.update is not None
+        self.updates = UpdateAgent(self.config.update, self, running=running_version(),
+                                   request_restart=self.request_restart)
+        try:
+            self.updates.preflight()
+        except UpdateError as e:
+            raise UnitError(f"update: {e}") from None
 
     def _start_screen(self) -> None:
         from scanner.screen import OfficerScreen
@@ -335,10 +354,14 @@ class Unit:
         now = self.wall_clock()
         bundle = self.trust.current if self.trust is not None else None
         issued = getattr(bundle, "issued_at", None)
-        return collect(now=now, started_monotonic=self.started_at, trust_version=getattr(bundle, "version", None),
-                       trust_issued_at=issued, backlog=self.outbox.backlog(),
-                       clock=self.clock.check(now, issued).reason,
-                       fps=self.capture.fps if self.capture is not None else None)
+        status = collect(now=now, started_monotonic=self.started_at, trust_version=getattr(bundle, "version", None),
+                         trust_issued_at=issued, backlog=self.outbox.backlog(),
+                         clock=self.clock.check(now, issued).reason,
+                         fps=self.capture.fps if self.capture is not None else None)
+        if self.updates is not None:
+            status["software"] = self.updates.running or status["software"]
+            status["update"] = self.updates.status()
+        return status
 
     def screen_status(self, now: datetime) -> dict[str, Any]:
         """The status lines of the officer screen."""
@@ -374,6 +397,15 @@ class Unit:
             self._desk_changed()  # sign-out after inactivity, lock-out countdown, roster expiry
         if time.monotonic() - self._last_usb >= _USB_EVERY_S and self.trust is not None:
             self._check_usb(self.trust)
+        if self.updates is not None:
+            self.updates.tick()
+
+    def request_restart(self, reason: str) -> None:
+        """Stop so that the service manager starts the unit again (on the release now `current`)."""
+        logger.info("unit: restarting: %s", reason)
+        self.restart_reason = reason
+        if self._stop_event is not None:
+            self._stop_event.set()
 
     @property
     def healthy(self) -> bool:
@@ -395,6 +427,7 @@ class Unit:
     # -- running ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Start, serve until `stop` is set, then shut down cleanly."""
+        self._stop_event = stop
         self.start()
         try:
             sd_notify("READY=1\nSTATUS=scanning")
