@@ -91,14 +91,22 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         _running.remove(item)
 
 
+WRAPPERS = {"runuser", "sudo", "su", "env", "nice", "ionice", "timeout", "setpriv", "chroot"}
+
+
 def program_marker(args: Any) -> str | None:
-    """The marker needed to start `args` (a Popen argument list or string), if any."""
+    """The marker needed to start `args` (a Popen argument list or string), if any.
+
+    The program is the first word, or behind a wrapper (`runuser -u postgres -- .../initdb`) the
+    first word that is a path; other words are arguments (a `-m postgres` is not PostgreSQL)."""
     parts = args.split() if isinstance(args, (str, bytes)) else list(args or ())
-    for part in parts:  # every word, so `runuser -u postgres -- .../initdb` counts too
-        name = os.path.basename(os.fsdecode(part)) if isinstance(part, (str, bytes, os.PathLike)) else ""
-        if name in PROGRAM_MARKERS:
-            return PROGRAM_MARKERS[name]
-    return None
+    words = [os.fsdecode(p) for p in parts if isinstance(p, (str, bytes, os.PathLike))]
+    if not words:
+        return None
+    program = os.path.basename(words[0])
+    if program in WRAPPERS:
+        program = next((os.path.basename(w) for w in words[1:] if "/" in w), "")
+    return PROGRAM_MARKERS.get(program)
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
