@@ -98,6 +98,7 @@ def test_no_library_alone_beats_the_stage_on_phone_screens(synthetic_scores) -> 
     assert synthetic_scores["zxing-cpp"] < 0.75  # the set really is hard for the best library
 
 
+@pytest.mark.slow  # renders every synthetic set to take its empty frames
 def test_empty_frames_give_none(synthetic_sets) -> None:
     decoder = QrDecoder()
     frames = [s.gray for s in synthetic_sets["synthetic-empty-1280x720"]]

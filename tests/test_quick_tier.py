@@ -21,6 +21,7 @@ def collected(*args: str) -> list[str]:
     return [line for line in out.stdout.splitlines() if "::" in line]
 
 
+@pytest.mark.slow  # runs pytest itself (collection, seconds)
 def test_quick_leaves_out_tests_on_engine_fixtures_parameters_and_module_markers() -> None:
     files = ["tests/test_dashboard_store.py", "tests/test_broker_acl.py"]
     everything = collected(*files)
@@ -36,6 +37,7 @@ def test_quick_leaves_out_tests_on_engine_fixtures_parameters_and_module_markers
     assert "tests/test_dashboard_store.py::test_new_file_gets_the_schema_in_wal_mode" in quick
 
 
+@pytest.mark.slow  # runs pytest itself (collection, seconds)
 def test_a_marker_expression_sees_the_markers_set_from_fixtures() -> None:
     only_pg = collected("-m", "postgres", "tests/test_dashboard_store.py")
     assert only_pg and all("[postgres]" in t for t in only_pg)
