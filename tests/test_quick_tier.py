@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,15 @@ def test_an_unmarked_test_that_starts_an_engine_fails_with_the_marker_to_add(tmp
 def test_a_marked_test_may_start_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):  # past the guard: the (missing) program itself
         subprocess.Popen([str(tmp_path / "mosquitto"), "-c", "none.conf"])
+
+
+@pytest.fixture
+def stops_an_engine_at_teardown(tmp_path: Path) -> Iterator[None]:
+    yield
+    # Session fixtures (the PostgreSQL cluster) stop in whichever test's teardown comes last.
+    with pytest.raises(FileNotFoundError):  # past the guard: the (missing) program itself
+        subprocess.Popen([str(tmp_path / "pg_ctl"), "stop"])
+
+
+def test_a_teardown_may_stop_an_engine(stops_an_engine_at_teardown: None) -> None:
+    pass

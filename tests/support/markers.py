@@ -47,7 +47,7 @@ PROGRAM_MARKERS = {
     "node": "browser",  # Playwright's driver, which starts chromium
 }
 
-_running: list[pytest.Item] = []  # the test being run, if any
+_running: list[pytest.Item | None] = []  # the test being run, if any (None: its teardown)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,6 +94,16 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 WRAPPERS = {"runuser", "sudo", "su", "env", "nice", "ionice", "timeout", "setpriv", "chroot"}
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    # Session fixtures end in the last test's teardown, whatever its markers: stopping is allowed.
+    _running.append(None)
+    try:
+        yield
+    finally:
+        _running.pop()
+
+
 def program_marker(args: Any) -> str | None:
     """The marker needed to start `args` (a Popen argument list or string), if any.
 
@@ -110,7 +120,7 @@ def program_marker(args: Any) -> str | None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event != "subprocess.Popen" or not _running:
+    if event != "subprocess.Popen" or not _running or _running[-1] is None:
         return
     item = _running[-1]
     needed = program_marker(args[1])
