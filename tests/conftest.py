@@ -10,7 +10,8 @@ from testbed.ministry import Ministry
 pytest_plugins = [
     name
     for name in ("tests.support.broker", "tests.support.browser",
-                 "tests.support.postgres", "tests.support.stores", "tests.support.nats")
+                 "tests.support.postgres", "tests.support.stores", "tests.support.nats",
+                 "tests.support.markers")
     if importlib.util.find_spec(name) is not None
 ]
 

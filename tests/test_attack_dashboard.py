@@ -152,6 +152,7 @@ def expected_refusal(role: str, path: str) -> bool:
     return False
 
 
+@pytest.mark.slow  # every route for every role
 def test_every_route_for_every_role_and_scope(app: Any, seeded: Seeded) -> None:
     tried = refused = 0
     for role in ROLES:

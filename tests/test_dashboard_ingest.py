@@ -96,6 +96,21 @@ def stored_total(store: Store) -> int:
     return store.totals(Scope.all(), *DAY).total
 
 
+def test_start_returns_once_the_broker_grants_the_subscriptions(central: Central) -> None:
+    """start() waits for the SUBACK, not for its timeout: here the timeout is far above this
+    module's hang guard (pytestmark), so a start() that waited it out fails the test."""
+    creds = central.add_device("u1", "IC7")
+    ingest = MqttIngest(central.store, central.config)
+    ingest.start(timeout=3600)
+    try:
+        unit = Unit(central, "u1", creds.password)
+        unit.events([1])  # at once: the subscription is already in place
+        assert wait_until(lambda: stored_total(central.store) == 1, 30)
+        unit.close()
+    finally:
+        ingest.stop()
+
+
 def test_duplicates_counted_once(central: Central, ingest_factory: Callable[..., MqttIngest],
                                  caplog: pytest.LogCaptureFixture) -> None:
     creds = central.add_device("u1", "IC7")

@@ -62,29 +62,34 @@ def test_photo_sets_are_all_there(photo_sets) -> None:
     assert sum(len(s) for s in photo_sets.values()) == 103
 
 
+@pytest.mark.slow  # decodes whole bench sets with every library
 def test_stage_reads_the_real_photos(photo_scores) -> None:
     # Measured 103/103 for both paths; the aim is 95%.
     assert photo_scores["chot"] >= 0.97
     assert photo_scores["chot-image"] >= 0.97
 
 
+@pytest.mark.slow  # decodes whole bench sets with every library
 def test_no_library_alone_beats_the_stage_on_photos(photo_scores) -> None:
     for library in ("zxing-cpp", "pyzbar", "opencv", "opencv-aruco"):
         assert photo_scores[library] <= photo_scores["chot"], library
 
 
+@pytest.mark.slow  # decodes whole bench sets with every library
 def test_stage_reads_hard_phone_screens(synthetic_scores) -> None:
     # Measured 22/24 at 1280x720 and 23/24 at 640x480 (92% and 93% on the first 100 frames,
     # zxing-cpp alone 52% and 42%); the aim is 80%.
     assert synthetic_scores["chot"] >= 0.88
 
 
+@pytest.mark.slow  # decodes whole bench sets with every library
 def test_no_library_alone_beats_the_stage_on_phone_screens(synthetic_scores) -> None:
     for library in ("zxing-cpp", "pyzbar", "opencv-aruco"):
         assert synthetic_scores[library] <= synthetic_scores["chot"], library
     assert synthetic_scores["zxing-cpp"] < 0.75  # the set really is hard for the best library
 
 
+@pytest.mark.slow  # renders every synthetic set to take its empty frames
 def test_empty_frames_give_none(synthetic_sets) -> None:
     decoder = QrDecoder()
     frames = [s.gray for s in synthetic_sets["synthetic-empty-1280x720"]]
@@ -278,6 +283,7 @@ def test_bench_json_has_stable_names() -> None:
     assert result["command"].startswith(".venv/bin/python -m bench.decode")
 
 
+@pytest.mark.slow  # decodes whole bench sets with every library
 def test_clips_of_a_held_phone_are_read_in_some_frame() -> None:
     # Measured on 20 clips of 8 frames: 100% of clips read at both sizes (93% and 92% of
     # frames); zxing-cpp alone 55% and 70% of clips.

@@ -68,6 +68,7 @@ def test_pose_known_reader_cannot_read_a_code_washed_out_by_glare() -> None:
     assert decode_ceiling.read_knowing_pose(frame, scene) == []
 
 
+@pytest.mark.slow  # runs the bench on rendered sets
 def test_bench_json_figures_are_consistent(capsys: pytest.CaptureFixture[str]) -> None:
     assert decode_ceiling.main(["--synthetic", "3", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)

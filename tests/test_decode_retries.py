@@ -48,6 +48,7 @@ def tuning_frames() -> dict[str, list]:
     return sets
 
 
+@pytest.mark.slow  # renders and decodes bench-sized frame sets
 @pytest.mark.parametrize(("set_name", "index"), [
     ("synthetic-hard-1280x720", 12), ("synthetic-hard-1280x720", 47),
     ("synthetic-dark-1280x720", 18), ("synthetic-dark-1280x720", 69),
@@ -66,6 +67,7 @@ def test_frames_the_binarised_retry_reads(tuning_frames: dict[str, list], set_na
     assert stage.QrDecoder().decode(sample.gray) != sample.text
 
 
+@pytest.mark.slow  # renders and decodes bench-sized frame sets
 def test_a_frame_without_a_code_stays_unread_by_every_retry() -> None:
     """Empty frames of the tuning seed, noise patches included: no retry makes up a code."""
     for sample in synthetic_sets(30)["synthetic-empty-1280x720"]:
@@ -91,6 +93,7 @@ def third_seed() -> dict[str, list]:
     return varied_sets(30, seed=4242)
 
 
+@pytest.mark.slow  # renders and decodes bench-sized frame sets
 @pytest.mark.parametrize(("adding", "before", "after"), [
     ("the binarised retry", {"binarise": True, "locate": True}, {"locate": True}),
     ("the locator", {"locate": True}, {}),

@@ -55,6 +55,7 @@ def _shares(result: dict, set_name: str) -> tuple[float, float]:
     return decoders["chot"]["share"], decoders["zxing-cpp"]["share"]
 
 
+@pytest.mark.slow  # decodes whole rendered sets with the stage and zxing-cpp
 def test_inverted_mirrored_and_rephotographed_photos_are_read_whenever_zxing_reads_them(variant_result) -> None:
     names = ["qr-photos-inverted", "qr-photos-mirrored", "qr-photos-rephotographed"]
     assert sorted(variant_result["sets"]) == names
@@ -67,6 +68,7 @@ def test_inverted_mirrored_and_rephotographed_photos_are_read_whenever_zxing_rea
         assert stage >= zxing, name
 
 
+@pytest.mark.slow  # decodes whole rendered sets with the stage and zxing-cpp
 @pytest.mark.parametrize("kind", printed_scenes.KINDS)
 def test_printed_scenes_are_read_whenever_zxing_reads_them(scene_result, kind: str) -> None:
     name = f"scenes-{kind}"
@@ -76,6 +78,7 @@ def test_printed_scenes_are_read_whenever_zxing_reads_them(scene_result, kind: s
     assert stage >= zxing, name
 
 
+@pytest.mark.slow  # decodes whole rendered sets with the stage and zxing-cpp
 def test_phone_screens_in_dark_mode_and_through_other_cameras(screen_result) -> None:
     assert _misses_against_zxing(screen_result) == {"synthetic-varied-1280x720": [], "synthetic-dark-1280x720": []}
     stage, zxing = _shares(screen_result, "synthetic-dark-1280x720")

@@ -130,6 +130,7 @@ print(json.dumps({"start": start, "after_huge": after_huge, "before_control": be
 """
 
 
+@pytest.mark.slow  # writes huge files, one child process each
 def test_huge_files_are_refused_in_bounded_memory_measured_in_a_child(tmp_path: Path) -> None:
     small = tmp_path / "small.png"
     small.write_bytes(encoded(".png", 64, 64))

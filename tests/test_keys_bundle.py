@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -76,9 +77,16 @@ def test_trust_list_key_must_be_p256(ministry) -> None:
         bundle.sign_bundle(b"{}", ca.generate_key("PS256"))
 
 
+@pytest.fixture(scope="module")
+def ministry_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_ministry(tmp_path_factory.mktemp("ministry-template") / "ministry", "pw",
+                         now=NOW - dt.timedelta(days=1)).root
+
+
 @pytest.fixture
-def ministry_dir(tmp_path: Path) -> MinistryDir:
-    return init_ministry(tmp_path / "ministry", "pw", now=NOW - dt.timedelta(days=1))
+def ministry_dir(ministry_template: Path, tmp_path: Path) -> MinistryDir:
+    # A copy per test (modes kept), each test's own to change; making one costs seconds of PBKDF2.
+    return MinistryDir(shutil.copytree(ministry_template, tmp_path / "ministry"))
 
 
 def test_publish_versions_only_increase(ministry_dir: MinistryDir) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
 import stat
 from pathlib import Path
 
@@ -33,14 +34,21 @@ def run(*args: str, passphrase: str = "hunter2", ok: bool = True):
     return result
 
 
-@pytest.fixture
-def ministry_dir(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def ministry_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Certificates start a day before NOW so --now can be used throughout.
-    root = tmp_path / "ministry"
+    root = tmp_path_factory.mktemp("ministry-template") / "ministry"
     from keys.ministry import init_ministry
 
     init_ministry(root, "hunter2", now=NOW - dt.timedelta(days=1))
     return root
+
+
+@pytest.fixture
+def ministry_dir(ministry_template: Path, tmp_path: Path) -> Path:
+    # A copy per test (modes kept): a test may add signers or revoke without touching another's.
+    # Making one costs seconds (every key encrypted with 600,000 PBKDF2 rounds).
+    return Path(shutil.copytree(ministry_template, tmp_path / "ministry"))
 
 
 def _trust(ministry_dir: Path, version: int, tmp_path: Path):

@@ -194,6 +194,7 @@ def third_seed_dark() -> list:
     return varied_sets(30, seed=4242)["synthetic-dark-1280x720"]
 
 
+@pytest.mark.slow  # renders and decodes a set of frames
 def test_the_stage_reads_through_its_locator_and_then_tracks_the_code(
         third_seed_dark: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """A dark-mode frame of seed 4242 (neither the tuning nor the held-out seed) that every zxing

@@ -89,6 +89,7 @@ def test_image_folder_plays_in_order_and_ends(image_folder: Path) -> None:
     assert [mark(f) for f in frames] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow  # compresses a 30000x30000 PNG (seconds of zlib)
 def test_image_folder_skips_an_image_whose_header_declares_a_huge_size(image_folder: Path) -> None:
     """A 30000x30000 PNG among the frames is refused from its header, never handed to OpenCV."""
     (image_folder / "002b.png").write_bytes(png_bomb(30000))

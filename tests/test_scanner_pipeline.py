@@ -50,6 +50,7 @@ class Collect:
         self.verdicts.append(verdict)
 
 
+@pytest.mark.slow  # a whole scripted checkpoint on rendered phone screens
 def test_scripted_checkpoint_gives_each_person_the_right_verdict(tmp_path: Path, ministry, keeper, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     samples = scannable(ministry, "vn-2021")

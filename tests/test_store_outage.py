@@ -25,7 +25,7 @@ from tests.support.postgres import PostgresCluster
 from tests.test_dashboard_ingest import DAY, stored_total
 from tests.test_ingest_workers import AckedUnit
 
-pytestmark = [pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]  # each test runs a PostgreSQL of its own
 
 
 @pytest.fixture

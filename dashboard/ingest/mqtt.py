@@ -46,7 +46,6 @@ class MqttIngest(Ingest):
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
-        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
         # One ingest: a long session, so the broker queues events while it is down. Workers: the
@@ -101,16 +100,6 @@ class MqttIngest(Ingest):
                     f" worker {self.worker}" if self.shared else "", flags.session_present)
         self._connected.set()
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        # start() returns only once the broker has granted the subscriptions: on a new session,
-        # events published between CONNACK and SUBACK would otherwise reach no one.
-        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
-        if refused:
-            logger.error("broker refused the ingest's subscriptions: %s", ", ".join(refused))
-            self._refused = "subscriptions refused: " + ", ".join(refused)
-            self._connected.clear()
-        self._connected_or_refused.set()
-
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
         if self._accepting.is_set():
@@ -118,8 +107,14 @@ class MqttIngest(Ingest):
             logger.warning("ingest lost the broker (%s); reconnecting%s", reason, f" to {moved}" if moved else "")
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
-        if any(code.is_failure for code in codes) and self._accepting.is_set():
-            # A cluster node refuses while it elects new leaders after losing a peer: ask again.
+        if not any(code.is_failure for code in codes):
+            # start() returns only once the broker has granted the subscriptions: on a new session,
+            # events published between CONNACK and SUBACK would otherwise reach no one.
+            self._connected_or_refused.set()
+            return
+        if self._accepting.is_set():
+            # A cluster node refuses while it elects new leaders after losing a peer: ask again
+            # (start() waits on, up to its timeout).
             logger.warning("the broker refused the ingest's subscriptions (%s); asking again in 1 s",
                            ", ".join(str(c) for c in codes))
             retry = threading.Timer(1.0, self._subscribe, (client,))
