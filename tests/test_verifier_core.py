@@ -30,7 +30,11 @@ class AcceptAll:
 
     name = "accept-all"
 
-    def decide(self, dcc_: dict, now: dt.datetime) -> tuple[str, str, str, str]:
+    on_untrusted_clock = "warn"
+
+    max_trust_age = None
+
+    def decide(self, dcc_: object, now: dt.datetime) -> tuple[str, str, str, str]:
         return "green", "valid", "Valid certificate.", "Chứng nhận hợp lệ."
 
 
@@ -245,12 +249,16 @@ def test_signature_hash_covers_only_r_for_ecdsa():
 def test_policy_fault_is_red_not_a_crash(ministry, store):
     class Broken:
         name = "broken"
+        on_untrusted_clock = "warn"
+        max_trust_age = None
 
         def decide(self, dcc_, now):
             raise KeyError("boom")
 
     class Nonsense:
         name = "nonsense"
+        on_untrusted_clock = "warn"
+        max_trust_age = None
 
         def decide(self, dcc_, now):
             return "purple", 1, "", ""

@@ -27,8 +27,10 @@ SETTINGS = settings(max_examples=int(__import__("os").environ.get("CHOT_HYPOTHES
 
 class AcceptAll:
     name = "accept-all"
+    on_untrusted_clock = "warn"
+    max_trust_age = None
 
-    def decide(self, dcc_: dict, now: dt.datetime) -> tuple[str, str, str, str]:
+    def decide(self, dcc_: object, now: dt.datetime) -> tuple[str, str, str, str]:
         return "green", "valid", "Valid.", "Hợp lệ."
 
 

@@ -26,8 +26,10 @@ PERSON = Person(family_name="Phạm", given_name="Thu Hà", dob="1990-03-04", fa
 
 class AcceptAll:
     name = "accept-all"
+    on_untrusted_clock = "warn"
+    max_trust_age = None
 
-    def decide(self, dcc_: dict, now: dt.datetime) -> tuple[str, str, str, str]:
+    def decide(self, dcc_: object, now: dt.datetime) -> tuple[str, str, str, str]:
         return "green", "valid", "Valid.", "Hợp lệ."
 
 

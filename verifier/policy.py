@@ -16,10 +16,11 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from verifier.certlogic import EvaluationError, Expression, InvalidExpression, compile_expression, truthiness
 from verifier.decisions import DecisionRules, DecisionRulesError
@@ -127,7 +128,7 @@ class Policy:
         """`max_trust_age_hours` as a timedelta (what verify() reads)."""
         return timedelta(hours=self.max_trust_age_hours)
 
-    def decide(self, dcc: dict[str, Any], now: datetime) -> Decision:
+    def decide(self, dcc: Mapping[str, Any], now: datetime) -> Decision:
         """Green, yellow or red for a verified DCC payload at time `now` (timezone-aware).
 
         :raises PolicyError: when a rule cannot be evaluated on this certificate (a policy bug or
@@ -250,7 +251,7 @@ class _DocumentReader:
         assert default is not None
         return Policy(
             name=name, title_en=title_en, title_vi=title_vi, outcomes=tuple(outcomes), default=default,
-            refusals=tuple(refusals), max_trust_age_hours=max_age, on_untrusted_clock=clock,
+            refusals=tuple(refusals), max_trust_age_hours=cast(float, max_age), on_untrusted_clock=cast(str, clock),  # checked above
             description_en=description_en, description_vi=description_vi,
             value_sets=value_sets, decisions=decisions, decisions_document=decisions_document,
         )

@@ -211,7 +211,7 @@ def _pin(entry: Any, where: str) -> PinHash:
     if not isinstance(entry, Mapping) or entry.get("alg") != "scrypt":
         raise RosterFormatError(f"{where}.pin must be a scrypt hash")
     n, r, p = entry.get("n"), entry.get("r"), entry.get("p")
-    if any(type(v) is not int for v in (n, r, p)):
+    if type(n) is not int or type(r) is not int or type(p) is not int:
         raise RosterFormatError(f"{where}.pin parameters must be whole numbers")
     if not (_N_RANGE[0] <= n <= _N_RANGE[1] and n & (n - 1) == 0 and 1 <= r <= 16 and 1 <= p <= 4):
         raise RosterFormatError(f"{where}.pin parameters are outside the allowed cost")

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from verifier.errors import KeyUsageError, SignerExpired, SignerNotYetValid
 from verifier.revocation import RevocationList
@@ -102,7 +101,7 @@ def lenient_eku_oids(certificate_der: bytes) -> list[str] | None:
 
 def _eku_oids(cert: x509.Certificate, der: bytes) -> list[str] | None:
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE)
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
         return None
     except ValueError:
