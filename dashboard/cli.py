@@ -22,7 +22,7 @@ NEW_OFFICER_PIN_ENV = "CHOT_NEW_OFFICER_PIN"
 
 
 def _config(ctx: click.Context) -> DashboardConfig:
-    return ctx.obj["config"]  # type: ignore[no-any-return]
+    return ctx.obj["config"]
 
 
 def _store(ctx: click.Context) -> Any:

@@ -200,7 +200,7 @@ def _u16le(d: Data, at: int) -> int:
 
 def _boxes(d: Data, start: int, end: int) -> list[tuple[bytes, int, int]]:
     """ISO base media boxes in d[start:end] as (type, content start, content end)."""
-    out = []
+    out: list[tuple[bytes, int, int]] = []
     at = start
     while at + 8 <= end and len(out) < _MAX_BOXES:
         size, kind = _u32be(d, at), bytes(d[at + 4:at + 8])
@@ -278,7 +278,7 @@ def _pnm(d: Data) -> DeclaredSize:
         if b"WIDTH" not in fields or b"HEIGHT" not in fields:
             raise ImageHeaderError("a PAM header without WIDTH and HEIGHT")
         return DeclaredSize("PAM", int(fields[b"WIDTH"]), int(fields[b"HEIGHT"]))
-    numbers = []
+    numbers: list[int] = []
     at = 2
     while len(numbers) < 2:
         match = _TOKEN.match(head, at)

@@ -241,7 +241,7 @@ class OfficerDesk:
             # The hash runs even for an unknown id, so timing does not tell which ids exist.
             pin_hash = officer.pin if officer is not None else roster.officers[0].pin if roster.officers else None
             ok = pin_hash is not None and pin_hash.matches(pin if isinstance(pin, str) else "") and officer is not None
-            if not ok:
+            if not ok or officer is None:  # (ok implies an officer; said again for the type checker)
                 self.failures += 1
                 self.failures_total += 1
                 if self.failures >= FAILURES_BEFORE_LOCK:

@@ -52,7 +52,7 @@ def _postgres_rows(url: str, query: str, args: tuple[Any, ...]) -> list[tuple[An
 
     with psycopg.connect(url, connect_timeout=5) as conn:
         conn.read_only = True  # its transaction can change nothing
-        return conn.execute(query.replace("?", "%s"), args).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query.replace("?", "%s"), args).fetchall()
 
 
 def _psycopg_error() -> type[Exception]:

@@ -148,11 +148,11 @@ class _Conn:
     def native(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run a statement written for psycopg (`%s` placeholders)."""
         with self._translated():
-            return self.raw.execute(sql, params)  # type: ignore[arg-type]
+            return self.raw.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated(), self.raw.cursor() as cur:
-            cur.executemany(_dialect(sql), rows)  # type: ignore[arg-type]
+            cur.executemany(_dialect(sql), rows)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:

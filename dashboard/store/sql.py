@@ -132,7 +132,8 @@ class SqlStore(Store):
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]), row[19],
+            row[6], from_ms(row[7]), from_ms(row[8]), row[9], row[10], row[11], row[12], row[13], row[14],
+            row[15], row[16], row[17], from_ms(row[18]), row[19],
         )
 
     def get_device(self, device_id: str) -> Device | None:
@@ -175,6 +176,7 @@ class SqlStore(Store):
         coarsest roll-ups that fit; unscoped queries not split by checkpoint read the country's."""
         conn = self._conn()
         country = scope.everything and not per_checkpoint
+        params: list[Any]
         if country:
             where, params = "1 = 1", []
         else:
@@ -282,7 +284,7 @@ class SqlStore(Store):
             " ORDER BY checkpoint, officer, outcome, reason, follows_result, follows_reason",
             [start, end, *params],
         ).fetchall()
-        return [DecisionCount(*row[:6], int(row[6])) for row in rows]
+        return [DecisionCount(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6])) for row in rows]
 
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         limit = max(0, min(int(limit), 1000))
@@ -369,7 +371,7 @@ class SqlStore(Store):
             f"SELECT checkpoint, id, name, role, pin, updated_at FROM officers WHERE {where} ORDER BY checkpoint, id",
             params,
         ).fetchall()
-        return [OfficerRecord(*row[:5], from_ms(row[5])) for row in rows]
+        return [OfficerRecord(row[0], row[1], row[2], row[3], row[4], from_ms(row[5])) for row in rows]
 
     def save_roster(self, checkpoint: str, version: int, raw: bytes) -> RosterRecord:
         now = to_ms(datetime.now(timezone.utc))
