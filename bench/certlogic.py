@@ -23,6 +23,7 @@ ended on each reason: the mix measured), python, machine, command.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import platform
 import sys
@@ -104,12 +105,16 @@ def seconds_per_decision(decide: Callable[[dict[str, Any], dt.datetime], str],
     return (time.process_time() - started) / len(cases)
 
 
+def decided_reason(policy: Policy, document: dict[str, Any], now: dt.datetime) -> str:
+    return policy.decide(document, now).reason
+
+
 def measure(rounds: int) -> tuple[int, dict[str, float], dict[str, int]]:
     """Best-of-rounds seconds per decision for each way, over every built-in policy."""
     cases = [(document, now) for document in certificates() for now in NOWS]
     policies = list(builtin_policies().values())
     ways: dict[str, list[Callable[[dict[str, Any], dt.datetime], str]]] = {
-        "decide": [lambda d, n, p=p: p.decide(d, n).reason for p in policies],
+        "decide": [functools.partial(decided_reason, p) for p in policies],
         "exact": [exact_decider(p) for p in policies],
         "peer": [peer_decider(p) for p in policies],
     }

@@ -19,6 +19,7 @@ tests/test_national_chaos.py is the bounded version the suite runs (3 units, no 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -158,11 +159,11 @@ class NationalChaos:
         assert rig.cluster is not None
         out: list[tuple[str, Callable[[], str]]] = []
         for i in range(len(rig.cluster.nodes)):
-            out.append((f"restart {rig.cluster[i].name}", lambda i=i: self._node(i, kill=False)))
+            out.append((f"restart {rig.cluster[i].name}", functools.partial(self._node, i, kill=False)))
         for k in range(1, len(rig.workers) + 1):
-            out.append((f"restart worker {k}", lambda k=k: self._worker(k, signal.SIGTERM)))
+            out.append((f"restart worker {k}", functools.partial(self._worker, k, signal.SIGTERM)))
         for i in range(len(rig.webs)):
-            out.append((f"restart web {i + 1}", lambda i=i: self._web(i, signal.SIGTERM)))
+            out.append((f"restart web {i + 1}", functools.partial(self._web, i, signal.SIGTERM)))
         out.append(("restart PostgreSQL", self._postgres))
         out.append((f"SIGKILL {rig.cluster[1].name}", lambda: self._node(1, kill=True)))
         out.append(("SIGKILL worker 1", lambda: self._worker(1, signal.SIGKILL)))

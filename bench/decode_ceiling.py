@@ -42,7 +42,7 @@ from bench.decode import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_set
 from scanner import locate, phone_screen  # noqa: E402
 from scanner.decode import QrDecoder, wiener_kernel  # noqa: E402
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
 sample_modules = locate.sample_modules
 

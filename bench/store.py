@@ -193,10 +193,10 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     for scope in ("all", "province", "checkpoint"):
         peer = by_name.get(("overview snapshot", scope))
         for name in ("daily report", "daily report XLSX"):
-            row = by_name.get((name, scope))
-            if peer and row and peer["today"] and peer["7 days"]:
-                lines.append(f"{name + ' / overview':40} {scope:11} {row['today'] / peer['today']:8.1f}x"
-                             f" {row['7 days'] / peer['7 days']:8.1f}x")
+            ratio_row = by_name.get((name, scope))
+            if peer and ratio_row and peer["today"] and peer["7 days"]:
+                lines.append(f"{name + ' / overview':40} {scope:11} {ratio_row['today'] / peer['today']:8.1f}x"
+                             f" {ratio_row['7 days'] / peer['7 days']:8.1f}x")
     everything = digest([{k: v for k, v in r.items() if k.endswith("digest")} for r in rows])
     lines.append(f"digest of all results: {everything}")
     return "\n".join(lines)

@@ -45,7 +45,7 @@ def image_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def video_file(tmp_path: Path) -> Path:
     path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (W, H))
     assert writer.isOpened()
     for img in frames_with_marks(6):
         writer.write(img)

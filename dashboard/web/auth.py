@@ -24,6 +24,7 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -31,6 +32,7 @@ from flask import (
     url_for,
 )
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.web.i18n import LANGUAGES, translate
 from dashboard.web.state import get_store
@@ -152,7 +154,7 @@ def load_user() -> None:
     g.user = user
 
 
-def require_login() -> Response | None:
+def require_login() -> WerkzeugResponse | None:
     """before_request: deny by default everything that is not public to anonymous visitors."""
     if request.endpoint in PUBLIC_ENDPOINTS or g.get("user") is not None:
         return None
@@ -187,7 +189,7 @@ def check_csrf() -> Response | None:
 def error_response(status: int, message: str) -> Response:
     """A refusal with a readable reason: JSON for machine routes, a page otherwise."""
     if wants_json():
-        resp = current_app.json.response({"error": message, "status": status})
+        resp = jsonify({"error": message, "status": status})
     else:
         resp = current_app.make_response(render_template("error.html", status=status, message=message))
     resp.status_code = status

@@ -153,7 +153,7 @@ def _legend(mode: str, top: int) -> str:
     caption = ""
     if mode == "pass":
         bounds = ["< 60%", "60–75%", "75–85%", "85–95%", "≥ 95%"]
-        colours = PASS_COLOURS
+        colours: tuple[str, ...] = PASS_COLOURS
     elif mode == "missing":
         bounds = ["< 10%", "10–25%", "25–50%", "50–75%", "≥ 75%", translate("map_no_data")]
         colours = (*MISSING_COLOURS, NO_DATA)
