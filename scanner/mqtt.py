@@ -81,13 +81,13 @@ class MqttLink:
         checkpoint: str,
         outbox: Outbox,
         status_fn: Callable[[], dict[str, Any]],
-        on_trust: Callable[[bytes], None],
+        on_trust: Callable[[bytes], object],
         *,
         status_interval: float = 60.0,
         backoff_min: float = 0.5,
         backoff_max: float = 60.0,
         connack_timeout: float = 10.0,
-        on_roster: Callable[[bytes], None] | None = None,
+        on_roster: Callable[[bytes], object] | None = None,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.config = config

@@ -54,7 +54,7 @@ _CLOCK_REFUSED = ("clock_untrusted",
                   "Đồng hồ thiết bị sai: không thể kết luận cho đến khi chỉnh lại giờ.")
 
 VerdictSink = Callable[[Verdict], None]
-Recorder = Callable[[Verdict, datetime], None]
+Recorder = Callable[[Verdict, datetime], object]
 
 
 def utc_now() -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -138,7 +139,7 @@ def test_broker_redelivery_after_lost_link_counted_once(central: Central,
     # The link drops while the committed batch is still unacknowledged: the broker keeps the
     # messages in the ingest's session and sends them again once it reconnects.
     sock = ingest._client.socket() if ingest._client else None
-    assert sock is not None
+    assert isinstance(sock, socket.socket)
     sock.shutdown(2)
     time.sleep(0.5)
     gated.release.set()
@@ -236,7 +237,7 @@ def test_status_retained_and_last_will(central: Central, ingest_factory: Callabl
     assert (device.software, device.trust_version, device.backlog, device.clock) == ("0.1.0", 7, 2, "ok")
     assert device.fps == 14.5 and device.last_seen is not None
     # The unit dies without saying goodbye: the broker publishes its last will.
-    unit.client.socket().shutdown(2)  # type: ignore[union-attr]
+    unit.client.socket().shutdown(2)
     unit.client.loop_stop()
     assert wait_until(lambda: (d := central.store.get_device("u1")) is not None and d.state == "offline", 20)
     device = central.store.get_device("u1")

@@ -40,15 +40,15 @@ def client_for(app: Any, role: str) -> Any:
     return c
 
 
-def csv_table(body: bytes) -> tuple[list[str], list[list[str]], list[str]]:
+def csv_table(body: bytes) -> tuple[list[str], list[Any], list[list[Any]]]:
     """(lines above, header + rows, ...) of an exported CSV; checks the BOM Excel needs."""
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body[3:].decode("utf-8"))))
     blank = rows.index([])
-    return [r[0] for r in rows[:blank]], rows[blank + 1], rows[blank + 2:]  # type: ignore[return-value]
+    return [r[0] for r in rows[:blank]], rows[blank + 1], rows[blank + 2:]
 
 
-def xlsx_table(body: bytes) -> tuple[list[str], list[Any], list[list[Any]]]:
+def xlsx_table(body: bytes) -> tuple[list[Any], list[Any], list[list[Any]]]:
     book = openpyxl.load_workbook(io.BytesIO(body))
     ws = book.worksheets[0]
     rows = [[c.value for c in row] for row in ws.iter_rows()]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -32,7 +34,7 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(store_target: str) -> Store:
+def store(store_target: str) -> Iterator[Store]:
     s = open_store(store_target)
     # Two provinces: Hà Nội (01) with two districts, Lào Cai (10) with one.
     s.upsert_checkpoint("IC7", "IC7 Nội Bài", "017", "01")
@@ -237,7 +239,7 @@ def test_registry_and_status(store: SqliteStore) -> None:
     assert (device.software, device.trust_version, device.fps) == ("0.1.0", 7, 15.0)  # last known kept
     assert device.last_seen == T0
     store.record_events([ev("u1", "IC7", 1, T0, received=T0 + timedelta(minutes=9))])
-    assert store.get_device("u1").last_seen == T0 + timedelta(minutes=9)  # type: ignore[union-attr]
+    assert store.get_device("u1").last_seen == T0 + timedelta(minutes=9)
     # Moving a unit and removing it.
     assert store.add_device("u1", "LC1").province == "10"
     assert store.remove_device("u1") and not store.remove_device("u1")
@@ -261,7 +263,7 @@ def test_users(store: SqliteStore) -> None:
     with pytest.raises(InvalidRecord, match="username"):
         store.create_user("a b", "h", "viewer", scope)
     store.set_user_language("hanoi", "en")
-    assert store.get_user("hanoi").language == "en"  # type: ignore[union-attr]
+    assert store.get_user("hanoi").language == "en"
     with pytest.raises(UnknownUser):
         store.set_user_language("nobody", "en")
     with pytest.raises(InvalidRecord):
@@ -453,7 +455,7 @@ def test_cli_reports_config_errors_by_key(tmp_path: Path) -> None:
 # -- officer decisions on every backend --------------------------------------------------------
 
 def test_decisions_officers_and_rosters(store: Store) -> None:
-    decision = dict(outcome="let_through", officer="CA-0142", follows_seq=1, follows_result="red",
+    decision: dict[str, Any] = dict(outcome="let_through", officer="CA-0142", follows_seq=1, follows_result="red",
                     follows_reason="too_soon_after_dose")
     batch = [ev("u1", "IC7", 1, T0, "red", "too_soon_after_dose"),
              Event("u1", "IC7", 2, T0, "decision", "paper_proof", "vn-2021", 3, T0, **decision),

@@ -30,6 +30,7 @@ PER_KIND = 10
 
 def _load_bench():
     spec = importlib.util.spec_from_file_location("bench_decode_superset", ROOT / "bench" / "decode.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -227,7 +228,7 @@ def test_scenes_have_the_sizes_they_promise() -> None:
     assert max(printed_scenes.rephotographed(small, rng).shape) >= 0.7 * 320  # a camera frame holds it, not a thumbnail
     assert 700 <= printed_scenes.rephotographed(large, rng).shape[1] <= 1000
     again = [printed_scenes.rephotographed(large, np.random.default_rng(5)) for _ in range(2)]
-    assert np.array_equal(*again)
+    assert np.array_equal(again[0], again[1])
 
 
 def test_bench_lists_the_new_sets_and_the_stage_misses() -> None:

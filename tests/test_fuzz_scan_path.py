@@ -134,12 +134,12 @@ def test_every_dcc_cose_mutated_inside_the_transport() -> None:
 
 
 def test_hostile_inputs_are_red_with_a_reason() -> None:
-    reasons = {}
+    reasons: dict[str, int] = {}
     for data in hostile.hostile_payloads():
         verdict = judged(targets.payload_to_verdict, data)
         reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
     assert {"zlib_bomb", "cbor_limits", "too_large", "base45", "prefix"} <= set(reasons), reasons
-    colours = {}
+    colours: dict[str, int] = {}
     for data in hostile.hostile_claims():
         verdict = judged(targets.claims_to_verdict, data)
         assert verdict.result == spec_colour(data), (verdict.reason, data[:80])

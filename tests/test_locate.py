@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -276,7 +278,11 @@ def test_grid_fits_per_crop_are_bounded_where_many_codes_line_up(monkeypatch: py
     sheet = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
     fits = []
     real = locate._start_poses
-    monkeypatch.setattr(locate, "_start_poses", lambda *args: fits.append(1) or real(*args))
+    def start_poses(*args: Any) -> Any:
+        fits.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(locate, "_start_poses", start_poses)
     finders = locate.finder_patterns(_binary(sheet))
     assert len(finders) == finders_module._MAX_FINDERS
     assert len(locate.corner_triples(finders)) == locate._MAX_TRIPLES

@@ -121,7 +121,7 @@ def test_replay_pacer_releases_one_frame_per_interval_and_never_bursts() -> None
     from scanner.camera import replay
 
     clock = _FakeClock()
-    pacer = replay.Pacer(20, clock, clock.monotonic)  # type: ignore[arg-type]
+    pacer = replay.Pacer(20, clock, clock.monotonic)
     for _ in range(10):
         pacer.wait()
     # The first frame at once, then one every 1/20 s: 10 frames span 9 intervals.
@@ -187,7 +187,7 @@ def test_picamera2_backend_runs_through_the_fake(image_folder: Path) -> None:
     camera.start()
     fake = fakes[0]
     assert fake.started and fake.controls == {"FrameRate": 30.0, "AfMode": 2}
-    assert fake._config["main"] == {"size": (W, H), "format": "YUV420"}
+    assert fake._config is not None and fake._config["main"] == {"size": (W, H), "format": "YUV420"}
     frames = [camera.read().copy() for _ in range(6)]
     camera.stop()
     assert fake.closed and not fake.started

@@ -104,7 +104,7 @@ def test_policy_is_chosen_per_unit(ministry, keeper) -> None:
     frames = [frame_of(chosen[n].payload, i) for i, n in enumerate(names)]
     results = {}
     for policy in ("vn-2021", "workplace"):
-        pipeline = Pipeline(None, QrDecoder(), Debounce(), Judge(policy, keeper), wall_clock=lambda: NOW)
+        pipeline = Pipeline(None, QrDecoder(), Debounce(), Judge(policy, keeper), wall_clock=lambda: NOW)  # type: ignore[arg-type]  # process() alone needs no capture
         verdicts = [pipeline.process(f, time.monotonic()) for f in frames]
         results[policy] = [v.result if v else None for v in verdicts]
         assert all(v.policy == policy for v in verdicts if v)
@@ -161,7 +161,7 @@ def test_a_failing_feedback_sink_does_not_stop_the_others(ministry, keeper) -> N
         raise OSError("buzzer unplugged")
 
     shown, recorded = Collect(), []
-    pipeline = Pipeline(None, QrDecoder(), Debounce(), Judge("vn-2021", keeper), feedback=[broken, shown],
+    pipeline = Pipeline(None, QrDecoder(), Debounce(), Judge("vn-2021", keeper), feedback=[broken, shown],  # type: ignore[arg-type]  # process() alone needs no capture
                         recorders=[lambda v, ts: recorded.append(v.event_fields())], wall_clock=lambda: NOW)
     verdict = pipeline.process(frame_of(sample.payload, 3), time.monotonic())
     assert verdict is not None and verdict.result == "green"

@@ -148,7 +148,7 @@ def test_a_long_or_odd_code_is_quoted_back_short_and_printable() -> None:
     document["v"][0]["ma"] = "X" * 45 + "\n\x1b[31m"
     with pytest.raises(ValueSetError) as caught:
         validate_dcc(document)
-    assert len(caught.value.value) <= 41 and caught.value.value.isprintable()
+    assert caught.value.value is not None and len(caught.value.value) <= 41 and caught.value.value.isprintable()
 
 
 # -- end to end, and value sets from the trust bundle ------------------------------------------

@@ -92,7 +92,7 @@ def seed(target: str | Path, now: datetime = PINNED_NOW) -> Seeded:
         store.add_device(device, checkpoint)
     for username, (password, role, scope) in ACCOUNTS.items():
         store.create_user(username, password_hash(password), role, scope)
-    healthy = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, backlog=0, clock="ok",
+    healthy: dict[str, Any] = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, backlog=0, clock="ok",
                    fps=14.5, temperature_c=52.3, uptime_s=7200.0)
     store.record_status("u-ic7-1", StatusUpdate("online", **healthy), now)
     store.record_status("u-ic7-2", StatusUpdate("offline"), now - timedelta(hours=1))
