@@ -97,7 +97,7 @@ def _flood(n: _National, per_unit: int, seq_from: int, count: Any, timeout: floa
     ctx = mp.get_context("spawn")
     go = ctx.Event()
     procs, readies, results = [], [], []
-    for node, units in zip(n.cluster.nodes, n.units):
+    for node, units in zip(n.cluster.nodes, n.units, strict=True):
         ready, result = ctx.Event(), ctx.Queue()
         proc = ctx.Process(target=publish_load, args=(node.mqtt_port, units, per_unit, seq_from, ready, go,
                                                       result, timeout))
@@ -208,8 +208,9 @@ def _workers(n: _National, count: int) -> list[subprocess.Popen[bytes]]:
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
     for k, proc in enumerate(procs, start=1):
         path = n.folder / f"ingest-{k}.log"
-        if not _wait(lambda: "reading stream" in path.read_text(errors="replace") or proc.poll() is not None, 90) \
-                or proc.poll() is not None:
+        started = _wait(lambda: "reading stream" in path.read_text(errors="replace") or proc.poll() is not None,  # noqa: B023 - called right here
+                        90)
+        if not started or proc.poll() is not None:
             raise RuntimeError(f"ingest worker {k} did not start: {path.read_text(errors='replace')[-800:]}")
     return procs
 
@@ -242,7 +243,7 @@ def cluster_round(devices: int, per_unit: int, workers: list[int], store_url: st
             procs = _workers(n, w)
             try:
                 base = n.store.change_marker()
-                out[f"ingest_{w}w"] = _flood(n, per_unit, seq, lambda: n.store.change_marker() - base, timeout)
+                out[f"ingest_{w}w"] = _flood(n, per_unit, seq, lambda: n.store.change_marker() - base, timeout)  # noqa: B023 - called right here
             finally:
                 _stop(procs)
             seq += per_unit

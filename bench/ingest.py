@@ -153,7 +153,7 @@ def publish_load(port: int, units: list[tuple[str, str, str]], per_unit: int, se
     chunk = 5 if rate is None else 1  # packets per unit per round
     sent = 0
     for offset in range(0, per_unit, chunk):
-        for c, unit_packets in zip(conns, packets):
+        for c, unit_packets in zip(conns, packets, strict=True):
             data = b"".join(unit_packets[offset:offset + chunk])
             c.sock.setblocking(True)
             c.sock.sendall(data)
@@ -471,7 +471,7 @@ def _start_workers(c: _Central, workers: int) -> list[subprocess.Popen[bytes]]:
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
     for k, proc in enumerate(procs, start=1):
         log_path = c.folder / f"ingest-{k}.log"
-        if not _wait(lambda: "connected" in log_path.read_text(errors="replace") or proc.poll() is not None, 60):
+        if not _wait(lambda: "connected" in log_path.read_text(errors="replace") or proc.poll() is not None, 60):  # noqa: B023 - called right here
             raise RuntimeError(f"ingest worker {k} did not connect: {log_path.read_text(errors='replace')[-500:]}")
         if proc.poll() is not None:
             raise RuntimeError(f"ingest worker {k} exited: {log_path.read_text(errors='replace')[-500:]}")

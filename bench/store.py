@@ -128,6 +128,23 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def _queries(store: Store, scope_name: str, scope: Scope, settings: WebSettings) -> dict[str, Callable[[Any], Any]]:
+    """Each timed query of one scope, as a function of the period."""
+    return {
+        "totals": lambda p: store.totals(scope, p.since, p.until),
+        "totals_by checkpoint": lambda p: store.totals_by(scope, p.since, p.until, "checkpoint"),
+        "totals_by province": lambda p: store.totals_by(scope, p.since, p.until, "province"),
+        "timeseries": lambda p: store.timeseries(scope, p.since, p.until, bucket_for(p)),
+        "reasons": lambda p: store.reasons(scope, p.since, p.until),
+        "overview snapshot": lambda p: overview(store, scope, settings, p, NOW),
+        # The daily report (by checkpoint and local hour, reasons, health, completeness) and
+        # the same as the XLSX workbook a supervisor downloads; its peer is the overview above.
+        "daily report": lambda p: report(store, Area(scope_name, scope_name, scope), p, settings, NOW),
+        "daily report XLSX": lambda p: len(xlsx_bytes(report_sheets(
+            report(store, Area(scope_name, scope_name, scope), p, settings, NOW), settings))),
+    }
+
+
 def measure(target: str, repeat: int) -> list[dict[str, Any]]:
     """Time every query for every scope and period; one row per (query, scope)."""
     store: Store = open_store(target)
@@ -137,20 +154,7 @@ def measure(target: str, repeat: int) -> list[dict[str, Any]]:
     settings = WebSettings(timezone=TZ)
     rows: list[dict[str, Any]] = []
     for scope_name, scope in scopes.items():
-        queries: dict[str, Callable[[Any], Any]] = {
-            "totals": lambda p: store.totals(scope, p.since, p.until),
-            "totals_by checkpoint": lambda p: store.totals_by(scope, p.since, p.until, "checkpoint"),
-            "totals_by province": lambda p: store.totals_by(scope, p.since, p.until, "province"),
-            "timeseries": lambda p: store.timeseries(scope, p.since, p.until, bucket_for(p)),
-            "reasons": lambda p: store.reasons(scope, p.since, p.until),
-            "overview snapshot": lambda p: overview(store, scope, settings, p, NOW),
-            # The daily report (by checkpoint and local hour, reasons, health, completeness) and
-            # the same as the XLSX workbook a supervisor downloads; its peer is the overview above.
-            "daily report": lambda p: report(store, Area(scope_name, scope_name, scope), p, settings, NOW),
-            "daily report XLSX": lambda p: len(xlsx_bytes(report_sheets(
-                report(store, Area(scope_name, scope_name, scope), p, settings, NOW), settings))),
-        }
-        for name, query in queries.items():
+        for name, query in _queries(store, scope_name, scope, settings).items():
             row: dict[str, Any] = {"query": name, "scope": scope_name}
             for label, period in periods.items():
                 ms, result = timed(lambda: query(period), repeat)  # noqa: B023 - called right here

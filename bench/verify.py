@@ -103,7 +103,7 @@ def measure_local(payloads: list[str], dsc_der: bytes, rounds: int) -> dict[str,
         verify(payload, trust, NOW, policy, options)
 
     def chot_shown(payload: str) -> None:
-        verify(payload, trust, NOW, policy, options).holder  # makes the fields a screen shows
+        _ = verify(payload, trust, NOW, policy, options).holder  # makes the fields a screen shows
 
 
     def floor(item: tuple[bytes, bytes]) -> None:

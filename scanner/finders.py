@@ -87,7 +87,7 @@ def _quad(contour: np.ndarray) -> np.ndarray | None:
     rough = rough.reshape(4, 2).astype(np.float64)
     points = _along(contour.reshape(-1, 2).astype(np.float64))
     lines = []
-    for a, b in zip(rough, np.roll(rough, -1, axis=0)):
+    for a, b in zip(rough, np.roll(rough, -1, axis=0), strict=True):
         side = b - a
         length = float(np.hypot(*side))
         if length < 4:

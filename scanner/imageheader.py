@@ -17,9 +17,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
-Data = Union[bytes, mmap.mmap]
+Data = bytes | mmap.mmap
 
 MAX_FILE_BYTES = 128 << 20  # far above any photo of a QR code; read_image loads the whole file
 _MAX_TEXT_HEADER = 64 << 10  # PNM, PFM and HDR headers are text lines; real ones are tiny

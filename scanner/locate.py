@@ -99,7 +99,7 @@ def square_points(corners: tuple[Finder, Finder, Finder], n: int, hidden: Finder
         return None
     to_sides = np.linalg.inv(sides)
     modules, pixels = [], []
-    for finder, (ox, oy) in zip(corners, ((0, 0), (n - 7, 0), (0, n - 7))):
+    for finder, (ox, oy) in zip(corners, ((0, 0), (n - 7, 0), (0, n - 7)), strict=True):
         if finder is hidden:
             continue
         if finder.square is None:

@@ -409,7 +409,7 @@ class MqttLink:
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
                       properties: Any) -> None:
         topics = [topic for topic, _qos in self._subscriptions()]
-        for topic, code in zip(topics, reason_codes):
+        for topic, code in zip(topics, reason_codes, strict=False):
             if code.is_failure:
                 # Without its ack subscription a unit never hears that events are stored. A
                 # cluster node refuses while it elects new leaders after losing a peer: go on

@@ -52,6 +52,6 @@ def test_units_move_to_another_node_and_exactly_once_holds(tmp_path: Path, natio
         assert seqs == sorted(units[d].recorded()) == list(range(1, EVENTS + 1)), f"{d}: lost or doubled"
     # Device health names the node each unit ended on (its status since the move).
     for d in moved:
-        assert wait_until(lambda: (national.store.get_device(d).broker or victim_address) != victim_address, 15)
+        assert wait_until(lambda: (national.store.get_device(d).broker or victim_address) != victim_address, 15)  # noqa: B023 - called right here
     print(f"killed {victim.name} carrying {moved}; {ingest.stats.stored} stored,"
           f" {ingest.stats.duplicates} duplicates absorbed")

@@ -89,7 +89,7 @@ def test_a_new_password_locks_the_old_one_out_and_cuts_the_old_login(managed: Ma
     for port in managed.ports:
         assert not logs_in(port, "u1", old.password, "u1-old")
         # A cluster node may still be closing the old login's session under this client id.
-        assert wait_until(lambda: logs_in(port, "u1", new.password, "u1"), 15)
+        assert wait_until(lambda: logs_in(port, "u1", new.password, "u1"), 15)  # noqa: B023 - called right here
     with pytest.raises(UnknownDevice):
         rotate_password(managed.store, managed.config, "nobody")
 

@@ -77,7 +77,7 @@ def test_scripted_checkpoint_gives_each_person_the_right_verdict(tmp_path: Path,
     got = [(v.result, v.reason) for v in shown.verdicts]
     want = [(s.expected["vn-2021"], s.reason) for s in samples]
     assert [g[0] for g in got] == [w[0] for w in want], [s.name for s in samples]
-    assert all(w[1] is None or g[1] == w[1] for g, w in zip(got, want))
+    assert all(w[1] is None or g[1] == w[1] for g, w in zip(got, want, strict=True))
     assert pipeline.stats.scans == len(samples)
     named = [v for v in shown.verdicts if v.holder is not None]
     assert named and all(v.holder.dob for v in named)  # the screen gets names and dates of birth

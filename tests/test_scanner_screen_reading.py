@@ -48,7 +48,7 @@ CHARACTER_TOPS = """el => {
 def lines_of(layout: dict[str, Any]) -> list[str]:
     """The headline's text as the browser laid it out, one string per line."""
     lines: dict[int, str] = {}
-    for ch, top in zip(layout["text"], layout["tops"]):
+    for ch, top in zip(layout["text"], layout["tops"], strict=True):
         if top is not None:
             lines[top] = lines.get(top, "") + ch
     return [lines[top].strip() for top in sorted(lines)]

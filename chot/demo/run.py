@@ -245,7 +245,7 @@ class Demo:
                 crowd = crowd[: max(1, int(frames // per_person))]
             (udir / "people.txt").write_text("".join(c.payload + "\n" for c in crowd), encoding="utf-8")
             self.screen_ports[spec.device] = free_port()
-            self.unit_configs[spec.device] = config = {
+            self.unit_configs[spec.device] = {
                 "unit": {"device_id": spec.device, "checkpoint": spec.checkpoint, "policy": spec.policy},
                 "camera": {"backend": "scripted", "source": str(udir / "people.txt"), "fps": self.fps,
                            "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,

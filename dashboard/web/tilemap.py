@@ -165,7 +165,7 @@ def _legend(mode: str, top: int) -> str:
         colours = VOLUME_COLOURS
     # SVG swatches, not style attributes: the page's Content-Security-Policy refuses inline styles.
     keys = "".join(f'<span class="key"><svg width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
-                   f'fill="{c}"/></svg> {escape(b)}</span>' for c, b in zip(colours, bounds))
+                   f'fill="{c}"/></svg> {escape(b)}</span>' for c, b in zip(colours, bounds, strict=True))
     return f'<p class="map-legend" data-test-id="map-legend">{caption}{keys}</p>'
 
 

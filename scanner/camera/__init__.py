@@ -58,7 +58,7 @@ class Camera(ABC):
     def stop(self) -> None:
         """Release the device; called by the thread that reads, safe to call twice."""
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 - an optional hook: a no-op unless the backend can interrupt
         """Ask a read() blocked in another thread to give up soon (no release here)."""
 
 
