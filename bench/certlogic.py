@@ -65,15 +65,16 @@ def certificates() -> list[dict[str, Any]]:
 
 def exact_decider(policy: Policy) -> Callable[[dict[str, Any], dt.datetime], str]:
     """chot's exact CertLogic evaluator over the policy's rules (compiled once)."""
-    rules = policy.outcomes + policy.refusals
+    rules = [(rule.expression, rule.reason) for rule in policy.outcomes + policy.refusals]
+    assert all(expression is not None for expression, _ in rules)  # every outcome but the default has a rule
 
     def decide(document: dict[str, Any], now: dt.datetime) -> str:
         data = {"payload": document, "external": {
             "validationClock": now.astimezone(UTC).isoformat(timespec="milliseconds"),
             "valueSets": policy.value_sets}}
-        for rule in rules:
-            if truthiness(rule.expression.evaluate(data)):  # type: ignore[union-attr]
-                return rule.reason
+        for expression, reason in rules:
+            if expression is not None and truthiness(expression.evaluate(data)):
+                return reason
         return policy.default.reason
 
     return decide

@@ -200,8 +200,8 @@ class OfficerDesk:
             logger.info("officer %s signed out after %d s without action", self._officer.id, self.idle_s)
             self._officer = None
             self._on_change()
-        if self._officer is not None and self._roster_problem() is not None:
-            logger.info("officer %s signed out: %s", self._officer.id, self._roster_problem().message_en)  # type: ignore[union-attr]
+        if self._officer is not None and (problem := self._roster_problem()) is not None:
+            logger.info("officer %s signed out: %s", self._officer.id, problem.message_en)
             self._officer = None
             self._on_change()
         elif self._officer is not None:

@@ -114,7 +114,7 @@ def gated_store(central: Central) -> Any:
     """A second store on the central's data that commits the first batch, then holds (as if
     the ingest hung before acknowledging)."""
 
-    class Gated(type(central.store)):  # type: ignore[misc]
+    class Gated(type(central.store)):  # type: ignore[misc]  # whichever backend the fixture opened
         committed_first = threading.Event()
         release = threading.Event()
 

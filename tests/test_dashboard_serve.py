@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import pytest
@@ -107,10 +107,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
                 served.proc.wait(5)
 
 
+class Connects(Protocol):
+    """Where a Browser sends its requests (a serve process, or nginx in front of several)."""
+
+    def connect(self, timeout: float = ...) -> http.client.HTTPConnection: ...
+
+
 class Browser:
     """Just enough of a browser: one session cookie, the login form with its CSRF token."""
 
-    def __init__(self, served: Served) -> None:
+    def __init__(self, served: Connects) -> None:
         self.served = served
         self.cookie = ""
 

@@ -63,7 +63,7 @@ def test_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
     again = open_store(str(path))  # reopening migrates nothing
-    assert again.schema_version() == len(MIGRATIONS)  # type: ignore[attr-defined]
+    assert isinstance(again, SqliteStore) and again.schema_version() == len(MIGRATIONS)
     again.close()
 
 
@@ -205,15 +205,15 @@ def test_scope_filters_every_query(store: SqliteStore) -> None:
 def test_events_refuse_anything_but_the_contract_fields() -> None:
     good = dict(device="u1", checkpoint="IC7", seq=1, ts=T0, result="green", reason="partial",
                 policy="vn-2021", trust_version=1, received_at=T0)
-    Event(**good)  # type: ignore[arg-type]
+    Event(**good)  # type: ignore[arg-type]  # mixed values: the checks are what is tested
     for change in ({"result": "blue"}, {"reason": "Nguyễn Văn A"}, {"reason": "x" * 65}, {"policy": "VN 2021"},
                    {"seq": -1}, {"seq": True}, {"ts": datetime(2026, 1, 1)}, {"device": "a/b"},
                    {"checkpoint": "#"}, {"trust_version": "7"}):
         with pytest.raises(InvalidRecord) as e:
-            Event(**{**good, **change})  # type: ignore[arg-type]
+            Event(**{**good, **change})  # type: ignore[arg-type]  # wrong values on purpose
         assert "Nguy" not in str(e.value)  # refused text is never echoed back (it may be a name)
     with pytest.raises(InvalidRecord):
-        SqliteStore.record_events(None, [{"seq": 1}])  # type: ignore[arg-type, list-item]
+        SqliteStore.record_events(None, [{"seq": 1}])  # type: ignore[arg-type, list-item]  # wrong types on purpose
 
 
 # -- registry and status -------------------------------------------------------------------

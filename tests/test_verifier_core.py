@@ -298,8 +298,8 @@ def test_malformed_inputs_are_red_with_their_step(store, payload, reason):
 
 
 def test_non_text_payload_is_red(store):
-    assert verify(b"HC1:xyz", store, NOW, POLICY).reason == "prefix"  # type: ignore[arg-type]
-    assert verify(None, store, NOW, POLICY).reason == "prefix"  # type: ignore[arg-type]
+    assert verify(b"HC1:xyz", store, NOW, POLICY).reason == "prefix"  # type: ignore[arg-type]  # wrong type on purpose
+    assert verify(None, store, NOW, POLICY).reason == "prefix"  # type: ignore[arg-type]  # wrong type on purpose
 
 
 def _bounded(func):

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -137,6 +137,12 @@ def b64_field(document: Mapping[str, Any], key: str, error: type[VerificationErr
         raise error(f"`{key}` is not base64") from err
 
 
+@overload
+def time_field(payload: Mapping[str, Any], key: str, required: Literal[True],
+               error: type[VerificationError] = BundleFormatError) -> datetime: ...
+@overload
+def time_field(payload: Mapping[str, Any], key: str, required: bool,
+               error: type[VerificationError] = BundleFormatError) -> datetime | None: ...
 def time_field(payload: Mapping[str, Any], key: str, required: bool,
                error: type[VerificationError] = BundleFormatError) -> datetime | None:
     """An ISO 8601 time field (UTC when it names no zone), else `error` naming it."""
@@ -224,7 +230,7 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         raise BundleVersionError(version, min_version)
     bundle = TrustBundle(
         version=version,
-        issued_at=time_field(payload, "issued_at", required=True),  # type: ignore[arg-type]
+        issued_at=time_field(payload, "issued_at", required=True),
         next_update=time_field(payload, "next_update", required=False),
         issuer=str(payload.get("issuer", "")),
         dscs=tuple(payload.get("dscs", [])),

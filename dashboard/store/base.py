@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from dashboard.scope import Scope
 
@@ -567,6 +567,10 @@ def to_ms(value: datetime) -> int:
     return int(utc(value).timestamp() * 1000)
 
 
+@overload
+def from_ms(value: int) -> datetime: ...
+@overload
+def from_ms(value: int | None) -> datetime | None: ...
 def from_ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
 

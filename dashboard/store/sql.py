@@ -299,7 +299,7 @@ class SqlStore(Store):
             f" WHERE {where} ORDER BY e.id DESC LIMIT ?", [*params, limit],
         ).fetchall()
         return [
-            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec), *rest)  # type: ignore[arg-type]
+            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec), *rest)
             for d, cp, seq, ts, res, reason, pol, tv, rec, *rest in rows
         ]
 
@@ -489,7 +489,7 @@ class SqlStore(Store):
             new_id = conn.execute(
                 "INSERT INTO audit_log (at, actor, action, target, province, detail) VALUES (?, ?, ?, ?, ?, ?)"
                 " RETURNING id", row).fetchone()[0]
-        return AuditEntry(int(new_id), from_ms(when), *row[1:])  # type: ignore[arg-type]
+        return AuditEntry(int(new_id), from_ms(when), *row[1:])
 
     def audit_log(self, scope: Scope, limit: int = 200) -> list[AuditEntry]:
         limit = max(0, min(int(limit), 5000))
@@ -503,7 +503,7 @@ class SqlStore(Store):
             f"SELECT id, at, actor, action, target, province, detail FROM audit_log WHERE {where}"
             " ORDER BY id DESC LIMIT ?", [*params, limit],
         ).fetchall()
-        return [AuditEntry(r[0], from_ms(r[1]), *r[2:]) for r in rows]  # type: ignore[arg-type]
+        return [AuditEntry(r[0], from_ms(r[1]), *r[2:]) for r in rows]
 
     # -- trust -------------------------------------------------------------------------------
     def save_trust_bundle(
@@ -527,7 +527,7 @@ class SqlStore(Store):
                 )
         except self._integrity_errors:
             raise InvalidRecord(f"trust bundle version {version} is already stored") from None
-        return TrustRecord(version, bytes(raw), issued_at, next_update, from_ms(to_ms(uploaded)),  # type: ignore[arg-type]
+        return TrustRecord(version, bytes(raw), issued_at, next_update, from_ms(to_ms(uploaded)),
                            uploaded_by)
 
     def latest_trust_bundle(self) -> TrustRecord | None:
@@ -538,4 +538,4 @@ class SqlStore(Store):
         if row is None:
             return None
         return TrustRecord(row[0], bytes(row[1]), from_ms(row[2]), from_ms(row[3]),
-                           from_ms(row[4]), row[5])  # type: ignore[arg-type]
+                           from_ms(row[4]), row[5])
