@@ -177,7 +177,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
         try:
             for i in range(start, start + 15):
                 broker.set_password(path, f"u{i:03d}", "pw")
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which fails the test
             errors.append(e)
 
     threads = [threading.Thread(target=register, args=(n * 100,)) for n in range(4)]

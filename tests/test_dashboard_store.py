@@ -316,7 +316,7 @@ def test_ingest_writer_and_web_readers_share_the_store(store: Store, store_targe
                 batch = [ev(d, cp, s, T0 + timedelta(seconds=s % 50), "green" if s % 3 else "red")
                          for d, cp in (("u1", "IC7"), ("u4", "LC1")) for s in range(start, start + 200)]
                 stored.append(writer.record_events(batch))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which fails the test
             errors.append(e)
         finally:
             writer.close()

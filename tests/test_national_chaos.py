@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,8 +58,7 @@ def test_restarts_and_kills_of_every_part_lose_and_double_nothing(
         before = stored()
         assert wait_until(lambda: sum(len(u.recorded()) for u in units.values()) > recorded
                           or recorded == UNITS * EVENTS, 20), f"units stopped recording after {what}"
-        logs = lambda: "\n".join(w.log.read_text(errors="replace")[-1500:] for w in workers)  # noqa: E731
-        assert wait_until(lambda: stored() > before, 90), f"nothing stored after {what}:\n{logs()}"
+        assert wait_until(lambda: stored() > before, 90), f"nothing stored after {what}:\n{_tails(workers)}"
         faults.append(what)
 
     try:
@@ -97,3 +97,8 @@ def test_restarts_and_kills_of_every_part_lose_and_double_nothing(
         assert sorted(units[d].recorded()) == list(range(1, EVENTS + 1))
     assert len({(e.device, e.seq) for e in events}) == len(events)
     national.store.close()
+
+
+def _tails(workers: list[Any]) -> str:
+    """The end of each ingest worker's log, for a failure message."""
+    return "\n".join(w.log.read_text(errors="replace")[-1500:] for w in workers)

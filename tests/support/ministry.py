@@ -203,8 +203,9 @@ class Ministry:
         def bad(name: str, payload: str, reason: str, issued: Issued | None = None) -> None:
             out.append(Sample(name, payload, _every_policy("red"), reason, issued))
 
-        vaccinate = lambda dn, sd, days, product, **kw: self.issue_vaccination(  # noqa: E731
-            doses=[(dn, sd, ago(days), product)], now=now, **kw)
+        def vaccinate(dn: int, sd: int, days: int, product: str, **kw: Any) -> Any:
+            return self.issue_vaccination(doses=[(dn, sd, ago(days), product)], now=now, **kw)
+
         good("complete_series", vaccinate(2, 2, 30, "pfizer"), "green", "green", "green")
         good("one_dose", vaccinate(1, 2, 30, "astrazeneca"), "yellow", "red", "green")
         good("recent_dose", vaccinate(1, 2, 5, "sinopharm"), "red", "red", "green")
