@@ -191,7 +191,7 @@ class Ministry:
     def samples(self, now: dt.datetime) -> list[Sample]:
         """Certificates of every kind and broken inputs, with the colour each policy must give."""
         day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
-        ago = lambda days: (now - days * day).date()  # noqa: E731 (reads best inline)
+        ago = lambda days: (now - days * day).date()  # noqa: E731 - reads best inline
         out: list[Sample] = []
 
         def good(name: str, issued: Issued, vn: str, workplace: str, eu: str | None) -> None:
