@@ -23,6 +23,7 @@ from typing import Any, Literal, overload
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from verifier.errors import VerificationError
 from verifier.revocation import HASH_TYPES, RevocationList
@@ -106,7 +107,7 @@ class TrustBundle:
                           value_sets=self.coded_value_sets())
 
 
-def _load_anchor(anchor: Any) -> ec.EllipticCurvePublicKey:
+def _load_anchor(anchor: object) -> ec.EllipticCurvePublicKey:
     if isinstance(anchor, str):
         anchor = anchor.encode("ascii")
     if isinstance(anchor, (bytes, bytearray)):
@@ -159,7 +160,7 @@ def time_field(payload: Mapping[str, Any], key: str, required: bool,
 
 
 
-def _check_payload(payload: Any) -> None:
+def _check_payload(payload: object) -> None:
     if not isinstance(payload, Mapping):
         raise BundleFormatError("payload is not a JSON object")
     version = payload.get("version")
@@ -194,7 +195,8 @@ def _check_payload(payload: Any) -> None:
         raise BundleFormatError("`roster_keys` must be a list of PEM public keys")
 
 
-def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) -> TrustBundle:
+def parse_bundle(data: bytes, anchor: bytes | str | PublicKeyTypes, *,
+                 min_version: int | None = None) -> TrustBundle:
     """Check a signed bundle's format, signature (against the pinned anchor) and version.
 
     :param anchor: the trust-list public key: PEM bytes/str or an EllipticCurvePublicKey.

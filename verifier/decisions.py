@@ -116,7 +116,7 @@ class DecisionRules:
         return cls(0, False, (), {}, (), None)
 
     @classmethod
-    def from_document(cls, doc: Any) -> DecisionRules:
+    def from_document(cls, doc: object) -> DecisionRules:
         """Read the section; raises DecisionRulesError naming the first problem."""
         return _read_rules(doc)
 
@@ -160,7 +160,7 @@ class DecisionRules:
         return step
 
 
-def _text(value: Any, path: str) -> Text:
+def _text(value: object, path: str) -> Text:
     if not isinstance(value, Mapping) or set(value) != {"vi", "en"}:
         raise DecisionRulesError(path, 'must be {"vi": "...", "en": "..."}')
     for lang in ("vi", "en"):
@@ -169,7 +169,7 @@ def _text(value: Any, path: str) -> Text:
     return Text(value["vi"].strip(), value["en"].strip())
 
 
-def _read_rules(doc: Any) -> DecisionRules:
+def _read_rules(doc: object) -> DecisionRules:
     if not isinstance(doc, Mapping):
         raise DecisionRulesError("$", "must be an object")
     allowed_keys = {"version", "allowed", "reasons", "next_steps", "record_gap_reasons", "correction"}
@@ -232,7 +232,7 @@ class DecisionFieldError(ValueError):
         super().__init__(f"decision field {field!r}: {problem}")
 
 
-def _seq(value: Any) -> bool:
+def _seq(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63
 
 

@@ -171,7 +171,7 @@ class Policy:
         return holds
 
     @classmethod
-    def from_document(cls, doc: Any) -> Policy:
+    def from_document(cls, doc: object) -> Policy:
         """Check a `chot-policy/1` document and compile its rules.
 
         :raises PolicyDocumentError: listing each problem with its location, e.g.
@@ -205,7 +205,7 @@ class Policy:
 class _DocumentReader:
     """Reads one policy document, collecting every problem rather than stopping at the first."""
 
-    def __init__(self, doc: Any) -> None:
+    def __init__(self, doc: object) -> None:
         self.doc = doc
         self.problems: list[tuple[str, str]] = []
 
@@ -259,7 +259,7 @@ class _DocumentReader:
     def problem(self, path: str, text: str) -> None:
         self.problems.append((path, text))
 
-    def text(self, parent: Any, key: str, path: str, *, pattern: re.Pattern[str] | None = None,
+    def text(self, parent: object, key: str, path: str, *, pattern: re.Pattern[str] | None = None,
              hint: str = "", max_length: int = _MAX_TEXT) -> str:
         value = parent.get(key) if isinstance(parent, dict) else None
         if not isinstance(value, str) or not value.strip():
@@ -288,7 +288,7 @@ class _DocumentReader:
         found = [self.outcome(item, f"{key}[{i}]", results, with_rule=True) for i, item in enumerate(items)]
         return [outcome for outcome in found if outcome is not None]
 
-    def outcome(self, item: Any, path: str, results: tuple[str, ...], *, with_rule: bool) -> Outcome | None:
+    def outcome(self, item: object, path: str, results: tuple[str, ...], *, with_rule: bool) -> Outcome | None:
         if not isinstance(item, dict):
             self.problem(path, "must be an object")
             return None

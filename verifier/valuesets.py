@@ -96,7 +96,7 @@ class ValueSets:
                         raise _unknown(group, index, field, value, name, label_en, label_vi)
 
 
-def _unknown(group: str, index: int, field: str, value: Any, name: str, label_en: str,
+def _unknown(group: str, index: int, field: str, value: object, name: str, label_en: str,
              label_vi: str) -> ValueSetError:
     shown = _printable(value) if value is not None else None
     return ValueSetError(f"/{group}/{index}/{field}",
@@ -104,7 +104,7 @@ def _unknown(group: str, index: int, field: str, value: Any, name: str, label_en
                          field=f"{group}.{field}", value=shown, label_en=label_en, label_vi=label_vi)
 
 
-def _printable(value: Any) -> str:
+def _printable(value: object) -> str:
     text = value if type(value) is str else repr(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in text[:_SHOWN])
     return text + ("…" if len(value if type(value) is str else repr(value)) > _SHOWN else "")
