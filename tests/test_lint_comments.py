@@ -12,9 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = {".git", ".venv", "node_modules", "__pycache__"}
 
-# `# noqa: E402 - why` (or `# noqa: E402  # why`); a bare `# noqa` silences everything: refused.
+# A noqa comment names its codes then a reason after " - " or "  # "; one without codes silences
+# every rule on its line: refused.
 NOQA = re.compile(r"#\s*noqa\b(?P<codes>:\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)?(?P<rest>.*)$")
-# `# type: ignore[code]  # why`
+# A type-ignore comment names its error codes in brackets, then "  # " and a reason.
 IGNORE = re.compile(r"#\s*type:\s*ignore\b(?P<codes>\[[a-z0-9, -]+\])?(?P<rest>.*)$")
 REASON = re.compile(r"^\s*(?:-|#|—|–)\s*\S")
 
