@@ -238,7 +238,6 @@ class Ingest:
         client = broker.mqtt_client(cfg, self._account, self._client_id, manual_ack=True, buffered=True,
                                     persistent=True)
         client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
@@ -311,16 +310,6 @@ class Ingest:
                     f" worker {self.worker}" if self.shared else "", flags.session_present)
         self._connected.set()
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        # start() returns only once the broker has granted the subscriptions: on a new session,
-        # events published between CONNACK and SUBACK would otherwise reach no one.
-        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
-        if refused:
-            logger.error("broker refused the ingest's subscriptions: %s", ", ".join(refused))
-            self._refused = "subscriptions refused: " + ", ".join(refused)
-            self._connected.clear()
-        self._connected_or_refused.set()
-
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
         if self._accepting.is_set():
@@ -335,6 +324,10 @@ class Ingest:
             retry = threading.Timer(1.0, self._subscribe, (client,))
             retry.daemon = True
             retry.start()
+            return
+        # start() returns only once the broker has granted the subscriptions: on a new session,
+        # events published between CONNACK and SUBACK would otherwise reach no one.
+        self._connected_or_refused.set()
 
     def _subscribe(self, client: mqtt.Client) -> None:
         if self.config.mqtt.protocol == "5":
@@ -364,7 +357,7 @@ class Ingest:
             self._reject(e.reason, msg.topic, str(e))
         self._queue.put(item)  # rejected ones too: acknowledged in order, after what came before
 
-    def _parse(self, topic: str, payload: bytes, item: _Item) -> None:
+    def _parse(self, topic: str, payload: bytes | bytearray, item: _Item) -> None:
         match = _TOPIC_RE.match(topic)
         if match is None:
             raise Rejected("bad_topic", "topic is not chot/v1/<checkpoint>/<device>/event|status")
