@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -21,9 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dashboard import broker
+from dashboard.broker import base as broker_base
+from dashboard.broker import mosquitto
 from dashboard.devices import remove_device
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
+from protocol import topics
 from tests.support.broker import free_port
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
 
@@ -71,8 +73,8 @@ def connect(port: int, username: str | None, password: str | None, *, tls_ca: Pa
 
 
 @pytest.fixture
-def ingest(central: Central) -> Iterator[Ingest]:
-    i = Ingest(central.store, central.config)
+def ingest(central: Central) -> Iterator[MqttIngest]:
+    i = MqttIngest(central.store, central.config)
     i.start()
     yield i
     i.stop()
@@ -86,12 +88,12 @@ def test_rendered_config_is_the_shipped_template(central: Central) -> None:
     assert f"acl_file {central.config.broker.acl_file}" in text
     assert f"listener {central.port} 127.0.0.1" in text
     assert "${" not in text
-    passwords = central.config.broker.password_file.read_text()
+    passwords = central.config.broker.password_file.read_text()  # type: ignore[union-attr]
     assert passwords.count("$7$") == 2 and "chot-ingest:" in passwords
 
 
 def _opened_ports(central: Central) -> set[int]:
-    log = central.config.broker.log_file.read_text()
+    log = central.config.broker.log_file.read_text()  # type: ignore[union-attr]
     return {int(p) for p in re.findall(r"Opening ipv[46] listen socket on port (\d+)", log)}
 
 
@@ -111,7 +113,7 @@ def test_no_login_and_wrong_password_are_refused(central: Central) -> None:
     client.loop_stop()
 
 
-def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, ingest: Ingest) -> None:
+def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, ingest: MqttIngest) -> None:
     a = central.add_device("ua", "IC7")
     central.add_device("ub", "IC7")
     central.store.upsert_checkpoint("IC8", "IC8", "002", "01")
@@ -127,10 +129,10 @@ def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, inges
     v5.loop_stop()
     # Mosquitto 2.0 also drops a client after a refused publish, so each forgery gets its own
     # connection: as another unit, under another checkpoint, on the trust topic.
-    for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC8/ub/event", broker.TRUST_TOPIC):
+    for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC8/ub/event", topics.TRUST):
         forger, outcome = connect(central.port, "ua", a.password, protocol=mqtt.MQTTv311)
         assert outcome == "ok"
-        forger.publish(topic, event(1), qos=1, retain=topic == broker.TRUST_TOPIC)
+        forger.publish(topic, event(1), qos=1, retain=topic == topics.TRUST)
         time.sleep(0.1)
         forger.disconnect()
         forger.loop_stop()
@@ -151,7 +153,7 @@ def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, inges
     spy.loop_stop()
 
 
-def test_removing_a_unit_revokes_it(central: Central, ingest: Ingest) -> None:
+def test_removing_a_unit_revokes_it(central: Central, ingest: MqttIngest) -> None:
     creds = central.add_device("u1", "IC7")
     time.sleep(0.3)
     client, outcome = connect(central.port, "u1", creds.password, protocol=mqtt.MQTTv311)
@@ -164,7 +166,7 @@ def test_removing_a_unit_revokes_it(central: Central, ingest: Ingest) -> None:
     client.loop_stop()
     assert central.store.totals(Scope.all(), *DAY).total == 0
     assert wait_until(lambda: connect(central.port, "u1", creds.password)[1] != "ok", 5)
-    assert "u1" not in central.config.broker.acl_file.read_text()
+    assert "u1" not in central.config.broker.acl_file.read_text()  # type: ignore[union-attr]
     assert central.store.get_device("u1") is None
     assert not remove_device(central.store, central.config, "u1")
 
@@ -176,8 +178,8 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
     def register(start: int) -> None:
         try:
             for i in range(start, start + 15):
-                broker.set_password(path, f"u{i:03d}", "pw")
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which fails the test
+                broker_base.set_password(path, f"u{i:03d}", "pw", mosquitto.hash_password)
+        except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
     threads = [threading.Thread(target=register, args=(n * 100,)) for n in range(4)]
@@ -189,7 +191,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
 
 
 def test_password_hash_format_matches_mosquitto() -> None:
-    hashed = broker.hash_password("secret", rounds=101, salt=b"0123456789ab")
+    hashed = mosquitto.hash_password("secret", rounds=101, salt=b"0123456789ab")
     kind, rounds, salt, digest = hashed.split("$")[1:]
     assert (kind, rounds, salt) == ("7", "101", "MDEyMzQ1Njc4OWFi")
     assert len(digest) == 88  # 64-byte SHA-512 output in base64
@@ -227,7 +229,7 @@ def _make_tls(tmp: Path) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
-def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> None:
+def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[..., object]) -> None:
     ca_file, cert_file, key_file = _make_tls(tmp_path / "tls")
     tls_port = free_port()
     central = start_central(
@@ -240,7 +242,7 @@ def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[.
     assert wait_until(lambda: _opened_ports(central) == {central.port, tls_port}, 5)
     # The ingest connects over TLS too, checking the broker's certificate against the CA.
     central.config.mqtt.port, central.config.mqtt.tls, central.config.mqtt.ca_file = tls_port, True, ca_file
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     try:
         creds = central.add_device("u1", "IC7")
@@ -266,7 +268,7 @@ def _password_from(output: str) -> str:
     return next(line.rsplit(": ", 1)[1] for line in output.splitlines() if "password (shown once)" in line)
 
 
-def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> None:
+def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Callable[..., object]) -> None:
     import getpass
 
     from click.testing import CliRunner
@@ -303,41 +305,41 @@ def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Calla
 
 
 def test_trust_bundle_is_checked_published_retained_and_kept(
-        tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) -> None:
+        tmp_path: Path, mosquitto_factory: Callable[..., object], ministry: object) -> None:
     from dashboard import trust
     from verifier.bundle import parse_bundle
 
     anchor = tmp_path / "anchor.pem"
-    anchor.write_bytes(ministry.anchor_pem)
+    anchor.write_bytes(ministry.anchor_pem)  # type: ignore[attr-defined]
     central = start_central(tmp_path, mosquitto_factory, anchor_file=str(anchor))
     try:
         creds = central.add_device("u1", "IC7")
         time.sleep(0.3)
-        record = trust.accept_bundle(central.store, central.config, ministry.bundle(version=4), "root")
-        assert record.version == 4 and central.store.latest_trust_bundle().version == 4
+        record = trust.accept_bundle(central.store, central.config, ministry.bundle(version=4), "root")  # type: ignore[attr-defined]
+        assert record.version == 4 and central.store.latest_trust_bundle().version == 4  # type: ignore[union-attr]
         # A unit connecting later gets it (retained) and can verify it with its pinned anchor.
         unit, outcome = connect(central.port, "u1", creds.password)
         assert outcome == "ok"
         got: list[bytes] = []
-        unit.on_message = lambda c, u, m: got.append(bytes(m.payload))
-        unit.subscribe(broker.TRUST_TOPIC, qos=1)
+        unit.on_message = lambda c, u, m: got.append(m.payload)
+        unit.subscribe(topics.TRUST, qos=1)
         assert wait_until(lambda: bool(got), 5)
-        assert parse_bundle(got[0], ministry.anchor_pem).version == 4
+        assert parse_bundle(got[0], ministry.anchor_pem).version == 4  # type: ignore[attr-defined]
         unit.disconnect()
         unit.loop_stop()
         # Same or older version, wrong signer, garbage: refused with a reason, nothing published.
-        for data, words in ((ministry.bundle(version=4), "version"),
-                            (ministry.bundle(version=3), "version"),
+        for data, words in ((ministry.bundle(version=4), "version"),  # type: ignore[attr-defined]
+                            (ministry.bundle(version=3), "version"),  # type: ignore[attr-defined]
                             (b"{}", "bundle"), (b"\xff" * 10, "bundle")):
             with pytest.raises(trust.TrustPublishError) as e:
                 trust.accept_bundle(central.store, central.config, data)
             assert words in str(e.value).lower()
         from keys import ca
 
-        rogue = ministry.bundle(version=9, signer=ca.generate_trust_list_key())
+        rogue = ministry.bundle(version=9, signer=ca.generate_trust_list_key())  # type: ignore[attr-defined]
         with pytest.raises(trust.TrustPublishError, match="(?i)signed by a key other than the pinned"):
             trust.accept_bundle(central.store, central.config, rogue)
-        assert central.store.latest_trust_bundle().version == 4
+        assert central.store.latest_trust_bundle().version == 4  # type: ignore[union-attr]
         assert trust.republish_latest(central.store, central.config).version == 4
     finally:
         central.store.close()

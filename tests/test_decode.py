@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,46 +12,37 @@ import numpy as np
 import pytest
 import segno
 
-import scanner.decode as stage
+import scanner.qr.decode as stage
 from scanner import phone_screen
-from scanner.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
+from scanner.qr.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
+from testbed import decode_sets, decoders
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "qr-photos"
 SYNTHETIC_COUNT = 24  # per resolution: the first frames of the benchmark's own fixed-seed sets
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_decode", ROOT / "bench" / "decode.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 @pytest.fixture(scope="module")
 def photo_sets() -> dict:
-    return bench.folder_sets([PHOTOS])
+    return decode_sets.folder_sets([PHOTOS])
 
 
 @pytest.fixture(scope="module")
 def synthetic_sets() -> dict:
-    return bench.synthetic_sets(SYNTHETIC_COUNT)
+    return decode_sets.synthetic_sets(SYNTHETIC_COUNT)
 
 
 @pytest.fixture(scope="module")
 def photo_scores(photo_sets) -> dict:
-    return _totals(bench.run(photo_sets, ["chot", "chot-image", "zxing-cpp", "pyzbar", "opencv", "opencv-aruco"]))
+    return _totals(decoders.run(photo_sets, ["chot", "chot-image", "zxing-cpp", "pyzbar", "opencv", "opencv-aruco"]))
 
 
 @pytest.fixture(scope="module")
 def synthetic_scores(synthetic_sets) -> dict:
     hard = {name: s for name, s in synthetic_sets.items() if "-hard-" in name}
-    return _totals(bench.run(hard, ["chot", "zxing-cpp", "pyzbar", "opencv-aruco"]))
+    return _totals(decoders.run(hard, ["chot", "zxing-cpp", "pyzbar", "opencv-aruco"]))
 
 
 def _totals(result: dict) -> dict[str, float]:
@@ -130,11 +120,8 @@ def test_a_code_the_frame_pass_read_is_tracked_without_deblurring_or_enlarging(m
     assert decoder.decode(frames[0]) == payload and decoder.last_method == "frame"
     applied: list[str] = []
     original = stage._Retry.apply
-    def apply(self: stage._Retry, crop: np.ndarray, scale: float) -> np.ndarray:
-        applied.append(self.name)
-        return original(self, crop, scale)
-
-    monkeypatch.setattr(stage._Retry, "apply", apply)
+    monkeypatch.setattr(stage._Retry, "apply",
+                        lambda self, crop, scale: applied.append(self.name) or original(self, crop, scale))
     monkeypatch.setattr(stage.QrDecoder, "_textured_regions", lambda self, gray: [])  # the tracked crop alone
     for frame in frames[1:]:
         assert decoder.decode(frame) == payload
@@ -180,15 +167,8 @@ def test_finder_patterns_seen_bring_the_whole_ladder_with_the_locator_last(monke
 
 def test_a_textured_region_without_finder_patterns_gets_the_locator_after_its_retries(monkeypatch) -> None:
     tried: list[str] = []
-    def zxing(image: np.ndarray, **flags: object) -> list[object]:
-        tried.append("zxing")
-        return []
-
-    def read_located(self: object, crop: np.ndarray, region: object) -> None:
-        tried.append("located")
-
-    monkeypatch.setattr(stage, "_zxing", zxing)
-    monkeypatch.setattr(stage.QrDecoder, "_read_located", read_located)
+    monkeypatch.setattr(stage, "_zxing", lambda image, **flags: tried.append("zxing") or [])
+    monkeypatch.setattr(stage.QrDecoder, "_read_located", lambda self, crop, region: tried.append("located"))
     gray = np.zeros((400, 400), np.uint8)
     assert QrDecoder()._read_crop(gray, stage.Region(0, 0, 300, 300), stage._MOST_TEXTURED) is None
     assert tried == ["zxing", "zxing", "located"]
@@ -223,7 +203,7 @@ def test_read_image_returns_any_text(tmp_path: Path) -> None:
     kanji = PHOTOS / "jsqr-e2e-a" / "kanji.png"
     expected = (PHOTOS / "jsqr-e2e-a" / "kanji.bin").read_bytes()
     texts = read_image(kanji)
-    assert bench.Sample("kanji", np.zeros((1, 1), np.uint8), raw=expected).matches(texts)
+    assert decode_sets.Sample("kanji", np.zeros((1, 1), np.uint8), raw=expected).matches(texts)
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200), 255, np.uint8))
     assert read_image(blank) == []
@@ -289,20 +269,20 @@ def test_phone_frame_errors_are_readable() -> None:
 
 def test_bench_json_has_stable_names() -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "decode.py"), str(PHOTOS / "zxing-qrcode-6"),
+        [sys.executable, "-m", "bench.decode", str(PHOTOS / "zxing-qrcode-6"),
          "--decoders", "chot,zxing-cpp", "--json"],
         capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
     result = json.loads(out.stdout)
     score = result["sets"]["zxing-qrcode-6"]["decoders"]["chot"]
     assert set(score) == {"correct", "count", "share", "median_ms", "p95_ms"} and score["count"] == 15
-    assert result["command"].startswith(".venv/bin/python bench/decode.py")
+    assert result["command"].startswith(".venv/bin/python -m bench.decode")
 
 
 def test_clips_of_a_held_phone_are_read_in_some_frame() -> None:
     # Measured on 20 clips of 8 frames: 100% of clips read at both sizes (93% and 92% of
     # frames); zxing-cpp alone 55% and 70% of clips.
-    clips = bench.synthetic_clips(5)
-    result = bench.run(clips, ["chot", "zxing-cpp"])
+    clips = decode_sets.synthetic_clips(5)
+    result = decoders.run(clips, ["chot", "zxing-cpp"])
     for name, entry in result["sets"].items():
         chot, zxing = entry["decoders"]["chot"], entry["decoders"]["zxing-cpp"]
         assert chot["clip_share"] >= 0.8, name
