@@ -43,7 +43,7 @@ from scanner import phone_screen
 from scanner.qr import locate
 from scanner.qr.decode import QrDecoder, wiener_kernel
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
 sample_modules = locate.sample_modules
 

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _REJECT_LOG_PER_MINUTE = 50
 
 
-def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datetime) -> Event:
+def parse_event(checkpoint: str, device: str, payload: bytes | bytearray, received_at: datetime) -> Event:
     """Validate an event payload (a verdict, or an officer's decision with `kind`) against the v1
     contract (protocol.events) and build the stored record."""
     fields = protocol.events.parse_event(payload)
@@ -49,7 +49,7 @@ def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datet
         raise Rejected("bad_field", str(e)) from None
 
 
-def parse_status(payload: bytes) -> StatusUpdate:
+def parse_status(payload: bytes | bytearray) -> StatusUpdate:
     """Validate a status payload (online health, or the offline last will; protocol.status)."""
     return StatusUpdate(**protocol.status.parse_status(payload))
 

@@ -156,7 +156,7 @@ class JetStreamIngest(Ingest):
         self._started.set()
         logger.info("ingest reading stream %s through consumer %s", STREAM, CONSUMER)
         batch = self.config.ingest.batch_max
-        while self._accepting.is_set():
+        while self._accepting.is_set() and sub is not None:
             try:
                 # A short expiry: a lingering pull returns what came within it, keeping batches
                 # small and prompt when units send slower than a batch fills.
