@@ -33,12 +33,12 @@ from typing import Any
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
+from keys import dcc
+from keys.people import Person
+from verifier.certlogic import truthiness
+from verifier.policy import Policy, builtin_policies
 
-from keys import dcc  # noqa: E402
-from keys.people import Person  # noqa: E402
-from verifier.certlogic import truthiness  # noqa: E402
-from verifier.policy import Policy, builtin_policies  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 UTC = dt.timezone.utc
 REPRODUCE = ".venv/bin/python -m bench.certlogic"

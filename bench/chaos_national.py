@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.national_rig import SUPERVISOR, NationalRig, RigOptions
+from testbed.chaos_report import FaultResult, NationalReport, format_table, unit_gap
+from testbed.live_page import LivePage, longest_gap
 
-from testbed.chaos_report import FaultResult, NationalReport, format_table, unit_gap  # noqa: E402
-from testbed.live_page import LivePage, longest_gap  # noqa: E402
-from bench.national_rig import SUPERVISOR, NationalRig, RigOptions  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 NODE_READY_S = 240.0  # a rejoining node brings every MQTT session's consumer up to date first
 STORE_GROWS_S = 120.0

@@ -35,13 +35,13 @@ from zoneinfo import ZoneInfo
 import click
 import flask
 
-ROOT = Path(__file__).resolve().parent.parent
+from dashboard.scope import Scope
+from dashboard.store import Event, Store, open_store
+from dashboard.web.data.reports import Area, report, report_sheets
+from dashboard.web.data.snapshots import WebSettings, bucket_for, day_period, overview
+from dashboard.web.data.spreadsheet import xlsx_bytes
 
-from dashboard.scope import Scope  # noqa: E402
-from dashboard.store import Event, Store, open_store  # noqa: E402
-from dashboard.web.data.reports import Area, report, report_sheets  # noqa: E402
-from dashboard.web.data.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
-from dashboard.web.data.spreadsheet import xlsx_bytes  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # A fixed "now" (mid-afternoon local, inside an hour) keeps runs comparable across days.
@@ -210,7 +210,7 @@ def run_backend(backend: str, events: int, seed: int, repeat: int, db_path: Path
         cluster = None
         try:
             if backend == "postgres":
-                from testbed.postgres import PostgresCluster  # noqa: PLC0415 - only when asked for
+                from testbed.postgres import PostgresCluster  # only when asked for
 
                 cluster = PostgresCluster(durable=True)  # its own folder: the server user must reach it
                 cluster.start()

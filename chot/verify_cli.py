@@ -14,9 +14,9 @@ import click
 
 from chot.conformance import STEPS, CaseResult, parse_clock, run_directory
 from scanner.qr.imageheader import is_image
+from verifier.errors import VerificationError
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import GREEN, YELLOW
-from verifier.errors import VerificationError
 from verifier.verify import VerifyOptions
 from verifier.verify import verify as verify_certificate
 

@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
 from scanner.outbox import atomic_write
 from verifier.decisions import DecisionError, DecisionRules
-from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
 
 logger = logging.getLogger(__name__)
 

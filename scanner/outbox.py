@@ -23,7 +23,14 @@ from typing import Any
 
 import sqlite_utils
 
-from protocol.events import VERDICT_FIELDS, EventFieldError, counted_as, encode_event, validate_decision, validate_verdict
+from protocol.events import (
+    VERDICT_FIELDS,
+    EventFieldError,
+    counted_as,
+    encode_event,
+    validate_decision,
+    validate_verdict,
+)
 from protocol.fields import DECISION_KINDS, RESULTS
 
 logger = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 from scanner.capture import Capture
 from scanner.debounce import Debounce
-from scanner.worker import Worker
 from scanner.repeats import new_key
+from scanner.worker import Worker
 from verifier import TrustStore, Verdict, VerifyOptions, verify
 from verifier.bundle import TrustBundle
-from verifier.policy import Policy, builtin_policy
 from verifier.errors import VerificationError
+from verifier.policy import Policy, builtin_policy
 from verifier.verdict import RED
 
 logger = logging.getLogger(__name__)

@@ -149,7 +149,7 @@ class Unit:
             self._start_screen()
             feedback.append(self.screen.show)
         if cfg.gpio.enabled:
-            from scanner.gpio import GpioFeedback, GpioError
+            from scanner.gpio import GpioError, GpioFeedback
 
             try:
                 self.gpio = GpioFeedback(cfg.gpio, pin_factory=self._pin_factory)

@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from common.localnet import free_port, wait_for_port
+from common.tomlwrite import dumps as to_toml
+from keys.qr import write_png
+from testbed.ministry import Ministry, tamper
+from testbed.mosquitto import Mosquitto
 
-from common.localnet import free_port, wait_for_port  # noqa: E402
-from common.tomlwrite import dumps as to_toml  # noqa: E402
-from keys.qr import write_png  # noqa: E402
-from testbed.mosquitto import Mosquitto  # noqa: E402
-from testbed.ministry import Ministry, tamper  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger(__name__)
 

@@ -110,7 +110,7 @@ def _composite(raster: np.ndarray, homography: np.ndarray, frame: tuple[int, int
 def _ground(frame: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """What is behind the code: the phone frames' cluttered scene, or a smooth one in a small photo."""
     if min(frame) >= 320:
-        return phone_screen._background(frame, rng)  # noqa: SLF001 -- the same scenes as the phone frames
+        return phone_screen._background(frame, rng)  # the same scenes as the phone frames
     small = rng.uniform(0.1, 0.7, size=(3, 3)).astype(np.float32)
     return cv2.resize(small, frame, interpolation=cv2.INTER_CUBIC)
 

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from dashboard.scope import Scope
-
 from dashboard.web import create_app
 from tests.support.dashboard_web import (
     Seeded,

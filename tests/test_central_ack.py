@@ -22,8 +22,8 @@ import pytest
 
 from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
-from scanner.config import MqttConfig
 from protocol.ack import AckError, encode_acks, parse_ack
+from scanner.config import MqttConfig
 from scanner.mqtt import MqttLink
 from scanner.outbox import Outbox
 from tests.support.broker import Mosquitto

@@ -13,8 +13,8 @@ import pytest
 
 from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
-from tests.support.central import wait_until
 from testbed.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
+from tests.support.central import wait_until
 from tests.support.nats import NationalCentral, national  # noqa: F401 - national is a fixture
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(240)]

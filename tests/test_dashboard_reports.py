@@ -21,8 +21,15 @@ from dashboard.web import create_app
 from dashboard.web.data.provinces import PROVINCES
 from dashboard.web.data.tilemap import MISSING_COLOURS, NO_DATA, map_svg
 from tests.support.central import Central
-from tests.support.dashboard_web import ACCOUNTS, Seeded, login, make_app, page_token, password_hash
-from tests.support.dashboard_web import seeded  # noqa: F401 - fixture
+from tests.support.dashboard_web import (
+    ACCOUNTS,
+    Seeded,
+    login,
+    make_app,
+    page_token,
+    password_hash,
+    seeded,  # noqa: F401 - fixture
+)
 from tests.test_dashboard_decisions import decide
 from tests.test_dashboard_web_admin import central  # noqa: F401 - fixture
 
@@ -248,7 +255,7 @@ def test_a_province_admin_manages_accounts_in_its_province_and_the_audit_log_sho
     assert "tạo tài khoản" in page and "lc_viewer2" in page
 
 
-def test_a_province_admin_registers_a_unit_in_its_province_only(central: Central, seeded: Any) -> None:  # noqa: F811
+def test_a_province_admin_registers_a_unit_in_its_province_only(central: Central, seeded: Any) -> None:
     password, role, scope = ACCOUNTS["padmin_lc"]
     central.store.create_user("padmin_lc", password_hash(password), role, scope)
     central.store.upsert_checkpoint("HN-GIA", "Chốt Gia Lâm", "004", "01")

@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store import (
-    MIGRATIONS, Bucket, Counts, Event, GroupCounts, ReasonCount, SqliteStore, Store, open_store,
+    MIGRATIONS,
+    Bucket,
+    Counts,
+    Event,
+    GroupCounts,
+    ReasonCount,
+    SqliteStore,
+    Store,
+    open_store,
 )
 from dashboard.store.sql import SqlStore
 from tests.support.stores import BACKENDS, new_target

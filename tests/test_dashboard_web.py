@@ -12,7 +12,6 @@ import pytest
 
 from dashboard.store import StatusUpdate
 from dashboard.store.sql import SqlStore
-
 from tests.support.dashboard_web import (
     ACCOUNTS,
     XSS_NAME,
@@ -20,9 +19,9 @@ from tests.support.dashboard_web import (
     Seeded,
     csrf_from,
     login,
+    make_app,
     page_token,
     seeded,  # noqa: F401 - fixture
-    make_app,
 )
 
 METRICS_TOKEN = "scrape-token-for-tests"
@@ -176,7 +175,7 @@ def test_a_password_change_ends_older_sessions(app: Any, seeded: Seeded) -> None
     assert c.get("/").status_code == 200
     # Re-create the account with another password (the store has no password update yet).
     assert isinstance(seeded.store, SqlStore)
-    conn = seeded.store._conn()  # noqa: SLF001 - test reaches into its own file
+    conn = seeded.store._conn()  # test reaches into its own file
     conn.execute("UPDATE users SET password_hash = 'scrypt:other' WHERE username = 'view_lc'")
     assert c.get("/").status_code == 302
 

@@ -110,7 +110,7 @@ def test_the_cli_manages_units_on_the_cluster(tmp_path: Path, nats_cluster_facto
         return runner.invoke(main, ["dashboard", "-c", str(conf), *args])
 
     assert chot("init").exit_code == 0
-    from dashboard.config import load_config  # noqa: PLC0415
+    from dashboard.config import load_config
 
     cluster = nats_cluster_factory(load_config(conf).broker)
     ports = [n.mqtt_port for n in cluster.nodes]

@@ -30,7 +30,7 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 pytestmark = pytest.mark.timeout(600)  # a hang guard only: the whole file takes about a minute
 
 
-def judged(fn, data: bytes):  # noqa: ANN001, ANN201 - the targets check the verdict's shape themselves
+def judged(fn, data: bytes):  # the targets check the verdict's shape themselves
     return fn(data)
 
 

@@ -9,13 +9,13 @@ import cbor2
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import zxingcpp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys import ca, dcc, hc1, qr
 from keys.errors import HC1DecodeError, KeysError

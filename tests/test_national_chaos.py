@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from common import tomlwrite
 from dashboard.scope import Scope
-from tests.support.central import wait_until
 from testbed.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
+from tests.support.central import wait_until
 from tests.support.nats import NatsCluster, start_national_central
 from tests.support.postgres import PostgresCluster
 from tests.test_cluster_ingest import _same_config

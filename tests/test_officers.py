@@ -9,17 +9,23 @@ import json
 
 import pytest
 
+from protocol.events import EventFieldError as DecisionFieldError
+from protocol.events import validate_decision
+from protocol.roster import (
+    SCRYPT_N,
+    RosterCheckpointError,
+    RosterFormatError,
+    RosterSignatureError,
+    RosterVersionError,
+    hash_pin,
+    load_public_keys,
+    parse_roster,
+)
 from scanner.officers import FAILURES_BEFORE_LOCK, DeskError, OfficerDesk, RosterKeeper
 from scanner.outbox import Outbox, OutboxFieldError
 from tests.support.officers import officer, public_pem, roster_key, signed_roster
-from protocol.events import EventFieldError as DecisionFieldError
-from protocol.events import validate_decision
 from verifier.decisions import DecisionRules, DecisionRulesError
 from verifier.policy import Policy, PolicyDocumentError, builtin_policy
-from protocol.roster import (
-    SCRYPT_N, RosterCheckpointError, RosterFormatError, RosterSignatureError, RosterVersionError, hash_pin,
-    load_public_keys, parse_roster,
-)
 
 UTC = dt.timezone.utc
 CP = "IC7"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from verifier.errors import VerificationError
 from protocol.words import COLOURS, REASONS, reason_words
+from verifier.errors import VerificationError
 
 ROOT = Path(__file__).resolve().parent.parent
 

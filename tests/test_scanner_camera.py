@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from testbed.fuzz.hugeimages import png_bomb
 from scanner.camera import CameraUnavailable, SourceEnded
 from scanner.camera.backends import open_camera
 from scanner.camera.fake_picamera2 import FakePicamera2
@@ -18,6 +17,7 @@ from scanner.camera.picamera2 import Picamera2Camera
 from scanner.camera.replay import ImageFolderCamera, ScriptedCamera, VideoFileCamera, read_payloads
 from scanner.capture import Capture, to_gray
 from scanner.config import CameraSection
+from testbed.fuzz.hugeimages import png_bomb
 
 W, H = 320, 240
 

@@ -15,9 +15,9 @@ from scanner import phone_screen
 from scanner.camera.replay import ScriptedCamera
 from scanner.capture import Capture
 from scanner.debounce import Debounce
-from scanner.qr.decode import QrDecoder
 from scanner.outbox import Outbox
 from scanner.pipeline import Judge, Pipeline
+from scanner.qr.decode import QrDecoder
 from scanner.trust_sync import TrustKeeper
 from verifier import Verdict
 

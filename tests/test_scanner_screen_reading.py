@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from protocol.words import COLOURS
 from scanner.screen import OfficerScreen
 from tests.test_scanner_screen import HOLDER, STATUS, screen  # noqa: F401 - fixture
 from verifier import Holder, Verdict
-from protocol.words import COLOURS
 
 VERDICTS = {
     "green": Verdict("green", "complete_series", "Vaccination series complete.", "Đã tiêm đủ liều.",

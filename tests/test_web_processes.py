@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from testbed.nginx import start_nginx
 from common.localnet import free_port, wait_for_port
 from dashboard.store import Event, open_store
+from testbed.nginx import start_nginx
 from tests.support.dashboard_web import seed
 from tests.test_dashboard_serve import Browser, read_event
 

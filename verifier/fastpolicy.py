@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from verifier.certlogic import parse_instant, strict_equals
 
+
 class FastDecide(Protocol):
     """fast(dcc, clock_ms) -> (True, index of the rule that holds, or len(rules) for none) or
     (False, index of the first rule the exact evaluator must run)."""
@@ -228,7 +229,7 @@ def compile_rules(rules: Sequence[Any]) -> FastDecide:
     body.append("        return False, rule")
     source = "\n".join(body) + "\n"
     namespace = dict(compiler.names)
-    exec(compile(source, "<policy-rules>", "exec"), namespace)  # noqa: S102 - our own generated code
+    exec(compile(source, "<policy-rules>", "exec"), namespace)  # our own generated code
     fast: FastDecide = namespace["fast_decide"]
     fast.source = source
     return fast

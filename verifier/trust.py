@@ -125,7 +125,7 @@ class SignerKey:
     def from_certificate(
         cls, der: bytes, *, kid: bytes | None = None, types: Iterable[str] | None = None,
         country: str | None = None,
-    ) -> "SignerKey":
+    ) -> SignerKey:
         """Build from a DSC in DER; `types` (e.g. from a trust bundle) narrows what its EKU allows.
 
         :raises ValueError: when the DER is not an X.509 certificate.
@@ -187,7 +187,7 @@ class TrustStore:
         """The coded fields' value sets: a bundle's where it carries them, else the shipped ones."""
 
     @classmethod
-    def from_certificates(cls, ders: Iterable[bytes], **kwargs: Any) -> "TrustStore":
+    def from_certificates(cls, ders: Iterable[bytes], **kwargs: Any) -> TrustStore:
         """Build from DSC certificates in DER (kid computed from each)."""
         return cls([SignerKey.from_certificate(der) for der in ders], **kwargs)
 

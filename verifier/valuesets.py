@@ -61,7 +61,7 @@ class ValueSets:
     def __getitem__(self, name: str) -> frozenset[str]:
         return self.codes[name]
 
-    def with_overrides(self, documents: Mapping[str, Any]) -> "ValueSets":
+    def with_overrides(self, documents: Mapping[str, Any]) -> ValueSets:
         """These sets with each one named in `documents` (a bundle's `value_sets`) replaced.
 
         :raises ValueError: when a document is not a value set (see `codes_of`).

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, cast
 
 from verifier import cose, cwt, hcert
+from verifier.cbor import MAP_TYPES
 from verifier.errors import (
     BadSignature,
     InternalError,
@@ -32,7 +33,6 @@ from verifier.errors import (
     UnknownKid,
     VerificationError,
 )
-from verifier.cbor import MAP_TYPES
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import DESCRIBE, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
@@ -324,7 +324,7 @@ def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     except VerificationError as err:
         logger.info("red: %s (kid %s)", err.code, context.get("kid"))
         return red_verdict(err, **_with_description(context))
-    except BaseException as err:  # noqa: BLE001 - the contract is "never raises"
+    except BaseException as err:  # the contract is "never raises"
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
         logger.error("internal verifier error %s", type(err).__name__)

@@ -232,7 +232,7 @@ class Ingest(ABC):
                 attempt += 1
                 if attempt == 1 or attempt % 20 == 0:
                     logger.warning("store unavailable, %d messages wait (attempt %d): %s", len(batch), attempt, e)
-            except Exception:  # noqa: BLE001 - the ingest must outlive a bad moment of its store
+            except Exception:  # the ingest must outlive a bad moment of its store
                 attempt += 1
                 logger.exception("could not store a batch of %d messages (attempt %d)", len(batch), attempt)
             if self._stop.wait(min(5.0, 0.5 * attempt)):

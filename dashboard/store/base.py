@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, overload
 
 from dashboard.scope import Scope
+
 # The contract's words and field rules (results, decision kinds, ids, codes): protocol.fields.
 from protocol.fields import COUNTED, DECISION_KINDS, FOLLOWED, NAME, OUTCOMES, REASON
 from protocol.fields import ID as ID_RE

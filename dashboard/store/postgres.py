@@ -31,7 +31,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import rollup
 from dashboard.store.base import (
-    Event, StoreError, StoreUnavailable, counted_minute, to_ms,
+    Event,
+    StoreError,
+    StoreUnavailable,
+    counted_minute,
+    to_ms,
 )
 from dashboard.store.sql import SqlStore, check_events, count_inserted, warn_counter_reset
 

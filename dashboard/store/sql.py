@@ -19,14 +19,39 @@ from typing import Any
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    AUDIT_ACTIONS, LANGUAGES, LEVELS, MAX_BUCKETS, ROLES, STATUS_COLUMNS,
-    USERNAME_RE, AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord,
-    OfficerRecord, ReasonCount, RosterRecord, StatusUpdate, Store, TrustRecord, UnknownCheckpoint, UnknownUser,
-    User, check_id, from_ms, minute_range, to_ms,
+    AUDIT_ACTIONS,
+    LANGUAGES,
+    LEVELS,
+    MAX_BUCKETS,
+    ROLES,
+    STATUS_COLUMNS,
+    USERNAME_RE,
+    AuditEntry,
+    Bucket,
+    Checkpoint,
+    Counts,
+    DecisionCount,
+    Device,
+    DuplicateUser,
+    Event,
+    GroupCounts,
+    InvalidRecord,
+    OfficerRecord,
+    ReasonCount,
+    RosterRecord,
+    StatusUpdate,
+    Store,
+    TrustRecord,
+    UnknownCheckpoint,
+    UnknownUser,
+    User,
+    check_id,
+    from_ms,
+    minute_range,
+    to_ms,
 )
 from protocol.fields import COUNTED, NAME, RESULTS
 from protocol.fields import OFFICER_ID as OFFICER_RE
-
 
 logger = logging.getLogger(__name__)
 

@@ -194,7 +194,7 @@ class SqliteStore(SqlStore):
             for conn in self._all_conns:
                 try:
                     conn.close()
-                except Exception:  # noqa: BLE001 - closing from another thread may be refused
+                except Exception:  # closing from another thread may be refused
                     logger.debug("could not close a store connection", exc_info=True)
             self._all_conns.clear()
         self._local = type(self._local)()

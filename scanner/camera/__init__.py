@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+
 import numpy as np
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ ACCOUNTS: dict[str, tuple[str, str, Scope]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def password_hash(password: str) -> str:
     """Hash once per test session: scrypt is slow on purpose."""
     return hash_password(password)
@@ -53,7 +53,7 @@ class Seeded:
 
     def close(self) -> None:
         """Close the store and every app's pooled store (before the database is dropped)."""
-        from dashboard.web.state import close_shared_store  # noqa: PLC0415
+        from dashboard.web.state import close_shared_store
 
         for app in self.apps:
             close_shared_store(app)

@@ -28,7 +28,7 @@ def new_target(backend: str, request: pytest.FixtureRequest, path: Path) -> str:
     (dropped when the test ends)."""
     if backend == "sqlite":
         return str(path)
-    from tests.support.postgres import database_name  # noqa: PLC0415
+    from tests.support.postgres import database_name
 
     cluster = request.getfixturevalue("postgres_cluster")
     url = cluster.create_database(template=migrated_template(cluster))
@@ -46,7 +46,7 @@ def migrated_template(cluster: Any) -> str:
     """A database holding the current schema, made once per cluster: copies of it start ready."""
     name = getattr(cluster, "chot_template", None)
     if name is None:
-        from dashboard.store import open_store  # noqa: PLC0415
+        from dashboard.store import open_store
 
         name = "chot_template"
         open_store(cluster.create_database(name)).close()

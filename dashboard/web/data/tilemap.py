@@ -22,9 +22,9 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from dashboard.web.i18n import translate
 from dashboard.web.data.province_positions import POSITIONS
 from dashboard.web.data.provinces import PROVINCES
+from dashboard.web.i18n import translate
 
 CELL_LON = 0.55  # degrees of longitude per grid column
 CELL_LAT = 0.5  # degrees of latitude per grid row
