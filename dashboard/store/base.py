@@ -209,7 +209,8 @@ class Device:
 @dataclass(frozen=True)
 class Counts:
     """Verdict counts and, beside them, officer decisions after a scan and manual checks;
-    `total` (verdicts only) and `pass_rate` (green + yellow over total) are derived."""
+    `total` (verdicts only), `pass_rate` (green + yellow over total: let through) and
+    `green_rate` (green only over total: fully valid) are derived."""
 
     green: int = 0
     yellow: int = 0
@@ -227,10 +228,15 @@ class Counts:
         """Share of verdicts that let the person through, or None when there are none."""
         return (self.green + self.yellow) / self.total if self.total else None
 
+    @property
+    def green_rate(self) -> float | None:
+        """Share of verdicts fully valid (green only), or None when there are none."""
+        return self.green / self.total if self.total else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the API."""
         return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
-                "pass_rate": self.pass_rate, "decisions": self.decision, "manual_checks": self.manual}
+                "pass_rate": self.pass_rate, "green_rate": self.green_rate, "decisions": self.decision, "manual_checks": self.manual}
 
 
 @dataclass(frozen=True)
@@ -336,6 +342,7 @@ class AuditEntry:
 AUDIT_ACTIONS: tuple[str, ...] = (
     "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
     "device_password_rotated", "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
+    "refused",  # a logged-in user was refused (403): target = what was asked, detail = the reason
 )
 
 
@@ -432,6 +439,12 @@ class Store(ABC):
     @abstractmethod
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         """Counts per (result, reason), largest first."""
+
+    @abstractmethod
+    def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
+        """Per unit of `checkpoint`, its verdicts, decisions and manual checks with since <= ts <
+        until, read from the single events (kept `prune --keep-days`, at least a day): what each
+        unit's own screen counter shows for its day."""
 
     @abstractmethod
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:

@@ -314,6 +314,17 @@ class SqlStore(Store):
         ).fetchall()
         return [DecisionCount(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6])) for row in rows]
 
+    def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
+        rows = self._conn().execute(
+            "SELECT device, result, COUNT(*) FROM events WHERE checkpoint = ? AND ts >= ? AND ts < ?"
+            " GROUP BY device, result", (checkpoint, to_ms(since), to_ms(until)),
+        ).fetchall()
+        tallies: dict[str, dict[str, int]] = {}
+        for device, result, n in rows:
+            if result in ("green", "yellow", "red", "decision", "manual"):
+                tallies.setdefault(device, {})[result] = int(n)
+        return {device: Counts(**t) for device, t in tallies.items()}
+
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         limit = max(0, min(int(limit), 1000))
         where, params = scope.sql("c.province", "c.district", "c.id")
