@@ -72,7 +72,7 @@ def _clean(value: Any) -> Any:
         return value if out is None else out
     if kind in (list, tuple):
         items = [_clean(item) for item in value]
-        return value if all(a is b for a, b in zip(items, value)) else items
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 

@@ -23,8 +23,8 @@ from dashboard.web import audit as audit_log
 from dashboard.web import province_admin as pa
 from dashboard.web.auth import MIN_PASSWORD_LENGTH, error_response, hash_password, roles_required
 from dashboard.web.data import snapshots
-from dashboard.web.i18n import translate
 from dashboard.web.data.provinces import province_label
+from dashboard.web.i18n import translate
 from dashboard.web.state import get_store, now, user_scope
 
 logger = logging.getLogger(__name__)
