@@ -109,7 +109,7 @@ def test_on_a_phone_no_page_scrolls_sideways_and_the_header_is_compact(browser: 
     page = context.new_page()
     page.set_default_timeout(10_000)
     try:
-        log_in(page, site, "admin")  # type: ignore[arg-type]
+        log_in(page, site, "admin")  # type: ignore[arg-type]  # a PeopleSite has the server log_in reads
         page.set_viewport_size(PHONE)
         for path in ("/", "/checkpoints/IC7", "/reports", "/devices", "/provinces/10", "/admin/users",
                      "/admin/audit"):
@@ -132,7 +132,7 @@ def test_trend_is_labelled_map_labels_readable_and_no_data_unlike_zero(page: Any
     site = people_site
     # Hà Nội: 3 reds for a missing record, none let through (0%); Lào Cai: no such reds (no data).
     site.seeded.events("u-hn-1", "HN-GIA", [("red", "incomplete_series")] * 3)
-    log_in(page, site, "admin")  # type: ignore[arg-type]
+    log_in(page, site, "admin")  # type: ignore[arg-type]  # a PeopleSite has the server log_in reads
     trend = by_id(page, "trend")
     assert "lượt quét mỗi ngày" in by_id(page, "trend-caption").inner_text()
     assert trend.locator('[data-test-id="trend-bar"]').count() == 7

@@ -87,8 +87,8 @@ def check_single_event(dcc: Mapping[str, Any], kind: str | None) -> None:
     :raises SeveralEvents: naming how many.
     """
     entries = dcc.get(kind) if kind else None
-    if isinstance(entries, (list, tuple)) and len(entries) > 1:
-        raise SeveralEvents(f"/{kind}", f"{len(entries)} {_KIND_NAMES[kind]} events (one per certificate)")  # type: ignore[index]
+    if kind and isinstance(entries, (list, tuple)) and len(entries) > 1:
+        raise SeveralEvents(f"/{kind}", f"{len(entries)} {_KIND_NAMES[kind]} events (one per certificate)")
 
 
 def unreadable_date(entry: Mapping[str, Any], kind: str | None) -> str | None:
