@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chaos bench and print the figures (`--national`: the national profile's run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--national" in argv:
-        from bench.chaos_national import main as national_main  # noqa: PLC0415 - its own parts and options
+        from bench.chaos_national import main as national_main  # its own parts and options
 
         return national_main([a for a in argv if a != "--national"])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

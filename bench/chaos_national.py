@@ -19,6 +19,7 @@ tests/test_national_chaos.py is the bounded version the suite runs (3 units, no 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -28,11 +29,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.national_rig import SUPERVISOR, NationalRig, RigOptions
+from testbed.chaos_report import FaultResult, NationalReport, format_table, unit_gap
+from testbed.live_page import LivePage, longest_gap
 
-from testbed.chaos_report import FaultResult, NationalReport, format_table, unit_gap  # noqa: E402
-from testbed.live_page import LivePage, longest_gap  # noqa: E402
-from bench.national_rig import SUPERVISOR, NationalRig, RigOptions  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 NODE_READY_S = 240.0  # a rejoining node brings every MQTT session's consumer up to date first
 STORE_GROWS_S = 120.0
@@ -54,11 +55,11 @@ class NationalChaos:
         assert rig.cluster is not None
         out: list[tuple[str, Callable[[], str]]] = []
         for i in range(len(rig.cluster.nodes)):
-            out.append((f"restart {rig.cluster[i].name}", lambda i=i: self._node(i, kill=False)))
+            out.append((f"restart {rig.cluster[i].name}", functools.partial(self._node, i, kill=False)))
         for k in range(1, len(rig.workers) + 1):
-            out.append((f"restart worker {k}", lambda k=k: self._worker(k, signal.SIGTERM)))
+            out.append((f"restart worker {k}", functools.partial(self._worker, k, signal.SIGTERM)))
         for i in range(len(rig.webs)):
-            out.append((f"restart web {i + 1}", lambda i=i: self._web(i, signal.SIGTERM)))
+            out.append((f"restart web {i + 1}", functools.partial(self._web, i, signal.SIGTERM)))
         out.append(("restart PostgreSQL", self._postgres))
         out.append((f"SIGKILL {rig.cluster[1].name}", lambda: self._node(1, kill=True)))
         out.append(("SIGKILL worker 1", lambda: self._worker(1, signal.SIGKILL)))

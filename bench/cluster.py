@@ -39,17 +39,17 @@ from typing import Any
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.ingest import _floods, _wait, publish_load
+from common import tomlwrite
+from dashboard.broker import mqtt_client
+from dashboard.config import DashboardConfig, parse_config
+from dashboard.devices import add_device, init_broker
+from dashboard.ingest.jetstream import FETCH_WAIT_S, STREAM, SUBJECTS
+from dashboard.store import Store, open_store
+from testbed.nats import NatsCluster, national_config_data
+from testbed.postgres import PostgresCluster
 
-from bench.ingest import _floods, _wait, publish_load  # noqa: E402
-from common import tomlwrite  # noqa: E402
-from dashboard.broker import mqtt_client  # noqa: E402
-from dashboard.config import DashboardConfig, parse_config  # noqa: E402
-from dashboard.devices import add_device, init_broker  # noqa: E402
-from dashboard.ingest.jetstream import FETCH_WAIT_S, STREAM, SUBJECTS  # noqa: E402
-from dashboard.store import Store, open_store  # noqa: E402
-from testbed.nats import NatsCluster, national_config_data  # noqa: E402
-from testbed.postgres import PostgresCluster  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 REPRODUCE = ".venv/bin/python -m bench.cluster"
 
@@ -96,7 +96,7 @@ def _flood(n: _National, per_unit: int, seq_from: int, count: Any, timeout: floa
     ctx = mp.get_context("spawn")
     go = ctx.Event()
     procs, readies, results = [], [], []
-    for node, units in zip(n.cluster.nodes, n.units):
+    for node, units in zip(n.cluster.nodes, n.units, strict=True):
         ready, result = ctx.Event(), ctx.Queue()
         proc = ctx.Process(target=publish_load, args=(node.mqtt_port, units, per_unit, seq_from, ready, go,
                                                       result, timeout))
@@ -152,8 +152,8 @@ class _BareConsumer:
         self._task = asyncio.run_coroutine_threadsafe(self._pull(), self._loop)
 
     async def _setup(self) -> Any:
-        import nats  # noqa: PLC0415
-        from nats.js import api  # noqa: PLC0415
+        import nats
+        from nats.js import api
 
         m = self._n.config.mqtt
         self._nc = await nats.connect(servers=m.nats_urls, user=m.ingest.username, password=m.ingest.password)
@@ -168,12 +168,12 @@ class _BareConsumer:
         return await js.pull_subscribe_bind(durable="bench-bare", stream=STREAM)
 
     async def _pull(self) -> None:
-        import nats.errors  # noqa: PLC0415
+        import nats.errors
 
         while self._running:
             try:
                 msgs = await self._ready.fetch(500, timeout=FETCH_WAIT_S)  # as the ingest pulls
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing waiting: ask again
+            except (TimeoutError, nats.errors.TimeoutError):  # nothing waiting: ask again
                 continue
             except Exception as e:  # noqa: BLE001 - a bench must say why it counted nothing
                 print(f"bare consumer: fetch failed: {e!r}", file=sys.stderr)
@@ -201,14 +201,15 @@ class _BareConsumer:
 def _workers(n: _National, count: int) -> list[subprocess.Popen[bytes]]:
     procs = []
     for k in range(1, count + 1):
-        log = open(n.folder / f"ingest-{k}.log", "wb")  # noqa: SIM115 - removed with the folder
+        log = open(n.folder / f"ingest-{k}.log", "wb")  # removed with the folder
         procs.append(subprocess.Popen([sys.executable, "-m", "chot", "-v", "dashboard", "-c", str(n.toml_path),
                                        "ingest", "--worker", str(k)], cwd=ROOT, env=dict(os.environ), stdout=log,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
     for k, proc in enumerate(procs, start=1):
         path = n.folder / f"ingest-{k}.log"
-        if not _wait(lambda: "reading stream" in path.read_text(errors="replace") or proc.poll() is not None, 90) \
-                or proc.poll() is not None:
+        started = _wait(lambda: "reading stream" in path.read_text(errors="replace") or proc.poll() is not None,  # noqa: B023 - called right here
+                        90)
+        if not started or proc.poll() is not None:
             raise RuntimeError(f"ingest worker {k} did not start: {path.read_text(errors='replace')[-800:]}")
     return procs
 
@@ -241,7 +242,7 @@ def cluster_round(devices: int, per_unit: int, workers: list[int], store_url: st
             procs = _workers(n, w)
             try:
                 base = n.store.change_marker()
-                out[f"ingest_{w}w"] = _flood(n, per_unit, seq, lambda: n.store.change_marker() - base, timeout)
+                out[f"ingest_{w}w"] = _flood(n, per_unit, seq, lambda: n.store.change_marker() - base, timeout)  # noqa: B023 - called right here
             finally:
                 _stop(procs)
             seq += per_unit

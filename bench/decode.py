@@ -38,15 +38,24 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread, as on the unit's decode loop
 
-import cv2  # noqa: E402
+import cv2
 
-
-from scanner import phone_screen  # noqa: E402
-from testbed.decode_sets import (  # noqa: E402, F401 - the sets this bench reads
-    HELD_OUT_SEED, SEED, Sample, folder_sets, held_out_sets, scene_sets, synthetic_clips, synthetic_payload,
-    synthetic_sets, variant_sets, varied_sets,
+from scanner import phone_screen
+from testbed.decode_sets import (  # noqa: F401 - the sets this bench reads
+    HELD_OUT_SEED,
+    SEED,
+    Sample,
+    folder_sets,
+    held_out_sets,
+    scene_sets,
+    synthetic_clips,
+    synthetic_payload,
+    synthetic_sets,
+    variant_sets,
+    varied_sets,
 )
-from testbed.decoders import DECODERS, run  # noqa: E402
+from testbed.decoders import DECODERS, run
+
 
 def print_table(result: dict, out=sys.stdout) -> None:
     """The figures as one line per set and decoder."""

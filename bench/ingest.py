@@ -56,20 +56,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+import paho.mqtt.client as mqtt
+
+from common.localnet import free_port, wait_for_port
+from dashboard.broker import mqtt_client
+from dashboard.config import DashboardConfig, parse_config
+from dashboard.devices import add_device, init_broker
+from dashboard.ingest import MqttIngest
+from dashboard.scope import Scope
+from dashboard.store import Store, open_store
+from testbed.mosquitto import Mosquitto
+from testbed.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parent.parent
-
-import paho.mqtt.client as mqtt  # noqa: E402
-
-from dashboard.broker import mqtt_client  # noqa: E402
-from dashboard.config import DashboardConfig, parse_config  # noqa: E402
-from dashboard.devices import add_device, init_broker  # noqa: E402
-from dashboard.ingest import MqttIngest  # noqa: E402
-from dashboard.scope import Scope  # noqa: E402
-from dashboard.store import Store, open_store  # noqa: E402
-from common.localnet import free_port, wait_for_port  # noqa: E402
-from testbed.mosquitto import Mosquitto  # noqa: E402
-from testbed.postgres import PostgresCluster  # noqa: E402
 
 REPRODUCE = ".venv/bin/python -m bench.ingest"
 PROBE_CHECKPOINT = "PROBE"
@@ -152,7 +151,7 @@ def publish_load(port: int, units: list[tuple[str, str, str]], per_unit: int, se
     chunk = 5 if rate is None else 1  # packets per unit per round
     sent = 0
     for offset in range(0, per_unit, chunk):
-        for c, unit_packets in zip(conns, packets):
+        for c, unit_packets in zip(conns, packets, strict=True):
             data = b"".join(unit_packets[offset:offset + chunk])
             c.sock.setblocking(True)
             c.sock.sendall(data)
@@ -373,7 +372,7 @@ class _Central:
 @contextlib.contextmanager
 def _central(devices: int, store_url: str | None = None, workers: int = 1) -> Iterator[_Central]:
     """Set up a fresh central with `devices` units (plus a probe unit and an admin), then tear down."""
-    from dashboard.web.auth import hash_password  # noqa: PLC0415 - the web app's own hasher
+    from dashboard.web.auth import hash_password  # the web app's own hasher
 
     folder = Path(tempfile.mkdtemp(prefix="chot-bench-ingest-"))
     port, web_port = free_port(), free_port()
@@ -464,13 +463,13 @@ def _start_workers(c: _Central, workers: int) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "CHOT_INGEST_MQTT_PASSWORD": c.config.mqtt.ingest.resolved_password() or ""}
     procs = []
     for k in range(1, workers + 1):
-        log = open(c.folder / f"ingest-{k}.log", "wb")  # noqa: SIM115 - closed with the folder
+        log = open(c.folder / f"ingest-{k}.log", "wb")  # closed with the folder
         procs.append(subprocess.Popen([sys.executable, "-m", "chot", "-v", "dashboard", "-c", str(c.toml_path),
                                        "ingest", "--worker", str(k)], cwd=ROOT, env=env, stdout=log,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
     for k, proc in enumerate(procs, start=1):
         log_path = c.folder / f"ingest-{k}.log"
-        if not _wait(lambda: "connected" in log_path.read_text(errors="replace") or proc.poll() is not None, 60):
+        if not _wait(lambda: "connected" in log_path.read_text(errors="replace") or proc.poll() is not None, 60):  # noqa: B023 - called right here
             raise RuntimeError(f"ingest worker {k} did not connect: {log_path.read_text(errors='replace')[-500:]}")
         if proc.poll() is not None:
             raise RuntimeError(f"ingest worker {k} exited: {log_path.read_text(errors='replace')[-500:]}")

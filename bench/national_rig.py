@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from chot.demo import central_counts
 from common import tomlwrite
 from common.localnet import free_port, wait_for_port
 from dashboard import rollup
@@ -30,7 +31,6 @@ from dashboard.store import open_store
 from dashboard.web.auth import hash_password
 from testbed.cluster_unit import UnitProcess, Worker, unit_entry, unit_group_config
 from testbed.nats import NatsCluster, national_config_data
-from chot.demo import central_counts
 from testbed.nginx import start_nginx
 from testbed.postgres import PostgresCluster
 

@@ -21,8 +21,9 @@ from pycose.messages import Sign1Message
 
 
 def key_from_certificate(der: bytes) -> EC2Key:
-    numbers = x509.load_der_x509_certificate(der).public_key().public_numbers()
-    assert isinstance(numbers, ec.EllipticCurvePublicNumbers)
+    key = x509.load_der_x509_certificate(der).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    numbers = key.public_numbers()
     return EC2Key(crv=P256, x=numbers.x.to_bytes(32, "big"), y=numbers.y.to_bytes(32, "big"))
 
 

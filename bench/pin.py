@@ -21,9 +21,9 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
+from protocol.roster import SCRYPT_N, SCRYPT_R, hash_pin
 
-from protocol.roster import SCRYPT_N, SCRYPT_R, hash_pin  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PBKDF2_ROUNDS = 600_000
 

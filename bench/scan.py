@@ -83,7 +83,7 @@ def prepare(workdir: Path, difficulty: str) -> int:
     (workdir / "bundle.json").write_bytes(ministry.bundle(version=1, issued_at=now - dt.timedelta(hours=1)))
     camera = ScriptedCamera([s.payload for s in samples], 1280, 720, fps=0, loop=False, hold_frames=HOLD,
                             gap_frames=GAP, difficulty=difficulty)
-    writer = cv2.VideoWriter(str(workdir / "people.mkv"), cv2.VideoWriter_fourcc(*"FFV1"), 15, (1280, 720), False)
+    writer = cv2.VideoWriter(str(workdir / "people.mkv"), cv2.VideoWriter.fourcc(*"FFV1"), 15, (1280, 720), False)
     stills = workdir / "stills"
     stills.mkdir()
     camera.start()
@@ -196,6 +196,7 @@ def run_phase(workdir: Path, phase: str, fps: float, seconds: float) -> dict[str
         stop.set()
         runner.join(30)
         raise SystemExit(f"{phase}: the unit produced no frames (camera: {unit.capture and unit.capture.error})")
+    assert unit.pipeline is not None  # started with the capture
     stats = unit.pipeline.stats
     frames0, decoded0, dropped0 = unit.capture.frames, stats.decoded, unit.capture.dropped
     for history in (stats.frame_ms, stats.verdict_ms, stats.frame_cpu_ms, stats.verdict_cpu_ms):

@@ -35,13 +35,13 @@ from zoneinfo import ZoneInfo
 import click
 import flask
 
-ROOT = Path(__file__).resolve().parent.parent
+from dashboard.scope import Scope
+from dashboard.store import Event, Store, open_store
+from dashboard.web.data.reports import Area, report, report_sheets
+from dashboard.web.data.snapshots import WebSettings, bucket_for, day_period, overview
+from dashboard.web.data.spreadsheet import xlsx_bytes
 
-from dashboard.scope import Scope  # noqa: E402
-from dashboard.store import Event, Store, open_store  # noqa: E402
-from dashboard.web.data.reports import Area, report, report_sheets  # noqa: E402
-from dashboard.web.data.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
-from dashboard.web.data.spreadsheet import xlsx_bytes  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # A fixed "now" (mid-afternoon local, inside an hour) keeps runs comparable across days.
@@ -126,6 +126,23 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def _queries(store: Store, scope_name: str, scope: Scope, settings: WebSettings) -> dict[str, Callable[[Any], Any]]:
+    """Each timed query of one scope, as a function of the period."""
+    return {
+        "totals": lambda p: store.totals(scope, p.since, p.until),
+        "totals_by checkpoint": lambda p: store.totals_by(scope, p.since, p.until, "checkpoint"),
+        "totals_by province": lambda p: store.totals_by(scope, p.since, p.until, "province"),
+        "timeseries": lambda p: store.timeseries(scope, p.since, p.until, bucket_for(p)),
+        "reasons": lambda p: store.reasons(scope, p.since, p.until),
+        "overview snapshot": lambda p: overview(store, scope, settings, p, NOW),
+        # The daily report (by checkpoint and local hour, reasons, health, completeness) and
+        # the same as the XLSX workbook a supervisor downloads; its peer is the overview above.
+        "daily report": lambda p: report(store, Area(scope_name, scope_name, scope), p, settings, NOW),
+        "daily report XLSX": lambda p: len(xlsx_bytes(report_sheets(
+            report(store, Area(scope_name, scope_name, scope), p, settings, NOW), settings))),
+    }
+
+
 def measure(target: str, repeat: int) -> list[dict[str, Any]]:
     """Time every query for every scope and period; one row per (query, scope)."""
     store: Store = open_store(target)
@@ -135,20 +152,7 @@ def measure(target: str, repeat: int) -> list[dict[str, Any]]:
     settings = WebSettings(timezone=TZ)
     rows: list[dict[str, Any]] = []
     for scope_name, scope in scopes.items():
-        queries: dict[str, Callable[[Any], Any]] = {
-            "totals": lambda p: store.totals(scope, p.since, p.until),
-            "totals_by checkpoint": lambda p: store.totals_by(scope, p.since, p.until, "checkpoint"),
-            "totals_by province": lambda p: store.totals_by(scope, p.since, p.until, "province"),
-            "timeseries": lambda p: store.timeseries(scope, p.since, p.until, bucket_for(p)),
-            "reasons": lambda p: store.reasons(scope, p.since, p.until),
-            "overview snapshot": lambda p: overview(store, scope, settings, p, NOW),
-            # The daily report (by checkpoint and local hour, reasons, health, completeness) and
-            # the same as the XLSX workbook a supervisor downloads; its peer is the overview above.
-            "daily report": lambda p: report(store, Area(scope_name, scope_name, scope), p, settings, NOW),
-            "daily report XLSX": lambda p: len(xlsx_bytes(report_sheets(
-                report(store, Area(scope_name, scope_name, scope), p, settings, NOW), settings))),
-        }
-        for name, query in queries.items():
+        for name, query in _queries(store, scope_name, scope, settings).items():
             row: dict[str, Any] = {"query": name, "scope": scope_name}
             for label, period in periods.items():
                 ms, result = timed(lambda: query(period), repeat)  # noqa: B023 - called right here
@@ -191,10 +195,10 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     for scope in ("all", "province", "checkpoint"):
         peer = by_name.get(("overview snapshot", scope))
         for name in ("daily report", "daily report XLSX"):
-            row = by_name.get((name, scope))
-            if peer and row and peer["today"] and peer["7 days"]:
-                lines.append(f"{name + ' / overview':40} {scope:11} {row['today'] / peer['today']:8.1f}x"
-                             f" {row['7 days'] / peer['7 days']:8.1f}x")
+            ratio_row = by_name.get((name, scope))
+            if peer and ratio_row and peer["today"] and peer["7 days"]:
+                lines.append(f"{name + ' / overview':40} {scope:11} {ratio_row['today'] / peer['today']:8.1f}x"
+                             f" {ratio_row['7 days'] / peer['7 days']:8.1f}x")
     everything = digest([{k: v for k, v in r.items() if k.endswith("digest")} for r in rows])
     lines.append(f"digest of all results: {everything}")
     return "\n".join(lines)
@@ -206,7 +210,7 @@ def run_backend(backend: str, events: int, seed: int, repeat: int, db_path: Path
         cluster = None
         try:
             if backend == "postgres":
-                from testbed.postgres import PostgresCluster  # noqa: PLC0415 - only when asked for
+                from testbed.postgres import PostgresCluster  # only when asked for
 
                 cluster = PostgresCluster(durable=True)  # its own folder: the server user must reach it
                 cluster.start()

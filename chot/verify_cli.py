@@ -30,6 +30,12 @@ class VerifyUsageError(click.ClickException):
     exit_code = EXIT_ERROR
 
 
+class _UsageError3(click.UsageError):
+    """A usage error exiting with 3."""
+
+    exit_code = EXIT_ERROR
+
+
 class _ErrorExit3Command(click.Command):
     """Click reports usage errors with exit code 2, which here means red: use 3 instead."""
 
@@ -37,8 +43,7 @@ class _ErrorExit3Command(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as err:
-            err.exit_code = EXIT_ERROR
-            raise
+            raise _UsageError3(err.format_message(), err.ctx) from err
 
 
 def _read_image(path: Path) -> list[str]:

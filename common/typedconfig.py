@@ -48,8 +48,10 @@ def parse(cls: type[T], data: Any, path: str = "") -> T:
     """Build dataclass `cls` from a dict, checking types and refusing unknown keys."""
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a table, got {_show(data)}")
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{path}." if path else ""
@@ -99,8 +101,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(path, f"expected a table, got {_show(value)}")
         vt = args[1] if len(args) == 2 else Any
         return {str(k): _convert(vt, v, f"{path}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return parse(tp, value, path)  # type: ignore[arg-type]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return parse(tp, value, path)
     if tp is Any:
         return value
     if tp is bool:

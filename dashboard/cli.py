@@ -23,11 +23,11 @@ NEW_OFFICER_PIN_ENV = "CHOT_NEW_OFFICER_PIN"
 
 
 def _config(ctx: click.Context) -> DashboardConfig:
-    return ctx.obj["config"]  # type: ignore[no-any-return]
+    return ctx.obj["config"]
 
 
 def _store(ctx: click.Context) -> Any:
-    from dashboard.store import StoreError, open_store  # noqa: PLC0415 - keeps --help fast
+    from dashboard.store import StoreError, open_store  # keeps --help fast
 
     cfg = _config(ctx)
     try:
@@ -38,11 +38,11 @@ def _store(ctx: click.Context) -> Any:
 
 def _store_name(cfg: DashboardConfig) -> str:
     """The store as a person may read it: a path, or the URL without its password."""
-    from dashboard.store import is_postgres_url  # noqa: PLC0415
+    from dashboard.store import is_postgres_url
 
     target = cfg.store_target()
     if is_postgres_url(target):
-        from dashboard.store.postgres import redact_url  # noqa: PLC0415
+        from dashboard.store.postgres import redact_url
 
         return redact_url(target)
     return target
@@ -52,11 +52,11 @@ def _fail_readably(func: Any) -> Any:
     """Turn the library's readable errors into click errors instead of tracebacks."""
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from dashboard.broker import BrokerError  # noqa: PLC0415
-        from dashboard.officers import OfficerError  # noqa: PLC0415
-        from dashboard.scope import ScopeError  # noqa: PLC0415
-        from dashboard.store import StoreError  # noqa: PLC0415
-        from dashboard.trust import TrustPublishError  # noqa: PLC0415
+        from dashboard.broker import BrokerError
+        from dashboard.officers import OfficerError
+        from dashboard.scope import ScopeError
+        from dashboard.store import StoreError
+        from dashboard.trust import TrustPublishError
 
         try:
             return func(*args, **kwargs)
@@ -96,7 +96,7 @@ def check_config(ctx: click.Context) -> None:
 @_fail_readably
 def init(ctx: click.Context) -> None:
     """Create the store and write the broker's config, service accounts and ACL."""
-    from dashboard.devices import init_broker  # noqa: PLC0415
+    from dashboard.devices import init_broker
 
     cfg = _config(ctx)
     store = _store(ctx)
@@ -110,7 +110,7 @@ def init(ctx: click.Context) -> None:
         account = getattr(cfg.mqtt, name)
         click.echo(f"generated {name} password (shown once; store it as ${account.password_env} or the "
                    f"{account.password_credential} credential): {password}")
-    from dashboard.officers import load_or_create_key  # noqa: PLC0415
+    from dashboard.officers import load_or_create_key
 
     load_or_create_key(cfg)
     click.echo(f"roster key: {cfg.officers.key_file} (give `chot dashboard roster-key` to the ministry for the "
@@ -122,7 +122,7 @@ def init(ctx: click.Context) -> None:
 @_fail_readably
 def roster_key(ctx: click.Context) -> None:
     """Print the public roster key (PEM) for the ministry's trust bundle (`chot keys bundle --roster-key`)."""
-    from dashboard.officers import public_pem  # noqa: PLC0415
+    from dashboard.officers import public_pem
 
     click.echo(public_pem(_config(ctx)), nl=False)
 
@@ -141,7 +141,7 @@ def add_officer(ctx: click.Context, checkpoint: str, officer_id: str, name: str,
 
     The PIN is read from $CHOT_NEW_OFFICER_PIN, else a random 6-digit PIN is made and shown once.
     """
-    from dashboard import officers  # noqa: PLC0415
+    from dashboard import officers
 
     pin = os.environ.get(NEW_OFFICER_PIN_ENV)
     shown = pin is None
@@ -163,7 +163,7 @@ def add_officer(ctx: click.Context, checkpoint: str, officer_id: str, name: str,
 @_fail_readably
 def remove_officer(ctx: click.Context, checkpoint: str, officer_id: str) -> None:
     """Revoke an officer at a checkpoint and publish the roster without them."""
-    from dashboard import officers  # noqa: PLC0415
+    from dashboard import officers
 
     store = _store(ctx)
     try:
@@ -184,7 +184,7 @@ def publish_rosters(ctx: click.Context, checkpoints: tuple[str, ...]) -> None:
 
     Run it daily (a timer): a unit that hears no roster before the old one expires stops taking sign-ins.
     """
-    from dashboard import officers  # noqa: PLC0415
+    from dashboard import officers
 
     store = _store(ctx)
     try:
@@ -207,7 +207,7 @@ def publish_rosters(ctx: click.Context, checkpoints: tuple[str, ...]) -> None:
 def add_device(ctx: click.Context, device_id: str, checkpoint: str, district: str | None, province: str | None,
                checkpoint_name: str | None, policy: str | None) -> None:
     """Register a unit, create its broker login (password shown once) and reload the broker."""
-    from dashboard import devices  # noqa: PLC0415
+    from dashboard import devices
 
     if (district is None) != (province is None):
         raise click.UsageError("give both --district and --province, or neither")
@@ -229,7 +229,7 @@ def add_device(ctx: click.Context, device_id: str, checkpoint: str, district: st
 @_fail_readably
 def remove_device(ctx: click.Context, device_id: str) -> None:
     """Revoke a unit: delete its login and ACL entry and reload the broker (its counts stay)."""
-    from dashboard import devices  # noqa: PLC0415
+    from dashboard import devices
 
     store = _store(ctx)
     try:
@@ -247,7 +247,7 @@ def remove_device(ctx: click.Context, device_id: str) -> None:
 @_fail_readably
 def rotate_password(ctx: click.Context, device_id: str) -> None:
     """Give a unit a new broker password (shown once); the old one stops working at once."""
-    from dashboard import devices  # noqa: PLC0415
+    from dashboard import devices
 
     store = _store(ctx)
     try:
@@ -269,8 +269,8 @@ def rotate_password(ctx: click.Context, device_id: str) -> None:
 @_fail_readably
 def create_user(ctx: click.Context, username: str, role: str, scopes: tuple[str, ...], language: str) -> None:
     """Create a dashboard account; password from $CHOT_NEW_USER_PASSWORD or a prompt."""
-    from dashboard.scope import Scope  # noqa: PLC0415
-    from dashboard.web.auth import MIN_PASSWORD_LENGTH, hash_password  # noqa: PLC0415
+    from dashboard.scope import Scope
+    from dashboard.web.auth import MIN_PASSWORD_LENGTH, hash_password
 
     scope = Scope.parse(scopes)
     if role != "admin" and scope.is_empty:
@@ -303,7 +303,7 @@ def _stop_on_signals() -> threading.Event:
 @_fail_readably
 def ingest(ctx: click.Context, worker: int) -> None:
     """Run the MQTT ingest (or one of several workers) until SIGTERM/SIGINT."""
-    from dashboard.ingest import run_ingest  # noqa: PLC0415
+    from dashboard.ingest import run_ingest
 
     workers = _config(ctx).ingest.workers
     if worker > workers:
@@ -324,8 +324,8 @@ def ingest(ctx: click.Context, worker: int) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, dev: bool) -> None:
     """Run the web dashboard (waitress) until SIGTERM/SIGINT."""
-    from dashboard.serve import DashboardServer, ServeError  # noqa: PLC0415
-    from dashboard.web import create_app  # noqa: PLC0415
+    from dashboard.serve import DashboardServer, ServeError
+    from dashboard.web import create_app
 
     cfg = _config(ctx)
     _store(ctx).close()  # an unreachable or unusable store stops the start with its reason
@@ -351,7 +351,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, dev: bool) -> 
 @_fail_readably
 def prune(ctx: click.Context, keep_days: int) -> None:
     """Delete old single events to bound the store's size; per-minute counts are kept."""
-    from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+    from datetime import datetime, timedelta, timezone
 
     store = _store(ctx)
     try:
@@ -373,9 +373,9 @@ def migrate_store(ctx: click.Context, to_url: str | None, from_path: str | None)
     Stop the ingest and the web app first (or accept that what they write meanwhile stays behind);
     afterwards set store.url and start them on PostgreSQL.
     """
-    from dashboard.store import SqliteStore, is_postgres_url  # noqa: PLC0415
-    from dashboard.store.postgres import PostgresStore  # noqa: PLC0415
-    from dashboard.store.transfer import migrate_store as move  # noqa: PLC0415
+    from dashboard.store import SqliteStore, is_postgres_url
+    from dashboard.store.postgres import PostgresStore
+    from dashboard.store.transfer import migrate_store as move
 
     cfg = _config(ctx)
     url = to_url or cfg.store.resolved_url()
@@ -410,7 +410,7 @@ def migrate_store(ctx: click.Context, to_url: str | None, from_path: str | None)
 @_fail_readably
 def publish_trust(ctx: click.Context, bundle: Path | None, republish: bool) -> None:
     """Check a signed trust bundle (anchor, newer version), publish it retained, keep it."""
-    from dashboard import trust  # noqa: PLC0415
+    from dashboard import trust
 
     if (bundle is None) == (not republish):
         raise click.UsageError("give a BUNDLE file or --republish")

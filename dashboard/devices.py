@@ -99,7 +99,7 @@ def remove_device(store: Store, config: DashboardConfig, device_id: str, reload:
     device = store.get_device(device_id)
     known = store.remove_device(device_id)
     if known and device is not None and store.list_officers(Scope.of(checkpoints=[device.checkpoint])):
-        from dashboard import officers, trust  # noqa: PLC0415 - only when there are officers
+        from dashboard import officers, trust  # only when there are officers
 
         try:
             officers.publish_roster(store, config, device.checkpoint)

@@ -42,7 +42,9 @@ def roster_topic(checkpoint: str) -> str:
 
 def load_or_create_key(config: DashboardConfig) -> ec.EllipticCurvePrivateKey:
     """The roster signing key, made on first use (0600)."""
-    path = Path(config.officers.key_file)  # type: ignore[arg-type]
+    if config.officers.key_file is None:  # parse_config fills in a default under the data folder
+        raise OfficerError("officers.key_file is not set")
+    path = Path(config.officers.key_file)
     if path.exists():
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)

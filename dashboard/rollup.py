@@ -12,6 +12,7 @@ resolution while reading a day row in place of up to 1,440 minute rows.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -140,12 +141,12 @@ def add(conn: Any, increments: Increments, registered: Iterable[str]) -> None:
         return
     for size, table in CHECKPOINT_TABLES.items():
         _upsert(conn, table, ("checkpoint", "unit", "result", "reason"), increments,
-                lambda k, size=size: (k[1], k[0] // size, k[2], k[3]))
+                functools.partial(_checkpoint_bucket, size))
     known = set(registered)
     country = {k: n for k, n in increments.items() if k[1] in known}
     for size, table in COUNTRY_TABLES.items():
         _upsert(conn, table, ("unit", "result", "reason"), country,
-                lambda k, size=size: (k[0] // size, k[2], k[3]))
+                functools.partial(_country_bucket, size))
     _upsert(conn, TOTALS_TABLE, ("checkpoint", "result"), increments, lambda k: (k[1], k[2]))
     first, last = min(k[0] for k in increments), max(k[0] for k in increments)
     # Written only when the bounds move, so concurrent writers rarely wait on these rows.
@@ -153,6 +154,14 @@ def add(conn: Any, increments: Increments, registered: Iterable[str]) -> None:
                  (first, first))
     conn.execute("UPDATE meta SET value = ? WHERE key = 'last_minute' AND (value IS NULL OR value < ?)",
                  (last, last))
+
+
+def _checkpoint_bucket(size: int, key: tuple[int, str, str, str]) -> tuple[Any, ...]:
+    return key[1], key[0] // size, key[2], key[3]
+
+
+def _country_bucket(size: int, key: tuple[int, str, str, str]) -> tuple[Any, ...]:
+    return key[0] // size, key[2], key[3]
 
 
 def _upsert(conn: Any, table: str, columns: tuple[str, ...], increments: Increments,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, create_server
 
 from dashboard.config import WebConfig
 
@@ -145,7 +145,7 @@ class StreamGate:
 
         def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
             if decided:  # the app starts its response while being iterated: pass it straight on
-                return start_response(status, headers, exc_info)  # type: ignore[no-any-return]
+                return start_response(status, headers, exc_info)
             held[:] = [status, headers, exc_info]
             return self._no_write
 
@@ -217,7 +217,7 @@ class DashboardServer:
         host = host or web.host
         port = web.port if port is None else port
         try:
-            self._server = create_server(
+            server = create_server(
                 self.gate, map=self._map, host=host, port=port,
                 threads=web.threads + web.max_streams,
                 connection_limit=CONNECTIONS_PER_SLOT * (web.threads + web.max_streams),
@@ -236,8 +236,12 @@ class DashboardServer:
             raise ListenError(host, port, e.strerror or str(e)) from None
         except ValueError as e:
             raise ListenError(host, port, str(e)) from None
-        self.host = str(self._server.effective_host)
-        self.port = int(self._server.effective_port)
+        if not isinstance(server, BaseWSGIServer):  # one host and port make one listening socket
+            raise ListenError(host, port, "waitress made several listening sockets")
+        self._server = server
+        effective_host, effective_port = server.getsockname()  # what waitress's effective_host/port hold
+        self.host = str(effective_host)
+        self.port = int(effective_port)
 
     @property
     def url(self) -> str:

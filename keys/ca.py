@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
-from typing import Union
+from typing import Literal, overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,8 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from keys.errors import InvalidDscTypes, UnsupportedAlgorithm
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
-PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 # DCC key-usage OIDs (eHealth Network, DCC technical specifications volume 1, section 5.4.1).
 TYPE_OIDS: dict[str, x509.ObjectIdentifier] = {
@@ -33,6 +33,10 @@ COUNTRY = "VN"
 ORGANISATION = "Ministry of Health of Viet Nam"
 
 
+@overload
+def generate_key(alg: Literal["ES256"] = "ES256") -> ec.EllipticCurvePrivateKey: ...
+@overload
+def generate_key(alg: str) -> PrivateKey: ...
 def generate_key(alg: str = "ES256") -> PrivateKey:
     """A fresh signing key: ECDSA P-256 for ES256 (the default), RSA 2048 for PS256."""
     if alg == "ES256":

@@ -96,7 +96,7 @@ def unwrap(text: str) -> bytes:
         raise HC1DecodeError("not an HC1 string (missing HC1: prefix)")
     try:
         compressed = b45decode(text[len(PREFIX):])
-    except Exception as err:  # the verifier's Base45Error, or anything odd in the text
+    except Exception as err:  # noqa: BLE001 - the verifier's Base45Error, or anything odd in the text
         raise HC1DecodeError(f"bad Base45 text: {err}") from None
     inflater = zlib.decompressobj()
     try:
@@ -121,7 +121,7 @@ def unpack(text: str) -> Unpacked:
         protected_bytes, unprotected, payload, signature = message
         protected = cbor2.loads(protected_bytes) if protected_bytes else {}
         claims = cbor2.loads(payload)
-    except Exception as err:  # cbor2 raises several types on malformed input
+    except Exception as err:  # noqa: BLE001 - cbor2 raises several types on malformed input
         raise HC1DecodeError(f"not a COSE_Sign1 message: {type(err).__name__}") from None
     # cbor2 6 gives frozendicts inside tags, so test for any mapping.
     if not all(isinstance(m, Mapping) for m in (protected, unprotected, claims)):

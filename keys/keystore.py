@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from keys.ca import PrivateKey
@@ -135,7 +136,9 @@ def read_private_key(path: str | os.PathLike[str], passphrase: str) -> PrivateKe
         raise WrongPassphrase(source) from None
     except (TypeError, UnsupportedAlgorithm):
         raise KeyFileError(source, "not a usable private key") from None
-    return key  # type: ignore[return-value]
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise KeyFileError(source, "not an ECDSA or RSA private key")
+    return key
 
 
 def write_certificate(path: str | os.PathLike[str], cert: x509.Certificate) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys import ca, keystore
 from keys.errors import KeysError, MinistryDirError
@@ -113,10 +114,13 @@ class MinistryDir:
         raise MinistryDirError(f"no valid DSC in {self.dsc_dir} may sign certificates of type {kind!r}; "
                                f"add one with `chot keys add-dsc`")
 
-    def trust_list_signing_key(self, passphrase: str) -> ca.PrivateKey:
-        """Load the key that signs trust bundles."""
+    def trust_list_signing_key(self, passphrase: str) -> ec.EllipticCurvePrivateKey:
+        """Load the key that signs trust bundles (always P-256: units check ES256 only)."""
         self.require()
-        return keystore.read_private_key(self.trust_list_key, passphrase)
+        key = keystore.read_private_key(self.trust_list_key, passphrase)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise MinistryDirError(f"{self.trust_list_key} is not an elliptic-curve key")
+        return key
 
     def read_state(self, path: Path, default: dict[str, Any]) -> dict[str, Any]:
         """Read one of the JSON state files, or `default` when it does not exist yet."""

@@ -82,7 +82,7 @@ class Person:
         return {key: value for key, value in nam.items() if value}
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "Person":
+    def from_mapping(cls, data: Mapping[str, Any]) -> Person:
         """Build from JSON: DCC keys (fn, gn, fnt, gnt, dob) or long keys (family_name, given_name, ...)."""
         if not isinstance(data, Mapping):
             raise InvalidPerson("expected a JSON object")

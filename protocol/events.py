@@ -108,7 +108,7 @@ def encode_event(seq: int, ts: str, fields: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def parse_event(payload: bytes) -> dict[str, Any]:
+def parse_event(payload: bytes | bytearray) -> dict[str, Any]:
     """A verdict's or a decision's payload checked against the contract, as record fields:
     `seq`, `ts` (aware UTC), `result` (a colour, or how a decision counts), `reason`, `policy`,
     `trust_version`, and for decisions `outcome`, `officer`, `follows_*` (None for a verdict).

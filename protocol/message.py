@@ -30,7 +30,7 @@ def parse_time(value: Any) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def json_object(payload: bytes, allowed: frozenset[str]) -> dict[str, Any]:
+def json_object(payload: bytes | bytearray, allowed: frozenset[str]) -> dict[str, Any]:
     """The JSON object of a payload holding only `allowed` keys, else Rejected."""
     if len(payload) > MAX_PAYLOAD:
         raise Rejected("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")

@@ -207,11 +207,11 @@ def _time(payload: Mapping[str, Any], key: str) -> datetime:
     return moment
 
 
-def _pin(entry: Any, where: str) -> PinHash:
+def _pin(entry: object, where: str) -> PinHash:
     if not isinstance(entry, Mapping) or entry.get("alg") != "scrypt":
         raise RosterFormatError(f"{where}.pin must be a scrypt hash")
     n, r, p = entry.get("n"), entry.get("r"), entry.get("p")
-    if any(type(v) is not int for v in (n, r, p)):
+    if type(n) is not int or type(r) is not int or type(p) is not int:
         raise RosterFormatError(f"{where}.pin parameters must be whole numbers")
     if not (_N_RANGE[0] <= n <= _N_RANGE[1] and n & (n - 1) == 0 and 1 <= r <= 16 and 1 <= p <= 4):
         raise RosterFormatError(f"{where}.pin parameters are outside the allowed cost")
@@ -221,7 +221,7 @@ def _pin(entry: Any, where: str) -> PinHash:
     return PinHash(n, r, p, salt, key)
 
 
-def _officers(items: Any) -> tuple[Officer, ...]:
+def _officers(items: object) -> tuple[Officer, ...]:
     if not isinstance(items, list) or len(items) > MAX_OFFICERS:
         raise RosterFormatError(f"`officers` must be a list of at most {MAX_OFFICERS}")
     officers: list[Officer] = []
@@ -244,7 +244,7 @@ def _officers(items: Any) -> tuple[Officer, ...]:
     return tuple(officers)
 
 
-def _check_payload(payload: Any) -> tuple[tuple[str, ...], tuple[Officer, ...]]:
+def _check_payload(payload: object) -> tuple[tuple[str, ...], tuple[Officer, ...]]:
     if not isinstance(payload, Mapping):
         raise RosterFormatError("payload is not a JSON object")
     unknown = set(payload) - {"version", "checkpoint", "issued_at", "expires_at", "devices", "officers"}

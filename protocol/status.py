@@ -31,7 +31,7 @@ def _number(data: dict[str, Any], name: str, kind: type) -> Any:
     return kind(value)
 
 
-def parse_status(payload: bytes) -> dict[str, Any]:
+def parse_status(payload: bytes | bytearray) -> dict[str, Any]:
     """A status payload (online health, or the offline last will) checked, as record fields."""
     data = json_object(payload, FIELDS)
     state = data.get("state")

@@ -410,15 +410,18 @@ def check_files(config: UnitConfig) -> list[ConfigError]:
 
 
 def _resolve_paths(config: UnitConfig, base: Path) -> None:
-    def fix(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else base / p
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
 
-    config.trust.anchor_file = fix(config.trust.anchor_file)  # type: ignore[assignment]
-    config.trust.cache_dir = fix(config.trust.cache_dir)  # type: ignore[assignment]
-    config.trust.bundle_file = fix(config.trust.bundle_file)
-    config.storage.data_dir = fix(config.storage.data_dir)  # type: ignore[assignment]
+    def fix_optional(p: Path | None) -> Path | None:
+        return None if p is None else fix(p)
+
+    config.trust.anchor_file = fix(config.trust.anchor_file)
+    config.trust.cache_dir = fix(config.trust.cache_dir)
+    config.trust.bundle_file = fix_optional(config.trust.bundle_file)
+    config.storage.data_dir = fix(config.storage.data_dir)
     if config.mqtt is not None:
-        config.mqtt.ca_file = fix(config.mqtt.ca_file)
+        config.mqtt.ca_file = fix_optional(config.mqtt.ca_file)
     if config.update is not None:
         config.update.resolve(base)
     cam = config.camera

@@ -52,13 +52,13 @@ class MqttLink:
         checkpoint: str,
         outbox: Outbox,
         status_fn: Callable[[], dict[str, Any]],
-        on_trust: Callable[[bytes], None],
+        on_trust: Callable[[bytes], object],
         *,
         status_interval: float = 60.0,
         backoff_min: float = 0.5,
         backoff_max: float = 60.0,
         connack_timeout: float = 10.0,
-        on_roster: Callable[[bytes], None] | None = None,
+        on_roster: Callable[[bytes], object] | None = None,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.config = config
@@ -380,7 +380,7 @@ class MqttLink:
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
                       properties: Any) -> None:
         topics = [topic for topic, _qos in self._subscriptions()]
-        for topic, code in zip(topics, reason_codes):
+        for topic, code in zip(topics, reason_codes, strict=False):
             if code.is_failure:
                 # Without its ack subscription a unit never hears that events are stored. A
                 # cluster node refuses while it elects new leaders after losing a peer: go on

@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
 from scanner.outbox import atomic_write
 from verifier.decisions import DecisionError, DecisionRules
-from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +200,8 @@ class OfficerDesk:
             logger.info("officer %s signed out after %d s without action", self._officer.id, self.idle_s)
             self._officer = None
             self._on_change()
-        if self._officer is not None and self._roster_problem() is not None:
-            logger.info("officer %s signed out: %s", self._officer.id, self._roster_problem().message_en)  # type: ignore[union-attr]
+        if self._officer is not None and (problem := self._roster_problem()) is not None:
+            logger.info("officer %s signed out: %s", self._officer.id, problem.message_en)
             self._officer = None
             self._on_change()
         elif self._officer is not None:
@@ -241,7 +241,7 @@ class OfficerDesk:
             # The hash runs even for an unknown id, so timing does not tell which ids exist.
             pin_hash = officer.pin if officer is not None else roster.officers[0].pin if roster.officers else None
             ok = pin_hash is not None and pin_hash.matches(pin if isinstance(pin, str) else "") and officer is not None
-            if not ok:
+            if not ok or officer is None:  # (ok implies an officer; said again for the type checker)
                 self.failures += 1
                 self.failures_total += 1
                 if self.failures >= FAILURES_BEFORE_LOCK:

@@ -23,7 +23,14 @@ from typing import Any
 
 import sqlite_utils
 
-from protocol.events import VERDICT_FIELDS, EventFieldError, counted_as, encode_event, validate_decision, validate_verdict
+from protocol.events import (
+    VERDICT_FIELDS,
+    EventFieldError,
+    counted_as,
+    encode_event,
+    validate_decision,
+    validate_verdict,
+)
 from protocol.fields import DECISION_KINDS, RESULTS
 
 logger = logging.getLogger(__name__)
@@ -137,7 +144,7 @@ class Outbox:
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn)
         if not db["events"].exists():
-            db["events"].create(
+            db.table("events").create(
                 {"seq": int, "ts": str, "result": str, "reason": str, "policy": str,
                  "trust_version": int, "sent_at": float},
                 pk="seq", not_null={"ts", "result", "reason"},
@@ -147,9 +154,9 @@ class Outbox:
         if db["events"].exists() and set(db["events"].columns_dict) == {*_EVENT_COLUMNS_V1, "sent_at"}:
             self._add_decision_columns(conn)
         if not db["meta"].exists():
-            db["meta"].create({"key": str, "value": int}, pk="key")
+            db.table("meta").create({"key": str, "value": int}, pk="key")
         if not db["counts"].exists():
-            db["counts"].create({"day": str, "result": str, "n": int}, pk=("day", "result"))
+            db.table("counts").create({"day": str, "result": str, "n": int}, pk=("day", "result"))
         expected = {"events": {*_EVENT_COLUMNS_V1, "sent_at", *DECISION_COLUMNS},
                     "meta": {"key", "value"}, "counts": {"day", "result", "n"}}
         for table, columns in expected.items():

@@ -453,7 +453,8 @@ def _camera(phone: np.ndarray | None, homography: np.ndarray | None, frame: tupl
     if camera.jpeg is not None:
         quality = int(rng.integers(camera.jpeg[0], camera.jpeg[1] + 1))
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else image
+        decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else None
+        image = decoded if decoded is not None else image
     return image
 
 

@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 from scanner.capture import Capture
 from scanner.debounce import Debounce
-from scanner.worker import Worker
 from scanner.repeats import new_key
+from scanner.worker import Worker
 from verifier import TrustStore, Verdict, VerifyOptions, verify
+from verifier.bundle import TrustBundle
 from verifier.errors import VerificationError
+from verifier.policy import Policy, builtin_policy
 from verifier.verdict import RED
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class BundleSource(Protocol):
     """Where the current trust bundle comes from (scanner.trust_sync.TrustKeeper)."""
 
     @property
-    def current(self) -> Any: ...
+    def current(self) -> TrustBundle | None: ...
 
 
 # A policy with on_untrusted_clock = "refuse" judges nothing while the clock is wrong.
@@ -52,7 +54,7 @@ _CLOCK_REFUSED = ("clock_untrusted",
                   "Đồng hồ thiết bị sai: không thể kết luận cho đến khi chỉnh lại giờ.")
 
 VerdictSink = Callable[[Verdict], None]
-Recorder = Callable[[Verdict, datetime], None]
+Recorder = Callable[[Verdict, datetime], object]
 
 
 def utc_now() -> datetime:
@@ -60,14 +62,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def load_policy(name: str, bundle: Any = None) -> Any:
+def load_policy(name: str, bundle: TrustBundle | None = None) -> Policy:
     """The named policy: the trust bundle's copy when it has one, else the built-in one."""
-    from verifier import policy
-
-    document = (getattr(bundle, "policies", None) or {}).get(name)
-    if document is not None and hasattr(policy.Policy, "from_document"):
-        return policy.Policy.from_document(document)
-    return policy.builtin_policy(name)
+    document = bundle.policies.get(name) if bundle is not None else None
+    if document is not None:
+        return Policy.from_document(document)
+    return builtin_policy(name)
 
 
 class Judge:
@@ -83,11 +83,11 @@ class Judge:
         self.clock_ok = clock_ok
         self.max_trust_age = max_trust_age
         self._empty = TrustStore([])
-        self._cached: tuple[Any, TrustStore, Any] | None = None
+        self._cached: tuple[TrustBundle, TrustStore, Policy] | None = None
         # Raises verifier.policy.UnknownPolicy now, at start, rather than on the first person.
         self._fallback = load_policy(policy_name, trust.current if trust is not None else None)
 
-    def prepare(self, bundle: Any) -> None:
+    def prepare(self, bundle: TrustBundle | None) -> None:
         """Build the trust store and policy of a new bundle (off the frame path: a listener)."""
         if bundle is None:
             return
@@ -95,20 +95,20 @@ class Judge:
             policy = load_policy(self.policy_name, bundle)
         except VerificationError as e:  # a broken policy in a signed bundle: keep the one we have
             logger.error("trust bundle %s: policy %s unusable (%s); keeping the previous one",
-                         getattr(bundle, "version", None), self.policy_name, e)
+                         bundle.version, self.policy_name, e)
             policy = self._fallback
         self._cached = (bundle, bundle.trust_store(), policy)
 
-    def policy(self) -> Any:
+    def policy(self) -> Policy:
         """The policy judging now (the trust bundle's copy, else the built-in one)."""
         return self._current()[2]
 
     def trust_limit(self) -> timedelta | None:
         """The oldest trust bundle judged normally: the policy's limit, else the unit's (as verify())."""
         policy = self._current()[2]
-        return getattr(policy, "max_trust_age", None) or self.max_trust_age
+        return policy.max_trust_age or self.max_trust_age
 
-    def _current(self) -> tuple[Any, TrustStore, Any]:
+    def _current(self) -> tuple[TrustBundle | None, TrustStore, Policy]:
         bundle = self.trust.current if self.trust is not None else None
         if bundle is None:
             return None, self._empty, self._fallback
@@ -122,11 +122,10 @@ class Judge:
     def __call__(self, payload: str, now: datetime) -> Verdict:
         """Judge one payload at wall-clock time `now`."""
         bundle, store, policy = self._current()
-        issued_at = getattr(bundle, "issued_at", None)
+        issued_at = bundle.issued_at if bundle is not None else None
         clock_trusted = self.clock_ok(now, issued_at) if self.clock_ok is not None else True
-        if not clock_trusted and getattr(policy, "on_untrusted_clock", "warn") == "refuse":
-            return Verdict(RED, *_CLOCK_REFUSED, policy=getattr(policy, "name", None),
-                           trust_version=getattr(store, "version", None))
+        if not clock_trusted and policy.on_untrusted_clock == "refuse":
+            return Verdict(RED, *_CLOCK_REFUSED, policy=policy.name, trust_version=store.version)
         options = VerifyOptions(clock_trusted=clock_trusted,
                                 trust_age=(now - issued_at) if issued_at is not None else None,
                                 max_trust_age=self.max_trust_age, uci_key=self.uci_key)

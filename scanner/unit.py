@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -28,6 +28,11 @@ from scanner.debounce import Debounce
 from scanner.pipeline import Decoder, Judge, Pipeline, utc_now
 from verifier import Verdict
 from verifier.errors import VerificationError
+
+if TYPE_CHECKING:  # imported where used, to keep start-up lean
+    from scanner.trust_sync import TrustKeeper
+    from verifier.bundle import TrustBundle
+    from verifier.decisions import DecisionRules
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ class Unit:
         self._pin_factory = pin_factory
         self._stoppers: list[tuple[str, Callable[[], None]]] = []
         self.outbox: Any = None
-        self.trust: Any = None
+        self.trust: TrustKeeper | None = None
         self.clock: Any = None
         self.link: Any = None
         self.screen: Any = None
@@ -129,17 +134,17 @@ class Unit:
         self.clock = ClockGuard(cfg.storage.data_dir / "clock.json",
                                 tolerance=timedelta(seconds=cfg.clock.max_skew_seconds))
         self._stoppers.append(("clock", self.clock.flush))
-        self.trust = self._open_trust()
+        self.trust = trust = self._open_trust()
 
         max_age = timedelta(hours=cfg.trust.max_age_hours) if cfg.trust.max_age_hours else None
         try:
-            judge = Judge(cfg.unit.policy, self.trust, max_trust_age=max_age,
+            judge = Judge(cfg.unit.policy, trust, max_trust_age=max_age,
                           clock_ok=lambda now, issued: self.clock.check(now, issued).ok)
         except VerificationError as e:  # verifier.policy.UnknownPolicy, a broken policy document
             raise UnitError(f"unit.policy: {e}") from None
         self.judge = judge
-        self.trust.add_listener(judge.prepare)  # build the next trust store off the frame path
-        judge.prepare(self.trust.current)
+        trust.add_listener(judge.prepare)  # build the next trust store off the frame path
+        judge.prepare(trust.current)
         if cfg.update is not None:
             self._start_updates()
         if cfg.officers.enabled:
@@ -150,7 +155,7 @@ class Unit:
             self._start_screen()
             feedback.append(self.screen.show)
         if cfg.gpio.enabled:
-            from scanner.gpio import GpioFeedback, GpioError
+            from scanner.gpio import GpioError, GpioFeedback
 
             try:
                 self.gpio = GpioFeedback(cfg.gpio, pin_factory=self._pin_factory)
@@ -194,9 +199,17 @@ class Unit:
         self._stoppers.append(("pipeline", self.pipeline.stop))
         logger.info("unit %s at %s started (policy %s, camera %s, trust version %s)", cfg.unit.device_id,
                     cfg.unit.checkpoint, cfg.unit.policy, cfg.camera.backend,
-                    getattr(self.trust.current, "version", None))
+                    self._trust_version())
 
-    def _open_trust(self) -> Any:
+    def _bundle(self) -> TrustBundle | None:
+        """The current trust bundle (None before start or before the first one)."""
+        return self.trust.current if self.trust is not None else None
+
+    def _trust_version(self) -> int | None:
+        bundle = self._bundle()
+        return bundle.version if bundle is not None else None
+
+    def _open_trust(self) -> TrustKeeper:
         from scanner.trust_sync import TrustKeeper, TrustSyncError
 
         cfg = self.config.trust
@@ -251,23 +264,25 @@ class Unit:
         cfg = self.config
         data = cfg.storage.data_dir
         self.roster = RosterKeeper(data / "roster.json", cfg.unit.checkpoint,
-                                   lambda: getattr(self.trust.current, "roster_keys", ()))
+                                   lambda: bundle.roster_keys if (bundle := self._bundle()) else ())
+        assert self.trust is not None  # opened before the desk
         self.trust.add_listener(lambda bundle: self.roster.recheck())  # a roster key may be withdrawn
         self.desk = OfficerDesk(self.roster, cfg.unit.device_id, self._record_decision, self._decision_rules,
                                 data / "signin.json", idle_s=cfg.officers.idle_signout_s,
                                 hold_s=cfg.officers.decision_hold_s, wall_clock=self.wall_clock,
                                 on_change=self._desk_changed,
                                 on_screen=lambda: self.screen is None or self.screen.state.has_verdict,
-                                on_decided=lambda: self.screen is not None and self.screen.state.release())
+                                on_decided=self._release_screen)
 
-    def _decision_rules(self) -> tuple[Any, str | None, int | None]:
+    def _release_screen(self) -> None:
+        if self.screen is not None:
+            self.screen.state.release()
+
+    def _decision_rules(self) -> tuple[DecisionRules, str | None, int | None]:
         """The current policy's decision rules, its name and the trust version."""
-        from verifier.decisions import DecisionRules
-
         assert self.judge is not None
         policy = self.judge.policy()
-        return (getattr(policy, "decisions", None) or DecisionRules.none(), getattr(policy, "name", None),
-                getattr(self.trust.current, "version", None))
+        return policy.decisions, policy.name, self._trust_version()
 
     def _advice(self, verdict: Verdict) -> dict[str, Any] | None:
         return self._decision_rules()[0].next_step(verdict.reason, verdict.result)
@@ -312,10 +327,11 @@ class Unit:
         self._desk_changed()
 
     def _trust_from_mqtt(self, data: bytes) -> None:
+        assert self.trust is not None  # the link starts after the trust keeper
         result = self.trust.offer(data, "mqtt")
         logger.info("trust bundle from mqtt: %s", result.reason)
 
-    def _check_usb(self, keeper: Any) -> None:
+    def _check_usb(self, keeper: TrustKeeper) -> None:
         pattern = self.config.trust.usb_glob
         self._last_usb = time.monotonic()
         if not pattern:
@@ -352,9 +368,9 @@ class Unit:
         from scanner.health import collect
 
         now = self.wall_clock()
-        bundle = self.trust.current if self.trust is not None else None
-        issued = getattr(bundle, "issued_at", None)
-        status = collect(now=now, started_monotonic=self.started_at, trust_version=getattr(bundle, "version", None),
+        bundle = self._bundle()
+        issued = bundle.issued_at if bundle is not None else None
+        status = collect(now=now, started_monotonic=self.started_at, trust_version=self._trust_version(),
                          trust_issued_at=issued, backlog=self.outbox.backlog(),
                          clock=self.clock.check(now, issued).reason,
                          fps=self.capture.fps if self.capture is not None else None)
@@ -365,17 +381,17 @@ class Unit:
 
     def screen_status(self, now: datetime) -> dict[str, Any]:
         """The status lines of the officer screen."""
-        bundle = self.trust.current
-        issued = getattr(bundle, "issued_at", None)
+        bundle = self._bundle()
+        issued = bundle.issued_at if bundle is not None else None
         clock = self.clock.check(now, issued)
-        next_update = getattr(bundle, "next_update", None)
+        next_update = bundle.next_update if bundle is not None else None
         limit = self.judge.trust_limit() if self.judge is not None else None
         # Past the limit verdicts are capped at yellow; past next_update a newer bundle is due.
         stale = bundle is not None and ((next_update is not None and now > next_update)
-                                        or (limit is not None and now - issued > limit))
+                                        or (limit is not None and issued is not None and now - issued > limit))
         capture = self.capture
         return {
-            "trust": {"version": getattr(bundle, "version", None),
+            "trust": {"version": self._trust_version(),
                       "age_s": int((now - issued).total_seconds()) if issued else None, "stale": stale},
             "network": {"connected": None if self.link is None else bool(self.link.connected),
                         "backlog": self.outbox.backlog()},

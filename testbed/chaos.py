@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from common.localnet import free_port, wait_for_port
+from common.tomlwrite import dumps as to_toml
+from keys.qr import write_png
+from testbed.ministry import Ministry, tamper
+from testbed.mosquitto import Mosquitto
 
-from common.localnet import free_port, wait_for_port  # noqa: E402
-from common.tomlwrite import dumps as to_toml  # noqa: E402
-from keys.qr import write_png  # noqa: E402
-from testbed.mosquitto import Mosquitto  # noqa: E402
-from testbed.ministry import Ministry, tamper  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +284,7 @@ class ChaosRun:
         self.central_toml = self.workdir / "central.toml"
         self.central_toml.write_text(to_toml(self.central_data), encoding="utf-8")
         self.config = parse_config(self.central_data)
+        assert self.config.database is not None  # parse_config fills in the default
         store = SqliteStore(self.config.database)
         init_broker(store, self.config)
         self.passwords = {}
@@ -301,6 +302,7 @@ class ChaosRun:
                                      f"{482159 + n}", publish=False)  # published once the broker runs
             self.roster_keys = [officers.public_pem(self.config)]
         store.close()
+        assert self.config.broker.mosquitto_conf is not None  # parse_config fills in the default
         conf = self.config.broker.mosquitto_conf.read_text(encoding="utf-8")
         (central / "mosquitto-run").mkdir(parents=True, exist_ok=True)
         self.broker = Mosquitto(central / "mosquitto-run", conf, self.port)
@@ -361,6 +363,7 @@ class ChaosRun:
             from dashboard import officers
             from dashboard.store import SqliteStore
 
+            assert self.config.database is not None
             store = SqliteStore(self.config.database)
             try:
                 officers.publish_all(store, self.config)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,7 @@ def drain_all(units: dict[str, UnitProcess], timeout: float) -> None:
         assert drained and not any(drained.values()), "\n".join(unit.lines[-10:]) + unit.log.read_text(errors="replace")[-2000:]
 
 
-def stop_all(units: dict[str, UnitProcess], workers: list[Worker] = ()) -> None:  # type: ignore[assignment]
+def stop_all(units: dict[str, UnitProcess], workers: Sequence[Worker] = ()) -> None:
     """Kill what is still running of the units, stop the workers."""
     for unit in units.values():
         if unit.proc.poll() is None:

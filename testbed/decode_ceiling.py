@@ -37,13 +37,12 @@ import cv2
 import numpy as np
 import zxingcpp
 
-
-from testbed.decode_sets import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets
 from scanner import phone_screen
 from scanner.qr import locate
 from scanner.qr.decode import QrDecoder, wiener_kernel
+from testbed.decode_sets import HELD_OUT_SEED, SEED, Sample, synthetic_sets, varied_sets
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _WIENER = wiener_kernel(1.25, 0.05)  # the stage's first deblur
 sample_modules = locate.sample_modules
 

@@ -59,7 +59,7 @@ def _zxing() -> Decode:
     import zxingcpp
 
     def run(gray: np.ndarray, fresh: bool) -> list[str]:
-        return [b.text for b in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)]
+        return [b.text for b in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))]
     return run
 
 

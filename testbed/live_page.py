@@ -34,7 +34,7 @@ class LiveLog:
 
 def longest_gap(times: list[float], start: float | None = None, end: float | None = None) -> float:
     """The longest time between two consecutive `times` whose interval touches [start, end]."""
-    gaps = [b - a for a, b in zip(times, times[1:])
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)
             if (start is None or b >= start) and (end is None or a <= end)]
     return max(gaps, default=0.0)
 

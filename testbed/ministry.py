@@ -190,7 +190,7 @@ class Ministry:
     def samples(self, now: dt.datetime) -> list[Sample]:
         """Certificates of every kind and broken inputs, with the colour each policy must give."""
         day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
-        ago = lambda days: (now - days * day).date()  # noqa: E731 (reads best inline)
+        ago = lambda days: (now - days * day).date()  # noqa: E731 - reads best inline
         out: list[Sample] = []
 
         def good(name: str, issued: Issued, vn: str, workplace: str, eu: str | None) -> None:
@@ -202,8 +202,9 @@ class Ministry:
         def bad(name: str, payload: str, reason: str, issued: Issued | None = None) -> None:
             out.append(Sample(name, payload, _every_policy("red"), reason, issued))
 
-        vaccinate = lambda dn, sd, days, product, **kw: self.issue_vaccination(  # noqa: E731
-            doses=[(dn, sd, ago(days), product)], now=now, **kw)
+        def vaccinate(dn: int, sd: int, days: int, product: str, **kw: Any) -> Any:
+            return self.issue_vaccination(doses=[(dn, sd, ago(days), product)], now=now, **kw)
+
         good("complete_series", vaccinate(2, 2, 30, "pfizer"), "green", "green", "green")
         good("one_dose", vaccinate(1, 2, 30, "astrazeneca"), "yellow", "red", "green")
         good("recent_dose", vaccinate(1, 2, 5, "sinopharm"), "red", "red", "green")

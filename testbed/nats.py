@@ -189,7 +189,7 @@ class NatsCluster:
 
 def national_config_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """The central config's TOML data for a 3-node cluster under tmp_path."""
-    import secrets  # noqa: PLC0415
+    import secrets
 
     data_dir = tmp_path / "central"
     brokers = national_broker(data_dir)

@@ -22,7 +22,7 @@ def nginx_conf(workdir: Path, listen: int, ports: list[int]) -> Path:
     if len(ports) != len(SHIPPED_PORTS):
         raise ValueError(f"the shipped upstream has {len(SHIPPED_PORTS)} servers, got {len(ports)} ports")
     upstream = (NGINX_DIR / "chot-upstream.conf").read_text()
-    for shipped, port in zip(SHIPPED_PORTS, ports):
+    for shipped, port in zip(SHIPPED_PORTS, ports, strict=True):
         upstream = upstream.replace(shipped, f"127.0.0.1:{port}")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "chot-upstream.conf").write_text(upstream)

@@ -169,7 +169,7 @@ class PostgresCluster:
 
     def sql(self, statement: str, database: str = "postgres") -> None:
         """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
-        import psycopg  # noqa: PLC0415 - only tests that use PostgreSQL need the driver
+        import psycopg  # only tests that use PostgreSQL need the driver
 
         with psycopg.connect(self.url(database), autocommit=True, connect_timeout=10) as conn:
             conn.execute(statement)

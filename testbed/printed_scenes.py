@@ -49,16 +49,16 @@ def rephotographed(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = gray.shape
     scale = rng.uniform(0.7, 1.0) * max(1.0, 320 / max(h, w))
     size = (max(16, int(w * scale)), max(16, int(h * scale)))
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
     shrink = rng.uniform(0.12, 0.3)  # one side further away: 15-35 degrees of tilt
     side = int(rng.integers(4))
-    far = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])
+    far = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float32)
     near = far.copy()
     a, b = side, (side + 1) % 4  # the far side's two corners move towards each other
     near[a] = far[a] + (far[b] - far[a]) * shrink / 2
     near[b] = far[b] + (far[a] - far[b]) * shrink / 2
     jitter = rng.uniform(-0.03, 0.03, (4, 2)).astype(np.float32)
-    target = (0.05 + 0.9 * (near + jitter)) * np.float32(size)
+    target = (0.05 + 0.9 * (near + jitter)) * np.array(size, dtype=np.float32)
     warp = cv2.getPerspectiveTransform(corners, target.astype(np.float32))
     scene = cv2.warpPerspective(gray.astype(np.float32) / 255.0, warp, size, flags=cv2.INTER_AREA,
                                 borderMode=cv2.BORDER_REPLICATE)
@@ -90,10 +90,11 @@ def _photograph(scene: np.ndarray, rng: np.random.Generator, defocus: tuple[floa
     if sigma > 0.05:
         scene = cv2.GaussianBlur(scene, (0, 0), sigma)
     levels = scene * 255.0 + rng.standard_normal(scene.shape).astype(np.float32) * rng.uniform(*noise)
-    image = np.clip(levels, 0, 255).astype(np.uint8)
+    image: np.ndarray = np.clip(levels, 0, 255).astype(np.uint8)
     if jpeg is not None:
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(jpeg[0], jpeg[1] + 1))])
-        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else image
+        decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else None
+        image = decoded if decoded is not None else image
     return image
 
 
@@ -109,7 +110,7 @@ def _composite(raster: np.ndarray, homography: np.ndarray, frame: tuple[int, int
 def _ground(frame: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """What is behind the code: the phone frames' cluttered scene, or a smooth one in a small photo."""
     if min(frame) >= 320:
-        return phone_screen._background(frame, rng)  # noqa: SLF001 -- the same scenes as the phone frames
+        return phone_screen._background(frame, rng)  # the same scenes as the phone frames
     small = rng.uniform(0.1, 0.7, size=(3, 3)).astype(np.float32)
     return cv2.resize(small, frame, interpolation=cv2.INTER_CUBIC)
 

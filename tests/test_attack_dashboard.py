@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from dashboard.scope import Scope
-
 from dashboard.web import create_app
 from tests.support.dashboard_web import (
     Seeded,
@@ -377,7 +376,7 @@ def test_a_report_or_export_of_an_area_outside_the_scope_is_refused(app: Any, ro
 def test_a_province_admin_can_never_reach_outside_its_province(app: Any, seeded: Seeded) -> None:
     c = client_for(app, "padmin_lc")
     token = page_token(c, "/admin/users")
-    attempts = {
+    attempts: dict[str, list[tuple[dict[str, str], str]]] = {
         "/admin/users": [
             ({"username": "mallory", "role": "admin", "scope": "all"}, "chỉ được tạo vai trò"),
             ({"username": "mallory", "role": "supervisor", "scope": "province:01"}, "Hà Nội (01)"),

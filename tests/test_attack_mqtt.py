@@ -198,7 +198,7 @@ def test_a_unit_cannot_replace_the_trust_bundle(central: Central, units: dict[st
 
 
 def test_oversized_messages_are_refused(central: Central, units: dict[str, str]) -> None:
-    text = central.config.broker.mosquitto_conf.read_text()  # type: ignore[union-attr]
+    text = central.config.broker.mosquitto_conf.read_text()
     assert "max_packet_size" in text, "the shipped broker config sets no packet size limit"
     ingest = MqttIngest(central.store, central.config)
     ingest.start()

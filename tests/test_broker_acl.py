@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -88,12 +89,12 @@ def test_rendered_config_is_the_shipped_template(central: Central) -> None:
     assert f"acl_file {central.config.broker.acl_file}" in text
     assert f"listener {central.port} 127.0.0.1" in text
     assert "${" not in text
-    passwords = central.config.broker.password_file.read_text()  # type: ignore[union-attr]
+    passwords = central.config.broker.password_file.read_text()
     assert passwords.count("$7$") == 2 and "chot-ingest:" in passwords
 
 
 def _opened_ports(central: Central) -> set[int]:
-    log = central.config.broker.log_file.read_text()  # type: ignore[union-attr]
+    log = central.config.broker.log_file.read_text()
     return {int(p) for p in re.findall(r"Opening ipv[46] listen socket on port (\d+)", log)}
 
 
@@ -166,7 +167,7 @@ def test_removing_a_unit_revokes_it(central: Central, ingest: MqttIngest) -> Non
     client.loop_stop()
     assert central.store.totals(Scope.all(), *DAY).total == 0
     assert wait_until(lambda: connect(central.port, "u1", creds.password)[1] != "ok", 5)
-    assert "u1" not in central.config.broker.acl_file.read_text()  # type: ignore[union-attr]
+    assert "u1" not in central.config.broker.acl_file.read_text()
     assert central.store.get_device("u1") is None
     assert not remove_device(central.store, central.config, "u1")
 
@@ -179,7 +180,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
         try:
             for i in range(start, start + 15):
                 broker_base.set_password(path, f"u{i:03d}", "pw", mosquitto.hash_password)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which fails the test
             errors.append(e)
 
     threads = [threading.Thread(target=register, args=(n * 100,)) for n in range(4)]
@@ -229,7 +230,7 @@ def _make_tls(tmp: Path) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
-def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[..., object]) -> None:
+def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> None:
     ca_file, cert_file, key_file = _make_tls(tmp_path / "tls")
     tls_port = free_port()
     central = start_central(
@@ -268,7 +269,7 @@ def _password_from(output: str) -> str:
     return next(line.rsplit(": ", 1)[1] for line in output.splitlines() if "password (shown once)" in line)
 
 
-def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Callable[..., object]) -> None:
+def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> None:
     import getpass
 
     from click.testing import CliRunner
@@ -305,41 +306,41 @@ def test_cli_init_add_and_remove_device(tmp_path: Path, mosquitto_factory: Calla
 
 
 def test_trust_bundle_is_checked_published_retained_and_kept(
-        tmp_path: Path, mosquitto_factory: Callable[..., object], ministry: object) -> None:
+        tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) -> None:
     from dashboard import trust
     from verifier.bundle import parse_bundle
 
     anchor = tmp_path / "anchor.pem"
-    anchor.write_bytes(ministry.anchor_pem)  # type: ignore[attr-defined]
+    anchor.write_bytes(ministry.anchor_pem)
     central = start_central(tmp_path, mosquitto_factory, anchor_file=str(anchor))
     try:
         creds = central.add_device("u1", "IC7")
         time.sleep(0.3)
-        record = trust.accept_bundle(central.store, central.config, ministry.bundle(version=4), "root")  # type: ignore[attr-defined]
-        assert record.version == 4 and central.store.latest_trust_bundle().version == 4  # type: ignore[union-attr]
+        record = trust.accept_bundle(central.store, central.config, ministry.bundle(version=4), "root")
+        assert record.version == 4 and central.store.latest_trust_bundle().version == 4
         # A unit connecting later gets it (retained) and can verify it with its pinned anchor.
         unit, outcome = connect(central.port, "u1", creds.password)
         assert outcome == "ok"
         got: list[bytes] = []
-        unit.on_message = lambda c, u, m: got.append(m.payload)
+        unit.on_message = lambda c, u, m: got.append(bytes(m.payload))
         unit.subscribe(topics.TRUST, qos=1)
         assert wait_until(lambda: bool(got), 5)
-        assert parse_bundle(got[0], ministry.anchor_pem).version == 4  # type: ignore[attr-defined]
+        assert parse_bundle(got[0], ministry.anchor_pem).version == 4
         unit.disconnect()
         unit.loop_stop()
         # Same or older version, wrong signer, garbage: refused with a reason, nothing published.
-        for data, words in ((ministry.bundle(version=4), "version"),  # type: ignore[attr-defined]
-                            (ministry.bundle(version=3), "version"),  # type: ignore[attr-defined]
+        for data, words in ((ministry.bundle(version=4), "version"),
+                            (ministry.bundle(version=3), "version"),
                             (b"{}", "bundle"), (b"\xff" * 10, "bundle")):
             with pytest.raises(trust.TrustPublishError) as e:
                 trust.accept_bundle(central.store, central.config, data)
             assert words in str(e.value).lower()
         from keys import ca
 
-        rogue = ministry.bundle(version=9, signer=ca.generate_trust_list_key())  # type: ignore[attr-defined]
+        rogue = ministry.bundle(version=9, signer=ca.generate_trust_list_key())
         with pytest.raises(trust.TrustPublishError, match="(?i)signed by a key other than the pinned"):
             trust.accept_bundle(central.store, central.config, rogue)
-        assert central.store.latest_trust_bundle().version == 4  # type: ignore[union-attr]
+        assert central.store.latest_trust_bundle().version == 4
         assert trust.republish_latest(central.store, central.config).version == 4
     finally:
         central.store.close()

@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,8 +22,8 @@ import pytest
 
 from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
-from scanner.config import MqttConfig
 from protocol.ack import AckError, encode_acks, parse_ack
+from scanner.config import MqttConfig
 from scanner.mqtt import MqttLink
 from scanner.outbox import Outbox
 from tests.support.broker import Mosquitto
@@ -98,7 +98,7 @@ def rig(tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto]) -> Iterator
 class Listener:
     """A raw MQTT client logged in as someone, keeping what it receives."""
 
-    def __init__(self, port: int, user: str, password: str, topics: list[str] = ()) -> None:
+    def __init__(self, port: int, user: str, password: str, topics: Sequence[str] = ()) -> None:
         self.received: list[tuple[str, bytes]] = []
         self._subscribed = threading.Event()
         self.client, outcome = connect(port, user, password, client_id=user)

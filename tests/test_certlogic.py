@@ -247,7 +247,8 @@ def test_date_of_birth_is_the_last_consistent_day() -> None:
 
 def test_truthiness_and_strict_equality() -> None:
     assert [truthiness(v) for v in (True, "x", 1, -1, [0], {"a": None})] == [True] * 6
-    assert [truthiness(v) for v in (False, None, "", 0, [], {})] == [False] * 6
+    falsy: tuple[object, ...] = (False, None, "", 0, [], {})
+    assert [truthiness(v) for v in falsy] == [False] * 6
     assert truthiness(1.5) is None and truthiness(DateTime(0)) is None
     assert strict_equals(1, 1.0) and not strict_equals(1, True) and not strict_equals(0, False)
     assert not strict_equals("1", 1) and not strict_equals(None, False) and strict_equals(None, None)

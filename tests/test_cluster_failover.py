@@ -13,8 +13,8 @@ import pytest
 
 from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
-from tests.support.central import wait_until
 from testbed.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
+from tests.support.central import wait_until
 from tests.support.nats import NationalCentral, national  # noqa: F401 - national is a fixture
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -52,6 +52,6 @@ def test_units_move_to_another_node_and_exactly_once_holds(tmp_path: Path, natio
         assert seqs == sorted(units[d].recorded()) == list(range(1, EVENTS + 1)), f"{d}: lost or doubled"
     # Device health names the node each unit ended on (its status since the move).
     for d in moved:
-        assert wait_until(lambda d=d: (national.store.get_device(d).broker or victim_address) != victim_address, 15)
+        assert wait_until(lambda: (national.store.get_device(d).broker or victim_address) != victim_address, 15)  # noqa: B023 - called right here
     print(f"killed {victim.name} carrying {moved}; {ingest.stats.stored} stored,"
           f" {ingest.stats.duplicates} duplicates absorbed")

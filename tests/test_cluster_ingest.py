@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from common import tomlwrite
-from dashboard.ingest.jetstream import topic
 from dashboard.broker.nats import subject
+from dashboard.ingest.jetstream import topic
 from dashboard.scope import Scope
-from tests.support.central import wait_until
 from testbed.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
+from tests.support.central import wait_until
 from tests.support.nats import NatsCluster, start_national_central
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -65,7 +65,7 @@ def test_two_workers_share_the_stream_and_survive_a_worker_and_a_node_kill(
 
 
 def _day() -> tuple[Any, Any]:
-    import datetime as dt  # noqa: PLC0415
+    import datetime as dt
 
     now = dt.datetime.now(dt.timezone.utc)
     return now - dt.timedelta(days=1), now + dt.timedelta(days=1)

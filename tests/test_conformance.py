@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chot.verify_cli import conformance
 from chot.conformance import KNOWN_FAULTS, STEPS, parse_clock, run_directory
+from chot.verify_cli import conformance
 
 DATA = Path(__file__).parent / "data" / "dcc"
 

@@ -28,7 +28,8 @@ HEALTHY: dict[str, Any] = {"software": "chot 0.1.0", "trust_version": 7, "trust_
 
 class PeopleSite:
     def __init__(self, seeded: Seeded, server: LiveServer) -> None:
-        self.seeded, self.server, self.console_errors = seeded, server, []  # type: list[str]
+        self.seeded, self.server = seeded, server
+        self.console_errors: list[str] = []
 
     def status(self, device: str, backlog: int, ago_s: float = 0.0) -> None:
         """A unit's online status as the ingest stores it, `ago_s` before the app's now."""
@@ -61,7 +62,7 @@ def test_the_completeness_line_stays_calm_in_normal_running_and_warns_when_an_ou
     # Every unit online; each just scanned someone: outbox empty a few seconds ago, 1 waiting now.
     for device in ("u-ic7-1", "u-ic7-2", "u-hn-1"):
         site.status(device, 0, ago_s=25)
-    log_in(page, site, "sup_lc")  # type: ignore[arg-type]
+    log_in(page, site, "sup_lc")  # type: ignore[arg-type]  # a PeopleSite has the server log_in reads
     seen: set[tuple[str, ...]] = set()
     for step in range(6):
         # Between reloads the units send and drain, as they do all day.
@@ -108,7 +109,7 @@ def test_on_a_phone_no_page_scrolls_sideways_and_the_header_is_compact(browser: 
     page = context.new_page()
     page.set_default_timeout(10_000)
     try:
-        log_in(page, site, "admin")  # type: ignore[arg-type]
+        log_in(page, site, "admin")  # type: ignore[arg-type]  # a PeopleSite has the server log_in reads
         page.set_viewport_size(PHONE)
         for path in ("/", "/checkpoints/IC7", "/reports", "/devices", "/provinces/10", "/admin/users",
                      "/admin/audit"):
@@ -131,7 +132,7 @@ def test_trend_is_labelled_map_labels_readable_and_no_data_unlike_zero(page: Any
     site = people_site
     # Hà Nội: 3 reds for a missing record, none let through (0%); Lào Cai: no such reds (no data).
     site.seeded.events("u-hn-1", "HN-GIA", [("red", "incomplete_series")] * 3)
-    log_in(page, site, "admin")  # type: ignore[arg-type]
+    log_in(page, site, "admin")  # type: ignore[arg-type]  # a PeopleSite has the server log_in reads
     trend = by_id(page, "trend")
     assert "lượt quét mỗi ngày" in by_id(page, "trend-caption").inner_text()
     assert trend.locator('[data-test-id="trend-bar"]').count() == 7
@@ -148,7 +149,7 @@ def test_trend_is_labelled_map_labels_readable_and_no_data_unlike_zero(page: Any
     assert none.get_attribute("class") == "nodata" and zero.get_attribute("class") is None
     fills = [tile.get_attribute("fill") or "" for tile in (zero, none)]
     rgb = [tuple(int(f[i:i + 2], 16) for i in (1, 3, 5)) for f in fills]
-    assert sum(abs(a - b) for a, b in zip(*rgb)) >= 60, fills  # clearly another colour, not a near-grey
+    assert sum(abs(a - b) for a, b in zip(*rgb, strict=True)) >= 60, fills  # clearly another colour, not a near-grey
     dash = none.evaluate("e => getComputedStyle(e).strokeDasharray")
     assert dash not in ("none", ""), dash  # and drawn with a dashed edge
     by_id(page, "map").screenshot(path=str(SCREENSHOTS / "map-missing.png"))

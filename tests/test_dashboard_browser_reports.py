@@ -133,8 +133,8 @@ def test_completeness_exports_map_and_report_in_the_browser(page: Any, report_si
         assert {r[0]: [int(v) for v in r[1:5]] for r in rows[1:]} == want
         book = openpyxl.load_workbook(io.BytesIO(download(page, "download-by_checkpoint-xlsx", tmp_path)))
         cells = [[c.value for c in row] for row in book.worksheets[0].iter_rows()]
-        table = cells[next(i for i, r in enumerate(cells) if all(v is None for v in r)) + 2:]
-        assert {r[0]: r[1:5] for r in table} == want
+        sheet = cells[next(i for i, r in enumerate(cells) if all(v is None for v in r)) + 2:]
+        assert {r[0]: r[1:5] for r in sheet} == want
         assert "IC7 Nội Bài–Lào Cai" in want
 
         # The map: every province a square, shaded, each in scope a link to its page.

@@ -133,7 +133,7 @@ def gated_store(central: Central) -> Any:
     """A second store on the central's data that commits the first batch, then holds (as if
     the ingest hung before acknowledging)."""
 
-    class Gated(type(central.store)):  # type: ignore[misc]
+    class Gated(type(central.store)):  # type: ignore[misc]  # whichever backend the fixture opened
         committed_first = threading.Event()
         release = threading.Event()
 
@@ -159,7 +159,7 @@ def test_broker_redelivery_after_lost_link_counted_once(central: Central,
     # messages in the ingest's session and sends them again once it reconnects.
     sock = ingest._client.socket() if ingest._client else None
     assert sock is not None
-    sock.shutdown(2)
+    sock.shutdown(2)  # type: ignore[attr-defined]  # paho's SocketLike omits it; the buffered socket forwards it
     time.sleep(0.5)
     gated.release.set()
     assert wait_until(lambda: stored_total(central.store) == 10 and ingest.stats.duplicates >= 1, 20)
@@ -256,7 +256,7 @@ def test_status_retained_and_last_will(central: Central, ingest_factory: Callabl
     assert (device.software, device.trust_version, device.backlog, device.clock) == ("0.1.0", 7, 2, "ok")
     assert device.fps == 14.5 and device.last_seen is not None
     # The unit dies without saying goodbye: the broker publishes its last will.
-    unit.client.socket().shutdown(2)  # type: ignore[union-attr]
+    unit.client.socket().shutdown(2)
     unit.client.loop_stop()
     assert wait_until(lambda: (d := central.store.get_device("u1")) is not None and d.state == "offline", 20)
     device = central.store.get_device("u1")

@@ -15,7 +15,7 @@ from dashboard.config import parse_config
 from dashboard.store import StatusUpdate
 from tests.support.dashboard_web import PINNED_NOW, Seeded, login, make_app, seeded  # noqa: F401 - fixture
 
-STATUS = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, clock="ok", fps=14.5,
+STATUS: dict[str, Any] = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, clock="ok", fps=14.5,
               temperature_c=50.0, uptime_s=100.0)
 
 

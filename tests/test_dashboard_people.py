@@ -30,7 +30,7 @@ NBSP = ("\u00a0", "\u202f")
 
 
 @pytest.fixture
-def decided(seeded: Seeded) -> Seeded:  # noqa: F811
+def decided(seeded: Seeded) -> Seeded:
     # IC7 (Lào Cai): 2 officer decisions after a red, 1 manual check. HN-GIA: 1 decision.
     for _ in range(2):
         decide(seeded, "u-ic7-1", "IC7", "CA-1", "let_through", "paper_proof", ("red", "too_soon_after_dose"))
@@ -76,15 +76,15 @@ def test_report_page_workbook_and_exports_carry_decisions_and_manual_checks(app:
 
     _, cells = sheet_cells(c.get("/reports.xlsx").get_data())
     header = next(r for r in cells if r and r[0] == "Chốt")
-    ic7_cells = dict(zip(header, next(r for r in cells if r[0] == "IC7 Nội Bài–Lào Cai")))
+    ic7_cells = dict(zip(header, next(r for r in cells if r[0] == "IC7 Nội Bài–Lào Cai"), strict=True))
     assert (ic7_cells["Quyết định của cán bộ"], ic7_cells["Kiểm tra thủ công"]) == (2, 1)
-    total = dict(zip(header, next(r for r in cells if r[0] == "Tổng số")))
+    total = dict(zip(header, next(r for r in cells if r[0] == "Tổng số"), strict=True))
     assert (total["Quyết định của cán bộ"], total["Kiểm tra thủ công"]) == (3, 1)
 
     for table, key in (("by_checkpoint", "IC7"), ("by_province", "10")):
         rows = csv_rows(c.get(f"/export/{table}.csv").get_data())
         want = next(g for g in api[table] if g["key"] == key)
-        got = dict(zip(rows[0], next(r for r in rows[1:] if r[0] == want["label"])))
+        got = dict(zip(rows[0], next(r for r in rows[1:] if r[0] == want["label"]), strict=True))
         assert (int(got["Quyết định của cán bộ"]), int(got["Kiểm tra thủ công"])) == (2, 1)
 
 
@@ -128,7 +128,7 @@ def test_spreadsheets_filterable_frozen_dated_and_csv_header_first(app: Any, dec
     assert any(isinstance(r[0], datetime) and r[0].date() == date.fromisoformat(day) for r in by_day)
     # The devices CSV says states in words, provinces by name, dates as ISO.
     rows = csv_rows(c.get("/export/devices.csv").get_data())
-    u1 = dict(zip(rows[0], next(r for r in rows if r[0] == "u-ic7-1")))
+    u1 = dict(zip(rows[0], next(r for r in rows if r[0] == "u-ic7-1"), strict=True))
     assert u1["Tỉnh/thành"].startswith("Lào Cai") and u1["Trạng thái"] != "online"
     assert datetime.fromisoformat(u1[rows[0][4]])
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import pytest
@@ -107,10 +107,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
                 served.proc.wait(5)
 
 
+class Connects(Protocol):
+    """Where a Browser sends its requests (a serve process, or nginx in front of several)."""
+
+    def connect(self, timeout: float = ...) -> http.client.HTTPConnection: ...
+
+
 class Browser:
     """Just enough of a browser: one session cookie, the login form with its CSRF token."""
 
-    def __init__(self, served: Served) -> None:
+    def __init__(self, served: Connects) -> None:
         self.served = served
         self.cookie = ""
 
@@ -228,7 +234,7 @@ def test_pages_answer_while_more_streams_than_page_threads_are_open(serve: Calla
     conn, resp, first = browser.open_stream()
     retry = re.fullmatch(r"retry: (\d+)", first)
     assert retry and 15000 <= int(retry.group(1)) <= 45000, first
-    conn.sock.settimeout(3)  # type: ignore[union-attr]
+    conn.sock.settimeout(3)
     assert b"retry: 1000" not in resp.read()  # the body ends: nothing streamed
     for name in SECURITY_HEADERS:
         assert resp.getheader(name), f"refused stream lost {name}"
@@ -269,7 +275,7 @@ def test_sigterm_ends_the_server_without_waiting_for_open_streams(serve: Callabl
     assert served.stop() == 0, served.output()
     assert "still running after" not in served.output()
     for resp in streams:
-        resp.fp.raw._sock.settimeout(2)  # type: ignore[union-attr]
+        resp.fp.raw._sock.settimeout(2)  # type: ignore[attr-defined]  # http.client keeps the socket private
         try:
             while resp.readline():
                 pass

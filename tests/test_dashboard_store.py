@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -32,7 +34,7 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(store_target: str) -> Store:
+def store(store_target: str) -> Iterator[Store]:
     s = open_store(store_target)
     # Two provinces: Hà Nội (01) with two districts, Lào Cai (10) with one.
     s.upsert_checkpoint("IC7", "IC7 Nội Bài", "017", "01")
@@ -61,7 +63,7 @@ def test_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
     again = open_store(str(path))  # reopening migrates nothing
-    assert again.schema_version() == len(MIGRATIONS)  # type: ignore[attr-defined]
+    assert isinstance(again, SqliteStore) and again.schema_version() == len(MIGRATIONS)
     again.close()
 
 
@@ -203,15 +205,15 @@ def test_scope_filters_every_query(store: SqliteStore) -> None:
 def test_events_refuse_anything_but_the_contract_fields() -> None:
     good = dict(device="u1", checkpoint="IC7", seq=1, ts=T0, result="green", reason="partial",
                 policy="vn-2021", trust_version=1, received_at=T0)
-    Event(**good)  # type: ignore[arg-type]
+    Event(**good)  # type: ignore[arg-type]  # mixed values: the checks are what is tested
     for change in ({"result": "blue"}, {"reason": "Nguyễn Văn A"}, {"reason": "x" * 65}, {"policy": "VN 2021"},
                    {"seq": -1}, {"seq": True}, {"ts": datetime(2026, 1, 1)}, {"device": "a/b"},
                    {"checkpoint": "#"}, {"trust_version": "7"}):
         with pytest.raises(InvalidRecord) as e:
-            Event(**{**good, **change})  # type: ignore[arg-type]
+            Event(**{**good, **change})  # type: ignore[arg-type]  # wrong values on purpose
         assert "Nguy" not in str(e.value)  # refused text is never echoed back (it may be a name)
     with pytest.raises(InvalidRecord):
-        SqliteStore.record_events(None, [{"seq": 1}])  # type: ignore[arg-type, list-item]
+        SqliteStore.record_events(None, [{"seq": 1}])  # type: ignore[arg-type, list-item]  # wrong types on purpose
 
 
 # -- registry and status -------------------------------------------------------------------
@@ -237,7 +239,7 @@ def test_registry_and_status(store: SqliteStore) -> None:
     assert (device.software, device.trust_version, device.fps) == ("0.1.0", 7, 15.0)  # last known kept
     assert device.last_seen == T0
     store.record_events([ev("u1", "IC7", 1, T0, received=T0 + timedelta(minutes=9))])
-    assert store.get_device("u1").last_seen == T0 + timedelta(minutes=9)  # type: ignore[union-attr]
+    assert store.get_device("u1").last_seen == T0 + timedelta(minutes=9)
     # Moving a unit and removing it.
     assert store.add_device("u1", "LC1").province == "10"
     assert store.remove_device("u1") and not store.remove_device("u1")
@@ -261,7 +263,7 @@ def test_users(store: SqliteStore) -> None:
     with pytest.raises(InvalidRecord, match="username"):
         store.create_user("a b", "h", "viewer", scope)
     store.set_user_language("hanoi", "en")
-    assert store.get_user("hanoi").language == "en"  # type: ignore[union-attr]
+    assert store.get_user("hanoi").language == "en"
     with pytest.raises(UnknownUser):
         store.set_user_language("nobody", "en")
     with pytest.raises(InvalidRecord):
@@ -314,7 +316,7 @@ def test_ingest_writer_and_web_readers_share_the_store(store: Store, store_targe
                 batch = [ev(d, cp, s, T0 + timedelta(seconds=s % 50), "green" if s % 3 else "red")
                          for d, cp in (("u1", "IC7"), ("u4", "LC1")) for s in range(start, start + 200)]
                 stored.append(writer.record_events(batch))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which fails the test
             errors.append(e)
         finally:
             writer.close()
@@ -453,7 +455,7 @@ def test_cli_reports_config_errors_by_key(tmp_path: Path) -> None:
 # -- officer decisions on every backend --------------------------------------------------------
 
 def test_decisions_officers_and_rosters(store: Store) -> None:
-    decision = dict(outcome="let_through", officer="CA-0142", follows_seq=1, follows_result="red",
+    decision: dict[str, Any] = dict(outcome="let_through", officer="CA-0142", follows_seq=1, follows_result="red",
                     follows_reason="too_soon_after_dose")
     batch = [ev("u1", "IC7", 1, T0, "red", "too_soon_after_dose"),
              Event("u1", "IC7", 2, T0, "decision", "paper_proof", "vn-2021", 3, T0, **decision),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dashboard.store import StatusUpdate
-
+from dashboard.store.sql import SqlStore
 from tests.support.dashboard_web import (
     ACCOUNTS,
     XSS_NAME,
@@ -19,9 +19,9 @@ from tests.support.dashboard_web import (
     Seeded,
     csrf_from,
     login,
+    make_app,
     page_token,
     seeded,  # noqa: F401 - fixture
-    make_app,
 )
 
 METRICS_TOKEN = "scrape-token-for-tests"
@@ -174,7 +174,8 @@ def test_a_password_change_ends_older_sessions(app: Any, seeded: Seeded) -> None
     c = as_user(app, "view_lc")
     assert c.get("/").status_code == 200
     # Re-create the account with another password (the store has no password update yet).
-    conn = seeded.store._conn()  # noqa: SLF001 - test reaches into its own file
+    assert isinstance(seeded.store, SqlStore)
+    conn = seeded.store._conn()  # test reaches into its own file
     conn.execute("UPDATE users SET password_hash = 'scrypt:other' WHERE username = 'view_lc'")
     assert c.get("/").status_code == 302
 
@@ -409,7 +410,7 @@ def test_unknown_urls_are_404_with_a_page(app: Any) -> None:
 
 def test_alarms_for_an_old_bundle_a_newer_bundle_and_a_unit_never_heard_from(app: Any, seeded: Seeded) -> None:
     c = as_user(app, "admin")
-    old = {"software": "chot 0.1.0", "trust_version": 7, "trust_age_s": 3 * 86400.0, "clock": "ok"}
+    old: dict[str, Any] = {"software": "chot 0.1.0", "trust_version": 7, "trust_age_s": 3 * 86400.0, "clock": "ok"}
     seeded.store.record_status("u-ic7-1", StatusUpdate("online", **old), seeded.now)
     alarms = c.get("/api/v1/alarms").json["alarms"]
     stale = [a for a in alarms if a["kind"] == "stale_trust"]

@@ -142,7 +142,11 @@ def retained_trust(central: Central, creds: Any) -> bytes | None:
 
     def setup(client: mqtt.Client, done: threading.Event) -> None:
         client.on_connect = lambda c, u, f, r, p: c.subscribe("chot/v1/trust", qos=1)
-        client.on_message = lambda c, u, m: (got.append(m.payload), done.set())
+        def on_message(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+            got.append(bytes(m.payload))
+            done.set()
+
+        client.on_message = on_message
 
     mqtt_wait(central.port, creds.device, creds.password, setup)
     return got[0] if got else None

@@ -24,10 +24,10 @@ def test_bars_stack_to_their_totals_and_parse_as_svg() -> None:
     root = ET.fromstring(svg)
     assert root.get("data-total") == "14"
     rects = [r for r in root.iter(f"{NS}rect") if (r.get("class") or "").startswith("bar-")]
-    assert sorted(r.get("class") for r in rects) == ["bar-green", "bar-green", "bar-red", "bar-red", "bar-yellow"]
+    assert sorted(r.attrib["class"] for r in rects) == ["bar-green", "bar-green", "bar-red", "bar-red", "bar-yellow"]
     # y axis tops at 12 for a largest bar of 10: the 10-high stack fills 10/12 of the plot.
-    first = [r for r in rects if float(r.get("x")) < 200]
-    heights = sum(float(r.get("height")) for r in first)
+    first = [r for r in rects if float(r.attrib["x"]) < 200]
+    heights = sum(float(r.attrib["height"]) for r in first)
     plot_h = 220 - 28 - 34
     assert abs(heights - plot_h * 10 / 12) < 0.5
     assert all(r.get("fill") == "url(#hatch)" for r in rects if r.get("class") == "bar-red")

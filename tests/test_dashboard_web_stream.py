@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dashboard.store import StatusUpdate
-from tests.support.dashboard_web import PINNED_NOW, Seeded, login, seeded, make_app  # noqa: F401
+from tests.support.dashboard_web import PINNED_NOW, Seeded, login, make_app, seeded  # noqa: F401 - seeded is a fixture
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -159,6 +159,7 @@ def test_admin_manages_officers_on_the_dashboard(tmp_path, mosquitto_factory):
     assert 'data-test-id="admin-officer-IC7-CA-0142"' in resp.get_data(as_text=True)
     assert central.store.latest_roster("IC7").version == 1
     assert "482159" not in resp.get_data(as_text=True)
+    assert central.config.database is not None
     assert b"482159" not in open(central.config.database, "rb").read()  # only the salted hash is kept
     for bad, field in (({"pin": "12"}, "PIN"), ({"pin": "111111"}, "PIN"), ({"role": "king"}, "role")):
         resp = client.post("/admin/officers", data={**form, **bad})

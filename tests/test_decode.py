@@ -125,8 +125,11 @@ def test_a_code_the_frame_pass_read_is_tracked_without_deblurring_or_enlarging(m
     assert decoder.decode(frames[0]) == payload and decoder.last_method == "frame"
     applied: list[str] = []
     original = stage._Retry.apply
-    monkeypatch.setattr(stage._Retry, "apply",
-                        lambda self, crop, scale: applied.append(self.name) or original(self, crop, scale))
+    def apply(self: stage._Retry, crop: np.ndarray, scale: float) -> np.ndarray:
+        applied.append(self.name)
+        return original(self, crop, scale)
+
+    monkeypatch.setattr(stage._Retry, "apply", apply)
     monkeypatch.setattr(stage.QrDecoder, "_textured_regions", lambda self, gray: [])  # the tracked crop alone
     for frame in frames[1:]:
         assert decoder.decode(frame) == payload
@@ -172,8 +175,15 @@ def test_finder_patterns_seen_bring_the_whole_ladder_with_the_locator_last(monke
 
 def test_a_textured_region_without_finder_patterns_gets_the_locator_after_its_retries(monkeypatch) -> None:
     tried: list[str] = []
-    monkeypatch.setattr(stage, "_zxing", lambda image, **flags: tried.append("zxing") or [])
-    monkeypatch.setattr(stage.QrDecoder, "_read_located", lambda self, crop, region: tried.append("located"))
+    def zxing(image: np.ndarray, **flags: object) -> list[object]:
+        tried.append("zxing")
+        return []
+
+    def read_located(self: object, crop: np.ndarray, region: object) -> None:
+        tried.append("located")
+
+    monkeypatch.setattr(stage, "_zxing", zxing)
+    monkeypatch.setattr(stage.QrDecoder, "_read_located", read_located)
     gray = np.zeros((400, 400), np.uint8)
     assert QrDecoder()._read_crop(gray, stage.Region(0, 0, 300, 300), stage._MOST_TEXTURED) is None
     assert tried == ["zxing", "zxing", "located"]

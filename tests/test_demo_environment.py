@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, STORE_URL, UNIT_PASSWORD,
-                           central_environment, plain_environment, unit_environment)
+from chot.demo.env import (
+    DASHBOARD_PASSWORD,
+    INGEST_PASSWORD,
+    SECRET_KEY,
+    STORE_URL,
+    UNIT_PASSWORD,
+    central_environment,
+    plain_environment,
+    unit_environment,
+)
 from chot.demo.run import UNITS, Demo
 from common.localnet import free_port
 

@@ -89,7 +89,7 @@ def test_a_new_password_locks_the_old_one_out_and_cuts_the_old_login(managed: Ma
     for port in managed.ports:
         assert not logs_in(port, "u1", old.password, "u1-old")
         # A cluster node may still be closing the old login's session under this client id.
-        assert wait_until(lambda port=port: logs_in(port, "u1", new.password, "u1"), 15)
+        assert wait_until(lambda: logs_in(port, "u1", new.password, "u1"), 15)  # noqa: B023 - called right here
     with pytest.raises(UnknownDevice):
         rotate_password(managed.store, managed.config, "nobody")
 
@@ -110,7 +110,7 @@ def test_the_cli_manages_units_on_the_cluster(tmp_path: Path, nats_cluster_facto
         return runner.invoke(main, ["dashboard", "-c", str(conf), *args])
 
     assert chot("init").exit_code == 0
-    from dashboard.config import load_config  # noqa: PLC0415
+    from dashboard.config import load_config
 
     cluster = nats_cluster_factory(load_config(conf).broker)
     ports = [n.mqtt_port for n in cluster.nodes]

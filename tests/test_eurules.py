@@ -40,7 +40,9 @@ NOWS = [dt.datetime(2022, 9, 1, 8, tzinfo=UTC), dt.datetime(2023, 6, 1, 8, tzinf
 
 
 def _certificates(now: dt.datetime) -> list[dict[str, Any]]:
-    day = lambda days: (now - dt.timedelta(days=days)).date()
+    def day(days: int) -> dt.date:
+        return (now - dt.timedelta(days=days)).date()
+
     out = [dcc.vaccination(PERSON, dn, sd, day(ago), product)
            for dn, sd in ((1, 2), (2, 2), (3, 3), (1, 1), (2, 1))
            for ago in (3, 20, 200, 400)

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import signal
-import socket
-import tempfile
-import time
 import fnmatch
 import getpass
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import stat
 import subprocess
+import tempfile
 import threading
+import time
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,8 +31,8 @@ from dashboard.config import DashboardConfig, load_config, parse_config
 from dashboard.devices import add_device, init_broker
 from dashboard.store import SqliteStore
 from scanner.config import GpioPins, UnitConfig, load_unit_config
-from tests.support.broker import Mosquitto, free_port
 from testbed.ministry import Ministry
+from tests.support.broker import Mosquitto, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -220,7 +220,7 @@ def config_fields(cls: type, section: str = "") -> dict[str, set[str]]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
-        if dataclasses.is_dataclass(inner[0]):
+        if isinstance(inner[0], type) and dataclasses.is_dataclass(inner[0]):
             fields.update(config_fields(inner[0], f"{section}.{f.name}" if section else f.name))
         else:
             fields[section].add(f.name)
@@ -287,7 +287,7 @@ class Listener:
         self.outcome = "timeout"
         self.subscribed = threading.Event()
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda c, u, msg: self.received.setdefault(msg.topic, []).append(msg.payload)
+        self.client.on_message = lambda c, u, msg: self.received.setdefault(msg.topic, []).append(bytes(msg.payload))
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.subscribe = subscribe
         self.client.connect("127.0.0.1", port, keepalive=10)
@@ -360,6 +360,7 @@ def start_central_from_template(tmp_path: Path, mosquitto_factory: Callable[...,
                      "dashboard": {"username": shipped.mqtt.dashboard.username, "password": "dash-pw"}},
             "broker": broker}
     config = parse_config(data)
+    assert config.database is not None
     store = SqliteStore(config.database)
     try:
         init_broker(store, config)
@@ -696,7 +697,7 @@ def notifications(sock: socket.socket, until: Callable[[list[bytes]], bool], tim
         sock.settimeout(max(0.05, deadline - time.monotonic()))
         try:
             seen.append(sock.recv(512))
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
     return seen
 

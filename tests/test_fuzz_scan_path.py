@@ -30,7 +30,7 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 pytestmark = pytest.mark.timeout(600)  # a hang guard only: the whole file takes about a minute
 
 
-def judged(fn, data: bytes):  # noqa: ANN001, ANN201 - the targets check the verdict's shape themselves
+def judged(fn, data: bytes):  # the targets check the verdict's shape themselves
     return fn(data)
 
 
@@ -137,12 +137,12 @@ def test_every_dcc_cose_mutated_inside_the_transport() -> None:
 
 
 def test_hostile_inputs_are_red_with_a_reason() -> None:
-    reasons = {}
+    reasons: dict[str, int] = {}
     for data in hostile.hostile_payloads():
         verdict = judged(targets.payload_to_verdict, data)
         reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
     assert {"zlib_bomb", "cbor_limits", "too_large", "base45", "prefix"} <= set(reasons), reasons
-    colours = {}
+    colours: dict[str, int] = {}
     for data in hostile.hostile_claims():
         verdict = judged(targets.claims_to_verdict, data)
         assert verdict.result == spec_colour(data), (verdict.reason, data[:80])

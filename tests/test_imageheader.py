@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
-from testbed.fuzz import targets
-from testbed.fuzz.hugeimages import huge_images, png_bomb
 from scanner.qr.decode import UnreadableImageError, read_image
 from scanner.qr.imageheader import ImageHeaderError, check_declared_size, declared_size, is_image
+from testbed.fuzz import targets
+from testbed.fuzz.hugeimages import huge_images, png_bomb
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every format this OpenCV build decodes (getBuildInformation: Media I/O).

@@ -15,8 +15,8 @@ import zxingcpp
 from click.testing import CliRunner
 
 from chot.cli import main
-from keys.cli import keys as keys_group
 from keys import dcc
+from keys.cli import keys as keys_group
 from verifier import verify
 from verifier.bundle import parse_bundle
 from verifier.policy import builtin_policy

@@ -9,13 +9,13 @@ import cbor2
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import zxingcpp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys import ca, dcc, hc1, qr
 from keys.errors import HC1DecodeError, KeysError
@@ -99,8 +99,10 @@ def test_hc1_structure_and_signature(csca, alg: str) -> None:
     if alg == "ES256":
         assert len(signature) == 64  # raw r||s, not DER
         der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
         key.public_key().verify(der, to_sign, ec.ECDSA(hashes.SHA256()))
     else:
+        assert isinstance(key, rsa.RSAPrivateKey)
         key.public_key().verify(signature, to_sign, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
 
 

@@ -6,11 +6,10 @@ import datetime as dt
 
 import pytest
 
+from testbed.ministry import POLICIES
 from verifier import verify
 from verifier.bundle import parse_bundle
 from verifier.policy import builtin_policies, builtin_policy
-
-from testbed.ministry import POLICIES
 
 NOW = dt.datetime(2021, 10, 1, 9, 30, tzinfo=dt.timezone.utc)
 

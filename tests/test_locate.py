@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -26,7 +28,7 @@ def _drawn(payload: str, dark_mode: bool = False) -> tuple[np.ndarray, np.ndarra
 
 
 def _finder_centres(n: int, homography: np.ndarray) -> np.ndarray:
-    grid = np.float64([[[3.5, 3.5]], [[n - 3.5, 3.5]], [[3.5, n - 3.5]]])
+    grid = np.array([[[3.5, 3.5]], [[n - 3.5, 3.5]], [[3.5, n - 3.5]]], dtype=np.float64)
     return cv2.perspectiveTransform(grid, homography).reshape(-1, 2)
 
 
@@ -40,7 +42,7 @@ def _photographed(image: np.ndarray, rng: np.random.Generator, tilt: float = 0.1
                   blur: float = 1.0, noise: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
     """The image seen in perspective, defocused and noisy; and the warp that did it."""
     h, w = image.shape
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
     moved = corners + rng.uniform(-tilt, tilt, corners.shape) * [w, h]
     moved = (moved - moved.min(axis=0) + 20).astype(np.float32)
     warp = cv2.getPerspectiveTransform(corners, moved)
@@ -120,7 +122,7 @@ def test_a_dense_code_in_perspective_is_located_and_read(seed: int, dark_mode: b
     seen, warp = _photographed(square, rng)
     poses = list(locate.locate(seen, _binary(seen)))
     assert poses and poses[0].size == n and poses[0].dark_mode is dark_mode
-    truth = cv2.perspectiveTransform(np.float64([[0, 0], [n, 0], [n, n], [0, n]]).reshape(-1, 1, 2),
+    truth = cv2.perspectiveTransform(np.array([[0, 0], [n, 0], [n, n], [0, n]], dtype=np.float64).reshape(-1, 1, 2),
                                      warp @ _square_pose(n)).reshape(-1, 2)
     assert np.abs(poses[0].corners() - truth).max() < 1.0
     assert locate.read_at((seen,), poses[0].homography, n, dark_mode) == [payload]
@@ -216,8 +218,8 @@ def _turned_away(image: np.ndarray, narrow: float, far: float) -> tuple[np.ndarr
     whole and, being further away, ``far`` as tall (a strong tilt in perspective)."""
     h, w = image.shape
     inset = (1 - far) / 2 * h
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32([[20, 20], [20 + narrow * w, 20 + inset], [20 + narrow * w, 20 + h - inset], [20, 20 + h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    dst = np.array([[20, 20], [20 + narrow * w, 20 + inset], [20 + narrow * w, 20 + h - inset], [20, 20 + h]], dtype=np.float32)
     warp = cv2.getPerspectiveTransform(src, dst)
     seen = cv2.warpPerspective(image, warp, (int(narrow * w) + 40, h + 40), flags=cv2.INTER_AREA, borderValue=200)
     seen = cv2.GaussianBlur(seen, (0, 0), 0.8)
@@ -236,7 +238,7 @@ def test_a_finders_square_is_found_through_blur_and_perspective() -> None:
     finders = locate.finder_patterns(_binary(seen))
     for x0, y0 in ((0, 0), (n - 7, 0), (0, n - 7)):
         truth = cv2.perspectiveTransform(
-            np.float64([[x0 + 0.5, y0 + 0.5], [x0 + 6.5, y0 + 0.5], [x0 + 6.5, y0 + 6.5], [x0 + 0.5, y0 + 6.5]])
+            np.array([[x0 + 0.5, y0 + 0.5], [x0 + 6.5, y0 + 0.5], [x0 + 6.5, y0 + 6.5], [x0 + 0.5, y0 + 6.5]], dtype=np.float64)
             .reshape(-1, 1, 2), pose).reshape(-1, 2)
         centre = truth.mean(axis=0)
         finder = min(finders, key=lambda f: np.hypot(f.x - centre[0], f.y - centre[1]))
@@ -278,7 +280,11 @@ def test_grid_fits_per_crop_are_bounded_where_many_codes_line_up(monkeypatch: py
     sheet = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
     fits = []
     real = locate._start_poses
-    monkeypatch.setattr(locate, "_start_poses", lambda *args: fits.append(1) or real(*args))
+    def start_poses(*args: Any) -> Any:
+        fits.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(locate, "_start_poses", start_poses)
     finders = locate.finder_patterns(_binary(sheet))
     assert len(finders) == finders_module._MAX_FINDERS
     assert len(locate.corner_triples(finders)) == locate._MAX_TRIPLES

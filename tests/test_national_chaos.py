@@ -12,13 +12,14 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from common import tomlwrite
 from dashboard.scope import Scope
-from tests.support.central import wait_until
 from testbed.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
+from tests.support.central import wait_until
 from tests.support.nats import NatsCluster, start_national_central
 from tests.support.postgres import PostgresCluster
 from tests.test_cluster_ingest import _same_config
@@ -57,8 +58,7 @@ def test_restarts_and_kills_of_every_part_lose_and_double_nothing(
         before = stored()
         assert wait_until(lambda: sum(len(u.recorded()) for u in units.values()) > recorded
                           or recorded == UNITS * EVENTS, 20), f"units stopped recording after {what}"
-        logs = lambda: "\n".join(w.log.read_text(errors="replace")[-1500:] for w in workers)  # noqa: E731
-        assert wait_until(lambda: stored() > before, 90), f"nothing stored after {what}:\n{logs()}"
+        assert wait_until(lambda: stored() > before, 90), f"nothing stored after {what}:\n{_tails(workers)}"
         faults.append(what)
 
     try:
@@ -97,3 +97,8 @@ def test_restarts_and_kills_of_every_part_lose_and_double_nothing(
         assert sorted(units[d].recorded()) == list(range(1, EVENTS + 1))
     assert len({(e.device, e.seq) for e in events}) == len(events)
     national.store.close()
+
+
+def _tails(workers: list[Any]) -> str:
+    """The end of each ingest worker's log, for a failure message."""
+    return "\n".join(w.log.read_text(errors="replace")[-1500:] for w in workers)

@@ -37,7 +37,7 @@ def test_node_configs_are_the_shipped_template(national: NationalCentral) -> Non
         assert f"server_name: {node.name}" in text and "stream_replicas: 3" in text
         others = [n for n in national.cluster.nodes if n is not node]
         assert all(f"nats-route://127.0.0.1:{n.node.cluster_port}" in text for n in others)
-    accounts = national.config.broker.users_file.read_text()  # type: ignore[union-attr]
+    accounts = national.config.broker.users_file.read_text()
     assert accounts.count("$2b$") == 2 and "chot-ingest" in accounts and "jetstream: enabled" in accounts
 
 

@@ -10,6 +10,7 @@ colours chromium actually paints (axe-core is not available offline here).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -71,13 +72,13 @@ def test_the_wcag_formula_gives_the_published_ratios() -> None:
     assert wcag_ratio((0x1B, 0x8A, 0x3A), (255, 255, 255)) < AA  # the green the issue measured (4.43)
 
 
-def inside(box: dict[str, float], outer: dict[str, float]) -> bool:
+def inside(box: Mapping[str, float], outer: Mapping[str, float]) -> bool:
     return (box["x"] >= outer["x"] - 0.5 and box["y"] >= outer["y"] - 0.5
             and box["x"] + box["width"] <= outer["x"] + outer["width"] + 0.5
             and box["y"] + box["height"] <= outer["y"] + outer["height"] + 0.5)
 
 
-def test_the_officer_screen_at_800x480(world: dict[str, Any], page: Any) -> None:  # noqa: F811
+def test_the_officer_screen_at_800x480(world: dict[str, Any], page: Any) -> None:
     page.set_viewport_size({"width": 800, "height": 480})
     screen = {"x": 0, "y": 0, "width": 800, "height": 480}
     page.goto(world["unit"].screen.url)

@@ -69,6 +69,7 @@ def world(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) 
     for username, (password, role, scope) in ACCOUNTS.items():
         central.store.create_user(username, password_hash(password), role, scope)
     officers.add_officer(central.store, central.config, "IC7", "CA-0142", "Nguyễn Văn An", "police", PIN)
+    assert central.config.database is not None
     ingest = MqttIngest(SqliteStore(central.config.database), central.config)
     ingest.start()
     unit_dir = tmp_path / "unit"

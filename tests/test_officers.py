@@ -9,17 +9,23 @@ import json
 
 import pytest
 
+from protocol.events import EventFieldError as DecisionFieldError
+from protocol.events import validate_decision
+from protocol.roster import (
+    SCRYPT_N,
+    RosterCheckpointError,
+    RosterFormatError,
+    RosterSignatureError,
+    RosterVersionError,
+    hash_pin,
+    load_public_keys,
+    parse_roster,
+)
 from scanner.officers import FAILURES_BEFORE_LOCK, DeskError, OfficerDesk, RosterKeeper
 from scanner.outbox import Outbox, OutboxFieldError
 from tests.support.officers import officer, public_pem, roster_key, signed_roster
-from protocol.events import EventFieldError as DecisionFieldError
-from protocol.events import validate_decision
 from verifier.decisions import DecisionRules, DecisionRulesError
 from verifier.policy import Policy, PolicyDocumentError, builtin_policy
-from protocol.roster import (
-    SCRYPT_N, RosterCheckpointError, RosterFormatError, RosterSignatureError, RosterVersionError, hash_pin,
-    load_public_keys, parse_roster,
-)
 
 UTC = dt.timezone.utc
 CP = "IC7"
@@ -162,7 +168,7 @@ def test_sign_in_and_throttle_survives_restart(desk_parts):
 def test_lock_grows_with_more_wrong_pins(desk_parts):
     *_, make_desk, clock, _rules, _keys = desk_parts
     desk = make_desk()
-    waits = []
+    waits: list[float] = []
     for _ in range(3):
         for _ in range(FAILURES_BEFORE_LOCK if not waits else 1):
             with pytest.raises(DeskError):
@@ -358,12 +364,16 @@ def test_decision_rules_document_errors():
 def test_next_steps_name_the_ministry_channel_from_the_policy():
     rules = builtin_policy("vn-2021").decisions
     step = rules.next_step("too_soon_after_dose", "red")
+    assert step is not None
     assert step["correction"]["portal"].startswith("https://") and step["correction"]["hotline"]
-    assert "correction" not in rules.next_step("signature", "red")  # a forgery is no record gap
-    assert rules.next_step("something_new", "yellow")["en"]  # a default for reasons without their own text
+    forged = rules.next_step("signature", "red")
+    assert forged is not None and "correction" not in forged  # a forgery is no record gap
+    unknown = rules.next_step("something_new", "yellow")
+    assert unknown is not None and unknown["en"]  # a default for reasons without their own text
     doc = builtin_policy("vn-2021").to_document()
     doc["decisions"]["correction"]["hotline"] = "1800 1234"
-    assert Policy.from_document(doc).decisions.next_step("too_soon_after_dose", "red")["correction"]["hotline"] == "1800 1234"
+    edited = Policy.from_document(doc).decisions.next_step("too_soon_after_dose", "red")
+    assert edited is not None and edited["correction"]["hotline"] == "1800 1234"
 
 
 def test_an_outbox_from_before_decisions_is_upgraded_in_place(tmp_path):

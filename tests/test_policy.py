@@ -316,8 +316,8 @@ def test_common_decisions_stay_on_the_compiled_path_with_bounded_work(monkeypatc
     exact: list[Any] = []
     monkeypatch.setattr(Policy, "_holds", lambda self, rule, data: exact.append(rule))
     rules = len(policy.outcomes) + len(policy.refusals)
-    for (dcc, now), decision in zip(cases, expected):
-        got, calls = count_calls(lambda: policy.decide(dcc, now))
+    for (dcc, now), decision in zip(cases, expected, strict=True):
+        got, calls = count_calls(lambda: policy.decide(dcc, now))  # noqa: B023 - called right here
         assert got == decision
         # A budget of 8 calls per rule; the compiled rules take about 2 per rule today.
         assert calls <= 8 * rules, (decision.reason, calls)

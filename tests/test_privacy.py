@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.chaos import ChaosOptions, ChaosRun
 from keys import hc1
+from testbed.chaos import ChaosOptions, ChaosRun
 from tests.support.broker import free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]

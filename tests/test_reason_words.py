@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from verifier.errors import VerificationError
 from protocol.words import COLOURS, REASONS, reason_words
+from verifier.errors import VerificationError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,11 +48,12 @@ def _literal_reason_codes() -> set[str]:
     for folder in ("verifier", "scanner"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple) and len(node.value.elts) == 3 \
-                        and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.value.elts) \
-                        and re.fullmatch(r"[a-z][a-z0-9_]+", node.value.elts[0].value) \
-                        and all(" " in e.value for e in node.value.elts[1:]):  # (code, sentence, sentence)
-                    codes.add(node.value.elts[0].value)
+                if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple)):
+                    continue
+                texts = [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+                if len(node.value.elts) == 3 and len(texts) == 3 and re.fullmatch(r"[a-z][a-z0-9_]+", texts[0]) \
+                        and all(" " in text for text in texts[1:]):  # (code, sentence, sentence)
+                    codes.add(texts[0])
     return codes
 
 

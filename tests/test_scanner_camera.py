@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from testbed.fuzz.hugeimages import png_bomb
 from scanner.camera import CameraUnavailable, SourceEnded
 from scanner.camera.backends import open_camera
 from scanner.camera.fake_picamera2 import FakePicamera2
@@ -18,6 +17,7 @@ from scanner.camera.picamera2 import Picamera2Camera
 from scanner.camera.replay import ImageFolderCamera, ScriptedCamera, VideoFileCamera, read_payloads
 from scanner.capture import Capture, to_gray
 from scanner.config import CameraSection
+from testbed.fuzz.hugeimages import png_bomb
 
 W, H = 320, 240
 
@@ -46,7 +46,7 @@ def image_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def video_file(tmp_path: Path) -> Path:
     path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (W, H))
     assert writer.isOpened()
     for img in frames_with_marks(6):
         writer.write(img)
@@ -123,7 +123,7 @@ def test_replay_pacer_releases_one_frame_per_interval_and_never_bursts() -> None
     from scanner.camera import replay
 
     clock = _FakeClock()
-    pacer = replay.Pacer(20, clock, clock.monotonic)  # type: ignore[arg-type]
+    pacer = replay.Pacer(20, clock, clock.monotonic)
     for _ in range(10):
         pacer.wait()
     # The first frame at once, then one every 1/20 s: 10 frames span 9 intervals.
@@ -189,7 +189,7 @@ def test_picamera2_backend_runs_through_the_fake(image_folder: Path) -> None:
     camera.start()
     fake = fakes[0]
     assert fake.started and fake.controls == {"FrameRate": 30.0, "AfMode": 2}
-    assert fake._config["main"] == {"size": (W, H), "format": "YUV420"}
+    assert fake._config is not None and fake._config["main"] == {"size": (W, H), "format": "YUV420"}
     frames = [camera.read().copy() for _ in range(6)]
     camera.stop()
     assert fake.closed and not fake.started

@@ -57,7 +57,7 @@ pins = { green = 5, yellow = 6, red = 13, buzzer = 19, relay = 26 }
 
 
 def with_(section: str, **values: object) -> dict:
-    data = {k: dict(v) for k, v in MINIMAL.items()}
+    data: dict[str, dict[str, object]] = {k: dict(v) for k, v in MINIMAL.items()}
     data.setdefault(section, {}).update(values)
     return data
 

@@ -47,7 +47,7 @@ def wait_until(check, timeout: float = 3.0) -> bool:
 def buzzer_pulses(factory: MockFactory) -> int:
     """Rising edges the buzzer pin has seen (MockPin keeps the history of its states)."""
     states = [s.state for s in factory.pin(PINS.buzzer).states]
-    return sum(1 for a, b in zip(states, states[1:]) if not a and b)
+    return sum(1 for a, b in zip(states, states[1:], strict=False) if not a and b)
 
 
 def test_green_lights_green_beeps_once_and_opens_the_gate_for_a_while(factory: MockFactory) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+
 import pytest
 from gpiozero.pins.mock import MockFactory
 

@@ -35,9 +35,9 @@ def cached(keeper: TrustKeeper) -> list[str]:
 
 def test_accepts_newer_refuses_older_same_forged_garbage(tmp_path, ministry, other_trust_key):
     keeper = TrustKeeper(tmp_path / "trust", ministry.anchor_pem)
-    assert keeper.current is None and keeper.too_old(NOW, None)
-    heard = []
-    keeper.add_listener(lambda b: heard.append(b.version))
+    assert [keeper.current, keeper.too_old(NOW, None)] == [None, True]  # (no narrowing: offers change it)
+    heard: list[int] = []
+    keeper.add_listener(lambda b: heard.append(b.version) if b is not None else None)
     v1 = bundle(ministry, 1, issued_at=NOW - timedelta(hours=2))
     assert keeper.offer(v1, "test").accepted
     assert keeper.current.version == 1 and keeper.store is not None and heard == [1]
@@ -160,4 +160,5 @@ def test_new_bundle_on_retained_topic_is_picked_up_live(tmp_path, ministry, mosq
         frames.join(5)
         link.stop()
         outbox.close()
-    assert None not in seen and seen == sorted(seen) and seen[-1] == 2  # no gap, never back
+    versions = [v for v in seen if v is not None]
+    assert versions == seen and versions == sorted(versions) and versions[-1] == 2  # no gap, never back

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from protocol.words import COLOURS
 from scanner.screen import OfficerScreen
 from tests.test_scanner_screen import HOLDER, STATUS, screen  # noqa: F401 - fixture
 from verifier import Holder, Verdict
-from protocol.words import COLOURS
 
 VERDICTS = {
     "green": Verdict("green", "complete_series", "Vaccination series complete.", "Đã tiêm đủ liều.",
@@ -48,7 +48,7 @@ CHARACTER_TOPS = """el => {
 def lines_of(layout: dict[str, Any]) -> list[str]:
     """The headline's text as the browser laid it out, one string per line."""
     lines: dict[int, str] = {}
-    for ch, top in zip(layout["text"], layout["tops"]):
+    for ch, top in zip(layout["text"], layout["tops"], strict=True):
         if top is not None:
             lines[top] = lines.get(top, "") + ch
     return [lines[top].strip() for top in sorted(lines)]

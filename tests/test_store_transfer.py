@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from chot.cli import main
 from dashboard.scope import Scope
-from dashboard.store import Event, SqliteStore, StatusUpdate
+from dashboard.store import Event, SqliteStore, StatusUpdate, Store
 from dashboard.store.postgres import PostgresStore
 from dashboard.store.transfer import check_transfer, digest
 from tests.test_dashboard_store_rollup import SPAN, T0, fill
@@ -19,20 +19,20 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FAR = T0 + timedelta(days=400)
 
 
-def answers(store: object) -> list[object]:
+def answers(store: Store) -> list[object]:
     """Everything the dashboard asks, for whole and partial ranges and a few scopes."""
     out: list[object] = []
     for scope in (Scope.all(), Scope.of(provinces=["02"]), Scope.of(checkpoints=["C4", "LATE"])):
         for since, until in ((EPOCH, FAR), (T0 + timedelta(hours=5, minutes=7), T0 + timedelta(days=2, minutes=3))):
-            out += [store.totals(scope, since, until), store.reasons(scope, since, until),  # type: ignore[attr-defined]
-                    store.totals_by(scope, since, until, "checkpoint"),  # type: ignore[attr-defined]
-                    store.timeseries(scope, since, min(until, since + SPAN), 3600)]  # type: ignore[attr-defined]
-        out.append(store.recent_events(scope, limit=20))  # type: ignore[attr-defined]
-    out += [store.list_users(), store.latest_trust_bundle(), store.reject_counts(),  # type: ignore[attr-defined]
-            store.list_devices(Scope.all()), store.change_marker(),  # type: ignore[attr-defined]
-            store.decision_counts(Scope.all(), EPOCH, FAR), store.list_officers(Scope.all()),  # type: ignore[attr-defined]
-            store.latest_roster("C1"), store.audit_log(Scope.all()),  # type: ignore[attr-defined]
-            store.login_failures("hanoi", "10.0.0.1", timedelta(days=3650))]  # type: ignore[attr-defined]
+            out += [store.totals(scope, since, until), store.reasons(scope, since, until),
+                    store.totals_by(scope, since, until, "checkpoint"),
+                    store.timeseries(scope, since, min(until, since + SPAN), 3600)]
+        out.append(store.recent_events(scope, limit=20))
+    out += [store.list_users(), store.latest_trust_bundle(), store.reject_counts(),
+            store.list_devices(Scope.all()), store.change_marker(),
+            store.decision_counts(Scope.all(), EPOCH, FAR), store.list_officers(Scope.all()),
+            store.latest_roster("C1"), store.audit_log(Scope.all()),
+            store.login_failures("hanoi", "10.0.0.1", timedelta(days=3650))]
     return out
 
 

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keys import ca, hc1
 from verifier.policy import builtin_policy
@@ -328,9 +330,6 @@ def test_folder_and_detection(tmp_path):
 
 
 # --- Bad input: a clear refusal, never a crash ------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from testbed.fuzz.hugeimages import huge_images
 from chot.cli import main
+from testbed.fuzz.hugeimages import huge_images
 
 ROOT = Path(__file__).resolve().parent.parent
 

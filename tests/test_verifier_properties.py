@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import zlib
 
 import cbor2
@@ -27,8 +29,10 @@ SETTINGS = settings(max_examples=int(__import__("os").environ.get("CHOT_HYPOTHES
 
 class AcceptAll:
     name = "accept-all"
+    on_untrusted_clock = "warn"
+    max_trust_age = None
 
-    def decide(self, dcc_: dict, now: dt.datetime) -> tuple[str, str, str, str]:
+    def decide(self, dcc_: object, now: dt.datetime) -> tuple[str, str, str, str]:
         return "green", "valid", "Valid.", "Hợp lệ."
 
 
@@ -89,7 +93,7 @@ def test_mutated_cose_is_red(signed, data):
     cose = bytearray(hc1.unwrap(signed[0]))
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(cose) - 1))
-        cose[at] = data.draw(st.integers(0, 255).filter(lambda b, old=cose[at]: b != old))
+        cose[at] = data.draw(st.integers(0, 255).filter(functools.partial(operator.ne, cose[at])))
     assume(bytes(cose) != hc1.unwrap(signed[0]))  # two edits of one byte can restore it
     assert_red(verify(hc1.wrap(bytes(cose)), signed[1], NOW, AcceptAll()))
 

@@ -170,7 +170,7 @@ def _reference(version: str) -> jsonschema.Validator:
     # difference can only come from compiling the structure.
     checker = jsonschema.FormatChecker()
     for name, function in _FORMATS.items():
-        checker.checks(name)(function)
+        checker.checks(name)(function)  # type: ignore[type-var]  # jsonschema's type wants any value; ours take text
     return jsonschema.Draft202012Validator(load_schema(version), format_checker=checker)
 
 
@@ -201,7 +201,7 @@ def values_for(path: str) -> st.SearchStrategy[Any]:
     return st.one_of(focus, focus, GENERIC, st.just(DELETE), st.just("copy"))
 
 
-DELETE = object()
+DELETE: object = object()
 
 
 def _apply(document: dict, path: str, value: Any) -> None:

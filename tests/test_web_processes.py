@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from testbed.nginx import start_nginx
 from common.localnet import free_port, wait_for_port
 from dashboard.store import Event, open_store
+from testbed.nginx import start_nginx
 from tests.support.dashboard_web import seed
 from tests.test_dashboard_serve import Browser, read_event
 
@@ -85,9 +85,9 @@ def site(postgres_url: str) -> Iterator[Site]:
 
 
 def test_a_session_from_one_process_works_on_the_other_and_logout_holds_on_both(site: Site) -> None:
-    user = Browser(site.a)  # type: ignore[arg-type]
+    user = Browser(site.a)
     assert user.login("sup_lc") == 302
-    copy = Browser(site.b)  # type: ignore[arg-type]
+    copy = Browser(site.b)
     copy.cookie = user.cookie  # the same cookie, as a proxy sends it to either process
     resp, _ = copy.request("GET", "/")
     assert resp.status == 200
@@ -98,7 +98,7 @@ def test_a_session_from_one_process_works_on_the_other_and_logout_holds_on_both(
                               {"Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status == 302
     for endpoint in (site.a, site.b, site.proxy):
-        thief = Browser(endpoint)  # type: ignore[arg-type]
+        thief = Browser(endpoint)
         thief.cookie = stolen
         resp, _ = thief.request("GET", "/")
         assert resp.status == 302 and "/login" in (resp.getheader("Location") or "")
@@ -106,13 +106,13 @@ def test_a_session_from_one_process_works_on_the_other_and_logout_holds_on_both(
 
 def test_login_throttling_counts_failures_on_every_process(site: Site) -> None:
     for endpoint in (site.a, site.b, site.a, site.b, site.a):  # five failures, spread over both
-        assert Browser(endpoint).login("admin", "wrong-password-x") == 401  # type: ignore[arg-type]
-    assert Browser(site.b).login("admin") == 429  # type: ignore[arg-type]  # the right one, too late
-    assert Browser(site.proxy).login("admin") == 429  # type: ignore[arg-type]
+        assert Browser(endpoint).login("admin", "wrong-password-x") == 401
+    assert Browser(site.b).login("admin") == 429  # the right one, too late
+    assert Browser(site.proxy).login("admin") == 429
 
 
 def test_pages_and_live_streams_through_nginx_see_what_any_process_stored(site: Site) -> None:
-    browser = Browser(site.proxy)  # type: ignore[arg-type]
+    browser = Browser(site.proxy)
     assert browser.login("admin") == 302
     for _ in range(4):  # least_conn spreads them over both processes
         resp, body = browser.request("GET", "/")

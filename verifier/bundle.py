@@ -20,11 +20,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from verifier.errors import VerificationError
 from verifier.formats.shc import issuers_from_document
@@ -112,7 +113,7 @@ class TrustBundle:
                           shc_issuers=issuers_from_document(self.shc_issuers) if self.shc_issuers else None)
 
 
-def _load_anchor(anchor: Any) -> ec.EllipticCurvePublicKey:
+def _load_anchor(anchor: object) -> ec.EllipticCurvePublicKey:
     if isinstance(anchor, str):
         anchor = anchor.encode("ascii")
     if isinstance(anchor, (bytes, bytearray)):
@@ -143,6 +144,12 @@ def b64_field(document: Mapping[str, Any], key: str, error: type[VerificationErr
         raise error(f"`{key}` is not base64") from err
 
 
+@overload
+def time_field(payload: Mapping[str, Any], key: str, required: Literal[True],
+               error: type[VerificationError] = BundleFormatError) -> datetime: ...
+@overload
+def time_field(payload: Mapping[str, Any], key: str, required: bool,
+               error: type[VerificationError] = BundleFormatError) -> datetime | None: ...
 def time_field(payload: Mapping[str, Any], key: str, required: bool,
                error: type[VerificationError] = BundleFormatError) -> datetime | None:
     """An ISO 8601 time field (UTC when it names no zone), else `error` naming it."""
@@ -159,7 +166,7 @@ def time_field(payload: Mapping[str, Any], key: str, required: bool,
 
 
 
-def _check_payload(payload: Any) -> None:
+def _check_payload(payload: object) -> None:
     if not isinstance(payload, Mapping):
         raise BundleFormatError("payload is not a JSON object")
     version = payload.get("version")
@@ -198,7 +205,8 @@ def _check_payload(payload: Any) -> None:
         raise BundleFormatError(f"shc_issuers: {err}") from err
 
 
-def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) -> TrustBundle:
+def parse_bundle(data: bytes, anchor: bytes | str | PublicKeyTypes, *,
+                 min_version: int | None = None) -> TrustBundle:
     """Check a signed bundle's format, signature (against the pinned anchor) and version.
 
     :param anchor: the trust-list public key: PEM bytes/str or an EllipticCurvePublicKey.
@@ -234,7 +242,7 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         raise BundleVersionError(version, min_version)
     bundle = TrustBundle(
         version=version,
-        issued_at=time_field(payload, "issued_at", required=True),  # type: ignore[arg-type]
+        issued_at=time_field(payload, "issued_at", required=True),
         next_update=time_field(payload, "next_update", required=False),
         issuer=str(payload.get("issuer", "")),
         dscs=tuple(payload.get("dscs", [])),

@@ -142,7 +142,7 @@ def check_limits(value: Any, skip: Any = None) -> None:
         if kind is dict or kind is _FROZENDICT:
             if len(item) > MAX_ITEMS:
                 raise CborLimitsError(f"a map of {len(item)} entries exceeds {MAX_ITEMS}")
-            children = [*item.keys(), *item.values()]
+            children: list[Any] | tuple[Any, ...] = [*item.keys(), *item.values()]
         elif kind is list or kind is tuple:
             if len(item) > MAX_ITEMS:
                 raise CborLimitsError(f"an array of {len(item)} items exceeds {MAX_ITEMS}")

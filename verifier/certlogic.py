@@ -38,7 +38,7 @@ _MS_PER_DAY = 86_400_000
 _MAX_INSTANT_MS = 8_640_000_000_000_000
 
 # Evaluation state threaded through every compiled node: [remaining reduce steps].
-_Budget = list
+_Budget = list[int]
 _Node = Callable[[Any, _Budget], Any]
 
 
@@ -244,7 +244,7 @@ def dcc_date_of_birth(text: str) -> DateTime:
     month_day = None
     if match is not None:
         month_day = _last_consistent_day(int(match.group(1)), match.group(2), match.group(3))
-    if month_day is None:
+    if match is None or month_day is None:
         raise EvaluationError("dccDateOfBirth", "the string is not a date of birth (YYYY, YYYY-MM or YYYY-MM-DD)")
     return DateTime(_days_from_civil(int(match.group(1)), *month_day) * _MS_PER_DAY)
 
@@ -483,8 +483,9 @@ def _compile_plus(name: str, operands: list[Any], where: str, depth: int) -> _No
     return plus
 
 
-_INTEGER_COMPARISONS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
-_DATE_COMPARISONS = {"before": operator.lt, "after": operator.gt, "not-after": operator.le, "not-before": operator.ge}
+_Comparison = Callable[[Any, Any], bool]
+_INTEGER_COMPARISONS: dict[str, _Comparison] = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
+_DATE_COMPARISONS: dict[str, _Comparison] = {"before": operator.lt, "after": operator.gt, "not-after": operator.le, "not-before": operator.ge}
 
 
 def _compile_comparison(name: str, operands: list[Any], where: str, depth: int) -> _Node:

@@ -180,7 +180,7 @@ class SchemaError(VerificationError):
         self.problem = detail
         super().__init__(f"{path}: {detail}" if path else detail)
 
-    def within(self, key: object) -> "SchemaError":
+    def within(self, key: object) -> SchemaError:
         """The same error one level up: `key` prefixed to its path."""
         return type(self)(f"/{key}{self.path}", self.problem)
 

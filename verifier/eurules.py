@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from verifier.certlogic import (
@@ -195,6 +195,9 @@ def _iso(seconds: int | None) -> str | None:
 class EuRulesPolicy:
     """A policy (verify()'s PolicyLike) applying a country's EU business rules."""
 
+    on_untrusted_clock = "warn"
+    max_trust_age: timedelta | None = None  # the unit's own limit applies
+
     def __init__(self, rules: Iterable[EuRule], country: str, value_sets: Mapping[str, list[str]],
                  region: str = "") -> None:
         self.rules = tuple(rules)
@@ -246,6 +249,6 @@ class EuRulesPolicy:
         return ("green", "eu_rules_passed", f"Meets the {len(results)} EU rules of {self.country}.",
                 f"Đạt {len(results)} quy định EU của {self.country}.")
 
-    def decide(self, dcc: dict[str, Any], now: datetime) -> tuple[str, str, str, str]:
+    def decide(self, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
         """Without the CWT's times and issuer (verify() passes them through `decide_claims`)."""
-        return self.decide_claims(dcc, now, iat=None, exp=None, issuer_country=None)
+        return self.decide_claims(dict(dcc), now, iat=None, exp=None, issuer_country=None)

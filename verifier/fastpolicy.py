@@ -18,13 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from verifier.certlogic import parse_instant, strict_equals
 
-FastDecide = Callable[[Any, int], "tuple[bool, int]"]
-"""fast(dcc, clock_ms) -> (True, index of the rule that holds, or len(rules) for none) or
-(False, index of the first rule the exact evaluator must run)."""
+
+class FastDecide(Protocol):
+    """fast(dcc, clock_ms) -> (True, index of the rule that holds, or len(rules) for none) or
+    (False, index of the first rule the exact evaluator must run)."""
+
+    source: str
+    """The generated Python, kept for tests and debugging."""
+
+    def __call__(self, dcc: Any, clock_ms: int, /) -> tuple[bool, int]: ...
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -223,7 +229,7 @@ def compile_rules(rules: Sequence[Any]) -> FastDecide:
     body.append("        return False, rule")
     source = "\n".join(body) + "\n"
     namespace = dict(compiler.names)
-    exec(compile(source, "<policy-rules>", "exec"), namespace)  # noqa: S102 - our own generated code
+    exec(compile(source, "<policy-rules>", "exec"), namespace)  # our own generated code
     fast: FastDecide = namespace["fast_decide"]
-    fast.source = source  # type: ignore[attr-defined]  # kept for tests and debugging
+    fast.source = source
     return fast

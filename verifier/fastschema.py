@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-FastCheck = Callable[[Any], bool]
+
+class FastCheck(Protocol):
+    """check(value) -> True when the value follows the schema's structure."""
+
+    source: str
+    """The generated Python, kept for tests and debugging."""
+
+    def __call__(self, value: Any, /) -> bool: ...
 
 
 class _SourceCompiler:
@@ -158,7 +165,7 @@ def compile_fast(schema: Mapping[str, Any], formats: Mapping[str, Callable[[str]
     compiler.node(schema, "value", 1)
     source = "def fast_check(value):\n" + "\n".join(compiler.lines) + "\n    return True\n"
     namespace = dict(compiler.names)
-    exec(compile(source, "<dcc-schema>", "exec"), namespace)  # noqa: S102 - our own generated code
+    exec(compile(source, "<dcc-schema>", "exec"), namespace)  # our own generated code
     check: FastCheck = namespace["fast_check"]
-    check.source = source  # type: ignore[attr-defined]  # kept for tests and debugging
+    check.source = source
     return check

@@ -16,10 +16,11 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from verifier.certlogic import EvaluationError, Expression, InvalidExpression, compile_expression, truthiness
 from verifier.decisions import DecisionRules, DecisionRulesError
@@ -127,7 +128,7 @@ class Policy:
         """`max_trust_age_hours` as a timedelta (what verify() reads)."""
         return timedelta(hours=self.max_trust_age_hours)
 
-    def decide(self, dcc: dict[str, Any], now: datetime) -> Decision:
+    def decide(self, dcc: Mapping[str, Any], now: datetime) -> Decision:
         """Green, yellow or red for a verified DCC payload at time `now` (timezone-aware).
 
         :raises PolicyError: when a rule cannot be evaluated on this certificate (a policy bug or
@@ -170,7 +171,7 @@ class Policy:
         return holds
 
     @classmethod
-    def from_document(cls, doc: Any) -> Policy:
+    def from_document(cls, doc: object) -> Policy:
         """Check a `chot-policy/1` document and compile its rules.
 
         :raises PolicyDocumentError: listing each problem with its location, e.g.
@@ -204,7 +205,7 @@ class Policy:
 class _DocumentReader:
     """Reads one policy document, collecting every problem rather than stopping at the first."""
 
-    def __init__(self, doc: Any) -> None:
+    def __init__(self, doc: object) -> None:
         self.doc = doc
         self.problems: list[tuple[str, str]] = []
 
@@ -250,7 +251,7 @@ class _DocumentReader:
         assert default is not None
         return Policy(
             name=name, title_en=title_en, title_vi=title_vi, outcomes=tuple(outcomes), default=default,
-            refusals=tuple(refusals), max_trust_age_hours=max_age, on_untrusted_clock=clock,
+            refusals=tuple(refusals), max_trust_age_hours=cast(float, max_age), on_untrusted_clock=cast(str, clock),  # checked above
             description_en=description_en, description_vi=description_vi,
             value_sets=value_sets, decisions=decisions, decisions_document=decisions_document,
         )
@@ -258,7 +259,7 @@ class _DocumentReader:
     def problem(self, path: str, text: str) -> None:
         self.problems.append((path, text))
 
-    def text(self, parent: Any, key: str, path: str, *, pattern: re.Pattern[str] | None = None,
+    def text(self, parent: object, key: str, path: str, *, pattern: re.Pattern[str] | None = None,
              hint: str = "", max_length: int = _MAX_TEXT) -> str:
         value = parent.get(key) if isinstance(parent, dict) else None
         if not isinstance(value, str) or not value.strip():
@@ -287,7 +288,7 @@ class _DocumentReader:
         found = [self.outcome(item, f"{key}[{i}]", results, with_rule=True) for i, item in enumerate(items)]
         return [outcome for outcome in found if outcome is not None]
 
-    def outcome(self, item: Any, path: str, results: tuple[str, ...], *, with_rule: bool) -> Outcome | None:
+    def outcome(self, item: object, path: str, results: tuple[str, ...], *, with_rule: bool) -> Outcome | None:
         if not isinstance(item, dict):
             self.problem(path, "must be an object")
             return None

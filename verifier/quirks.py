@@ -72,7 +72,7 @@ def _clean(value: Any) -> Any:
         return value if out is None else out
     if kind in (list, tuple):
         items = [_clean(item) for item in value]
-        return value if all(a is b for a, b in zip(items, value)) else items
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 
@@ -87,8 +87,8 @@ def check_single_event(dcc: Mapping[str, Any], kind: str | None) -> None:
     :raises SeveralEvents: naming how many.
     """
     entries = dcc.get(kind) if kind else None
-    if isinstance(entries, (list, tuple)) and len(entries) > 1:
-        raise SeveralEvents(f"/{kind}", f"{len(entries)} {_KIND_NAMES[kind]} events (one per certificate)")  # type: ignore[index]
+    if kind and isinstance(entries, (list, tuple)) and len(entries) > 1:
+        raise SeveralEvents(f"/{kind}", f"{len(entries)} {_KIND_NAMES[kind]} events (one per certificate)")
 
 
 def unreadable_date(entry: Mapping[str, Any], kind: str | None) -> str | None:

@@ -47,7 +47,7 @@ class RevocationList:
     signature: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Iterable[str]] | None) -> "RevocationList":
+    def from_mapping(cls, data: Mapping[str, Iterable[str]] | None) -> RevocationList:
         """Build from `{"UCI": [...], "COUNTRYCODEUCI": [...], "SIGNATURE": [...]}` (the bundle form)."""
         data = data or {}
 

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from verifier.errors import KeyUsageError, SignerExpired, SignerNotYetValid
 from verifier.revocation import RevocationList
@@ -102,7 +101,7 @@ def lenient_eku_oids(certificate_der: bytes) -> list[str] | None:
 
 def _eku_oids(cert: x509.Certificate, der: bytes) -> list[str] | None:
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE)
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
         return None
     except ValueError:
@@ -126,7 +125,7 @@ class SignerKey:
     def from_certificate(
         cls, der: bytes, *, kid: bytes | None = None, types: Iterable[str] | None = None,
         country: str | None = None,
-    ) -> "SignerKey":
+    ) -> SignerKey:
         """Build from a DSC in DER; `types` (e.g. from a trust bundle) narrows what its EKU allows.
 
         :raises ValueError: when the DER is not an X.509 certificate.
@@ -191,7 +190,7 @@ class TrustStore:
         """SMART Health Card issuers by `iss` URL (verifier.formats.shc.ShcIssuer)."""
 
     @classmethod
-    def from_certificates(cls, ders: Iterable[bytes], **kwargs: Any) -> "TrustStore":
+    def from_certificates(cls, ders: Iterable[bytes], **kwargs: Any) -> TrustStore:
         """Build from DSC certificates in DER (kid computed from each)."""
         return cls([SignerKey.from_certificate(der) for der in ders], **kwargs)
 

@@ -61,7 +61,7 @@ class ValueSets:
     def __getitem__(self, name: str) -> frozenset[str]:
         return self.codes[name]
 
-    def with_overrides(self, documents: Mapping[str, Any]) -> "ValueSets":
+    def with_overrides(self, documents: Mapping[str, Any]) -> ValueSets:
         """These sets with each one named in `documents` (a bundle's `value_sets`) replaced.
 
         :raises ValueError: when a document is not a value set (see `codes_of`).
@@ -96,7 +96,7 @@ class ValueSets:
                         raise _unknown(group, index, field, value, name, label_en, label_vi)
 
 
-def _unknown(group: str, index: int, field: str, value: Any, name: str, label_en: str,
+def _unknown(group: str, index: int, field: str, value: object, name: str, label_en: str,
              label_vi: str) -> ValueSetError:
     shown = _printable(value) if value is not None else None
     return ValueSetError(f"/{group}/{index}/{field}",
@@ -104,7 +104,7 @@ def _unknown(group: str, index: int, field: str, value: Any, name: str, label_en
                          field=f"{group}.{field}", value=shown, label_en=label_en, label_vi=label_vi)
 
 
-def _printable(value: Any) -> str:
+def _printable(value: object) -> str:
     text = value if type(value) is str else repr(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in text[:_SHOWN])
     return text + ("…" if len(value if type(value) is str else repr(value)) > _SHOWN else "")

@@ -29,7 +29,7 @@ class Holder:
 
     @classmethod
     def of(cls, family_name: str | None, given_name: str | None, family_name_t: str | None,
-           given_name_t: str | None, dob: str | None) -> "Holder":
+           given_name_t: str | None, dob: str | None) -> Holder:
         """Build without the frozen-dataclass __init__ (four times slower, on the hot path)."""
         holder = object.__new__(cls)
         object.__setattr__(holder, "__dict__", {
@@ -74,7 +74,7 @@ class Verdict:
     error_detail: str = field(default="", repr=False, compare=False)
 
     @classmethod
-    def from_fields(cls, values: dict[str, Any]) -> "Verdict":
+    def from_fields(cls, values: dict[str, Any]) -> Verdict:
         """Build from a dict of field values, defaults filled in, without the frozen __init__.
 
         The generated __init__ of a frozen dataclass sets each of 15 fields through
@@ -94,7 +94,7 @@ class Verdict:
         return verdict
 
     @classmethod
-    def complete(cls, values: dict[str, Any]) -> "Verdict":
+    def complete(cls, values: dict[str, Any]) -> Verdict:
         """Build from a dict that becomes the verdict's own (verify()'s, without checks).
 
         It holds every field, or every field but the DESCRIBED ones and, under the key DESCRIBE,

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from verifier import cose, cwt, hcert, quirks
 from verifier.cbor import MAP_TYPES
@@ -57,7 +57,19 @@ _LISTS = (list, tuple)
 class PolicyLike(Protocol):
     """What verify() needs of a policy (verifier.policy.Policy satisfies it)."""
 
-    def decide(self, dcc: dict, now: datetime) -> tuple[str, str, str, str]: ...
+    @property
+    def name(self) -> str | None:
+        """Recorded in the verdict (None: an unnamed policy, as in tests)."""
+
+    @property
+    def on_untrusted_clock(self) -> str:
+        """"warn" or "refuse" (verifier.policy.CLOCK_CHOICES)."""
+
+    @property
+    def max_trust_age(self) -> timedelta | None:
+        """Oldest trust bundle judged normally (None: the unit's VerifyOptions decide)."""
+
+    def decide(self, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -109,7 +121,8 @@ def cert_type_of(dcc: Mapping[str, Any]) -> str | None:
 def _entry(dcc: Mapping[str, Any], kind: str | None) -> Mapping[str, Any]:
     group = dcc.get(kind) if kind else None
     if type(group) in _LISTS and group and type(group[0]) in MAP_TYPES:
-        return group[0]
+        first: Mapping[str, Any] = group[0]
+        return first
     return {}
 
 
@@ -117,9 +130,10 @@ _DETAIL_FIELDS = {"v": ("dn", "sd", "mp", "dt", "co"), "t": ("tt", "sc", "tr", "
 
 
 def _holder(dcc: Mapping[str, Any]) -> Holder | None:
-    nam = dcc.get("nam")
-    if type(nam) not in MAP_TYPES:
+    found = dcc.get("nam")
+    if type(found) not in MAP_TYPES:
         return None
+    nam = cast(Mapping[str, Any], found)
     fn, gn, fnt, gnt, dob = nam.get("fn"), nam.get("gn"), nam.get("fnt"), nam.get("gnt"), dcc.get("dob")
     return Holder.of(
         fn if type(fn) is str else None,
@@ -141,10 +155,10 @@ def keyed_uci_hash(uci: str, key: bytes) -> str:
     return outer.hexdigest()
 
 
-_hmac_pads: dict[bytes, tuple[Any, Any]] = {}
+_hmac_pads: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}
 
 
-def _hmac_pads_of(key: bytes) -> tuple[Any, Any]:
+def _hmac_pads_of(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """SHA-256 states after the HMAC inner and outer pads (RFC 2104): made once per unit key."""
     block = hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK else key
     block = block.ljust(_SHA256_BLOCK, b"\0")
@@ -191,7 +205,7 @@ def _check_signature(msg: cose.Sign1, trust: TrustStore, kid: bytes) -> SignerKe
     raise failure
 
 
-def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) -> None:
+def _cap(verdict_fields: dict[str, Any], policy: PolicyLike, options: VerifyOptions) -> None:
     """Cap green/yellow when the clock or the trust list cannot be relied on.
 
     An untrusted clock gives yellow, or red when the policy's `on_untrusted_clock` is "refuse";
@@ -201,9 +215,9 @@ def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) ->
         return
     if not options.clock_trusted:
         reason, message_en, message_vi = _CLOCK_UNTRUSTED
-        result = RED if getattr(policy, "on_untrusted_clock", "warn") == "refuse" else YELLOW
+        result = RED if policy.on_untrusted_clock == "refuse" else YELLOW
     else:
-        limit = getattr(policy, "max_trust_age", None) or options.max_trust_age
+        limit = policy.max_trust_age or options.max_trust_age
         if limit is None or options.trust_age is None or options.trust_age <= limit:
             return
         result, (reason, message_en, message_vi) = YELLOW, _TRUST_STALE
@@ -323,7 +337,7 @@ def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     # Every Verdict field but the result and the described ones (see verifier.verdict.DESCRIBE):
     # the verdict is built from this dict without checks.
     context: dict[str, Any] = {
-        "policy": getattr(policy, "name", None), "trust_version": getattr(trust, "version", None),
+        "policy": policy.name, "trust_version": trust.version,
         "kid": None, "issuer": None, "cert_type": None, "error_detail": "", "format": DCC,
     }
     try:

@@ -13,8 +13,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["verifier", "scanner.qr.decode", "cbor2", "bench.fuzz"]):
-    from testbed.fuzz import targets
     from scanner.qr.errors import DecodeError
+    from testbed.fuzz import targets
 
 
 def fuzz_payload(data: bytes) -> None:

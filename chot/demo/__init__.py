@@ -47,7 +47,7 @@ def demo(duration: float | None, web_port: int, people: int, fps: float, difficu
         d.start()
         d.banner()
         rec = d.run()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - whatever failed, the demo's services must be shut down
         d.shutdown()
         raise click.ClickException(str(e)) from None
     if as_json:

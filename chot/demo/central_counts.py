@@ -48,16 +48,16 @@ def _sqlite_rows(path: str, query: str, args: tuple[Any, ...]) -> list[tuple[Any
 
 
 def _postgres_rows(url: str, query: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    import psycopg  # noqa: PLC0415 - only the national profile needs the driver
+    import psycopg  # only the national profile needs the driver
 
     with psycopg.connect(url, connect_timeout=5) as conn:
         conn.read_only = True  # its transaction can change nothing
-        return conn.execute(query.replace("?", "%s"), args).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query.replace("?", "%s"), args).fetchall()
 
 
 def _psycopg_error() -> type[Exception]:
     try:
-        import psycopg  # noqa: PLC0415
+        import psycopg
     except ImportError:
         return sqlite3.Error  # no driver: only SQLite stores are read
     return psycopg.Error

@@ -11,15 +11,16 @@ nodes, and the reconciliation still finds every count stored exactly once.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from chot.demo.env import STORE_URL, central_environment
 from chot.demo.run import DEMO_OFFLINE_AFTER_S, Demo
+from common.localnet import free_port, wait_for_port
 from testbed.nats import NatsCluster, NatsNodeProcess, national_broker
 from testbed.nginx import nginx_argv, nginx_conf
 from testbed.postgres import PostgresCluster
-from common.localnet import free_port, wait_for_port
 
 INGEST_WORKERS = 2
 WEB_PROCESSES = 2  # the shipped upstream file lists two

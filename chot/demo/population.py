@@ -11,7 +11,6 @@ import datetime as dt
 import random
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +78,9 @@ def make_population(ministry: MinistryDir, passphrase: str, count: int, seed: in
     rng = random.Random(seed)
     signers = {kind: ministry.signer(passphrase, kind[0], now=now) for kind in ("vaccination", "test", "recovery")}
     rogue = rogue_signer(now)
-    ago: Callable[[int], dt.date] = lambda days: (now - dt.timedelta(days=days)).date()  # noqa: E731
+    def ago(days: int) -> dt.date:
+        return (now - dt.timedelta(days=days)).date()
+
     revocations = revoke.RevocationStore(ministry)
 
     def vaccinated(person: Person, dn: int, sd: int, days: int, vaccine: str) -> dict:

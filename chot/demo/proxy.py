@@ -60,7 +60,7 @@ class LinkCutter:
         while not self._stop.is_set():
             try:
                 client, _ = self._server.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -84,7 +84,9 @@ class LinkCutter:
             sel.register(b, selectors.EVENT_READ, a)
             while not self._stop.is_set():
                 for key, _ in sel.select(timeout=0.5):
-                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    source = key.fileobj
+                    assert isinstance(source, socket.socket)  # only sockets are registered
+                    data = source.recv(65536)
                     if not data:
                         return
                     key.data.sendall(data)

@@ -23,19 +23,19 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from common.localnet import free_port, wait_for_port
-from common.tomlwrite import dumps as _toml
 from chot.demo import central_counts
-from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, central_environment,
-                           unit_environment)
-from testbed.officer import SimulatedOfficer
+from chot.demo.env import DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, central_environment, unit_environment
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import CutLinks
 from chot.demo.watch import DashboardWatch
+from common.localnet import free_port, wait_for_port
+from common.tomlwrite import dumps as _toml
+from testbed.officer import SimulatedOfficer
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Demo:
                 crowd = crowd[: max(1, int(frames // per_person))]
             (udir / "people.txt").write_text("".join(c.payload + "\n" for c in crowd), encoding="utf-8")
             self.screen_ports[spec.device] = free_port()
-            self.unit_configs[spec.device] = config = {
+            self.unit_configs[spec.device] = {
                 "unit": {"device_id": spec.device, "checkpoint": spec.checkpoint, "policy": spec.policy},
                 "camera": {"backend": "scripted", "source": str(udir / "people.txt"), "fps": self.fps,
                            "loop": self.duration is None, "hold_frames": 16, "gap_frames": 8,

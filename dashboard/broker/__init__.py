@@ -9,7 +9,14 @@ embedded default, `nats` the national cluster. `make_broker(config)` is the one 
 from __future__ import annotations
 
 from dashboard.broker.base import (
-    Broker, BrokerError, DeviceGrant, connect_first, mqtt_client, new_password, next_address, read_password_file,
+    Broker,
+    BrokerError,
+    DeviceGrant,
+    connect_first,
+    mqtt_client,
+    new_password,
+    next_address,
+    read_password_file,
     write_private,
 )
 from dashboard.broker.mosquitto import MosquittoBroker

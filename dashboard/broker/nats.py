@@ -137,6 +137,7 @@ def render_node_config(cfg: BrokerConfig, node: NatsNode) -> str:
     """One node's config rendered from the shipped template."""
     routes = _quoted(f"nats-route://{n.host}:{n.cluster_port}" for n in cfg.nodes if n.name != node.name)
     here = node_dir(cfg, node)
+    assert cfg.users_file is not None  # parse_config fills in the default
     try:
         return string.Template(_template_text(cfg.nats_template)).substitute(
             server_name=node.name, pid_file=here / "nats.pid", log_file=here / "nats.log",

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _REJECT_LOG_PER_MINUTE = 50
 
 
-def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datetime) -> Event:
+def parse_event(checkpoint: str, device: str, payload: bytes | bytearray, received_at: datetime) -> Event:
     """Validate an event payload (a verdict, or an officer's decision with `kind`) against the v1
     contract (protocol.events) and build the stored record."""
     fields = protocol.events.parse_event(payload)
@@ -49,7 +49,7 @@ def parse_event(checkpoint: str, device: str, payload: bytes, received_at: datet
         raise Rejected("bad_field", str(e)) from None
 
 
-def parse_status(payload: bytes) -> StatusUpdate:
+def parse_status(payload: bytes | bytearray) -> StatusUpdate:
     """Validate a status payload (online health, or the offline last will; protocol.status)."""
     return StatusUpdate(**protocol.status.parse_status(payload))
 
@@ -140,7 +140,7 @@ class Ingest(ABC):
             time.sleep(0.01)
         return False
 
-    def _parse(self, topic: str, payload: bytes, item: Item) -> None:
+    def _parse(self, topic: str, payload: bytes | bytearray, item: Item) -> None:
         parsed = topics.parse_unit_topic(topic)
         if parsed is None:
             raise Rejected("bad_topic", f"topic is not {topics.PREFIX}/<checkpoint>/<device>/event|status")
@@ -232,7 +232,7 @@ class Ingest(ABC):
                 attempt += 1
                 if attempt == 1 or attempt % 20 == 0:
                     logger.warning("store unavailable, %d messages wait (attempt %d): %s", len(batch), attempt, e)
-            except Exception:  # noqa: BLE001 - the ingest must outlive a bad moment of its store
+            except Exception:  # the ingest must outlive a bad moment of its store
                 attempt += 1
                 logger.exception("could not store a batch of %d messages (attempt %d)", len(batch), attempt)
             if self._stop.wait(min(5.0, 0.5 * attempt)):

@@ -83,7 +83,7 @@ class JetStreamIngest(Ingest):
             if self._nc is not None:
                 try:
                     asyncio.run_coroutine_threadsafe(self._nc.drain(), loop).result(timeout)
-                except Exception:  # noqa: BLE001 - closing anyway
+                except Exception:  # closing anyway
                     logger.debug("NATS drain did not finish cleanly", exc_info=True)
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
@@ -94,7 +94,7 @@ class JetStreamIngest(Ingest):
 
     # -- the NATS side (asyncio thread) --------------------------------------------------------
     async def _connect(self) -> Any:
-        import nats  # noqa: PLC0415 - the national profile only
+        import nats  # the national profile only
 
         account = self._account  # each worker its own login, with the ingest's permissions
         password = account.resolved_password()
@@ -116,8 +116,8 @@ class JetStreamIngest(Ingest):
                                   disconnected_cb=disconnected, reconnected_cb=reconnected)
 
     async def _ensure_stream(self, js: Any) -> Any:
-        from nats.js import api  # noqa: PLC0415
-        from nats.js.errors import BadRequestError, NotFoundError  # noqa: PLC0415
+        from nats.js import api
+        from nats.js.errors import BadRequestError, NotFoundError
 
         replicas = max(1, min(3, len(self.config.mqtt.nats_urls)))
         stream = api.StreamConfig(name=STREAM, subjects=SUBJECTS, retention=api.RetentionPolicy.WORK_QUEUE,
@@ -136,7 +136,7 @@ class JetStreamIngest(Ingest):
         return await js.pull_subscribe_bind(durable=CONSUMER, stream=STREAM)
 
     async def _pull_loop(self) -> None:
-        import nats.errors  # noqa: PLC0415
+        import nats.errors
 
         try:
             self._nc = await self._connect()
@@ -156,12 +156,12 @@ class JetStreamIngest(Ingest):
         self._started.set()
         logger.info("ingest reading stream %s through consumer %s", STREAM, CONSUMER)
         batch = self.config.ingest.batch_max
-        while self._accepting.is_set():
+        while self._accepting.is_set() and sub is not None:
             try:
                 # A short expiry: a lingering pull returns what came within it, keeping batches
                 # small and prompt when units send slower than a batch fills.
                 msgs = await sub.fetch(batch, timeout=FETCH_WAIT_S)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing waiting: ask again
+            except (TimeoutError, nats.errors.TimeoutError):  # nothing waiting: ask again
                 continue
             except Exception as e:  # noqa: BLE001 - a node lost: the client reconnects, we ask again
                 if self._accepting.is_set():
@@ -180,7 +180,7 @@ class JetStreamIngest(Ingest):
     async def _nak(msg: Any) -> None:
         try:
             await msg.nak(delay=2.0)
-        except Exception:  # noqa: BLE001 - redelivered after ack_wait instead
+        except Exception:  # redelivered after ack_wait instead
             logger.debug("nak failed", exc_info=True)
 
     def _take(self, msg: Any) -> None:
@@ -208,7 +208,7 @@ class JetStreamIngest(Ingest):
         for msg in msgs:
             try:
                 await msg.ack()
-            except Exception:  # noqa: BLE001 - an ack lost is a redelivery, deduplicated
+            except Exception:  # an ack lost is a redelivery, deduplicated
                 logger.debug("ack of a stream message failed", exc_info=True)
 
     def _ack(self, batch: list[Item]) -> None:
@@ -218,7 +218,7 @@ class JetStreamIngest(Ingest):
         for subject, payload in messages:
             try:
                 await self._nc.publish(subject, payload)
-            except Exception:  # noqa: BLE001 - the unit sends again and is acknowledged again
+            except Exception:  # the unit sends again and is acknowledged again
                 logger.debug("ack to a unit failed", exc_info=True)
 
     def _acknowledge_units(self, events: list[Event]) -> None:

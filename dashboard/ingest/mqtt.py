@@ -120,6 +120,10 @@ class MqttIngest(Ingest):
             retry = threading.Timer(1.0, self._subscribe, (client,))
             retry.daemon = True
             retry.start()
+            return
+        # start() returns only once the broker has granted the subscriptions: on a new session,
+        # events published between CONNACK and SUBACK would otherwise reach no one.
+        self._connected_or_refused.set()
 
     def _subscribe(self, client: mqtt.Client) -> None:
         if self.config.mqtt.protocol == "5":

@@ -25,7 +25,7 @@ def open_store(target: str, *, pool_size: int = 10) -> Store:
     """Open the configured store: a postgresql:// URL, else a SQLite file path (the embedded default)."""
     if is_postgres_url(target):
         try:
-            from dashboard.store.postgres import PostgresStore  # noqa: PLC0415 - psycopg only when asked for
+            from dashboard.store.postgres import PostgresStore  # psycopg only when asked for
         except ImportError:
             raise StoreError("a postgresql:// store needs psycopg 3 and psycopg_pool:"
                              " pip install 'chot[postgres]'") from None

@@ -17,9 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from dashboard.scope import Scope
+
 # The contract's words and field rules (results, decision kinds, ids, codes): protocol.fields.
 from protocol.fields import COUNTED, DECISION_KINDS, FOLLOWED, NAME, OUTCOMES, REASON
 from protocol.fields import ID as ID_RE
@@ -591,6 +592,10 @@ def to_ms(value: datetime) -> int:
     return int(utc(value).timestamp() * 1000)
 
 
+@overload
+def from_ms(value: int) -> datetime: ...
+@overload
+def from_ms(value: int | None) -> datetime | None: ...
 def from_ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
 

@@ -31,7 +31,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import rollup
 from dashboard.store.base import (
-    Event, StoreError, StoreUnavailable, counted_minute, to_ms,
+    Event,
+    StoreError,
+    StoreUnavailable,
+    counted_minute,
+    to_ms,
 )
 from dashboard.store.sql import SqlStore, check_events, count_inserted, warn_counter_reset
 
@@ -107,7 +111,7 @@ _SCHEMA_1 = [
     " next_update bigint, uploaded_at bigint NOT NULL, uploaded_by text)",
     "CREATE TABLE ended_sessions (sid text PRIMARY KEY, until bigint NOT NULL)",
     # Officer decisions (SQLite's schema 4): their roll-up per minute, the officers, the rosters.
-    f"CREATE TABLE decision_counts ({', '.join(f'{c} {t} NOT NULL' for c, t in zip(DECISION_KEY, _DECISION_TYPES))},"
+    f"CREATE TABLE decision_counts ({', '.join(f'{c} {t} NOT NULL' for c, t in zip(DECISION_KEY, _DECISION_TYPES, strict=True))},"
     f" count bigint NOT NULL, PRIMARY KEY ({', '.join(DECISION_KEY)}))",
     "CREATE TABLE officers (checkpoint text NOT NULL REFERENCES checkpoints (id), id text NOT NULL,"
     " name text NOT NULL, role text NOT NULL, pin text NOT NULL, updated_at bigint NOT NULL,"
@@ -148,11 +152,11 @@ class _Conn:
     def native(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run a statement written for psycopg (`%s` placeholders)."""
         with self._translated():
-            return self.raw.execute(sql, params)  # type: ignore[arg-type]
+            return self.raw.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated(), self.raw.cursor() as cur:
-            cur.executemany(_dialect(sql), rows)  # type: ignore[arg-type]
+            cur.executemany(_dialect(sql), rows)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -340,7 +344,7 @@ class PostgresStore(SqlStore):
             for column, value in zip(columns, (e.device, e.seq, e.checkpoint, to_ms(e.ts), received,
                                                counted_minute(e), e.result, e.reason, e.policy,
                                                e.trust_version, e.outcome, e.officer, e.follows_seq,
-                                               e.follows_result, e.follows_reason)):
+                                               e.follows_result, e.follows_reason), strict=True):
                 column.append(value)
             seen[e.device] = max(seen.get(e.device, 0), received)
         increments: dict[tuple[int, str, str, str], int] = {}

@@ -19,14 +19,40 @@ from typing import Any
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    AUDIT_ACTIONS, LANGUAGES, LEVELS, MAX_BUCKETS, ROLES, STATUS_COLUMNS,
-    USERNAME_RE, AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, LoginFailures,
-    OfficerRecord, ReasonCount, RosterRecord, StatusUpdate, Store, TrustRecord, UnknownCheckpoint, UnknownUser,
-    User, check_id, from_ms, minute_range, to_ms,
+    AUDIT_ACTIONS,
+    LANGUAGES,
+    LEVELS,
+    MAX_BUCKETS,
+    ROLES,
+    STATUS_COLUMNS,
+    USERNAME_RE,
+    AuditEntry,
+    Bucket,
+    Checkpoint,
+    Counts,
+    DecisionCount,
+    Device,
+    DuplicateUser,
+    Event,
+    GroupCounts,
+    InvalidRecord,
+    LoginFailures,
+    OfficerRecord,
+    ReasonCount,
+    RosterRecord,
+    StatusUpdate,
+    Store,
+    TrustRecord,
+    UnknownCheckpoint,
+    UnknownUser,
+    User,
+    check_id,
+    from_ms,
+    minute_range,
+    to_ms,
 )
 from protocol.fields import COUNTED, NAME, RESULTS
 from protocol.fields import OFFICER_ID as OFFICER_RE
-
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +161,8 @@ class SqlStore(Store):
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]), row[19],
+            row[6], from_ms(row[7]), from_ms(row[8]), row[9], row[10], row[11], row[12], row[13], row[14],
+            row[15], row[16], row[17], from_ms(row[18]), row[19],
         )
 
     def get_device(self, device_id: str) -> Device | None:
@@ -178,6 +205,7 @@ class SqlStore(Store):
         coarsest roll-ups that fit; unscoped queries not split by checkpoint read the country's."""
         conn = self._conn()
         country = scope.everything and not per_checkpoint
+        params: list[Any]
         if country:
             where, params = "1 = 1", []
         else:
@@ -285,7 +313,7 @@ class SqlStore(Store):
             " ORDER BY checkpoint, officer, outcome, reason, follows_result, follows_reason",
             [start, end, *params],
         ).fetchall()
-        return [DecisionCount(*row[:6], int(row[6])) for row in rows]
+        return [DecisionCount(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6])) for row in rows]
 
     def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
         rows = self._conn().execute(
@@ -311,7 +339,7 @@ class SqlStore(Store):
             f" WHERE {where} ORDER BY e.id DESC LIMIT ?", [*params, limit],
         ).fetchall()
         return [
-            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec), *rest)  # type: ignore[arg-type]
+            Event(d, cp, seq, from_ms(ts), res, reason, pol, tv, from_ms(rec), *rest)
             for d, cp, seq, ts, res, reason, pol, tv, rec, *rest in rows
         ]
 
@@ -383,7 +411,7 @@ class SqlStore(Store):
             f"SELECT checkpoint, id, name, role, pin, updated_at FROM officers WHERE {where} ORDER BY checkpoint, id",
             params,
         ).fetchall()
-        return [OfficerRecord(*row[:5], from_ms(row[5])) for row in rows]
+        return [OfficerRecord(row[0], row[1], row[2], row[3], row[4], from_ms(row[5])) for row in rows]
 
     def save_roster(self, checkpoint: str, version: int, raw: bytes) -> RosterRecord:
         now = to_ms(datetime.now(timezone.utc))
@@ -518,7 +546,7 @@ class SqlStore(Store):
             new_id = conn.execute(
                 "INSERT INTO audit_log (at, actor, action, target, province, detail) VALUES (?, ?, ?, ?, ?, ?)"
                 " RETURNING id", row).fetchone()[0]
-        return AuditEntry(int(new_id), from_ms(when), *row[1:])  # type: ignore[arg-type]
+        return AuditEntry(int(new_id), from_ms(when), *row[1:])
 
     def audit_log(self, scope: Scope, limit: int = 200) -> list[AuditEntry]:
         limit = max(0, min(int(limit), 5000))
@@ -532,7 +560,7 @@ class SqlStore(Store):
             f"SELECT id, at, actor, action, target, province, detail FROM audit_log WHERE {where}"
             " ORDER BY id DESC LIMIT ?", [*params, limit],
         ).fetchall()
-        return [AuditEntry(r[0], from_ms(r[1]), *r[2:]) for r in rows]  # type: ignore[arg-type]
+        return [AuditEntry(r[0], from_ms(r[1]), *r[2:]) for r in rows]
 
     # -- trust -------------------------------------------------------------------------------
     def save_trust_bundle(
@@ -556,7 +584,7 @@ class SqlStore(Store):
                 )
         except self._integrity_errors:
             raise InvalidRecord(f"trust bundle version {version} is already stored") from None
-        return TrustRecord(version, bytes(raw), issued_at, next_update, from_ms(to_ms(uploaded)),  # type: ignore[arg-type]
+        return TrustRecord(version, bytes(raw), issued_at, next_update, from_ms(to_ms(uploaded)),
                            uploaded_by)
 
     def latest_trust_bundle(self) -> TrustRecord | None:
@@ -567,4 +595,4 @@ class SqlStore(Store):
         if row is None:
             return None
         return TrustRecord(row[0], bytes(row[1]), from_ms(row[2]), from_ms(row[3]),
-                           from_ms(row[4]), row[5])  # type: ignore[arg-type]
+                           from_ms(row[4]), row[5])

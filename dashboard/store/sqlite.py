@@ -93,7 +93,7 @@ _DECISION_KEY = ("checkpoint", "minute", "officer", "outcome", "reason", "follow
 def _migration_4(db: Any) -> None:
     """Officer decisions: their fields on events (NULL for verdicts; adding nullable columns
     rewrites nothing) and a per-minute roll-up by officer, outcome, reason and followed verdict."""
-    for name, sql_type in zip(DECISION_EVENT_COLUMNS, ("TEXT", "TEXT", "INTEGER", "TEXT", "TEXT")):
+    for name, sql_type in zip(DECISION_EVENT_COLUMNS, ("TEXT", "TEXT", "INTEGER", "TEXT", "TEXT"), strict=True):
         db.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
     db.execute(
         "CREATE TABLE decision_counts (checkpoint TEXT NOT NULL, minute INTEGER NOT NULL, officer TEXT NOT NULL,"
@@ -194,7 +194,7 @@ class SqliteStore(SqlStore):
             for conn in self._all_conns:
                 try:
                     conn.close()
-                except Exception:  # noqa: BLE001 - closing from another thread may be refused
+                except Exception:  # closing from another thread may be refused
                     logger.debug("could not close a store connection", exc_info=True)
             self._all_conns.clear()
         self._local = type(self._local)()

@@ -137,7 +137,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
 
     proxies = int(app.config["CHOT_TRUSTED_PROXIES"])
     if proxies > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
 
     logger.info("dashboard web app ready")
     return app

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from math import ceil
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -25,6 +25,7 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -32,6 +33,7 @@ from flask import (
     url_for,
 )
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.web.i18n import LANGUAGES, translate
 from dashboard.web.login_throttle import ThrottlePolicy
@@ -154,7 +156,7 @@ def load_user() -> None:
     g.user = user
 
 
-def require_login() -> Response | None:
+def require_login() -> WerkzeugResponse | None:
     """before_request: deny by default everything that is not public to anonymous visitors."""
     if request.endpoint in PUBLIC_ENDPOINTS or g.get("user") is not None:
         return None
@@ -190,7 +192,7 @@ def error_response(status: int, message: str) -> Response:
     """A refusal with a readable reason: JSON for machine routes, a page otherwise."""
     g.refusal = message  # for the audit log of refusals (dashboard.web.audit)
     if wants_json():
-        resp = current_app.json.response({"error": message, "status": status})
+        resp = jsonify({"error": message, "status": status})
     else:
         resp = current_app.make_response(render_template("error.html", status=status, message=message))
     resp.status_code = status
@@ -210,7 +212,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        return wrapped  # type: ignore[return-value]
+        return cast(F, wrapped)  # functools.wraps keeps the view's name and signature
 
     return decorate
 

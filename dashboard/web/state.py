@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 from datetime import datetime, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g

@@ -13,9 +13,9 @@ from werkzeug.exceptions import HTTPException
 from dashboard.scope import Scope
 from dashboard.store import StoreUnavailable
 from dashboard.web.auth import csrf_token, error_response
-from dashboard.web.i18n import current_language, entry_words, reason_text, translate, tz_name
 from dashboard.web.data.provinces import province_label
 from dashboard.web.data.snapshots import duration_text
+from dashboard.web.i18n import current_language, entry_words, reason_text, translate, tz_name
 from dashboard.web.state import settings
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+
 import numpy as np
 
 logger = logging.getLogger(__name__)
@@ -53,5 +54,5 @@ class Camera(ABC):
     def stop(self) -> None:
         """Release the device; called by the thread that reads, safe to call twice."""
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 - an optional hook: a no-op unless the backend can interrupt
         """Ask a read() blocked in another thread to give up soon (no release here)."""

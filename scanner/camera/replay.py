@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -30,10 +31,16 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg")
 _CACHE_BYTES = 64 * 1024 * 1024
 
 
+class Stop(Protocol):
+    """What the pacer waits on (a threading.Event; tests give a clock that moves instead)."""
+
+    def wait(self, timeout: float) -> bool: ...
+
+
 class Pacer:
     """Releases one frame per 1/fps seconds; never bursts to catch up after a stall."""
 
-    def __init__(self, fps: float, stopped: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, fps: float, stopped: Stop, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / fps if fps > 0 else 0.0
         self._stopped = stopped
         self._clock = clock

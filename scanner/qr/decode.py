@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 HC1_PREFIX = "HC1:"
 CERT_PREFIXES = (HC1_PREFIX, "shc:/")  # the formats the verifier checks (verifier.formats)
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _MIN_FRAME_SIDE, _MAX_FRAME_SIDE = 16, 8192
 _CELL_HALF = 4  # texture map cell on the half-size frame: 8 camera pixels, 2-3 modules of a dense code
 _MIN_TEXTURE = 20.0  # structure-tensor energy below this is flat surface
@@ -291,7 +291,7 @@ class QrDecoder:
             return None
         crop = gray[region.y:region.y + region.h, region.x:region.x + region.w]
         side = max(region.w, region.h)
-        ladder = list(ladder or _LADDERS[tier])
+        ladder = tuple(ladder or _LADDERS[tier])
         step = 0
         while step < len(ladder):
             retry = ladder[step]
@@ -311,7 +311,7 @@ class QrDecoder:
             if found and tier != _DETECTED and not retry.whole:
                 tier = _DETECTED  # finder patterns seen: a code is there, worth the whole ladder
                 # what is left, in the whole ladder's order (the locator last)
-                ladder = ladder[:step] + [r for r in _LADDERS[_DETECTED] if r not in ladder[:step]]
+                ladder = ladder[:step] + tuple(r for r in _LADDERS[_DETECTED] if r not in ladder[:step])
         if tier != _DETECTED:
             return None
         if self.use_pyzbar and side <= _MAX_PYZBAR_SIDE:
@@ -329,7 +329,9 @@ class QrDecoder:
         binary = cv2.medianBlur(_binarised(crop, 1.0), 3)
         for pose in locate.locate(crop, binary):
             if deblurred is None:  # only once a pose is found: most crops give none
-                deblurred = cv2.filter2D(crop, -1, _KERNELS[_RETRIES[0].deblur])
+                sharpest = _RETRIES[0].deblur
+                assert sharpest is not None  # the first retry is a deblurring one
+                deblurred = cv2.filter2D(crop, -1, _KERNELS[sharpest])
             texts = locate.read_at((crop, deblurred), pose.homography, pose.size, pose.dark_mode)
             best = _best_text(texts, self.expect_prefix)
             if best is not None:

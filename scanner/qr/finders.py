@@ -44,8 +44,8 @@ def finder_patterns(binary: np.ndarray) -> list[Finder]:
         # [next, previous, first child, parent]: a square whose first child has a child
         child = links[:, 2]
         grandchild = np.where(child >= 0, links[np.maximum(child, 0), 2], -1)
-        for i in np.flatnonzero(grandchild >= 0):
-            core = grandchild[i]
+        for i in map(int, np.flatnonzero(grandchild >= 0)):
+            core = int(grandchild[i])
             outer_area, core_area = cv2.contourArea(contours[i]), cv2.contourArea(contours[core])
             inner_area = cv2.contourArea(contours[child[i]])  # the ring's inner edge, 5x5 modules
             # 7x7 modules round 3x3: an area ratio of 5.4, give or take blur and tilt
@@ -87,7 +87,7 @@ def _quad(contour: np.ndarray) -> np.ndarray | None:
     rough = rough.reshape(4, 2).astype(np.float64)
     points = _along(contour.reshape(-1, 2).astype(np.float64))
     lines = []
-    for a, b in zip(rough, np.roll(rough, -1, axis=0)):
+    for a, b in zip(rough, np.roll(rough, -1, axis=0), strict=True):
         side = b - a
         length = float(np.hypot(*side))
         if length < 4:

@@ -17,11 +17,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from scanner.qr.errors import ImageHeaderError, UnreadableImageError
 
-Data = Union[bytes, mmap.mmap]
+Data = bytes | mmap.mmap
 
 MAX_FILE_BYTES = 128 << 20  # far above any photo of a QR code; read_image loads the whole file
 _MAX_TEXT_HEADER = 64 << 10  # PNM, PFM and HDR headers are text lines; real ones are tiny
@@ -194,7 +193,7 @@ def _u16le(d: Data, at: int) -> int:
 
 def _boxes(d: Data, start: int, end: int) -> list[tuple[bytes, int, int]]:
     """ISO base media boxes in d[start:end] as (type, content start, content end)."""
-    out = []
+    out: list[tuple[bytes, int, int]] = []
     at = start
     while at + 8 <= end and len(out) < _MAX_BOXES:
         size, kind = _u32be(d, at), bytes(d[at + 4:at + 8])
@@ -272,7 +271,7 @@ def _pnm(d: Data) -> DeclaredSize:
         if b"WIDTH" not in fields or b"HEIGHT" not in fields:
             raise ImageHeaderError("a PAM header without WIDTH and HEIGHT")
         return DeclaredSize("PAM", int(fields[b"WIDTH"]), int(fields[b"HEIGHT"]))
-    numbers = []
+    numbers: list[int] = []
     at = 2
     while len(numbers) < 2:
         match = _TOKEN.match(head, at)

@@ -38,7 +38,7 @@ import zxingcpp
 
 from scanner.qr.finders import Finder, dark_mode_of, finder_patterns, runs_along
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _MATCH_PX = 4  # pixels per module where alignment patterns are matched
 _SEARCH = 2  # modules either way round the predicted place of an alignment pattern
 _MIN_MATCH = 0.5  # the best of a window's correlations: noise and data modules reach about 0.4
@@ -71,7 +71,7 @@ class Pose:
     def corners(self) -> np.ndarray:
         """The module grid's corners in pixels (TL, TR, BR, BL), 4x2."""
         n = self.size
-        grid = np.float32([[0, 0], [n, 0], [n, n], [0, n]]).reshape(-1, 1, 2)
+        grid = np.array([[0, 0], [n, 0], [n, n], [0, n]], dtype=np.float32).reshape(-1, 1, 2)
         return cv2.perspectiveTransform(grid, self.homography).reshape(-1, 2)
 
 
@@ -99,7 +99,7 @@ def square_points(corners: tuple[Finder, Finder, Finder], n: int, hidden: Finder
         return None
     to_sides = np.linalg.inv(sides)
     modules, pixels = [], []
-    for finder, (ox, oy) in zip(corners, ((0, 0), (n - 7, 0), (0, n - 7))):
+    for finder, (ox, oy) in zip(corners, ((0, 0), (n - 7, 0), (0, n - 7)), strict=True):
         if finder is hidden:
             continue
         if finder.square is None:
@@ -117,8 +117,8 @@ def square_points(corners: tuple[Finder, Finder, Finder], n: int, hidden: Finder
 
 def fit_error(homography: np.ndarray, modules: list, pixels: list) -> float:
     """The root-mean-square distance, in modules, between ``modules`` and ``pixels`` mapped back."""
-    back = cv2.perspectiveTransform(np.float64([pixels]), np.linalg.inv(homography)).reshape(-1, 2)
-    return float(np.sqrt(np.mean(np.sum((back - np.float64(modules)) ** 2, axis=1))))
+    back = cv2.perspectiveTransform(np.array([pixels], dtype=np.float64), np.linalg.inv(homography)).reshape(-1, 2)
+    return float(np.sqrt(np.mean(np.sum((back - np.array(modules, dtype=np.float64)) ** 2, axis=1))))
 
 
 def corner_triples(finders: list[Finder]) -> list[tuple[Finder, Finder, Finder]]:
@@ -286,7 +286,8 @@ def _refine(gray: np.ndarray, start: np.ndarray, version: int, dark_mode: bool,
             ring_scores.append(score)
             if score >= _MIN_MATCH:
                 modules.append((centre[0] + 0.5, centre[1] + 0.5))
-                pixels.append(tuple(cv2.perspectiveTransform(np.float64([[at]]), homography).reshape(2)))
+                x, y = cv2.perspectiveTransform(np.array([[at]], dtype=np.float64), homography).reshape(2)
+                pixels.append((float(x), float(y)))
         scores += ring_scores
         if np.mean(ring_scores) < _MIN_MATCH:
             break
@@ -329,7 +330,7 @@ def poses_of(gray: np.ndarray, corners: tuple[Finder, Finder, Finder], fits: Ite
         for version in _versions_round(_version_guess(corners), _VERSIONS_AROUND):
             n = 17 + 4 * version
             modules = [(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]
-            affine = cv2.getAffineTransform(np.float32(modules), np.float32(pixels))
+            affine = cv2.getAffineTransform(np.array(modules, dtype=np.float32), np.array(pixels, dtype=np.float32))
             starts.append((version, np.vstack([affine, [0, 0, 1]]).astype(np.float64), modules, pixels))
     return _best_poses(gray, starts, dark_mode_of(gray, corners), 0.0)
 
@@ -356,7 +357,7 @@ def _with_hidden(a: Finder, b: Finder) -> list[tuple[tuple[Finder, Finder, Finde
     """Every (top-left, top-right, bottom-left) a pair of finders could be, the third finder put
     where the pair says it is (a code is square: a quarter turn of one side gives the other)."""
     module = (a.module + b.module) / 2
-    found = []
+    found: list[tuple[tuple[Finder, Finder, Finder], Finder]] = []
     for first, second in ((a, b), (b, a)):
         p, q = complex(first.x, first.y), complex(second.x, second.y)
         middle = (p + q) / 2
@@ -365,7 +366,7 @@ def _with_hidden(a: Finder, b: Finder) -> list[tuple[tuple[Finder, Finder, Finde
         for trio, where in (((first, second, None), top), ((first, None, second), left),
                             ((None, second, first), diagonal)):
             hidden = Finder(where.real, where.imag, module)
-            found.append((tuple(hidden if f is None else f for f in trio), hidden))
+            found.append(((trio[0] or hidden, trio[1] or hidden, trio[2] or hidden), hidden))
     return found
 
 
@@ -382,7 +383,7 @@ def pair_poses(gray: np.ndarray, pair: tuple[Finder, Finder]) -> list[Pose]:
             n = 17 + 4 * version
             points = square_points(trio, n, hidden)
             homography = homography_fit(*points) if points is not None else None
-            if homography is None:
+            if points is None or homography is None:
                 continue
             corners = Pose(homography, n, False, 0.0).corners()
             if np.maximum(-corners, corners - [w, h]).max() > _OUTSIDE * max(w, h):
@@ -415,8 +416,8 @@ def straighten(gray: np.ndarray, homography: np.ndarray, n: int) -> np.ndarray:
 
 def pose_from_corners(corners: np.ndarray, n: int) -> np.ndarray:
     """The homography from module coordinates to pixels of a grid with these corners (TL, TR, BR, BL)."""
-    grid = np.float32([[0, 0], [n, 0], [n, n], [0, n]])
-    return cv2.getPerspectiveTransform(grid, np.float32(corners)).astype(np.float64)
+    grid = np.array([[0, 0], [n, 0], [n, n], [0, n]], dtype=np.float32)
+    return cv2.getPerspectiveTransform(grid, np.asarray(corners, dtype=np.float32)).astype(np.float64)
 
 
 def sample_modules(square: np.ndarray, n: int) -> np.ndarray:

@@ -53,7 +53,7 @@ class OfficerScreen:
         if self.server is None:
             raise RuntimeError("screen not started")
         host, port = self.server.server_address[:2]
-        return f"http://{url_host(host)}:{port}/"
+        return f"http://{url_host(str(host))}:{port}/"
 
     @property
     def watchers(self) -> int:

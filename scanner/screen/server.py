@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from scanner.screen.state import ScreenState
 from protocol.words import COLOURS
+from scanner.screen.state import ScreenState
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ class ScreenHandler(BaseHTTPRequestHandler):
     server: ScreenServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         logger.debug("screen: " + format, *args)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:  # stdlib name
         if self.headers.get("Host") not in self.server.allowed_hosts:
             self._send(HTTPStatus.FORBIDDEN, b"wrong host\n", "text/plain; charset=utf-8")
             return
@@ -111,7 +111,7 @@ class ScreenHandler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:  # stdlib name
         if self.headers.get("Host") not in self.server.allowed_hosts:
             self._send(HTTPStatus.FORBIDDEN, b"wrong host\n", "text/plain; charset=utf-8")
             return
@@ -164,7 +164,7 @@ class ScreenHandler(BaseHTTPRequestHandler):
         except DeskError as e:
             self._json(HTTPStatus.CONFLICT, {"ok": False, "error": e.to_json()})
             return
-        except Exception:  # noqa: BLE001 - e.g. a full disk: say so, record nothing half
+        except Exception:  # e.g. a full disk: say so, record nothing half
             logger.exception("screen: officer action %s failed", path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"ok": False, "error": {
                 "code": "not_saved", "vi": "Không lưu được quyết định: báo kỹ thuật.",

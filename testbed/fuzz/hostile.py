@@ -88,7 +88,7 @@ def hostile_claims() -> list[bytes]:
               ((0, 2**62), (-2**62, 2**63 - 1), (2**64, 2**65), (1_700_000_000, 1_600_000_000))]
     seeds.append(_claims({"ver": "1.3.0", "nam": _person(), "dob": "1980-01-01", "v": [cbor2.loads(_deep(200))]}))
     good = _claims(_vaccination())
-    seeds.append(good.replace("Nguy".encode(), b"\xff\xfe\xfd\xfc"))  # invalid UTF-8 in a text string
+    seeds.append(good.replace(b"Nguy", b"\xff\xfe\xfd\xfc"))  # invalid UTF-8 in a text string
     seeds.append(b"\xbf" * 3000 + b"\xff" * 3000)  # indefinite maps nested deep
     return seeds
 

@@ -255,9 +255,7 @@ def seed_frames() -> list[bytes]:
 def image_to_verdict(data: bytes) -> Verdict | None:
     """Bytes as an image file -> grey frame -> QR decoder -> verify (None: no code read)."""
     global _decoder
-    from scanner.qr.decode import QrDecoder, check_frame
-
-    from scanner.qr.decode import png_chunks_fit
+    from scanner.qr.decode import QrDecoder, check_frame, png_chunks_fit
     from scanner.qr.imageheader import ImageHeaderError, check_declared_size
 
     if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_chunks_fit(data):

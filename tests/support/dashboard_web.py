@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ ACCOUNTS: dict[str, tuple[str, str, Scope]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def password_hash(password: str) -> str:
     """Hash once per test session: scrypt is slow on purpose."""
     return hash_password(password)
@@ -53,7 +53,7 @@ class Seeded:
 
     def close(self) -> None:
         """Close the store and every app's pooled store (before the database is dropped)."""
-        from dashboard.web.state import close_shared_store  # noqa: PLC0415
+        from dashboard.web.state import close_shared_store
 
         for app in self.apps:
             close_shared_store(app)
@@ -92,7 +92,7 @@ def seed(target: str | Path, now: datetime = PINNED_NOW) -> Seeded:
         store.add_device(device, checkpoint)
     for username, (password, role, scope) in ACCOUNTS.items():
         store.create_user(username, password_hash(password), role, scope)
-    healthy = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, backlog=0, clock="ok",
+    healthy: dict[str, Any] = dict(software="chot 0.1.0", trust_version=7, trust_age_s=3600.0, backlog=0, clock="ok",
                    fps=14.5, temperature_c=52.3, uptime_s=7200.0)
     store.record_status("u-ic7-1", StatusUpdate("online", **healthy), now)
     store.record_status("u-ic7-2", StatusUpdate("offline"), now - timedelta(hours=1))

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from testbed.nats import NATS_SERVER, NatsCluster, NatsNodeProcess, national_broker, national_config_data
 from dashboard.config import BrokerConfig
+from testbed.nats import NATS_SERVER, NatsCluster, NatsNodeProcess, national_broker, national_config_data
 
 __all__ = ["NATS_SERVER", "NatsCluster", "NatsNodeProcess", "national_broker", "NationalCentral",
            "national_config", "national_config_data", "start_national_central", "nats_cluster_factory",
@@ -62,7 +62,7 @@ class NationalCentral:
             time.sleep(0.05)
 
     def add_device(self, device: str, checkpoint: str, district: str = "001", province: str = "01") -> Any:
-        from dashboard.devices import add_device  # noqa: PLC0415
+        from dashboard.devices import add_device
 
         before = self.reloads()
         creds = add_device(self.store, self.config, device, checkpoint, district, province)
@@ -72,7 +72,7 @@ class NationalCentral:
 
 def national_config(tmp_path: Path, **overrides: Any) -> Any:
     """A central config on a 3-node cluster under tmp_path (MQTT 3.1.1, every node listed)."""
-    from dashboard.config import parse_config  # noqa: PLC0415
+    from dashboard.config import parse_config
 
     return parse_config(national_config_data(tmp_path, **overrides))
 
@@ -80,8 +80,8 @@ def national_config(tmp_path: Path, **overrides: Any) -> Any:
 def start_national_central(tmp_path: Path, factory: Callable[[BrokerConfig], NatsCluster],
                            **overrides: Any) -> NationalCentral:
     """Render the cluster's files through dashboard.devices.init_broker, start the 3 nodes."""
-    from dashboard.devices import init_broker  # noqa: PLC0415
-    from dashboard.store import open_store  # noqa: PLC0415
+    from dashboard.devices import init_broker
+    from dashboard.store import open_store
 
     config = national_config(tmp_path, **overrides)
     store = open_store(config.database)

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.postgres import (SERVER_USER, PostgresCluster, PostgresError, database_name,
-                                         postgres_bindir)
+from testbed.postgres import SERVER_USER, PostgresCluster, PostgresError, database_name, postgres_bindir
 
 __all__ = ["SERVER_USER", "PostgresCluster", "PostgresError", "database_name", "postgres_bindir",
            "postgres_cluster", "postgres_url"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def new_target(backend: str, request: pytest.FixtureRequest, path: Path) -> str:
     (dropped when the test ends)."""
     if backend == "sqlite":
         return str(path)
-    from tests.support.postgres import database_name  # noqa: PLC0415
+    from tests.support.postgres import database_name
 
     cluster = request.getfixturevalue("postgres_cluster")
     url = cluster.create_database(template=migrated_template(cluster))
@@ -41,13 +42,13 @@ def store_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     yield new_target(backend, request, tmp_path / "chot.db")
 
 
-def migrated_template(cluster: object) -> str:
+def migrated_template(cluster: Any) -> str:
     """A database holding the current schema, made once per cluster: copies of it start ready."""
     name = getattr(cluster, "chot_template", None)
     if name is None:
-        from dashboard.store import open_store  # noqa: PLC0415
+        from dashboard.store import open_store
 
         name = "chot_template"
-        open_store(cluster.create_database(name)).close()  # type: ignore[attr-defined]
-        cluster.chot_template = name  # type: ignore[attr-defined]
+        open_store(cluster.create_database(name)).close()
+        cluster.chot_template = name
     return str(name)

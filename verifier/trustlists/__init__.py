@@ -43,7 +43,7 @@ def detect_format(path: Path) -> str:
         head = handle.read(4096)
     for module in (dsclist, austria, gateway):
         if module.looks_like(head):
-            return module.FORMAT
+            return str(module.FORMAT)
     raise TrustListFormatError(f"{path.name}: not a trust list format chot reads ({', '.join(FORMATS)})")
 
 

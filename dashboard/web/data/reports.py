@@ -15,10 +15,10 @@ from dashboard.completeness import assess
 from dashboard.scope import Scope
 from dashboard.store import Counts, Store
 from dashboard.web.data.completeness_text import completeness_dict
-from dashboard.web.i18n import entry_words, reason_text, translate, tz_name
 from dashboard.web.data.provinces import province_label
 from dashboard.web.data.snapshots import Period, WebSettings, day_period, device_dict, local_today
 from dashboard.web.data.spreadsheet import Sheet
+from dashboard.web.i18n import entry_words, reason_text, translate, tz_name
 
 MAX_REPORT_DAYS = 31
 

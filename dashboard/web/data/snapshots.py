@@ -19,12 +19,19 @@ from dashboard.scope import Scope
 from dashboard.store import Counts, Device, GroupCounts, Store
 from dashboard.web.data import comparisons
 from dashboard.web.data.completeness_text import completeness_dict
-from dashboard.web.i18n import MESSAGES, reason_text, translate
 from dashboard.web.data.periods import (  # noqa: F401 - pages and the API read them from here too
-    DEFAULT_OFFLINE_ALARM_S, MAX_PERIOD_DAYS, Period, PeriodError, WebSettings, bucket_for, day_period, local_today,
+    DEFAULT_OFFLINE_ALARM_S,
+    MAX_PERIOD_DAYS,
+    Period,
+    PeriodError,
+    WebSettings,
+    bucket_for,
+    day_period,
+    local_today,
     parse_period,
 )
 from dashboard.web.data.provinces import province_label
+from dashboard.web.i18n import MESSAGES, reason_text, translate
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from dashboard.web.i18n import translate
 from dashboard.web.data.province_positions import POSITIONS
 from dashboard.web.data.provinces import PROVINCES
+from dashboard.web.i18n import translate
 
 CELL_LON = 0.55  # degrees of longitude per grid column
 CELL_LAT = 0.5  # degrees of latitude per grid row
@@ -209,7 +209,7 @@ def _legend(mode: str, top: int) -> str:
     caption = ""
     if mode == "pass":
         bounds = ["< 60%", "60–75%", "75–85%", "85–95%", "≥ 95%"]
-        colours = PASS_COLOURS
+        colours: tuple[str, ...] = PASS_COLOURS
     elif mode == "missing":
         bounds = ["< 10%", "10–25%", "25–50%", "50–75%", "≥ 75%", translate("map_no_data")]
         colours = (*MISSING_COLOURS, NO_DATA)
@@ -223,7 +223,7 @@ def _legend(mode: str, top: int) -> str:
     nodata = ' class="nodata"'
     keys = "".join(f'<span class="key"><svg width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
                    f'fill="{c}"{nodata if c == NO_DATA else ""}/></svg> {escape(b)}</span>'
-                   for c, b in zip(colours, bounds))
+                   for c, b in zip(colours, bounds, strict=True))
     return f'<p class="map-legend" data-test-id="map-legend">{caption}{keys}</p>'
 
 

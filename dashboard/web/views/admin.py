@@ -21,10 +21,10 @@ from dashboard.scope import Scope, ScopeError
 from dashboard.store import LANGUAGES, ROLES, StoreError, UnknownUser
 from dashboard.web import audit as audit_log
 from dashboard.web import province_admin as pa
-from dashboard.web.data import snapshots
 from dashboard.web.auth import MIN_PASSWORD_LENGTH, error_response, hash_password, roles_required
-from dashboard.web.i18n import translate
+from dashboard.web.data import snapshots
 from dashboard.web.data.provinces import province_label
+from dashboard.web.i18n import translate
 from dashboard.web.state import get_store, now, user_scope
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from dashboard.web.data import snapshots
 from dashboard.web.auth import error_response, roles_required
+from dashboard.web.data import snapshots
 from dashboard.web.i18n import current_language, translate
 from dashboard.web.state import get_store, now, settings, user_scope
 from dashboard.web.templating import scope_words
@@ -88,8 +88,8 @@ def users() -> Any:
 @roles_required("admin", "province_admin")
 def audit() -> Any:
     """The audit log in the admin's scope (`province=<code>` narrows it; others are refused)."""
-    from dashboard.web.views.admin import audit_entries
     from dashboard.web.province_admin import Overreach
+    from dashboard.web.views.admin import audit_entries
 
     try:
         entries = audit_entries()

@@ -13,12 +13,12 @@ from typing import Any
 from flask import Blueprint, Response, g, render_template, request
 
 from dashboard.web import audit
-from dashboard.web.data import reports, snapshots
 from dashboard.web.auth import error_response
-from dashboard.web.i18n import translate
-from dashboard.web.province_admin import province_of_user_scope
+from dashboard.web.data import reports, snapshots
 from dashboard.web.data.provinces import province_label
 from dashboard.web.data.spreadsheet import Sheet, csv_bytes, xlsx_bytes
+from dashboard.web.i18n import translate
+from dashboard.web.province_admin import province_of_user_scope
 from dashboard.web.state import get_store, now, settings, user_scope
 from dashboard.web.views.pages import devices_context, overview_context
 

@@ -14,8 +14,8 @@ from flask import Blueprint, abort, g, render_template, request, url_for
 from markupsafe import Markup
 
 from dashboard.scope import Scope
-from dashboard.web.data import snapshots, tilemap
 from dashboard.web.auth import error_response, roles_required
+from dashboard.web.data import snapshots, tilemap
 from dashboard.web.data.charts import ChartBar, timeseries_svg
 from dashboard.web.i18n import translate
 from dashboard.web.state import get_store, now, settings, user_scope

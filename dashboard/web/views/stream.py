@@ -19,12 +19,17 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, render_template, request, stream_with_context
 
 from dashboard.store import StoreUnavailable
-from dashboard.web.data import snapshots
 from dashboard.web.auth import error_response, roles_required
+from dashboard.web.data import snapshots
 from dashboard.web.i18n import current_language, translate
 from dashboard.web.state import get_store, user_scope
-from dashboard.web.views.pages import (LIVE_PARTIALS, checkpoint_context, checkpoint_context_or_abort, devices_context,
-                                 overview_context)
+from dashboard.web.views.pages import (
+    LIVE_PARTIALS,
+    checkpoint_context,
+    checkpoint_context_or_abort,
+    devices_context,
+    overview_context,
+)
 
 logger = logging.getLogger(__name__)
 
