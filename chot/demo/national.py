@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from chot.demo.env import STORE_URL, central_environment
 from chot.demo.run import DEMO_OFFLINE_AFTER_S, Demo
+from chot.demo.supervise import POLICIES, RestartPolicy
 from chot.localservices.nats import NatsCluster, NatsNodeProcess, national_broker
 from chot.localservices.nginx import nginx_argv, nginx_conf
 from chot.localservices.postgres import PostgresCluster
@@ -82,6 +83,18 @@ class NationalDemo(Demo):
     def _start_broker(self) -> None:
         self.cluster = NatsCluster(self.central.broker, env=central_environment("nats", os.environ, self.secrets))
         self.cluster.start(timeout=120)
+        for node in self.cluster.nodes:
+            # A node the demo stops itself has no process (proc None): only a death is restarted.
+            self.supervisor.watch(f"broker node {node.name}", POLICIES["nats-node"], _exit_code(node), node.start)
+
+    def _policy(self, name: str) -> RestartPolicy:
+        if name.startswith("ingest-"):
+            return POLICIES["ingest-worker"]
+        if name.startswith("dashboard-"):
+            return POLICIES["web-process"]
+        if name == "nginx":
+            return POLICIES["nginx"]
+        return super()._policy(name)
 
     def _start_central_services(self) -> None:
         central = self._central_command()
@@ -151,6 +164,11 @@ class NationalDemo(Demo):
                     node.stop()
             if self.postgres is not None:
                 self.postgres.stop()
+
+
+def _exit_code(node: NatsNodeProcess) -> Callable[[], int | None]:
+    """The node's exit code once it died, None while it runs or was stopped on purpose."""
+    return lambda: node.proc.poll() if node.proc is not None else None
 
 
 def _port_apart(taken: set[int], preferred: int | None = None) -> int:

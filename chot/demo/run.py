@@ -35,6 +35,7 @@ from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, cent
 from chot.demo.officer import SimulatedOfficer
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import CutLinks
+from chot.demo.supervise import POLICIES, RestartPolicy, Supervisor
 from chot.demo.watch import DashboardWatch
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ class Demo:
         self.passwords: dict[str, str] = {}
         self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self._stopping = threading.Event()
+        self._started = time.monotonic()
+        self.supervisor = Supervisor(self.say)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -270,7 +273,23 @@ class Demo:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
+        # Supervised from its first start on, as its systemd unit would be.
+        self.supervisor.watch(name, self._policy(name), proc.poll, lambda: self._respawn(name, argv, env))
         return proc
+
+    def _respawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        """Start a dead child again with the same command and environment (its data stays)."""
+        log = open(self.workdir / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+        self.procs[name] = proc
+        self.supervisor.children[name].exit_code = proc.poll
+
+    def _policy(self, name: str) -> RestartPolicy:
+        """The restart policy of the unit that runs this child in the shipped layout."""
+        if name in ("mosquitto", "ingest", "dashboard"):
+            return POLICIES[name]
+        return POLICIES["unit"]  # the scanner units, named by device
 
     def _chot(self) -> list[str]:
         return [sys.executable, "-m", "chot"]
@@ -404,7 +423,7 @@ class Demo:
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> Reconciliation:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         cut_at, restore_at = self._outage_window()
         next_report = started + 10
         watch = DashboardWatch(self.web_port, "admin", self.passwords["admin"])
@@ -424,9 +443,7 @@ class Demo:
                 if self.link is not None and not self.link.up and not alarm_seen:
                     alarm_seen = self._report_alarm(watch, elapsed)
                 self._faults(elapsed)
-                for name, proc in self.procs.items():
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with code {proc.returncode}: see {self.workdir / 'logs' / (name + '.log')}")
+                self.supervisor.tick(f"[{elapsed:5.0f}s] ")  # restarts the dead; raises if one keeps failing
                 if time.monotonic() >= next_report:
                     self.say(f"[{elapsed:5.0f}s] {self._progress()}")
                     next_report += 10
@@ -490,7 +507,9 @@ class Demo:
             officer.stop()  # no new decisions while the backlogs drain
         deadline = time.monotonic() + (drain_timeout if self.duration is not None else 0)
         while time.monotonic() < deadline and not self._drained():
+            self.supervisor.tick(f"[{time.monotonic() - self._started:5.0f}s] ")  # a worker may die while draining
             time.sleep(0.5)
+        self.supervisor.children.clear()  # from here on children are stopped on purpose
         for spec in UNITS:
             self._terminate(spec.device)
         time.sleep(1.0)  # the ingest commits its last batch
@@ -568,6 +587,7 @@ class Demo:
 
     def shutdown(self) -> None:
         """Stop every process we started, newest first; none is left behind."""
+        self.supervisor.children.clear()
         for name in reversed(list(self.procs)):
             self._terminate(name)
         if self.link is not None:
