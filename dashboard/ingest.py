@@ -42,7 +42,10 @@ logger = logging.getLogger(__name__)
 EVENT_FIELDS = frozenset({"seq", "ts", "result", "reason", "policy", "trust_version"})
 DECISION_EVENT_FIELDS = frozenset({"seq", "ts", *DECISION_FIELDS})
 STATUS_FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
-                           "fps", "temperature_c", "uptime_s", "ts", "broker"})
+                           "fps", "temperature_c", "uptime_s", "ts", "broker", "pins"})
+PIN_FIELDS = frozenset({"wrong_hour", "wrong_total", "lockouts", "locked", "officers"})
+PIN_IDS_MAX = 10
+_OFFICER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # verifier.roster's staff ids
 STATES = ("online", "offline")
 CLOCK_STATES = ("ok", "behind_bundle", "behind_last_seen")
 MAX_PAYLOAD = 2048
@@ -162,12 +165,37 @@ def parse_status(payload: bytes) -> StatusUpdate:
     clock = data.get("clock")
     if clock is not None and clock not in CLOCK_STATES:
         raise Rejected("bad_field", f"status clock must be one of {', '.join(CLOCK_STATES)}")
+    pins = _pins(data.get("pins"))
     return StatusUpdate(
         state=state, software=software, trust_version=_number(data, "trust_version", int),
         trust_age_s=_number(data, "trust_age_s", float), backlog=_number(data, "backlog", int),
         clock=clock, fps=_number(data, "fps", float), temperature_c=_number(data, "temperature_c", float),
-        uptime_s=_number(data, "uptime_s", float), broker=node,
+        uptime_s=_number(data, "uptime_s", float), broker=node, **pins,
     )
+
+
+def _pins(value: Any) -> dict[str, Any]:
+    """The status's `pins` (wrong PINs and lock-outs at the unit) as StatusUpdate fields: counts
+    and staff ids only; anything else in it refuses the status."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not set(value) <= PIN_FIELDS:
+        raise Rejected("bad_field", f"status pins must be an object of {', '.join(sorted(PIN_FIELDS))}")
+    counts = {}
+    for name in ("wrong_hour", "wrong_total", "lockouts"):
+        n = _number(value, name, int)
+        if n is not None and not 0 <= n <= 10**9:
+            raise Rejected("bad_field", f"status pins.{name} must be a count")
+        counts[name] = n
+    locked = value.get("locked")
+    if locked is not None and not isinstance(locked, bool):
+        raise Rejected("bad_field", "status pins.locked must be true or false")
+    ids = value.get("officers", [])
+    if (not isinstance(ids, list) or len(ids) > PIN_IDS_MAX
+            or not all(isinstance(i, str) and _OFFICER_ID_RE.match(i) for i in ids)):
+        raise Rejected("bad_field", f"status pins.officers must list at most {PIN_IDS_MAX} staff ids")
+    return {"pin_wrong_hour": counts["wrong_hour"], "pin_wrong_total": counts["wrong_total"],
+            "pin_lockouts": counts["lockouts"], "pin_locked": locked, "pin_officers": ",".join(ids) if ids else None}
 
 
 @dataclass

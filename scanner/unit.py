@@ -337,7 +337,8 @@ class Unit:
         return collect(now=now, started_monotonic=self.started_at, trust_version=getattr(bundle, "version", None),
                        trust_issued_at=issued, backlog=self.outbox.backlog(),
                        clock=self.clock.check(now, issued).reason,
-                       fps=self.capture.fps if self.capture is not None else None)
+                       fps=self.capture.fps if self.capture is not None else None,
+                       pins=self.desk.pin_report() if self.desk is not None else None)
 
     def screen_status(self, now: datetime) -> dict[str, Any]:
         """The status lines of the officer screen."""
