@@ -83,12 +83,19 @@ def test_a_killed_child_is_restarted_after_restart_sec_and_the_restart_is_said()
             p.wait(5)
 
 
-def test_a_clean_exit_or_a_start_limit_ends_the_run() -> None:
-    clock = Clock()
-    sup = Supervisor(lambda _: None, clock)
-    sup.watch("web", RestartPolicy("x", 2), lambda: 0, lambda: None)
-    with pytest.raises(ChildFailed, match="does not restart it"):
+def test_a_clean_stop_is_left_stopped_and_said() -> None:
+    said: list[str] = []
+    sup = Supervisor(said.append, Clock())
+    restarts: list[int] = []
+    sup.watch("web", RestartPolicy("x", 2), lambda: -15, lambda: restarts.append(1))
+    for _ in range(3):
         sup.tick()
+    assert restarts == [] and sup.stopped == [("web", "killed by SIGTERM")] and "web" not in sup.children
+    assert len(said) == 1 and "a clean stop, which its unit does not restart" in said[0]
+
+
+def test_a_start_limit_ends_the_run() -> None:
+    clock = Clock()
 
     sup = Supervisor(lambda _: None, clock)
     sup.watch("node", RestartPolicy("x", 1, burst=3, interval_s=10), lambda: -9, lambda: None)

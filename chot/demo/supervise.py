@@ -69,7 +69,7 @@ def restartable(returncode: int) -> bool:
 
 
 class ChildFailed(RuntimeError):
-    """A child ended in a way its unit would not restart, or hit its start limit."""
+    """A child keeps failing: it hit its unit's start limit."""
 
 
 @dataclass
@@ -92,6 +92,7 @@ class Supervisor:
         self.clock = clock
         self.children: dict[str, _Watched] = {}
         self.restarted: list[tuple[str, str]] = []  # (name, cause), in order
+        self.stopped: list[tuple[str, str]] = []  # cleanly stopped, left so (name, cause)
 
     def watch(self, name: str, policy: RestartPolicy, exit_code: Callable[[], int | None],
               restart: Callable[[], None]) -> None:
@@ -105,7 +106,8 @@ class Supervisor:
 
     def tick(self, label: str = "") -> None:
         """Notice deaths, schedule restarts after RestartSec, make the restarts that are due.
-        Raises ChildFailed for a clean exit (on-failure does not restart it) or a start limit hit."""
+        A clean stop (exit 0, SIGTERM, SIGINT, SIGHUP, SIGPIPE) is left stopped, as on-failure
+        does; raises ChildFailed when a child hits its start limit."""
         now = self.clock()
         for child in list(self.children.values()):
             if child.due is None:
@@ -114,7 +116,12 @@ class Supervisor:
                     continue
                 child.cause = death_cause(code)
                 if not restartable(code):
-                    raise ChildFailed(f"{child.name} {child.cause}; its unit ({child.policy.unit}) does not restart it")
+                    # Restart=on-failure leaves a clean stop stopped; so does the demo, and goes on.
+                    self.say(f"{label}{child.name} {child.cause}: a clean stop, which its unit does not restart"
+                             f" ({child.policy.unit}); the run goes on without it")
+                    self.stopped.append((child.name, child.cause))
+                    del self.children[child.name]
+                    continue
                 child.due = now + child.policy.restart_sec
                 self.say(f"{label}{child.name} {child.cause}: restarting it in {child.policy.restart_sec:g} s"
                          f" ({child.policy.describe()})")
