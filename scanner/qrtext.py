@@ -11,7 +11,7 @@ data: never logged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class QrText(str):
@@ -19,13 +19,13 @@ class QrText(str):
 
     raw: bytes
 
-    def __new__(cls, text: str, raw: bytes | None = None) -> QrText:
+    def __new__(cls, text: str, raw: bytes | None = None) -> Self:
         self = super().__new__(cls, text)
         self.raw = text.encode("utf-8") if raw is None else bytes(raw)
         return self
 
     @classmethod
-    def of(cls, barcode: Any) -> QrText:
+    def of(cls, barcode: Any) -> Self:
         """From a zxing-cpp result: its text and its content bytes (ECI and mode as in the code)."""
         return cls(barcode.text, barcode.bytes)
 

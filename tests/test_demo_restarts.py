@@ -6,17 +6,29 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from common.localnet import free_port
-from tests.test_demo_national import children, role, workdir  # noqa: F401 - workdir is a fixture
+from tests.test_demo_national import children, role
 
 pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A folder PostgreSQL's server user can reach (pytest's 0700 tmp_path is not)."""
+    root = Path(tempfile.mkdtemp(prefix="chot-restarts-"))
+    os.chmod(root, 0o755)
+    yield root / "demo"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_and_kill(workdir: Path, extra: list[str], duration: int, victims: list[str],
@@ -51,13 +63,13 @@ def run_and_kill(workdir: Path, extra: list[str], duration: int, victims: list[s
     assert rec["exact"] and rec["delivered"] and rec["duplicates"] == 0, rec
     assert all(sum(by_result.values()) > 0 for by_result in rec["produced"].values()), rec["produced"]
     # Nothing outlived the demo, restarted children included.
-    leftover = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True, check=False)
     assert leftover.stdout.strip() == "", leftover.stdout
     return out, killed
 
 
 @pytest.mark.timeout(200)
-def test_the_embedded_demo_restarts_a_killed_ingest_and_reconciles(workdir: Path) -> None:  # noqa: F811
+def test_the_embedded_demo_restarts_a_killed_ingest_and_reconciles(workdir: Path) -> None:
     out, _ = run_and_kill(workdir, [], 30, ["ingest"], timeout=150)
     assert "ingest killed by SIGKILL: restarting it in 3 s (chot-ingest.service: Restart=on-failure" in out, out[-3000:]
     assert "ingest restarted (restart 1, after it killed by SIGKILL)" in out, out[-3000:]
@@ -66,7 +78,7 @@ def test_the_embedded_demo_restarts_a_killed_ingest_and_reconciles(workdir: Path
 
 @pytest.mark.cluster
 @pytest.mark.timeout(300)
-def test_the_national_demo_restarts_a_killed_worker_web_process_and_broker_node(workdir: Path) -> None:  # noqa: F811
+def test_the_national_demo_restarts_a_killed_worker_web_process_and_broker_node(workdir: Path) -> None:
     out, _ = run_and_kill(workdir, ["--national"], 40, ["ingest", "web", "nats"], timeout=240)
     for name, unit in ((r"ingest-\d", r"3 s \(national/chot-ingest@\.service"),
                        (r"dashboard-\d", r"2 s \(national/chot-dashboard@\.service"),

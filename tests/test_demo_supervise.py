@@ -5,11 +5,20 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from chot.demo.supervise import (DEFAULT_BURST, DEFAULT_INTERVAL_S, POLICIES, ChildFailed, RestartPolicy,
-                                 Supervisor, death_cause, restartable)
+from chot.demo.supervise import (
+    DEFAULT_BURST,
+    DEFAULT_INTERVAL_S,
+    POLICIES,
+    ChildFailed,
+    RestartPolicy,
+    Supervisor,
+    death_cause,
+    restartable,
+)
 from tests.test_firmware_config import FW, unit_directives
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,7 +35,7 @@ def test_each_policy_mirrors_its_shipped_unit(kind: str) -> None:
 
 
 def test_systemd_defaults_are_the_ones_this_machine_documents() -> None:
-    text = open("/etc/systemd/system.conf", encoding="utf-8").read()
+    text = Path("/etc/systemd/system.conf").read_text(encoding="utf-8")
     assert f"#DefaultStartLimitBurst={DEFAULT_BURST}" in text
     assert f"#DefaultStartLimitIntervalSec={DEFAULT_INTERVAL_S:g}s" in text
 

@@ -23,7 +23,13 @@ from dashboard.scope import Scope
 from scanner import health
 from scanner.config import MqttConfig
 from scanner.mqtt import MqttLink
-from scanner.officers import FAILURES_BEFORE_LOCK, PIN_WINDOW_S, DeskError, OfficerDesk, RosterKeeper
+from scanner.officers import (
+    FAILURES_BEFORE_LOCK,
+    PIN_WINDOW_S,
+    DeskError,
+    OfficerDesk,
+    RosterKeeper,
+)
 from scanner.outbox import Outbox
 from tests.support.central import Central, central, wait_until  # noqa: F401 - central is a fixture
 from tests.support.dashboard_web import login, password_hash
@@ -31,7 +37,7 @@ from tests.support.officers import officer, public_pem, roster_key, signed_roste
 from verifier.decisions import DecisionRules
 
 pytestmark = pytest.mark.timeout(120)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CP, DEVICE = "IC7", "ic7-lane1"
 WRONG_PIN = "739164"  # typed by the attacker: must appear nowhere but the request
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 # systemd's DefaultStartLimitBurst / DefaultStartLimitIntervalSec (system.conf), for units without their own.
 DEFAULT_BURST = 5
