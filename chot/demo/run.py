@@ -415,6 +415,7 @@ class Demo:
             self.say(f"  Officer at {spec.device:<14} {name} ({officer_id}), PIN {self.pins[spec.device]}"
                      " (a simulated officer signs in and decides)")
         self.say(f"  {self._central_line()}; logs in {self.workdir / 'logs'}")
+        self.say("  A process that dies is started again as its systemd unit would (try: kill -9 PID; see the logs).")
         self.say("  Ctrl-C stops everything." if self.duration is None else f"  Ends by itself after {self.duration:.0f} s.")
         self.say("")
 
