@@ -174,6 +174,13 @@ def test_wrong_pins_reach_the_devices_page_and_raise_the_alarm(central: Central,
         alarm = next(a for a in api if a["kind"] == "wrong_pins")
         assert (alarm["device"], alarm["wrong_hour"], alarm["officers"]) == (DEVICE, 6, ["CA-0142", "YT-0007"])
 
+        # The monitoring scrape carries the counts too (no ids there).
+        metrics_app = app_for(central, tmp_path, now, threshold=5)
+        metrics_app.config["CHOT_METRICS_TOKEN"] = "scrape-token"
+        scrape = metrics_app.test_client().get("/metrics", headers={"Authorization": "Bearer scrape-token"})
+        assert scrape.status_code == 200
+        assert 'chot_device_wrong_pins_hour{device="ic7-lane1",checkpoint="IC7"} 6' in scrape.get_data(as_text=True)
+
         # Another province's supervisor sees neither the unit nor its alarm.
         other = app_for(central, tmp_path, now, threshold=5).test_client()
         assert login(other, "sup_hn", "ha-noi-password").status_code == 302
