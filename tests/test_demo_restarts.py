@@ -69,10 +69,13 @@ def run_and_kill(workdir: Path, extra: list[str], duration: int, victims: list[s
 
 
 @pytest.mark.timeout(200)
-def test_the_embedded_demo_restarts_a_killed_ingest_and_reconciles(workdir: Path) -> None:
-    out, _ = run_and_kill(workdir, [], 30, ["ingest"], timeout=150)
+def test_the_embedded_demo_restarts_a_killed_ingest_and_unit_and_reconciles(workdir: Path) -> None:
+    out, _ = run_and_kill(workdir, [], 30, ["ingest", "unit"], timeout=150)
     assert "ingest killed by SIGKILL: restarting it in 3 s (chot-ingest.service: Restart=on-failure" in out, out[-3000:]
     assert "ingest restarted (restart 1, after it killed by SIGKILL)" in out, out[-3000:]
+    # The unit's outbox and sequence survive its restart: the reconciliation above covers both runs.
+    assert len(re.findall(r"\] [a-z0-9-]+ killed by SIGKILL: restarting it in 5 s \(chot-scanner\.service", out)) == 1, out[-3000:]
+    assert len(re.findall(r"\] [a-z0-9-]+ restarted \(restart 1, after it killed by SIGKILL\)", out)) == 2, out[-3000:]
     assert "Error" not in out
 
 
