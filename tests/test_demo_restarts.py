@@ -62,9 +62,13 @@ def run_and_kill(workdir: Path, extra: list[str], duration: int, victims: list[s
     rec = json.loads(out.strip().splitlines()[-1])
     assert rec["exact"] and rec["delivered"] and rec["duplicates"] == 0, rec
     assert all(sum(by_result.values()) > 0 for by_result in rec["produced"].values()), rec["produced"]
-    # Nothing outlived the demo, restarted children included.
+    # Nothing outlived the demo, restarted children included, nor anything of a killed child's
+    # group (nginx's workers outlive a SIGKILLed master and keep its port).
     leftover = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True, check=False)
     assert leftover.stdout.strip() == "", leftover.stdout
+    for victim, pid in killed.items():
+        group = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True, check=False)
+        assert group.stdout.strip() == "", (victim, group.stdout)
     return out, killed
 
 
@@ -81,11 +85,12 @@ def test_the_embedded_demo_restarts_a_killed_ingest_and_unit_and_reconciles(work
 
 @pytest.mark.cluster
 @pytest.mark.timeout(300)
-def test_the_national_demo_restarts_a_killed_worker_web_process_and_broker_node(workdir: Path) -> None:
-    out, _ = run_and_kill(workdir, ["--national"], 40, ["ingest", "web", "nats"], timeout=240)
+def test_the_national_demo_restarts_a_killed_worker_web_process_broker_node_and_nginx(workdir: Path) -> None:
+    out, _ = run_and_kill(workdir, ["--national"], 40, ["ingest", "web", "nats", "nginx"], timeout=240)
     for name, unit in ((r"ingest-\d", r"3 s \(national/chot-ingest@\.service"),
                        (r"dashboard-\d", r"2 s \(national/chot-dashboard@\.service"),
-                       (r"broker node n\d", r"2 s \(national/chot-nats@\.service")):
+                       (r"broker node n\d", r"2 s \(national/chot-nats@\.service"),
+                       (r"nginx", r"2 s \(national/chot-dashboard@\.service")):
         assert len(re.findall(rf"\] {name} killed by SIGKILL: restarting it in {unit}", out)) == 1, out[-3000:]
         assert len(re.findall(rf"\] {name} restarted \(restart 1, after it killed by SIGKILL\)", out)) == 1, out[-3000:]
     # The demo's own node stop and start still happened, on top of the kill.

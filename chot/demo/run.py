@@ -278,7 +278,15 @@ class Demo:
         return proc
 
     def _respawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        """Start a dead child again with the same command and environment (its data stays)."""
+        """Start a dead child again with the same command and environment (its data stays).
+        What the dead one left in its process group goes first, as systemd empties a unit's
+        cgroup: nginx's workers outlive a SIGKILLed master and would keep its port."""
+        old = self.procs.get(name)
+        if old is not None:
+            try:
+                os.killpg(old.pid, signal.SIGKILL)  # its own session and group (start_new_session)
+            except (ProcessLookupError, PermissionError):
+                pass  # nothing left of it
         log = open(self.workdir / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
