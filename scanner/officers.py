@@ -1,6 +1,6 @@
 """Officers on the unit: the signed roster, PIN sign-in and the decisions they record.
 
-`RosterKeeper` holds the checkpoint's roster (verifier.roster): only a correctly signed, newer
+`RosterKeeper` holds the checkpoint's roster (protocol.roster): only a correctly signed, newer
 roster for this checkpoint replaces the one held, which is kept on disk (it holds PIN hashes,
 never PINs) and checked again whenever the trust bundle, and so the list of roster keys, changes.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from scanner.outbox import atomic_write
 from verifier.decisions import DecisionError, DecisionRules
-from verifier.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
+from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pytest
 from dashboard.completeness import as_dict, assess
 from dashboard.scope import Scope
 from dashboard.store import Device, Event, SqliteStore, StatusUpdate, open_store
-from dashboard.web.completeness_text import describe
+from dashboard.web.data.completeness_text import describe
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 25, 7, 5, tzinfo=timezone.utc)  # 14:05 in Hà Nội

@@ -18,8 +18,8 @@ import pytest
 
 from dashboard.scope import Scope
 from dashboard.web import create_app
-from dashboard.web.provinces import PROVINCES
-from dashboard.web.tilemap import MISSING_COLOURS, NO_DATA, map_svg
+from dashboard.web.data.provinces import PROVINCES
+from dashboard.web.data.tilemap import MISSING_COLOURS, NO_DATA, map_svg
 from tests.support.central import Central
 from tests.support.dashboard_web import ACCOUNTS, Seeded, login, make_app, page_token, password_hash
 from tests.support.dashboard_web import seeded  # noqa: F401 - fixture

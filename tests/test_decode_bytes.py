@@ -7,8 +7,6 @@ plus the FNC1 mode indicator for GS1 (tests/support/qrcodes.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import cv2
@@ -18,23 +16,13 @@ import segno
 import zxingcpp
 from pyzbar import pyzbar
 
-from scanner.decode import QrDecoder, read_gray
-from scanner.qrtext import QrText, raw_bytes
+from scanner.qr.decode import QrDecoder, read_gray
+from scanner.qr.qrtext import QrText, raw_bytes
+from testbed import decode_sets, decoders
 from tests.support.qrcodes import gs1_qr, render
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "qr-photos"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_decode_bytes", ROOT / "bench" / "decode.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 def segno_image(content: str | bytes, **kw: object) -> np.ndarray:
@@ -69,9 +57,9 @@ def test_a_byte_payload_that_is_no_utf8_comes_out_with_its_exact_bytes(payload: 
         reads = stage_reads(image)
         assert reads and all(isinstance(r, QrText) and r.raw == payload for r in reads), [raw_bytes(r) for r in reads]
     # pyzbar reads the same code (as zbar's UTF-8 of its guess): the bench counts both by bytes.
-    sample = bench.Sample("bytes", segno_image(payload), raw=payload)
-    assert sample.matches(bench.DECODERS["pyzbar"]()(sample.gray, True))
-    assert sample.matches(bench.DECODERS["chot"]()(sample.gray, True))
+    sample = decode_sets.Sample("bytes", segno_image(payload), raw=payload)
+    assert sample.matches(decoders.DECODERS["pyzbar"]()(sample.gray, True))
+    assert sample.matches(decoders.DECODERS["chot"]()(sample.gray, True))
 
 
 # -- ECI ---------------------------------------------------------------------------------------
@@ -84,8 +72,8 @@ def test_eci_codes_give_their_text_and_the_bytes_in_their_character_set(text: st
     image = segno_image(text, encoding=encoding, eci=True)
     for read in stage_reads(image):
         assert read == text and read.raw == text.encode(encoding)
-    assert bench.Sample("eci", image, raw=text.encode(encoding)).matches(bench.DECODERS["chot"]()(image, True))
-    assert bench.Sample("eci", image, text=text).matches(bench.DECODERS["chot"]()(image, True))
+    assert decode_sets.Sample("eci", image, raw=text.encode(encoding)).matches(decoders.DECODERS["chot"]()(image, True))
+    assert decode_sets.Sample("eci", image, text=text).matches(decoders.DECODERS["chot"]()(image, True))
 
 
 def test_shift_jis_byte_mode_without_eci() -> None:
@@ -116,15 +104,15 @@ def test_gs1_codes_read_as_their_element_strings(content: str, mode: str, fields
     for frame in (image, in_a_frame(image)):
         reads = stage_reads(frame)
         assert reads and all(r == fields and r.raw == fields.encode() for r in reads), reads
-    sample = bench.Sample("gs1", image, text=fields)
+    sample = decode_sets.Sample("gs1", image, text=fields)
     for name in ("chot", "zxing-cpp", "pyzbar"):
-        assert sample.matches(bench.DECODERS[name]()(image, True)), name
+        assert sample.matches(decoders.DECODERS[name]()(image, True)), name
 
 
 # -- the bench's comparison --------------------------------------------------------------------
 def test_the_bench_compares_bytes_where_the_decoder_gives_them() -> None:
     raw = "Café – 5 €".encode("cp1252")
-    sample = bench.Sample("x", np.zeros((8, 8), np.uint8), raw=raw)
+    sample = decode_sets.Sample("x", np.zeros((8, 8), np.uint8), raw=raw)
     assert sample.matches([QrText(raw.decode("cp1252"), raw)])
     # A guessed character set that does not give the bytes back is no read, whatever its text
     # (one that does, as zbar's ISO-8859-1 guess turned UTF-8, still is: its text encodes back).
@@ -135,7 +123,7 @@ def test_the_bench_compares_bytes_where_the_decoder_gives_them() -> None:
     assert not sample.matches([QrText("Café – 5 €", "Café – 5 €".encode())])
     # A decoder that gives text only is judged by the usual encodings of its text.
     assert sample.matches([raw.decode("latin-1")])
-    gs1 = bench.Sample("g", np.zeros((8, 8), np.uint8), text="0104912345123459" + GS + "10AB")
+    gs1 = decode_sets.Sample("g", np.zeros((8, 8), np.uint8), text="0104912345123459" + GS + "10AB")
     assert gs1.matches([QrText("(01)04912345123459(10)AB", ("0104912345123459" + GS + "10AB").encode())])
     assert not gs1.matches(["(01)04912345123459(10)AB"])
 
@@ -151,15 +139,15 @@ def test_the_bench_lists_a_rendered_set_and_the_stage_misses_none(tmp_path: Path
     for name, (image, expected, suffix) in cases.items():
         cv2.imwrite(str(folder / f"{name}.png"), image)
         (folder / f"{name}{suffix}").write_bytes(expected)
-    result = bench.run(bench.folder_sets([folder]), ["chot", "zxing-cpp", "pyzbar", "opencv"])
+    result = decoders.run(decode_sets.folder_sets([folder]), ["chot", "zxing-cpp", "pyzbar", "opencv"])
     entry = result["sets"]["bytes-eci-gs1"]
     assert entry["decoders"]["chot"]["correct"] == 3 and entry["stage_misses"] == []
     assert entry["decoders"]["pyzbar"]["correct"] == 3  # what makes "no miss" mean something
 
 
 def test_the_public_photo_set_has_no_image_a_library_reads_and_the_stage_misses() -> None:
-    decoders = ["chot", *bench.LIBRARIES]
-    result = bench.run(bench.folder_sets([PHOTOS]), decoders)
+    names = ["chot", *decoders.LIBRARIES]
+    result = decoders.run(decode_sets.folder_sets([PHOTOS]), names)
     assert len(result["sets"]) == 4
     misses = {name: entry["stage_misses"] for name, entry in result["sets"].items() if entry["stage_misses"]}
     assert misses == {}

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dashboard.config import parse_config
-from dashboard.ingest import Ingest, Rejected, parse_status
+from dashboard.ingest import MqttIngest, Rejected, parse_status
 from dashboard.scope import Scope
 from scanner import health
 from scanner.config import MqttConfig
@@ -132,7 +132,7 @@ def test_wrong_pins_reach_the_devices_page_and_raise_the_alarm(central: Central,
     central.add_device("hn-1", "HN", province="01")
     central.store.create_user("sup_pt", password_hash("phu-tho-password"), "supervisor", Scope.of(provinces=["25"]))
     central.store.create_user("sup_hn", password_hash("ha-noi-password"), "supervisor", Scope.of(provinces=["01"]))
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     unix = UnixClock()
     (tmp_path / "unit").mkdir()

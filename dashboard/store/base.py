@@ -20,29 +20,21 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from dashboard.scope import Scope
+# The contract's words and field rules (results, decision kinds, ids, codes): protocol.fields.
+from protocol.fields import COUNTED, DECISION_KINDS, FOLLOWED, NAME, OUTCOMES, REASON
+from protocol.fields import ID as ID_RE
+from protocol.fields import OFFICER_ID as OFFICER_RE
 
 logger = logging.getLogger(__name__)
 
 Result = Literal["green", "yellow", "red"]
 Role = Literal["admin", "province_admin", "supervisor", "viewer"]
 Level = Literal["province", "district", "checkpoint"]
-RESULTS: tuple[str, ...] = ("green", "yellow", "red")
-# Officer decisions are events too, counted beside the verdicts: "decision" after a scan,
-# "manual" for a manual check without one (verifier.decisions).
-DECISION_KINDS: tuple[str, ...] = ("decision", "manual")
-COUNTED: tuple[str, ...] = RESULTS + DECISION_KINDS
-OUTCOMES: tuple[str, ...] = ("let_through", "turned_back")
-OFFICER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 ROLES: tuple[str, ...] = ("admin", "province_admin", "supervisor", "viewer")
 # Roles that administer: the national admin everything, a province admin inside its provinces.
 ADMIN_ROLES: tuple[str, ...] = ("admin", "province_admin")
 LEVELS: tuple[str, ...] = ("province", "district", "checkpoint")
 LANGUAGES: tuple[str, ...] = ("vi", "en")
-
-# Identifiers that appear in MQTT topics and URLs: short, no spaces, no MQTT wildcards.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Reason and policy codes are machine words, which also keeps free text (names) out of the store.
-CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 class StoreError(Exception):
@@ -141,10 +133,10 @@ class Event:
         elif any(v is not None for v in (self.outcome, self.officer, self.follows_seq, self.follows_result,
                                          self.follows_reason)):
             raise InvalidRecord("a verdict carries no decision fields")
-        for name in ("reason", "policy"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not CODE_RE.match(value):
-                raise InvalidRecord(f"{name} must be a lower-case code of at most 64 characters")
+        if not isinstance(self.reason, str) or not REASON.match(self.reason):
+            raise InvalidRecord("reason must be a lower-case code of at most 64 characters")
+        if not isinstance(self.policy, str) or not NAME.match(self.policy):
+            raise InvalidRecord("policy must be a lower-case code of at most 64 characters")
         tv = self.trust_version
         if tv is not None and (not isinstance(tv, int) or isinstance(tv, bool) or tv < 0):
             raise InvalidRecord("trust_version must be a non-negative integer")
@@ -163,9 +155,9 @@ class Event:
             fs = self.follows_seq
             if not isinstance(fs, int) or isinstance(fs, bool) or not 0 <= fs < 2**63:
                 raise InvalidRecord("follows_seq must be a non-negative integer")
-            if self.follows_result not in ("yellow", "red"):
+            if self.follows_result not in FOLLOWED:
                 raise InvalidRecord("a decision follows a yellow or red verdict")
-            if not isinstance(self.follows_reason, str) or not CODE_RE.match(self.follows_reason):
+            if not isinstance(self.follows_reason, str) or not REASON.match(self.follows_reason):
                 raise InvalidRecord("follows_reason must be a lower-case code")
         elif self.follows_result is not None or self.follows_reason is not None:
             raise InvalidRecord("a manual check follows no verdict")

@@ -105,9 +105,11 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if not app.config["CHOT_DATABASE"] and not app.config["CHOT_STORE_FACTORY"]:
         raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file or postgresql:// URL) or CHOT_STORE_FACTORY")
 
-    from dashboard.web import admin, api, auth, exports, metrics, stream, views
+    from dashboard.web import auth
     from dashboard.web.state import close_store
     from dashboard.web.templating import install_templating
+    from dashboard.web.views import admin, api, exports, metrics, stream
+    from dashboard.web.views import pages as views
 
     app.before_request(auth.load_user)
     app.before_request(auth.require_login)

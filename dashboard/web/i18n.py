@@ -7,7 +7,7 @@ import logging
 
 from flask import g, session
 
-from verifier.words import COLOURS, reason_words
+from protocol.words import COLOURS, DECISION_KINDS, OUTCOMES, reason_words
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "to": ("Đến ngày", "To"),
     "show": ("Xem", "Show"),
     "total": ("Tổng số", "Total"),
-    # One name per colour across the system, the unit's headline words (verifier/words.py).
+    # One name per colour across the system, the unit's headline words (protocol/words.py).
     **COLOURS,
     "pass_rate": ("Tỷ lệ đạt", "Pass rate"),
     "fail_rate": ("Tỷ lệ không đạt", "Fail rate"),
@@ -165,12 +165,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_period": ("Khoảng thời gian không hợp lệ.", "Invalid period."),
     "unavailable": ("Chức năng chưa sẵn sàng: {what}", "Not available: {what}"),
     # Officer decisions (issue 12)
-    "decision": ("Cán bộ quyết định", "Officer decision"),
-    "manual": ("Kiểm tra thủ công", "Manual check"),
+    **DECISION_KINDS,
     "decisions": ("Quyết định của cán bộ", "Officer decisions"),
     "manual_checks": ("Kiểm tra thủ công", "Manual checks"),
-    "let_through": ("Cho qua", "Let through"),
-    "turned_back": ("Không cho qua", "Turned back"),
+    **OUTCOMES,
     "officer": ("Cán bộ", "Officer"),
     "decisions_title": ("Quyết định của cán bộ tại chốt", "Officers' decisions at checkpoints"),
     "gap_title": ("Thiếu dữ liệu tiêm chủng: đỏ được cho qua nhờ giấy xác nhận",
@@ -249,7 +247,7 @@ def translate(key: str, lang: str | None = None, **values: object) -> str:
 
 
 def reason_text(code: str, lang: str | None = None) -> str:
-    """The words for a verdict reason code (verifier/words.py, shared with the unit), or for an
+    """The words for a verdict reason code (protocol/words.py, shared with the unit), or for an
     officer's decision reason (the policies' labels); unknown codes are shown as they are."""
     lang = lang or current_language()
     words = reason_words(code, lang)

@@ -13,7 +13,7 @@ from flask import current_app, g
 
 from dashboard.scope import Scope
 from dashboard.store import Store, open_store
-from dashboard.web.snapshots import WebSettings
+from dashboard.web.data.snapshots import WebSettings
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dashboard.scope import Scope
 from dashboard.store import StoreUnavailable
 from dashboard.web.auth import csrf_token, error_response
 from dashboard.web.i18n import current_language, reason_text, translate
-from dashboard.web.provinces import province_label
-from dashboard.web.snapshots import duration_text
+from dashboard.web.data.provinces import province_label
+from dashboard.web.data.snapshots import duration_text
 from dashboard.web.state import settings
 
 logger = logging.getLogger(__name__)
