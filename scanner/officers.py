@@ -311,6 +311,8 @@ class OfficerDesk:
         """A verdict was recorded as `seq`: a yellow or red one may now be decided on (until the
         next scan or `hold_s`). True when the screen should keep it up while the officer decides."""
         with self._lock:
+            # A new person is at the desk: the last one's "Recorded: …" no longer applies to what shows.
+            self.last_message = None
             if result not in ("yellow", "red"):
                 self._pending = None
                 return False

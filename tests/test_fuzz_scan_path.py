@@ -42,6 +42,10 @@ def judged(fn, data: bytes):  # noqa: ANN001, ANN201 - the targets check the ver
 
 _SCHEMA = json.loads((Path(__file__).parent.parent / "verifier" / "data" / "schemas" / "1.3.0.json")
                      .read_text(encoding="utf-8"))  # the version every claim here declares
+# The EU's special-case handling: the date of birth's pattern and format are not checked (BG);
+# the vaccination date still must be a date, as the policy judges by it (red `date_unreadable`).
+_SCHEMA["properties"]["dob"].pop("pattern", None)
+_SCHEMA["properties"]["dob"].pop("format", None)
 _FORMATS = jsonschema.FormatChecker()
 
 

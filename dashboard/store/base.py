@@ -214,7 +214,8 @@ class Device:
 @dataclass(frozen=True)
 class Counts:
     """Verdict counts and, beside them, officer decisions after a scan and manual checks;
-    `total` (verdicts only) and `pass_rate` (green + yellow over total) are derived."""
+    `total` (verdicts only), `pass_rate` (green + yellow over total: let through) and
+    `green_rate` (green only over total: fully valid) are derived."""
 
     green: int = 0
     yellow: int = 0
@@ -232,10 +233,15 @@ class Counts:
         """Share of verdicts that let the person through, or None when there are none."""
         return (self.green + self.yellow) / self.total if self.total else None
 
+    @property
+    def green_rate(self) -> float | None:
+        """Share of verdicts fully valid (green only), or None when there are none."""
+        return self.green / self.total if self.total else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the API."""
         return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
-                "pass_rate": self.pass_rate, "decisions": self.decision, "manual_checks": self.manual}
+                "pass_rate": self.pass_rate, "green_rate": self.green_rate, "decisions": self.decision, "manual_checks": self.manual}
 
 
 @dataclass(frozen=True)
@@ -341,7 +347,21 @@ class AuditEntry:
 AUDIT_ACTIONS: tuple[str, ...] = (
     "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
     "device_password_rotated", "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
+    "refused",  # a logged-in user was refused (403): target = what was asked, detail = the reason
+    "login_attack",  # failed logins began to be slowed down: target = account @ address, detail = counts
 )
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    """Recent failed logins as the login throttle weighs them (all within one window)."""
+
+    pair: int  # this account from this address
+    pair_last: datetime | None
+    address: int  # any account from this address
+    address_last: datetime | None
+    account_addresses: int  # distinct addresses that failed this account
+    account_last: datetime | None
 
 
 @dataclass(frozen=True)
@@ -444,6 +464,12 @@ class Store(ABC):
         """Counts per (result, reason), largest first."""
 
     @abstractmethod
+    def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
+        """Per unit of `checkpoint`, its verdicts, decisions and manual checks with since <= ts <
+        until, read from the single events (kept `prune --keep-days`, at least a day): what each
+        unit's own screen counter shows for its day."""
+
+    @abstractmethod
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         """The latest stored events inside `scope` (optionally one checkpoint), newest first."""
 
@@ -520,6 +546,12 @@ class Store(ABC):
     @abstractmethod
     def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
         """Failures within `window`: the larger of those for this username and those from this ip."""
+
+    @abstractmethod
+    def login_failure_stats(self, username: str, ip: str, window: timedelta,
+                            now: datetime | None = None) -> LoginFailures:
+        """Failures within `window` for this account from this address, from this address, and
+        the number of addresses that failed this account (what the throttle's delays grow with)."""
 
     @abstractmethod
     def delete_user(self, username: str) -> bool:

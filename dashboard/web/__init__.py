@@ -25,14 +25,15 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_CONFIG": None,  # the DashboardConfig, for device registration and trust publishing
     "CHOT_TIMEZONE": "Asia/Ho_Chi_Minh",
     "CHOT_OFFLINE_ALARM_S": DEFAULT_OFFLINE_AFTER_S,
+    "CHOT_UNIT_REPORT_INTERVAL_S": 60.0,  # the units' status interval: bounds "in flight" (completeness)
     "CHOT_TRUST_MAX_AGE_S": 48 * 3600,
     "CHOT_CLOCK_ALARM": True,
     "CHOT_LET_THROUGH_ABOVE_AREA": 0.3,
     "CHOT_LET_THROUGH_MIN_DECISIONS": 10,
     "CHOT_WRONG_PINS_PER_HOUR": 10,
     "CHOT_METRICS_TOKEN": None,
-    "CHOT_LOGIN_MAX_FAILURES": 5,
-    "CHOT_LOGIN_WINDOW_S": 15 * 60,
+    "CHOT_LOGIN_MAX_FAILURES": 5,  # one account from one address: delays start here (login_throttle)
+    "CHOT_LOGIN_WINDOW_S": 24 * 3600,  # failures older than this no longer count (delays run from the last one)
     "CHOT_STREAM_POLL_S": 0.1,  # how often a live stream looks at the store's change marker
     "CHOT_STREAM_REFRESH_S": 5.0,  # re-render even without changes (offline alarms age with time)
     "CHOT_STREAM_MAX_S": 300.0,  # a stream ends after this; EventSource reconnects by itself
@@ -59,6 +60,7 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_STORE_POOL_SIZE": config.store.pool_size,
         "CHOT_TIMEZONE": config.timezone,
         "CHOT_OFFLINE_ALARM_S": alarms.offline_after_s,
+        "CHOT_UNIT_REPORT_INTERVAL_S": alarms.unit_report_interval_s,
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
         "CHOT_CLOCK_ALARM": alarms.clock,
         "CHOT_LET_THROUGH_ABOVE_AREA": alarms.let_through_above_area,
@@ -105,7 +107,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if not app.config["CHOT_DATABASE"] and not app.config["CHOT_STORE_FACTORY"]:
         raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file or postgresql:// URL) or CHOT_STORE_FACTORY")
 
-    from dashboard.web import auth
+    from dashboard.web import audit, auth
     from dashboard.web.state import close_store
     from dashboard.web.templating import install_templating
     from dashboard.web.views import admin, api, exports, metrics, stream
@@ -116,6 +118,7 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     app.before_request(auth.check_csrf)
     app.teardown_appcontext(close_store)
     install_templating(app)
+    audit.install_refusal_log(app)
     for blueprint in (auth.bp, views.bp, admin.bp, api.bp, stream.bp, metrics.bp, exports.bp):
         app.register_blueprint(blueprint)
 

@@ -28,8 +28,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password": ("Mật khẩu", "Password"),
     "login_failed": ("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
     "login_throttled": (
-        "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {minutes} phút.",
-        "Too many failed logins. Please try again in {minutes} minutes.",
+        "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {seconds} giây.",
+        "Too many failed logins. Please try again in {seconds} seconds.",
     ),
     "login_required": ("Vui lòng đăng nhập.", "Please log in."),
     "csrf_failed": (
@@ -52,7 +52,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "total": ("Tổng số", "Total"),
     # One name per colour across the system, the unit's headline words (protocol/words.py).
     **COLOURS,
-    "pass_rate": ("Tỷ lệ đạt", "Pass rate"),
+    # Two rates, said plainly: yellow lets the person through but is listed among the reasons.
+    "pass_rate": ("Tỷ lệ cho qua (xanh + vàng)", "Let through (green + yellow)"),
+    "green_rate": ("Tỷ lệ hợp lệ đầy đủ (chỉ xanh)", "Fully valid (green only)"),
     "fail_rate": ("Tỷ lệ không đạt", "Fail rate"),
     "by_province": ("Theo tỉnh/thành", "By province"),
     "by_checkpoint": ("Theo chốt", "By checkpoint"),
@@ -61,7 +63,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "checkpoint": ("Chốt", "Checkpoint"),
     "checkpoints": ("Các chốt", "Checkpoints"),
     "chart_title": ("Kết quả theo thời gian", "Results over time"),
-    "failure_reasons": ("Lý do không đạt", "Failure reasons"),
+    "failure_reasons": ("Lý do không xanh (vàng và đỏ)", "Reasons for yellow and red"),
     "recent_reasons": ("Kết quả gần đây", "Recent results"),
     "reason": ("Lý do", "Reason"),
     "result": ("Kết quả", "Result"),
@@ -262,3 +264,37 @@ def reason_text(code: str, lang: str | None = None) -> str:
 from dashboard.web.i18n_reports import REPORT_MESSAGES  # noqa: E402 - merged after the core texts
 
 MESSAGES.update({k: v for k, v in REPORT_MESSAGES.items() if k not in MESSAGES})
+
+
+def entry_words(entry: str, lang: str | None = None) -> str:
+    """A scope or area entry as people say it: "province:25" -> "Phú Thọ (25)", "checkpoint:IC7"
+    -> "Chốt IC7", "all" -> "Toàn quốc"; anything else as it is."""
+    # Imported here, where it is used: provinces imports nothing of ours, but i18n is loaded first.
+    from dashboard.web.data.provinces import province_label
+
+    kind, _, code = entry.partition(":")
+    if entry == "all":
+        return translate("scope_all", lang)
+    if kind == "province" and code:
+        return province_label(code)
+    if kind in ("district", "checkpoint") and code:
+        return translate(f"scope_{kind}", lang, code=code)
+    return entry
+
+
+def tz_name(value: str) -> str:
+    """A timezone as people say it: "giờ Việt Nam (UTC+7)" rather than "Asia/Ho_Chi_Minh"."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        offset = datetime.now(ZoneInfo(str(value))).utcoffset()
+    except (KeyError, ValueError):
+        return str(value)
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    utc = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+    if str(value) in ("Asia/Ho_Chi_Minh", "Asia/Saigon"):
+        return translate("tz_vietnam", utc=utc)
+    return f"{value} ({utc})"

@@ -27,6 +27,7 @@ class WebSettings:
 
     timezone: ZoneInfo
     offline_alarm_s: float = DEFAULT_OFFLINE_ALARM_S
+    unit_report_interval_s: float = 60.0  # the units' status interval: bounds "in flight" (completeness)
     trust_max_age_s: float = 2 * 86400.0
     clock_alarm: bool = True
     let_through_above_area: float = 0.3

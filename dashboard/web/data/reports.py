@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dashboard.completeness import assess
 from dashboard.scope import Scope
 from dashboard.store import Counts, Store
 from dashboard.web.data.completeness_text import completeness_dict
-from dashboard.web.i18n import reason_text, translate
+from dashboard.web.i18n import entry_words, reason_text, translate, tz_name
 from dashboard.web.data.provinces import province_label
 from dashboard.web.data.snapshots import Period, WebSettings, day_period, device_dict, local_today
 from dashboard.web.data.spreadsheet import Sheet
@@ -66,7 +67,7 @@ def parse_area(entry: str | None, user_scope: Scope, store: Store) -> Area:
     code = code.strip()
     if kind not in ("province", "district", "checkpoint") or not code:
         raise ReportError(f"{translate('bad_area')} {translate('area_unknown', area=entry)}")
-    outside = AreaOutsideScope(f"{translate('bad_area')} {translate('area_outside_scope', area=entry)}")
+    outside = AreaOutsideScope(f"{translate('bad_area')} {translate('area_outside_scope', area=entry_words(entry))}")
     visible = store.list_checkpoints(user_scope)
     if kind == "province":
         if not (user_scope.everything or code in user_scope.provinces):
@@ -103,8 +104,8 @@ def report(store: Store, area: Area, period: Period, settings: WebSettings, now:
     checkpoints = {c.id: c for c in store.list_checkpoints(scope)}
     groups = {g.key: g.counts for g in store.totals_by(scope, period.since, period.until, "checkpoint")}
     hours = _hours_by_checkpoint(store, scope, period, settings)
-    total = Counts(sum(c.green for c in groups.values()), sum(c.yellow for c in groups.values()),
-                   sum(c.red for c in groups.values()))
+    total = Counts(*(sum(getattr(c, kind) for c in groups.values())
+                     for kind in ("green", "yellow", "red", "decision", "manual")))
     devices = store.list_devices(scope)
     days = store.timeseries(scope, period.since, period.until, 86400)
     rows = []
@@ -125,37 +126,52 @@ def report(store: Store, area: Area, period: Period, settings: WebSettings, now:
         "reasons": [{"result": r.result, "reason": r.reason, "text": reason_text(r.reason), "count": r.count}
                     for r in store.reasons(scope, period.since, period.until) if r.result != "green"],
         "devices": [device_dict(d, now, settings) for d in devices],
-        "completeness": completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s),
+        "completeness": completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s,
+                                                         settings.unit_report_interval_s),
                                           settings.timezone),
     }
+
+
+RATE_COLUMNS = frozenset({5, 6})  # the two rates in a row of label + `counts_cells`
+
+
+def counts_columns() -> list[str]:
+    """Header of `counts_cells`: verdicts, both rates, officer decisions and manual checks."""
+    t = translate
+    return [t("total"), t("green"), t("yellow"), t("red"), t("pass_rate"), t("green_rate"), t("decisions"),
+            t("manual_checks")]
+
+
+def counts_cells(d: dict[str, Any]) -> list[Any]:
+    """The cells of a `Counts.as_dict()` in the order of `counts_columns`."""
+    return [d["total"], d["green"], d["yellow"], d["red"], d["pass_rate"], d["green_rate"], d["decisions"],
+            d["manual_checks"]]
 
 
 def report_sheets(data: dict[str, Any], settings: WebSettings) -> list[Sheet]:
     """The report as workbook sheets: summary by checkpoint, by hour, by day, reasons, devices."""
     t = translate
     head = [f"{t('report_title')} · {data['area']['label']} · {_days(data)}", data["completeness"]["text"],
-            t("report_generated", time=local_text(data["generated_at"], settings))]
-    counts_header = [t("total"), t("green"), t("yellow"), t("red"), t("pass_rate")]
-    summary = Sheet(t("table_by_checkpoint"), head, [t("checkpoint"), t("province"), *counts_header],
-                    percent_columns=frozenset({6}))
+            t("report_generated", time=local_text(data["generated_at"], settings), tz=tz_name(str(settings.timezone)))]
+    summary = Sheet(t("table_by_checkpoint"), head, [t("checkpoint"), t("province"), *counts_columns()],
+                    percent_columns=frozenset(c + 1 for c in RATE_COLUMNS))
     for r in data["by_checkpoint"]:
-        summary.rows.append([r["name"], r["province_label"], r["total"], r["green"], r["yellow"], r["red"], r["pass_rate"]])
-    tot = data["totals"]
-    summary.rows.append([t("total"), "", tot["total"], tot["green"], tot["yellow"], tot["red"], tot["pass_rate"]])
+        summary.rows.append([r["name"], r["province_label"], *counts_cells(r)])
+    summary.rows.append([t("total"), "", *counts_cells(data["totals"])])
     by_hour = Sheet(t("report_by_hour"), head, [t("checkpoint"), *[f"{h:02d}" for h in range(24)], t("total")])
     for r in data["by_checkpoint"]:
         by_hour.rows.append([r["name"], *r["hours"], sum(r["hours"])])
     by_hour.rows.append([t("total"), *data["hours_total"], sum(data["hours_total"])])
-    by_day = Sheet(t("date"), head, [t("date"), *counts_header], percent_columns=frozenset({5}))
+    by_day = Sheet(t("date"), head, [t("date"), *counts_columns()], percent_columns=RATE_COLUMNS)
     for d in data["by_day"]:
-        by_day.rows.append([d["date"], d["total"], d["green"], d["yellow"], d["red"], d["pass_rate"]])
+        by_day.rows.append([date.fromisoformat(d["date"]), *counts_cells(d)])
     reasons = Sheet(t("table_reasons"), head, [t("result"), t("reason"), t("count")])
     for r in data["reasons"]:
         reasons.rows.append([t(r["result"]), r["text"], r["count"]])
     devices = Sheet(t("report_health"), head, [t("device"), t("checkpoint"), t("state"), t("last_seen"), t("backlog")])
     for d in data["devices"]:
-        devices.rows.append([d["id"], d["checkpoint_name"], t(d["state"]) if d["state"] in ("online", "offline") else d["state"],
-                             local_text(d["last_seen"], settings), d["backlog"]])
+        devices.rows.append([d["id"], d["checkpoint_name"], t(d["state"]) if d["state"] in ("online", "offline") else t("unknown"),
+                             local_time(d["last_seen"], settings.timezone), d["backlog"]])
     return [summary, by_hour, by_day, reasons, devices]
 
 
@@ -163,6 +179,13 @@ def _days(data: dict[str, Any]) -> str:
     first, last = date.fromisoformat(data["from"]), date.fromisoformat(data["to"])
     text = first.strftime("%d/%m/%Y")
     return text if first == last else f"{text} – {last.strftime('%d/%m/%Y')}"
+
+
+def local_time(value: str | None, tz: ZoneInfo) -> datetime | None:
+    """An ISO UTC time as a naive local time (a real date in a spreadsheet), None for none."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(tz).replace(tzinfo=None)
 
 
 def local_text(value: str | None, settings: WebSettings) -> str:

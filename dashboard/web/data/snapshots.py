@@ -84,7 +84,8 @@ def overview(store: Store, scope: Scope, settings: WebSettings, period: Period, 
 
 def completeness(devices: list[Device], period: Period, settings: WebSettings, now: datetime) -> dict[str, Any]:
     """How complete the counts of `period` are, with the sentence saying so."""
-    return completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s),
+    return completeness_dict(assess(devices, period.since, period.until, now, settings.offline_alarm_s,
+                                    settings.unit_report_interval_s),
                              settings.timezone)
 
 
@@ -285,11 +286,14 @@ def checkpoint_view(
     only = Scope.of(checkpoints=[cp.id])
     today = day_period(local_today(settings, now), local_today(settings, now), settings.timezone)
     devices = [d for d in store.list_devices(only) if d.checkpoint == cp.id]
+    per_unit = store.counts_by_device(cp.id, today.since, today.until)
     return {
         "checkpoint": {"id": cp.id, "name": cp.name, "district": cp.district, "province": cp.province,
                        "policy": cp.policy},
         "today": {"date": today.first.isoformat(), **store.totals(only, today.since, today.until).as_dict()},
         "devices": [device_dict(d, now, settings) for d in devices],
+        # Each unit's own day, to hold against the counter on its screen.
+        "by_device": [{"device": d.id, **per_unit.get(d.id, Counts()).as_dict()} for d in devices],
         "reasons": _reasons(store, only, today),
         "recent": [
             {"ts": iso(e.ts), "device": e.device, "result": e.result, "reason": e.reason,

@@ -1,9 +1,12 @@
 """Tables as CSV (UTF-8 with a byte order mark, which Excel needs to read Vietnamese) and XLSX
 (XlsxWriter: pure Python and several times faster at writing than openpyxl without lxml).
 
-Every sheet starts with its title and its completeness line, then a header row and the rows, so
-a number handed on always carries how complete it was. Text that a spreadsheet would run as a
-formula (starting with =, +, - or @) is written as text.
+An XLSX sheet starts with its title and its completeness line, then a header row (frozen, so it
+stays in view) and the rows, so a number handed on always carries how complete it was. A CSV is
+for machines and starts with its header row: no title lines above it. Dates are real dates in
+XLSX and ISO 8601 in CSV. Non-breaking spaces (kept in page texts so figures do not wrap) become
+plain spaces: they break spreadsheet filters. Text that a spreadsheet would run as a formula
+(starting with =, +, - or @) is written as text.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import xlsxwriter
@@ -31,25 +35,38 @@ class Sheet:
     percent_columns: frozenset[int] = frozenset()  # columns holding rates (0..1), shown as %
 
 
+def _plain(value: str) -> str:
+    """Plain spaces for the non-breaking ones page texts keep."""
+    return value.replace("\u00a0", " ").replace("\u202f", " ")
+
+
 def _safe_text(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        value = _plain(value)
+        if value.startswith(FORMULA_START):
+            return "'" + value
     return value
 
 
+def _csv_cell(value: Any, rate: bool) -> Any:
+    if value is None:
+        return ""
+    if rate:
+        return round(value * 100, 1)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="minutes")
+    if isinstance(value, date):
+        return value.isoformat()
+    return _safe_text(value)
+
+
 def csv_bytes(sheet: Sheet) -> bytes:
-    """The sheet as CSV: BOM, its lines, a blank line, header, rows; rates as percentages."""
+    """The sheet as CSV: BOM, header, rows; rates as percentages, dates ISO 8601."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    for line in sheet.lines:
-        writer.writerow([_safe_text(line)])
-    writer.writerow([])
     writer.writerow([_safe_text(h) + (" (%)" if i in sheet.percent_columns else "") for i, h in enumerate(sheet.header)])
     for row in sheet.rows:
-        writer.writerow([
-            "" if v is None else (round(v * 100, 1) if i in sheet.percent_columns else _safe_text(v))
-            for i, v in enumerate(row)
-        ])
+        writer.writerow([_csv_cell(v, i in sheet.percent_columns) for i, v in enumerate(row)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -61,27 +78,35 @@ def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
                                      "strings_to_urls": False, "strings_to_numbers": False})
     bold = book.add_format({"bold": True})
     percent = book.add_format({"num_format": "0.0%"})
+    day = book.add_format({"num_format": "dd/mm/yyyy"})
+    moment = book.add_format({"num_format": "dd/mm/yyyy hh:mm"})
     used: set[str] = set()
     for sheet in sheets:
         ws = book.add_worksheet(_sheet_name(sheet.name, used))
         row = 0
         for line in sheet.lines:
-            ws.write_string(row, 0, line)
+            ws.write_string(row, 0, _plain(line))
             row += 1
         row += 1
         for col, h in enumerate(sheet.header):
-            ws.write_string(row, col, h, bold)
+            ws.write_string(row, col, _plain(h), bold)
+        ws.freeze_panes(row + 1, 0)  # the header stays in view while scrolling
         for values in sheet.rows:
             row += 1
             for col, v in enumerate(values):
                 if v is None:
                     continue
                 if isinstance(v, str):
-                    ws.write_string(row, col, v)
+                    ws.write_string(row, col, _plain(v))
+                elif isinstance(v, datetime):
+                    ws.write_datetime(row, col, v, moment)
+                elif isinstance(v, date):
+                    ws.write_datetime(row, col, v, day)
                 else:
                     ws.write_number(row, col, v, percent if col in sheet.percent_columns else None)
         for col, h in enumerate(sheet.header):
-            width = max([len(str(h))] + [len(str(r[col])) for r in sheet.rows[:200] if col < len(r)])
+            width = max([len(str(h))] + [min(len(str(r[col])), 16) if isinstance(r[col], date) else len(str(r[col]))
+                                         for r in sheet.rows[:200] if col < len(r)])
             ws.set_column(col, col, min(max(8, width + 2), 48))
     book.close()
     return out.getvalue()

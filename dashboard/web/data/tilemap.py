@@ -34,9 +34,11 @@ MODES = ("volume", "pass", "missing")
 VOLUME_COLOURS = ("#deebf7", "#9ecae1", "#6baed6", "#3182bd", "#08519c")
 PASS_COLOURS = ("#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850")  # < 60, < 75, < 85, < 95, >= 95 %
 PASS_STEPS = (0.60, 0.75, 0.85, 0.95)
-MISSING_COLOURS = ("#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f")  # < 10, < 25, < 50, < 75, >= 75 %
+MISSING_COLOURS = ("#d8d2ee", "#b9b0db", "#9e9ac8", "#756bb1", "#54278f")  # < 10, < 25, < 50, < 75, >= 75 %
 MISSING_STEPS = (0.10, 0.25, 0.50, 0.75)
-NO_DATA = "#e5e7eb"
+# "No data" is white with a dashed edge: unlike any band, so 0% (reds, none let through) never
+# looks like a province without reds.
+NO_DATA = "#ffffff"
 DARK = frozenset({VOLUME_COLOURS[3], VOLUME_COLOURS[4], PASS_COLOURS[0], PASS_COLOURS[4],
                   MISSING_COLOURS[3], MISSING_COLOURS[4]})  # white labels
 
@@ -63,10 +65,63 @@ def layout() -> dict[str, tuple[int, int]]:
         )
         taken[best] = code
         out[code] = best
+    # Then moves and swaps that bring each province next to its true nearest neighbours.
+    out = _touch_neighbours(out, {c: ((lon - lon0) / CELL_LON, (lat0 - lat) / CELL_LAT)
+                                  for c, (lat, lon) in POSITIONS.items()})
     # Rows left empty by long stretches of coast are dropped, as tile maps do: order is kept.
     rows = sorted({r for _, r in out.values()})
     packed = {r: i for i, r in enumerate(rows)}
-    return {code: (col, packed[row]) for code, (col, row) in out.items()}
+    left = min(c for c, _ in out.values())
+    return {code: (col - left, packed[row]) for code, (col, row) in out.items()}
+
+
+NEIGHBOURS = 3  # true nearest provinces each tile should touch (the first counts double)
+TOUCH = 1.5  # tiles whose centres are this close touch (side or corner)
+
+
+def _touch_neighbours(cells: dict[str, tuple[int, int]],
+                      true: dict[str, tuple[float, float]]) -> dict[str, tuple[int, int]]:
+    """Local search on the grid: a province moves to a nearby free cell, or swaps with the province
+    there, when that lowers the cost: how far each province's true nearest neighbours sit beyond
+    touching, plus half its distance from its true place. Deterministic (sorted order)."""
+    near = {c: [d for _, d in sorted((math.hypot(p[0] - q[0], p[1] - q[1]), d)
+                                     for d, q in true.items() if d != c)[:NEIGHBOURS]] for c, p in true.items()}
+    watchers: dict[str, set[str]] = {c: set() for c in true}
+    for c, ds in near.items():
+        for d in ds:
+            watchers[d].add(c)
+
+    def cost(c: str, where: Mapping[str, tuple[int, int]]) -> float:
+        (cx, cy), (x, y) = where[c], true[c]
+        total = 0.5 * math.hypot(cx - x, cy - y)
+        for i, d in enumerate(near[c]):
+            dx, dy = where[d]
+            total += (2.0 if i == 0 else 1.0) * max(0.0, math.hypot(cx - dx, cy - dy) - TOUCH)
+        return total
+
+    where = dict(cells)
+    for _ in range(12):
+        changed = False
+        for c in sorted(where):
+            taken = {cell: code for code, cell in where.items()}
+            cx, cy = where[c]
+            best: tuple[float, dict[str, tuple[int, int]]] | None = None
+            for nx in range(max(0, cx - 2), cx + 3):
+                for ny in range(max(0, cy - 2), cy + 3):
+                    if (nx, ny) == (cx, cy):
+                        continue
+                    other = taken.get((nx, ny))
+                    moved = {c: (nx, ny), **({other: (cx, cy)} if other else {})}
+                    trial = {**where, **moved}
+                    keys = set(moved).union(*(watchers[k] for k in moved))
+                    gain = sum(cost(k, trial) for k in keys) - sum(cost(k, where) for k in keys)
+                    if gain < -1e-9 and (best is None or gain < best[0]):
+                        best = (gain, trial)
+            if best is not None:
+                where, changed = best[1], True
+        if not changed:
+            break
+    return where
 
 
 def _initials(name: str) -> str:
@@ -77,7 +132,7 @@ def _initials(name: str) -> str:
 # Where initials repeat, the smaller or later province gets a second letter, as people shorten them.
 LABEL_OVERRIDES: dict[str, str] = {
     "35": "HNa", "93": "HậG", "12": "LCh", "72": "TNi", "49": "QNa", "51": "QNg", "67": "ĐNô",
-    "75": "ĐNa", "83": "BTr",
+    "75": "ĐNa", "83": "BTr", "77": "VT",  # Bà Rịa – Vũng Tàu: "BRVT" is too wide for a tile
 }
 
 
@@ -133,8 +188,9 @@ def map_svg(by_province: list[Mapping[str, Any]], mode: str, linkable: Collectio
         x, y = col * TILE + GAP / 2, row * TILE + GAP / 2
         colour = _colour(mode, g, gap, top)
         ink = ' fill="#fff"' if colour in DARK else ' fill="#111"'
-        tile = (f'<rect x="{x}" y="{y}" width="{TILE - GAP}" height="{TILE - GAP}" rx="3" fill="{colour}"/>'
-                f'<text x="{x + (TILE - GAP) / 2}" y="{y + TILE / 2 + 3}" text-anchor="middle"{ink}>'
+        nodata = ' class="nodata"' if colour == NO_DATA else ""
+        tile = (f'<rect x="{x}" y="{y}" width="{TILE - GAP}" height="{TILE - GAP}" rx="3" fill="{colour}"{nodata}/>'
+                f'<text x="{x + (TILE - GAP) / 2}" y="{y + TILE / 2 + 4}" text-anchor="middle"{ink}>'
                 f'{escape(labels.get(code, code))}</text><title>{escape(tip)}</title>')
         attrs = f'data-province="{code}" data-total="{g["total"] if g else 0}"'
         if mode == "missing":
@@ -164,8 +220,10 @@ def _legend(mode: str, top: int) -> str:
         bounds = [f"≤ {int(step * (i + 1))}" for i in range(len(VOLUME_COLOURS))]
         colours = VOLUME_COLOURS
     # SVG swatches, not style attributes: the page's Content-Security-Policy refuses inline styles.
+    nodata = ' class="nodata"'
     keys = "".join(f'<span class="key"><svg width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
-                   f'fill="{c}"/></svg> {escape(b)}</span>' for c, b in zip(colours, bounds))
+                   f'fill="{c}"{nodata if c == NO_DATA else ""}/></svg> {escape(b)}</span>'
+                   for c, b in zip(colours, bounds))
     return f'<p class="map-legend" data-test-id="map-legend">{caption}{keys}</p>'
 
 

@@ -24,6 +24,7 @@ from dashboard.web import province_admin as pa
 from dashboard.web.data import snapshots
 from dashboard.web.auth import MIN_PASSWORD_LENGTH, error_response, hash_password, roles_required
 from dashboard.web.i18n import translate
+from dashboard.web.data.provinces import province_label
 from dashboard.web.state import get_store, now, user_scope
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ def _dashboard_config() -> Any:
 
 def _page(template: str, message: str | None = None, error: str | None = None, status: int = 200,
           **extra: Any) -> Any:
+    if status == 403:
+        g.refusal = error  # for the audit log of refusals (dashboard.web.audit)
     return render_template(template, message=message, error=error, **extra), status
 
 
@@ -55,7 +58,17 @@ DEFAULT_ROLE = "viewer"
 def _users_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
     roles = ROLES if pa.is_national(g.user) else pa.GRANTABLE_BY_PROVINCE_ADMIN
     return _page("admin_users.html", message, error, status, users=pa.visible_users(get_store(), g.user),
-                 roles=roles, default_role=DEFAULT_ROLE, languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH)
+                 roles=roles, default_role=DEFAULT_ROLE, languages=LANGUAGES, min_password=MIN_PASSWORD_LENGTH,
+                 scope_choices=_scope_choices())
+
+
+def _scope_choices() -> list[tuple[str, str]]:
+    """The scope entries this admin may grant, each with its name: provinces, then checkpoints."""
+    scope = user_scope()
+    checkpoints = get_store().list_checkpoints(scope)
+    provinces = sorted({c.province for c in checkpoints if scope.everything or c.province in scope.provinces})
+    return ([(f"province:{p}", province_label(p)) for p in provinces]
+            + [(f"checkpoint:{c.id}", c.name) for c in checkpoints])
 
 
 def _granted_scope(role: str, entries: list[str]) -> Scope:
@@ -229,11 +242,19 @@ def rotate_password(device_id: str) -> Any:
 # -- officers ---------------------------------------------------------------------------------
 def _officers_page(message: str | None = None, error: str | None = None, status: int = 200) -> Any:
     store = get_store()
-    listed = store.list_officers(Scope.all())
-    rosters = {c["id"]: store.latest_roster(c["id"]) for c in snapshots.checkpoints_list(store, Scope.all())}
-    return _page("admin_officers.html", message, error, status, officers=listed,
-                 checkpoints=snapshots.checkpoints_list(store, Scope.all()),
+    scope = user_scope()  # the national admin: every checkpoint; a province admin: its provinces'
+    checkpoints = snapshots.checkpoints_list(store, scope)
+    listed = store.list_officers(scope)
+    rosters = {c["id"]: store.latest_roster(c["id"]) for c in checkpoints}
+    return _page("admin_officers.html", message, error, status, officers=listed, checkpoints=checkpoints,
+                 checkpoint_names={c["id"]: c["name"] for c in checkpoints},
                  rosters={cp: r.version for cp, r in rosters.items() if r is not None})
+
+
+def _check_officer_checkpoint(checkpoint: str) -> None:
+    """A province admin manages the officers of its own provinces' checkpoints only."""
+    if not any(c.id == checkpoint for c in get_store().list_checkpoints(user_scope())):
+        raise pa.Overreach(translate("pa_checkpoint_outside", checkpoint=checkpoint[:40]))
 
 
 def _checkpoint_province(checkpoint: str) -> str | None:
@@ -243,18 +264,22 @@ def _checkpoint_province(checkpoint: str) -> str | None:
 
 
 @bp.get("/officers")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def officers() -> Any:
     """Officers per checkpoint, their rosters' versions, and the form to add one."""
     return _officers_page()
 
 
 @bp.post("/officers")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def add_officer() -> Any:
     """Add an officer (or set a new PIN) and publish the checkpoint's signed roster."""
     form = request.form
     checkpoint, officer_id = form.get("checkpoint", "").strip(), form.get("officer", "").strip()
+    try:
+        _check_officer_checkpoint(checkpoint)
+    except pa.Overreach as e:
+        return _officers_page(error=str(e), status=403)
     try:
         roster.add_officer(get_store(), _dashboard_config(), checkpoint, officer_id, form.get("name", ""),
                            form.get("role", ""), form.get("pin", ""))
@@ -267,10 +292,14 @@ def add_officer() -> Any:
 
 
 @bp.post("/officers/<checkpoint_id>/<officer_id>/remove")
-@roles_required("admin")
+@roles_required("admin", "province_admin")
 def remove_officer(checkpoint_id: str, officer_id: str) -> Any:
     """Revoke an officer: the checkpoint's next roster, published now, leaves them out."""
     checkpoint = checkpoint_id
+    try:
+        _check_officer_checkpoint(checkpoint)
+    except pa.Overreach as e:
+        return _officers_page(error=str(e), status=403)
     try:
         roster.remove_officer(get_store(), _dashboard_config(), checkpoint, officer_id)
     except (AdminError, roster.OfficerError, trust_publisher.TrustPublishError, StoreError, BrokerError) as e:
@@ -316,7 +345,7 @@ def audit_entries() -> list[Any]:
     province = request.args.get("province", "").strip()[:10]
     if province:
         if not (scope.everything or province in scope.provinces):
-            raise pa.Overreach(translate("audit_province_outside", province=province))
+            raise pa.Overreach(translate("audit_province_outside", province=province_label(province)))
         scope = Scope.of(provinces=[province])
     return get_store().audit_log(scope, limit=500)
 

@@ -17,6 +17,7 @@ from dashboard.web.data import reports, snapshots
 from dashboard.web.auth import error_response
 from dashboard.web.i18n import translate
 from dashboard.web.province_admin import province_of_user_scope
+from dashboard.web.data.provinces import province_label
 from dashboard.web.data.spreadsheet import Sheet, csv_bytes, xlsx_bytes
 from dashboard.web.state import get_store, now, settings, user_scope
 from dashboard.web.views.pages import devices_context, overview_context
@@ -31,13 +32,8 @@ FORMATS = {"csv": "text/csv; charset=utf-8",
 DEVICE_ROLES = ("admin", "province_admin", "supervisor")
 
 
-def _counts_row(label: str, d: dict[str, Any]) -> list[Any]:
-    return [label, d["total"], d["green"], d["yellow"], d["red"], d["pass_rate"]]
-
-
 def _counts_header(first: str) -> list[str]:
-    return [translate(first), translate("total"), translate("green"), translate("yellow"), translate("red"),
-            translate("pass_rate")]
+    return [translate(first), *reports.counts_columns()]
 
 
 def _overview_table(name: str, data: dict[str, Any]) -> Sheet:
@@ -46,10 +42,13 @@ def _overview_table(name: str, data: dict[str, Any]) -> Sheet:
     if name in ("by_province", "by_checkpoint"):
         first = "province" if name == "by_province" else "checkpoint"
         return Sheet(translate("table_" + name), lines, _counts_header(first),
-                     [_counts_row(g["label"], g) for g in data[name]], frozenset({5}))
+                     [[g["label"], *reports.counts_cells(g)] for g in data[name]], reports.RATE_COLUMNS)
     if name == "timeseries":
+        # The bucket's start as a real local time (a date in a spreadsheet, ISO in CSV).
+        tz = settings().timezone
         return Sheet(translate("table_timeseries"), lines, _counts_header("start"),
-                     [_counts_row(b["label"], b) for b in data["timeseries"]["buckets"]], frozenset({5}))
+                     [[reports.local_time(b["start"], tz), *reports.counts_cells(b)]
+                      for b in data["timeseries"]["buckets"]], reports.RATE_COLUMNS)
     return Sheet(translate("table_reasons"), lines, [translate("result"), translate("reason"), translate("count")],
                  [[translate(r["result"]), r["text"], r["count"]] for r in data["reasons"]])
 
@@ -57,9 +56,11 @@ def _overview_table(name: str, data: dict[str, Any]) -> Sheet:
 def _devices_table(data: dict[str, Any]) -> Sheet:
     lines = [translate("table_devices"), data["completeness"]["text"]]
     header = [translate("device"), translate("checkpoint"), translate("province"), translate("state"),
-              translate("last_seen"), translate("backlog"), "software", "trust_version"]
+              translate("last_seen"), translate("backlog"), translate("software"), translate("trust_version")]
     return Sheet(translate("table_devices"), lines, header, [
-        [d["id"], d["checkpoint_name"], d["province"], d["state"], reports.local_text(d["last_seen"], settings()),
+        [d["id"], d["checkpoint_name"], province_label(d["province"]), translate(d["state"])
+         if d["state"] in ("online", "offline") else translate("unknown"),
+         reports.local_time(d["last_seen"], settings().timezone),
          d["backlog"], d["software"],
          d["trust_version"]] for d in data["devices"]
     ])
@@ -114,9 +115,9 @@ def _report_data() -> tuple[reports.Area, dict[str, Any]]:
     return area, reports.report(get_store(), area, period, cfg, at)
 
 
-@bp.errorhandler(reports.ReportError)
+@bp.app_errorhandler(reports.ReportError)
 def _report_refusal(e: reports.ReportError) -> Response:
-    """A bad range or area, for every route here: 403 outside the scope, 400 otherwise."""
+    """A bad range or area, on every page, API route and export: 403 outside the scope, 400 otherwise."""
     return error_response(403 if isinstance(e, reports.AreaOutsideScope) else 400, str(e))
 
 
@@ -130,8 +131,6 @@ def _areas() -> list[tuple[str, str]]:
     scope = user_scope()
     cps = get_store().list_checkpoints(scope)
     provinces = sorted({c.province for c in cps if scope.everything or c.province in scope.provinces})
-    from dashboard.web.data.provinces import province_label
-
     return ([("all", translate("report_all"))] + [(f"province:{p}", province_label(p)) for p in provinces]
             + [(f"checkpoint:{c.id}", c.name) for c in cps])
 
@@ -154,5 +153,7 @@ def report_xlsx() -> Any:
 
 @bp.get("/api/v1/report")
 def report_api() -> Any:
-    """The daily report as JSON (the same figures as the page and the workbook)."""
-    return _report_data()[1]
+    """The daily report as JSON (the same figures as the page and the workbook); logged like the workbook."""
+    area, data = _report_data()
+    audit.record("report", f"{area.entry} {data['from']}..{data['to']} (JSON)", _province_of(area))
+    return data

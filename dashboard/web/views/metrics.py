@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from dashboard.scope import Scope
 from dashboard.web.auth import error_response
+from dashboard.web.i18n import translate
 from dashboard.web.state import get_store, now
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _authorised() -> bool:
 def metrics() -> Any:
     """Prometheus metrics, for the configured bearer token or a logged-in admin."""
     if not _authorised():
-        resp = error_response(401 if g.get("user") is None else 403, "metrics need a bearer token or an admin login")
+        resp = error_response(401 if g.get("user") is None else 403, translate("metrics_forbidden"))
         resp.headers["WWW-Authenticate"] = 'Bearer realm="chot"'
         return resp
     # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, which would say it twice.

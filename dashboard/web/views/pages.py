@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("views", __name__)
 
 # Query arguments of the overview kept in its links, downloads and live stream.
-PAGE_ARGS = ("from", "to", "map", "trend")
+PAGE_ARGS = ("from", "to", "map", "trend", "area")
 # page name -> the partial template holding its live part
 LIVE_PARTIALS: dict[str, str] = {
     "overview": "_overview_live.html",
@@ -53,6 +53,13 @@ def overview_context(args: Mapping[str, str], scope: Scope | None = None) -> dic
     cfg = settings()
     at = now()
     period = snapshots.parse_period(args.get("from"), args.get("to"), cfg, at)
+    if scope is None and args.get("area"):
+        # An area asked for narrows the view, or is refused (403) outside the user's scope: the
+        # same answer as the exports and the report give, never silently the whole scope instead.
+        # Imported here: reports builds on snapshots, as this module does.
+        from dashboard.web.data.reports import parse_area
+
+        scope = parse_area(args.get("area"), user_scope(), get_store()).scope
     trend_days = 30 if args.get("trend") == "30" else 7
     data = snapshots.overview(get_store(), user_scope() if scope is None else scope, cfg, period, at,
                               officers=sees_officers(), trend_days=trend_days)
