@@ -22,8 +22,13 @@ small codes in 1920x1080 frames, low-resolution photos, codes on a cylinder, cod
 degrees (``testbed/printed_scenes.py``).
 After the table, every image that chot's stage misses and some library alone reads is listed
 (``stage_misses`` per set in the JSON).
-Expected text is compared byte for byte (``.txt`` files are read as bytes, so CRLF stays CRLF);
-a ``.bin`` matches a text whose UTF-8, ISO-8859-1 or Shift_JIS encoding gives its bytes. Times are the decoding call alone (the image is already grey in memory), as the thread's CPU
+Expected content is compared byte for byte (``.txt`` files are read as bytes, so CRLF stays CRLF):
+a read matches when its text equals the ``.txt``, or when the payload bytes the decoder reports
+(chot's ``QrText.raw``, zxing-cpp's ``bytes``, pyzbar's and OpenCV's data) equal the ``.txt``'s
+UTF-8 or the ``.bin``'s bytes; for a decoder that gives text only, a ``.bin`` matches a text
+whose UTF-8, ISO-8859-1 or Shift_JIS encoding gives its bytes. So a byte-mode payload that is
+no text, an ECI code or a GS1 code (FNC1, fields ended by GS) counts as read only with its
+bytes right, whatever character set a library guessed for showing it (``testbed/decode_sets.py``). Times are the decoding call alone (the image is already grey in memory), as the thread's CPU
 time by default (steady on a shared machine); ``--clock wall`` gives wall-clock time instead.
 """
 

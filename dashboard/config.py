@@ -209,6 +209,9 @@ class AlarmsConfig:
     (today) is more than this far above their province's (0.3 = 30 percentage points)."""
     let_through_min_decisions: int = 10
     """...counting only checkpoints and officers with at least this many decisions."""
+    wrong_pins_per_hour: int = 10
+    """Alarm when a unit reports at least this many wrong officer PINs within an hour (someone
+    trying PIN after PIN on a stolen or tampered unit); 0 turns the alarm off."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.unit_report_interval_s <= 3600:
@@ -217,6 +220,8 @@ class AlarmsConfig:
             raise ValueError("let_through_above_area must be between 0 and 1")
         if self.let_through_min_decisions < 1:
             raise ValueError("let_through_min_decisions must be at least 1")
+        if not 0 <= self.wrong_pins_per_hour <= 100000:
+            raise ValueError("wrong_pins_per_hour must be 0 (off) to 100000")
 
 
 @dataclass

@@ -117,7 +117,9 @@ init_central() {
 system "render the broker config, service accounts and ACL (chot dashboard init)" init_central
 
 # --- 6. services ---------------------------------------------------------------------------------
-for unit in chot-broker.service chot-ingest.service chot-dashboard.service chot-rosters.service chot-rosters.timer; do
+# chot-ingest@.service is installed, not started: with ingest.workers = N and a PostgreSQL store,
+# run chot-ingest@1 ... chot-ingest@N instead of chot-ingest.service.
+for unit in chot-broker.service chot-ingest.service chot-ingest@.service chot-dashboard.service chot-rosters.service chot-rosters.timer; do
   put "$fw/systemd/$unit" "$systemd_dir/system/$unit" 0644
 done
 put "$fw/systemd/journald-central.conf" "$systemd_dir/journald.conf.d/chot.conf" 0644

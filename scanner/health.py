@@ -37,12 +37,13 @@ def collect(
     fps: float | None = None,
     software: str = __version__,
     thermal_path: Path = THERMAL_ZONE,
+    pins: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the status dict (`state` online) as documented for `chot/v1/<cp>/<dev>/status`."""
     trust_age = None
     if trust_issued_at is not None:
         trust_age = max(0, int((now - trust_issued_at).total_seconds()))
-    return {
+    status: dict[str, Any] = {
         "state": "online",
         "software": software,
         "trust_version": trust_version,
@@ -54,6 +55,9 @@ def collect(
         "uptime_s": int(time.monotonic() - started_monotonic),
         "ts": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if pins is not None:  # wrong PINs and lock-outs at the officer desk (scanner.officers.OfficerDesk.pin_report)
+        status["pins"] = pins
+    return status
 
 
 def stable_part(status: dict[str, Any]) -> dict[str, Any]:

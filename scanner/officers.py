@@ -33,6 +33,12 @@ logger = logging.getLogger(__name__)
 FAILURES_BEFORE_LOCK = 3
 LOCK_BASE_S = 30.0
 LOCK_MAX_S = 900.0
+# What the unit tells the central about attacks on PINs (its status's `pins`): wrong PINs in the
+# last hour, kept as their times; staff ids tried, only those on the roster (never what was typed
+# otherwise, never a PIN), at most this many.
+PIN_WINDOW_S = 3600.0
+PIN_TIMES_KEPT = 1000
+PIN_IDS_REPORTED = 10
 
 
 class DeskError(Exception):
@@ -168,6 +174,7 @@ class OfficerDesk:
         """Changes after each manual check: a repeated tap carrying the old token is refused."""
         self.last_message: dict[str, str] | None = None
         self.failures, self.locked_until, self.failures_total = self._load_failures()
+        self.wrong_at, self.lockouts_total, self.tried = self._load_attempts()
 
     # -- persistence of wrong-PIN counts (a restart must not reset the throttle) -------------
     def _load_failures(self) -> tuple[int, float, int]:
@@ -180,8 +187,22 @@ class OfficerDesk:
             logger.warning("sign-in state %s unreadable: starting locked for safety", self.state_path)
             return FAILURES_BEFORE_LOCK, self._unix() + LOCK_BASE_S, 0
 
+    def _load_attempts(self) -> tuple[list[float], int, dict[str, float]]:
+        """Wrong-PIN times of the last hour, lock-outs so far, roster ids tried (id -> last time)."""
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            times = [float(t) for t in data.get("wrong_at", [])][-PIN_TIMES_KEPT:]
+            tried = {str(k): float(v) for k, v in dict(data.get("tried", {})).items()}
+            return times, int(data.get("lockouts_total", 0)), tried
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return [], 0, {}
+
     def _save_failures(self) -> None:
-        body = {"failures": self.failures, "locked_until": self.locked_until, "failures_total": self.failures_total}
+        cutoff = self._unix() - PIN_WINDOW_S
+        self.wrong_at = [t for t in self.wrong_at if t > cutoff][-PIN_TIMES_KEPT:]
+        self.tried = {k: v for k, v in self.tried.items() if v > cutoff}
+        body = {"failures": self.failures, "locked_until": self.locked_until, "failures_total": self.failures_total,
+                "wrong_at": self.wrong_at, "lockouts_total": self.lockouts_total, "tried": self.tried}
         try:
             atomic_write(self.state_path, json.dumps(body).encode())
         except OSError as e:
@@ -244,9 +265,13 @@ class OfficerDesk:
             if not ok or officer is None:  # (ok implies an officer; said again for the type checker)
                 self.failures += 1
                 self.failures_total += 1
+                self.wrong_at.append(now)
+                if officer is not None:  # a real staff id (may be reported); anything else typed is not kept
+                    self.tried[officer.id] = now
                 if self.failures >= FAILURES_BEFORE_LOCK:
                     extra = self.failures - FAILURES_BEFORE_LOCK
                     self.locked_until = now + min(LOCK_MAX_S, LOCK_BASE_S * 2 ** extra)
+                    self.lockouts_total += 1
                 self._save_failures()
                 logger.warning("sign-in refused: wrong PIN or officer (%d in a row, %d in all)", self.failures,
                                self.failures_total)
@@ -261,6 +286,16 @@ class OfficerDesk:
         logger.info("officer %s signed in", officer.id)
         self._on_change()
         return officer
+
+    def pin_report(self) -> dict[str, Any]:
+        """The status's `pins`: counts and roster staff ids only, never a PIN or a typed id."""
+        with self._lock:
+            now = self._unix()
+            cutoff = now - PIN_WINDOW_S
+            tried = sorted((t, k) for k, t in self.tried.items() if t > cutoff)[-PIN_IDS_REPORTED:]
+            return {"wrong_hour": sum(1 for t in self.wrong_at if t > cutoff), "wrong_total": self.failures_total,
+                    "lockouts": self.lockouts_total, "locked": now < self.locked_until,
+                    "officers": sorted(k for _, k in tried)}
 
     def sign_out(self) -> None:
         """End the officer's session."""

@@ -373,7 +373,8 @@ class Unit:
         status = collect(now=now, started_monotonic=self.started_at, trust_version=self._trust_version(),
                          trust_issued_at=issued, backlog=self.outbox.backlog(),
                          clock=self.clock.check(now, issued).reason,
-                         fps=self.capture.fps if self.capture is not None else None)
+                         fps=self.capture.fps if self.capture is not None else None,
+                         pins=self.desk.pin_report() if self.desk is not None else None)
         if self.updates is not None:
             status["software"] = self.updates.running or status["software"]
             status["update"] = self.updates.status()

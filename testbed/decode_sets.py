@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from scanner import phone_screen
+from scanner.qr.qrtext import QrText
 from testbed import printed_scenes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -42,8 +43,11 @@ class Sample:
         return any(self._is_expected(text) for text in texts)
 
     def _is_expected(self, text: str) -> bool:
+        raw = text.raw if isinstance(text, QrText) else None  # the payload's bytes, where the decoder gives them
         if self.text is not None:
-            return text == self.text
+            return text == self.text or (raw is not None and raw == self.text.encode("utf-8"))
+        if raw is not None and raw == self.raw:
+            return True
         for encoding in ("utf-8", "iso-8859-1", "shift_jis"):
             try:
                 if text.encode(encoding) == self.raw:

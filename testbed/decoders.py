@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from scanner.qr.decode import QrDecoder, read_gray
+from scanner.qr.qrtext import QrText
 from testbed.decode_sets import Sample
 
 LIBRARIES = ("zxing-cpp", "pyzbar", "opencv", "opencv-aruco", "wechat")  # each alone, as peers
@@ -59,7 +60,7 @@ def _zxing() -> Decode:
     import zxingcpp
 
     def run(gray: np.ndarray, fresh: bool) -> list[str]:
-        return [b.text for b in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))]
+        return [QrText.of(b) for b in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))]
     return run
 
 
@@ -72,12 +73,13 @@ def _pyzbar() -> Decode:
 
 
 def _bytes_to_texts(data: bytes) -> list[str]:
+    """A library's payload bytes as one read: the bytes kept, the text UTF-8 else ISO-8859-1."""
     if not data:
         return []
     try:
-        return [data.decode("utf-8")]
+        return [QrText(data.decode("utf-8"), data)]
     except UnicodeDecodeError:
-        return [data.decode("iso-8859-1")]
+        return [QrText(data.decode("iso-8859-1"), data)]
 
 
 def _opencv() -> Decode:

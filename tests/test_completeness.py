@@ -199,7 +199,7 @@ def test_an_older_store_gains_last_seq_and_the_audit_log_on_upgrade(tmp_path: Pa
     conn.close()
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == len(MIGRATIONS) == 6
+        assert store.schema_version() == len(MIGRATIONS) == 7
         d = store.get_device("lane1")
         assert (d.last_seq, d.complete_at) == (11, None)  # never said its outbox was empty: not complete
         entry = store.record_audit("admin", "device_added", "lane1", "25", "checkpoint IC7")

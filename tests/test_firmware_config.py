@@ -38,7 +38,8 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
 FW = ROOT / "firmware-config"
-UNITS = sorted((FW / "systemd").glob("*.service")) + sorted((FW / "systemd").glob("*.timer"))
+UNITS = sorted(u for u in (FW / "systemd").glob("*.service") if "@" not in u.name) + sorted((FW / "systemd").glob("*.timer"))
+TEMPLATES = sorted((FW / "systemd").glob("*@.service"))
 PROVISION = FW / "provision.sh"
 PROVISION_CENTRAL = FW / "provision-central.sh"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -108,6 +109,44 @@ def test_every_expected_unit_is_shipped() -> None:
     assert {u.name for u in UNITS} == {"chot-scanner.service", "chot-kiosk.service", "chot-broker.service",
                                        "chot-ingest.service", "chot-dashboard.service", "chot-rosters.service",
                                        "chot-rosters.timer"}
+    assert [t.name for t in TEMPLATES] == ["chot-ingest@.service"]
+
+
+def worker_instance(tmp_path: Path, worker: int = 2) -> Path:
+    """The Mosquitto-profile worker template as systemd loads instance `worker` of it."""
+    copy = installable_copy(FW / "systemd" / "chot-ingest@.service", tmp_path)
+    return copy.rename(copy.with_name(f"chot-ingest@{worker}.service"))
+
+
+def test_ingest_worker_template_passes_verify_and_hardening(tmp_path: Path) -> None:
+    unit = worker_instance(tmp_path)
+    assert verify_problems(unit) == []
+    assert exposure(unit) <= 1.5
+
+
+def test_ingest_worker_template_agrees_with_the_single_ingest_and_the_config() -> None:
+    single = unit_directives(FW / "systemd" / "chot-ingest.service")
+    worker = unit_directives(FW / "systemd" / "chot-ingest@.service")
+    assert worker["ExecStart"] == [single["ExecStart"][0] + " --worker %i"]
+    assert worker["Conflicts"] == ["chot-ingest.service"]  # one layout or the other, never both
+    assert "chot-broker.service" in worker["After"][0].split()
+    # The same restart policy as the single ingest (and the demo, chot/demo/supervise.py).
+    for key in ("Restart", "RestartSec", "StartLimitIntervalSec", "StartLimitBurst", "TimeoutStopSec"):
+        assert worker[key] == single[key], key
+    # Everything else of the single ingest's sandbox is kept.
+    for key, values in single.items():
+        if key not in ("ExecStart", "Description", "Documentation", "After", "LoadCredential"):
+            assert worker.get(key) == values, key
+    # Its credentials: the ingest's broker password (every worker account shares it) and the
+    # PostgreSQL URL that several workers need.
+    central = load_config(FW / "central.toml")
+    credentials = {c.split(":")[0] for c in worker["LoadCredential"]}
+    assert credentials == {central.mqtt.ingest.password_credential, central.store.url_credential}
+    config = parse_config({"data_dir": "/var/lib/chot-dashboard", "store": {"url": "postgresql://h/chot"},
+                           "ingest": {"workers": 3}})
+    from dashboard.devices import ingest_usernames  # noqa: PLC0415
+
+    assert ingest_usernames(config) == ["chot-ingest", "chot-ingest-2", "chot-ingest-3"]  # one account per %i
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
@@ -618,7 +657,7 @@ def test_central_dry_run_prints_steps_and_changes_nothing(tmp_path: Path) -> Non
     for expected in (f"install {prefix}/etc/chot/central.toml", "dashboard-secret-key (mode 0600)",
                      "ingest-mqtt-password (mode 0600)", f"{prefix}/etc/systemd/system/chot-broker.service",
                      "enable and start chot-broker.service chot-ingest.service chot-dashboard.service chot-rosters.timer",
-                     f"{prefix}/etc/systemd/system/chot-rosters.timer"):
+                     f"{prefix}/etc/systemd/system/chot-rosters.timer", f"{prefix}/etc/systemd/system/chot-ingest@.service"):
         assert any(expected in s for s in steps), f"no step {expected!r} in:\n{result.stdout}"
     assert tree(prefix) == {}
 

@@ -168,6 +168,9 @@ def test_unit_picks_up_a_bundle_from_a_usb_stick(tmp_path: Path, ministry, peopl
     try:
         assert unit.trust.current is not None and unit.trust.current.version == 9
         assert unit.health()["trust_version"] == 9
+        # The officer desk's wrong-PIN report rides in the status (none yet).
+        assert unit.desk is not None and unit.health()["pins"] == {
+            "wrong_hour": 0, "wrong_total": 0, "lockouts": 0, "locked": False, "officers": []}
         assert unit.screen_status(NOW)["trust"] == {"version": 9, "age_s": 3600, "stale": False}
         # vn-2021 allows a 72 h old bundle: past that the screen warns (and verdicts are capped)
         assert unit.screen_status(NOW + dt.timedelta(hours=70))["trust"]["stale"] is False

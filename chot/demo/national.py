@@ -17,6 +17,7 @@ from typing import Any
 
 from chot.demo.env import STORE_URL, central_environment
 from chot.demo.run import DEMO_OFFLINE_AFTER_S, Demo
+from chot.demo.supervise import POLICIES, RestartPolicy
 from common.localnet import free_port, wait_for_port
 from testbed.nats import NatsCluster, NatsNodeProcess, national_broker
 from testbed.nginx import nginx_argv, nginx_conf
@@ -83,6 +84,18 @@ class NationalDemo(Demo):
     def _start_broker(self) -> None:
         self.cluster = NatsCluster(self.central.broker, env=central_environment("nats", os.environ, self.secrets))
         self.cluster.start(timeout=120)
+        for node in self.cluster.nodes:
+            # A node the demo stops itself has no process (proc None): only a death is restarted.
+            self.supervisor.watch(f"broker node {node.name}", POLICIES["nats-node"], _exit_code(node), node.start)
+
+    def _policy(self, name: str) -> RestartPolicy:
+        if name.startswith("ingest-"):
+            return POLICIES["ingest-worker"]
+        if name.startswith("dashboard-"):
+            return POLICIES["web-process"]
+        if name == "nginx":
+            return POLICIES["nginx"]
+        return super()._policy(name)
 
     def _start_central_services(self) -> None:
         central = self._central_command()
@@ -152,6 +165,11 @@ class NationalDemo(Demo):
                     node.stop()
             if self.postgres is not None:
                 self.postgres.stop()
+
+
+def _exit_code(node: NatsNodeProcess) -> Callable[[], int | None]:
+    """The node's exit code once it died, None while it runs or was stopped on purpose."""
+    return lambda: node.proc.poll() if node.proc is not None else None
 
 
 def _port_apart(taken: set[int], preferred: int | None = None) -> int:

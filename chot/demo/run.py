@@ -32,6 +32,7 @@ from chot.demo import central_counts
 from chot.demo.env import DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, central_environment, unit_environment
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import CutLinks
+from chot.demo.supervise import POLICIES, RestartPolicy, Supervisor
 from chot.demo.watch import DashboardWatch
 from common.localnet import free_port, wait_for_port
 from common.tomlwrite import dumps as _toml
@@ -131,6 +132,8 @@ class Demo:
         self.passwords: dict[str, str] = {}
         self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self._stopping = threading.Event()
+        self._started = time.monotonic()
+        self.supervisor = Supervisor(self.say)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -270,7 +273,31 @@ class Demo:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
+        # Supervised from its first start on, as its systemd unit would be.
+        self.supervisor.watch(name, self._policy(name), proc.poll, lambda: self._respawn(name, argv, env))
         return proc
+
+    def _respawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        """Start a dead child again with the same command and environment (its data stays).
+        What the dead one left in its process group goes first, as systemd empties a unit's
+        cgroup: nginx's workers outlive a SIGKILLed master and would keep its port."""
+        old = self.procs.get(name)
+        if old is not None:
+            try:
+                os.killpg(old.pid, signal.SIGKILL)  # its own session and group (start_new_session)
+            except (ProcessLookupError, PermissionError):
+                pass  # nothing left of it
+        log = open(self.workdir / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+        self.procs[name] = proc
+        self.supervisor.children[name].exit_code = proc.poll
+
+    def _policy(self, name: str) -> RestartPolicy:
+        """The restart policy of the unit that runs this child in the shipped layout."""
+        if name in ("mosquitto", "ingest", "dashboard"):
+            return POLICIES[name]
+        return POLICIES["unit"]  # the scanner units, named by device
 
     def _chot(self) -> list[str]:
         return [sys.executable, "-m", "chot"]
@@ -396,6 +423,7 @@ class Demo:
             self.say(f"  Officer at {spec.device:<14} {name} ({officer_id}), PIN {self.pins[spec.device]}"
                      " (a simulated officer signs in and decides)")
         self.say(f"  {self._central_line()}; logs in {self.workdir / 'logs'}")
+        self.say("  A process that dies is started again as its systemd unit would (try: kill -9 PID; see the logs).")
         self.say("  Ctrl-C stops everything." if self.duration is None else f"  Ends by itself after {self.duration:.0f} s.")
         self.say("")
 
@@ -404,7 +432,7 @@ class Demo:
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> Reconciliation:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         cut_at, restore_at = self._outage_window()
         next_report = started + 10
         watch = DashboardWatch(self.web_port, "admin", self.passwords["admin"])
@@ -424,9 +452,7 @@ class Demo:
                 if self.link is not None and not self.link.up and not alarm_seen:
                     alarm_seen = self._report_alarm(watch, elapsed)
                 self._faults(elapsed)
-                for name, proc in self.procs.items():
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with code {proc.returncode}: see {self.workdir / 'logs' / (name + '.log')}")
+                self.supervisor.tick(f"[{elapsed:5.0f}s] ")  # restarts the dead; raises if one keeps failing
                 if time.monotonic() >= next_report:
                     self.say(f"[{elapsed:5.0f}s] {self._progress()}")
                     next_report += 10
@@ -490,7 +516,9 @@ class Demo:
             officer.stop()  # no new decisions while the backlogs drain
         deadline = time.monotonic() + (drain_timeout if self.duration is not None else 0)
         while time.monotonic() < deadline and not self._drained():
+            self.supervisor.tick(f"[{time.monotonic() - self._started:5.0f}s] ")  # a worker may die while draining
             time.sleep(0.5)
+        self.supervisor.children.clear()  # from here on children are stopped on purpose
         for spec in UNITS:
             self._terminate(spec.device)
         time.sleep(1.0)  # the ingest commits its last batch
@@ -568,6 +596,7 @@ class Demo:
 
     def shutdown(self) -> None:
         """Stop every process we started, newest first; none is left behind."""
+        self.supervisor.children.clear()
         for name in reversed(list(self.procs)):
             self._terminate(name)
         if self.link is not None:

@@ -199,6 +199,12 @@ class Device:
     last_seq: int | None = None  # highest seq stored from it
     complete_at: datetime | None = None  # last time it said, online, that its outbox was empty
     broker: str | None = None  # "host:port" of the cluster node it last said it is on
+    # Attacks on officer PINs, as of its last status (counts and staff ids only).
+    pin_wrong_hour: int | None = None  # wrong PINs in the hour before that status
+    pin_wrong_total: int | None = None
+    pin_lockouts: int | None = None
+    pin_locked: bool | None = None
+    pin_officers: str | None = None  # comma-separated roster staff ids tried with a wrong PIN that hour
 
     @property
     def online(self) -> bool:
@@ -373,6 +379,11 @@ class StatusUpdate:
     temperature_c: float | None = None
     uptime_s: float | None = None
     broker: str | None = None
+    pin_wrong_hour: int | None = None
+    pin_wrong_total: int | None = None
+    pin_lockouts: int | None = None
+    pin_locked: bool | None = None
+    pin_officers: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -585,7 +596,8 @@ MAX_CLOCK_AHEAD_S = 300
 EARLIEST_PLAUSIBLE_TS = datetime(2021, 1, 1, tzinfo=timezone.utc)
 MAX_BUCKETS = 5000
 STATUS_COLUMNS = ("software", "trust_version", "trust_age_s", "backlog", "clock", "fps",
-                   "temperature_c", "uptime_s", "broker")
+                   "temperature_c", "uptime_s", "broker", "pin_wrong_hour", "pin_wrong_total", "pin_lockouts",
+                   "pin_locked", "pin_officers")
 
 
 def to_ms(value: datetime) -> int:

@@ -129,6 +129,10 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
     tuple(_SCHEMA_1),
     # The broker node each unit last said it is on (national cluster).
     ("ALTER TABLE devices ADD COLUMN broker text",),
+    # Attacks on officer PINs each unit last reported (counts and staff ids only).
+    ("ALTER TABLE devices ADD COLUMN pin_wrong_hour bigint", "ALTER TABLE devices ADD COLUMN pin_wrong_total bigint",
+     "ALTER TABLE devices ADD COLUMN pin_lockouts bigint", "ALTER TABLE devices ADD COLUMN pin_locked boolean",
+     "ALTER TABLE devices ADD COLUMN pin_officers text"),
 )
 
 

@@ -153,7 +153,8 @@ class SqlStore(Store):
     _DEVICE_SELECT = (
         "SELECT d.id, d.checkpoint, c.district, c.province, c.name, d.created_at, d.state,"
         " d.last_seen, d.status_at, d.software, d.trust_version, d.trust_age_s, d.backlog, d.clock,"
-        " d.fps, d.temperature_c, d.uptime_s, d.last_seq, d.complete_at, d.broker"
+        " d.fps, d.temperature_c, d.uptime_s, d.last_seq, d.complete_at, d.broker,"
+        " d.pin_wrong_hour, d.pin_wrong_total, d.pin_lockouts, d.pin_locked, d.pin_officers"
         " FROM devices d JOIN checkpoints c ON c.id = d.checkpoint"
     )
 
@@ -161,8 +162,8 @@ class SqlStore(Store):
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), row[9], row[10], row[11], row[12], row[13], row[14],
-            row[15], row[16], row[17], from_ms(row[18]), row[19],
+            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]), row[19],
+            row[20], row[21], row[22], None if row[23] is None else bool(row[23]), row[24],
         )
 
     def get_device(self, device_id: str) -> Device | None:

@@ -129,9 +129,18 @@ def _migration_6(db: Any) -> None:
     db.execute("ALTER TABLE devices ADD COLUMN broker TEXT")
 
 
+def _migration_7(db: Any) -> None:
+    """Attacks on officer PINs each unit last reported (counts and staff ids only)."""
+    for column in _PIN_COLUMNS:
+        db.execute(f"ALTER TABLE devices ADD COLUMN {column}")
+
+
+_PIN_COLUMNS = ("pin_wrong_hour INTEGER", "pin_wrong_total INTEGER", "pin_lockouts INTEGER", "pin_locked INTEGER",
+                "pin_officers TEXT")
+
 # Append-only: migration N brings the schema from version N-1 to N. Never edit a shipped one.
 MIGRATIONS: tuple[Any, ...] = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
-                                _migration_6)
+                                _migration_6, _migration_7)
 
 
 class SqliteStore(SqlStore):

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_CLOCK_ALARM": True,
     "CHOT_LET_THROUGH_ABOVE_AREA": 0.3,
     "CHOT_LET_THROUGH_MIN_DECISIONS": 10,
+    "CHOT_WRONG_PINS_PER_HOUR": 10,
     "CHOT_METRICS_TOKEN": None,
     "CHOT_LOGIN_MAX_FAILURES": 5,  # one account from one address: delays start here (login_throttle)
     "CHOT_LOGIN_WINDOW_S": 24 * 3600,  # failures older than this no longer count (delays run from the last one)
@@ -64,6 +65,7 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_CLOCK_ALARM": alarms.clock,
         "CHOT_LET_THROUGH_ABOVE_AREA": alarms.let_through_above_area,
         "CHOT_LET_THROUGH_MIN_DECISIONS": alarms.let_through_min_decisions,
+        "CHOT_WRONG_PINS_PER_HOUR": alarms.wrong_pins_per_hour,
         "SESSION_COOKIE_SECURE": web.cookie_secure,
         "CHOT_TRUSTED_PROXIES": web.trusted_proxies,
         "CHOT_METRICS_TOKEN": secret(web.metrics_token, "CHOT_METRICS_TOKEN", "dashboard-metrics-token"),

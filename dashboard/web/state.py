@@ -75,6 +75,7 @@ def settings() -> WebSettings:
         clock_alarm=bool(cfg["CHOT_CLOCK_ALARM"]),
         let_through_above_area=float(cfg["CHOT_LET_THROUGH_ABOVE_AREA"]),
         let_through_min_decisions=int(cfg["CHOT_LET_THROUGH_MIN_DECISIONS"]),
+        wrong_pins_per_hour=int(cfg["CHOT_WRONG_PINS_PER_HOUR"]),
     )
 
 

@@ -3,5 +3,6 @@
 `decode` (the stage: `QrDecoder`, `read_image`) tries zxing-cpp on the frame and on textured
 regions, then `locate` (a QR code's pose from its finder patterns, found by `finders`) for
 codes zxing-cpp cannot place; `imageheader` refuses image files by their header before OpenCV
-reads them; `errors` holds what they raise.
+reads them; `errors` holds what they raise; `qrtext` is the text of a read with its payload
+bytes (`QrText`).
 """

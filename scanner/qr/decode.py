@@ -30,6 +30,7 @@ import zxingcpp
 from scanner.qr import locate
 from scanner.qr.errors import BadFrameError, UnreadableImageError
 from scanner.qr.imageheader import refuse_before_decoding
+from scanner.qr.qrtext import QrText
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ def _zxing(image: np.ndarray, *, errors: bool = False, whole: bool = False, inve
     """
     return zxingcpp.read_barcodes(
         image, formats=_QR, try_rotate=False, try_downscale=whole, try_invert=whole or invert, return_errors=errors,
-        binarizer=zxingcpp.Binarizer.BoolCast if binary else zxingcpp.Binarizer.LocalAverage)
+        binarizer=zxingcpp.Binarizer.BoolCast if binary else zxingcpp.Binarizer.LocalAverage,
+        text_mode=zxingcpp.TextMode.Plain)  # GS1 fields as the code holds them, not "(01)..." (scanner/qr/qrtext.py)
 
 
 def _region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: int = 0, dy: int = 0) -> Region:
@@ -176,7 +178,7 @@ class QrDecoder:
         # 2. zxing-cpp's default search of the whole frame, so the stage reads all that zxing alone
         #    reads (dark mode included); failed detections still tell where a code is.
         found = _zxing(gray, errors=True, whole=True)
-        best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
+        best = _best_text([QrText.of(b) for b in found if b.valid], self.expect_prefix)
         if best is not None:
             self._track(next(_region_of(b) for b in found if b.valid and b.text == best), _WHOLE)
             if self._accept(best):
@@ -199,7 +201,7 @@ class QrDecoder:
             for retry in _WHOLE_IMAGE:
                 scale = min(retry.scale, _MAX_CROP_SIDE / max(h, w))
                 found = _zxing(retry.apply(gray, scale), errors=False, whole=True)
-                text = _best_text([b.text for b in found if b.valid], self.expect_prefix)
+                text = _best_text([QrText.of(b) for b in found if b.valid], self.expect_prefix)
                 if text is not None and self._accept(text):
                     return self._done(text, f"enlarged-{retry.name}")
                 fallback = fallback or text
@@ -346,7 +348,7 @@ class QrDecoder:
 
     def _take(self, found: list[zxingcpp.Barcode], region: Region, scale: float, retry: _Retry) -> str | None:
         """The best valid read among ``found`` (from a crop), tracking where it was."""
-        best = _best_text([b.text for b in found if b.valid], self.expect_prefix)
+        best = _best_text([QrText.of(b) for b in found if b.valid], self.expect_prefix)
         if best is None:
             return None
         self._track(next(_region_of(b, scale, region.x, region.y) for b in found if b.valid and b.text == best), retry)
@@ -439,15 +441,16 @@ _LADDERS = {_TEXTURED: _RETRIES[:1], _MOST_TEXTURED: (_RETRIES[0], _BINARISED, _
 
 
 def _pyzbar(image: np.ndarray) -> str | None:
-    """pyzbar's read of a QR code in ``image``, as text (UTF-8, else ISO-8859-1), or None."""
+    """pyzbar's read of a QR code in ``image``, as text (UTF-8, else ISO-8859-1) with zbar's
+    bytes, or None."""
     from pyzbar import pyzbar  # loads libzbar; only needed when a retry gets this far
 
     results = pyzbar.decode(image, symbols=[pyzbar.ZBarSymbol.QRCODE])
     for result in results:
         try:
-            return result.data.decode("utf-8")
+            return QrText(result.data.decode("utf-8"), result.data)
         except UnicodeDecodeError:
-            return result.data.decode("latin-1")
+            return QrText(result.data.decode("latin-1"), result.data)
     return None
 
 
@@ -489,7 +492,7 @@ def png_chunks_fit(data: bytes) -> bool:
 def read_gray(gray: np.ndarray) -> list[str]:
     """Every QR text found in one grey still image, trying harder than the video path."""
     gray = check_frame(gray)
-    found = [b.text for b in _zxing(gray, whole=True) if b.valid]
+    found = [QrText.of(b) for b in _zxing(gray, whole=True) if b.valid]
     if found:
         return _unique(found)
     decoder = QrDecoder(expect_prefix=None, use_pyzbar=True)  # a still image: thorough beats fast
@@ -501,7 +504,7 @@ def read_gray(gray: np.ndarray) -> list[str]:
     # Small photos: zxing's detector needs a few pixels per module.
     if max(gray.shape) < 1200:
         big = cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-        found = [b.text for b in _zxing(big, whole=True) if b.valid]
+        found = [QrText.of(b) for b in _zxing(big, whole=True) if b.valid]
         if found:
             return _unique(found)
     text = _pyzbar(gray)

@@ -37,6 +37,7 @@ import numpy as np
 import zxingcpp
 
 from scanner.qr.finders import Finder, dark_mode_of, finder_patterns, runs_along
+from scanner.qr.qrtext import QrText
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _MATCH_PX = 4  # pixels per module where alignment patterns are matched
@@ -457,8 +458,8 @@ def with_finders(modules: np.ndarray) -> np.ndarray:
 def read_drawn(modules: np.ndarray) -> list[str]:
     """What zxing-cpp reads on a clean drawing of ``modules`` in pure mode (valid reads only)."""
     found = zxingcpp.read_barcodes(draw(with_finders(modules)), formats=_QR, is_pure=True, try_rotate=False,
-                                   try_downscale=False, try_invert=False)
-    return [b.text for b in found if b.valid]
+                                   try_downscale=False, try_invert=False, text_mode=zxingcpp.TextMode.Plain)
+    return [QrText.of(b) for b in found if b.valid]
 
 
 def read_at(images: Iterable[np.ndarray], homography: np.ndarray, n: int, dark_mode: bool | None = None) -> list[str]:

@@ -32,6 +32,7 @@ class WebSettings:
     clock_alarm: bool = True
     let_through_above_area: float = 0.3
     let_through_min_decisions: int = 10
+    wrong_pins_per_hour: int = 10  # 0: no alarm for wrong officer PINs
 
 
 @dataclass(frozen=True)

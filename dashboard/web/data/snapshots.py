@@ -188,6 +188,11 @@ def device_dict(device: Device, now: datetime, settings: WebSettings | None = No
         "temperature_c": device.temperature_c,
         "uptime_s": device.uptime_s,
         "broker": device.broker,
+        # Attacks on officer PINs as of its last status: counts and staff ids only.
+        "pins": None if device.pin_wrong_total is None else {
+            "wrong_hour": device.pin_wrong_hour, "wrong_total": device.pin_wrong_total,
+            "lockouts": device.pin_lockouts, "locked": bool(device.pin_locked),
+            "officers": device.pin_officers.split(",") if device.pin_officers else []},
     }
 
 
@@ -223,7 +228,26 @@ def alarms(store: Store, devices: list[Device], settings: WebSettings, now: date
             clock = translate(key) if key in MESSAGES else d.clock
             found.append({**base, "kind": "clock", "clock": d.clock,
                           "text": translate("alarm_clock", device=d.id, clock=clock)})
+        pins = _pin_attack(d, settings, now)
+        if pins is not None:
+            found.append({**base, **pins})
     return found
+
+
+def _pin_attack(d: Device, settings: WebSettings, now: datetime) -> dict[str, Any] | None:
+    """The wrong-PIN alarm: the unit's last status, from within the hour, counted at least
+    `wrong_pins_per_hour` wrong PINs in the hour before it."""
+    limit = settings.wrong_pins_per_hour
+    if not limit or d.pin_wrong_hour is None or d.pin_wrong_hour < limit or d.status_at is None:
+        return None
+    if (now - d.status_at).total_seconds() > 3600:  # an attack reported over an hour ago is over
+        return None
+    officers = d.pin_officers.split(",") if d.pin_officers else []
+    who = translate("alarm_pins_officers", officers=", ".join(officers)) if officers else ""
+    return {"kind": "wrong_pins", "wrong_hour": d.pin_wrong_hour, "lockouts": d.pin_lockouts,
+            "locked": bool(d.pin_locked), "officers": officers, "since": iso(d.status_at),
+            "text": translate("alarm_wrong_pins", device=d.id, n=d.pin_wrong_hour, lockouts=d.pin_lockouts or 0)
+                    + who}
 
 
 def _local(value: datetime, settings: WebSettings) -> str:

@@ -78,6 +78,9 @@ def render_metrics() -> str:
         ("chot_device_camera_fps", "fps", "Camera frames per second."),
         ("chot_device_temperature_celsius", "temperature_c", "SoC temperature."),
         ("chot_device_uptime_seconds", "uptime_s", "Seconds since the unit started."),
+        ("chot_device_wrong_pins_hour", "pin_wrong_hour", "Wrong officer PINs in the hour before the unit's status."),
+        ("chot_device_wrong_pins", "pin_wrong_total", "Wrong officer PINs on the unit since it was set up."),
+        ("chot_device_pin_lockouts", "pin_lockouts", "Times wrong PINs locked the unit's officer desk."),
     ):
         samples = [(_labels(device=d.id, checkpoint=d.checkpoint), float(getattr(d, attr)))
                    for d in devices if getattr(d, attr) is not None]
