@@ -440,6 +440,28 @@ class Store(ABC):
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         """Counts per (result, reason), largest first."""
 
+    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[ReasonCount]]:
+        """`reasons` of each checkpoint inside `scope` that has any, in one go (a backend answers it
+        with one query; this fallback asks per checkpoint)."""
+        found: dict[str, list[ReasonCount]] = {}
+        for cp in self.list_checkpoints(scope):
+            rows = [r for r in self.reasons(Scope.of(checkpoints=[cp.id]), since, until) if r.count]
+            if rows:
+                found[cp.id] = rows
+        return found
+
+    def timeseries_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                                 bucket_s: int) -> dict[str, list[Bucket]]:
+        """`timeseries` of each checkpoint inside `scope`, keeping only checkpoints and buckets
+        that hold counts (a backend answers it with one query; this fallback asks per checkpoint)."""
+        found: dict[str, list[Bucket]] = {}
+        for cp in self.list_checkpoints(scope):
+            buckets = [b for b in self.timeseries(Scope.of(checkpoints=[cp.id]), since, until, bucket_s)
+                       if b.counts != Counts()]
+            if buckets:
+                found[cp.id] = buckets
+        return found
+
     @abstractmethod
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         """The latest stored events inside `scope` (optionally one checkpoint), newest first."""
@@ -447,6 +469,11 @@ class Store(ABC):
     @abstractmethod
     def change_marker(self) -> int:
         """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
+
+    def change_feed(self) -> Any:
+        """A feed that pushes committed changes by checkpoint (`dashboard.store.pgnotify.ChangeFeed`,
+        one per process), or None: live pages then poll `change_marker` (SQLite, a local read)."""
+        return None
 
     @abstractmethod
     def prune_events(self, received_before: datetime) -> int:

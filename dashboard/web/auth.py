@@ -42,7 +42,7 @@ bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints reachable without a session. /metrics checks its own bearer token.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.language", "static", "metrics.metrics"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.language", "static", "metrics.metrics", "metrics.health"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MIN_PASSWORD_LENGTH = 10
 # A real hash of a random password, checked when the user does not exist, so a wrong username
