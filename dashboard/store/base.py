@@ -470,6 +470,19 @@ class Store(ABC):
     def change_marker(self) -> int:
         """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
 
+    def verdicts_by_hour_of_day(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[int]]:
+        """Per checkpoint inside `scope` with verdicts, 24 totals: hour h holds the verdicts of hours
+        h, h + 24, h + 48... counted from `since` (from a local midnight, with no change of UTC offset
+        in the range, these are the local hours of the day). A backend answers in one query."""
+        found: dict[str, list[int]] = {}
+        for cp, buckets in self.timeseries_by_checkpoint(scope, since, until, 3600).items():
+            hours = [0] * 24
+            for b in buckets:
+                hours[int((b.start - since).total_seconds()) // 3600 % 24] += b.counts.total
+            if any(hours):
+                found[cp] = hours
+        return found
+
     def change_feed(self) -> Any:
         """A feed that pushes committed changes by checkpoint (`dashboard.store.pgnotify.ChangeFeed`,
         one per process), or None: live pages then poll `change_marker` (SQLite, a local read)."""

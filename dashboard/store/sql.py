@@ -293,6 +293,20 @@ class SqlStore(Store):
         return {cp: [Bucket(datetime.fromtimestamp((start + i * width) * 60, tz=timezone.utc), Counts(**c))
                      for i, c in sorted(buckets.items())] for cp, buckets in sorted(found.items())}
 
+    def verdicts_by_hour_of_day(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[int]]:
+        start, end = minute_range(since, until)
+        verdicts = ", ".join(f"'{r}'" for r in RESULTS)
+        sums = self._sum_counts(
+            scope, start, end,
+            lambda p: ("checkpoint", f"(unit * {p.size} - {start}) / 60 % 24",
+                       f"CASE WHEN result IN ({verdicts}) THEN 1 ELSE 0 END"),
+            grid=(start, 60), per_checkpoint=True)
+        found: dict[str, list[int]] = {}
+        for (cp, hour, verdict), n in sums.items():
+            if verdict and n:
+                found.setdefault(cp, [0] * 24)[int(hour)] += n
+        return found
+
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         start, end = minute_range(since, until)
         sums = self._sum_counts(scope, start, end, lambda p: ("result", "reason"))
