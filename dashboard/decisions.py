@@ -74,7 +74,7 @@ class Tally:
 def _gap_reds(store: Store, scope: Scope, since: datetime, until: datetime) -> dict[str, int]:
     """Red verdicts for a record gap, per checkpoint (one roll-up query for the whole scope)."""
     found: dict[str, int] = {}
-    for cp, rows in store.reasons_by_checkpoint(scope, since, until).items():
+    for cp, rows in store.reasons_by_checkpoint(scope, since, until, RECORD_GAP_REASONS).items():
         n = sum(r.count for r in rows if r.result == "red" and r.reason in RECORD_GAP_REASONS)
         if n:
             found[cp] = n

@@ -440,12 +440,14 @@ class Store(ABC):
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         """Counts per (result, reason), largest first."""
 
-    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[ReasonCount]]:
-        """`reasons` of each checkpoint inside `scope` that has any, in one go (a backend answers it
-        with one query; this fallback asks per checkpoint)."""
+    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                              reasons: Sequence[str] | None = None) -> dict[str, list[ReasonCount]]:
+        """`reasons` of each checkpoint inside `scope` that has any (only those `reasons` if given),
+        in one go (a backend answers it with one query; this fallback asks per checkpoint)."""
         found: dict[str, list[ReasonCount]] = {}
         for cp in self.list_checkpoints(scope):
-            rows = [r for r in self.reasons(Scope.of(checkpoints=[cp.id]), since, until) if r.count]
+            rows = [r for r in self.reasons(Scope.of(checkpoints=[cp.id]), since, until)
+                    if r.count and (reasons is None or r.reason in reasons)]
             if rows:
                 found[cp.id] = rows
         return found

@@ -178,18 +178,22 @@ class SqlStore(Store):
     # both): the roll-up pieces of a range are read as one UNION ALL, summed in the database.
     def _sums_sql(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], Sequence[str]], *,
                   grid: tuple[int, int] | None = None, per_checkpoint: bool = False,
-                  all_time: Sequence[str] | None = None) -> tuple[str, list[Any]] | None:
+                  all_time: Sequence[str] | None = None,
+                  only: tuple[str, Sequence[Any]] | None = None) -> tuple[str, list[Any]] | None:
         """A subquery of rows (k0, k1, ..., count) over minutes [start, end), read from the
         coarsest roll-ups that fit; unscoped queries not split by checkpoint read the country's.
 
         `all_time` (key columns of the running totals, e.g. ("checkpoint", "result")): when
         [start, end) holds every counted minute (the `/metrics` case) the rows come from the
-        running totals instead; the choice is made inside the statement. None when nothing to read.
+        running totals instead; the choice is made inside the statement. `only`: a further condition
+        on the roll-up rows and its parameters. None when nothing to read.
         """
         country = scope.everything and not per_checkpoint
         inner, scope_params = scope.sql("province", "district", "id")
         registered = f"checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
-        where, params = ("1 = 1", []) if country else (registered, scope_params)
+        where, params = ("1 = 1", []) if country else (registered, list(scope_params))
+        if only is not None:
+            where, params = f"{where} AND {only[0]}", [*params, *only[1]]
         parts: list[str] = []
         args: list[Any] = []
         covering = "(b.f IS NULL OR (? <= b.f AND b.f <= b.l AND b.l < ?))"
@@ -216,9 +220,11 @@ class SqlStore(Store):
 
     def _sum_counts(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], Sequence[str]], *,
                     grid: tuple[int, int] | None = None, per_checkpoint: bool = False,
-                    all_time: Sequence[str] | None = None) -> dict[tuple[Any, ...], int]:
+                    all_time: Sequence[str] | None = None,
+                    only: tuple[str, Sequence[Any]] | None = None) -> dict[tuple[Any, ...], int]:
         """SUM(count) grouped by the `keys` expressions (see `_sums_sql`), in one statement."""
-        sub = self._sums_sql(scope, start, end, keys, grid=grid, per_checkpoint=per_checkpoint, all_time=all_time)
+        sub = self._sums_sql(scope, start, end, keys, grid=grid, per_checkpoint=per_checkpoint, all_time=all_time,
+                             only=only)
         if sub is None:
             return {}
         sql, args = sub
@@ -314,9 +320,13 @@ class SqlStore(Store):
         # Verdict reasons only: decisions have their own counts (decision_counts).
         return [ReasonCount(result, reason, n) for (result, reason), n in ordered if result in RESULTS]
 
-    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[ReasonCount]]:
+    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                              reasons: Sequence[str] | None = None) -> dict[str, list[ReasonCount]]:
         start, end = minute_range(since, until)
-        sums = self._sum_counts(scope, start, end, lambda p: ("checkpoint", "result", "reason"), per_checkpoint=True)
+        only = None if reasons is None else (
+            f"reason IN ({', '.join('?' for _ in reasons)})" if reasons else "1 = 0", list(reasons))
+        sums = self._sum_counts(scope, start, end, lambda p: ("checkpoint", "result", "reason"), per_checkpoint=True,
+                                only=only)
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1], item[0][2]))
         found: dict[str, list[ReasonCount]] = {}
         for (cp, result, reason), n in ordered:
