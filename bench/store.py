@@ -74,7 +74,7 @@ class Shape:
     """The bench's country: how many checkpoints, over how many days, and the long period asked."""
 
     checkpoints: int = CHECKPOINTS
-    days: int = DAYS
+    days: float = DAYS
     long_days: int = 7
     decisions: bool = False
     """Officers' decisions after some yellow and red verdicts (and manual checks) too."""
@@ -247,6 +247,55 @@ def fast_fill(target: str, events: int, seed: int, shape: Shape) -> dict[str, An
             "load_s": round(loaded - started, 2), "rollups_s": round(elapsed - (loaded - started), 2)}
 
 
+def write_profile(events: int, seed: int, batch: int) -> dict[str, Any]:
+    """Where `record_events` spends its time on SQLite (the embedded ingest's store), by statement
+    kind, for events as the ingest sees them: all from the last minute, in batches of `batch`."""
+    from dashboard.store import sqlite as sqlite_store  # noqa: PLC0415 - only for this mode
+
+    shape = Shape(days=1 / 1440)
+    spent: dict[str, float] = {}
+
+    class Timed:
+        """The connection, timing each statement by its first words."""
+
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def _time(self, kind: str, run: Callable[[], Any]) -> Any:
+            t = time.perf_counter()
+            try:
+                return run()
+            finally:
+                spent[kind] = spent.get(kind, 0.0) + time.perf_counter() - t
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            words = sql.split()
+            kind = " ".join(words[:3] if words[0] == "INSERT" else words[:2])
+            return self._time(kind, lambda: self.conn.execute(sql, *args))
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            words = sql.split()
+            return self._time(" ".join(words[:3]), lambda: self.conn.executemany(sql, rows))
+
+    with tempfile.TemporaryDirectory(prefix="chot-bench-store-") as tmp:
+        store: Any = open_store(str(Path(tmp) / "chot.db"))
+        for cp, name, district, province in registry(shape):
+            store.upsert_checkpoint(cp, name, district, province)
+            for unit in "ab":
+                store.add_device(shape.device(int(cp[2:]), unit), cp)
+        conn = store._conn()
+        store._write = lambda: sqlite_store._Transaction(Timed(conn))
+        all_events = list(generate(events, seed, shape))
+        started = time.perf_counter()
+        for i in range(0, len(all_events), batch):
+            store.record_events(all_events[i:i + batch])
+        elapsed = time.perf_counter() - started
+        store.close()
+    shares = {kind: round(t / elapsed, 3) for kind, t in sorted(spent.items(), key=lambda kv: -kv[1])}
+    return {"events": events, "batch": batch, "events_per_s": round(events / elapsed),
+            "python_and_other": round(1 - sum(spent.values()) / elapsed, 3), "shares": shares}
+
+
 def _plain(value: Any) -> Any:
     """A JSON-ready form of a query result, for the digest."""
     if hasattr(value, "__dataclass_fields__"):
@@ -397,11 +446,24 @@ def run_backend(backend: str, events: int, seed: int, repeat: int, db_path: Path
 @click.option("--national-size", "national", is_flag=True,
               help="10,000,000 verdicts and decisions (or --events), 10,000 checkpoints, 30 days, fast fill.")
 @click.option("--fast-fill", "fast", is_flag=True, help="Fill with COPY / one INSERT and roll-ups in SQL.")
+@click.option("--write-profile", "write_batch", type=int, default=0,
+              help="Instead: profile record_events on SQLite in batches of this size (events of the last minute).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def main(ctx: click.Context, events: int, million: bool, repeat: int, seed: int, backend: str,
-         db_path: Path | None, national: bool, fast: bool, as_json: bool) -> None:
+         db_path: Path | None, national: bool, fast: bool, write_batch: int, as_json: bool) -> None:
     """Time the dashboard's store queries on a store of national size, on each backend."""
+    if write_batch:
+        profile = write_profile(min(events, 200_000), seed, write_batch)
+        if as_json:
+            click.echo(json.dumps(profile, indent=2))
+            return
+        click.echo(f"record_events on SQLite: {profile['events']:,} events of the last minute in batches of"
+                   f" {profile['batch']}: {profile['events_per_s']:,} events/s; share of the time:")
+        for kind, share in profile["shares"].items():
+            click.echo(f"  {share:6.1%}  {kind}")
+        click.echo(f"  {profile['python_and_other']:6.1%}  Python around the statements")
+        return
     shape = NATIONAL_SHAPE if national else DEFAULT_SHAPE
     if national and ctx.get_parameter_source("events") == click.core.ParameterSource.DEFAULT:
         events = NATIONAL_EVENTS
