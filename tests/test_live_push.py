@@ -136,3 +136,16 @@ def test_the_feed_listens_again_once_the_database_is_back(pg_seeded: Seeded) -> 
         assert sub.wait(10.0)
     finally:
         feed.close()
+
+
+def test_health_says_how_live_pages_learn_of_changes_on_each_backend(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+    client = make_app(seeded, tmp_path / "instance").test_client()
+    assert client.get("/healthz").status_code == 401
+    assert login(client, "sup_lc").status_code == 302
+    assert client.get("/healthz").status_code == 403
+    assert login(client, "admin").status_code == 302
+    said = health(client)
+    if seeded.target.startswith("postgres"):
+        assert said == {"mode": "push", "detail": None}
+    else:
+        assert said["mode"] == "poll" and "SQLite" in said["detail"]

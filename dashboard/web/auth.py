@@ -76,8 +76,8 @@ def hash_password(password: str) -> str:
 
 
 def wants_json() -> bool:
-    """True for machine routes (API, stream, metrics), which get status codes, not redirects."""
-    return request.path.startswith(("/api/", "/stream", "/metrics"))
+    """True for machine routes (API, stream, metrics, health), which get status codes, not redirects."""
+    return request.path.startswith(("/api/", "/stream", "/metrics", "/healthz"))
 
 
 def _password_marker(password_hash: str) -> str:
