@@ -149,3 +149,14 @@ def test_health_says_how_live_pages_learn_of_changes_on_each_backend(seeded: See
         assert said == {"mode": "push", "detail": None}
     else:
         assert said["mode"] == "poll" and "SQLite" in said["detail"]
+
+
+def test_a_checkpoint_page_is_pushed_its_own_checkpoints_changes(pg_seeded: Seeded, tmp_path: Path) -> None:
+    # No periodic re-rendering and no polling (the feed listens): only a push can bring the update.
+    app = make_app(pg_seeded, tmp_path / "instance", CHOT_STREAM_MAX_S=30.0, CHOT_STREAM_REFRESH_S=600.0)
+    opened = time.monotonic()
+    updates = read_updates(app, "/stream/checkpoint/IC7",
+                           (1.0, lambda: pg_seeded.events("u-ic7-1", "IC7", [("red", "revoked")] * 3)), 2)
+    assert time.monotonic() - opened < 20.0
+    assert updates[0]["html"] != updates[1]["html"]
+    assert app.extensions["chot_shared_store"].change_feed().listening

@@ -118,9 +118,11 @@ def live_stream(page: str, view_key: tuple[Any, ...], render: Callable[[], str |
             s.close()
         subs.clear()
         scope = user_scope()
-        places = None if scope.everything else [c.id for c in store.list_checkpoints(scope)]
-        if view_key and page == "checkpoint":
-            places = [str(view_key[0])]
+        places: list[str] | None
+        if page == "checkpoint" and view_key:
+            places = [str(view_key[0])]  # its access was checked before the stream began
+        else:
+            places = None if scope.everything else [c.id for c in store.list_checkpoints(scope)]
         subs.append(feed.subscribe(places))
 
     def loop(feed: Any) -> Iterator[str]:
