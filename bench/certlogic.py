@@ -13,7 +13,7 @@ All three must reach the same decision on every case, or the run stops. Figures 
 of this process (time.process_time: other load on a shared machine does not count), best of
 several rounds, the three interleaved round by round.
 
-    .venv/bin/python bench/certlogic.py [--json] [--rounds 7]
+    .venv/bin/python -m bench.certlogic [--json] [--rounds 7]
 
 `--json` prints one object with the stable names: cases, rounds, decide_us, exact_us, peer_us,
 peer_cost_over_decide, peer_cost_over_exact, exact_cost_over_decide, reasons (how many cases
@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from keys import dcc  # noqa: E402
 from keys.people import Person  # noqa: E402
@@ -42,7 +40,7 @@ from verifier.certlogic import truthiness  # noqa: E402
 from verifier.policy import Policy, builtin_policies  # noqa: E402
 
 UTC = dt.timezone.utc
-REPRODUCE = ".venv/bin/python bench/certlogic.py"
+REPRODUCE = ".venv/bin/python -m bench.certlogic"
 PERSON = Person(family_name="Đỗ", given_name="Quang Huy", dob="1988-02-14", family_name_t="DO",
                 given_name_t="QUANG<HUY")
 NOWS = [dt.datetime(2021, 9, 10, 3, tzinfo=UTC), dt.datetime(2021, 10, 1, 8, tzinfo=UTC),

@@ -14,7 +14,7 @@ One run:
      stream's durable consumer, committing to a durable PostgreSQL (fsync on), acks to units.
    Rate = events / (start signal -> last one counted, or stored). Best of --rounds.
 
-    .venv/bin/python bench/cluster.py [--devices 200] [--events 100] [--workers 1,2,4] [--rounds 2] [--json]
+    .venv/bin/python -m bench.cluster [--devices 200] [--events 100] [--workers 1,2,4] [--rounds 2] [--json]
 
 Aim (issue 15): the ingest at least half the cluster's bare (JetStream) rate.
 """
@@ -40,19 +40,18 @@ from typing import Any
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from bench.ingest import _floods, _wait, publish_load  # noqa: E402
 from common import tomlwrite  # noqa: E402
 from dashboard.broker import mqtt_client  # noqa: E402
 from dashboard.config import DashboardConfig, parse_config  # noqa: E402
 from dashboard.devices import add_device, init_broker  # noqa: E402
-from dashboard.ingest_jetstream import FETCH_WAIT_S, STREAM, SUBJECTS  # noqa: E402
+from dashboard.ingest.jetstream import FETCH_WAIT_S, STREAM, SUBJECTS  # noqa: E402
 from dashboard.store import Store, open_store  # noqa: E402
-from tests.support.nats import NatsCluster, national_config_data  # noqa: E402
-from tests.support.postgres import PostgresCluster  # noqa: E402
+from testbed.nats import NatsCluster, national_config_data  # noqa: E402
+from testbed.postgres import PostgresCluster  # noqa: E402
 
-REPRODUCE = ".venv/bin/python bench/cluster.py"
+REPRODUCE = ".venv/bin/python -m bench.cluster"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Memory and time to refuse a small image that declares a huge size: chot's reader against OpenCV alone.
 
-    .venv/bin/python bench/imagebomb.py [--side 30000] [--json]
+    .venv/bin/python -m bench.imagebomb [--side 30000] [--json]
 
 The file is issue 11's: a grey PNG whose every row is present (side x side zero pixels, deflated
 to under 1 MB). The peer is what `read_image` did before reading headers: `cv2.imdecode` first,
@@ -23,7 +23,7 @@ _CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 import cv2, numpy as np
-from scanner.decode import UnreadableImageError, read_image
+from scanner.qr.decode import UnreadableImageError, read_image
 path, side = sys.argv[1], sys.argv[2]
 def peak_mb():  # VmHWM: unlike ru_maxrss, not carried over from the parent through fork and exec
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side", type=int, default=30000, help="declared width and height in pixels")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from bench.fuzz.hugeimages import png_bomb
+    from testbed.fuzz.hugeimages import png_bomb
 
     data = png_bomb(args.side)
     with tempfile.TemporaryDirectory() as folder:

@@ -4,7 +4,7 @@ and the delay from a unit's publish to the change showing in a browser's live st
 One run, one broker started from the shipped config (firmware-config/mosquitto/):
 1. bare: 200 simulated units (own logins, QoS 1) publish events; a plain paho subscriber (QoS 1,
    no store) receives them. Rate = events / (start signal -> last event received).
-2. chot: the same units publish as many new events; the real `dashboard.ingest.Ingest` stores
+2. chot: the same units publish as many new events; the real `dashboard.ingest.MqttIngest` stores
    them (one commit per batch, acknowledged after commit). Rate = events / (start -> all stored).
    Steps 1 and 2 are one round on a fresh broker and store; the best of --rounds counts, since
    this shared machine's other load comes and goes.
@@ -22,7 +22,7 @@ bottleneck) from their own process; the probe runs in its own process, as a brow
    subscription; rate = events / (start -> all stored, read from the store's change marker),
    beside the bare rate of the same round. PostgreSQL runs durably (fsync on), as SQLite does.
 
-    .venv/bin/python bench/ingest.py [--devices 200] [--events 150] [--backend all] [--workers 1,2,4] [--json]
+    .venv/bin/python -m bench.ingest [--devices 200] [--events 150] [--backend all] [--workers 1,2,4] [--json]
 
 Aims (issue 4): ingest >= half the bare rate and >= 5,000 events/s; stream delay p95 < 500 ms.
 Aims (issue 14): PostgreSQL with 4 workers >= SQLite with 1, and >= 5,000 events/s.
@@ -58,21 +58,20 @@ from typing import Any
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from dashboard.broker import mqtt_client  # noqa: E402
 from dashboard.config import DashboardConfig, parse_config  # noqa: E402
 from dashboard.devices import add_device, init_broker  # noqa: E402
-from dashboard.ingest import Ingest  # noqa: E402
+from dashboard.ingest import MqttIngest  # noqa: E402
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import Store, open_store  # noqa: E402
 from common.localnet import free_port, wait_for_port  # noqa: E402
-from tests.support.broker import Mosquitto  # noqa: E402
-from tests.support.postgres import PostgresCluster  # noqa: E402
+from testbed.mosquitto import Mosquitto  # noqa: E402
+from testbed.postgres import PostgresCluster  # noqa: E402
 
-REPRODUCE = ".venv/bin/python bench/ingest.py"
+REPRODUCE = ".venv/bin/python -m bench.ingest"
 PROBE_CHECKPOINT = "PROBE"
 _TOTAL_RE = re.compile(r'data-test-id="checkpoint-today-total">([0-9.,\s]+)<')
 
@@ -408,7 +407,7 @@ def _floods(devices: int, per_unit: int, timeout: float) -> dict[str, Any]:
     """One round: the bare flood, then the same flood into the real ingest (a fresh central)."""
     with _central(devices) as c:
         bare = _bare_rate(c.port, c.units, per_unit, 1, c.config, timeout)
-        ingest = Ingest(c.store, c.config)
+        ingest = MqttIngest(c.store, c.config)
         ingest.start()
         try:
             chot = _run_load(c.port, c.units, per_unit, per_unit + 1, lambda: ingest.stats.stored, timeout)
@@ -428,7 +427,7 @@ def _stream_delay(devices: int, probes: int, paced_rate: float, paced_s: float, 
         env = {**os.environ, "CHOT_DASHBOARD_CONFIG": str(c.toml_path)}
         server = subprocess.Popen([sys.executable, "-c", "from chot.cli import main; main()", "dashboard", "serve"],
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ingest = Ingest(c.store, c.config)
+        ingest = MqttIngest(c.store, c.config)
         ctx = mp.get_context("spawn")
         prober = None
         try:

@@ -4,7 +4,7 @@ PostgreSQL (durable), a 3-node NATS cluster rendered from firmware-config/nats, 
 workers (`chot dashboard ingest --worker K`), two web processes (`chot dashboard serve --port
 P`, one secret key, `web.trusted_proxies = 1`) behind Debian's nginx with the shipped snippets,
 and the simulated units: each one the real scanner.outbox.Outbox + scanner.mqtt.MqttLink with
-its own login, client id and outbox file, several to a process (tests/support/cluster_unit.py)
+its own login, client id and outbox file, several to a process (testbed/cluster_unit.py)
 so that 50 of them fit on two cores.
 """
 
@@ -28,11 +28,11 @@ from dashboard.devices import add_device, init_broker
 from dashboard.scope import Scope
 from dashboard.store import open_store
 from dashboard.web.auth import hash_password
-from tests.support.cluster_unit import UnitProcess, Worker, unit_entry, unit_group_config
-from tests.support.nats import NatsCluster, national_config_data
+from testbed.cluster_unit import UnitProcess, Worker, unit_entry, unit_group_config
+from testbed.nats import NatsCluster, national_config_data
 from chot.demo import central_counts
-from chot.localservices.nginx import start_nginx
-from tests.support.postgres import PostgresCluster
+from testbed.nginx import start_nginx
+from testbed.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVINCE = "01"

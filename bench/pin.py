@@ -1,6 +1,6 @@
 """Benchmark: what one officer PIN check costs on this machine, and what a thief's search costs.
 
-A unit checks a PIN offline against the roster's scrypt hash (verifier.roster, N=2^14, r=8,
+A unit checks a PIN offline against the roster's scrypt hash (protocol.roster, N=2^14, r=8,
 p=1: 16 MiB per guess). Peers measured in the same run: PBKDF2-HMAC-SHA256 at 600,000 rounds
 (what keys/ uses for the ministry's key files, OWASP's 2023 figure) and a bare SHA-256 (what an
 unsalted fast hash would give a thief). From the measured cost per guess: how long an offline
@@ -8,7 +8,7 @@ search of every 4- and 6-digit PIN of one officer takes on one core (the throttl
 does not apply once the roster file is copied off a stolen unit; the roster's expiry and
 revocation bound that).
 
-    .venv/bin/python bench/pin.py [--rounds 5] [--json]
+    .venv/bin/python -m bench.pin [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from verifier.roster import SCRYPT_N, SCRYPT_R, hash_pin  # noqa: E402
+from protocol.roster import SCRYPT_N, SCRYPT_R, hash_pin  # noqa: E402
 
 PBKDF2_ROUNDS = 600_000
 

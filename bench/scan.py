@@ -1,8 +1,8 @@
 """Benchmark a whole unit on the replay camera: frame-to-verdict latency, sustained fps, memory.
 
-    .venv/bin/python bench/scan.py                # table
-    .venv/bin/python bench/scan.py --json         # one JSON object
-    .venv/bin/python bench/scan.py --seconds 30 --difficulty medium
+    .venv/bin/python -m bench.scan                # table
+    .venv/bin/python -m bench.scan --json         # one JSON object
+    .venv/bin/python -m bench.scan --seconds 30 --difficulty medium
 
 A test ministry issues certificates (every kind the samples cover) and a signed trust bundle.
 The scripted camera renders people presenting them on phones at 1280x720 (HOLD frames each,
@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 HOLD, GAP = 15, 8
 FLAT_FPS = 120.0  # the config's highest camera rate
@@ -75,7 +74,7 @@ def prepare(workdir: Path, difficulty: str) -> int:
 
     from scanner.camera import SourceEnded
     from scanner.camera.replay import ScriptedCamera
-    from tests.support.ministry import Ministry
+    from testbed.ministry import Ministry
 
     ministry = Ministry(seed=7)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -104,7 +103,7 @@ def prepare(workdir: Path, difficulty: str) -> int:
 
 
 def run_child(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", str(workdir), "--seconds", str(args.seconds), "--fps", str(args.fps),
+    cmd = [sys.executable, "-m", "bench.scan", "--child", str(workdir), "--seconds", str(args.seconds), "--fps", str(args.fps),
            "--difficulty", args.difficulty]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds * 3 + 120, cwd=ROOT)
     if out.returncode != 0:

@@ -15,7 +15,7 @@ events and asked the same queries in one run; their digests must agree.
 The daily report and its XLSX workbook are timed the same way; the overview snapshot, timed
 beside them, is their peer (the `report / overview` ratio is printed).
 
-    .venv/bin/python bench/store.py [--events 100000 | --million] [--repeat 5] [--backend all] [--json]
+    .venv/bin/python -m bench.store [--events 100000 | --million] [--repeat 5] [--backend all] [--json]
 
 At national size (`--national-size`: 10,000,000 verdicts and officer decisions from 10,000
 checkpoints in 63 provinces over 30 days; `--events` to choose another count) both stores are
@@ -31,7 +31,6 @@ import hashlib
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -45,14 +44,13 @@ import click
 import flask
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from dashboard.scope import Scope  # noqa: E402
 from dashboard.store import Event, Store, open_store  # noqa: E402
 from dashboard.store.base import to_ms  # noqa: E402
-from dashboard.web.reports import Area, report, report_sheets  # noqa: E402
-from dashboard.web.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
-from dashboard.web.spreadsheet import xlsx_bytes  # noqa: E402
+from dashboard.web.data.reports import Area, report, report_sheets  # noqa: E402
+from dashboard.web.data.snapshots import WebSettings, bucket_for, day_period, overview  # noqa: E402
+from dashboard.web.data.spreadsheet import xlsx_bytes  # noqa: E402
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # A fixed "now" (mid-afternoon local, inside an hour) keeps runs comparable across days.
@@ -410,7 +408,7 @@ def run_backend(backend: str, events: int, seed: int, repeat: int, db_path: Path
         cluster = None
         try:
             if backend == "postgres":
-                from tests.support.postgres import PostgresCluster  # noqa: PLC0415 - only when asked for
+                from testbed.postgres import PostgresCluster  # noqa: PLC0415 - only when asked for
 
                 cluster = PostgresCluster(durable=True)  # its own folder: the server user must reach it
                 cluster.start()

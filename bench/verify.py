@@ -4,7 +4,7 @@ All three run on the same certificates in one run. Each figure is CPU time of th
 (time.process_time, so other load on a shared machine does not count), the best of several
 rounds, chot and the floor interleaved round by round so both see the same conditions.
 
-    .venv/bin/python bench/verify.py [--json] [--count 200] [--rounds 7] [--no-peer]
+    .venv/bin/python -m bench.verify [--json] [--count 200] [--rounds 7] [--no-peer]
 
 The peer runs in its own environment, .venv-peer (made on first use: pycose 1.1 needs cbor2 5.x,
 while chot uses cbor2 6), in a subprocess fed the same payloads. The peer does the EU
@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from keys import ca, dcc, hc1  # noqa: E402
 from keys.people import synthetic_person  # noqa: E402
@@ -48,7 +47,7 @@ UTC = dt.timezone.utc
 NOW = dt.datetime(2021, 10, 1, 8, 0, tzinfo=UTC)
 PEER_VENV = ROOT / ".venv-peer"
 PEER_REQUIREMENTS = ["pycose==1.1.*", "cbor2>=5.4,<6", "base45==0.4.*", "cryptography>=41"]
-REPRODUCE = ".venv/bin/python bench/verify.py"
+REPRODUCE = ".venv/bin/python -m bench.verify"
 
 
 def make_certificates(count: int) -> tuple[list[str], bytes, ec.EllipticCurvePrivateKey]:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from chot.conformance import STEPS, CaseResult, parse_clock, run_directory
-from scanner.imageheader import is_image
+from scanner.qr.imageheader import is_image
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import GREEN, YELLOW
 from verifier.errors import VerificationError
@@ -44,7 +44,7 @@ class _ErrorExit3Command(click.Command):
 def _read_image(path: Path) -> list[str]:
     # The scanner's decoder is imported here, not at the top, so verifying a text payload
     # never loads OpenCV.
-    from scanner.decode import read_image
+    from scanner.qr.decode import read_image
 
     try:
         return read_image(path)

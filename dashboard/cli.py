@@ -14,6 +14,7 @@ import click
 
 from common.typedconfig import ConfigError
 from dashboard.config import DashboardConfig, load_config
+from protocol import topics
 
 logger = logging.getLogger(__name__)
 
@@ -422,4 +423,4 @@ def publish_trust(ctx: click.Context, bundle: Path | None, republish: bool) -> N
             record = trust.accept_bundle(store, _config(ctx), bundle.read_bytes(), uploaded_by="cli")
     finally:
         store.close()
-    click.echo(f"trust bundle version {record.version} published on chot/v1/trust")
+    click.echo(f"trust bundle version {record.version} published on {topics.TRUST}")

@@ -43,6 +43,7 @@ class Completeness:
     all_complete_to: datetime  # every unit's verdicts, lagging ones included, are here up to this time
     final: bool
     lagging: tuple[UnitLag, ...]
+    in_flight: int = 0  # units counted complete whose latest verdicts are on their way (see `assess`)
 
     @property
     def pending(self) -> int:
@@ -55,17 +56,23 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def assess(devices: Iterable[Device], since: datetime, until: datetime, now: datetime,
-           fresh_s: float = 300.0) -> Completeness:
+           fresh_s: float = 300.0, interval_s: float = 60.0) -> Completeness:
     """Completeness of counts over [since, until) for `devices`, as known at `now`.
 
     A unit is caught up when its latest status says online with an empty outbox and it was heard
     from within `fresh_s` (a unit that died without its will reaching the broker is not); its
-    verdicts are then here up to `now`. Any other unit's verdicts are here only up to the last
-    time it said its outbox was empty (`complete_at`).
+    verdicts are then here up to `now`. A unit online and heard from within `fresh_s` whose
+    outbox was last empty no longer than `interval_s` (its reporting interval) ago is *in
+    flight*: a verdict or two on their way is normal running, not a lag, so it counts as complete
+    (its verdicts are here up to that last empty outbox, which bounds `complete_to`). Any other
+    unit's verdicts are here only up to the last time it said its outbox was empty
+    (`complete_at`) and it is named as lagging.
     """
     end = min(until, now)
     lagging: list[UnitLag] = []
     units = 0
+    in_flight = 0
+    complete_to = end
     all_complete_to = end
     for d in devices:
         if until <= d.created_at <= now:
@@ -76,6 +83,12 @@ def assess(devices: Iterable[Device], since: datetime, until: datetime, now: dat
         caught_up = d.state == "online" and d.backlog == 0 and fresh
         delivered_to = now if caught_up else d.complete_at
         if delivered_to is not None and delivered_to >= end:
+            continue
+        if (d.state == "online" and fresh and delivered_to is not None
+                and (now - delivered_to).total_seconds() <= interval_s):
+            in_flight += 1
+            complete_to = min(complete_to, max(delivered_to, since))
+            all_complete_to = min(all_complete_to, max(delivered_to, since))
             continue
         # Without a report of an empty outbox nothing of the period is known to be all here.
         all_complete_to = min(all_complete_to, max(delivered_to or since, since))
@@ -88,9 +101,9 @@ def assess(devices: Iterable[Device], since: datetime, until: datetime, now: dat
         else:
             state = "quiet"
         lagging.append(UnitLag(d.id, d.checkpoint, state, contact, delivered_to, d.backlog))
-    final = until <= now and not lagging
-    return Completeness(since, until, now, units, units - len(lagging), end, all_complete_to, final,
-                        tuple(lagging))
+    final = until <= now and not lagging and not in_flight
+    return Completeness(since, until, now, units, units - len(lagging), complete_to, all_complete_to, final,
+                        tuple(lagging), in_flight)
 
 
 def as_dict(c: Completeness) -> dict[str, Any]:
@@ -102,6 +115,7 @@ def as_dict(c: Completeness) -> dict[str, Any]:
         "units": c.units,
         "complete_units": c.complete_units,
         "pending": c.pending,
+        "in_flight": c.in_flight,
         "assessed_at": _iso(c.at),
         "lagging": [
             {"device": u.device, "checkpoint": u.checkpoint, "state": u.state, "since": _iso(u.since),

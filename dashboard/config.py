@@ -198,6 +198,9 @@ class AlarmsConfig:
 
     offline_after_s: int = DEFAULT_OFFLINE_AFTER_S
     """Seconds without a word from a unit (event or status) before it is flagged offline."""
+    unit_report_interval_s: float = 60.0
+    """The units' reporting interval (their `mqtt.status_interval_s`): a unit online whose
+    outbox was last empty within this long is "in flight", normal running, not a lagging unit."""
     trust_stale_after_h: float = 48.0
     clock: bool = True
     """Alarm when a unit reports its clock is behind its bundle or its last record."""
@@ -208,6 +211,8 @@ class AlarmsConfig:
     """...counting only checkpoints and officers with at least this many decisions."""
 
     def __post_init__(self) -> None:
+        if not 1 <= self.unit_report_interval_s <= 3600:
+            raise ValueError("unit_report_interval_s must be between 1 and 3600")
         if not 0 < self.let_through_above_area < 1:
             raise ValueError("let_through_above_area must be between 0 and 1")
         if self.let_through_min_decisions < 1:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from dashboard import broker
-from dashboard import nats as natsconf
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
 from dashboard.store import Store, UnknownDevice, check_id
+from protocol import topics
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +24,7 @@ class Credentials:
 
     def topic_prefix(self) -> str:
         """Where this unit may publish."""
-        return f"{broker.TOPIC_ROOT}/{self.checkpoint}/{self.device}"
-
-
-def _nats(config: DashboardConfig) -> bool:
-    return config.broker.kind == "nats"
-
-
-def _password_file(config: DashboardConfig) -> Path:
-    path = config.broker.nats_password_file if _nats(config) else config.broker.password_file
-    assert path is not None
-    return path
-
-
-def _set_password(config: DashboardConfig, username: str, password: str) -> None:
-    hasher = natsconf.hash_password if _nats(config) else broker.hash_password
-    broker.set_password(_password_file(config), username, password, hasher)
+        return topics.unit(self.checkpoint, self.device)
 
 
 def ingest_usernames(config: DashboardConfig) -> list[str]:
@@ -52,22 +36,12 @@ def ingest_usernames(config: DashboardConfig) -> list[str]:
 def sync_acl(store: Store, config: DashboardConfig) -> None:
     """Rewrite the ACL (Mosquitto) or the accounts file (NATS) from the registry, its source of truth."""
     grants = [broker.DeviceGrant(d.id, d.checkpoint) for d in store.list_devices(Scope.all())]
-    ingest, dashboard = ingest_usernames(config), config.mqtt.dashboard.username
-    if _nats(config):
-        assert config.broker.users_file is not None
-        hashes = broker.read_password_file(_password_file(config))
-        broker.write_private(config.broker.users_file, natsconf.render_accounts(ingest, dashboard, grants, hashes))
-        return
-    assert config.broker.acl_file is not None
-    broker.write_private(config.broker.acl_file, broker.render_acl(ingest, dashboard, grants))
+    broker.make_broker(config).write_grants(ingest_usernames(config), config.mqtt.dashboard.username, grants)
 
 
 def reload_broker(config: DashboardConfig) -> bool:
     """Make the running broker (every local NATS node) reread its files; False if none runs here."""
-    if _nats(config):
-        return natsconf.reload_nodes(config.broker) > 0
-    assert config.broker.pid_file is not None
-    return broker.reload_broker(config.broker.pid_file)
+    return broker.make_broker(config).reload()
 
 
 def add_device(
@@ -89,7 +63,7 @@ def add_device(
         store.upsert_checkpoint(checkpoint, checkpoint_name or checkpoint, district, province, policy)
     store.add_device(device_id, checkpoint)
     password = broker.new_password()
-    _set_password(config, device_id, password)
+    broker.make_broker(config).set_password(device_id, password)
     sync_acl(store, config)
     if reload:
         reload_broker(config)
@@ -108,7 +82,7 @@ def rotate_password(store: Store, config: DashboardConfig, device_id: str, reloa
     if device is None:
         raise UnknownDevice(device_id)
     password = broker.new_password()
-    _set_password(config, device_id, password)
+    broker.make_broker(config).set_password(device_id, password)
     sync_acl(store, config)
     if reload:
         reload_broker(config)
@@ -132,7 +106,7 @@ def remove_device(store: Store, config: DashboardConfig, device_id: str, reload:
         except (officers.OfficerError, trust.TrustPublishError) as e:
             logger.error("device %s revoked, but the roster for %s was not published: %s", device_id,
                          device.checkpoint, e)
-    had_password = broker.delete_password(_password_file(config), device_id)
+    had_password = broker.make_broker(config).delete_password(device_id)
     sync_acl(store, config)
     if reload:
         reload_broker(config)
@@ -146,8 +120,9 @@ def set_service_password(config: DashboardConfig, account: str, password: str) -
     names = {"ingest": config.mqtt.ingest.username, "dashboard": config.mqtt.dashboard.username}
     if account not in names:
         raise ValueError(f"account must be ingest or dashboard, got {account!r}")
+    backend = broker.make_broker(config)
     for username in ingest_usernames(config) if account == "ingest" else [names[account]]:
-        _set_password(config, username, password)  # workers share it
+        backend.set_password(username, password)  # workers share it
 
 
 def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
@@ -156,11 +131,9 @@ def init_broker(store: Store, config: DashboardConfig) -> dict[str, str]:
     Service passwords come from the config (credential, env or file); a missing one is kept if the
     password file already has it, else generated and returned so the caller can show it once.
     """
-    if _nats(config):
-        natsconf.write_node_configs(config.broker)
-    else:
-        broker.write_config(config.broker)
-    existing = broker.read_password_file(_password_file(config))
+    backend = broker.make_broker(config)
+    backend.write_config()
+    existing = broker.read_password_file(backend.password_file)
     made: dict[str, str] = {}
     for name, account in (("ingest", config.mqtt.ingest), ("dashboard", config.mqtt.dashboard)):
         password = account.resolved_password()

@@ -1,4 +1,4 @@
-"""Officers and their signed rosters: the dashboard side of verifier.roster.
+"""Officers and their signed rosters: the dashboard side of protocol.roster.
 
 The dashboard holds a roster key (ECDSA P-256, `<data_dir>/roster-key.pem`, 0600). The ministry
 lists its public half in the signed trust bundle (`chot keys bundle --roster-key`), which is how
@@ -25,7 +25,8 @@ from dashboard import broker, trust
 from dashboard.config import DashboardConfig
 from dashboard.scope import Scope
 from dashboard.store import OfficerRecord, RosterRecord, Store
-from verifier.roster import ROLES, Officer, PinHash, RosterError, build_roster, hash_pin
+from protocol import topics
+from protocol.roster import ROLES, Officer, PinHash, RosterError, build_roster, hash_pin
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class OfficerError(Exception):
 
 def roster_topic(checkpoint: str) -> str:
     """Where a checkpoint's units hear their roster."""
-    return f"{broker.TOPIC_ROOT}/{checkpoint}/roster"
+    return topics.roster(checkpoint)
 
 
 def load_or_create_key(config: DashboardConfig) -> ec.EllipticCurvePrivateKey:

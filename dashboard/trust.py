@@ -9,6 +9,7 @@ from pathlib import Path
 from dashboard import broker
 from dashboard.config import DashboardConfig
 from dashboard.store import Store, TrustRecord
+from protocol import topics
 from verifier.bundle import BundleError, TrustBundle, parse_bundle
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def check_bundle(store: Store, config: DashboardConfig, data: bytes) -> TrustBun
         raise TrustPublishError(f"the configured anchor is not a usable public key: {e}") from None
 
 
-def publish_raw(config: DashboardConfig, raw: bytes, timeout: float = 10.0, topic: str = broker.TRUST_TOPIC) -> None:
+def publish_raw(config: DashboardConfig, raw: bytes, timeout: float = 10.0, topic: str = topics.TRUST) -> None:
     """Publish bytes retained on the trust topic (or `topic`) as the dashboard account; waits for the broker."""
     client = broker.mqtt_client(config.mqtt, config.mqtt.dashboard, client_id="")
     connected = threading.Event()

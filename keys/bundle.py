@@ -90,7 +90,7 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
                    value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = ()) -> bytes:
     """The UTF-8 JSON payload bytes of a bundle; `value_sets` (documents by name) only when given;
     `roster_keys` are PEM public keys whose officer rosters the units accept (a dashboard's roster
-    key, see verifier.roster), also only when given."""
+    key, see protocol.roster), also only when given."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise KeysError(f"bundle version must be a whole number of at least 1, got {version!r}")
     payload = {

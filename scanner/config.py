@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from common.localnet import parse_address
 from common.typedconfig import ConfigError, load_toml, parse, secret
+from protocol import topics
 
 Language = Literal["vi", "en"]
 CameraBackend = Literal["picamera2", "opencv", "replay", "scripted"]
@@ -137,7 +138,7 @@ class MqttConfig:
     """MQTT keepalive in seconds."""
     max_inflight: int = 10
     """Events published but not yet acknowledged, at most."""
-    topic_prefix: str = "chot/v1"
+    topic_prefix: str = topics.PREFIX
     """Prefix of every topic."""
     reconnect_max_s: float = 60.0
     """Longest wait between reconnection attempts (the wait doubles from 0.5 s, with jitter, so

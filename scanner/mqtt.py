@@ -32,43 +32,14 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from protocol import topics
+from protocol.ack import AckError, parse_ack
+from protocol.status import OFFLINE
 from scanner.config import MqttConfig
 from scanner.health import stable_part
 from scanner.outbox import Outbox
 
 logger = logging.getLogger(__name__)
-
-OFFLINE = json.dumps({"state": "offline"}).encode()
-MAX_ACK_BYTES = 65536
-_MAX_SEQ = 2**63 - 1
-
-
-class AckError(ValueError):
-    """A message on the ack topic that is not an acknowledgement; `reason` says what is wrong."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-def parse_ack(payload: bytes) -> list[tuple[int, int]]:
-    """The inclusive seq ranges of a central acknowledgement `{"seqs": [[first, last], ...]}`."""
-    if len(payload) > MAX_ACK_BYTES:
-        raise AckError(f"ack of {len(payload)} bytes exceeds {MAX_ACK_BYTES}")
-    try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise AckError("ack is not UTF-8 JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("seqs"), list):
-        raise AckError('ack is not an object with a "seqs" list')
-    ranges = []
-    for span in data["seqs"]:
-        if (not isinstance(span, list) or len(span) != 2
-                or not all(isinstance(n, int) and not isinstance(n, bool) for n in span)
-                or not 1 <= span[0] <= span[1] <= _MAX_SEQ):
-            raise AckError("ack seqs must be [first, last] pairs of seqs with first <= last")
-        ranges.append((span[0], span[1]))
-    return ranges
 
 
 class MqttLink:
@@ -101,13 +72,13 @@ class MqttLink:
         self.backoff_max = backoff_max
         self.connack_timeout = connack_timeout
         self.jitter = jitter  # the pause before a reconnect, within (low, high); tests read the schedule here
-        base = f"{config.topic_prefix}/{checkpoint}/{device_id}"
-        self.event_topic = f"{base}/event"
-        self.status_topic = f"{base}/status"
-        self.ack_topic = f"{base}/ack"
-        self.trust_topic = f"{config.topic_prefix}/trust"
+        prefix = config.topic_prefix
+        self.event_topic = topics.event(checkpoint, device_id, prefix)
+        self.status_topic = topics.status(checkpoint, device_id, prefix)
+        self.ack_topic = topics.ack(checkpoint, device_id, prefix)
+        self.trust_topic = topics.trust(prefix)
         # The checkpoint's signed officer roster, retained (published by the dashboard).
-        self.roster_topic = f"{config.topic_prefix}/{checkpoint}/roster"
+        self.roster_topic = topics.roster(checkpoint, prefix)
         self._addresses = config.addresses()
         self._at = zlib.crc32(device_id.encode()) % len(self._addresses)
         self._failures = 0  # connection attempts that failed since the last that got through

@@ -1,6 +1,6 @@
 """Officers on the unit: the signed roster, PIN sign-in and the decisions they record.
 
-`RosterKeeper` holds the checkpoint's roster (verifier.roster): only a correctly signed, newer
+`RosterKeeper` holds the checkpoint's roster (protocol.roster): only a correctly signed, newer
 roster for this checkpoint replaces the one held, which is kept on disk (it holds PIN hashes,
 never PINs) and checked again whenever the trust bundle, and so the list of roster keys, changes.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from scanner.outbox import atomic_write
 from verifier.decisions import DecisionError, DecisionRules
-from verifier.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
+from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +276,8 @@ class OfficerDesk:
         """A verdict was recorded as `seq`: a yellow or red one may now be decided on (until the
         next scan or `hold_s`). True when the screen should keep it up while the officer decides."""
         with self._lock:
+            # A new person is at the desk: the last one's "Recorded: …" no longer applies to what shows.
+            self.last_message = None
             if result not in ("yellow", "red"):
                 self._pending = None
                 return False

@@ -10,10 +10,8 @@ Only the event schema may be stored: no names, dates of birth, certificate ids o
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -25,21 +23,18 @@ from typing import Any
 
 import sqlite_utils
 
-from verifier.decisions import DecisionFieldError, counted_as, validate_decision
+from protocol.events import VERDICT_FIELDS, EventFieldError, counted_as, encode_event, validate_decision, validate_verdict
+from protocol.fields import DECISION_KINDS, RESULTS
 
 logger = logging.getLogger(__name__)
 
-RESULTS = ("green", "yellow", "red")
-EVENT_FIELDS = ("result", "reason", "policy", "trust_version")
+EVENT_FIELDS = VERDICT_FIELDS
 _EVENT_COLUMNS_V1 = ("seq", "ts", "result", "reason", "policy", "trust_version")
-# Officer decisions (verifier.decisions) share the table and the seq: `result` holds how they
+# Officer decisions (protocol.events) share the table and the seq: `result` holds how they
 # are counted ("decision" after a scan, "manual" without), `reason` the decision's reason.
 DECISION_COLUMNS = {"kind": "TEXT", "outcome": "TEXT", "officer": "TEXT", "follows_seq": "INTEGER",
                     "follows_result": "TEXT", "follows_reason": "TEXT"}
-COUNTED_KINDS = ("decision", "manual")
-# Reasons and policy names are codes, never free text: nothing personal fits through them.
-_CODE = re.compile(r"^[a-z0-9_]{1,64}$")
-_POLICY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # what the dashboard's ingest accepts
+COUNTED_KINDS = DECISION_KINDS
 # Seconds a handed-over event's `sent_at` may lie ahead of the clock before it counts as due
 # (the clock went back, e.g. a Pi without RTC corrected by NTP): never stuck, at worst resent.
 _CLOCK_BACK_SLACK = 60.0
@@ -95,18 +90,8 @@ class Event:
     follows_reason: str | None = None
 
     def payload(self) -> bytes:
-        """JSON bytes for the MQTT event topic."""
-        if self.kind is None:
-            body: dict[str, Any] = {"seq": self.seq, "ts": self.ts, "result": self.result, "reason": self.reason,
-                                    "policy": self.policy, "trust_version": self.trust_version}
-        else:
-            body = {"seq": self.seq, "ts": self.ts, "kind": self.kind, "outcome": self.outcome,
-                    "reason": self.reason, "officer": self.officer, "policy": self.policy,
-                    "trust_version": self.trust_version}
-            if self.follows_seq is not None:
-                body.update(follows_seq=self.follows_seq, follows_result=self.follows_result,
-                            follows_reason=self.follows_reason)
-        return json.dumps(body, separators=(",", ":")).encode()
+        """JSON bytes for the MQTT event topic (protocol.events)."""
+        return encode_event(self.seq, self.ts, vars(self))
 
 
 class Outbox:
@@ -242,7 +227,7 @@ class Outbox:
         if "kind" in fields:
             try:
                 clean = validate_decision(fields)
-            except DecisionFieldError as e:
+            except EventFieldError as e:
                 raise OutboxFieldError(e.field, e.problem) from None
             clean["result"] = counted_as(clean)
         else:
@@ -341,23 +326,11 @@ class Outbox:
 
 
 def validate_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Check an event dict against the schema; the error names the field, never its value."""
-    unknown = sorted(set(fields) - set(EVENT_FIELDS))
-    if unknown:
-        raise OutboxFieldError(unknown[0], "not part of the event schema (refused for privacy)")
-    result = fields.get("result")
-    if result not in RESULTS:
-        raise OutboxFieldError("result", f"must be one of {', '.join(RESULTS)}")
-    reason = fields.get("reason")
-    if not isinstance(reason, str) or not _CODE.match(reason):
-        raise OutboxFieldError("reason", "must be a snake_case code of at most 64 characters")
-    policy = fields.get("policy")
-    if policy is not None and (not isinstance(policy, str) or not _POLICY.match(policy)):
-        raise OutboxFieldError("policy", "must be a policy name of at most 64 characters, or null")
-    trust_version = fields.get("trust_version")
-    if trust_version is not None and (isinstance(trust_version, bool) or not isinstance(trust_version, int)):
-        raise OutboxFieldError("trust_version", "must be an integer or null")
-    return {"result": result, "reason": reason, "policy": policy, "trust_version": trust_version}
+    """Check a verdict's fields against the contract; the error names the field, never its value."""
+    try:
+        return validate_verdict(fields)
+    except EventFieldError as e:
+        raise OutboxFieldError(e.field, e.problem) from None
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -32,7 +32,7 @@ _HISTORY = 10_000
 
 
 class Decoder(Protocol):
-    """The QR decoder stage (scanner.decode.QrDecoder)."""
+    """The QR decoder stage (scanner.qr.decode.QrDecoder)."""
 
     def decode(self, gray: Any) -> str | None: ...
 

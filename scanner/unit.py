@@ -20,7 +20,8 @@ from typing import Any
 
 import cv2
 
-from scanner.camera import Camera, open_camera
+from scanner.camera import Camera
+from scanner.camera.backends import open_camera
 from scanner.capture import Capture, Frame
 from scanner.config import UnitConfig
 from scanner.debounce import Debounce
@@ -173,7 +174,7 @@ class Unit:
 
         decoder = self._decoder
         if decoder is None:
-            from scanner.decode import QrDecoder
+            from scanner.qr.decode import QrDecoder
 
             decoder = QrDecoder()
         camera = self._camera or open_camera(cfg.camera)

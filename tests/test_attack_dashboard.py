@@ -61,6 +61,7 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("/admin/users", ADMINS),
     ("/admin/devices", ADMINS),
     ("/admin/audit", ADMINS),
+    ("/admin/officers", ADMINS),  # a province admin manages its own checkpoints' officers
     ("/admin", {"admin"}),
     ("/metrics", {"admin"}),
     ("/healthz", {"admin"}),
@@ -378,12 +379,12 @@ def test_a_province_admin_can_never_reach_outside_its_province(app: Any, seeded:
     attempts = {
         "/admin/users": [
             ({"username": "mallory", "role": "admin", "scope": "all"}, "chỉ được tạo vai trò"),
-            ({"username": "mallory", "role": "supervisor", "scope": "province:01"}, "province:01"),
-            ({"username": "mallory", "role": "supervisor", "scope": "province:10\nprovince:01"}, "province:01"),
-            ({"username": "mallory", "role": "viewer", "scope": "district:004"}, "district:004"),
-            ({"username": "mallory", "role": "viewer", "scope": "checkpoint:HN-GIA"}, "checkpoint:HN-GIA"),
-            ({"username": "mallory", "role": "viewer", "scope": "checkpoint:NOWHERE"}, "checkpoint:NOWHERE"),
-            ({"username": "mallory", "role": "viewer", "scope": "all"}, "all"),
+            ({"username": "mallory", "role": "supervisor", "scope": "province:01"}, "Hà Nội (01)"),
+            ({"username": "mallory", "role": "supervisor", "scope": "province:10\nprovince:01"}, "Hà Nội (01)"),
+            ({"username": "mallory", "role": "viewer", "scope": "district:004"}, "Quận/huyện 004"),
+            ({"username": "mallory", "role": "viewer", "scope": "checkpoint:HN-GIA"}, "Chốt HN-GIA"),
+            ({"username": "mallory", "role": "viewer", "scope": "checkpoint:NOWHERE"}, "Chốt NOWHERE"),
+            ({"username": "mallory", "role": "viewer", "scope": "all"}, "Toàn quốc"),
             ({"username": "mallory", "role": "province_admin", "scope": "district:080"}, "một hay nhiều tỉnh"),
         ],
         "/admin/devices": [
@@ -404,11 +405,16 @@ def test_a_province_admin_can_never_reach_outside_its_province(app: Any, seeded:
             assert resp.status_code == 403, (path, form, resp.status_code)
             assert reason in resp.get_data(as_text=True), (path, form)
     assert seeded.store.get_user("mallory") is None and seeded.store.get_device("evil") is None
+    # Every one of those tries is on record in Lào Cai's audit log, with its reason.
+    refused = [e for e in seeded.store.audit_log(Scope.of(provinces=["10"]), limit=100) if e.action == "refused"]
+    assert len(refused) == sum(len(t) for t in attempts.values()) and all(e.actor == "padmin_lc" for e in refused)
+    assert all(e.detail for e in refused)
     assert seeded.store.get_device("u-hn-1").checkpoint == "HN-GIA"
     assert seeded.store.get_user("sup_hn") is not None and seeded.store.get_user("admin") is not None
     assert seeded.store.list_checkpoints(Scope.of(checkpoints=["NEW1", "NEW2"])) == []
     for path in ("/admin/audit?province=01", "/api/v1/audit?province=01"):
         resp = c.get(path)
-        assert resp.status_code == 403 and "tỉnh 01 nằm ngoài phạm vi" in body_text(resp), path
+        assert resp.status_code == 403 and "Hà Nội (01) nằm ngoài phạm vi" in body_text(resp), path
     assert c.get("/admin/trust").status_code == 403  # trust bundles stay national
-    assert seeded.store.audit_log(Scope.all()) == []  # nothing was done, so nothing was logged
+    # Nothing was done, so only refusals were logged.
+    assert {e.action for e in seeded.store.audit_log(Scope.all(), limit=100)} == {"refused"}

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 import paho.mqtt.client as mqtt
 import pytest
 
-from dashboard import broker
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
+from protocol import topics
 from tests.support.central import Central, central, wait_until  # noqa: F401 - central is a fixture
 from tests.test_broker_acl import connect
 
@@ -110,7 +110,7 @@ def test_forged_publishes_reach_no_one(central: Central, units: dict[str, str]) 
     watcher = Listener(central.port, user, password, ["chot/v1/#"], client_id="watcher")
     forged = ["chot/v1/IC7/ub/event", "chot/v1/IC7/ub/status", "chot/v1/IC8/uc/event",
               "chot/v1/IC8/ua/event", "chot/v1/ic7/ua/event", "chot/v1/IC7/ua2/event",
-              broker.TRUST_TOPIC, "chot/v2/IC7/ua/event", "$SYS/broker/uptime", "other/topic"]
+              topics.TRUST, "chot/v2/IC7/ua/event", "$SYS/broker/uptime", "other/topic"]
     try:
         for topic in forged:
             # Mosquitto drops a client after a refused publish: a fresh connection per forgery.
@@ -149,12 +149,12 @@ def test_a_unit_reads_nothing_but_the_trust_topic(central: Central, units: dict[
     dash = central.config.mqtt.dashboard
     publisher, outcome = connect(central.port, dash.username, dash.resolved_password())
     assert outcome == "ok"
-    publisher.publish(broker.TRUST_TOPIC, b'{"format": "chot-trust-bundle/1"}', qos=1, retain=True).wait_for_publish(5)
+    publisher.publish(topics.TRUST, b'{"format": "chot-trust-bundle/1"}', qos=1, retain=True).wait_for_publish(5)
     publisher.disconnect()
     publisher.loop_stop()
     spy = Listener(central.port, "ua", units["ua"],
                    ["#", "chot/v1/#", "chot/v1/+/+/event", "chot/v1/+/+/status", "chot/v1/IC7/ub/event",
-                    "$SYS/#", broker.TRUST_TOPIC], client_id="ua")
+                    "$SYS/#", topics.TRUST], client_id="ua")
     try:
         for device, cp in (("ub", "IC7"), ("uc", "IC8")):
             other, outcome = connect(central.port, device, units[device])
@@ -167,7 +167,7 @@ def test_a_unit_reads_nothing_but_the_trust_topic(central: Central, units: dict[
         # Each subscription was answered: refused outright, or granted and then given nothing.
         assert len(spy.granted) == 7 and all(c == GRANTED_QOS1 or c >= 0x80 for c in spy.granted), spy.granted
         assert spy.granted[-1] == GRANTED_QOS1  # the trust topic, which it must read
-        assert set(spy.topics()) == {broker.TRUST_TOPIC}, spy.topics()
+        assert set(spy.topics()) == {topics.TRUST}, spy.topics()
     finally:
         spy.close()
 
@@ -176,23 +176,23 @@ def test_a_unit_cannot_replace_the_trust_bundle(central: Central, units: dict[st
     dash = central.config.mqtt.dashboard
     genuine = b'{"format": "chot-trust-bundle/1", "genuine": true}'
     publisher, _ = connect(central.port, dash.username, dash.resolved_password())
-    publisher.publish(broker.TRUST_TOPIC, genuine, qos=1, retain=True).wait_for_publish(5)
+    publisher.publish(topics.TRUST, genuine, qos=1, retain=True).wait_for_publish(5)
     publisher.disconnect()
     publisher.loop_stop()
     for protocol in (mqtt.MQTTv311, mqtt.MQTTv5):
         forger, outcome = connect(central.port, "ua", units["ua"], protocol=protocol)
         assert outcome == "ok"
-        forger.publish(broker.TRUST_TOPIC, b'{"format": "chot-trust-bundle/1", "forged": true}', qos=1, retain=True)
-        forger.publish(broker.TRUST_TOPIC, b"", qos=1, retain=True)  # clearing the retained bundle
+        forger.publish(topics.TRUST, b'{"format": "chot-trust-bundle/1", "forged": true}', qos=1, retain=True)
+        forger.publish(topics.TRUST, b"", qos=1, retain=True)  # clearing the retained bundle
         time.sleep(0.2)
         forger.disconnect()
         forger.loop_stop()
-    reader = Listener(central.port, "ub", units["ub"], [broker.TRUST_TOPIC], client_id="ub")
+    reader = Listener(central.port, "ub", units["ub"], [topics.TRUST], client_id="ub")
     try:
         assert reader.granted == [GRANTED_QOS1], reader.granted
         assert wait_until(lambda: reader.messages != [], 30)
         time.sleep(0.3)
-        assert [(t, p) for t, p, _ in reader.messages] == [(broker.TRUST_TOPIC, genuine)]
+        assert [(t, p) for t, p, _ in reader.messages] == [(topics.TRUST, genuine)]
     finally:
         reader.close()
 
@@ -200,7 +200,7 @@ def test_a_unit_cannot_replace_the_trust_bundle(central: Central, units: dict[st
 def test_oversized_messages_are_refused(central: Central, units: dict[str, str]) -> None:
     text = central.config.broker.mosquitto_conf.read_text()  # type: ignore[union-attr]
     assert "max_packet_size" in text, "the shipped broker config sets no packet size limit"
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     try:
         user = "ua"
@@ -227,7 +227,7 @@ def test_oversized_messages_are_refused(central: Central, units: dict[str, str])
 def test_a_stolen_unit_cannot_take_over_another_session(central: Central, units: dict[str, str]) -> None:
     """Connecting with the ingest's or another unit's client id must not kick them off or steal
     the ingest's persistent session (its queued events)."""
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     victim, outcome = connect(central.port, "ub", units["ub"], client_id="ub")
     assert outcome == "ok"

@@ -20,9 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dashboard import broker
+from dashboard.broker import base as broker_base
+from dashboard.broker import mosquitto
 from dashboard.devices import remove_device
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
+from protocol import topics
 from tests.support.broker import free_port
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
 
@@ -70,8 +73,8 @@ def connect(port: int, username: str | None, password: str | None, *, tls_ca: Pa
 
 
 @pytest.fixture
-def ingest(central: Central) -> Iterator[Ingest]:
-    i = Ingest(central.store, central.config)
+def ingest(central: Central) -> Iterator[MqttIngest]:
+    i = MqttIngest(central.store, central.config)
     i.start()
     yield i
     i.stop()
@@ -110,7 +113,7 @@ def test_no_login_and_wrong_password_are_refused(central: Central) -> None:
     client.loop_stop()
 
 
-def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, ingest: Ingest) -> None:
+def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, ingest: MqttIngest) -> None:
     a = central.add_device("ua", "IC7")
     central.add_device("ub", "IC7")
     central.store.upsert_checkpoint("IC8", "IC8", "002", "01")
@@ -126,10 +129,10 @@ def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, inges
     v5.loop_stop()
     # Mosquitto 2.0 also drops a client after a refused publish, so each forgery gets its own
     # connection: as another unit, under another checkpoint, on the trust topic.
-    for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC8/ub/event", broker.TRUST_TOPIC):
+    for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC8/ub/event", topics.TRUST):
         forger, outcome = connect(central.port, "ua", a.password, protocol=mqtt.MQTTv311)
         assert outcome == "ok"
-        forger.publish(topic, event(1), qos=1, retain=topic == broker.TRUST_TOPIC)
+        forger.publish(topic, event(1), qos=1, retain=topic == topics.TRUST)
         time.sleep(0.1)
         forger.disconnect()
         forger.loop_stop()
@@ -150,7 +153,7 @@ def test_a_unit_cannot_publish_as_another_or_read_others(central: Central, inges
     spy.loop_stop()
 
 
-def test_removing_a_unit_revokes_it(central: Central, ingest: Ingest) -> None:
+def test_removing_a_unit_revokes_it(central: Central, ingest: MqttIngest) -> None:
     creds = central.add_device("u1", "IC7")
     time.sleep(0.3)
     client, outcome = connect(central.port, "u1", creds.password, protocol=mqtt.MQTTv311)
@@ -175,7 +178,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
     def register(start: int) -> None:
         try:
             for i in range(start, start + 15):
-                broker.set_password(path, f"u{i:03d}", "pw")
+                broker_base.set_password(path, f"u{i:03d}", "pw", mosquitto.hash_password)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
@@ -188,7 +191,7 @@ def test_concurrent_registrations_lose_no_login(tmp_path: Path) -> None:
 
 
 def test_password_hash_format_matches_mosquitto() -> None:
-    hashed = broker.hash_password("secret", rounds=101, salt=b"0123456789ab")
+    hashed = mosquitto.hash_password("secret", rounds=101, salt=b"0123456789ab")
     kind, rounds, salt, digest = hashed.split("$")[1:]
     assert (kind, rounds, salt) == ("7", "101", "MDEyMzQ1Njc4OWFi")
     assert len(digest) == 88  # 64-byte SHA-512 output in base64
@@ -239,7 +242,7 @@ def test_units_and_ingest_over_tls(tmp_path: Path, mosquitto_factory: Callable[.
     assert wait_until(lambda: _opened_ports(central) == {central.port, tls_port}, 5)
     # The ingest connects over TLS too, checking the broker's certificate against the CA.
     central.config.mqtt.port, central.config.mqtt.tls, central.config.mqtt.ca_file = tls_port, True, ca_file
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     try:
         creds = central.add_device("u1", "IC7")
@@ -319,7 +322,7 @@ def test_trust_bundle_is_checked_published_retained_and_kept(
         assert outcome == "ok"
         got: list[bytes] = []
         unit.on_message = lambda c, u, m: got.append(m.payload)
-        unit.subscribe(broker.TRUST_TOPIC, qos=1)
+        unit.subscribe(topics.TRUST, qos=1)
         assert wait_until(lambda: bool(got), 5)
         assert parse_bundle(got[0], ministry.anchor_pem).version == 4  # type: ignore[attr-defined]
         unit.disconnect()

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from dashboard.ingest import Ingest, ack_payloads
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from scanner.config import MqttConfig
-from scanner.mqtt import AckError, MqttLink, parse_ack
+from protocol.ack import AckError, encode_acks, parse_ack
+from scanner.mqtt import MqttLink
 from scanner.outbox import Outbox
 from tests.support.broker import Mosquitto
 from tests.support.central import Central, start_central
@@ -53,8 +54,8 @@ class Rig:
     tmp_path: Path
     cleanups: list[Callable[[], object]]
 
-    def ingest(self) -> Ingest:
-        ingest = Ingest(self.central.store, self.central.config)
+    def ingest(self) -> MqttIngest:
+        ingest = MqttIngest(self.central.store, self.central.config)
         ingest.start()
         self.cleanups.append(ingest.stop)
         return ingest
@@ -227,10 +228,10 @@ def test_parse_ack_refuses_malformed_acks_with_a_reason(payload: bytes) -> None:
 
 def test_parse_ack_reads_what_the_ingest_writes() -> None:
     seqs = [1, 2, 3, 5, 9, 10] + list(range(100, 2100, 2))
-    ranges = [r for payload in ack_payloads(seqs) for r in parse_ack(payload)]
+    ranges = [r for payload in encode_acks(seqs) for r in parse_ack(payload)]
     assert sorted({s for first, last in ranges for s in range(first, last + 1)}) == sorted(seqs)
     assert ranges[:3] == [(1, 3), (5, 5), (9, 10)]
-    assert all(len(p) < 65536 for p in ack_payloads(seqs))
+    assert all(len(p) < 65536 for p in encode_acks(seqs))
 
 
 def test_a_malformed_ack_is_ignored_with_a_log_line(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:

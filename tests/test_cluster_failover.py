@@ -1,7 +1,7 @@
 """Units and the ingest on the 3-node cluster: a node is SIGKILLed mid-run, nothing is lost or doubled.
 
 Real processes: three nats-server nodes, three unit processes (outbox + MqttLink,
-tests/support/cluster_unit.py), the ingest speaking MQTT 3.1.1 to the cluster.
+testbed/cluster_unit.py), the ingest speaking MQTT 3.1.1 to the cluster.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from tests.support.central import wait_until
-from tests.support.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
+from testbed.cluster_unit import UnitProcess, drain_all, stop_all, unit_config
 from tests.support.nats import NationalCentral, national  # noqa: F401 - national is a fixture
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -24,7 +24,7 @@ EVENTS = 150
 def test_units_move_to_another_node_and_exactly_once_holds(tmp_path: Path, national: NationalCentral) -> None:
     devices = [f"u{i}" for i in range(1, 4)]
     passwords = {d: national.add_device(d, "IC7").password for d in devices}
-    ingest = Ingest(national.store, national.config)
+    ingest = MqttIngest(national.store, national.config)
     ingest.start(timeout=30)
     cluster = national.cluster
     units = {d: UnitProcess(unit_config(tmp_path / f"{d}.json", device=d, checkpoint="IC7",

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from common import tomlwrite
-from dashboard.ingest_jetstream import topic
-from dashboard.nats import subject
+from dashboard.ingest.jetstream import topic
+from dashboard.broker.nats import subject
 from dashboard.scope import Scope
 from tests.support.central import wait_until
-from tests.support.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
+from testbed.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
 from tests.support.nats import NatsCluster, start_national_central
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]

@@ -16,7 +16,7 @@ import pytest
 from dashboard.completeness import as_dict, assess
 from dashboard.scope import Scope
 from dashboard.store import Device, Event, SqliteStore, StatusUpdate, open_store
-from dashboard.web.completeness_text import describe
+from dashboard.web.data.completeness_text import describe
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 25, 7, 5, tzinfo=timezone.utc)  # 14:05 in Hà Nội
@@ -76,6 +76,50 @@ def test_draining_then_empty_makes_the_count_complete_again() -> None:
     drained = unit("lane1", "online", backlog=0, complete_at=NOW)
     c = assess([*healthy(2), drained], DAY_START, DAY_END, NOW)
     assert c.complete_units == 3 and c.lagging == ()
+
+
+def test_a_verdict_in_flight_within_the_reporting_interval_is_normal_running_not_a_lag() -> None:
+    # Online, heard from now, said "1 waiting" but its outbox was empty 20 s ago (interval 60 s).
+    busy = unit("lane1", "online", backlog=1, complete_at=NOW - timedelta(seconds=20))
+    c = assess([*healthy(3), busy], DAY_START, DAY_END, NOW, fresh_s=90, interval_s=60)
+    assert (c.units, c.complete_units, c.lagging, c.in_flight, c.final) == (4, 4, (), 1, False)
+    assert c.complete_to == NOW - timedelta(seconds=20)  # honest: the in-flight unit bounds the time
+    text = describe(c, TZ, "vi")
+    assert text == "Đầy đủ đến 14:04 cho 4/4 thiết bị (chưa hết kỳ, số liệu còn tăng)."
+    assert "gửi bù" not in text and "chờ gửi" not in text
+    assert as_dict(c)["in_flight"] == 1
+
+
+def test_an_outbox_not_drained_within_the_interval_is_a_lag_again() -> None:
+    slow = unit("lane1", "online", backlog=3, complete_at=NOW - timedelta(seconds=61))
+    c = assess([*healthy(3), slow], DAY_START, DAY_END, NOW, fresh_s=90, interval_s=60)
+    assert c.complete_units == 3 and [u.state for u in c.lagging] == ["sending"] and c.in_flight == 0
+    # In flight needs the unit online and heard from: a cut link is not "in flight".
+    cut = unit("lane1", "offline", backlog=1, contact=NOW - timedelta(seconds=5), complete_at=NOW - timedelta(seconds=10))
+    assert [u.state for u in assess([cut], DAY_START, DAY_END, NOW, 90, 60).lagging] == ["offline"]
+    quiet = unit("lane1", "online", backlog=1, contact=NOW - timedelta(seconds=200), complete_at=NOW - timedelta(seconds=30))
+    assert [u.state for u in assess([quiet], DAY_START, DAY_END, NOW, 90, 60).lagging] == ["quiet"]
+
+
+def test_the_line_does_not_flip_between_reloads_while_units_send_and_drain() -> None:
+    # What a page sees on successive reloads of a running checkpoint: each unit's last status
+    # says 0 or 1 waiting, its outbox empty a few seconds ago. Every reading: n/n, no warning.
+    seen = set()
+    for step in range(12):
+        devices = [unit(f"u{i}", "online", backlog=(step + i) % 2,
+                        complete_at=NOW - timedelta(seconds=(step * 7 + i * 11) % 55)) for i in range(4)]
+        c = assess(devices, DAY_START, DAY_END, NOW, fresh_s=90, interval_s=60)
+        seen.add((c.complete_units, c.units, bool(c.lagging), "⚠" if c.lagging else "◔"))
+    assert seen == {(4, 4, False, "◔")}
+
+
+def test_a_past_period_is_not_final_while_its_last_verdicts_are_in_flight() -> None:
+    just_ended = DAY_START + timedelta(seconds=30)  # now: 30 s after midnight
+    busy = unit("lane1", "online", backlog=1, contact=just_ended, complete_at=DAY_START - timedelta(seconds=10))
+    c = assess([busy], DAY_START - timedelta(days=1), DAY_START, just_ended, 90, 60)
+    assert not c.final and c.lagging == () and c.in_flight == 1
+    drained = unit("lane1", "online", backlog=0, contact=just_ended, complete_at=just_ended)
+    assert assess([drained], DAY_START - timedelta(days=1), DAY_START, just_ended, 90, 60).final
 
 
 def test_a_unit_silent_beyond_the_alarm_or_never_heard_from_is_not_counted_complete() -> None:

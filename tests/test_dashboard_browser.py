@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.devices import Credentials
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from dashboard.store import open_store
 from dashboard.web import create_app
@@ -131,7 +131,7 @@ def run_site(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: An
     }
     for username, (password, role, scope) in ACCOUNTS.items():
         central.store.create_user(username, password_hash(password), role, scope)
-    ingest = Ingest(open_store(central.target), central.config)
+    ingest = MqttIngest(open_store(central.target), central.config)
     ingest.start()
     app = create_app(central.config, {"SECRET_KEY": "browser-test-key", "CHOT_STREAM_MAX_S": 30.0})
     server = LiveServer(app)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.broker import BrokerError
-from dashboard.ingest import Ingest, Rejected, parse_event, parse_status
+from dashboard.ingest import MqttIngest, Rejected, parse_event, parse_status
 from dashboard.scope import Scope
 from dashboard.store import Event, Store
 from tests.support.central import Central, central, start_central, wait_until  # noqa: F401 - central is a fixture
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 
@@ -73,11 +78,11 @@ class Unit:
 
 
 @pytest.fixture
-def ingest_factory(central: Central) -> Iterator[Callable[..., Ingest]]:
-    started: list[Ingest] = []
+def ingest_factory(central: Central) -> Iterator[Callable[..., MqttIngest]]:
+    started: list[MqttIngest] = []
 
-    def make(store: Store | None = None) -> Ingest:
-        ingest = Ingest(store or central.store, central.config)
+    def make(store: Store | None = None) -> MqttIngest:
+        ingest = MqttIngest(store or central.store, central.config)
         ingest.start()
         started.append(ingest)
         return ingest
@@ -91,7 +96,7 @@ def stored_total(store: Store) -> int:
     return store.totals(Scope.all(), *DAY).total
 
 
-def test_duplicates_counted_once(central: Central, ingest_factory: Callable[..., Ingest],
+def test_duplicates_counted_once(central: Central, ingest_factory: Callable[..., MqttIngest],
                                  caplog: pytest.LogCaptureFixture) -> None:
     creds = central.add_device("u1", "IC7")
     ingest = ingest_factory()
@@ -128,7 +133,7 @@ def gated_store(central: Central) -> Any:
 
 
 def test_broker_redelivery_after_lost_link_counted_once(central: Central,
-                                                         ingest_factory: Callable[..., Ingest]) -> None:
+                                                         ingest_factory: Callable[..., MqttIngest]) -> None:
     creds = central.add_device("u1", "IC7")
     gated = gated_store(central)
     ingest = ingest_factory(gated)
@@ -150,7 +155,7 @@ def test_broker_redelivery_after_lost_link_counted_once(central: Central,
 
 
 def test_events_sent_while_ingest_is_down_are_all_counted(central: Central,
-                                                         ingest_factory: Callable[..., Ingest]) -> None:
+                                                         ingest_factory: Callable[..., MqttIngest]) -> None:
     creds = central.add_device("u1", "IC7")
     first = ingest_factory()  # creates the ingest's persistent session
     first.stop()
@@ -171,7 +176,7 @@ def test_events_sent_while_ingest_is_down_are_all_counted(central: Central,
 
 
 def test_bad_messages_are_rejected_with_a_reason_and_ingest_goes_on(
-        central: Central, ingest_factory: Callable[..., Ingest], caplog: pytest.LogCaptureFixture) -> None:
+        central: Central, ingest_factory: Callable[..., MqttIngest], caplog: pytest.LogCaptureFixture) -> None:
     creds = central.add_device("u1", "IC7")
     ingest = ingest_factory()
     unit = Unit(central, "u1", creds.password)
@@ -203,7 +208,7 @@ def test_bad_messages_are_rejected_with_a_reason_and_ingest_goes_on(
 
 
 def test_registry_is_checked_even_when_the_broker_lets_a_message_through(
-        central: Central, ingest_factory: Callable[..., Ingest]) -> None:
+        central: Central, ingest_factory: Callable[..., MqttIngest]) -> None:
     creds = central.add_device("u1", "IC7")
     central.store.upsert_checkpoint("IC8", "IC8", "002", "01")
     ingest = ingest_factory()
@@ -221,7 +226,7 @@ def test_registry_is_checked_even_when_the_broker_lets_a_message_through(
     unit.close()
 
 
-def test_status_retained_and_last_will(central: Central, ingest_factory: Callable[..., Ingest]) -> None:
+def test_status_retained_and_last_will(central: Central, ingest_factory: Callable[..., MqttIngest]) -> None:
     creds = central.add_device("u1", "IC7")
     unit = Unit(central, "u1", creds.password, will=True)
     assert unit.connected.wait(10)
@@ -265,7 +270,7 @@ def test_payload_parsers_give_reasons() -> None:
         parse_status(b'{"state": "online", "clock": "whenever"}')
 
 
-def test_ingest_rides_out_a_broker_restart(central: Central, ingest_factory: Callable[..., Ingest]) -> None:
+def test_ingest_rides_out_a_broker_restart(central: Central, ingest_factory: Callable[..., MqttIngest]) -> None:
     creds = central.add_device("u1", "IC7")
     ingest = ingest_factory()
     unit = Unit(central, "u1", creds.password)
@@ -286,17 +291,18 @@ def test_ingest_with_a_wrong_password_fails_fast_with_a_reason(central: Central)
     # Fast means from the broker's refusal, not after waiting out the start timeout (whose
     # message would be "no answer in 60 s"): the match says which one happened.
     with pytest.raises(BrokerError, match="did not accept the ingest login: Not authorized|Bad user"):
-        Ingest(central.store, central.config).start(timeout=60)
+        MqttIngest(central.store, central.config).start(timeout=60)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bench_runs_small_and_bounded() -> None:
     """bench/ingest.py end to end at a tiny size, so the README's command keeps working."""
-    from bench import ingest as bench
-
-    summary = bench.summarize(bench.run(devices=4, per_unit=10, probes=3, timeout=30, paced_rate=200,
-                                        paced_s=1.0, rounds=1))
+    # Run as the command (tests do not import benches), from the tree under test.
+    out = subprocess.run([sys.executable, "-m", "bench.ingest", "--devices", "4", "--events", "10", "--probes", "3",
+                          "--timeout", "30", "--rate", "200", "--seconds", "1", "--rounds", "1", "--backend", "none",
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=110, check=True)
+    summary = json.loads(out.stdout)
     assert summary["complete"] and summary["paced_complete"]
     assert summary["duplicates"] == 0 and summary["rejected"] == 0
     assert summary["chot_events_per_s"] > 0 and summary["bare_events_per_s"] > 0

@@ -18,8 +18,8 @@ import pytest
 
 from dashboard.scope import Scope
 from dashboard.web import create_app
-from dashboard.web.provinces import PROVINCES
-from dashboard.web.tilemap import MISSING_COLOURS, NO_DATA, map_svg
+from dashboard.web.data.provinces import PROVINCES
+from dashboard.web.data.tilemap import MISSING_COLOURS, NO_DATA, map_svg
 from tests.support.central import Central
 from tests.support.dashboard_web import ACCOUNTS, Seeded, login, make_app, page_token, password_hash
 from tests.support.dashboard_web import seeded  # noqa: F401 - fixture
@@ -40,12 +40,13 @@ def client_for(app: Any, role: str) -> Any:
     return c
 
 
-def csv_table(body: bytes) -> tuple[list[str], list[list[str]], list[str]]:
-    """(lines above, header + rows, ...) of an exported CSV; checks the BOM Excel needs."""
+def csv_table(body: bytes) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of an exported CSV, which starts with its header row (after the BOM
+    Excel needs): no title lines above it."""
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body[3:].decode("utf-8"))))
-    blank = rows.index([])
-    return [r[0] for r in rows[:blank]], rows[blank + 1], rows[blank + 2:]  # type: ignore[return-value]
+    assert rows and all(rows[0]) and [] not in rows
+    return rows[0], rows[1:]
 
 
 def xlsx_table(body: bytes) -> tuple[list[str], list[Any], list[list[Any]]]:
@@ -62,17 +63,21 @@ def test_csv_and_xlsx_of_every_overview_table_equal_the_api(app: Any, role: str)
     api = c.get("/api/v1/overview").get_json()
     for table, key in (("by_checkpoint", "by_checkpoint"), ("by_province", "by_province")):
         want = [[g["label"], g["total"], g["green"], g["yellow"], g["red"]] for g in api[key]]
-        lines, header, rows = csv_table(c.get(f"/export/{table}.csv").get_data())
-        assert lines[1] == api["completeness"]["period"]["text"]
-        assert header[0] in ("Chốt", "Tỉnh/thành") and header[-1] == "Tỷ lệ đạt (%)"
+        header, rows = csv_table(c.get(f"/export/{table}.csv").get_data())
+        assert header[0] in ("Chốt", "Tỉnh/thành")
+        assert header[5:] == ["Tỷ lệ cho qua (xanh + vàng) (%)", "Tỷ lệ hợp lệ đầy đủ (chỉ xanh) (%)",
+                              "Quyết định của cán bộ", "Kiểm tra thủ công"]
         assert [[r[0], *map(int, r[1:5])] for r in rows] == want
         assert [float(r[5]) for r in rows] == [round(g["pass_rate"] * 100, 1) for g in api[key]]
+        assert [float(r[6]) for r in rows] == [round(g["green_rate"] * 100, 1) for g in api[key]]
+        assert [[int(r[7]), int(r[8])] for r in rows] == [[g["decisions"], g["manual_checks"]] for g in api[key]]
         resp = c.get(f"/export/{table}.xlsx")
         assert resp.mimetype == XLSX and "attachment" in resp.headers["Content-Disposition"]
         lines, header, rows = xlsx_table(resp.get_data())
+        assert lines[1] == api["completeness"]["period"]["text"]  # titles stay in the workbook
         assert [r[:5] for r in rows] == want
         assert [r[5] for r in rows] == pytest.approx([g["pass_rate"] for g in api[key]])
-    _, _, rows = csv_table(c.get("/export/reasons.csv").get_data())
+    _, rows = csv_table(c.get("/export/reasons.csv").get_data())
     assert sum(int(r[2]) for r in rows) == sum(r["count"] for r in api["reasons"])
     _, _, rows = xlsx_table(c.get("/export/timeseries.xlsx").get_data())
     assert sum(r[1] for r in rows) == api["period"]["total"]
@@ -84,7 +89,7 @@ def test_exports_stay_inside_the_scope_and_keep_vietnamese(app: Any) -> None:
     assert "Chốt Gia Lâm" in body and "IC7" not in body
     _, _, rows = xlsx_table(client_for(app, "sup_lc").get("/export/by_checkpoint.xlsx").get_data())
     assert [r[0] for r in rows] == ["IC7 Nội Bài–Lào Cai"]
-    _, _, rows = csv_table(client_for(app, "sup_lc").get("/export/devices.csv").get_data())
+    _, rows = csv_table(client_for(app, "sup_lc").get("/export/devices.csv").get_data())
     assert sorted(r[0] for r in rows) == ["u-ic7-1", "u-ic7-2"]
 
 
@@ -93,7 +98,7 @@ def test_a_name_that_looks_like_a_formula_stays_text(app: Any, seeded: Seeded) -
     seeded.store.add_device("u-f1", "F1")
     seeded.events("u-f1", "F1", [("green", "complete_series")])
     c = client_for(app, "admin")
-    _, _, rows = csv_table(c.get("/export/by_checkpoint.csv").get_data())
+    _, rows = csv_table(c.get("/export/by_checkpoint.csv").get_data())
     assert "'=HYPERLINK(\"http://x.example\",\"bấm\")" in [r[0] for r in rows]
     book = openpyxl.load_workbook(io.BytesIO(c.get("/export/by_checkpoint.xlsx").get_data()))
     cells = [row[0] for row in book.worksheets[0].iter_rows() if str(row[0].value).startswith("=HYPER")]
@@ -271,7 +276,7 @@ def test_the_checkpoint_and_devices_pages_offer_their_tables(app: Any) -> None:
     page = c.get("/checkpoints/IC7").get_data(as_text=True)
     link = "/export/reasons.csv?area=checkpoint:IC7"
     assert link in page and 'data-test-id="completeness-checkpoint"' in page
-    _, _, rows = csv_table(c.get(link).get_data())
+    _, rows = csv_table(c.get(link).get_data())
     api = c.get("/api/v1/checkpoints/IC7").get_json()
     assert sorted(int(r[2]) for r in rows) == sorted(r["count"] for r in api["reasons"])
     assert "/export/devices.xlsx" in c.get("/devices").get_data(as_text=True)
@@ -291,9 +296,13 @@ def test_changing_an_accounts_role_and_scope_is_bounded_and_audited(app: Any, se
                                                         "csrf_token": token}).status_code == 400  # not one's own
     assert seeded.store.get_user("view_lc").scope == Scope.of(provinces=["10"])
     assert seeded.store.get_user("sup_hn").scope == Scope.of(provinces=["01"])
-    entry = seeded.store.audit_log(Scope.of(provinces=["10"]))[0]
+    log = seeded.store.audit_log(Scope.of(provinces=["10"]))
+    entry = next(e for e in log if e.action == "user_scope_changed")
     assert (entry.action, entry.target, entry.detail) == (
         "user_scope_changed", "view_lc", "viewer province:10 -> supervisor province:10")
+    # The three refused tries are on record too, newest first.
+    assert [e.target for e in log if e.action == "refused"] == [
+        "POST /admin/users/sup_hn/access", "POST /admin/users/view_lc/access", "POST /admin/users/view_lc/access"]
     admin = client_for(app, "admin")
     token = page_token(admin, "/admin/users")
     assert admin.post("/admin/users/sup_hn/access", data={"role": "viewer", "scope": "province:01 checkpoint:IC7",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from dashboard.web.charts import ChartBar, _nice_max, timeseries_svg
+from dashboard.web.data.charts import ChartBar, _nice_max, timeseries_svg
 
 LEGEND = {"green": "Xanh (đạt)", "yellow": "Vàng", "red": "Đỏ"}
 NS = "{http://www.w3.org/2000/svg}"

@@ -113,7 +113,7 @@ def test_stream_ends_after_its_time_limit_and_sends_nothing_unchanged(app: Any) 
 
 
 def test_render_cache_shares_one_rendering_between_equal_viewers() -> None:
-    from dashboard.web.stream import RenderCache
+    from dashboard.web.views.stream import RenderCache
 
     cache = RenderCache(max_entries=2)
     calls: list[str] = []

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dashboard import devices, officers
-from dashboard.ingest import Ingest, Rejected, parse_event
+from dashboard.ingest import MqttIngest, Rejected, parse_event
 from dashboard.scope import Scope
 from dashboard.store import Event, SqliteStore
 from scanner.config import MqttConfig
@@ -35,7 +35,7 @@ def test_roster_to_unit_and_decisions_to_store_exactly_once(tmp_path, mosquitto_
     # The ministry lists the dashboard's roster key in the signed bundle the unit trusts.
     trust = TrustKeeper(tmp_path / "unit" / "trust", ministry.anchor_pem)
     assert trust.offer(ministry.bundle(version=1, roster_keys=[officers.public_pem(central.config)]), "file").accepted
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     outbox = Outbox(tmp_path / "unit" / "outbox.sqlite")
     keeper = RosterKeeper(tmp_path / "unit" / "roster.json", "IC7", lambda: trust.current.roster_keys)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,45 +12,37 @@ import numpy as np
 import pytest
 import segno
 
-import scanner.decode as stage
+import scanner.qr.decode as stage
 from scanner import phone_screen
-from scanner.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
+from scanner.qr.decode import BadFrameError, QrDecoder, UnreadableImageError, read_gray, read_image
+from testbed import decode_sets, decoders
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "qr-photos"
 SYNTHETIC_COUNT = 24  # per resolution: the first frames of the benchmark's own fixed-seed sets
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_decode", ROOT / "bench" / "decode.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 @pytest.fixture(scope="module")
 def photo_sets() -> dict:
-    return bench.folder_sets([PHOTOS])
+    return decode_sets.folder_sets([PHOTOS])
 
 
 @pytest.fixture(scope="module")
 def synthetic_sets() -> dict:
-    return bench.synthetic_sets(SYNTHETIC_COUNT)
+    return decode_sets.synthetic_sets(SYNTHETIC_COUNT)
 
 
 @pytest.fixture(scope="module")
 def photo_scores(photo_sets) -> dict:
-    return _totals(bench.run(photo_sets, ["chot", "chot-image", "zxing-cpp", "pyzbar", "opencv", "opencv-aruco"]))
+    return _totals(decoders.run(photo_sets, ["chot", "chot-image", "zxing-cpp", "pyzbar", "opencv", "opencv-aruco"]))
 
 
 @pytest.fixture(scope="module")
 def synthetic_scores(synthetic_sets) -> dict:
     hard = {name: s for name, s in synthetic_sets.items() if "-hard-" in name}
-    return _totals(bench.run(hard, ["chot", "zxing-cpp", "pyzbar", "opencv-aruco"]))
+    return _totals(decoders.run(hard, ["chot", "zxing-cpp", "pyzbar", "opencv-aruco"]))
 
 
 def _totals(result: dict) -> dict[str, float]:
@@ -212,7 +203,7 @@ def test_read_image_returns_any_text(tmp_path: Path) -> None:
     kanji = PHOTOS / "jsqr-e2e-a" / "kanji.png"
     expected = (PHOTOS / "jsqr-e2e-a" / "kanji.bin").read_bytes()
     texts = read_image(kanji)
-    assert bench.Sample("kanji", np.zeros((1, 1), np.uint8), raw=expected).matches(texts)
+    assert decode_sets.Sample("kanji", np.zeros((1, 1), np.uint8), raw=expected).matches(texts)
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200), 255, np.uint8))
     assert read_image(blank) == []
@@ -278,20 +269,20 @@ def test_phone_frame_errors_are_readable() -> None:
 
 def test_bench_json_has_stable_names() -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "decode.py"), str(PHOTOS / "zxing-qrcode-6"),
+        [sys.executable, "-m", "bench.decode", str(PHOTOS / "zxing-qrcode-6"),
          "--decoders", "chot,zxing-cpp", "--json"],
         capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
     result = json.loads(out.stdout)
     score = result["sets"]["zxing-qrcode-6"]["decoders"]["chot"]
     assert set(score) == {"correct", "count", "share", "median_ms", "p95_ms"} and score["count"] == 15
-    assert result["command"].startswith(".venv/bin/python bench/decode.py")
+    assert result["command"].startswith(".venv/bin/python -m bench.decode")
 
 
 def test_clips_of_a_held_phone_are_read_in_some_frame() -> None:
     # Measured on 20 clips of 8 frames: 100% of clips read at both sizes (93% and 92% of
     # frames); zxing-cpp alone 55% and 70% of clips.
-    clips = bench.synthetic_clips(5)
-    result = bench.run(clips, ["chot", "zxing-cpp"])
+    clips = decode_sets.synthetic_clips(5)
+    result = decoders.run(clips, ["chot", "zxing-cpp"])
     for name, entry in result["sets"].items():
         chot, zxing = entry["decoders"]["chot"], entry["decoders"]["zxing-cpp"]
         assert chot["clip_share"] >= 0.8, name

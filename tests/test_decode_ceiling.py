@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from bench import decode_ceiling
-from bench.decode import synthetic_payload
 from scanner import phone_screen
+from testbed import decode_ceiling
+from testbed.decode_sets import synthetic_payload
 
 
 def _scene(seed: int, difficulty: str = "easy", dark: bool | None = None) -> tuple[phone_screen.Scene, str]:
@@ -79,7 +79,7 @@ def test_bench_json_figures_are_consistent(capsys: pytest.CaptureFixture[str]) -
         assert all(0.0 <= share <= 1.0 for share in shares)
         assert entry["allowed_share"] >= max(entry["stage_share"], entry["pose_known_share"])
         assert len(entry["stage_misses_pose_known_reads"]) == round(3 * (entry["allowed_share"] - entry["stage_share"]))
-    assert figures["command"].endswith("bench/decode_ceiling.py --synthetic 3 --json")
+    assert figures["command"].endswith("-m bench.decode_ceiling --synthetic 3 --json")
 
 
 def test_bench_refuses_a_silly_count(capsys: pytest.CaptureFixture[str]) -> None:

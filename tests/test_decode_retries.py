@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scanner.decode as stage
-from bench.decode import synthetic_sets, varied_sets
+import scanner.qr.decode as stage
+from testbed.decode_sets import synthetic_sets, varied_sets
 
 
 def _grid(n: int, px: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

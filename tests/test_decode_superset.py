@@ -1,7 +1,7 @@
 """The decoding stage reads every image zxing-cpp alone reads: dark mode, mirrored, small, low-res,
 curved and tilted codes, and phone screens through other screens and cameras.
 
-The images are made at test time from fixed seeds (``scanner/printed_scenes.py``,
+The images are made at test time from fixed seeds (``testbed/printed_scenes.py``,
 ``scanner/phone_screen.py``) or are inverted, mirrored and rephotographed copies of
 tests/data/qr-photos. None
 of them comes from bench/decode.py's held-out seed.
@@ -9,7 +9,6 @@ of them comes from bench/decode.py's held-out seed.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ import pytest
 import segno
 import zxingcpp
 
-from scanner import phone_screen, printed_scenes
-from scanner.decode import QrDecoder
+from scanner import phone_screen
+from scanner.qr.decode import QrDecoder
+from testbed import decode_sets, decoders, printed_scenes
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "qr-photos"
@@ -28,30 +28,21 @@ SEED = 4242  # not bench/decode.py's SEED nor its HELD_OUT_SEED
 PER_KIND = 10
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_decode_superset", ROOT / "bench" / "decode.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 @pytest.fixture(scope="module")
 def variant_result() -> dict:
-    return bench.run(bench.variant_sets(bench.folder_sets([PHOTOS]), seed=SEED), ["chot", "zxing-cpp"])
+    return decoders.run(decode_sets.variant_sets(decode_sets.folder_sets([PHOTOS]), seed=SEED), ["chot", "zxing-cpp"])
 
 
 @pytest.fixture(scope="module")
 def scene_result() -> dict:
-    return bench.run(bench.scene_sets(PER_KIND, SEED), ["chot", "zxing-cpp"])
+    return decoders.run(decode_sets.scene_sets(PER_KIND, SEED), ["chot", "zxing-cpp"])
 
 
 @pytest.fixture(scope="module")
 def screen_result() -> dict:
-    return bench.run(bench.varied_sets(PER_KIND, seed=SEED), ["chot", "zxing-cpp"])
+    return decoders.run(decode_sets.varied_sets(PER_KIND, seed=SEED), ["chot", "zxing-cpp"])
 
 
 def _misses_against_zxing(result: dict) -> dict[str, list[str]]:
@@ -126,7 +117,7 @@ def test_a_soft_small_photo_gets_the_deblurring_retries_whole() -> None:
     """A photo of a photo (zxing's qrcode-6/12 filmed again, seed 4242): its code is too small
     for a crop retry and too soft for zxing-cpp, even enlarged; deblurred and enlarged, it reads.
     A camera frame holding the same picture does not pay for that step."""
-    sample = next(s for s in bench.variant_sets(bench.folder_sets([PHOTOS]), seed=SEED)["qr-photos-rephotographed"]
+    sample = next(s for s in decode_sets.variant_sets(decode_sets.folder_sets([PHOTOS]), seed=SEED)["qr-photos-rephotographed"]
                   if s.name == "qr-photos/zxing-qrcode-6/12")
     assert max(sample.gray.shape) < 640
     assert not sample.matches([b.text for b in zxingcpp.read_barcodes(sample.gray) if b.valid])
@@ -235,7 +226,7 @@ def test_bench_lists_the_new_sets_and_the_stage_misses() -> None:
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "decode.py"), str(PHOTOS / "zxing-qrcode-6"), "--variants",
+        [sys.executable, "-m", "bench.decode", str(PHOTOS / "zxing-qrcode-6"), "--variants",
          "--scenes", "1", "--decoders", "chot,zxing-cpp", "--json"],
         capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
     result = json.loads(out.stdout)

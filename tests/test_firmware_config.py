@@ -32,7 +32,7 @@ from dashboard.devices import add_device, init_broker
 from dashboard.store import SqliteStore
 from scanner.config import GpioPins, UnitConfig, load_unit_config
 from tests.support.broker import Mosquitto, free_port
-from tests.support.ministry import Ministry
+from testbed.ministry import Ministry
 
 pytestmark = pytest.mark.timeout(120)
 

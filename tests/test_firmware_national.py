@@ -48,7 +48,7 @@ def test_a_broker_node_stops_in_lame_duck_mode_and_reads_the_rendered_config() -
     # The path the unit reads is where `chot dashboard init` renders that node's config.
     cfg = parse_config({"data_dir": "/var/lib/chot-dashboard", "broker": {
         "kind": "nats", "nodes": [{"name": "n1", "mqtt_port": 1883, "client_port": 4222, "cluster_port": 6222}]}})
-    from dashboard.nats import node_dir  # noqa: PLC0415
+    from dashboard.broker.nats import node_dir  # noqa: PLC0415
 
     assert node_dir(cfg.broker, cfg.broker.nodes[0]) / "nats.conf" == Path("/var/lib/chot-dashboard/nats/n1/nats.conf")
     template = (FW / "nats" / "nats-node.conf").read_text()

@@ -1,7 +1,7 @@
 """Bounded fuzzing of the scan path in the suite (the long coverage-guided runs live in bench/fuzz).
 
 Payload -> verdict and frame -> verdict through the same targets the atheris harnesses drive
-(bench/fuzz/targets.py): `verify` never raises, every verdict is green/yellow/red with a known
+(testbed/fuzz/targets.py): `verify` never raises, every verdict is green/yellow/red with a known
 reason code and never `internal`, memory does not grow, and a hang is caught by the test's
 timeout (speed is bench/verify.py's). Inputs: every DCC test case mutated byte by byte, hostile
 inputs (zlib and CBOR bombs, huge dose numbers, deep nesting, invalid UTF-8, dates far in the past
@@ -24,8 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import hostile, targets
-from bench.fuzz.run import byte_mutations
+from testbed.fuzz import byte_mutations, hostile, targets
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 pytestmark = pytest.mark.timeout(600)  # a hang guard only: the whole file takes about a minute
@@ -287,7 +286,7 @@ def test_a_png_claiming_more_than_it_holds_is_refused_before_opencv(tmp_path) ->
     import struct
     import zlib
 
-    from scanner.decode import UnreadableImageError, png_chunks_fit, read_image
+    from scanner.qr.decode import UnreadableImageError, png_chunks_fit, read_image
 
     def chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
         size = len(body) if length is None else length

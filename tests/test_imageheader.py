@@ -1,7 +1,7 @@
 """Declared image sizes read from headers, and huge ones refused before decoding, in bounded memory.
 
 Sizes are checked against what OpenCV itself decodes from files it wrote, one per format the
-reader accepts; the huge files (bench/fuzz/hugeimages.py) are real encoded files with their size
+reader accepts; the huge files (testbed/fuzz/hugeimages.py) are real encoded files with their size
 fields rewritten. The memory test runs read_image in a child process and reads its peak RSS,
 (VmHWM), which sees OpenCV's C allocations (tracemalloc would not).
 """
@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.fuzz import targets
-from bench.fuzz.hugeimages import huge_images, png_bomb
-from scanner.decode import UnreadableImageError, read_image
-from scanner.imageheader import ImageHeaderError, check_declared_size, declared_size, is_image
+from testbed.fuzz import targets
+from testbed.fuzz.hugeimages import huge_images, png_bomb
+from scanner.qr.decode import UnreadableImageError, read_image
+from scanner.qr.imageheader import ImageHeaderError, check_declared_size, declared_size, is_image
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every format this OpenCV build decodes (getBuildInformation: Media I/O).
@@ -104,7 +104,7 @@ def test_cut_or_flipped_headers_raise_only_the_header_error(ext: str) -> None:
 _MEASURE = """
 import json, sys
 from pathlib import Path
-from scanner.decode import UnreadableImageError, read_image
+from scanner.qr.decode import UnreadableImageError, read_image
 def peak_mb():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.broker import BrokerError
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from dashboard.store import Store, open_store
 from tests.support.central import Central, start_central, wait_until
@@ -57,13 +57,13 @@ def shared_central(tmp_path: Path, mosquitto_factory: Callable[..., Any], postgr
 
 
 @pytest.fixture
-def workers(shared_central: Central) -> Iterator[list[Ingest]]:
+def workers(shared_central: Central) -> Iterator[list[MqttIngest]]:
     """Each worker with a store of its own, as separate processes have."""
     stores: list[Store] = []
-    started: list[Ingest] = []
+    started: list[MqttIngest] = []
     for k in range(1, WORKERS + 1):
         stores.append(open_store(shared_central.target))
-        ingest = Ingest(stores[-1], shared_central.config, worker=k)
+        ingest = MqttIngest(stores[-1], shared_central.config, worker=k)
         ingest.start()
         started.append(ingest)
     yield started
@@ -73,7 +73,7 @@ def workers(shared_central: Central) -> Iterator[list[Ingest]]:
         store.close()
 
 
-def test_workers_share_the_events_and_count_each_once(shared_central: Central, workers: list[Ingest]) -> None:
+def test_workers_share_the_events_and_count_each_once(shared_central: Central, workers: list[MqttIngest]) -> None:
     assert [w.event_filter() for w in workers] == ["$share/chot-ingest/chot/v1/+/+/event"] * WORKERS
     units = [AckedUnit(shared_central, d, shared_central.add_device(d, "IC7").password) for d in ("u1", "u2")]
     for unit in units:
@@ -92,7 +92,7 @@ def test_workers_share_the_events_and_count_each_once(shared_central: Central, w
         unit.close()
 
 
-def test_a_stopped_workers_share_goes_to_the_others(shared_central: Central, workers: list[Ingest]) -> None:
+def test_a_stopped_workers_share_goes_to_the_others(shared_central: Central, workers: list[MqttIngest]) -> None:
     unit = AckedUnit(shared_central, "u1", shared_central.add_device("u1", "IC7").password)
     unit.events(range(1, 31))
     assert wait_until(lambda: stored_total(shared_central.store) == 30, 30)
@@ -107,7 +107,7 @@ def test_a_stopped_workers_share_goes_to_the_others(shared_central: Central, wor
 
 
 def test_a_copy_reaching_two_workers_is_stored_once_and_acknowledged_by_both(
-        shared_central: Central, workers: list[Ingest]) -> None:
+        shared_central: Central, workers: list[MqttIngest]) -> None:
     unit = AckedUnit(shared_central, "u1", shared_central.add_device("u1", "IC7").password)
     for w in workers[1:]:
         w.stop()  # only worker 1 is there for the first copy...
@@ -125,7 +125,7 @@ def test_a_copy_reaching_two_workers_is_stored_once_and_acknowledged_by_both(
 def test_several_workers_need_a_shared_store(tmp_path: Path, mosquitto_factory: Callable[..., Any]) -> None:
     central = start_central(tmp_path, mosquitto_factory, ingest={"workers": 2})  # SQLite
     with pytest.raises(BrokerError, match="PostgreSQL"):
-        Ingest(central.store, central.config, worker=2)
+        MqttIngest(central.store, central.config, worker=2)
     with pytest.raises(ValueError, match="worker must be 1-2"):
-        Ingest(central.store, central.config, worker=3)
+        MqttIngest(central.store, central.config, worker=3)
     central.store.close()

@@ -10,7 +10,7 @@ from verifier import verify
 from verifier.bundle import parse_bundle
 from verifier.policy import builtin_policies, builtin_policy
 
-from tests.support.ministry import POLICIES
+from testbed.ministry import POLICIES
 
 NOW = dt.datetime(2021, 10, 1, 9, 30, tzinfo=dt.timezone.utc)
 

@@ -1,4 +1,4 @@
-"""chot's own QR locator (scanner/locate.py): finder patterns, corners, alignment patterns, the pose."""
+"""chot's own QR locator (scanner/qr/locate.py): finder patterns, corners, alignment patterns, the pose."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import zxingcpp
 
-import scanner.decode as stage
-from bench.decode import varied_sets
-from scanner import finders as finders_module
-from scanner import locate, phone_screen
+import scanner.qr.decode as stage
+from scanner import phone_screen
+from scanner.qr import finders as finders_module
+from scanner.qr import locate
+from testbed.decode_sets import varied_sets
 
 _PX, _QUIET = 4, 6
 

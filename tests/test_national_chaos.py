@@ -18,7 +18,7 @@ import pytest
 from common import tomlwrite
 from dashboard.scope import Scope
 from tests.support.central import wait_until
-from tests.support.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
+from testbed.cluster_unit import UnitProcess, Worker, drain_all, stop_all, unit_config
 from tests.support.nats import NatsCluster, start_national_central
 from tests.support.postgres import PostgresCluster
 from tests.test_cluster_ingest import _same_config

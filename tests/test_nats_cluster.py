@@ -16,7 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard import broker
-from dashboard import nats as natsconf
+from dashboard.broker import nats as natsconf
+from protocol import topics
 from tests.support.central import wait_until
 from tests.support.mqttclient import Client, connect_when_ready
 from tests.support.nats import NationalCentral, national  # noqa: F401 - national is a fixture
@@ -83,7 +84,7 @@ def test_a_unit_writes_only_its_own_topics_and_reads_only_trust_and_its_acks(nat
     # Under MQTT 3.1.1 a refused publish gets its PUBACK and goes nowhere (the server logs it).
     for topic in ("chot/v1/IC7/ub/event", "chot/v1/IC8/ua/event", "chot/v1/IC7/ua/ack", "chot/v1/IC7/ub/status"):
         unit.publish(topic, event(1))
-    unit.publish(broker.TRUST_TOPIC, b"forged bundle", retain=True)
+    unit.publish(topics.TRUST, b"forged bundle", retain=True)
     unit.publish("chot/v1/IC7/ua/event", event(2))
     assert wait_until(lambda: any(t == "chot/v1/IC7/ua/event" for t, _, _ in watcher.messages), 15)
     time.sleep(0.5)  # anything forged before the legitimate event would have arrived by now
@@ -91,7 +92,7 @@ def test_a_unit_writes_only_its_own_topics_and_reads_only_trust_and_its_acks(nat
     other = Client(n3, "ub", "", "probe")  # wrong password: refused, proves nothing reaches as ub
     assert not other.ok
     reader = Client(n3, "ua", a.password, "ua-reader")
-    assert reader.subscribe(broker.TRUST_TOPIC) == [1]
+    assert reader.subscribe(topics.TRUST) == [1]
     time.sleep(1.0)
     assert reader.messages == []  # the forged retained bundle was never stored
     violations = "".join(n.log_text() for n in national.cluster.nodes)
@@ -106,15 +107,15 @@ def test_retained_trust_bundle_outlives_the_node_it_was_published_on(national: N
     publisher = connect_when_ready(national.cluster[0].mqtt_port, account.username, account.password or "",
                                    "chot-dashboard")
     assert publisher.ok
-    publisher.publish(broker.TRUST_TOPIC, b"bundle-7", retain=True)
+    publisher.publish(topics.TRUST, b"bundle-7", retain=True)
     publisher.close()
     # The bundle has reached the other nodes before its own node dies: a watcher on node 3 gets it
     # retained. (The test asks what a unit needs: a replicated bundle outlives its node. A node
     # killed in the instant of a publish is the dashboard's to retry.)
     watcher = connect_when_ready(national.cluster[2].mqtt_port, account.username, account.password or "",
                                  "chot-dashboard-watch")
-    assert watcher.ok and watcher.subscribe(broker.TRUST_TOPIC) == [1]
-    assert wait_until(lambda: (broker.TRUST_TOPIC, b"bundle-7", True) in watcher.messages, 30)
+    assert watcher.ok and watcher.subscribe(topics.TRUST) == [1]
+    assert wait_until(lambda: (topics.TRUST, b"bundle-7", True) in watcher.messages, 30)
     watcher.close()
     national.cluster[0].kill()
     national.cluster.wait_ready(120)
@@ -126,13 +127,13 @@ def test_retained_trust_bundle_outlives_the_node_it_was_published_on(national: N
     while True:
         unit = connect_when_ready(national.cluster[2].mqtt_port, "u1", creds.password, "u1", timeout=120)
         assert unit.ok, national.cluster.log_text()[-4000:]
-        granted = unit.subscribe(broker.TRUST_TOPIC)
+        granted = unit.subscribe(topics.TRUST)
         if granted == [1] or time.monotonic() > deadline:
             break
         unit.close()
         time.sleep(1)
     assert granted == [1], national.cluster.log_text()[-4000:]
-    assert wait_until(lambda: (broker.TRUST_TOPIC, b"bundle-7", True) in unit.messages, 30)
+    assert wait_until(lambda: (topics.TRUST, b"bundle-7", True) in unit.messages, 30)
     unit.close()
 
 

@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard import officers
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from dashboard.store import SqliteStore
 from dashboard.web import create_app
@@ -69,7 +69,7 @@ def world(tmp_path: Path, mosquitto_factory: Callable[..., Any], ministry: Any) 
     for username, (password, role, scope) in ACCOUNTS.items():
         central.store.create_user(username, password_hash(password), role, scope)
     officers.add_officer(central.store, central.config, "IC7", "CA-0142", "Nguyễn Văn An", "police", PIN)
-    ingest = Ingest(SqliteStore(central.config.database), central.config)
+    ingest = MqttIngest(SqliteStore(central.config.database), central.config)
     ingest.start()
     unit_dir = tmp_path / "unit"
     unit_dir.mkdir()
@@ -151,7 +151,7 @@ def test_officer_signs_in_decides_and_the_dashboard_counts_it(world: dict[str, A
     page.screenshot(path=str(SCREENSHOTS / "officer-deciding.png"))
     choice.dblclick()  # a double tap
     by_id(page, "desk-message").filter(has_text="Đã ghi").wait_for()
-    # (the syllables of one word are joined by a no-break space: verifier/words.py)
+    # (the syllables of one word are joined by a no-break space: protocol/words.py)
     expect(by_id(page, "headline")).to_have_text("KHÔNG\xa0HỢP\xa0LỆ", timeout=WAIT_MS)  # stayed up while deciding
     expect(by_id(page, "choice-paper_proof")).to_have_count(0, timeout=WAIT_MS)
 

@@ -1,4 +1,4 @@
-"""Officer rosters, PIN sign-in and decisions on the unit (scanner.officers, verifier.roster,
+"""Officer rosters, PIN sign-in and decisions on the unit (scanner.officers, protocol.roster,
 verifier.decisions), with real signatures, real scrypt and a real SQLite outbox."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import pytest
 from scanner.officers import FAILURES_BEFORE_LOCK, DeskError, OfficerDesk, RosterKeeper
 from scanner.outbox import Outbox, OutboxFieldError
 from tests.support.officers import officer, public_pem, roster_key, signed_roster
-from verifier.decisions import DecisionFieldError, DecisionRules, DecisionRulesError, validate_decision
+from protocol.events import EventFieldError as DecisionFieldError
+from protocol.events import validate_decision
+from verifier.decisions import DecisionRules, DecisionRulesError
 from verifier.policy import Policy, PolicyDocumentError, builtin_policy
-from verifier.roster import (
+from protocol.roster import (
     SCRYPT_N, RosterCheckpointError, RosterFormatError, RosterSignatureError, RosterVersionError, hash_pin,
     load_public_keys, parse_roster,
 )

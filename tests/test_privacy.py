@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import ChaosOptions, ChaosRun
+from testbed.chaos import ChaosOptions, ChaosRun
 from keys import hc1
 from tests.support.broker import free_port
 

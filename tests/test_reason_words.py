@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from verifier.errors import VerificationError
-from verifier.words import COLOURS, REASONS, reason_words
+from protocol.words import COLOURS, REASONS, reason_words
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ def test_the_sources_of_codes_were_found() -> None:
 @pytest.mark.parametrize("code", ALL_CODES)
 def test_every_reason_has_words_in_both_languages(code: str) -> None:
     vi, en = REASONS.get(code, (None, None))
-    assert vi and en, f"reason {code!r} has no words: add it to verifier/words.py"
+    assert vi and en, f"reason {code!r} has no words: add it to protocol/words.py"
     assert vi != code and en != code and "_" not in vi and "_" not in en
     assert reason_words(code, "vi") == vi and reason_words(code, "en") == en
 

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from bench.chaos import ChaosOptions, ChaosRun
+from testbed.chaos import ChaosOptions, ChaosRun
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.fuzz.hugeimages import png_bomb
-from scanner.camera import CameraUnavailable, SourceEnded, open_camera
+from testbed.fuzz.hugeimages import png_bomb
+from scanner.camera import CameraUnavailable, SourceEnded
+from scanner.camera.backends import open_camera
 from scanner.camera.fake_picamera2 import FakePicamera2
 from scanner.camera.opencv import OpenCvCamera
 from scanner.camera.picamera2 import Picamera2Camera
@@ -253,7 +254,7 @@ def test_capture_marks_a_finished_source_and_reports_a_broken_one(image_folder: 
 
 
 def test_scripted_camera_holds_each_phone_then_leaves_a_gap() -> None:
-    from scanner.decode import QrDecoder
+    from scanner.qr.decode import QrDecoder
 
     payloads = ["HC1:" + "A1B2C3" * 40, "HC1:" + "Z9Y8X7" * 40]
     camera = ScriptedCamera(payloads, 1280, 720, fps=0, loop=False, hold_frames=3, gap_frames=2)

@@ -15,7 +15,7 @@ from scanner import phone_screen
 from scanner.camera.replay import ScriptedCamera
 from scanner.capture import Capture
 from scanner.debounce import Debounce
-from scanner.decode import QrDecoder
+from scanner.qr.decode import QrDecoder
 from scanner.outbox import Outbox
 from scanner.pipeline import Judge, Pipeline
 from scanner.trust_sync import TrustKeeper

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dashboard import trust
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from scanner.config import MqttConfig
 from scanner.mqtt import MqttLink
@@ -26,7 +26,7 @@ def test_unit_to_dashboard_exactly_once_across_broker_restart_and_trust_back(tmp
     anchor.write_bytes(ministry.anchor_pem)
     central = start_central(tmp_path, mosquitto_factory, anchor_file=str(anchor))
     creds = central.add_device("unit-1", "ic7")
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     outbox = Outbox(tmp_path / "unit" / "outbox.sqlite")
     keeper = TrustKeeper(tmp_path / "unit" / "trust", ministry.anchor_pem)

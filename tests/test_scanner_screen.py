@@ -154,7 +154,7 @@ def test_page_shows_each_colour_with_name_and_switches_language(screen: OfficerS
     page.wait_for_function("document.body.dataset.verdict === 'idle'")
     assert page.locator('[data-test-id="headline"]').inner_text() == "Đưa mã QR vào camera"
     assert "Hợp lệ 3" in page.locator('[data-test-id="counts"]').inner_text().replace("\u00a0", " ")
-    colours = {"green": "rgb(27, 138, 58)", "yellow": "rgb(242, 194, 0)", "red": "rgb(198, 40, 40)"}
+    colours = {"green": "rgb(24, 127, 54)", "yellow": "rgb(242, 194, 0)", "red": "rgb(198, 40, 40)"}
     headlines = {"green": "HỢP LỆ", "yellow": "CẦN KIỂM TRA", "red": "KHÔNG HỢP LỆ"}
     for result, verdict in VERDICTS.items():
         screen.show(verdict)

@@ -14,7 +14,7 @@ import pytest
 from scanner.screen import OfficerScreen
 from tests.test_scanner_screen import HOLDER, STATUS, screen  # noqa: F401 - fixture
 from verifier import Holder, Verdict
-from verifier.words import COLOURS
+from protocol.words import COLOURS
 
 VERDICTS = {
     "green": Verdict("green", "complete_series", "Vaccination series complete.", "Đã tiêm đủ liều.",

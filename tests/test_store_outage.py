@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from chot.cli import main
 from common.localnet import free_port
-from dashboard.ingest import Ingest
+from dashboard.ingest import MqttIngest
 from dashboard.scope import Scope
 from dashboard.store import SqliteStore, StoreUnavailable, open_store
 from dashboard.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
@@ -87,7 +87,7 @@ def test_ingest_stops_acking_while_postgres_is_gone_and_recovers_by_itself(
         caplog: pytest.LogCaptureFixture) -> None:
     central = start_central(tmp_path, mosquitto_factory, store_target=own_cluster.create_database("chot"))
     unit = AckedUnit(central, "u1", central.add_device("u1", "IC7").password)
-    ingest = Ingest(central.store, central.config)
+    ingest = MqttIngest(central.store, central.config)
     ingest.start()
     try:
         unit.events(range(1, 11))

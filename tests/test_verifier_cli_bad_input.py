@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bench.fuzz.hugeimages import huge_images
+from testbed.fuzz.hugeimages import huge_images
 from chot.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chot.localservices.nginx import start_nginx
+from testbed.nginx import start_nginx
 from common.localnet import free_port, wait_for_port
 from dashboard.store import Event, open_store
 from tests.support.dashboard_web import seed

@@ -5,7 +5,7 @@ Format (docs/architecture.md): a JSON document `{format, payload, signature, sig
 revocations, policies, value_sets, roster_keys}`, signed ECDSA P-256 / SHA-256 (DER) by the ministry's
 trust-list key. `value_sets` (optional, newer bundles) holds EU value set documents by name;
 each replaces the shipped set of that name (older bundles, without it, keep the shipped sets).
-`roster_keys` (optional) lists the PEM public keys whose officer rosters units accept (verifier.roster).
+`roster_keys` (optional) lists the PEM public keys whose officer rosters units accept (protocol.roster).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class TrustBundle:
             object.__setattr__(self, "_coded", made)
         return made
     roster_keys: tuple[str, ...] = ()
-    """PEM public keys whose signed officer rosters units accept (verifier.roster)."""
+    """PEM public keys whose signed officer rosters units accept (protocol.roster)."""
 
     def trust_store(self) -> TrustStore:
         """The TrustStore of this bundle's DSCs, revocations and value sets, tagged with its version."""

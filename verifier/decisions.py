@@ -1,4 +1,4 @@
-"""Officer decisions: the policy's rules for them and the decision event both ends check.
+"""Officer decisions: the policy's rules for them (the decision event itself is protocol.events).
 
 After a yellow or red verdict a signed-in officer lets the person through (on paper proof or
 another listed reason) or turns them back; without any scan, a manual check records the
@@ -6,11 +6,7 @@ outcome for someone with no QR code. The policy document's `decisions` section (
 the policy inside the trust bundle, so the ministry changes it without a software update) says
 whether decisions are allowed, which reasons exist and after what each may be used, what the
 person can do next for each red or yellow reason, and the ministry's correction channel.
-
-The decision event, one per decision in the unit's outbox, holds codes only:
-`{seq, ts, kind: "decision", outcome, reason, officer, follows_seq?, follows_result?,
-follows_reason?, policy, trust_version}`; `follows_*` name the verdict it follows by the unit's
-own seq, absent for a manual check. Pure: no disk, network or clock.
+Pure: no disk, network or clock.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ from typing import Any
 
 from verifier.errors import VerificationError
 
-KIND = "decision"
 OUTCOMES = ("let_through", "turned_back")
 AFTER = ("yellow", "red", "manual")  # what a decision may follow: a verdict of that colour, or no scan
 PAPER_PROOF = "paper_proof"
@@ -30,10 +25,6 @@ PAPER_PROOF = "paper_proof"
 # says they are vaccinated): the dashboard reports how often a paper proof lifted them.
 RECORD_GAP_REASONS = ("incomplete_series", "too_soon_after_dose", "partial_vaccination", "policy_not_met")
 CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-OFFICER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-DECISION_FIELDS = ("kind", "outcome", "reason", "officer", "follows_seq", "follows_result", "follows_reason",
-                   "policy", "trust_version")
 _MAX_TEXT = 400
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~/%?=&#+-]*)?$")
 _HOTLINE = re.compile(r"^[0-9 +.-]{3,20}$")
@@ -221,61 +212,3 @@ def _read_rules(doc: Any) -> DecisionRules:
             raise DecisionRulesError("correction.hotline", "must be a telephone number")
         correction = Correction(_text({"vi": c.get("vi"), "en": c.get("en")}, "correction"), portal, hotline)
     return DecisionRules(version, allowed, tuple(reasons), steps, tuple(gaps), correction)
-
-
-class DecisionFieldError(ValueError):
-    """A decision event field is missing or malformed; names the field, never its value."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(f"decision field {field!r}: {problem}")
-
-
-def _seq(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63
-
-
-def validate_decision(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a decision event's fields (seq and ts aside); returns them with absent ones as None.
-
-    Both the unit's outbox and the central's ingest call this, so they agree on the contract.
-    """
-    unknown = sorted(set(fields) - set(DECISION_FIELDS))
-    if unknown:
-        raise DecisionFieldError(unknown[0], "not part of the decision event (refused for privacy)")
-    if fields.get("kind") != KIND:
-        raise DecisionFieldError("kind", f"must be {KIND!r}")
-    if fields.get("outcome") not in OUTCOMES:
-        raise DecisionFieldError("outcome", f"must be one of {', '.join(OUTCOMES)}")
-    for name in ("reason",):
-        value = fields.get(name)
-        if not isinstance(value, str) or not CODE.match(value):
-            raise DecisionFieldError(name, "must be a snake_case code")
-    officer = fields.get("officer")
-    if not isinstance(officer, str) or not OFFICER_ID.match(officer):
-        raise DecisionFieldError("officer", "must be an officer id")
-    follows = fields.get("follows_seq")
-    result, reason = fields.get("follows_result"), fields.get("follows_reason")
-    if follows is None:
-        if result is not None or reason is not None:
-            raise DecisionFieldError("follows_result", "a manual check follows no verdict")
-    else:
-        if not _seq(follows):
-            raise DecisionFieldError("follows_seq", "must be a positive whole number")
-        if result not in ("yellow", "red"):
-            raise DecisionFieldError("follows_result", "must be yellow or red")
-        if not isinstance(reason, str) or not POLICY_NAME.match(reason):
-            raise DecisionFieldError("follows_reason", "must be a reason code")
-    policy = fields.get("policy")
-    if policy is not None and (not isinstance(policy, str) or not POLICY_NAME.match(policy)):
-        raise DecisionFieldError("policy", "must be a policy name or null")
-    tv = fields.get("trust_version")
-    if tv is not None and (isinstance(tv, bool) or not isinstance(tv, int) or tv < 0):
-        raise DecisionFieldError("trust_version", "must be a whole number or null")
-    return {name: fields.get(name) for name in DECISION_FIELDS}
-
-
-def counted_as(fields: Mapping[str, Any]) -> str:
-    """How a decision is counted beside green/yellow/red: "decision" after a scan, "manual" without."""
-    return "manual" if fields.get("follows_seq") is None else "decision"

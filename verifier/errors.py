@@ -40,16 +40,16 @@ class PrefixError(MalformedCode):
     """The text does not start with the HC1: context prefix."""
 
     code = "prefix"
-    message_en = "Not an EU/Vietnam COVID certificate (missing HC1: prefix)."
-    message_vi = "Không phải chứng nhận COVID (thiếu tiền tố HC1:)."
+    message_en = "Not a COVID certificate (the QR code does not start like one)."
+    message_vi = "Không phải mã chứng nhận COVID (mã QR không mở đầu như chứng nhận)."
 
 
 class Base45Error(MalformedCode):
     """The text after the prefix is not valid Base45."""
 
     code = "base45"
-    message_en = "The QR code is damaged (bad Base45 text)."
-    message_vi = "Mã QR bị hỏng (dữ liệu Base45 không hợp lệ)."
+    message_en = "The QR code is damaged (unreadable characters)."
+    message_vi = "Mã QR bị hỏng (có ký tự không đọc được)."
 
 
 class ZlibError(MalformedCode):

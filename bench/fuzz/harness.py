@@ -12,9 +12,9 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports(include=["verifier", "scanner.decode", "cbor2", "bench.fuzz"]):
-    from bench.fuzz import targets
-    from scanner.decode import DecodeError
+with atheris.instrument_imports(include=["verifier", "scanner.qr.decode", "cbor2", "bench.fuzz"]):
+    from testbed.fuzz import targets
+    from scanner.qr.errors import DecodeError
 
 
 def fuzz_payload(data: bytes) -> None:

@@ -10,7 +10,7 @@ Targets: `payload` (the QR text), `cose` (the COSE bytes, wrapped into HC1 by th
 through the QR decoder).
 
 Seeds the corpus with every DCC test case in tests/data/dcc (payloads or their QR PNGs), the
-hostile inputs of bench/fuzz/hostile.py and byte-by-byte mutations of the test cases, then runs
+hostile inputs of testbed/fuzz/hostile.py and byte-by-byte mutations of the test cases, then runs
 libFuzzer via bench/fuzz/harness.py. Crashes, hangs (-timeout) and memory growth
 (-rss_limit_mb) end the run with a non-zero exit and a crash-* / timeout-* / oom-* file.
 """
@@ -32,27 +32,9 @@ _STAT = re.compile(r"#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)(?:.
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 
 
-def byte_mutations(seed: bytes, rng: random.Random, count: int) -> list[bytes]:
-    """`count` copies of `seed`, each with one byte flipped, deleted or inserted."""
-    out = []
-    for _ in range(count):
-        if not seed:
-            break
-        i = rng.randrange(len(seed))
-        op = rng.randrange(3)
-        if op == 0:
-            out.append(seed[:i] + bytes([seed[i] ^ (1 << rng.randrange(8))]) + seed[i + 1:])
-        elif op == 1:
-            out.append(seed[:i] + seed[i + 1:])
-        else:
-            out.append(seed[:i] + bytes([rng.randrange(256)]) + seed[i:])
-    return out
-
-
 def seed_corpus(target: str, corpus: Path, mutations_per_case: int = 4) -> int:
     """Write the seeds for `target` into `corpus` (named by hash, so reruns add nothing twice)."""
-    sys.path.insert(0, str(ROOT))
-    from bench.fuzz import hostile, hugeimages, targets
+    from testbed.fuzz import byte_mutations, hostile, hugeimages, targets
 
     corpus.mkdir(parents=True, exist_ok=True)
     rng = random.Random(2021)

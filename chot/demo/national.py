@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 from chot.demo.env import STORE_URL, central_environment
 from chot.demo.run import DEMO_OFFLINE_AFTER_S, Demo
-from chot.localservices.nats import NatsCluster, NatsNodeProcess, national_broker
-from chot.localservices.nginx import nginx_argv, nginx_conf
-from chot.localservices.postgres import PostgresCluster
+from testbed.nats import NatsCluster, NatsNodeProcess, national_broker
+from testbed.nginx import nginx_argv, nginx_conf
+from testbed.postgres import PostgresCluster
 from common.localnet import free_port, wait_for_port
 
 INGEST_WORKERS = 2

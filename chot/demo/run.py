@@ -32,7 +32,7 @@ from common.tomlwrite import dumps as _toml
 from chot.demo import central_counts
 from chot.demo.env import (DASHBOARD_PASSWORD, INGEST_PASSWORD, SECRET_KEY, central_environment,
                            unit_environment)
-from chot.demo.officer import SimulatedOfficer
+from testbed.officer import SimulatedOfficer
 from chot.demo.population import DemoCertificate, describe, make_ministry, make_population
 from chot.demo.proxy import CutLinks
 from chot.demo.watch import DashboardWatch

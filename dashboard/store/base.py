@@ -20,29 +20,21 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from dashboard.scope import Scope
+# The contract's words and field rules (results, decision kinds, ids, codes): protocol.fields.
+from protocol.fields import COUNTED, DECISION_KINDS, FOLLOWED, NAME, OUTCOMES, REASON
+from protocol.fields import ID as ID_RE
+from protocol.fields import OFFICER_ID as OFFICER_RE
 
 logger = logging.getLogger(__name__)
 
 Result = Literal["green", "yellow", "red"]
 Role = Literal["admin", "province_admin", "supervisor", "viewer"]
 Level = Literal["province", "district", "checkpoint"]
-RESULTS: tuple[str, ...] = ("green", "yellow", "red")
-# Officer decisions are events too, counted beside the verdicts: "decision" after a scan,
-# "manual" for a manual check without one (verifier.decisions).
-DECISION_KINDS: tuple[str, ...] = ("decision", "manual")
-COUNTED: tuple[str, ...] = RESULTS + DECISION_KINDS
-OUTCOMES: tuple[str, ...] = ("let_through", "turned_back")
-OFFICER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 ROLES: tuple[str, ...] = ("admin", "province_admin", "supervisor", "viewer")
 # Roles that administer: the national admin everything, a province admin inside its provinces.
 ADMIN_ROLES: tuple[str, ...] = ("admin", "province_admin")
 LEVELS: tuple[str, ...] = ("province", "district", "checkpoint")
 LANGUAGES: tuple[str, ...] = ("vi", "en")
-
-# Identifiers that appear in MQTT topics and URLs: short, no spaces, no MQTT wildcards.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Reason and policy codes are machine words, which also keeps free text (names) out of the store.
-CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 class StoreError(Exception):
@@ -141,10 +133,10 @@ class Event:
         elif any(v is not None for v in (self.outcome, self.officer, self.follows_seq, self.follows_result,
                                          self.follows_reason)):
             raise InvalidRecord("a verdict carries no decision fields")
-        for name in ("reason", "policy"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not CODE_RE.match(value):
-                raise InvalidRecord(f"{name} must be a lower-case code of at most 64 characters")
+        if not isinstance(self.reason, str) or not REASON.match(self.reason):
+            raise InvalidRecord("reason must be a lower-case code of at most 64 characters")
+        if not isinstance(self.policy, str) or not NAME.match(self.policy):
+            raise InvalidRecord("policy must be a lower-case code of at most 64 characters")
         tv = self.trust_version
         if tv is not None and (not isinstance(tv, int) or isinstance(tv, bool) or tv < 0):
             raise InvalidRecord("trust_version must be a non-negative integer")
@@ -163,9 +155,9 @@ class Event:
             fs = self.follows_seq
             if not isinstance(fs, int) or isinstance(fs, bool) or not 0 <= fs < 2**63:
                 raise InvalidRecord("follows_seq must be a non-negative integer")
-            if self.follows_result not in ("yellow", "red"):
+            if self.follows_result not in FOLLOWED:
                 raise InvalidRecord("a decision follows a yellow or red verdict")
-            if not isinstance(self.follows_reason, str) or not CODE_RE.match(self.follows_reason):
+            if not isinstance(self.follows_reason, str) or not REASON.match(self.follows_reason):
                 raise InvalidRecord("follows_reason must be a lower-case code")
         elif self.follows_result is not None or self.follows_reason is not None:
             raise InvalidRecord("a manual check follows no verdict")
@@ -216,7 +208,8 @@ class Device:
 @dataclass(frozen=True)
 class Counts:
     """Verdict counts and, beside them, officer decisions after a scan and manual checks;
-    `total` (verdicts only) and `pass_rate` (green + yellow over total) are derived."""
+    `total` (verdicts only), `pass_rate` (green + yellow over total: let through) and
+    `green_rate` (green only over total: fully valid) are derived."""
 
     green: int = 0
     yellow: int = 0
@@ -234,10 +227,15 @@ class Counts:
         """Share of verdicts that let the person through, or None when there are none."""
         return (self.green + self.yellow) / self.total if self.total else None
 
+    @property
+    def green_rate(self) -> float | None:
+        """Share of verdicts fully valid (green only), or None when there are none."""
+        return self.green / self.total if self.total else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the API."""
         return {"green": self.green, "yellow": self.yellow, "red": self.red, "total": self.total,
-                "pass_rate": self.pass_rate, "decisions": self.decision, "manual_checks": self.manual}
+                "pass_rate": self.pass_rate, "green_rate": self.green_rate, "decisions": self.decision, "manual_checks": self.manual}
 
 
 @dataclass(frozen=True)
@@ -343,6 +341,7 @@ class AuditEntry:
 AUDIT_ACTIONS: tuple[str, ...] = (
     "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
     "device_password_rotated", "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
+    "refused",  # a logged-in user was refused (403): target = what was asked, detail = the reason
 )
 
 
@@ -463,6 +462,12 @@ class Store(ABC):
             if buckets:
                 found[cp.id] = buckets
         return found
+
+    @abstractmethod
+    def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
+        """Per unit of `checkpoint`, its verdicts, decisions and manual checks with since <= ts <
+        until, read from the single events (kept `prune --keep-days`, at least a day): what each
+        unit's own screen counter shows for its day."""
 
     @abstractmethod
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:

@@ -19,11 +19,14 @@ from typing import Any
 from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
-    AUDIT_ACTIONS, CODE_RE, COUNTED, LANGUAGES, LEVELS, MAX_BUCKETS, OFFICER_RE, RESULTS, ROLES, STATUS_COLUMNS,
+    AUDIT_ACTIONS, LANGUAGES, LEVELS, MAX_BUCKETS, ROLES, STATUS_COLUMNS,
     USERNAME_RE, AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord,
     OfficerRecord, ReasonCount, RosterRecord, StatusUpdate, Store, TrustRecord, UnknownCheckpoint, UnknownUser,
     User, check_id, from_ms, minute_range, to_ms,
 )
+from protocol.fields import COUNTED, NAME, RESULTS
+from protocol.fields import OFFICER_ID as OFFICER_RE
+
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ class SqlStore(Store):
         for label, value in (("name", name), ("district", district), ("province", province)):
             if not isinstance(value, str) or not value.strip() or len(value) > 200:
                 raise InvalidRecord(f"checkpoint {label} must be 1-200 characters, got {value!r}")
-        if policy is not None and not CODE_RE.match(policy):
+        if policy is not None and not NAME.match(policy):
             raise InvalidRecord(f"policy must be a lower-case code, got {policy!r}")
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM checkpoints WHERE id = ?", (id,)).fetchone() is None:
@@ -346,6 +349,17 @@ class SqlStore(Store):
             [start, end, *params],
         ).fetchall()
         return [DecisionCount(*row[:6], int(row[6])) for row in rows]
+
+    def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
+        rows = self._conn().execute(
+            "SELECT device, result, COUNT(*) FROM events WHERE checkpoint = ? AND ts >= ? AND ts < ?"
+            " GROUP BY device, result", (checkpoint, to_ms(since), to_ms(until)),
+        ).fetchall()
+        tallies: dict[str, dict[str, int]] = {}
+        for device, result, n in rows:
+            if result in ("green", "yellow", "red", "decision", "manual"):
+                tallies.setdefault(device, {})[result] = int(n)
+        return {device: Counts(**t) for device, t in tallies.items()}
 
     def recent_events(self, scope: Scope, checkpoint: str | None = None, limit: int = 50) -> list[Event]:
         limit = max(0, min(int(limit), 1000))

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_CONFIG": None,  # the DashboardConfig, for device registration and trust publishing
     "CHOT_TIMEZONE": "Asia/Ho_Chi_Minh",
     "CHOT_OFFLINE_ALARM_S": DEFAULT_OFFLINE_AFTER_S,
+    "CHOT_UNIT_REPORT_INTERVAL_S": 60.0,  # the units' status interval: bounds "in flight" (completeness)
     "CHOT_TRUST_MAX_AGE_S": 48 * 3600,
     "CHOT_CLOCK_ALARM": True,
     "CHOT_LET_THROUGH_ABOVE_AREA": 0.3,
@@ -58,6 +59,7 @@ def _from_dashboard_config(config: Any) -> dict[str, Any]:
         "CHOT_STORE_POOL_SIZE": config.store.pool_size,
         "CHOT_TIMEZONE": config.timezone,
         "CHOT_OFFLINE_ALARM_S": alarms.offline_after_s,
+        "CHOT_UNIT_REPORT_INTERVAL_S": alarms.unit_report_interval_s,
         "CHOT_TRUST_MAX_AGE_S": alarms.trust_stale_after_h * 3600,
         "CHOT_CLOCK_ALARM": alarms.clock,
         "CHOT_LET_THROUGH_ABOVE_AREA": alarms.let_through_above_area,
@@ -103,15 +105,18 @@ def create_app(config: Any = None, test_config: dict[str, Any] | None = None) ->
     if not app.config["CHOT_DATABASE"] and not app.config["CHOT_STORE_FACTORY"]:
         raise ValueError("the dashboard needs CHOT_DATABASE (a SQLite file or postgresql:// URL) or CHOT_STORE_FACTORY")
 
-    from dashboard.web import admin, api, auth, exports, metrics, stream, views
+    from dashboard.web import audit, auth
     from dashboard.web.state import close_store
     from dashboard.web.templating import install_templating
+    from dashboard.web.views import admin, api, exports, metrics, stream
+    from dashboard.web.views import pages as views
 
     app.before_request(auth.load_user)
     app.before_request(auth.require_login)
     app.before_request(auth.check_csrf)
     app.teardown_appcontext(close_store)
     install_templating(app)
+    audit.install_refusal_log(app)
     for blueprint in (auth.bp, views.bp, admin.bp, api.bp, stream.bp, metrics.bp, exports.bp):
         app.register_blueprint(blueprint)
 

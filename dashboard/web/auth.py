@@ -186,6 +186,7 @@ def check_csrf() -> Response | None:
 
 def error_response(status: int, message: str) -> Response:
     """A refusal with a readable reason: JSON for machine routes, a page otherwise."""
+    g.refusal = message  # for the audit log of refusals (dashboard.web.audit)
     if wants_json():
         resp = current_app.json.response({"error": message, "status": status})
     else:

@@ -7,7 +7,7 @@ import logging
 
 from flask import g, session
 
-from verifier.words import COLOURS, reason_words
+from protocol.words import COLOURS, DECISION_KINDS, OUTCOMES, reason_words
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "to": ("Đến ngày", "To"),
     "show": ("Xem", "Show"),
     "total": ("Tổng số", "Total"),
-    # One name per colour across the system, the unit's headline words (verifier/words.py).
+    # One name per colour across the system, the unit's headline words (protocol/words.py).
     **COLOURS,
-    "pass_rate": ("Tỷ lệ đạt", "Pass rate"),
+    # Two rates, said plainly: yellow lets the person through but is listed among the reasons.
+    "pass_rate": ("Tỷ lệ cho qua (xanh + vàng)", "Let through (green + yellow)"),
+    "green_rate": ("Tỷ lệ hợp lệ đầy đủ (chỉ xanh)", "Fully valid (green only)"),
     "fail_rate": ("Tỷ lệ không đạt", "Fail rate"),
     "by_province": ("Theo tỉnh/thành", "By province"),
     "by_checkpoint": ("Theo chốt", "By checkpoint"),
@@ -61,7 +63,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "checkpoint": ("Chốt", "Checkpoint"),
     "checkpoints": ("Các chốt", "Checkpoints"),
     "chart_title": ("Kết quả theo thời gian", "Results over time"),
-    "failure_reasons": ("Lý do không đạt", "Failure reasons"),
+    "failure_reasons": ("Lý do không xanh (vàng và đỏ)", "Reasons for yellow and red"),
     "recent_reasons": ("Kết quả gần đây", "Recent results"),
     "reason": ("Lý do", "Reason"),
     "result": ("Kết quả", "Result"),
@@ -157,12 +159,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_period": ("Khoảng thời gian không hợp lệ.", "Invalid period."),
     "unavailable": ("Chức năng chưa sẵn sàng: {what}", "Not available: {what}"),
     # Officer decisions (issue 12)
-    "decision": ("Cán bộ quyết định", "Officer decision"),
-    "manual": ("Kiểm tra thủ công", "Manual check"),
+    **DECISION_KINDS,
     "decisions": ("Quyết định của cán bộ", "Officer decisions"),
     "manual_checks": ("Kiểm tra thủ công", "Manual checks"),
-    "let_through": ("Cho qua", "Let through"),
-    "turned_back": ("Không cho qua", "Turned back"),
+    **OUTCOMES,
     "officer": ("Cán bộ", "Officer"),
     "decisions_title": ("Quyết định của cán bộ tại chốt", "Officers' decisions at checkpoints"),
     "gap_title": ("Thiếu dữ liệu tiêm chủng: đỏ được cho qua nhờ giấy xác nhận",
@@ -241,7 +241,7 @@ def translate(key: str, lang: str | None = None, **values: object) -> str:
 
 
 def reason_text(code: str, lang: str | None = None) -> str:
-    """The words for a verdict reason code (verifier/words.py, shared with the unit), or for an
+    """The words for a verdict reason code (protocol/words.py, shared with the unit), or for an
     officer's decision reason (the policies' labels); unknown codes are shown as they are."""
     lang = lang or current_language()
     words = reason_words(code, lang)
@@ -256,3 +256,37 @@ def reason_text(code: str, lang: str | None = None) -> str:
 from dashboard.web.i18n_reports import REPORT_MESSAGES  # noqa: E402 - merged after the core texts
 
 MESSAGES.update({k: v for k, v in REPORT_MESSAGES.items() if k not in MESSAGES})
+
+
+def entry_words(entry: str, lang: str | None = None) -> str:
+    """A scope or area entry as people say it: "province:25" -> "Phú Thọ (25)", "checkpoint:IC7"
+    -> "Chốt IC7", "all" -> "Toàn quốc"; anything else as it is."""
+    # Imported here, where it is used: provinces imports nothing of ours, but i18n is loaded first.
+    from dashboard.web.data.provinces import province_label
+
+    kind, _, code = entry.partition(":")
+    if entry == "all":
+        return translate("scope_all", lang)
+    if kind == "province" and code:
+        return province_label(code)
+    if kind in ("district", "checkpoint") and code:
+        return translate(f"scope_{kind}", lang, code=code)
+    return entry
+
+
+def tz_name(value: str) -> str:
+    """A timezone as people say it: "giờ Việt Nam (UTC+7)" rather than "Asia/Ho_Chi_Minh"."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        offset = datetime.now(ZoneInfo(str(value))).utcoffset()
+    except (KeyError, ValueError):
+        return str(value)
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    utc = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+    if str(value) in ("Asia/Ho_Chi_Minh", "Asia/Saigon"):
+        return translate("tz_vietnam", utc=utc)
+    return f"{value} ({utc})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dashboard.scope import Scope
 from dashboard.store import Device, Store, User
-from dashboard.web.i18n import translate
+from dashboard.web.i18n import entry_words, translate
 
 # The roles a province admin may give: never the national admin.
 GRANTABLE_BY_PROVINCE_ADMIN: tuple[str, ...] = ("province_admin", "supervisor", "viewer")
@@ -56,7 +56,7 @@ def check_new_user(store: Store, actor: User, role: str, scope: Scope) -> None:
         raise Overreach(translate("pa_role_too_high", roles=", ".join(GRANTABLE_BY_PROVINCE_ADMIN)))
     outside = scope_inside(store, scope, actor.scope.provinces)
     if outside is not None:
-        raise Overreach(translate("pa_scope_outside", entry=outside))
+        raise Overreach(translate("pa_scope_outside", entry=entry_words(outside)))
 
 
 def check_user_target(store: Store, actor: User, target: User) -> None:
@@ -65,6 +65,9 @@ def check_user_target(store: Store, actor: User, target: User) -> None:
         return
     if target.role == "admin" or scope_inside(store, target.scope, actor.scope.provinces) is not None:
         raise Overreach(translate("pa_user_outside", username=target.username))
+    # Province admins of one province cannot remove or demote each other: only a wider scope can.
+    if target.role == "province_admin" and not target.scope.provinces < actor.scope.provinces:
+        raise Overreach(translate("pa_peer", username=target.username))
 
 
 def visible_users(store: Store, actor: User) -> list[User]:

@@ -13,7 +13,7 @@ from flask import current_app, g
 
 from dashboard.scope import Scope
 from dashboard.store import Store, open_store
-from dashboard.web.snapshots import WebSettings
+from dashboard.web.data.snapshots import WebSettings
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def settings() -> WebSettings:
     return WebSettings(
         timezone=ZoneInfo(cfg["CHOT_TIMEZONE"]),
         offline_alarm_s=float(cfg["CHOT_OFFLINE_ALARM_S"]),
+        unit_report_interval_s=float(cfg["CHOT_UNIT_REPORT_INTERVAL_S"]),
         trust_max_age_s=float(cfg["CHOT_TRUST_MAX_AGE_S"]),
         clock_alarm=bool(cfg["CHOT_CLOCK_ALARM"]),
         let_through_above_area=float(cfg["CHOT_LET_THROUGH_ABOVE_AREA"]),

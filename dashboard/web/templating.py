@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -12,9 +13,9 @@ from werkzeug.exceptions import HTTPException
 from dashboard.scope import Scope
 from dashboard.store import StoreUnavailable
 from dashboard.web.auth import csrf_token, error_response
-from dashboard.web.i18n import current_language, reason_text, translate
-from dashboard.web.provinces import province_label
-from dashboard.web.snapshots import duration_text
+from dashboard.web.i18n import current_language, entry_words, reason_text, translate, tz_name
+from dashboard.web.data.provinces import province_label
+from dashboard.web.data.snapshots import duration_text
 from dashboard.web.state import settings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,35 @@ def scope_words(scope: Scope) -> str:
     return ", ".join(parts) or "–"
 
 
+def _role(code: str) -> str:
+    key = f"role_{code}"
+    text = translate(key)
+    return code if text == key else text
+
+
+def _entries(text: str) -> str:
+    return ", ".join(entry_words(e.strip()) for e in text.split(",") if e.strip()) or "–"
+
+
+def audit_detail(text: str) -> str:
+    """An audit entry's detail, stored in the log's stable form ("role supervisor, scope
+    checkpoint:IC7", "area all, period ..", "viewer province:10 -> supervisor province:10"), said
+    in the reader's words; other details as they are."""
+    if m := re.fullmatch(r"role (\w+), scope (.*)", text):
+        return f"{translate('role')}: {_role(m[1])}; {translate('scope')}: {_entries(m[2])}"
+    if m := re.fullmatch(r"role (\w+)", text):
+        return f"{translate('role')}: {_role(m[1])}"
+    if m := re.fullmatch(r"(\w+) (.*) -> (\w+) (.*)", text):
+        return f"{_role(m[1])} ({_entries(m[2])}) → {_role(m[3])} ({_entries(m[4])})"
+    if m := re.fullmatch(r"checkpoint (\S+)", text):
+        return entry_words(f"checkpoint:{m[1]}")
+    if m := re.fullmatch(r"area (\S+), period (.*)\.\.(.*)", text):
+        period = f"{day(m[2]) if m[2] else '…'} – {day(m[3]) if m[3] else '…'}" if m[2] or m[3] else translate("today")
+        area = translate("audit_area_all") if m[1] == "all" else entry_words(m[1])
+        return f"{translate('report_area')}: {area}; {translate('period')}: {period}"
+    return text
+
+
 def decimal(value: float | None, digits: int = 1) -> str:
     """A measurement with `digits` decimals in the reader's convention."""
     if value is None:
@@ -84,7 +114,8 @@ def install_templating(app: Flask) -> None:
     )
     app.jinja_env.filters.update(
         number=number, percent=percent, localtime=local_time, duration=duration_text, decimal=decimal,
-        province=province_label, day=day, scope_words=scope_words,
+        province=province_label, day=day, scope_words=scope_words, tz_name=tz_name,
+        audit_detail=audit_detail, entry_words=entry_words,
     )
 
     @app.context_processor

@@ -1,4 +1,4 @@
-"""Cameras: one small interface, several backends, chosen by `open_camera(config)`.
+"""Cameras: one small interface, several backends, chosen by `backends.open_camera(config)`.
 
 A `Camera` hands out frames one at a time (`read()` blocks until the next one); one thread
 starts, reads and stops it, and any other thread may `interrupt()` a blocked read. Keeping only
@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from scanner.config import CameraSection
 
 logger = logging.getLogger(__name__)
 
@@ -60,27 +55,3 @@ class Camera(ABC):
 
     def interrupt(self) -> None:
         """Ask a read() blocked in another thread to give up soon (no release here)."""
-
-
-def open_camera(config: CameraSection) -> Camera:
-    """Build the backend named in the config (not started yet)."""
-    if config.backend == "picamera2":
-        from scanner.camera.picamera2 import Picamera2Camera
-
-        return Picamera2Camera(config.width, config.height, config.fps)
-    if config.backend == "opencv":
-        from scanner.camera.opencv import OpenCvCamera
-
-        return OpenCvCamera(config.source or "0", config.width, config.height, config.fps,
-                            reconnect_seconds=config.reconnect_seconds)
-    if config.backend == "replay":
-        from scanner.camera.replay import open_replay
-
-        return open_replay(config.source, fps=config.fps, loop=config.loop)
-    if config.backend == "scripted":
-        from scanner.camera.replay import ScriptedCamera, read_payloads
-
-        return ScriptedCamera(read_payloads(config.source), config.width, config.height, fps=config.fps,
-                              loop=config.loop, hold_frames=config.hold_frames, gap_frames=config.gap_frames,
-                              difficulty=config.difficulty)
-    raise CameraUnavailable(f"unknown camera backend {config.backend!r}")

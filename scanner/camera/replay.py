@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from scanner.camera import Camera, CameraUnavailable, SourceEnded
-from scanner.decode import UnreadableImageError
-from scanner.imageheader import refuse_before_decoding
+from scanner.qr.decode import UnreadableImageError
+from scanner.qr.imageheader import refuse_before_decoding
 
 logger = logging.getLogger(__name__)
 

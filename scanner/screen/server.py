@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 
 from scanner.screen.state import ScreenState
-from verifier.words import COLOURS
+from protocol.words import COLOURS
 
 logger = logging.getLogger(__name__)
 

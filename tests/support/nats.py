@@ -1,4 +1,4 @@
-"""A NATS cluster for tests (a pytest plugin): the launcher is chot.localservices.nats.
+"""A NATS cluster for tests (a pytest plugin): the launcher is testbed.nats.
 
 `nats_cluster_factory(tmp_path, users=...)` (a fixture) starts clusters and stops them at
 teardown, printing each node's log when the test failed. `start_national_central` renders a
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chot.localservices.nats import NATS_SERVER, NatsCluster, NatsNodeProcess, national_broker
+from testbed.nats import NATS_SERVER, NatsCluster, NatsNodeProcess, national_broker, national_config_data
 from dashboard.config import BrokerConfig
 
 __all__ = ["NATS_SERVER", "NatsCluster", "NatsNodeProcess", "national_broker", "NationalCentral",
@@ -75,31 +75,6 @@ def national_config(tmp_path: Path, **overrides: Any) -> Any:
     from dashboard.config import parse_config  # noqa: PLC0415
 
     return parse_config(national_config_data(tmp_path, **overrides))
-
-
-def national_config_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    """The central config's TOML data for a 3-node cluster under tmp_path."""
-    import secrets  # noqa: PLC0415
-
-    data_dir = tmp_path / "central"
-    brokers = national_broker(data_dir)
-    first, *rest = brokers["nodes"]
-    data: dict[str, Any] = {
-        "data_dir": str(data_dir),
-        "broker": brokers,
-        "mqtt": {"host": "127.0.0.1", "port": first["mqtt_port"], "protocol": "3.1.1",
-                 "brokers": [f"127.0.0.1:{n['mqtt_port']}" for n in rest],
-                 "nats_urls": [f"nats://127.0.0.1:{n['client_port']}" for n in brokers["nodes"]],
-                 "ingest": {"username": "chot-ingest", "password": secrets.token_urlsafe(12)},
-                 "dashboard": {"username": "chot-dashboard", "password": secrets.token_urlsafe(12)}},
-        "ingest": {"device_refresh_s": 0.5},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
-        else:
-            data[key] = value
-    return data
 
 
 def start_national_central(tmp_path: Path, factory: Callable[[BrokerConfig], NatsCluster],

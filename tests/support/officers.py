@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from verifier.roster import Officer, build_roster, hash_pin
+from protocol.roster import Officer, build_roster, hash_pin
 
 UTC = dt.timezone.utc
 # A cheap scrypt cost so tests stay quick; one test checks the default cost as shipped.

@@ -1,4 +1,4 @@
-"""PostgreSQL for tests (a pytest plugin): the launcher is chot.localservices.postgres.
+"""PostgreSQL for tests (a pytest plugin): the launcher is testbed.postgres.
 
 Fixtures: `postgres_cluster` (one per test session, stopped and removed at the end) and
 `postgres_url` (a fresh database per test, made from a template, dropped afterwards).
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chot.localservices.postgres import (SERVER_USER, PostgresCluster, PostgresError, database_name,
+from testbed.postgres import (SERVER_USER, PostgresCluster, PostgresError, database_name,
                                          postgres_bindir)
 
 __all__ = ["SERVER_USER", "PostgresCluster", "PostgresError", "database_name", "postgres_bindir",

@@ -1,5 +1,5 @@
-"""Stopping a server the tests started: the launcher base lives in chot.localservices.process."""
+"""Stopping a server the tests started: the launcher base lives in testbed.process."""
 
-from chot.localservices.process import ServerProcess
+from testbed.process import ServerProcess
 
 __all__ = ["ServerProcess"]

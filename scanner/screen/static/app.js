@@ -1,7 +1,7 @@
 // Officer screen: follows /events, draws the verdict, plays a sound per colour. No build step.
 "use strict";
 
-// Colour names are the system's (verifier/words.py, served as /static/words.js): the dashboard's too.
+// Colour names are the system's (protocol/words.py, served as /static/words.js): the dashboard's too.
 const COLOUR = (window.CHOT_WORDS || {}).colours || {};
 const colourName = (result, lang) => ((COLOUR[result] || {})[lang] || result).toLocaleUpperCase(lang);
 const colourCount = (c, lang) => ["green", "yellow", "red"]
