@@ -14,7 +14,17 @@ reference's steps (prefix, Base45, zlib, COSE, signature, CWT expiry) but no sch
 ecdsa_floor_per_s, peer_pycose_per_s, chot_us, floor_us, peer_us, chot_cost_over_floor,
 peer_cost_over_chot, python, cryptography, machine, command; also chot_shown_us and
 chot_shown_cost_over_floor: verify() and then reading the verdict's holder, which makes the
-fields a unit's screen shows (holder, detail, keyed hash, times are made on first read).
+fields a unit's screen shows (holder, detail, keyed hash, times are made on first read);
+shc_us, shc_floor_us, shc_cost_over_floor: SMART Health Cards (`shc:/` numeric, our own P-256
+issuer) through verify() against the bare P-256 check of the same JWS signatures, same run.
+
+With every real signer (`--full-list`, default on): the same verify() with a trust store of the
+829 signers of the shipped snapshot of Germany's production list plus the bench DSC, interleaved
+with the one-signer store (full_list_us, full_list_cost_over_one); and what a unit carries: the
+signed bundle's bytes on the wire (bundle_bytes_own, bundle_bytes_full, and gzip'd for
+reference), and a fresh unit process's start (import, parse_bundle, trust_store, first
+verdict: start_ms_own, start_ms_full, best of 3), its resident memory then (rss_mb_own,
+rss_mb_full) and its peak (peak_rss_mb_own, peak_rss_mb_full), with the ratios full/own.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ NOW = dt.datetime(2021, 10, 1, 8, 0, tzinfo=UTC)
 PEER_VENV = ROOT / ".venv-peer"
 PEER_REQUIREMENTS = ["pycose==1.1.*", "cbor2>=5.4,<6", "base45==0.4.*", "cryptography>=41"]
 REPRODUCE = ".venv/bin/python -m bench.verify"
+SNAPSHOT = ROOT / "verifier/data/snapshots/covpass-2023-12-11"
 
 
 def make_certificates(count: int) -> tuple[list[str], bytes, ec.EllipticCurvePrivateKey]:
@@ -116,6 +127,125 @@ def measure_local(payloads: list[str], dsc_der: bytes, rounds: int) -> dict[str,
     return {"chot": best_chot, "floor": best_floor, "shown": best_shown}
 
 
+def measure_shc(count: int, rounds: int) -> dict[str, float]:
+    """Best-of-rounds seconds per operation: SMART Health Cards through verify(), and the bare
+    P-256 check of their JWS signatures (the floor), interleaved round by round."""
+    from keys import shc as shc_keys
+    from verifier.formats.shc import ShcIssuer, numeric_to_jws, parse_jws
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    iss = shc_keys.EXAMPLE_ISS
+    trust = TrustStore([], shc_issuers={iss: ShcIssuer.from_jwks(iss, shc_keys.jwks(key))})
+    policy = builtin_policy("vn-2021")
+    rng = random.Random(23)
+    cards = []
+    for i in range(count):
+        person = synthetic_person(rng)
+        doses = [("208", "2021-07-01"), ("208", "2021-08-01")][: 1 + i % 2]
+        payload = shc_keys.card_payload(iss=iss, nbf=NOW - dt.timedelta(days=1), family=person.family_name,
+                                        given=[person.given_name], birth_date=person.dob, doses=doses)
+        cards.append(shc_keys.issue_card(key, payload))
+    results = {verify(c, trust, NOW, policy).result for c in cards}
+    if "red" in results:
+        raise SystemExit(f"a benchmark SMART Health Card did not verify: {results}")
+    floor_items = []
+    for card in cards:
+        jws = parse_jws(numeric_to_jws(card))
+        r, s_ = int.from_bytes(jws.signature[:32], "big"), int.from_bytes(jws.signature[32:], "big")
+        floor_items.append((jws.signing_input, encode_dss_signature(r, s_)))
+    public_key = key.public_key()
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def chot(card: str) -> None:
+        verify(card, trust, NOW, policy)
+
+    def floor(item: tuple[bytes, bytes]) -> None:
+        public_key.verify(item[1], item[0], algorithm)
+
+    best_chot = best_floor = float("inf")
+    for _ in range(rounds):
+        best_floor = min(best_floor, time_per_op(floor, floor_items))
+        best_chot = min(best_chot, time_per_op(chot, cards))
+    return {"chot": best_chot, "floor": best_floor}
+
+
+def real_signers() -> list[dict[str, str]]:
+    """The bundle `dscs` entries of every signer in the shipped snapshot (entry checks only)."""
+    from verifier.trustlists import dsclist
+
+    snapshot = dt.datetime(2023, 12, 11, tzinfo=UTC)
+    imported = dsclist.parse((SNAPSHOT / "dsc-list.json").read_bytes(),
+                             (SNAPSHOT / "dsc-list-signing-key.pem").read_bytes(), NOW)
+    if len(imported.signers) + len(imported.refused) != 829 or snapshot < NOW:
+        raise SystemExit("the snapshot is not the one this bench expects")
+    return [signer.bundle_entry() for signer in imported.signers]
+
+
+def measure_full_list(payloads: list[str], dsc_der: bytes, rounds: int) -> dict[str, float]:
+    """verify() with one signer against verify() with the 829 real ones too, interleaved."""
+    small = TrustStore.from_certificates([dsc_der])
+    full = TrustStore.from_certificates([dsc_der] + [base64.b64decode(e["certificate"]) for e in real_signers()])
+    policy = builtin_policy("vn-2021")
+    options = VerifyOptions(uci_key=b"bench-unit-key")
+    if {verify(p, full, NOW, policy, options).result for p in payloads} & {"red"}:
+        raise SystemExit("a benchmark certificate did not verify with the full list")
+    best_small = best_full = float("inf")
+    for _ in range(rounds):
+        best_small = min(best_small, time_per_op(lambda p: verify(p, small, NOW, policy, options), payloads))
+        best_full = min(best_full, time_per_op(lambda p: verify(p, full, NOW, policy, options), payloads))
+    return {"small": best_small, "full": best_full, "signers": len(full)}
+
+
+_UNIT_START = """
+import resource, sys, time
+started = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from datetime import datetime, timezone
+from verifier.bundle import parse_bundle
+from verifier.policy import builtin_policy
+from verifier.verify import verify
+bundle = parse_bundle(open(sys.argv[2], 'rb').read(), open(sys.argv[3], 'rb').read())
+store = bundle.trust_store()
+verdict = verify(sys.argv[4], store, datetime.fromisoformat(sys.argv[5]), builtin_policy('vn-2021'))
+elapsed = time.perf_counter() - started
+resident_kb = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() // 1024
+print(elapsed, resident_kb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, verdict.result)
+"""
+
+
+def measure_unit(payload: str, dsc_der: bytes, tmp: Path) -> dict[str, float]:
+    """Bundle bytes, a fresh unit's start time and peak RSS: the ministry's own DSC vs every real signer."""
+    import gzip
+
+    from keys.bundle import make_bundle
+
+    key = ca.generate_trust_list_key()
+    anchor = tmp / "anchor.pem"
+    anchor.write_bytes(ca.anchor_pem(key))
+    own = __import__("cryptography").x509.load_der_x509_certificate(dsc_der)
+    out: dict[str, float] = {}
+    for name, imported in (("own", []), ("full", real_signers())):
+        data = make_bundle(key, version=1, dscs=[own], issued_at=NOW, imported_dscs=imported)
+        path = tmp / f"bundle-{name}.json"
+        path.write_bytes(data)
+        out[f"bundle_bytes_{name}"] = len(data)
+        out[f"bundle_gzip_bytes_{name}"] = len(gzip.compress(data, 6))
+        starts, residents, peaks = [], [], []
+        for _ in range(3):
+            done = subprocess.run([sys.executable, "-c", _UNIT_START, str(ROOT), str(path), str(anchor), payload,
+                                   NOW.isoformat()], capture_output=True, text=True, timeout=120, check=True)
+            seconds, resident_kb, peak_kb, result = done.stdout.split()
+            if result == "red":
+                raise SystemExit("the unit process did not verify the bench certificate")
+            starts.append(float(seconds))
+            residents.append(int(resident_kb))
+            peaks.append(int(peak_kb))
+        out[f"start_ms_{name}"] = min(starts) * 1000
+        out[f"rss_mb_{name}"] = min(residents) / 1024
+        out[f"peak_rss_mb_{name}"] = min(peaks) / 1024
+    return out
+
+
 def ensure_peer_venv() -> Path:
     """Create .venv-peer with pycose 1.1 and cbor2 5.x on first use; return its python."""
     python = PEER_VENV / "bin" / "python"
@@ -145,12 +275,22 @@ def measure_peer(payloads: list[str], dsc_der: bytes, rounds: int) -> float:
 @click.option("--count", default=200, show_default=True, type=click.IntRange(1, 10000), help="Certificates to verify.")
 @click.option("--rounds", default=7, show_default=True, type=click.IntRange(1, 100), help="Rounds; the best is kept.")
 @click.option("--no-peer", is_flag=True, help="Skip the pycose peer (no .venv-peer needed).")
+@click.option("--full-list/--no-full-list", default=True, show_default=True,
+              help="Also measure with every real signer of the shipped snapshot (829) in the trust store.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with stable names.")
-def main(count: int, rounds: int, no_peer: bool, as_json: bool) -> None:
+def main(count: int, rounds: int, no_peer: bool, full_list: bool, as_json: bool) -> None:
     """Measure chot's verify() against the bare ECDSA P-256 check and a pycose-based peer."""
+    import tempfile
+
     payloads, dsc_der, _ = make_certificates(count)
     local = measure_local(payloads, dsc_der, rounds)
+    smart = measure_shc(count, rounds)
     peer = None if no_peer else measure_peer(payloads, dsc_der, rounds)
+    full: dict[str, float] = {}
+    if full_list:
+        full.update(measure_full_list(payloads, dsc_der, rounds))
+        with tempfile.TemporaryDirectory() as tmp:
+            full.update(measure_unit(payloads[0], dsc_der, Path(tmp)))
     figures = {
         "certificates": count,
         "rounds": rounds,
@@ -164,11 +304,25 @@ def main(count: int, rounds: int, no_peer: bool, as_json: bool) -> None:
         "chot_shown_us": round(local["shown"] * 1e6, 2),
         "chot_shown_cost_over_floor": round(local["shown"] / local["floor"], 3),
         "peer_cost_over_chot": round(peer / local["chot"], 2) if peer else None,
+        "shc_us": round(smart["chot"] * 1e6, 2),
+        "shc_floor_us": round(smart["floor"] * 1e6, 2),
+        "shc_cost_over_floor": round(smart["chot"] / smart["floor"], 3),
         "python": platform.python_version(),
         "cryptography": cryptography.__version__,
         "machine": platform.machine(),
-        "command": REPRODUCE + (" --no-peer" if no_peer else ""),
+        "command": REPRODUCE + (" --no-peer" if no_peer else "") + ("" if full_list else " --no-full-list"),
     }
+    if full:
+        figures.update({
+            "full_list_signers": int(full["signers"]),
+            "one_signer_us": round(full["small"] * 1e6, 2),
+            "full_list_us": round(full["full"] * 1e6, 2),
+            "full_list_cost_over_one": round(full["full"] / full["small"], 3),
+            **{k: round(v, 1) for k, v in full.items() if k.startswith(("bundle_", "start_ms_", "rss_mb_", "peak_rss"))},
+            "bundle_full_over_own": round(full["bundle_bytes_full"] / full["bundle_bytes_own"], 1),
+            "start_full_over_own": round(full["start_ms_full"] / full["start_ms_own"], 2),
+            "rss_full_over_own": round(full["rss_mb_full"] / full["rss_mb_own"], 2),
+        })
     if as_json:
         click.echo(json.dumps(figures))
         return
@@ -180,9 +334,24 @@ def main(count: int, rounds: int, no_peer: bool, as_json: bool) -> None:
         rows.append(("peer: pycose 1.1 + base45 (EU reference way)", peer))
     for label, seconds in rows:
         click.echo(f"{label:<44}{1 / seconds:>12.0f}{seconds * 1e6:>10.1f}{seconds / local['floor']:>9.2f}x")
+    click.echo(f"{'SHC: bare P-256 check of the JWS, floor':<44}{1 / smart['floor']:>12.0f}"
+               f"{smart['floor'] * 1e6:>10.1f}{1:>9.2f}x")
+    click.echo(f"{'SHC: chot verify(), shc:/ to verdict':<44}{1 / smart['chot']:>12.0f}"
+               f"{smart['chot'] * 1e6:>10.1f}{smart['chot'] / smart['floor']:>9.2f}x")
     click.echo(f"chot costs {figures['chot_cost_over_floor']:.2f}x the bare signature check (target <= 2, aim 1.5)")
     if peer:
         click.echo(f"chot is {figures['peer_cost_over_chot']:.1f}x faster than the pycose peer (aim >= 10)")
+    if full:
+        click.echo(f"trust store of {figures['full_list_signers']} signers (829 real + the bench DSC): "
+                   f"{figures['full_list_us']:.1f} us/verify against {figures['one_signer_us']:.1f} with one "
+                   f"({figures['full_list_cost_over_one']:.3f}x)")
+        click.echo(f"{'unit with':<28}{'bundle bytes':>14}{'gzip':>10}{'start ms':>10}{'RSS MB':>8}{'peak RSS MB':>13}")
+        for name, label in (("own", "the ministry's DSC only"), ("full", "every real signer too")):
+            click.echo(f"{label:<28}{figures[f'bundle_bytes_{name}']:>14.0f}{figures[f'bundle_gzip_bytes_{name}']:>10.0f}"
+                       f"{figures[f'start_ms_{name}']:>10.1f}{figures[f'rss_mb_{name}']:>8.1f}"
+                       f"{figures[f'peak_rss_mb_{name}']:>13.1f}")
+        click.echo(f"full/own: bundle {figures['bundle_full_over_own']}x, start {figures['start_full_over_own']}x, "
+                   f"RSS {figures['rss_full_over_own']}x")
     click.echo(f"{count} certificates, best of {rounds} rounds, Python {figures['python']}, "
                f"cryptography {figures['cryptography']}, {figures['machine']}")
     click.echo(f"reproduce: {figures['command']}")

@@ -6,7 +6,7 @@ import json
 import re
 import sys
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,9 @@ import click
 
 from chot.conformance import STEPS, CaseResult, parse_clock, run_directory
 from scanner.qr.imageheader import is_image
+from verifier.errors import VerificationError
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import GREEN, YELLOW
-from verifier.errors import VerificationError
 from verifier.verify import VerifyOptions
 from verifier.verify import verify as verify_certificate
 
@@ -84,7 +84,7 @@ def _read_payload(source: str | None) -> str:
         source.encode("utf-8")
     except UnicodeEncodeError:  # bytes the shell passed on that are not UTF-8 (surrogate escapes)
         raise VerifyUsageError("the argument is not UTF-8 text") from None
-    if source.startswith("HC1:"):
+    if source.startswith(("HC1:", "shc:/")):
         return source
     path = Path(source)
     try:
@@ -106,7 +106,7 @@ def _read_payload(source: str | None) -> str:
         texts = _read_image(path)
         if not texts:
             raise VerifyUsageError(f"{path}: no QR code found in the image")
-        return next((t for t in texts if t.startswith("HC1:")), texts[0])
+        return next((t for t in texts if t.startswith(("HC1:", "shc:/"))), texts[0])
     return _text(data, source)
 
 
@@ -120,7 +120,46 @@ def _load_certificate(path: Path) -> bytes:
     return data
 
 
-def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]) -> tuple[TrustStore, Any]:
+def _load_shc_issuers(path: Path | None) -> dict[str, Any]:
+    """SMART Health Card issuers from a JSON file: {"<iss URL>": <that issuer's JWKS>, ...}."""
+    if path is None:
+        return {}
+    from verifier.formats.shc import issuers_from_document
+
+    try:
+        return issuers_from_document(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise VerifyUsageError(f"--shc-issuers is unreadable: {err}") from err
+
+
+def _import_trust_list(path: Path, fmt: str | None, key: Path | None, anchors: tuple[Path, ...],
+                       now: datetime) -> TrustStore:
+    """A published trust list checked against the pinned key or anchors; a short report on stderr."""
+    from verifier.trustlists import import_list
+
+    try:
+        imported = import_list(path, now, fmt=fmt, key=key.read_bytes() if key else None,
+                               anchors=[a.read_bytes() for a in anchors])
+    except VerificationError as err:
+        raise VerifyUsageError(f"{path.name}: {err.message_en} ({err.code}: {err.detail})") from err
+    except OSError as err:
+        raise VerifyUsageError(f"{path.name}: {err}") from err
+    when = f" of {imported.issued_at:%Y-%m-%d}" if imported.issued_at else ""
+    click.echo(f"trust list {imported.format}{when}: {len(imported.signers)} signers taken, "
+               f"{len(imported.refused)} refused", err=True)
+    return imported.trust_store()
+
+
+def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+                shc_issuers: Path | None = None) -> tuple[TrustStore, Any]:
+    issuers = _load_shc_issuers(shc_issuers)
+    trust, parsed = _load_dcc_trust(bundle, anchor, dscs, bool(issuers))
+    trust.shc_issuers = {**trust.shc_issuers, **issuers}
+    return trust, parsed
+
+
+def _load_dcc_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
+                    optional: bool) -> tuple[TrustStore, Any]:
     if bundle is not None:
         from verifier.bundle import BundleError, parse_bundle
 
@@ -131,12 +170,41 @@ def _load_trust(bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...]
         except (BundleError, OSError) as err:
             raise VerifyUsageError(str(err)) from err
         return parsed.trust_store(), parsed
+    if not dscs and optional:
+        return TrustStore([]), None
     if not dscs:
-        raise VerifyUsageError("give the trust list: --bundle FILE --anchor PEM, or --dsc FILE (repeatable)")
+        raise VerifyUsageError("give the trust list: --bundle FILE --anchor PEM, --trust-list FILE "
+                               "(with --trust-list-key or --trust-list-anchor), or --dsc FILE (repeatable)")
     try:
         return TrustStore([SignerKey.from_certificate(_load_certificate(p)) for p in dscs]), None
     except (OSError, ValueError) as err:
         raise VerifyUsageError(f"a --dsc certificate is unreadable: {err}") from err
+
+
+def _apply_value_sets(trust: TrustStore, path: Path | None) -> dict[str, list[str]]:
+    """Replace the trust store's value sets with the EU gateway's file; the code lists by gateway id."""
+    from verifier.eurules import GATEWAY_NAMES, read_value_sets
+
+    if path is None:  # the rules still need value sets: the ones in use, under the gateway's ids
+        return {gid: sorted(trust.value_sets[name]) for gid, name in GATEWAY_NAMES.items()
+                if name in trust.value_sets.codes}
+    try:
+        by_name, by_id = read_value_sets(path.read_bytes())
+    except VerificationError as err:
+        raise VerifyUsageError(f"{path.name}: {err.message_en} ({err.detail})") from err
+    trust.value_sets = trust.value_sets.with_overrides(by_name)
+    return by_id
+
+
+def _load_eu_rules(path: Path, country: str | None, value_sets: dict[str, list[str]]) -> Any:
+    from verifier.eurules import EuRulesPolicy, read_rules
+
+    if not country or len(country) != 2:
+        raise VerifyUsageError("--rules needs --country CC (the two-letter country whose rules apply)")
+    try:
+        return EuRulesPolicy(read_rules(path.read_bytes()), country, value_sets)
+    except VerificationError as err:
+        raise VerifyUsageError(f"{path.name}: {err.message_en} ({err.detail})") from err
 
 
 def _load_policy(name: str, bundle: Any) -> Any:
@@ -166,7 +234,7 @@ def _print_verdict(verdict: Any) -> None:
     if verdict.cert_type:
         detail = ", ".join(f"{k}={v}" for k, v in verdict.detail.items())
         click.echo(f"  type:    {verdict.cert_type}  {detail}")
-    for label, value in (("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
+    for label, value in (("format", verdict.format), ("issuer", verdict.issuer), ("kid", verdict.kid), ("policy", verdict.policy),
                          ("expires", verdict.expires_at)):
         if value:
             click.echo(f"  {label + ':':<8} {value}")
@@ -180,6 +248,23 @@ def _print_verdict(verdict: Any) -> None:
               help="Pinned trust-list public key (PEM) that must have signed --bundle.")
 @click.option("--dsc", "dscs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A document signer certificate (DER or PEM) to trust; repeatable.")
+@click.option("--shc-issuers", "shc_issuers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SMART Health Card issuers to trust: a JSON object of iss URL -> that issuer's JWKS.")
+@click.option("--trust-list", "trust_list", type=click.Path(exists=True, path_type=Path),
+              help="A published trust list: Germany's signed DSC list, DCC gateway JSON, Austria's CBOR list "
+                   "(FILE.sig beside it) or a folder of PEM/DER DSCs.")
+@click.option("--trust-list-format", type=click.Choice(["de-dsc-list", "dcc-gateway", "at-cbor", "folder"]),
+              help="The format of --trust-list (default: detected).")
+@click.option("--trust-list-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The pinned PEM public key that must have signed --trust-list.")
+@click.option("--trust-list-anchor", "trust_list_anchors", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate whose CMS signature each DCC gateway entry must carry (repeatable).")
+@click.option("--value-sets", "value_sets", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The EU gateway's value sets JSON: replaces the shipped sets it names.")
+@click.option("--rules", "rules", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The EU gateway's business rules JSON: judge by --country's rules instead of --policy.")
+@click.option("--country", help="With --rules: the country whose acceptance rules apply (e.g. DE).")
 @click.option("--policy", "policy_name", default="vn-2021", show_default=True,
               help="Policy name (built in or from the bundle) or a policy JSON file.")
 @click.option("--now", "now_text", help="Validation time, ISO 8601 (default: this machine's clock).")
@@ -187,19 +272,31 @@ def _print_verdict(verdict: Any) -> None:
               help="Clock-skew allowance in seconds for the certificate's issue and expiry times.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 def verify(source: str | None, bundle: Path | None, anchor: Path | None, dscs: tuple[Path, ...],
-           policy_name: str, now_text: str | None, skew: int, as_json: bool) -> None:
-    """Verify one certificate: SOURCE is the HC1: text, a file (text or QR image), or - / nothing for stdin.
+           shc_issuers: Path | None, trust_list: Path | None, trust_list_format: str | None,
+           trust_list_key: Path | None, trust_list_anchors: tuple[Path, ...], value_sets: Path | None,
+           rules: Path | None, country: str | None, policy_name: str, now_text: str | None, skew: int,
+           as_json: bool) -> None:
+    """Verify one certificate: SOURCE is the HC1: or shc:/ text, a file (text or QR image), or - / nothing for stdin.
 
     Exit code: 0 green, 1 yellow, 2 red, 3 error: input that cannot be read (a missing file, a
     folder, an empty file or stdin, text that is not UTF-8, an image without a code or declaring a
     size outside 16..8192 px), bad options, or no trust list. A red verdict means a code was read.
     """
     try:
-        now = parse_clock(now_text) if now_text else datetime.now(timezone.utc)
+        now = parse_clock(now_text) if now_text else datetime.now(UTC)
     except ValueError as err:
         raise VerifyUsageError(str(err)) from err
-    trust, parsed_bundle = _load_trust(bundle, anchor, dscs)
-    policy = _load_policy(policy_name, parsed_bundle)
+    if trust_list is not None:
+        trust, parsed_bundle = _import_trust_list(trust_list, trust_list_format, trust_list_key,
+                                                  trust_list_anchors, now), None
+        trust.shc_issuers = {**trust.shc_issuers, **_load_shc_issuers(shc_issuers)}
+    else:
+        trust, parsed_bundle = _load_trust(bundle, anchor, dscs, shc_issuers)
+    rule_value_sets = _apply_value_sets(trust, value_sets)
+    if rules is not None:
+        policy = _load_eu_rules(rules, country, rule_value_sets)
+    else:
+        policy = _load_policy(policy_name, parsed_bundle)
     payload = _read_payload(source)
     verdict = verify_payload(payload, trust, now, policy, skew)
     if as_json:

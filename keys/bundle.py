@@ -36,7 +36,7 @@ def _b64(data: bytes) -> str:
 def _timestamp(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
         raise KeysError("bundle times need a time zone")
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def dsc_entry(cert: x509.Certificate) -> dict[str, Any]:
@@ -87,10 +87,13 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
                    revocations: Mapping[str, Iterable[str]] | None = None,
                    policies: Mapping[str, Any] | None = None, issued_at: dt.datetime,
                    next_update: dt.datetime | None = None, issuer: str = ISSUER,
-                   value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = ()) -> bytes:
+                   value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = (),
+                   imported_dscs: Iterable[Mapping[str, Any]] = (),
+                   shc_issuers: Mapping[str, Any] | None = None) -> bytes:
     """The UTF-8 JSON payload bytes of a bundle; `value_sets` (documents by name) only when given;
     `roster_keys` are PEM public keys whose officer rosters the units accept (a dashboard's roster
-    key, see protocol.roster), also only when given."""
+    key, see protocol.roster), also only when given. `imported_dscs` are `dscs` entries of other
+    issuers' signers taken from published trust lists (keys.trustimport); the ministry's own come first."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise KeysError(f"bundle version must be a whole number of at least 1, got {version!r}")
     payload = {
@@ -98,7 +101,7 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
         "issued_at": _timestamp(issued_at),
         "next_update": _timestamp(next_update or issued_at + DEFAULT_LIFETIME),
         "issuer": issuer,
-        "dscs": [dsc_entry(cert) for cert in dscs],
+        "dscs": _all_dscs(dscs, imported_dscs),
         "revocations": normalise_revocations(revocations),
         "policies": dict(policies or {}),
     }
@@ -106,7 +109,19 @@ def bundle_payload(*, version: int, dscs: Iterable[x509.Certificate],
         payload["value_sets"] = dict(value_sets)
     if roster_keys:
         payload["roster_keys"] = [str(k) for k in roster_keys]
+    if shc_issuers:  # SMART Health Card issuers: iss URL -> JWKS (verifier.formats.shc)
+        payload["shc_issuers"] = dict(shc_issuers)
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _all_dscs(own: Iterable[x509.Certificate], imported: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    entries = [dsc_entry(cert) for cert in own]
+    seen = {entry["certificate"] for entry in entries}
+    for entry in imported:
+        if entry["certificate"] not in seen:  # a signer both made here and listed abroad: once
+            seen.add(entry["certificate"])
+            entries.append(dict(entry))
+    return entries
 
 
 def sign_bundle(payload: bytes, trust_list_key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -131,9 +146,11 @@ def last_version(ministry: MinistryDir) -> int:
 
 def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.datetime | None = None,
             lifetime: dt.timedelta = DEFAULT_LIFETIME, policies: Mapping[str, Any] | None = None,
-            value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = ()) -> bytes:
+            value_sets: Mapping[str, Any] | None = None, roster_keys: Iterable[str] = (),
+            imported_dscs: Iterable[Mapping[str, Any]] = ()) -> bytes:
     """Build and sign the ministry's bundle with every DSC, its revocations and the shipped policies
-    (and `value_sets`, value set documents by name, when given).
+    (and `value_sets`, value set documents by name, and `imported_dscs`, other issuers' signers
+    the ministry accepted from published lists, when given).
 
     The version must exceed the last one recorded, which is then updated.
     :raises BundleVersionError: when it does not.
@@ -142,12 +159,12 @@ def publish(ministry: MinistryDir, passphrase: str, version: int, *, now: dt.dat
     last = last_version(ministry)
     if version <= last:
         raise BundleVersionError(version, last)
-    issued_at = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+    issued_at = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     data = make_bundle(ministry.trust_list_signing_key(passphrase), version=version,
                        dscs=ministry.dsc_certificates(), revocations=RevocationStore(ministry).load(),
                        policies=builtin_policy_documents() if policies is None else policies,
                        issued_at=issued_at, next_update=issued_at + lifetime, value_sets=value_sets,
-                       roster_keys=roster_keys)
+                       roster_keys=roster_keys, imported_dscs=imported_dscs)
     history = ministry.read_state(ministry.bundles, {"last_version": 0, "published": []})
     history["last_version"] = version
     history.setdefault("published", []).append(

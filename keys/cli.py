@@ -47,8 +47,8 @@ def _passphrase(given: str | None, *, confirm: bool = False) -> str:
 def _now(value: dt.datetime | None) -> dt.datetime:
     """The --now option (read as UTC), else the clock."""
     if value is None:
-        return dt.datetime.now(dt.timezone.utc)
-    return value.replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
+    return value.replace(tzinfo=dt.UTC)
 
 
 def _types(value: str) -> list[str]:
@@ -202,24 +202,81 @@ def qr_cmd(source: Any, out: Path, scale: int) -> None:
                    "test-manf.json); a folder replaces only the sets it holds.")
 @click.option("--roster-key", "roster_keys", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM public key of a dashboard's officer-roster key that units should trust (repeatable).")
+@click.option("--trust-list", "trust_lists", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="A published trust list (Germany's signed DSC list, DCC gateway JSON, Austria's CBOR list "
+                   "with FILE.sig beside it, or a folder of PEM/DER DSCs) whose signers the bundle also "
+                   "carries once checked; repeatable.")
+@click.option("--trust-list-format", "trust_list_format", default=None,
+              type=click.Choice(["de-dsc-list", "dcc-gateway", "at-cbor", "folder"]),
+              help="The format of --trust-list (default: detected).")
+@click.option("--trust-list-key", "trust_list_key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The pinned PEM public key that must have signed --trust-list (de-dsc-list, at-cbor).")
+@click.option("--trust-list-anchor", "trust_list_anchors", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate whose CMS signature each DCC gateway entry must carry (repeatable).")
+@click.option("--trust-list-max-age-days", type=click.IntRange(1), default=None,
+              help="Refuse a trust list older than this many days.")
 @now_option
 @passphrase_option
 def bundle_cmd(ministry_dir: Path, version: int, out: Path, lifetime_hours: int, value_sets: str | None,
-               roster_keys: tuple[Path, ...], now: dt.datetime | None, passphrase: str | None) -> None:
-    """Build and sign the trust bundle: every DSC, the revocations, the shipped policies and the roster keys."""
+               roster_keys: tuple[Path, ...], trust_lists: tuple[Path, ...], trust_list_format: str | None,
+               trust_list_key: Path | None, trust_list_anchors: tuple[Path, ...],
+               trust_list_max_age_days: int | None, now: dt.datetime | None, passphrase: str | None) -> None:
+    """Build and sign the trust bundle: every DSC, the revocations, the shipped policies and the roster keys.
+
+    With --trust-list, the signers of published lists the ministry accepted are re-signed in the
+    bundle (units trust only the ministry's key); a list older than the last accepted is refused.
+    """
+    from keys import trustimport
+    from verifier.errors import VerificationError
+
     documents = None
     if value_sets == "shipped":
         documents = bundle_mod.shipped_value_sets()
+    elif value_sets is not None and Path(value_sets).is_file():
+        from verifier.eurules import read_value_sets as read_gateway_value_sets
+
+        try:  # the EU gateway's list of value set documents
+            documents, _ = read_gateway_value_sets(Path(value_sets).read_bytes())
+        except VerificationError as err:
+            raise click.ClickException(f"--value-sets: {err.detail}") from err
     elif value_sets is not None:
         if not Path(value_sets).is_dir():
-            raise click.BadParameter("give `shipped` or a folder of value set files", param_hint="--value-sets")
+            raise click.BadParameter("give `shipped`, a folder of value set files or the EU gateway's value "
+                                     "sets JSON", param_hint="--value-sets")
         documents = bundle_mod.read_value_sets(Path(value_sets))
-    data = bundle_mod.publish(MinistryDir(ministry_dir), _passphrase(passphrase), version, now=_now(now),
+    ministry = MinistryDir(ministry_dir)
+    moment = _now(now)
+    imported = []
+    for path in trust_lists:
+        try:
+            imported.append(trustimport.check_list(
+                ministry, path, moment, fmt=trust_list_format,
+                key=trust_list_key.read_bytes() if trust_list_key else None,
+                anchors=[p.read_bytes() for p in trust_list_anchors],
+                max_age=dt.timedelta(days=trust_list_max_age_days) if trust_list_max_age_days else None))
+        except VerificationError as err:
+            raise click.ClickException(f"{path.name}: {err.message_en} ({err.code}: {err.detail})") from err
+    data = bundle_mod.publish(ministry, _passphrase(passphrase), version, now=moment,
                               lifetime=dt.timedelta(hours=lifetime_hours), value_sets=documents,
-                              roster_keys=[p.read_text(encoding="ascii") for p in roster_keys])
+                              roster_keys=[p.read_text(encoding="ascii") for p in roster_keys],
+                              imported_dscs=[s.bundle_entry() for lst in imported for s in lst.signers])
+    for lst in imported:
+        trustimport.record(ministry, lst)
+        _echo_import_report(lst)
     keystore.write_public_file(out, data)
     carried = f" with value sets {', '.join(sorted(documents))}" if documents else ""
     click.echo(f"wrote trust bundle version {version} to {out}{carried}")
+
+
+def _echo_import_report(imported: Any) -> None:
+    """Per country: signers taken, and refused with why."""
+    when = f" of {imported.issued_at:%Y-%m-%d}" if imported.issued_at else ""
+    click.echo(f"trust list {imported.format}{when}: {len(imported.signers)} signers taken, "
+               f"{len(imported.refused)} refused")
+    for country, row in imported.report().items():
+        refused = ", ".join(f"{n} {why}" for why, n in sorted(row["refused"].items()))
+        click.echo(f"  {country}: {row['taken']} taken" + (f"; refused: {refused}" if refused else ""))
 
 
 @keys.command("revoke")
@@ -237,3 +294,60 @@ def revoke_cmd(ministry_dir: Path, hc1_file: Any, uci: str | None, country: str)
     hashes = revoke.hashes_for_hc1(hc1_file.read()) if hc1_file else revoke.hashes_for_uci(uci or "", country)
     added = revoke.RevocationStore(ministry).add(hashes)
     click.echo(f"revoked: {added} new hashes ({', '.join(sorted(hashes))})")
+
+
+@keys.command("shc-issue")
+@click.option("--issuer-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The SMART Health Card issuer's folder: shc-issuer-key.pem (made on first use, encrypted "
+                   "with the passphrase) and shc-issuers.json (its JWKS by iss, for chot verify --shc-issuers).")
+@click.option("--iss", default=None, help="The issuer URL written in cards (default: the folder's, else a test URL).")
+@click.option("--person", "person_file", required=True, type=click.File("r", encoding="utf-8"),
+              help="JSON file with the person (as for `chot keys issue`).")
+@click.option("--dose", "doses", multiple=True, required=True, metavar="CVX:YYYY-MM-DD",
+              help="One vaccination: its CVX code and date; repeatable.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Where to write the shc:/ text ('-' for stdout).")
+@click.option("--qr", "qr_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the QR code PNG here.")
+@now_option
+@passphrase_option
+def shc_issue_cmd(issuer_dir: Path, iss: str | None, person_file: Any, doses: tuple[str, ...], out: Path,
+                  qr_out: Path | None, now: dt.datetime | None, passphrase: str | None) -> None:
+    """Issue one SMART Health Card (COVID-19 vaccination) with our own P-256 issuer key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keys import shc
+
+    try:
+        person = Person.from_mapping(json.load(person_file))
+    except json.JSONDecodeError as err:
+        raise click.BadParameter(f"not JSON: {err.msg} at line {err.lineno}", param_hint="--person") from None
+    pairs = []
+    for dose in doses:
+        code, _, when = dose.partition(":")
+        if not code.isdigit() or len(when) != 10:
+            raise click.BadParameter("write it as CVX:YYYY-MM-DD, e.g. 208:2021-08-01", param_hint="--dose")
+        pairs.append((code, when))
+    issuer_dir.mkdir(parents=True, exist_ok=True)
+    key_path, jwks_path = issuer_dir / "shc-issuer-key.pem", issuer_dir / "shc-issuers.json"
+    secret = _passphrase(passphrase, confirm=not key_path.exists())
+    if key_path.exists():
+        key = keystore.read_private_key(key_path, secret)
+        known = json.loads(jwks_path.read_text("utf-8")) if jwks_path.exists() else {}
+        iss = iss or next(iter(known), shc.EXAMPLE_ISS)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        keystore.write_private_key(key_path, key, secret)
+        iss = iss or shc.EXAMPLE_ISS
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeysError(f"{key_path} is not a P-256 key")
+    keystore.write_public_file(jwks_path, json.dumps({iss: shc.jwks(key)}, indent=1).encode("utf-8"))
+    payload = shc.card_payload(iss=iss, nbf=_now(now), family=person.family_name, given=person.given_name.split(),
+                               birth_date=person.dob, doses=pairs)
+    text = shc.issue_card(key, payload)
+    if str(out) == "-":
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="ascii")
+    if qr_out:
+        qr.write_png(text, qr_out)

@@ -44,6 +44,19 @@ POLICY_REASONS: dict[str, tuple[str, str]] = {
     "policy_not_met": ("Không đáp ứng quy định của chốt", "Checkpoint policy not met"),
     "clock_untrusted": ("Đồng hồ thiết bị sai", "Unit clock wrong"),
     "trust_stale": ("Danh sách tin cậy đã cũ", "Trust list out of date"),
+    # verifier.eurules: a country's EU business rules
+    "eu_rules_passed": ("Đạt quy định EU của nước đến", "Meets the country's EU rules"),
+    "eu_rule_failed": ("Không đạt quy định EU của nước đến", "Fails a rule of the country's EU rules"),
+    "eu_rule_open": ("Không áp dụng được quy định EU", "EU rule could not be evaluated"),
+    "eu_no_rules": ("Không có quy định EU áp dụng", "No EU rules apply"),
+}
+
+# Certificate formats (verifier.formats) -> (Vietnamese, English): proper names, the same in both.
+FORMATS: dict[str, tuple[str, str]] = {
+    "dcc": ("EU DCC", "EU DCC"),
+    "shc": ("SMART Health Card", "SMART Health Card"),
+    "vds-nc": ("ICAO VDS-NC", "ICAO VDS-NC"),
+    "divoc": ("DIVOC", "DIVOC"),
 }
 
 # A decision's outcome and how decisions are counted beside the colours.

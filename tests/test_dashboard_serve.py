@@ -288,6 +288,20 @@ def test_trusted_proxy_address_reaches_the_login_throttle(serve: Callable[..., S
     assert failures_by_address(served.db, "203.0.113.7", "127.0.0.1") == [1, 0]
 
 
+def test_one_forwarded_address_hammering_leaves_anothers_login_alone(serve: Callable[..., Served]) -> None:
+    """The real server behind a trusted proxy (issue 27): the hammering address is slowed, with a
+    Retry-After, while the administrator's correct login through the same proxy goes in."""
+    served = serve(trusted_proxies=1)
+    attacker, office = Browser(served), Browser(served)
+    hammer = {"X-Forwarded-For": "203.0.113.7"}
+    for i in range(5):
+        assert attacker.login("admin", f"wrong-password-{i}", hammer) == 401
+    assert attacker.login("admin", None, hammer) == 429
+    assert office.login("admin", None, {"X-Forwarded-For": "198.51.100.7"}) == 302
+    resp, page = office.request("GET", "/admin/audit")
+    assert resp.status == 200 and b"admin @ 203.0.113.7" in page
+
+
 def test_dev_flag_keeps_flasks_development_server(serve: Callable[..., Served]) -> None:
     served = serve("--dev")
     resp, _ = Browser(served).request("GET", "/login")

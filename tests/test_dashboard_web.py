@@ -164,9 +164,9 @@ def test_behind_a_trusted_proxy_throttling_counts_the_real_client(seeded: Seeded
     attacker, colleague = app.test_client(), app.test_client()
     attacker.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
     colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
-    for username in ("u1", "u2", "u3", "u4", "u5"):
-        assert login(attacker, username, "guess-guess").status_code == 401
-    assert login(attacker, "admin").status_code == 429  # this address is locked out...
+    for n in range(15):
+        assert login(attacker, f"u{n}", "guess-guess").status_code == 401
+    assert login(attacker, "admin").status_code == 429  # this address is slowed down...
     assert login(colleague, "admin").status_code == 302  # ...the proxy's other clients are not
 
 

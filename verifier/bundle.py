@@ -6,6 +6,8 @@ revocations, policies, value_sets, roster_keys}`, signed ECDSA P-256 / SHA-256 (
 trust-list key. `value_sets` (optional, newer bundles) holds EU value set documents by name;
 each replaces the shipped set of that name (older bundles, without it, keep the shipped sets).
 `roster_keys` (optional) lists the PEM public keys whose officer rosters units accept (protocol.roster).
+`shc_issuers` (optional) maps SMART Health Card issuer `iss` URLs to their JWKS (with `crls`, each
+issuer's revocation lists by key, optional): verifier.formats.shc.issuers_from_document.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from verifier.errors import VerificationError
+from verifier.formats.shc import issuers_from_document
 from verifier.revocation import HASH_TYPES, RevocationList
 from verifier.trust import SignerKey, TrustStore, compute_kid
 from verifier.valuesets import ValueSets, codes_of, shipped
@@ -93,6 +96,8 @@ class TrustBundle:
         return made
     roster_keys: tuple[str, ...] = ()
     """PEM public keys whose signed officer rosters units accept (protocol.roster)."""
+    shc_issuers: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """SMART Health Card issuers: iss URL -> JWKS (with optional `crls`), as signed in the bundle."""
 
     def trust_store(self) -> TrustStore:
         """The TrustStore of this bundle's DSCs, revocations and value sets, tagged with its version."""
@@ -103,7 +108,8 @@ class TrustBundle:
             signers.append(SignerKey.from_certificate(
                 der, kid=kid, types=entry.get("types"), country=entry.get("country") or None))
         return TrustStore(signers, RevocationList.from_mapping(self.revocations), version=self.version,
-                          value_sets=self.coded_value_sets())
+                          value_sets=self.coded_value_sets(),
+                          shc_issuers=issuers_from_document(self.shc_issuers) if self.shc_issuers else None)
 
 
 def _load_anchor(anchor: Any) -> ec.EllipticCurvePublicKey:
@@ -186,6 +192,10 @@ def _check_payload(payload: Any) -> None:
     roster_keys = payload.get("roster_keys", [])
     if not isinstance(roster_keys, list) or not all(isinstance(k, str) and len(k) < 4096 for k in roster_keys):
         raise BundleFormatError("`roster_keys` must be a list of PEM public keys")
+    try:
+        issuers_from_document(payload.get("shc_issuers", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise BundleFormatError(f"shc_issuers: {err}") from err
 
 
 def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) -> TrustBundle:
@@ -233,6 +243,7 @@ def parse_bundle(data: bytes, anchor: Any, *, min_version: int | None = None) ->
         raw=bytes(data),
         value_sets=dict(payload.get("value_sets", {})),
         roster_keys=tuple(payload.get("roster_keys", [])),
+        shc_issuers=dict(payload.get("shc_issuers", {})),
     )
     try:  # fail now, not at the first scan, on a certificate that does not parse
         bundle.trust_store()

@@ -243,3 +243,75 @@ class InternalError(VerificationError):
     code = "internal"
     message_en = "The certificate could not be checked (internal error)."
     message_vi = "Không kiểm tra được chứng nhận (lỗi nội bộ)."
+
+
+class FormatUnsupported(VerificationError):
+    """A health certificate of a known format this unit cannot verify yet (VDS-NC, DIVOC)."""
+
+    code = "format_unsupported"
+    message_en = "A health certificate of a format this unit cannot check yet: check it by other means."
+    message_vi = "Chứng nhận y tế thuộc định dạng thiết bị chưa kiểm tra được: hãy kiểm tra bằng cách khác."
+
+
+class ShcChunked(MalformedCode):
+    """A SMART Health Card split over several QR codes (the deprecated chunked form)."""
+
+    code = "shc_chunked"
+    message_en = "A SMART Health Card split over several QR codes: ask for the single-QR version."
+    message_vi = "Thẻ SMART Health Card bị chia thành nhiều mã QR: hãy yêu cầu bản một mã QR."
+
+
+class ShcNumeric(MalformedCode):
+    """The digits after shc:/ are not valid numeric encoding (odd count, a pair above 77)."""
+
+    code = "shc_numeric"
+    message_en = "The QR code is damaged (bad SMART Health Card digits)."
+    message_vi = "Mã QR bị hỏng (dãy số của SMART Health Card không hợp lệ)."
+
+
+class JwsError(MalformedCode):
+    """The SMART Health Card is not a well-formed compact JWS, or its header is wrong."""
+
+    code = "jws"
+    message_en = "The QR code is damaged (unreadable SMART Health Card)."
+    message_vi = "Mã QR bị hỏng (không đọc được SMART Health Card)."
+
+
+class JsonLimitsError(MalformedCode):
+    """The decoded JSON is nested too deeply or is not JSON."""
+
+    code = "json_limits"
+    message_en = "The certificate's data is malformed."
+    message_vi = "Dữ liệu của chứng nhận không đúng định dạng."
+
+
+class IssuerKeyMismatch(VerificationError):
+    """The key that signed the card belongs to another issuer than the card's `iss`."""
+
+    code = "issuer_mismatch"
+    message_en = "The card was signed with another issuer's key: it is forged."
+    message_vi = "Thẻ được ký bằng khóa của đơn vị khác: thẻ giả mạo."
+
+
+class ShcNotYetValid(VerificationError):
+    """The card's `nbf` is after the validation time."""
+
+    code = "shc_not_yet_valid"
+    message_en = "The card is dated in the future: check the unit's clock or the card."
+    message_vi = "Thẻ ghi ngày trong tương lai: hãy kiểm tra đồng hồ thiết bị hoặc thẻ."
+
+
+class ShcExpired(VerificationError):
+    """The card's `exp` is before the validation time."""
+
+    code = "shc_expired"
+    message_en = "The card has expired."
+    message_vi = "Thẻ đã hết hạn."
+
+
+class FhirError(SchemaError):
+    """The card's FHIR bundle lacks the patient or holds no COVID-19 immunization we can read."""
+
+    code = "fhir"
+    message_en = "The card's content is not a readable COVID-19 vaccination record."
+    message_vi = "Nội dung thẻ không phải hồ sơ tiêm chủng COVID-19 đọc được."

@@ -24,9 +24,16 @@ from datetime import date
 from importlib import resources
 from typing import Any
 
-from verifier.cbor import MAP_TYPES, MAX_ITEMS, MAX_STRING, check_limits, extras_within_limits
+from verifier.cbor import (
+    MAP_TYPES,
+    MAX_ITEMS,
+    MAX_STRING,
+    check_limits,
+    extras_within_limits,
+)
 from verifier.errors import CborLimitsError, SchemaError, SchemaVersionError
 from verifier.fastschema import check_keywords, compile_fast
+from verifier.quirks import relax_schema
 from verifier.valuesets import ValueSets, shipped
 
 Check = Callable[[Any], None]
@@ -289,7 +296,9 @@ _compiled: dict[str, tuple[Callable[[Any], bool], Check]] = {}
 def _checks(version: str) -> tuple[Callable[[Any], bool], Check]:
     checks = _compiled.get(version)
     if checks is None:  # compiled at first use: most units only ever meet one or two versions
-        checks = _compiled[version] = (compile_fast_schema(version), compile_schema(version))
+        # Without the checks the EU's special cases lift (verifier.quirks): formats, dob/fnt/gnt patterns.
+        relaxed = relax_schema(load_schema(version))
+        checks = _compiled[version] = (compile_fast_schema(relaxed), compile_schema(relaxed))
     return checks
 
 

@@ -176,6 +176,7 @@ class TrustStore:
         revocations: RevocationList | Mapping[str, Iterable[str]] | None = None,
         version: int | None = None,
         value_sets: ValueSets | None = None,
+        shc_issuers: Mapping[str, Any] | None = None,
     ) -> None:
         self._by_kid: dict[bytes, list[SignerKey]] = {}
         for signer in signers:
@@ -186,6 +187,8 @@ class TrustStore:
         self.version = version
         self.value_sets = value_sets if value_sets is not None else shipped()
         """The coded fields' value sets: a bundle's where it carries them, else the shipped ones."""
+        self.shc_issuers: Mapping[str, Any] = dict(shc_issuers or {})
+        """SMART Health Card issuers by `iss` URL (verifier.formats.shc.ShcIssuer)."""
 
     @classmethod
     def from_certificates(cls, ders: Iterable[bytes], **kwargs: Any) -> "TrustStore":

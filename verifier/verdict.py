@@ -67,6 +67,9 @@ class Verdict:
     expires_at: datetime | None = None
     uci_hash: str | None = field(default=None, repr=False)
     trust_version: int | None = None
+    format: str = "dcc"
+    """The certificate format (verifier.formats): "dcc" (HC1), "shc", or for a red verdict the
+    recognised but unsupported "vds-nc", "divoc", or "unknown"."""
     # For developers and the conformance runner only: which step failed and a technical note.
     error_detail: str = field(default="", repr=False, compare=False)
 
@@ -151,6 +154,7 @@ class Verdict:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "uci_hash": self.uci_hash,
             "trust_version": self.trust_version,
+            "format": self.format,
         }
 
 

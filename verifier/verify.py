@@ -1,8 +1,10 @@
 """verify(): one scanned payload string in, one Verdict out. Never raises, never hangs.
 
 Steps (each failure is a red verdict with its own reason code): HC1 prefix, Base45, zlib
-(capped), COSE_Sign1, alg, kid, signer lookup, signature, signer validity, key usage, CWT
-times, DCC schema, revocation, then the checkpoint policy.
+(capped), COSE_Sign1, alg, kid, signer lookup, signature, the EU's special cases applied to the
+DCC (verifier.quirks: trimmed, nulls dropped), signer validity, key usage, CWT times, DCC schema,
+one event only, revocation, the policy's event dates readable, then the checkpoint policy (an
+EU rules policy also gets the CWT's iat, exp and issuer).
 
 Untrusted clock and stale trust: the core never looks at a clock, so the unit tells it through
 VerifyOptions. When `clock_trusted` is False, a result the policy would make green or
@@ -21,21 +23,32 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from verifier import cose, cwt, hcert
+from verifier import cose, cwt, hcert, quirks
+from verifier.cbor import MAP_TYPES
 from verifier.errors import (
     BadSignature,
+    FormatUnsupported,
     InternalError,
     PolicyError,
     UnknownKid,
     VerificationError,
 )
-from verifier.cbor import MAP_TYPES
+from verifier.formats import DCC, SHC, UNKNOWN, detect
+from verifier.formats import shc
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
-from verifier.verdict import DESCRIBE, RED, RESULTS, YELLOW, Holder, Verdict, red_verdict
+from verifier.verdict import (
+    DESCRIBE,
+    RED,
+    RESULTS,
+    YELLOW,
+    Holder,
+    Verdict,
+    red_verdict,
+)
 
 logger = logging.getLogger(__name__)
 _LISTS = (list, tuple)
@@ -197,9 +210,14 @@ def _cap(verdict_fields: dict[str, Any], policy: Any, options: VerifyOptions) ->
     verdict_fields.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
 
 
-def _decide(policy: PolicyLike, dcc: Mapping[str, Any], now: datetime) -> tuple[str, str, str, str]:
+def _decide(policy: PolicyLike, dcc: Mapping[str, Any], now: datetime,
+            claims: cwt.Claims | None = None) -> tuple[str, str, str, str]:
     try:
-        outcome = policy.decide(dcc, now)  # the decoded DCC is ours alone: no copy needed
+        with_claims = getattr(policy, "decide_claims", None)  # EU rules read the CWT's iat, exp, iss too
+        if with_claims is not None and claims is not None:
+            outcome = with_claims(dcc, now, iat=claims.iat, exp=claims.exp, issuer_country=claims.iss)
+        else:
+            outcome = policy.decide(dcc, now)  # the decoded DCC is ours alone: no copy needed
         result, reason, message_en, message_vi = outcome
     except VerificationError:
         raise
@@ -213,14 +231,22 @@ def _decide(policy: PolicyLike, dcc: Mapping[str, Any], now: datetime) -> tuple[
 def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
             options: VerifyOptions, context: dict[str, Any]) -> Verdict:
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
+    if type(payload) is not str or not payload.startswith("HC1:"):  # HC1 is the hot path
+        kind_of_code = detect(payload)
+        if kind_of_code != DCC:
+            context["format"] = kind_of_code
+            if kind_of_code == SHC:
+                return _verify_shc(payload, trust, now, policy, options, context)
+            if kind_of_code != UNKNOWN:
+                raise FormatUnsupported(f"{kind_of_code} is recognised but not verified yet")
     msg = cose.parse_sign1(hcert.decode_transport(payload, options.max_inflated))
     cose.check_alg(msg)
     kid = cose.require_kid(msg)
     context["kid"] = _b64(kid)
     signer = _check_signature(msg, trust, kid)
     claims = cwt.parse_claims(msg.payload)
-    dcc = claims.dcc
+    dcc = quirks.normalise(claims.dcc)  # the EU's special cases: trimmed, nulls dropped
     kind = cert_type_of(dcc)
     entry = _entry(dcc, kind)
     # Signed data from here on: the officer may see who it is even when the verdict is red. The
@@ -232,37 +258,34 @@ def _verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     signer.check_type(kind)
     cwt.check_times(claims, now, options.clock_skew)
     validate_dcc(dcc, trust.value_sets if options.check_value_sets else False)
-    if len(dcc[kind]) > 1:  # only schema versions before 1.3.0 allow several entries of a type
-        dcc = latest_first(dcc, kind)
-        context[DESCRIBE] = functools.partial(_described, claims, kind, dcc[kind][0], options.uci_key)
+    quirks.check_single_event(dcc, kind)  # versions before 1.3.0 allow several; the EU refuses them
     if trust.revocations:  # most units carry an empty list
         _check_revoked(trust, dcc[kind], msg)
-    result, reason, message_en, message_vi = _decide(policy, dcc, now)
+    unreadable = quirks.unreadable_date(entry, kind)  # the schema no longer checks date formats
+    if unreadable is not None:
+        raise quirks.UnreadableDate(unreadable)
+    result, reason, message_en, message_vi = _decide(policy, dcc, now, claims)
     context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
     _cap(context, policy, options)
     return Verdict.complete(context)
 
 
-_EVENT_TIME = {"v": "dt", "t": "sc", "r": "fr"}
+def _verify_shc(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
+                options: VerifyOptions, context: dict[str, Any]) -> Verdict:
+    """A SMART Health Card (verifier.formats.shc), decided by the same policy on its DCC view."""
+    card = shc.read_card(payload, getattr(trust, "shc_issuers", {}), now, options.clock_skew,
+                         options.max_inflated, context)
+    context[DESCRIBE] = functools.partial(_shc_described, card)
+    result, reason, message_en, message_vi = _decide(policy, card.dcc, now)
+    context.update(result=result, reason=reason, message_en=message_en, message_vi=message_vi)
+    _cap(context, policy, options)
+    return Verdict.complete(context)
 
 
-def latest_first(dcc: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    """A copy of the DCC whose entries of `kind` are ordered latest event first.
-
-    Policies (like the EU business rules) judge entry 0; an issuer listing several doses need
-    not list the latest first. Entries order by event date (vaccination, sample, first positive
-    test: ISO 8601 text, which the schema has checked, compares in time order on its date part),
-    then by dose number.
-    """
-    key = _EVENT_TIME[kind]
-
-    def order(entry: Mapping[str, Any]) -> tuple[str, int]:
-        when, dose = entry.get(key), entry.get("dn")
-        return (when[:10] if type(when) is str else "", int(dose) if type(dose) in (int, float) else 0)
-
-    view = dict(dcc)
-    view[kind] = sorted(dcc[kind], key=order, reverse=True)
-    return view
+def _shc_described(card: shc.Card) -> dict[str, Any]:
+    return {"holder": Holder.of(card.family_name, card.given_name, None, None, card.dob),
+            "detail": dict(card.detail), "uci_hash": None, "issued_at": card.issued_at,
+            "expires_at": card.expires_at}
 
 
 def _check_revoked(trust: TrustStore, entries: Any, msg: cose.Sign1) -> None:
@@ -301,14 +324,14 @@ def verify(payload: str, trust: TrustStore, now: datetime, policy: PolicyLike,
     # the verdict is built from this dict without checks.
     context: dict[str, Any] = {
         "policy": getattr(policy, "name", None), "trust_version": getattr(trust, "version", None),
-        "kid": None, "issuer": None, "cert_type": None, "error_detail": "",
+        "kid": None, "issuer": None, "cert_type": None, "error_detail": "", "format": DCC,
     }
     try:
         return _verify(payload, trust, now, policy, options, context)
     except VerificationError as err:
         logger.info("red: %s (kid %s)", err.code, context.get("kid"))
         return red_verdict(err, **_with_description(context))
-    except BaseException as err:  # noqa: BLE001 - the contract is "never raises"
+    except BaseException as err:
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
         logger.error("internal verifier error %s", type(err).__name__)

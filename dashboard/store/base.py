@@ -342,7 +342,20 @@ AUDIT_ACTIONS: tuple[str, ...] = (
     "user_created", "user_removed", "user_scope_changed", "device_added", "device_removed",
     "device_password_rotated", "trust_uploaded", "export", "report", "officer_saved", "officer_removed",
     "refused",  # a logged-in user was refused (403): target = what was asked, detail = the reason
+    "login_attack",  # failed logins began to be slowed down: target = account @ address, detail = counts
 )
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    """Recent failed logins as the login throttle weighs them (all within one window)."""
+
+    pair: int  # this account from this address
+    pair_last: datetime | None
+    address: int  # any account from this address
+    address_last: datetime | None
+    account_addresses: int  # distinct addresses that failed this account
+    account_last: datetime | None
 
 
 @dataclass(frozen=True)
@@ -564,6 +577,12 @@ class Store(ABC):
     @abstractmethod
     def login_failures(self, username: str, ip: str, window: timedelta, now: datetime | None = None) -> int:
         """Failures within `window`: the larger of those for this username and those from this ip."""
+
+    @abstractmethod
+    def login_failure_stats(self, username: str, ip: str, window: timedelta,
+                            now: datetime | None = None) -> LoginFailures:
+        """Failures within `window` for this account from this address, from this address, and
+        the number of addresses that failed this account (what the throttle's delays grow with)."""
 
     @abstractmethod
     def delete_user(self, username: str) -> bool:

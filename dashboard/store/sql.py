@@ -20,7 +20,7 @@ from dashboard import rollup
 from dashboard.scope import Scope
 from dashboard.store.base import (
     AUDIT_ACTIONS, LANGUAGES, LEVELS, MAX_BUCKETS, ROLES, STATUS_COLUMNS,
-    USERNAME_RE, AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord,
+    USERNAME_RE, AuditEntry, Bucket, Checkpoint, Counts, DecisionCount, Device, DuplicateUser, Event, GroupCounts, InvalidRecord, LoginFailures,
     OfficerRecord, ReasonCount, RosterRecord, StatusUpdate, Store, TrustRecord, UnknownCheckpoint, UnknownUser,
     User, check_id, from_ms, minute_range, to_ms,
 )
@@ -535,6 +535,23 @@ class SqlStore(Store):
         by_ip = conn.execute("SELECT COUNT(*) FROM login_failures WHERE ip = ? AND at >= ?",
                              (ip, since)).fetchone()[0]
         return int(max(by_user, by_ip))
+
+    def login_failure_stats(self, username: str, ip: str, window: timedelta,
+                            now: datetime | None = None) -> LoginFailures:
+        since = to_ms((now or datetime.now(timezone.utc)) - window)
+        conn = self._conn()
+        pair = conn.execute("SELECT COUNT(*), MAX(at) FROM login_failures WHERE username = ? AND ip = ? AND at >= ?",
+                            (username, ip, since)).fetchone()
+        address = conn.execute("SELECT COUNT(*), MAX(at) FROM login_failures WHERE ip = ? AND at >= ?",
+                               (ip, since)).fetchone()
+        account = conn.execute("SELECT COUNT(DISTINCT ip), MAX(at) FROM login_failures WHERE username = ? AND at >= ?",
+                               (username, since)).fetchone()
+
+        def last(ms: Any) -> datetime | None:
+            return from_ms(int(ms)) if ms is not None else None
+
+        return LoginFailures(int(pair[0]), last(pair[1]), int(address[0]), last(address[1]),
+                             int(account[0]), last(account[1]))
 
     def delete_user(self, username: str) -> bool:
         with self._write() as conn:

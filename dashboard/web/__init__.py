@@ -31,8 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "CHOT_LET_THROUGH_ABOVE_AREA": 0.3,
     "CHOT_LET_THROUGH_MIN_DECISIONS": 10,
     "CHOT_METRICS_TOKEN": None,
-    "CHOT_LOGIN_MAX_FAILURES": 5,
-    "CHOT_LOGIN_WINDOW_S": 15 * 60,
+    "CHOT_LOGIN_MAX_FAILURES": 5,  # one account from one address: delays start here (login_throttle)
+    "CHOT_LOGIN_WINDOW_S": 24 * 3600,  # failures older than this no longer count (delays run from the last one)
     "CHOT_STREAM_POLL_S": 0.1,  # how often a live stream looks at the store's change marker
     "CHOT_STREAM_REFRESH_S": 5.0,  # re-render even without changes (offline alarms age with time)
     "CHOT_STREAM_MAX_S": 300.0,  # a stream ends after this; EventSource reconnects by itself

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from math import ceil
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -33,7 +34,8 @@ from flask import (
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboard.web.i18n import LANGUAGES, translate
-from dashboard.web.state import get_store
+from dashboard.web.login_throttle import ThrottlePolicy
+from dashboard.web.state import get_store, now
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +63,9 @@ class LoginThrottled(AuthError):
 
     key = "login_throttled"
 
-    def __init__(self, minutes: int) -> None:
-        self.minutes = minutes
-        super().__init__(f"login throttled for {minutes} minutes")
+    def __init__(self, wait_s: float) -> None:
+        self.seconds = max(1, ceil(wait_s))
+        super().__init__(f"login throttled for {self.seconds} s")
 
 
 class BadCredentials(AuthError):
@@ -214,19 +216,41 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 
 def authenticate(username: str, password: str, ip: str) -> Any:
-    """Check a login against the throttle and the stored hash; returns the User or raises AuthError."""
+    """Check a login against the throttle and the stored hash; returns the User or raises AuthError.
+
+    The throttle (dashboard.web.login_throttle) weighs this account from this address apart from
+    this address and this account: one address hammering does not stop a correct login elsewhere.
+    """
     cfg = current_app.config
     store = get_store()
+    policy = ThrottlePolicy.for_max_failures(cfg["CHOT_LOGIN_MAX_FAILURES"])
     window = timedelta(seconds=cfg["CHOT_LOGIN_WINDOW_S"])
-    if store.login_failures(username, ip, window) >= cfg["CHOT_LOGIN_MAX_FAILURES"]:
-        raise LoginThrottled(max(1, int(window.total_seconds() // 60)))
+    at = now()
+    wait = policy.wait_s(store.login_failure_stats(username, ip, window, at), at)
+    if wait > 0:
+        raise LoginThrottled(wait)
     user = store.get_user(username) if username else None
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok:
-        store.record_login_failure(username, ip)
+        store.record_login_failure(username, ip, at)
+        _tell_admin_of_attack(store, policy, username, ip, window, at)
         raise BadCredentials("wrong username or password")
     store.clear_login_failures(username, ip)
     return user
+
+
+def _tell_admin_of_attack(store: Any, policy: ThrottlePolicy, username: str, ip: str,
+                          window: timedelta, at: datetime) -> None:
+    """Put it on the audit page when failures begin to be slowed down (and every ten after)."""
+    seen = store.login_failure_stats(username, ip, window, at)
+    step = policy.starts_or_grows(seen)
+    if step is None:
+        return
+    wait = policy.wait_s(seen, at)
+    detail = (f"slowed {step}, failures {seen.pair} here, {seen.address} from address, "
+              f"{seen.account_addresses} addresses, wait {ceil(wait)} s")
+    logger.warning("login attack? %s from %s: %s", username or "-", ip, detail)
+    store.record_audit("-", "login_attack", f"{username or '-'} @ {ip}", None, detail, at)
 
 
 def start_session(user: Any) -> None:
@@ -259,9 +283,10 @@ def login() -> Any:
     try:
         user = authenticate(username, password, ip)
     except LoginThrottled as e:
-        logger.warning("login throttled from %s", ip)
-        message = translate(e.key, minutes=e.minutes)
-        return render_template("login.html", error=message, next=request.form.get("next", "")), 429
+        logger.warning("login throttled from %s for %s s", ip, e.seconds)
+        message = translate(e.key, seconds=e.seconds)
+        page = render_template("login.html", error=message, next=request.form.get("next", ""))
+        return page, 429, {"Retry-After": str(e.seconds)}
     except BadCredentials as e:
         logger.info("failed login from %s", ip)
         return render_template("login.html", error=translate(e.key), next=request.form.get("next", "")), 401

@@ -28,8 +28,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password": ("Mật khẩu", "Password"),
     "login_failed": ("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
     "login_throttled": (
-        "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {minutes} phút.",
-        "Too many failed logins. Please try again in {minutes} minutes.",
+        "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {seconds} giây.",
+        "Too many failed logins. Please try again in {seconds} seconds.",
     ),
     "login_required": ("Vui lòng đăng nhập.", "Please log in."),
     "csrf_failed": (

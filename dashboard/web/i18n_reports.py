@@ -104,6 +104,11 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "audit_report": ("xuất báo cáo", "report exported"),
     "scope_codes": ("Mã phạm vi và tên", "Scope codes and names"),
     "audit_area_all": ("toàn bộ phạm vi của tài khoản", "the account's whole scope"),
+    "audit_login_attack": ("đăng nhập sai liên tục: bị làm chậm", "repeated failed logins: slowed down"),
+    "login_attack_detail": ("{here} lần sai cho tài khoản này từ địa chỉ này, {address} lần từ địa chỉ này, "
+                            "{addresses} địa chỉ sai tài khoản này; phải chờ {wait} giây",
+                            "{here} failures for this account from this address, {address} from this address, "
+                            "{addresses} addresses failed this account; wait {wait} s"),
     "audit_refused": ("bị từ chối (ngoài quyền hoặc phạm vi)", "refused (outside role or scope)"),
     "confirm_yes": ("Xác nhận", "Confirm"),
     "confirm_remove_user": ("Xoá hẳn tài khoản {username}?", "Remove the account {username} for good?"),

@@ -87,6 +87,8 @@ def audit_detail(text: str) -> str:
         return f"{translate('role')}: {_role(m[1])}"
     if m := re.fullmatch(r"(\w+) (.*) -> (\w+) (.*)", text):
         return f"{_role(m[1])} ({_entries(m[2])}) → {_role(m[3])} ({_entries(m[4])})"
+    if m := re.fullmatch(r"slowed \w+, failures (\d+) here, (\d+) from address, (\d+) addresses, wait (\d+) s", text):
+        return translate("login_attack_detail", here=m[1], address=m[2], addresses=m[3], wait=m[4])
     if m := re.fullmatch(r"checkpoint (\S+)", text):
         return entry_words(f"checkpoint:{m[1]}")
     if m := re.fullmatch(r"area (\S+), period (.*)\.\.(.*)", text):

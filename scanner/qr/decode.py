@@ -34,6 +34,7 @@ from scanner.qr.imageheader import refuse_before_decoding
 logger = logging.getLogger(__name__)
 
 HC1_PREFIX = "HC1:"
+CERT_PREFIXES = (HC1_PREFIX, "shc:/")  # the formats the verifier checks (verifier.formats)
 
 _QR = zxingcpp.BarcodeFormat.QRCode
 _MIN_FRAME_SIDE, _MAX_FRAME_SIDE = 16, 8192
@@ -116,7 +117,7 @@ def _region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: int = 0, dy: i
     return Region(x0, y0, int((max(xs) - min(xs)) / scale) + 1, int((max(ys) - min(ys)) / scale) + 1)
 
 
-def _best_text(texts: list[str], prefix: str | None) -> str | None:
+def _best_text(texts: list[str], prefix: str | tuple[str, ...] | None) -> str | None:
     """The first text with the expected prefix, else the first text, else None."""
     if not texts:
         return None
@@ -136,7 +137,7 @@ class QrDecoder:
     it added no read on any benchmark set (bench/decode.py, decoder ``chot+pyzbar``).
     """
 
-    def __init__(self, *, expect_prefix: str | None = HC1_PREFIX, use_pyzbar: bool = False,
+    def __init__(self, *, expect_prefix: str | tuple[str, ...] | None = CERT_PREFIXES, use_pyzbar: bool = False,
                  track_frames: int = 8) -> None:
         self.expect_prefix = expect_prefix
         self.use_pyzbar = use_pyzbar

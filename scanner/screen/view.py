@@ -7,6 +7,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from protocol.words import FORMATS
 from verifier import Verdict
 
 # EU DCC value sets, the few codes a checkpoint meets; unknown codes are shown as they are.
@@ -44,6 +45,9 @@ def detail_lines(verdict: Verdict) -> list[dict[str, str]]:
     """The certificate lines an officer checks: doses, test or recovery, with labels in both languages."""
     d = verdict.detail or {}
     lines: list[dict[str, str]] = []
+    fmt = FORMATS.get(getattr(verdict, "format", "dcc"))
+    if fmt is not None and verdict.format != "dcc":  # the home format goes unsaid
+        lines.append({"vi": "Định dạng", "en": "Format", "value_vi": fmt[0], "value_en": fmt[1], "value": fmt[1]})
     if verdict.cert_type == "v":
         if "dn" in d and "sd" in d:
             lines.append(_line("Mũi tiêm", "Doses", f"{d['dn']}/{d['sd']}"))

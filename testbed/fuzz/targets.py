@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,7 +60,7 @@ def fixture() -> Fixture:
             continue
     from testbed.fuzz.hostile import fuzz_signer_key
 
-    trust = TrustStore([*signers.values(), fuzz_signer_key()])
+    trust = TrustStore([*signers.values(), fuzz_signer_key()], shc_issuers=shc_fuzz_issuers())
     return Fixture(trust, builtin_policy("vn-2021"), VerifyOptions(uci_key=b"fuzz-unit-secret"))
 
 
@@ -75,6 +76,47 @@ def dcc_cases() -> tuple[dict, ...]:
         if isinstance(data, dict):
             cases.append(data)
     return tuple(cases)
+
+
+SHC_FUZZ_ISS = "https://fuzz.chot.invalid/shc"
+
+
+@lru_cache(maxsize=1)
+def shc_fuzz_key() -> Any:
+    """The SMART Health Card issuer key the fuzz fixture trusts (fixed, so runs repeat)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.derive_private_key(0x5C_23_F0_22, ec.SECP256R1())
+
+
+def shc_fuzz_issuers() -> dict[str, Any]:
+    from keys.shc import jwks
+    from verifier.formats.shc import ShcIssuer
+
+    return {SHC_FUZZ_ISS: ShcIssuer.from_jwks(SHC_FUZZ_ISS, jwks(shc_fuzz_key()))}
+
+
+def shc_claims_to_verdict(data: bytes) -> Verdict:
+    """Bytes as a SMART Health Card's JWS payload (the JSON): raw-deflated and signed by the
+    trusted fuzz issuer, so every byte is judged by the steps after the signature (JSON limits,
+    iss, nbf, FHIR bundle, policy)."""
+    from keys.shc import deflate_raw, issue_jws, to_numeric
+
+    return payload_to_verdict(to_numeric(issue_jws(shc_fuzz_key(), deflate_raw(data))).encode("ascii"))
+
+
+def seed_shc_claims() -> list[bytes]:
+    """SMART Health Card payloads (JSON bytes) of the fuzz issuer: vaccinations of every mapped CVX code."""
+    from keys.shc import card_payload
+    from verifier.formats.shc import cvx_codes
+
+    out = []
+    for code in sorted(cvx_codes()):
+        payload = card_payload(iss=SHC_FUZZ_ISS, nbf=datetime(2021, 5, 1, tzinfo=timezone.utc), family="Fuzz",
+                               given=["Test"], birth_date="1990-01-01",
+                               doses=((code, "2021-03-01"), (code, "2021-04-01")))
+        out.append(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    return out
 
 
 def seed_payloads() -> list[bytes]:
