@@ -13,7 +13,6 @@ From the store's decision roll-up (`Store.decision_counts`) and red verdict coun
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,12 +71,11 @@ class Tally:
                 "reasons": dict(sorted(self.reasons.items()))}
 
 
-def _gap_reds(store: Store, checkpoints: Iterable[str], since: datetime, until: datetime) -> dict[str, int]:
-    """Red verdicts for a record gap, per checkpoint (one small roll-up query each)."""
+def _gap_reds(store: Store, scope: Scope, since: datetime, until: datetime) -> dict[str, int]:
+    """Red verdicts for a record gap, per checkpoint (one roll-up query for the whole scope)."""
     found: dict[str, int] = {}
-    for cp in checkpoints:
-        n = sum(r.count for r in store.reasons(Scope.of(checkpoints=[cp]), since, until)
-                if r.result == "red" and r.reason in RECORD_GAP_REASONS)
+    for cp, rows in store.reasons_by_checkpoint(scope, since, until, RECORD_GAP_REASONS).items():
+        n = sum(r.count for r in rows if r.result == "red" and r.reason in RECORD_GAP_REASONS)
         if n:
             found[cp] = n
     return found
@@ -95,7 +93,9 @@ def decision_view(store: Store, scope: Scope, since: datetime, until: datetime, 
             continue
         by_cp.setdefault(row.checkpoint, Tally()).add(row)
         by_officer.setdefault((row.checkpoint, row.officer), Tally()).add(row)
-    for cp, n in _gap_reds(store, places, since, until).items():
+    for cp, n in _gap_reds(store, scope, since, until).items():
+        if cp not in places:
+            continue
         by_cp.setdefault(cp, Tally()).gap_reds = n
     by_province: dict[str, Tally] = {}
     for cp, tally in by_cp.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,15 +139,30 @@ def add(conn: Any, increments: Increments, registered: Iterable[str]) -> None:
     """Add one batch's new counts to every resolution (inside the batch's transaction)."""
     if not increments:
         return
-    for size, table in CHECKPOINT_TABLES.items():
-        _upsert(conn, table, ("checkpoint", "unit", "result", "reason"), increments,
-                functools.partial(_checkpoint_bucket, size))
     known = set(registered)
-    country = {k: n for k, n in increments.items() if k[1] in known}
-    for size, table in COUNTRY_TABLES.items():
-        _upsert(conn, table, ("unit", "result", "reason"), country,
-                functools.partial(_country_bucket, size))
-    _upsert(conn, TOTALS_TABLE, ("checkpoint", "result"), increments, lambda k: (k[1], k[2]))
+    # One pass over the increments for all seven tables (profiled: a pass per table, each key
+    # made by a lambda, was a sixth of the embedded ingest's time in record_events).
+    per_checkpoint: dict[int, dict[tuple[Any, ...], int]] = {size: {} for size in SIZES}
+    country: dict[int, dict[tuple[Any, ...], int]] = {size: {} for size in SIZES}
+    totals: dict[tuple[Any, ...], int] = {}
+    for (minute, cp, result, reason), n in increments.items():
+        counted = cp in known
+        for size in SIZES:
+            unit = minute // size
+            table = per_checkpoint[size]
+            key: tuple[Any, ...] = (cp, unit, result, reason)
+            table[key] = table.get(key, 0) + n
+            if counted:
+                whole = country[size]
+                key = (unit, result, reason)
+                whole[key] = whole.get(key, 0) + n
+        key = (cp, result)
+        totals[key] = totals.get(key, 0) + n
+    for size, table_name in CHECKPOINT_TABLES.items():
+        _write(conn, table_name, ("checkpoint", "unit", "result", "reason"), per_checkpoint[size])
+    for size, table_name in COUNTRY_TABLES.items():
+        _write(conn, table_name, ("unit", "result", "reason"), country[size])
+    _write(conn, TOTALS_TABLE, ("checkpoint", "result"), totals)
     first, last = min(k[0] for k in increments), max(k[0] for k in increments)
     # Written only when the bounds move, so concurrent writers rarely wait on these rows.
     conn.execute("UPDATE meta SET value = ? WHERE key = 'first_minute' AND (value IS NULL OR value > ?)",
@@ -156,21 +171,8 @@ def add(conn: Any, increments: Increments, registered: Iterable[str]) -> None:
                  (last, last))
 
 
-def _checkpoint_bucket(size: int, key: tuple[int, str, str, str]) -> tuple[Any, ...]:
-    return key[1], key[0] // size, key[2], key[3]
-
-
-def _country_bucket(size: int, key: tuple[int, str, str, str]) -> tuple[Any, ...]:
-    return key[0] // size, key[2], key[3]
-
-
-def _upsert(conn: Any, table: str, columns: tuple[str, ...], increments: Increments,
-            key_of: Callable[[tuple[int, str, str, str]], tuple[Any, ...]]) -> None:
-    """Add the increments, re-keyed by `key_of` and merged, to `table`'s counts."""
-    merged: dict[tuple[Any, ...], int] = {}
-    for key, n in increments.items():
-        k = key_of(key)
-        merged[k] = merged.get(k, 0) + n
+def _write(conn: Any, table: str, columns: tuple[str, ...], merged: Mapping[tuple[Any, ...], int]) -> None:
+    """Add merged counts to `table`'s."""
     if merged:
         # Rows in key order: writers committing at once lock them in the same order (no deadlock),
         # and `count = count + excluded.count` adds to what another writer committed meanwhile.

@@ -63,6 +63,7 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("/admin/officers", ADMINS),  # a province admin manages its own checkpoints' officers
     ("/admin", {"admin"}),
     ("/metrics", {"admin"}),
+    ("/healthz", {"admin"}),
 ]
 # Checkpoint ids and where they are: IC7 and XSS1 in Lào Cai (10), HN-GIA in Hà Nội (01).
 PROVINCE_OF = {"IC7": "10", "XSS1": "10", "HN-GIA": "01", "NOWHERE": None}
@@ -169,7 +170,7 @@ def test_every_route_for_every_role_and_scope(app: Any, seeded: Seeded) -> None:
             if expected_refusal(role, path) and not (path == "/login" or path == "/language"):
                 refused += 1
                 if role == "anonymous":
-                    want = {401} if path.startswith(("/api/", "/stream/", "/metrics")) else {302}
+                    want = {401} if path.startswith(("/api/", "/stream/", "/metrics", "/healthz")) else {302}
                 else:
                     want = {403, 404} if "NOWHERE" in path and role == "admin" else {403}
                 assert resp.status_code in want, (role, method, path, resp.status_code)

@@ -70,7 +70,7 @@ def test_every_route_refuses_anonymous_visitors(app: Any, client: Any) -> None:
         else:
             resp = client.get(path)
         checked += 1
-        if path.startswith(("/api/", "/stream", "/metrics")):
+        if path.startswith(("/api/", "/stream", "/metrics", "/healthz")):
             assert resp.status_code == 401, (method, path, resp.status_code)
             assert resp.is_json and resp.json["error"]
         else:

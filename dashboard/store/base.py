@@ -464,6 +464,30 @@ class Store(ABC):
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         """Counts per (result, reason), largest first."""
 
+    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                              reasons: Sequence[str] | None = None) -> dict[str, list[ReasonCount]]:
+        """`reasons` of each checkpoint inside `scope` that has any (only those `reasons` if given),
+        in one go (a backend answers it with one query; this fallback asks per checkpoint)."""
+        found: dict[str, list[ReasonCount]] = {}
+        for cp in self.list_checkpoints(scope):
+            rows = [r for r in self.reasons(Scope.of(checkpoints=[cp.id]), since, until)
+                    if r.count and (reasons is None or r.reason in reasons)]
+            if rows:
+                found[cp.id] = rows
+        return found
+
+    def timeseries_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                                 bucket_s: int) -> dict[str, list[Bucket]]:
+        """`timeseries` of each checkpoint inside `scope`, keeping only checkpoints and buckets
+        that hold counts (a backend answers it with one query; this fallback asks per checkpoint)."""
+        found: dict[str, list[Bucket]] = {}
+        for cp in self.list_checkpoints(scope):
+            buckets = [b for b in self.timeseries(Scope.of(checkpoints=[cp.id]), since, until, bucket_s)
+                       if b.counts != Counts()]
+            if buckets:
+                found[cp.id] = buckets
+        return found
+
     @abstractmethod
     def counts_by_device(self, checkpoint: str, since: datetime, until: datetime) -> dict[str, Counts]:
         """Per unit of `checkpoint`, its verdicts, decisions and manual checks with since <= ts <
@@ -477,6 +501,24 @@ class Store(ABC):
     @abstractmethod
     def change_marker(self) -> int:
         """A cheap number that grows whenever an event or a status is stored (for SSE polling)."""
+
+    def verdicts_by_hour_of_day(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[int]]:
+        """Per checkpoint inside `scope` with verdicts, 24 totals: hour h holds the verdicts of hours
+        h, h + 24, h + 48... counted from `since` (from a local midnight, with no change of UTC offset
+        in the range, these are the local hours of the day). A backend answers in one query."""
+        found: dict[str, list[int]] = {}
+        for cp, buckets in self.timeseries_by_checkpoint(scope, since, until, 3600).items():
+            hours = [0] * 24
+            for b in buckets:
+                hours[int((b.start - since).total_seconds()) // 3600 % 24] += b.counts.total
+            if any(hours):
+                found[cp] = hours
+        return found
+
+    def change_feed(self) -> Any:
+        """A feed that pushes committed changes by checkpoint (`dashboard.store.pgnotify.ChangeFeed`,
+        one per process), or None: live pages then poll `change_marker` (SQLite, a local read)."""
+        return None
 
     @abstractmethod
     def prune_events(self, received_before: datetime) -> int:

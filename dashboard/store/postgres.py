@@ -16,6 +16,7 @@ names the URL without its password.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import rollup
+from dashboard.store import pgnotify
 from dashboard.store.base import (
     Event,
     StoreError,
@@ -133,6 +135,10 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
     ("ALTER TABLE devices ADD COLUMN pin_wrong_hour bigint", "ALTER TABLE devices ADD COLUMN pin_wrong_total bigint",
      "ALTER TABLE devices ADD COLUMN pin_lockouts bigint", "ALTER TABLE devices ADD COLUMN pin_locked boolean",
      "ALTER TABLE devices ADD COLUMN pin_officers text"),
+    # A country's per-checkpoint pages read a few hours or minutes of every checkpoint at the
+    # edges of a period: by time, not a walk of each checkpoint's keys (EXPLAIN: a seq scan of
+    # hour_counts kept 2,227 of 60,460 rows; docs/national.md).
+    tuple(f"CREATE INDEX {table}_unit ON {table} (unit)" for table in rollup.CHECKPOINT_TABLES.values()),
 )
 
 
@@ -140,6 +146,27 @@ MIGRATIONS: tuple[Sequence[str], ...] = (
 def _dialect(sql: str) -> str:
     """Portable `?` placeholders as psycopg's `%s` (a literal % doubled)."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+# A page's statements read thousands of roll-up rows, not millions: starting parallel workers
+# costs more than it saves (EXPLAIN ANALYZE: a Gather added ~10 ms to a 3 ms aggregate), and a
+# country's per-checkpoint chart hashes ~40,000 groups, which spilled to disk at the default 4 MB.
+# The roll-ups a page reads are in memory: at the default random_page_cost (4, for spinning
+# disks) a province's 30 days were read by a seq scan of all 554,273 day rows (~170 ms at 1M
+# events) instead of its 159 checkpoints' index ranges (~40 ms).
+_SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0 -c work_mem=32MB -c random_page_cost=1.1"
+
+# A connection back in the pool for less than this was working a moment ago: lending it again
+# skips the check's round trip (a server lost meanwhile fails that one statement, StoreUnavailable).
+_CHECK_IDLE_S = 2.0
+_returned_at: dict[int, float] = {}  # id(connection) -> when it went back (set in _borrow: a pool
+# `reset` callback would cost ~90 us a statement, measured)
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check on lending, only for a connection idle long enough to have been cut."""
+    if time.monotonic() - _returned_at.pop(id(conn), 0.0) >= _CHECK_IDLE_S:
+        ConnectionPool.check_connection(conn)
 
 
 class _Conn:
@@ -217,12 +244,17 @@ class PostgresStore(SqlStore):
         self.location = redact_url(url)
         self._timeout_s = connect_timeout_s
         self._local = threading.local()
+        self._feed: pgnotify.ChangeFeed | None = None
+        self._feed_lock = threading.Lock()
         self.migrate()  # first, on a connection of its own: its error says why the database is out of reach
         self._pool = ConnectionPool(
             # A request waits at most 5 s for a connection: a page then says the store is away.
             url, min_size=1, max_size=pool_size, open=False, name="chot-store", timeout=min(5.0, connect_timeout_s),
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout_s))},
-            check=ConnectionPool.check_connection, reconnect_timeout=0,
+            # prepare_threshold 1: a page's statements (the same text each time) run as prepared
+            # statements from their second use on a connection.
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout_s)), "prepare_threshold": 1,
+                    "options": _SESSION_OPTIONS},
+            check=_check_if_idle, reconnect_timeout=0,
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
@@ -255,6 +287,7 @@ class PostgresStore(SqlStore):
             cm.__exit__(type(e), e, e.__traceback__)
             raise
         else:
+            _returned_at[id(raw)] = time.monotonic()
             cm.__exit__(None, None, None)
 
     @contextmanager
@@ -289,6 +322,10 @@ class PostgresStore(SqlStore):
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def close(self) -> None:
+        feed = getattr(self, "_feed", None)
+        if feed is not None:
+            feed.close()
+            self._feed = None
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.close()
@@ -385,8 +422,31 @@ class PostgresStore(SqlStore):
                 [(at, top_seq[device], device) for device, at in sorted(seen.items())],
             )
             if inserted:
-                conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (len(inserted),))
+                self._count_change(conn, len(inserted), checkpoints=[row[3] for row in inserted])
         return len(inserted)
+
+    def _count_change(self, conn: Any, n: int, *, checkpoints: Sequence[str] = (), device: str | None = None) -> None:
+        """Move the marker and NOTIFY it with the checkpoints touched (sent by the server at commit,
+        so a web process never hears of a change it cannot read yet)."""
+        if device is not None:
+            conn.native(
+                "WITH m AS (UPDATE meta SET value = value + %s WHERE key = 'changes' RETURNING value)"
+                " SELECT pg_notify(%s, json_build_object('m', m.value, 'c', json_build_array(d.checkpoint))::text)"
+                " FROM m LEFT JOIN devices d ON d.id = %s", [n, pgnotify.CHANNEL, device])
+            return
+        names = sorted(set(checkpoints))
+        listed = names if len(names) <= pgnotify.MAX_LISTED else None
+        conn.native(
+            "WITH m AS (UPDATE meta SET value = value + %s WHERE key = 'changes' RETURNING value)"
+            " SELECT pg_notify(%s, json_build_object('m', m.value, 'c', %s::json)::text) FROM m",
+            [n, pgnotify.CHANNEL, None if listed is None else json.dumps(listed)])
+
+    def change_feed(self) -> pgnotify.ChangeFeed:
+        """This process's LISTEN connection (started on first use, one per store)."""
+        with self._feed_lock:
+            if self._feed is None:
+                self._feed = pgnotify.ChangeFeed(self.url, self.location)
+            return self._feed
 
     @staticmethod
     def _warn_reused_seqs(conn: _Conn, batch: Sequence[Event], inserted: set[tuple[str, int]]) -> None:

@@ -196,97 +196,118 @@ class SqlStore(Store):
                 cur = conn.execute("UPDATE devices SET state = ?, status_at = ? WHERE id = ?",
                                    (status.state, at, device_id))
             if cur.rowcount:
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
+                self._count_change(conn, 1, device=device_id)
             return bool(cur.rowcount > 0)
 
+    def _count_change(self, conn: Any, n: int, *, checkpoints: Sequence[str] = (), device: str | None = None) -> None:
+        """Move the change marker by `n` inside a write transaction (a backend that pushes changes
+        also announces the checkpoints touched, or the device's)."""
+        conn.execute("UPDATE meta SET value = value + ? WHERE key = 'changes'", (n,))
+
     # -- queries -----------------------------------------------------------------------------
-    def _sum_counts(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], str], *,
-                    grid: tuple[int, int] | None = None, per_checkpoint: bool = False) -> dict[tuple[Any, ...], int]:
-        """SUM(count) grouped by the `keys` expression over minutes [start, end), read from the
-        coarsest roll-ups that fit; unscoped queries not split by checkpoint read the country's."""
-        conn = self._conn()
+    # Every dashboard figure is one statement (one round trip on PostgreSQL, one snapshot on
+    # both): the roll-up pieces of a range are read as one UNION ALL, summed in the database.
+    def _sums_sql(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], Sequence[str]], *,
+                  grid: tuple[int, int] | None = None, per_checkpoint: bool = False,
+                  all_time: Sequence[str] | None = None,
+                  only: tuple[str, Sequence[Any]] | None = None) -> tuple[str, list[Any]] | None:
+        """A subquery of rows (k0, k1, ..., count) over minutes [start, end), read from the
+        coarsest roll-ups that fit; unscoped queries not split by checkpoint read the country's.
+
+        `all_time` (key columns of the running totals, e.g. ("checkpoint", "result")): when
+        [start, end) holds every counted minute (the `/metrics` case) the rows come from the
+        running totals instead; the choice is made inside the statement. `only`: a further condition
+        on the roll-up rows and its parameters. None when nothing to read.
+        """
         country = scope.everything and not per_checkpoint
-        params: list[Any]
-        if country:
-            where, params = "1 = 1", []
-        else:
-            # Same rows as a join on checkpoints: only registered checkpoints inside the scope.
-            inner, params = scope.sql("province", "district", "id")
-            where = f"checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
-        sums: dict[tuple[Any, ...], int] = {}
+        inner, scope_params = scope.sql("province", "district", "id")
+        registered = f"checkpoint IN (SELECT id FROM checkpoints WHERE {inner})"
+        where, params = ("1 = 1", []) if country else (registered, list(scope_params))
+        if only is not None:
+            where, params = f"{where} AND {only[0]}", [*params, *only[1]]
+        parts: list[str] = []
+        args: list[Any] = []
+        covering = "(b.f IS NULL OR (? <= b.f AND b.f <= b.l AND b.l < ?))"
+        bounds = ("(SELECT MAX(CASE WHEN key = 'first_minute' THEN value END) AS f,"
+                  " MAX(CASE WHEN key = 'last_minute' THEN value END) AS l FROM meta) b")
         for piece in rollup.split_range(start, end, grid):
             table = piece.country_table if country else piece.checkpoint_table
-            expr = keys(piece)
-            rows = conn.execute(
-                f"SELECT {expr}, SUM(count) FROM {table} WHERE unit >= ? AND unit < ? AND {where} GROUP BY {expr}",
-                [piece.lo, piece.hi, *params],
-            )
-            for *key, n in rows:
-                sums[tuple(key)] = sums.get(tuple(key), 0) + int(n)
-        return sums
-
-    def _all_time_totals(self, scope: Scope, start: int, end: int) -> dict[tuple[str, str], int] | None:
-        """Per (checkpoint, result) counts from the running totals, if [start, end) holds every
-        counted minute (the `/metrics` case); None when it does not."""
-        conn = self._conn()
-        first, last = (row[0] for row in conn.execute(
-            "SELECT value FROM meta WHERE key IN ('first_minute', 'last_minute') ORDER BY key"))
-        if first is not None and not start <= first <= last < end:
+            columns = ", ".join(f"{expr} AS k{i}" for i, expr in enumerate(keys(piece)))
+            if all_time is None:
+                parts.append(f"SELECT {columns}, count FROM {table} WHERE unit >= ? AND unit < ? AND {where}")
+                args += [piece.lo, piece.hi, *params]
+            else:
+                parts.append(f"SELECT {columns}, count FROM {table}, {bounds} WHERE unit >= ? AND unit < ?"
+                             f" AND {where} AND NOT {covering}")
+                args += [piece.lo, piece.hi, *params, start, end]
+        if all_time is not None:
+            columns = ", ".join(f"{expr} AS k{i}" for i, expr in enumerate(all_time))
+            parts.append(f"SELECT {columns}, count FROM {rollup.TOTALS_TABLE}, {bounds}"
+                         f" WHERE {registered} AND {covering}")
+            args += [*scope_params, start, end]
+        if not parts:
             return None
-        inner, params = scope.sql("province", "district", "id")
-        rows = conn.execute(
-            f"SELECT checkpoint, result, SUM(count) FROM {rollup.TOTALS_TABLE}"
-            f" WHERE checkpoint IN (SELECT id FROM checkpoints WHERE {inner}) GROUP BY checkpoint, result",
-            params,
-        )
-        return {(cp, result): int(n) for cp, result, n in rows}
+        return " UNION ALL ".join(parts), args
+
+    def _sum_counts(self, scope: Scope, start: int, end: int, keys: Callable[[rollup.Piece], Sequence[str]], *,
+                    grid: tuple[int, int] | None = None, per_checkpoint: bool = False,
+                    all_time: Sequence[str] | None = None,
+                    only: tuple[str, Sequence[Any]] | None = None) -> dict[tuple[Any, ...], int]:
+        """SUM(count) grouped by the `keys` expressions (see `_sums_sql`), in one statement."""
+        sub = self._sums_sql(scope, start, end, keys, grid=grid, per_checkpoint=per_checkpoint, all_time=all_time,
+                             only=only)
+        if sub is None:
+            return {}
+        sql, args = sub
+        n = len(all_time) if all_time is not None else len(keys(rollup.Piece(rollup.MINUTE, 0, 0)))
+        group = ", ".join(f"k{i}" for i in range(n))
+        rows = self._conn().execute(f"SELECT {group}, SUM(count) FROM ({sql}) s GROUP BY {group}", args)
+        return {tuple(key): int(total) for *key, total in rows}
 
     def totals(self, scope: Scope, since: datetime, until: datetime) -> Counts:
         start, end = minute_range(since, until)
-        by_result: dict[str, int] = {}
-        with self._read():
-            all_time = self._all_time_totals(scope, start, end)
-            if all_time is not None:
-                for (_cp, result), n in all_time.items():
-                    by_result[result] = by_result.get(result, 0) + n
-            else:
-                by_result = {key[0]: n for key, n in self._sum_counts(scope, start, end, lambda p: "result").items()}
-        return Counts(**{result: n for result, n in by_result.items() if result in COUNTED and n})
+        sums = self._sum_counts(scope, start, end, lambda p: ("result",), all_time=("result",))
+        return Counts(**{key[0]: n for key, n in sums.items() if key[0] in COUNTED and n})
 
     def totals_by(self, scope: Scope, since: datetime, until: datetime, level: str) -> list[GroupCounts]:
         if level not in LEVELS:
             raise InvalidRecord(f"level must be province, district or checkpoint, got {level!r}")
         start, end = minute_range(since, until)
-        where, params = scope.sql("province", "district", "id")
-        column = {"province": 3, "district": 2, "checkpoint": 0}[level]
-        with self._read() as conn:
-            sums: Mapping[tuple[Any, ...], int] | None = self._all_time_totals(scope, start, end)
-            if sums is None:
-                sums = self._sum_counts(scope, start, end, lambda p: "checkpoint, result", per_checkpoint=True)
-            # Provinces and districts are labelled by their code, checkpoints by their name.
-            place = {row[0]: (row[column], row[1] if level == "checkpoint" else row[column])
-                     for row in conn.execute(f"SELECT id, name, district, province FROM checkpoints WHERE {where}",
-                                             params)}
+        sub = self._sums_sql(scope, start, end, lambda p: ("checkpoint", "result"), per_checkpoint=True,
+                             all_time=("checkpoint", "result"))
+        if sub is None:
+            return []
+        sql, args = sub
+        # Provinces and districts are labelled by their code, checkpoints by their name.
+        key, label = {"province": ("c.province", "c.province"), "district": ("c.district", "c.district"),
+                      "checkpoint": ("c.id", "c.name")}[level]
+        rows = self._conn().execute(
+            f"SELECT {key}, MIN({label}), s.k1, SUM(s.count) FROM ({sql}) s JOIN checkpoints c ON c.id = s.k0"
+            f" GROUP BY {key}, s.k1", args,
+        )
         groups: dict[str, tuple[str, dict[str, int]]] = {}
-        for (cp, result), n in sums.items():
-            if cp in place:
-                key, label = place[cp]
-                counts = groups.setdefault(key, (label, {}))[1]
-                counts[result] = counts.get(result, 0) + n
+        for group, name, result, n in rows:
+            counts = groups.setdefault(group, (name, {}))[1]
+            counts[result] = counts.get(result, 0) + int(n)
         return [GroupCounts(k, groups[k][0], Counts(**groups[k][1])) for k in sorted(groups)]
 
-    def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
+    @staticmethod
+    def _buckets(start: int, end: int, bucket_s: int) -> tuple[int, int]:
+        """Width in minutes and number of buckets of a chart over [start, end)."""
         if not isinstance(bucket_s, int) or bucket_s < 60 or bucket_s % 60:
             raise InvalidRecord(f"bucket_s must be a positive multiple of 60, got {bucket_s!r}")
-        start, end = minute_range(since, until)
         width = bucket_s // 60
         count = -(-(end - start) // width)
         if count > MAX_BUCKETS:
             raise InvalidRecord(f"{count} buckets asked for; at most {MAX_BUCKETS}: use wider buckets")
+        return width, count
+
+    def timeseries(self, scope: Scope, since: datetime, until: datetime, bucket_s: int) -> list[Bucket]:
+        start, end = minute_range(since, until)
+        width, count = self._buckets(start, end, bucket_s)
         # Units of a roll-up are used only where they fall inside one bucket (see split_range).
-        with self._read():
-            sums = self._sum_counts(scope, start, end, lambda p: f"(unit * {p.size} - {start}) / {width}, result",
-                                    grid=(start, width))
+        sums = self._sum_counts(scope, start, end, lambda p: (f"(unit * {p.size} - {start}) / {width}", "result"),
+                                grid=(start, width))
         filled: list[dict[str, int]] = [{} for _ in range(count)]
         for (index, result), n in sums.items():
             filled[int(index)][result] = n
@@ -295,13 +316,54 @@ class SqlStore(Store):
             for i, c in enumerate(filled)
         ]
 
+    def timeseries_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                                 bucket_s: int) -> dict[str, list[Bucket]]:
+        start, end = minute_range(since, until)
+        width, _count = self._buckets(start, end, bucket_s)
+        sums = self._sum_counts(scope, start, end,
+                                lambda p: ("checkpoint", f"(unit * {p.size} - {start}) / {width}", "result"),
+                                grid=(start, width), per_checkpoint=True)
+        found: dict[str, dict[int, dict[str, int]]] = {}
+        for (cp, index, result), n in sums.items():
+            if n:
+                found.setdefault(cp, {}).setdefault(int(index), {})[result] = n
+        return {cp: [Bucket(datetime.fromtimestamp((start + i * width) * 60, tz=timezone.utc), Counts(**c))
+                     for i, c in sorted(buckets.items())] for cp, buckets in sorted(found.items())}
+
+    def verdicts_by_hour_of_day(self, scope: Scope, since: datetime, until: datetime) -> dict[str, list[int]]:
+        start, end = minute_range(since, until)
+        verdicts = ", ".join(f"'{r}'" for r in RESULTS)
+        sums = self._sum_counts(
+            scope, start, end,
+            lambda p: ("checkpoint", f"(unit * {p.size} - {start}) / 60 % 24",
+                       f"CASE WHEN result IN ({verdicts}) THEN 1 ELSE 0 END"),
+            grid=(start, 60), per_checkpoint=True)
+        found: dict[str, list[int]] = {}
+        for (cp, hour, verdict), n in sums.items():
+            if verdict and n:
+                found.setdefault(cp, [0] * 24)[int(hour)] += n
+        return found
+
     def reasons(self, scope: Scope, since: datetime, until: datetime) -> list[ReasonCount]:
         start, end = minute_range(since, until)
-        with self._read():
-            sums = self._sum_counts(scope, start, end, lambda p: "result, reason")
+        sums = self._sum_counts(scope, start, end, lambda p: ("result", "reason"))
         ordered = sorted(sums.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
         # Verdict reasons only: decisions have their own counts (decision_counts).
         return [ReasonCount(result, reason, n) for (result, reason), n in ordered if result in RESULTS]
+
+    def reasons_by_checkpoint(self, scope: Scope, since: datetime, until: datetime,
+                              reasons: Sequence[str] | None = None) -> dict[str, list[ReasonCount]]:
+        start, end = minute_range(since, until)
+        only = None if reasons is None else (
+            f"reason IN ({', '.join('?' for _ in reasons)})" if reasons else "1 = 0", list(reasons))
+        sums = self._sum_counts(scope, start, end, lambda p: ("checkpoint", "result", "reason"), per_checkpoint=True,
+                                only=only)
+        ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1], item[0][2]))
+        found: dict[str, list[ReasonCount]] = {}
+        for (cp, result, reason), n in ordered:
+            if result in RESULTS and n:
+                found.setdefault(cp, []).append(ReasonCount(result, reason, n))
+        return found
 
     def decision_counts(self, scope: Scope, since: datetime, until: datetime) -> list[DecisionCount]:
         start, end = minute_range(since, until)

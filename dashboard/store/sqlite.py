@@ -251,12 +251,16 @@ class SqliteStore(SqlStore):
         top_seq: dict[str, int] = {}
         rows = []
         for e in batch:
-            received = to_ms(e.received_at)
-            rows.append((e.device, e.seq, e.checkpoint, to_ms(e.ts), received, counted_minute(e), e.result,
-                         e.reason, e.policy, e.trust_version, e.outcome, e.officer, e.follows_seq,
+            # Event made its times aware UTC already: their epoch values directly (profiled: the
+            # checks of to_ms twice an event were a tenth of record_events).
+            received = int(e.received_at.timestamp() * 1000)
+            rows.append((e.device, e.seq, e.checkpoint, int(e.ts.timestamp() * 1000), received, counted_minute(e),
+                         e.result, e.reason, e.policy, e.trust_version, e.outcome, e.officer, e.follows_seq,
                          e.follows_result, e.follows_reason))
-            seen[e.device] = max(seen.get(e.device, 0), received)
-            top_seq[e.device] = max(top_seq.get(e.device, -1), e.seq)
+            if received > seen.get(e.device, 0):
+                seen[e.device] = received
+            if e.seq > top_seq.get(e.device, -1):
+                top_seq[e.device] = e.seq
         new = 0
         with self._write() as conn:
             for start in range(0, len(rows), _INSERT_CHUNK):

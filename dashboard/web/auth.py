@@ -46,7 +46,7 @@ bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints reachable without a session. /metrics checks its own bearer token.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.language", "static", "metrics.metrics"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.language", "static", "metrics.metrics", "metrics.health"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MIN_PASSWORD_LENGTH = 10
 # A real hash of a random password, checked when the user does not exist, so a wrong username
@@ -80,8 +80,8 @@ def hash_password(password: str) -> str:
 
 
 def wants_json() -> bool:
-    """True for machine routes (API, stream, metrics), which get status codes, not redirects."""
-    return request.path.startswith(("/api/", "/stream", "/metrics"))
+    """True for machine routes (API, stream, metrics, health), which get status codes, not redirects."""
+    return request.path.startswith(("/api/", "/stream", "/metrics", "/healthz"))
 
 
 def _password_marker(password_hash: str) -> str:

@@ -87,14 +87,16 @@ def parse_area(entry: str | None, user_scope: Scope, store: Store) -> Area:
 
 
 def _hours_by_checkpoint(store: Store, scope: Scope, period: Period, settings: WebSettings) -> dict[str, list[int]]:
-    """Per checkpoint, the verdicts of each local hour of day (0-23) summed over the period."""
-    out: dict[str, list[int]] = {}
-    for cp in store.list_checkpoints(scope):
-        hours = [0] * 24
-        for b in store.timeseries(Scope.of(checkpoints=[cp.id]), period.since, period.until, 3600):
-            if b.counts.total:
-                hours[b.start.astimezone(settings.timezone).hour] += b.counts.total
-        out[cp.id] = hours
+    """Per checkpoint with verdicts in the period, the verdicts of each local hour of day (0-23)."""
+    tz = settings.timezone
+    if period.since.astimezone(tz).utcoffset() == period.until.astimezone(tz).utcoffset():
+        # One query: hours counted from the local midnight are the local hours of the day.
+        return store.verdicts_by_hour_of_day(scope, period.since, period.until)
+    out: dict[str, list[int]] = {}  # a change of clocks in the period (summer time): per local hour
+    for cp, buckets in store.timeseries_by_checkpoint(scope, period.since, period.until, 3600).items():
+        hours = out.setdefault(cp, [0] * 24)
+        for b in buckets:
+            hours[b.start.astimezone(tz).hour] += b.counts.total
     return out
 
 

@@ -90,6 +90,10 @@ def render_metrics() -> str:
                       for d in devices if d.last_seen))
     lines += _family("chot_store_change_marker", "gauge", "Grows with every stored event or status.",
                      [("", float(store.change_marker()))])
+    live = live_updates(store)
+    lines += _family("chot_live_updates_pushed", "gauge",
+                     "1 while this web process hears changes pushed by the store; 0 while its live pages poll.",
+                     [("", 1.0 if live["mode"] == "push" else 0.0)])
     return "\n".join(lines) + "\n"
 
 
@@ -111,3 +115,24 @@ def metrics() -> Any:
         return resp
     # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, which would say it twice.
     return Response(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def live_updates(store: Any) -> dict[str, Any]:
+    """How this process's live pages learn of changes: pushed by the store, or polling it (and why)."""
+    feed = store.change_feed()
+    if feed is None:
+        return {"mode": "poll", "detail": "the store pushes nothing (SQLite): live pages read its change marker"}
+    if feed.listening:
+        return {"mode": "push", "detail": None}
+    return {"mode": "poll", "detail": f"{feed.problem}; retrying every {feed.retry_s:g} s"}
+
+
+@bp.get("/healthz")
+def health() -> Any:
+    """This web process's health for an operator or a probe (bearer token or an admin login):
+    the store reachable, and whether live pages are pushed or fall back to polling."""
+    if not _authorised():
+        return error_response(401 if g.get("user") is None else 403, "health needs a bearer token or an admin login")
+    store = get_store()
+    store.change_marker()  # reachable (StoreUnavailable gives the 503 page)
+    return {"store": "ok", "live_updates": live_updates(store)}

@@ -1,6 +1,8 @@
 """Server-sent events: each page's live part, re-rendered when the store changes, for this user only.
 
-A stream polls the store's change marker (one cheap query) every CHOT_STREAM_POLL_S, renders
+A stream waits for a change of its viewer's checkpoints pushed by the store (PostgreSQL NOTIFY,
+`Store.change_feed`), or else polls the store's change marker (one cheap query) every
+CHOT_STREAM_POLL_S (SQLite, or a process that lost its listening connection); it renders
 the page's partial through the same scoped context as the page, and sends it only when it
 differs from what the browser already has. Streams end after CHOT_STREAM_MAX_S; the browser's
 EventSource reconnects by itself, which also re-checks the login.
@@ -103,13 +105,42 @@ def live_stream(page: str, view_key: tuple[Any, ...], render: Callable[[], str |
             yield sse_message("unavailable", {"page": page})
 
     def updates() -> Iterator[str]:
+        # Pushed (PostgreSQL NOTIFY): sleep until a change in this viewer's checkpoints; else, or
+        # while the feed has lost its connection, poll the store's change marker.
+        feed = store.change_feed()
+        try:
+            yield from loop(feed)
+        finally:
+            if feed is not None:
+                for s in subs:
+                    s.close()
+
+    subs: list[Any] = []
+
+    def watch(feed: Any) -> None:
+        """(Re)subscribe for the viewer's current scope: admins everything, others their checkpoints."""
+        for s in subs:
+            s.close()
+        subs.clear()
+        scope = user_scope()
+        places: list[str] | None
+        if page == "checkpoint" and view_key:
+            places = [str(view_key[0])]  # its access was checked before the stream began
+        else:
+            places = None if scope.everything else [c.id for c in store.list_checkpoints(scope)]
+        subs.append(feed.subscribe(places))
+
+    def loop(feed: Any) -> Iterator[str]:
         deadline = time.monotonic() + max_s
         last_marker: int | None = None
         last_html: str | None = None
         last_render = 0.0
         gap_s = poll_s
+        if feed is not None:
+            watch(feed)
         while time.monotonic() < deadline:
-            marker = store.change_marker()
+            pushed = feed is not None and feed.listening
+            marker = feed.marker if pushed else store.change_marker()
             refresh = time.monotonic() - last_render >= refresh_s
             if marker != last_marker or refresh:
                 if refresh:
@@ -118,6 +149,8 @@ def live_stream(page: str, view_key: tuple[Any, ...], render: Callable[[], str |
                     if g.user is None:
                         yield sse_message("denied", {"page": page})
                         return
+                    if feed is not None:
+                        watch(feed)
                 key = (page, *view_key, g.user.role, tuple(user_scope().entries()), current_language())
                 started = time.monotonic()
                 html = cache.get(key, marker, refresh_s, render)
@@ -132,7 +165,11 @@ def live_stream(page: str, view_key: tuple[Any, ...], render: Callable[[], str |
                     yield sse_message("update", {"page": page, "marker": marker, "html": html})
                 elif refresh:
                     yield ": keep-alive\n\n"  # lets a closed connection surface as an error
-            time.sleep(gap_s)
+            if feed is not None and feed.listening:
+                subs[0].wait(min(last_render + refresh_s, deadline) - time.monotonic())
+                time.sleep(max(0.0, last_render + gap_s - time.monotonic()))  # at most one rendering per gap
+            else:
+                time.sleep(gap_s)
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return Response(stream_with_context(events()), mimetype="text/event-stream", headers=headers)
