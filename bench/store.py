@@ -122,7 +122,7 @@ def generate(events: int, seed: int, shape: Shape) -> Iterator[Event]:
         n = min(10_000, events - made)
         places = rng.choices(range(shape.checkpoints), busy, k=n)
         verdicts = rng.choices(choices, weights, k=n)
-        for i, (result, reason) in zip(places, verdicts):
+        for i, (result, reason) in zip(places, verdicts, strict=True):
             if made >= events:
                 break
             device = shape.device(i, rng.choice("ab"))
@@ -248,7 +248,7 @@ def fast_fill(target: str, events: int, seed: int, shape: Shape) -> dict[str, An
 def write_profile(events: int, seed: int, batch: int) -> dict[str, Any]:
     """Where `record_events` spends its time on SQLite (the embedded ingest's store), by statement
     kind, for events as the ingest sees them: all from the last minute, in batches of `batch`."""
-    from dashboard.store import sqlite as sqlite_store  # noqa: PLC0415 - only for this mode
+    from dashboard.store import sqlite as sqlite_store  # only for this mode
 
     shape = Shape(days=1 / 1440)
     spent: dict[str, float] = {}

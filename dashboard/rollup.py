@@ -12,7 +12,6 @@ resolution while reading a day row in place of up to 1,440 minute rows.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass

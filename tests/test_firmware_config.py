@@ -144,7 +144,7 @@ def test_ingest_worker_template_agrees_with_the_single_ingest_and_the_config() -
     assert credentials == {central.mqtt.ingest.password_credential, central.store.url_credential}
     config = parse_config({"data_dir": "/var/lib/chot-dashboard", "store": {"url": "postgresql://h/chot"},
                            "ingest": {"workers": 3}})
-    from dashboard.devices import ingest_usernames  # noqa: PLC0415
+    from dashboard.devices import ingest_usernames
 
     assert ingest_usernames(config) == ["chot-ingest", "chot-ingest-2", "chot-ingest-3"]  # one account per %i
 

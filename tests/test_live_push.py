@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def pg_seeded(seeded: Seeded) -> Seeded:  # noqa: F811 - the imported fixture
+def pg_seeded(seeded: Seeded) -> Seeded:  # the imported fixture
     if not seeded.target.startswith("postgres"):
         pytest.skip("pushed changes are PostgreSQL's (SQLite's live pages read its change marker)")
     return seeded
@@ -138,7 +138,7 @@ def test_the_feed_listens_again_once_the_database_is_back(pg_seeded: Seeded) -> 
         feed.close()
 
 
-def test_health_says_how_live_pages_learn_of_changes_on_each_backend(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_health_says_how_live_pages_learn_of_changes_on_each_backend(seeded: Seeded, tmp_path: Path) -> None:
     client = make_app(seeded, tmp_path / "instance").test_client()
     assert client.get("/healthz").status_code == 401
     assert login(client, "sup_lc").status_code == 302

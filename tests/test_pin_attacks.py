@@ -127,7 +127,7 @@ def app_for(c: Central, tmp_path: Path, now: dt.datetime, threshold: int) -> Any
 
 
 @pytest.mark.broker
-def test_wrong_pins_reach_the_devices_page_and_raise_the_alarm(central: Central, tmp_path: Path) -> None:  # noqa: F811
+def test_wrong_pins_reach_the_devices_page_and_raise_the_alarm(central: Central, tmp_path: Path) -> None:
     creds = central.add_device(DEVICE, CP, province="25")
     central.add_device("hn-1", "HN", province="01")
     central.store.create_user("sup_pt", password_hash("phu-tho-password"), "supervisor", Scope.of(provinces=["25"]))

@@ -36,8 +36,7 @@ from verifier.errors import (
     UnknownKid,
     VerificationError,
 )
-from verifier.formats import DCC, SHC, UNKNOWN, detect
-from verifier.formats import shc
+from verifier.formats import DCC, SHC, UNKNOWN, detect, shc
 from verifier.schema import validate_dcc
 from verifier.trust import SignerKey, TrustStore
 from verifier.verdict import (

@@ -116,7 +116,7 @@ def issuers_from_document(doc: Mapping[str, Any]) -> dict[str, ShcIssuer]:
     :raises ValueError: on anything malformed.
     """
     if not isinstance(doc, Mapping):
-        raise ValueError("SHC issuers: a JSON object of iss URL -> JWKS")  # noqa: TRY004 - callers catch ValueError
+        raise ValueError("SHC issuers: a JSON object of iss URL -> JWKS")  # callers catch ValueError
     return {iss: ShcIssuer.from_jwks(iss, jwks, jwks.get("crls", ()) if isinstance(jwks, Mapping) else ())
             for iss, jwks in doc.items()}
 
