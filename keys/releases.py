@@ -24,7 +24,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from securesystemslib.signer import CryptoSigner, Signer
@@ -39,6 +39,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
+from common.atomicfile import write_atomic
 from keys import keystore
 from keys.errors import KeyFileError, KeysError
 
@@ -52,6 +53,7 @@ APP_PACKAGES = ("chot", "common", "keys", "protocol", "scanner", "verifier")
 RELEASE_MANIFEST = "release.json"
 _VERSION = re.compile(r"^\d{1,6}(\.\d{1,6}){1,3}$")
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_Bumped = TypeVar("_Bumped", Snapshot, Timestamp)
 
 
 class ReleaseError(KeysError):
@@ -266,24 +268,25 @@ class ReleaseRepo:
         """Write targets, then a snapshot naming it, then a timestamp naming that (readers never mix)."""
         targets_bytes = self._signed(targets)
         self._write(f"{targets.version}.targets.json", targets_bytes)
-        try:
-            snapshot: Snapshot = self._latest("snapshot").signed
-            snapshot.version += 1
-        except ReleaseError:
-            snapshot = Snapshot()
+        snapshot = self._next_of("snapshot", Snapshot)
         snapshot.meta["targets.json"] = MetaFile(targets.version)
         snapshot.expires = now + expiry["snapshot"]
         snapshot_bytes = self._signed(snapshot)
         self._write(f"{snapshot.version}.snapshot.json", snapshot_bytes)
-        try:
-            timestamp: Timestamp = self._latest("timestamp").signed
-            timestamp.version += 1
-        except ReleaseError:
-            timestamp = Timestamp()
+        timestamp = self._next_of("timestamp", Timestamp)
         # Length and hash of the snapshot too: a unit refuses any other file under that version.
         timestamp.snapshot_meta = MetaFile.from_data(snapshot.version, snapshot_bytes, ["sha256"])
         timestamp.expires = now + expiry["timestamp"]
         self._write("timestamp.json", self._signed(timestamp))
+
+    def _next_of(self, role: str, blank: type[_Bumped]) -> _Bumped:
+        """The latest `role` metadata with its version bumped; a new one (version 1) when there is none."""
+        try:
+            signed: _Bumped = self._latest(role).signed
+        except ReleaseError:
+            return blank()
+        signed.version += 1
+        return signed
 
     def _signed(self, signed: Any) -> bytes:
         metadata = Metadata(signed)
@@ -294,7 +297,7 @@ class ReleaseRepo:
         directory, _, name = info.path.rpartition("/")
         where = self.targets_dir / directory if directory else self.targets_dir
         where.mkdir(parents=True, exist_ok=True)
-        write_public(where / f"{info.hashes['sha256']}.{name}", data)
+        write_atomic(where / f"{info.hashes['sha256']}.{name}", data, sync_dir=False)
         return info
 
     def _target_file(self, info: TargetFile) -> Path:
@@ -302,15 +305,6 @@ class ReleaseRepo:
         return (self.targets_dir / directory) / f"{info.hashes['sha256']}.{name}"
 
     def _write(self, name: str, data: bytes) -> None:
-        write_public(self.metadata_dir / name, data)
-
-
-def write_public(path: Path, data: bytes) -> None:
-    """Write a public file atomically (temp, fsync, rename): a web server never serves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        # A web server never serves half a file (the folder's fsync is left out, as before).
+        write_atomic(self.metadata_dir / name, data, sync_dir=False)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from scanner.outbox import atomic_write
+from common.atomicfile import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class ClockGuard:
     def _save(self, now: datetime) -> None:
         try:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.state_path, json.dumps({"last_seen": now.isoformat()}).encode())
+            write_atomic(self.state_path, json.dumps({"last_seen": now.isoformat()}).encode())
             self._last_saved = now
         except OSError as e:
             logger.warning("cannot save clock state to %s: %s", self.state_path, e)

@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from common.atomicfile import write_atomic
 from protocol.roster import Officer, Roster, RosterError, RosterVersionError, load_public_keys, parse_roster
-from scanner.outbox import atomic_write
 from verifier.decisions import DecisionError, DecisionRules
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class RosterKeeper:
                 logger.warning("roster from %s refused: %s", source, e)
                 return RosterOffer(False, str(e))
             try:
-                atomic_write(self.path, data)
+                write_atomic(self.path, data)
             except OSError as e:  # still used now; the next start gets it again from MQTT
                 logger.error("roster %s could not be saved: %s", self.path, e.strerror)
             self.current = roster
@@ -204,7 +204,7 @@ class OfficerDesk:
         body = {"failures": self.failures, "locked_until": self.locked_until, "failures_total": self.failures_total,
                 "wrong_at": self.wrong_at, "lockouts_total": self.lockouts_total, "tried": self.tried}
         try:
-            atomic_write(self.state_path, json.dumps(body).encode())
+            write_atomic(self.state_path, json.dumps(body).encode())
         except OSError as e:
             logger.error("sign-in state %s could not be saved: %s", self.state_path, e.strerror)
 

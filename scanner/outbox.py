@@ -338,18 +338,3 @@ def validate_fields(fields: dict[str, Any]) -> dict[str, Any]:
         return validate_verdict(fields)
     except EventFieldError as e:
         raise OutboxFieldError(e.field, e.problem) from None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so a power cut leaves either the old or the new content: temp, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

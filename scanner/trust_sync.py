@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from scanner.outbox import atomic_write
+from common.atomicfile import write_atomic
 from verifier.bundle import BundleError, TrustBundle, parse_bundle
 from verifier.trust import TrustStore
 
@@ -149,7 +149,7 @@ class TrustKeeper:
             logger.warning("no cached trust bundle in %s: waiting for one", self.cache_dir)
 
     def _store(self, bundle: TrustBundle) -> None:
-        atomic_write(self.cache_dir / f"bundle-{bundle.version}.json", bundle.raw)
+        write_atomic(self.cache_dir / f"bundle-{bundle.version}.json", bundle.raw)
         for _, old in self._cached_files()[KEEP:]:
             old.unlink(missing_ok=True)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 from keys.releases import ReleaseRepo, build_release
 from scanner.cli import scanner as scanner_cli
 from scanner.update.layout import Layout
-from testbed.release_unit import ReleasedUnit
+from testbed.release_unit import ReleasedUnit, write_unit
 from testbed.update_repo import StaticServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -31,7 +30,7 @@ CLOCK_BUG = b"""
 _released_verify = verify
 
 
-def verify(payload, store, now, policy, options):  # noqa: F811
+def verify(payload, store, now, policy, options):  # noqa: F811 - the patch replaces the released verify
     return _released_verify(payload, store, now + timedelta(days=3650), policy, options)
 """
 
@@ -59,58 +58,13 @@ def site(tmp_path, ministry, archives):
     repo = ReleaseRepo.create(tmp_path / "repo", "test passphrase", kdf_iterations=1000)
     repo.add_release(archives["1.0.0"], "1.0.0")
     server = StaticServer(repo.path / "public")
-    now = datetime.now(UTC)
     unit_dir = tmp_path / "unit"
-    unit_dir.mkdir()
-    (unit_dir / "payloads.txt").write_text("\n".join(ministry.issue_vaccination(now=now).hc1
-                                                     for _ in range(PEOPLE)) + "\n")
-    (unit_dir / "selftest.txt").write_text(ministry.issue_vaccination(now=now).hc1)
-    (unit_dir / "anchor.pem").write_bytes(ministry.anchor_pem)
-    (unit_dir / "bundle.json").write_bytes(ministry.bundle(version=1, policies={}))
-    (unit_dir / "tuf-root.json").write_bytes(repo.pinned_root())
-    config = unit_dir / "unit.toml"
-    config.write_text(f"""
-[unit]
-device_id = "unit-1"
-checkpoint = "ic7"
-policy = "vn-2021"
-
-[trust]
-anchor_file = "anchor.pem"
-cache_dir = "/{tmp_path}/state/trust"
-bundle_file = "bundle.json"
-
-[storage]
-data_dir = "/{tmp_path}/state/data"
-
-[camera]
-backend = "scripted"
-source = "payloads.txt"
-width = 960
-height = 720
-fps = 20
-loop = false
-hold_frames = 6
-gap_frames = 4
-
-[screen]
-enabled = false
-
-[update]
-root = "/{tmp_path}/opt"
-root_file = "tuf-root.json"
-metadata_url = "{server.metadata_url}"
-targets_url = "{server.targets_url}"
-check_every_s = 1
-idle_s = 1
-gate_s = 6
-max_starts = 2
-selftest_file = "selftest.txt"
-""")
+    config = write_unit(unit_dir, ministry=ministry, pinned_root=repo.pinned_root(), people=PEOPLE,
+                        metadata_url=server.metadata_url, targets_url=server.targets_url)
     result = CliRunner().invoke(scanner_cli, ["update", "provision", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    unit = ReleasedUnit(tmp_path / "opt", config, tmp_path / "unit.log")
-    yield repo, unit, Layout(tmp_path / "opt"), tmp_path / "state"
+    unit = ReleasedUnit(unit_dir / "opt", config, tmp_path / "unit.log")
+    yield repo, unit, Layout(unit_dir / "opt"), unit_dir / "state"
     unit.kill()
     server.close()
 

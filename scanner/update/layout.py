@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.atomicfile import fsync_dir, write_atomic
+
 STATE_FILE = "update-state.json"
 MANIFEST = "release.json"
 PHASES = ("idle", "downloading", "unpacking", "staged", "switching", "trial")
@@ -83,24 +85,6 @@ class UpdateState:
         return state
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 class Layout:
     """The release root of one unit and the operations on it."""
 
@@ -120,7 +104,7 @@ class Layout:
 
     def save(self, state: UpdateState) -> None:
         state.updated_at = time.time()
-        _atomic_write(self.root / STATE_FILE, json.dumps(asdict(state), sort_keys=True).encode())
+        write_atomic(self.root / STATE_FILE, json.dumps(asdict(state), sort_keys=True).encode())
 
     @contextlib.contextmanager
     def locked(self, wait: bool = True) -> Iterator[bool]:
@@ -211,7 +195,7 @@ class Layout:
             shutil.rmtree(partial, ignore_errors=True)
             return version
         os.rename(partial, final)
-        _fsync_dir(self.releases)
+        fsync_dir(self.releases)
         return version
 
     def point(self, name: str, version: str) -> None:
@@ -223,7 +207,7 @@ class Layout:
             tmp.unlink()
         os.symlink(f"releases/{version}", tmp)
         os.replace(tmp, self.root / name)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def clean_partials(self) -> None:
         """Remove half-made downloads and unpacks (from a process that died mid-step)."""

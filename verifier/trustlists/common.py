@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -270,3 +271,22 @@ def dsc_fields(entry: Any) -> tuple[bytes | None, bytes | None, str | None, str 
         return None, kid, country, None
     thumbprint = entry.get("thumbprint") if isinstance(entry.get("thumbprint"), str) else None
     return der, kid, country, thumbprint
+
+
+def dated_entries(body: bytes, now: datetime, *, last_import: datetime | None, max_age: timedelta | None,
+                  not_json: str = "not JSON") -> tuple[list[Mapping[str, Any]], datetime | None]:
+    """The entries of a JSON list and the list's time (its newest entry timestamp), checked for age.
+
+    :raises TrustListFormatError: when `body` is not JSON (saying `not_json`) or has no entry list.
+    :raises TrustListRollback, TrustListAgeError: as `check_freshness`.
+    """
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise TrustListFormatError(not_json) from err
+    entries = entries_of(document)
+    times = [parse_time(e.get("timestamp"), "an entry's timestamp") for e in entries
+             if isinstance(e, Mapping) and e.get("timestamp") is not None]
+    issued_at = max(times) if times else None
+    check_freshness(issued_at, now, last_import=last_import, max_age=max_age)
+    return entries, issued_at

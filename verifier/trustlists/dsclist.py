@@ -8,9 +8,7 @@ entry `timestamp` stands for it (rollback and age are judged by that).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -24,13 +22,11 @@ from verifier.trustlists.common import (
     TrustListSignatureError,
     aware,
     b64,
-    check_freshness,
     collect,
+    dated_entries,
     dsc_fields,
-    entries_of,
     load_public_key,
     only_signers,
-    parse_time,
 )
 
 FORMAT = "de-dsc-list"
@@ -75,15 +71,8 @@ def parse(data: bytes, key_pem: bytes | str, now: datetime, *, last_import: date
     if len(data) > MAX_LIST_BYTES:
         raise TrustListFormatError(f"{len(data)} bytes is more than {MAX_LIST_BYTES}")
     body = verify_signature(data, key_pem)
-    try:
-        document: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise TrustListFormatError("the signed body is not JSON") from err
-    entries = entries_of(document)
-    times = [parse_time(e.get("timestamp"), "an entry's timestamp") for e in entries
-             if isinstance(e, dict) and e.get("timestamp") is not None]
-    issued_at = max(times) if times else None
-    check_freshness(issued_at, now, last_import=last_import, max_age=max_age)
+    entries, issued_at = dated_entries(body, now, last_import=last_import, max_age=max_age,
+                                       not_json="the signed body is not JSON")
     signers, other_types = only_signers(entries)
     taken, refused = collect((dsc_fields(e) for e in signers), now)
     return ImportedList(FORMAT, issued_at, taken, other_types + refused)

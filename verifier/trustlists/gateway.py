@@ -10,7 +10,6 @@ whole (the wrong anchor). Without anchors only the per-entry checks apply.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,12 +27,10 @@ from verifier.trustlists.common import (
     TrustListSignatureError,
     aware,
     b64,
-    check_freshness,
     collect,
+    dated_entries,
     dsc_fields,
-    entries_of,
     only_signers,
-    parse_time,
 )
 
 FORMAT = "dcc-gateway"
@@ -131,15 +128,7 @@ def parse(data: bytes, now: datetime, *, anchors: Sequence[bytes] = (), last_imp
     now = aware(now)
     if len(data) > MAX_LIST_BYTES:
         raise TrustListFormatError(f"{len(data)} bytes is more than {MAX_LIST_BYTES}")
-    try:
-        document: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise TrustListFormatError("not JSON") from err
-    entries = entries_of(document)
-    times = [parse_time(e.get("timestamp"), "an entry's timestamp") for e in entries
-             if isinstance(e, Mapping) and e.get("timestamp") is not None]
-    issued_at = max(times) if times else None
-    check_freshness(issued_at, now, last_import=last_import, max_age=max_age)
+    entries, issued_at = dated_entries(data, now, last_import=last_import, max_age=max_age)
     anchor_certs = load_anchors(anchors)
     entries, other_types = only_signers(entries)
     kept: list[Any] = []
