@@ -49,7 +49,7 @@ CLOCK_BUG = b"""
 _released_verify = verify
 
 
-def verify(payload, store, now, policy, options):  # noqa: F811
+def verify(payload, store, now, policy, options):  # noqa: F811 - the patch replaces the released verify
     return _released_verify(payload, store, now + timedelta(days=3650), policy, options)
 """
 
@@ -145,7 +145,9 @@ def run(units: int, canary: int, fps: float, workdir: Path) -> dict[str, Any]:
             time.sleep(1)
         result["bad_release_rolled_back"] = sum(
             (Layout(workdir / n / "opt").load().last_failure or {}).get("version") == "1.2.0" for n in fleet)
-        result["second_ring_promoted"] = repo.channel("stable")["version"] != "1.0.0"
+        stable = repo.channel("stable")
+        assert stable is not None  # the first release was published on it
+        result["second_ring_promoted"] = stable["version"] != "1.0.0"
         result["bad_release_s"] = round(time.monotonic() - started, 1)
 
         repo.add_release(archives["1.3.0"], "1.3.0", channel=None)
@@ -175,7 +177,8 @@ def run(units: int, canary: int, fps: float, workdir: Path) -> dict[str, Any]:
         broker.stop()
 
     produced = lost = doubled = 0
-    normal, switch_pauses = [], []
+    normal: list[float] = []
+    switch_pauses: list[float] = []
     for name in fleet:
         seqs, times = verdict_times(workdir / name)
         produced += len(seqs)

@@ -14,8 +14,8 @@ import json
 import re
 from typing import Any
 
+from protocol.fields import OFFICER_ID
 from protocol.message import Rejected, json_object
-from protocol.roster import OFFICER_ID
 
 FIELDS = frozenset({"state", "software", "trust_version", "trust_age_s", "backlog", "clock",
                     "fps", "temperature_c", "uptime_s", "ts", "broker", "update", "pins"})

@@ -15,7 +15,8 @@ import pytest
 
 from dashboard.store import StatusUpdate
 from dashboard.store.pgnotify import CHANNEL, ChangeFeed
-from tests.support.dashboard_web import Seeded, login, make_app, seeded  # noqa: F401
+from dashboard.store.postgres import PostgresStore
+from tests.support.dashboard_web import Seeded, login, make_app, seeded  # noqa: F401 - `seeded` is a fixture, used by name
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,6 +26,12 @@ def pg_seeded(seeded: Seeded) -> Seeded:  # the imported fixture
     if not seeded.target.startswith("postgres"):
         pytest.skip("pushed changes are PostgreSQL's (SQLite's live pages read its change marker)")
     return seeded
+
+
+def terminate(seeded: Seeded, backend_pid: int | None) -> None:
+    """End a server process of the seeded PostgreSQL store's database, as an operator would."""
+    assert isinstance(seeded.store, PostgresStore)
+    seeded.store._conn().execute("SELECT pg_terminate_backend(?)", (backend_pid,))
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> bool:
@@ -109,7 +116,7 @@ def test_a_web_process_that_lost_its_listening_connection_still_updates_its_page
     feed = app.extensions["chot_shared_store"].change_feed()
     feed.retry_s = 60.0  # stay without it for the whole test
     # The listening connection dies (a server restart, a proxy's idle cut, an operator's kill).
-    pg_seeded.store._conn().execute("SELECT pg_terminate_backend(?)", (feed.backend_pid,))
+    terminate(pg_seeded, feed.backend_pid)
     assert wait_for(lambda: health(client)["mode"] == "poll")
     said = health(client)
     assert "no listening connection" in said["detail"] and "retrying every 60 s" in said["detail"]
@@ -128,7 +135,7 @@ def test_the_feed_listens_again_once_the_database_is_back(pg_seeded: Seeded) -> 
     try:
         sub = feed.subscribe(["HN-GIA"])
         first = feed.backend_pid
-        pg_seeded.store._conn().execute("SELECT pg_terminate_backend(?)", (first,))
+        terminate(pg_seeded, first)
         assert sub.wait(10.0)  # woken to poll
         assert wait_for(lambda: feed.listening and feed.backend_pid not in (None, first))
         sub.wait(0.0)

@@ -350,6 +350,7 @@ def test_the_units_decoder_takes_a_card_at_once(key):
 
     card = _card(key)
     gray = cv2.imdecode(np.frombuffer(qr.png_bytes(card, scale=3), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert gray is not None
     decoder = QrDecoder()
     assert decoder.decode(gray) == card
     assert decoder.last_method != "other-code"  # an expected prefix, not a stray code's fallback

@@ -5,6 +5,7 @@ gives (the interface's fallback), on both backends, at minute edges as over whol
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -19,7 +20,7 @@ REASONS = [("green", "complete_series"), ("yellow", "partial_vaccination"), ("re
 
 
 @pytest.fixture
-def store(store_target: str) -> Store:
+def store(store_target: str) -> Iterator[Store]:
     s = open_store(store_target)
     for cp, district, province in PLACES:
         s.upsert_checkpoint(cp, f"Chốt {cp}", district, province)

@@ -33,7 +33,7 @@ UTC = dt.UTC
 def repo(tmp_path):
     repo = ReleaseRepo.create(tmp_path / "repo", "test passphrase", kdf_iterations=1000)
     server = StaticServer(repo.path / "public")
-    repo.server = server  # type: ignore[attr-defined]
+    repo.server = server  # type: ignore[attr-defined]  # the fixture's server rides on the repo
     yield repo
     server.close()
 
@@ -159,6 +159,7 @@ def test_release_whose_hash_or_length_differs_is_discarded(repo, tmp_path, chang
     served.write_bytes(bytes(data))
     unit = channel(repo, tmp_path / "unit")
     offer = unit.check("1.0.0")
+    assert offer is not None
     with pytest.raises(TargetMismatch) as err:
         unit.download(offer, tmp_path / "unit" / "staging")
     assert err.value.code == "update_target_mismatch"

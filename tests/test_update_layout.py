@@ -121,7 +121,8 @@ def test_agent_switches_a_staged_release_only_inside_the_allowed_hours(tmp_path,
                                    "metadata_url": "http://127.0.0.1:9/m/", "targets_url": "http://127.0.0.1:9/t/",
                                    "hours": "22-05", "idle_s": 0.0, "check_every_s": 0})
     layout.save(UpdateState(phase="staged", target="1.1.0"))
-    hour, restarts = [12], []
+    hour = [12]
+    restarts: list[str] = []
     idle_unit = SimpleNamespace(pipeline=None, screen=None, desk=None)  # no camera in this test: always idle
     agent = UpdateAgent(config, idle_unit, running="1.0.0", request_restart=restarts.append,
                         local_hour=lambda: hour[0])

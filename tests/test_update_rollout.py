@@ -24,9 +24,17 @@ CLOCK_BUG = b"""
 _released_verify = verify
 
 
-def verify(payload, store, now, policy, options):  # noqa: F811
+def verify(payload, store, now, policy, options):  # noqa: F811 - the patch replaces the released verify
     return _released_verify(payload, store, now + timedelta(days=3650), policy, options)
 """
+
+
+def channel_version(repo: ReleaseRepo, name: str) -> str:
+    """The release the channel `name` points at (it must have been published)."""
+    pointer = repo.channel(name)
+    assert pointer is not None, name
+    version: str = pointer["version"]
+    return version
 
 
 def test_a_ring_is_judged_by_its_units_latest_status():
@@ -80,7 +88,7 @@ def test_bad_release_stops_at_the_canary_ring_and_a_good_one_reaches_every_ring(
         assert stopped.value.report.channel == "canary"
         assert stopped.value.report.failed == {"ic7/unit-a": "update_gate_failed"}
         assert "ALARM" in str(stopped.value)
-        assert repo.channel("stable")["version"] == "1.0.0", "the second ring was promoted after a failure"
+        assert channel_version(repo, "stable") == "1.0.0", "the second ring was promoted after a failure"
         assert Layout(tmp_path / "unit-a" / "opt").pointed("current") == "1.0.0"
         assert Layout(tmp_path / "unit-b" / "opt").installed() == ["1.0.0"]
 
@@ -124,7 +132,7 @@ def test_rollout_command_promotes_each_ring_and_raises_the_alarm_on_a_failed_uni
             "--ring", "stable=ic7/b", "--mqtt", f"127.0.0.1:{mosquitto.port}", "--ring-timeout", "20"]
     result = CliRunner().invoke(keys_cli, args)
     assert result.exit_code == 1 and "ALARM" in result.output and "ic7/b (update_gate_failed)" in result.output
-    assert repo.channel("canary")["version"] == "1.1.0" and repo.channel("stable")["version"] == "1.1.0"
+    assert channel_version(repo, "canary") == "1.1.0" and channel_version(repo, "stable") == "1.1.0"
     bad = CliRunner().invoke(keys_cli, [*args[:5], "--ring", "canary"])
     assert bad.exit_code == 2 and "CHANNEL=CP/DEV" in bad.output
     client.loop_stop()

@@ -162,8 +162,11 @@ class SqlStore(Store):
     def _device(row: Sequence[Any]) -> Device:
         return Device(
             row[0], row[1], row[2], row[3], row[4], from_ms(row[5]) or datetime.now(timezone.utc),
-            row[6], from_ms(row[7]), from_ms(row[8]), *row[9:17], row[17], from_ms(row[18]), row[19],
-            row[20], row[21], row[22], None if row[23] is None else bool(row[23]), row[24],
+            state=row[6], last_seen=from_ms(row[7]), status_at=from_ms(row[8]), software=row[9],
+            trust_version=row[10], trust_age_s=row[11], backlog=row[12], clock=row[13], fps=row[14],
+            temperature_c=row[15], uptime_s=row[16], last_seq=row[17], complete_at=from_ms(row[18]),
+            broker=row[19], pin_wrong_hour=row[20], pin_wrong_total=row[21], pin_lockouts=row[22],
+            pin_locked=None if row[23] is None else bool(row[23]), pin_officers=row[24],
         )
 
     def get_device(self, device_id: str) -> Device | None:

@@ -20,6 +20,7 @@ and the locator's search for finder patterns on the most textured.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -511,5 +512,5 @@ def read_gray(gray: np.ndarray) -> list[str]:
     return [text] if text is not None else []
 
 
-def _unique(texts: list[str]) -> list[str]:
+def _unique(texts: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(texts))

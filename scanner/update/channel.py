@@ -14,6 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scanner.update.errors import (
     BadRelease,
@@ -27,6 +28,9 @@ from scanner.update.errors import (
     UpdateUnavailable,
 )
 from scanner.update.layout import hold_point, version_key
+
+if TYPE_CHECKING:
+    from tuf.ngclient import Updater
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ class UpdateChannel:
         self.targets_url = targets_url
         self.channel = channel
 
-    def _updater(self):  # type: ignore[no-untyped-def]
+    def _updater(self) -> Updater:
         from tuf.ngclient import Updater
 
         (self.tuf_dir / "metadata").mkdir(parents=True, exist_ok=True)

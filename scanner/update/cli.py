@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from common.typedconfig import ConfigError
 
+if TYPE_CHECKING:
+    from scanner.update.config import UpdateSection
 
-def _update_config(config_file: Path):  # type: ignore[no-untyped-def]
+
+def _update_config(config_file: Path) -> UpdateSection:
     from scanner.config import load_unit_config
 
     try:

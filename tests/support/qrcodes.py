@@ -10,6 +10,8 @@ the reader under test).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from segno import consts, encoder
 
@@ -27,7 +29,8 @@ def gs1_qr(content: str, error: str = "M", mode: str | None = None) -> np.ndarra
     buff.append_bits(FNC1_FIRST, 4)
     for segment in segments:
         encoder.write_segment(buff, segment, None, encoder.version_range(version), False)
-    capacity = consts.SYMBOL_CAPACITY[version][level]
+    # segno's table mixes Micro QR rows keyed by None, so mypy infers dict[int, object].
+    capacity = cast("dict[int, int]", consts.SYMBOL_CAPACITY[version])[level]
     encoder.write_terminator(buff, capacity, None, len(buff))
     encoder.write_padding_bits(buff, version, len(buff))
     encoder.write_pad_codewords(buff, version, capacity, len(buff))

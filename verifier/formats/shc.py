@@ -295,7 +295,7 @@ def read_card(payload: str, issuers: Mapping[str, ShcIssuer], now: datetime,
     iss = claims["iss"]
     issuer = issuers.get(iss)
     key = issuer.keys.get(kid) if issuer is not None else None
-    if key is None:
+    if issuer is None or key is None:
         if any(kid in other.keys for other in issuers.values()):
             raise IssuerKeyMismatch("the kid belongs to another issuer than the card's iss")
         raise UnknownKid(detail="SHC issuer or kid not in the trust store")
@@ -312,7 +312,7 @@ def read_card(payload: str, issuers: Mapping[str, ShcIssuer], now: datetime,
     vc = claims.get("vc")
     if not isinstance(vc, dict):
         raise FhirError(detail="payload has no vc object")
-    _check_revoked(issuer, kid, vc.get("rid"), claims.get("nbf"))  # type: ignore[arg-type]
+    _check_revoked(issuer, kid, vc.get("rid"), claims.get("nbf"))
     return _card_from_vc(vc, iss, kid, issued_at, expires_at)
 
 
