@@ -14,6 +14,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from keys.ca import PrivateKey
@@ -113,7 +114,19 @@ def encrypt_pkcs8(key: PrivateKey, passphrase: str, iterations: int = KDF_ITERAT
 
 
 def read_private_key(path: str | os.PathLike[str], passphrase: str) -> PrivateKey:
-    """Load an encrypted private key file.
+    """Load an encrypted ECDSA or RSA private key file (the ministry's certificate keys).
+
+    :raises WrongPassphrase: when the passphrase does not decrypt it.
+    :raises KeyFileError: when it is missing, readable by others, unencrypted or not such a key.
+    """
+    key = read_any_private_key(path, passphrase)
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise KeyFileError(Path(path), "not an ECDSA or RSA private key")
+    return key
+
+
+def read_any_private_key(path: str | os.PathLike[str], passphrase: str) -> PrivateKeyTypes:
+    """Load an encrypted private key file of any algorithm (TUF role keys are Ed25519).
 
     :raises WrongPassphrase: when the passphrase does not decrypt it.
     :raises KeyFileError: when it is missing, readable by others, unencrypted or not a key.
@@ -136,8 +149,6 @@ def read_private_key(path: str | os.PathLike[str], passphrase: str) -> PrivateKe
         raise WrongPassphrase(source) from None
     except (TypeError, UnsupportedAlgorithm):
         raise KeyFileError(source, "not a usable private key") from None
-    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-        raise KeyFileError(source, "not an ECDSA or RSA private key")
     return key
 
 

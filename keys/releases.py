@@ -152,7 +152,7 @@ class ReleaseRepo:
         root = cls(path, {}).root()
         signers: dict[str, Signer] = {}
         for role in ROLES:
-            private = keystore.read_private_key(path / "keys" / f"{role}.pem", passphrase)
+            private = keystore.read_any_private_key(path / "keys" / f"{role}.pem", passphrase)
             signer = CryptoSigner(private)
             if signer.public_key.keyid not in root.roles[role].keyids:
                 raise KeyFileError(path / "keys" / f"{role}.pem", f"is not the {role} key the root lists")
