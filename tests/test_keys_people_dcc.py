@@ -17,20 +17,19 @@ from keys import dcc
 from keys.errors import InvalidCertificateRequest, InvalidPerson
 from keys.people import Person, icao_transliterate, synthetic_people
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-if not REFERENCE.is_dir():
-    REFERENCE = Path("/work/shared/reference")
+# The EU value sets and DCC schema the project ships (verifier/data, with their licence and source).
+VALUESETS = Path(__file__).resolve().parents[1] / "verifier" / "data" / "valuesets"
 PERSON = Person(family_name="Nguyễn", given_name="Văn An", dob="1985-04-12")
 
 
 def _valueset(name: str) -> set[str]:
-    data = json.loads((REFERENCE / "dcc-valuesets" / f"{name}.json").read_text(encoding="utf-8"))
+    data = json.loads((VALUESETS / f"{name}.json").read_text(encoding="utf-8"))
     return set(data["valueSetValues"])
 
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Validator:
-    schema = json.loads((REFERENCE / "dcc-schema" / "DCC.combined-schema.json").read_text(encoding="utf-8"))
+    schema = json.loads((VALUESETS.parent / "schemas" / "1.3.3.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
