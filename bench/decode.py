@@ -1,7 +1,7 @@
 """Benchmark chot's QR decoding stage against each decoding library alone, on the same images.
 
     .venv/bin/python -m bench.decode tests/data/qr-photos --synthetic 100
-    .venv/bin/python -m bench.decode /work/shared/qr-photos --json
+    .venv/bin/python -m bench.decode tests/data/qr-photos --json
 
 For every set (a folder of ``NAME.png``/``.jpg`` with ``NAME.txt`` or ``NAME.bin``, as in
 ``tests/data/qr-photos``; a folder of such folders gives one set each) and every decoder, prints
