@@ -96,7 +96,7 @@ def prepare(workdir: Path, difficulty: str) -> int:
                 seen.add(id(frame))
                 cv2.imwrite(str(stills / f"{i:05d}.png"), frame)
     except SourceEnded:
-        pass
+        pass  # the replayed clip is over: every frame is written
     finally:
         writer.release()
     return len(samples)

@@ -123,7 +123,7 @@ class WireRecorder:
                     self.chunks.append(data)
                 b.sendall(data)
         except OSError:
-            pass
+            pass  # a side closed or the chaos cut the link: the finally closes both
         finally:
             for s in (a, b):
                 with contextlib.suppress(OSError):
